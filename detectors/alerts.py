@@ -1,0 +1,160 @@
+"""Alert policy: detector transitions in, episodes of alerts out.
+
+One episode per (model, column, detector) gives one ``firing`` alert and one
+``resolved`` alert. ``cooldown_seconds`` of event time must pass clear
+before an episode resolves (a re-firing inside it continues the episode),
+and ``renotify_seconds`` repeats the firing alert while it lasts. Ids are a
+hash of (model, column, detector, episode number, status, notice number):
+the same events always give the same ids, so downstream can de-duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import AlertPolicyConfig
+from .lanes import DETECTOR_KIND
+from .types import Alert
+
+__all__ = ["Finding", "AlertPolicy", "alert_id"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A detector opening or closing, ready to be told to a person."""
+
+    column: str
+    detector: str
+    action: str  # "fire" | "clear"
+    row: int
+    score: float
+    threshold: float
+    severity: str
+    message: str
+
+
+@dataclass
+class _Episode:
+    number: int = 0
+    open: bool = False
+    clear_pending: float | None = None  # event time the detector went clear, if cooling down
+    clear_score: float = 0.0
+    clear_threshold: float = 0.0
+    notified_at: float = 0.0
+    notices: int = 0
+    severity: str = "warning"
+    threshold: float = 0.0
+
+
+def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int) -> str:
+    """Deterministic id of one alert.
+
+    >>> alert_id("fraud", "amount", "mean", 1, "firing", 0) == alert_id("fraud", "amount", "mean", 1, "firing", 0)
+    True
+    """
+    key = "\x1f".join([model, column or "", detector, str(episode), status, str(notice)])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+@dataclass
+class AlertPolicy:
+    model: str
+    config: AlertPolicyConfig
+    episodes: dict[str, _Episode] = field(default_factory=dict)
+
+    def open_alerts(self) -> list[tuple[str, str]]:
+        return [tuple(k.split("\x1f")) for k, e in sorted(self.episodes.items()) if e.open]
+
+    def apply(self, findings: list[Finding], times: np.ndarray, event_ids: np.ndarray) -> list[Alert]:
+        """Turn this batch's findings into alerts, in row order."""
+        by_key: dict[str, list[Finding]] = {}
+        for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector)):
+            by_key.setdefault(f"{f.column}\x1f{f.detector}", []).append(f)
+        keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
+        out: list[Alert] = []
+        for key in sorted(keys):
+            out.extend(self._run_key(key, by_key.get(key, []), times, event_ids))
+        out.sort(key=lambda a: (a.row, a.feature or "", a.detector, a.status))
+        return out
+
+    def _run_key(self, key, findings, times, event_ids) -> list[Alert]:
+        ep = self.episodes.setdefault(key, _Episode())
+        column, detector = key.split("\x1f")
+        out: list[Alert] = []
+        cursor = 0
+        for f in findings:
+            cursor = self._deadlines(ep, column, detector, cursor, f.row, times, event_ids, out)
+            t = float(times[f.row])
+            if f.action == "fire":
+                if ep.clear_pending is not None:
+                    ep.clear_pending = None  # re-fired while cooling down: same episode
+                    continue
+                ep.number += 1
+                ep.open, ep.notices, ep.notified_at = True, 0, t
+                ep.severity, ep.threshold = f.severity, f.threshold
+                out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
+                                       f.row, times, event_ids, f.message))
+            elif ep.open:
+                ep.clear_pending, ep.clear_score, ep.clear_threshold = t, f.score, f.threshold
+                cursor = f.row
+                message = f.message
+                if self.config.cooldown_seconds == 0.0:
+                    self._resolve(ep, column, detector, f.row, times, event_ids, out, message)
+            cursor = max(cursor, f.row)
+        self._deadlines(ep, column, detector, cursor, len(times), times, event_ids, out)
+        return out
+
+    def _deadlines(self, ep, column, detector, lo, hi, times, event_ids, out) -> int:
+        """Emit time-driven alerts (end of cool-down, re-notification) in rows [lo, hi)."""
+        while lo < hi:
+            if ep.clear_pending is not None:
+                row = _first_at_or_after(times, lo, hi, ep.clear_pending + self.config.cooldown_seconds)
+                if row is None:
+                    return hi
+                message = f"{column}: {detector} has stayed within reference bounds for {self.config.cooldown_seconds:g}s."
+                self._resolve(ep, column, detector, row, times, event_ids, out, message)
+                lo = row
+            elif ep.open and self.config.renotify_seconds:
+                row = _first_at_or_after(times, lo, hi, ep.notified_at + self.config.renotify_seconds)
+                if row is None:
+                    return hi
+                ep.notices += 1
+                ep.notified_at = float(times[row])
+                out.append(self._alert(ep, column, detector, "firing", ep.severity, ep.threshold, ep.threshold,
+                                       row, times, event_ids,
+                                       f"{column}: {detector} is still firing (reminder {ep.notices})."))
+                lo = row + 1
+            else:
+                return hi
+        return hi
+
+    def _resolve(self, ep, column, detector, row, times, event_ids, out, message) -> None:
+        out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,
+                               row, times, event_ids, message))
+        ep.open, ep.clear_pending = False, None
+
+    def _alert(self, ep, column, detector, status, severity, score, threshold, row, times, event_ids, message):
+        notice = ep.notices if status == "firing" else 0
+        return Alert(
+            alert_id=alert_id(self.model, column, detector, ep.number, status, notice),
+            status=status, model=self.model, feature=column, kind=DETECTOR_KIND.get(detector, "drift"),
+            detector=detector, severity=severity, score=score, threshold=threshold,
+            event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),
+        )
+
+    def to_dict(self) -> dict:
+        return {k: vars(e).copy() for k, e in self.episodes.items()}
+
+    @classmethod
+    def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> "AlertPolicy":
+        return cls(model, config, {k: _Episode(**v) for k, v in raw.items()})
+
+
+def _first_at_or_after(times: np.ndarray, lo: int, hi: int, deadline: float) -> int | None:
+    hit = times[lo:hi] >= deadline
+    if not hit.any():
+        return None
+    return lo + int(np.argmax(hit))

@@ -1,0 +1,169 @@
+"""Codebooks: turn a column's values into small integer codes.
+
+Every detector in inferwatch reads a column through its codebook. A numeric
+column is cut at the quantiles of its reference (ties and integer columns get
+one bin per distinct value); a categorical column keeps its most frequent
+reference labels, one code for the other known labels, one for labels never
+seen in the reference. The last code is always "missing". Working on codes
+makes the detectors robust to heavy tails and units (a value 100 times too
+large lands in the top bin, it does not blow up a mean), and makes all of
+them a function of per-block code counts, which are cheap and mergeable.
+
+>>> import numpy as np
+>>> book = NumericCodebook.from_reference(np.arange(100.0), bins=4)
+>>> book.encode(NumericArray(np.array([-5.0, 10.0, 60.0, 1e9, np.nan]))).tolist()
+[0, 0, 2, 3, 4]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtri
+from scipy.stats import norm
+
+from .types import CategoricalArray, Column, NumericArray
+
+__all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict"]
+
+
+@dataclass(frozen=True)
+class NumericCodebook:
+    """Bins ``(-inf, e0), [e0, e1), ..., [e_last, inf)``, then the missing code."""
+
+    edges: np.ndarray
+
+    kind = "numeric"
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.edges) + 2
+
+    @property
+    def missing_code(self) -> int:
+        return len(self.edges) + 1
+
+    @classmethod
+    def from_reference(cls, values: np.ndarray, bins: int = 16) -> "NumericCodebook":
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            return cls(np.empty(0))
+        distinct = np.unique(present)
+        if distinct.size <= bins:
+            return cls(distinct.astype(np.float64))
+        probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+        edges = np.unique(np.quantile(present, probs, method="inverted_cdf"))
+        return cls(edges.astype(np.float64))
+
+    def encode(self, column: Column) -> np.ndarray:
+        if not isinstance(column, NumericArray):
+            raise TypeError(f"numeric codebook got {type(column).__name__}")
+        values = column.values
+        codes = np.searchsorted(self.edges, values, side="right")
+        codes[np.isnan(values)] = self.missing_code
+        return codes
+
+    def label(self, code: int) -> str:
+        """Human text for a bin, e.g. ``[12.5, 40)``."""
+        if code == self.missing_code:
+            return "missing"
+        lo = "-inf" if code == 0 else f"{self.edges[code - 1]:.4g}"
+        hi = "inf" if code == len(self.edges) else f"{self.edges[code]:.4g}"
+        return f"[{lo}, {hi})"
+
+    def scores(self, p_present: np.ndarray) -> np.ndarray:
+        """Normal scores of the bins: E[Z | Z falls in the bin's quantile range].
+
+        ``p_present`` is the reference share of each present bin (summing to 1).
+        """
+        cum = np.clip(np.concatenate([[0.0], np.cumsum(p_present)]), 0.0, 1.0)
+        upper = ndtri(np.clip(cum, 1e-12, 1 - 1e-12))
+        dens = norm.pdf(upper)
+        dens[0] = dens[-1] = 0.0
+        width = np.maximum(np.diff(cum), 1e-12)
+        return (dens[:-1] - dens[1:]) / width
+
+    def to_dict(self) -> dict:
+        return {"kind": "numeric", "edges": self.edges.tolist()}
+
+
+@dataclass(frozen=True)
+class CategoricalCodebook:
+    """Top labels, then "other known", "unseen" and "missing" codes.
+
+    ``known`` holds every label of the reference when there were at most
+    ``max_known`` of them; otherwise the column is open-vocabulary (ids, free
+    text) and unseen labels are not news: they count as "other".
+    """
+
+    top: tuple[str, ...]
+    known: frozenset[str]
+    open_vocabulary: bool
+
+    kind = "categorical"
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.top) + 3
+
+    @property
+    def other_code(self) -> int:
+        return len(self.top)
+
+    @property
+    def unseen_code(self) -> int:
+        return len(self.top) + 1
+
+    @property
+    def missing_code(self) -> int:
+        return len(self.top) + 2
+
+    @classmethod
+    def from_reference(
+        cls, column: CategoricalArray, max_top: int = 16, max_known: int = 10_000
+    ) -> "CategoricalCodebook":
+        counts = np.bincount(column.codes[column.codes >= 0], minlength=len(column.categories))
+        seen = [(int(-c), column.categories[i]) for i, c in enumerate(counts) if c > 0]
+        seen.sort()
+        labels = [label for _, label in seen]
+        open_vocab = len(labels) > max_known
+        return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab)
+
+    def encode(self, column: Column) -> np.ndarray:
+        if not isinstance(column, CategoricalArray):
+            raise TypeError(f"categorical codebook got {type(column).__name__}")
+        top_index = {label: i for i, label in enumerate(self.top)}
+        fallback_unknown = self.other_code if self.open_vocabulary else self.unseen_code
+        lookup = np.empty(len(column.categories) + 1, dtype=np.int64)
+        for i, label in enumerate(column.categories):
+            code = top_index.get(label)
+            if code is None:
+                code = self.other_code if label in self.known else fallback_unknown
+            lookup[i] = code
+        lookup[-1] = self.missing_code  # code -1 indexes the last slot
+        return lookup[column.codes]
+
+    def label(self, code: int) -> str:
+        if code < len(self.top):
+            return repr(self.top[code])
+        return {self.other_code: "other known labels", self.unseen_code: "unseen labels"}.get(
+            code, "missing"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "categorical",
+            "top": list(self.top),
+            "known": sorted(self.known),
+            "open_vocabulary": self.open_vocabulary,
+        }
+
+
+Codebook = NumericCodebook | CategoricalCodebook
+
+
+def codebook_from_dict(raw: dict) -> Codebook:
+    if raw["kind"] == "numeric":
+        return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64))
+    return CategoricalCodebook(tuple(raw["top"]), frozenset(raw["known"]), bool(raw["open_vocabulary"]))

@@ -1,0 +1,113 @@
+"""The monitor's configuration, validated before any event is read.
+
+Declared, typed and strict: an unknown key, a wrong type or a value out of
+range is an error that names the field. Reading the YAML file is the I/O
+layer's job (``streams.config_file``); this module only checks values.
+
+>>> cfg = MonitorConfig.model_validate({"models": {"fraud": {"warmup_events": 5000}}})
+>>> cfg.for_model("fraud").warmup_events, cfg.for_model("other").warmup_events
+(5000, 10000)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "DetectorName", "FalseAlarmBudget", "AlertPolicyConfig", "ColumnConfig",
+    "ModelConfig", "Limits", "MonitorConfig",
+]
+
+DetectorName = Literal["mean", "scale", "shape", "mix", "new_category", "missing"]
+NUMERIC_DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "missing")
+CATEGORICAL_DETECTORS: tuple[str, ...] = ("mix", "new_category", "missing")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FalseAlarmBudget(_Strict):
+    """How rare false alarms must be, under no change.
+
+    ``column_events_per_false_alarm`` counts events times monitored columns:
+    the default 1e9 is about one false alarm a month for a 50-column model at
+    100 events/s, shared by every detector and lane of the model.
+    """
+
+    column_events_per_false_alarm: float = Field(1e9, gt=10.0)
+
+
+class AlertPolicyConfig(_Strict):
+    """Episodes: one ``firing`` and one ``resolved`` per (model, column, detector).
+
+    ``cooldown_seconds`` (event time) holds a resolution back until the
+    detector has stayed clear that long, so a flapping detector stays one
+    episode. ``renotify_seconds`` re-sends a firing alert while an episode
+    lasts (off by default). ``resolve_fraction`` is the share of its
+    threshold every lane must fall to before an episode can close.
+    """
+
+    cooldown_seconds: float = Field(0.0, ge=0.0)
+    renotify_seconds: float | None = Field(None, gt=0.0)
+    resolve_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class ColumnConfig(_Strict):
+    type: Literal["numeric", "categorical"] | None = None
+    detectors: list[DetectorName] | None = None
+    enabled: bool = True
+
+
+class ModelConfig(_Strict):
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    monitor_unlisted: bool = True
+    segments: list[str] = Field(default_factory=list)
+    max_segment_values: int = Field(50, ge=1, le=10_000)
+    warmup_events: int = Field(10_000, ge=200)
+    max_reference_events: int = Field(200_000, ge=200)
+    block_size: int = Field(32, ge=1, le=4096)
+    bins: int = Field(16, ge=2, le=256)
+    max_categories: int = Field(16, ge=1, le=256)
+    false_alarm_budget: FalseAlarmBudget = Field(default_factory=FalseAlarmBudget)
+    alert_policy: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
+
+    def detectors_for(self, column: str, kind: str) -> tuple[str, ...]:
+        allowed = NUMERIC_DETECTORS if kind == "numeric" else CATEGORICAL_DETECTORS
+        chosen = self.columns.get(column, ColumnConfig()).detectors
+        if chosen is None:
+            return allowed
+        wrong = [d for d in chosen if d not in allowed]
+        if wrong:
+            raise ValueError(f"columns.{column}.detectors: {wrong} do not apply to a {kind} column (use {list(allowed)})")
+        return tuple(chosen)
+
+
+class Limits(_Strict):
+    """Caps on what one message may carry; a message over them is a dead letter."""
+
+    max_message_bytes: int = Field(1 << 20, ge=64)
+    max_features: int = Field(1000, ge=1)
+
+
+class MonitorConfig(_Strict):
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    default: ModelConfig = Field(default_factory=ModelConfig)
+    limits: Limits = Field(default_factory=Limits)
+    batch_size: int = Field(16_384, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> "MonitorConfig":
+        for name, model in {**self.models, "default": self.default}.items():
+            for col, cc in model.columns.items():
+                if cc.type and cc.detectors:
+                    try:
+                        model.detectors_for(col, cc.type)
+                    except ValueError as exc:
+                        raise ValueError(f"models.{name}.{exc}") from None
+        return self
+
+    def for_model(self, model: str) -> ModelConfig:
+        return self.models.get(model, self.default)

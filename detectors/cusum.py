@@ -1,0 +1,244 @@
+"""Block CUSUM: run every lane of a column over a micro-batch of codes.
+
+The statistic of lane ``j`` at event ``t`` is the largest sum of its
+increments over a stretch that starts on a block boundary (blocks are fixed
+runs of ``block`` events of the model, counted from its first event)::
+
+    S_j(t) = max over block starts b <= t of  sum_{i=b..t} llr_j(code_i)
+
+It is dominated by the per-event CUSUM, so it keeps Lorden's bound, and it
+is evaluated at every event, so a lane fires at the exact event where it
+crosses its threshold. Only per-block code counts are needed to advance it:
+one ``bincount`` and one small matrix product per column and batch. Blocks
+are counted from the model's first event, so the result does not depend on
+how the stream was cut into micro-batches.
+
+After a lane crosses, its value is capped at the threshold; a detector's
+episode closes at the first block end after the firing block where all of
+its lanes are at or below ``resolve_fraction`` of their thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lanes import LaneTable
+
+__all__ = ["LaneState", "Transition", "BlockCusum"]
+
+
+@dataclass
+class LaneState:
+    """Mutable state of a column's lanes (plain arrays, serialisable)."""
+
+    value: np.ndarray  # S at the last block boundary, in [0, h]
+    partial: np.ndarray  # increments summed over the open block so far
+    run_start: np.ndarray  # model event index where the current run began (S last 0)
+    open: dict[str, bool]  # detector -> episode open
+    opened_block: dict[str, int]  # detector -> block index of the firing
+
+    @classmethod
+    def fresh(cls, lanes: LaneTable) -> "LaneState":
+        n = len(lanes.detectors)
+        names = lanes.detector_names()
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), dict.fromkeys(names, False), dict.fromkeys(names, -1))
+
+    def to_dict(self) -> dict:
+        return {
+            "value": self.value.tolist(),
+            "partial": self.partial.tolist(),
+            "run_start": self.run_start.tolist(),
+            "open": dict(self.open),
+            "opened_block": dict(self.opened_block),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "LaneState":
+        return cls(
+            np.asarray(raw["value"], dtype=np.float64),
+            np.asarray(raw["partial"], dtype=np.float64),
+            np.asarray(raw["run_start"], dtype=np.int64),
+            {k: bool(v) for k, v in raw["open"].items()},
+            {k: int(v) for k, v in raw["opened_block"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A detector opening (``fire``) or closing (``clear``) an episode at a batch row."""
+
+    detector: str
+    action: str
+    row: int
+    lane: int
+    score: float
+    threshold: float
+    run_length: int
+
+
+class BlockCusum:
+    """Advance a column's lanes over batches of codes.
+
+    >>> import numpy as np
+    >>> from detectors.lanes import LaneTable
+    >>> up = LaneTable(("missing",), np.array([[-0.01], [2.0]]), np.array([10.0]),
+    ...                np.array([2.0]), np.array([0.01]), np.array([0.0]), np.array([1]))
+    >>> engine, state = BlockCusum(up, block=4), LaneState.fresh(up)
+    >>> codes = np.array([0] * 20 + [1] * 8)
+    >>> [(t.action, t.row) for t in engine.advance(state, codes, start=0)]
+    [('fire', 24)]
+    """
+
+    def __init__(self, lanes: LaneTable, block: int = 32, resolve_fraction: float = 0.5) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        if not 0.0 <= resolve_fraction < 1.0:
+            raise ValueError(f"resolve_fraction must be in [0, 1), got {resolve_fraction}")
+        self.lanes = lanes
+        self.block = block
+        self.resolve_fraction = resolve_fraction
+        self.table = lanes.table
+        self.positive = lanes.positive
+        self.h = lanes.thresholds
+        self.n_codes = lanes.table.shape[0]
+        names = lanes.detector_names()
+        self.members = {name: np.flatnonzero(np.asarray(lanes.detectors) == name) for name in names}
+
+    def advance(self, state: LaneState, codes: np.ndarray, start: int) -> list[Transition]:
+        """Feed ``codes`` (events ``start .. start+len-1`` of the model); mutate ``state``."""
+        n = len(codes)
+        if n == 0:
+            return []
+        B, K = self.block, self.n_codes
+        r = start % B
+        block_of = (np.arange(n) + r) // B
+        n_blocks = int(block_of[-1]) + 1
+        counts = np.bincount(block_of * K + codes, minlength=n_blocks * K).reshape(n_blocks, K)
+        sums = counts @ self.table
+        sums[0] += state.partial
+        closed = (r + n) // B
+        if not any(state.open.values()) and self._advance_quiet(state, counts, sums, closed, start - r):
+            return []
+        return self._advance_slow(state, codes, counts, sums, closed, r, start)
+
+    def _advance_quiet(self, state, counts, sums, closed, first_block_start) -> bool:
+        """Vectorised path when no lane can reach its threshold in this batch."""
+        s0 = state.value
+        level = s0 + np.cumsum(sums[:closed], axis=0)
+        floor = np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
+        after = level - floor  # S at each closed block end
+        before = np.vstack([s0[None, :], after])[: len(sums)]
+        bound = before + counts @ self.positive
+        bound[0] += state.partial
+        if np.any(bound >= self.h):
+            return False
+        if closed:
+            state.value = after[-1].copy()
+            zero = after <= 0.0
+            hit = zero.any(axis=0)
+            last = closed - 1 - np.argmax(zero[::-1], axis=0)
+            state.run_start = np.where(hit, first_block_start + (last + 1) * self.block, state.run_start)
+        state.partial = sums[-1].copy() if closed < len(sums) else np.zeros_like(state.partial)
+        return True
+
+    def _advance_slow(self, state, codes, counts, sums, closed, r, start) -> list[Transition]:
+        """Capped lane paths, then per detector: exact firing rows and episode ends."""
+        B, n, h = self.block, len(codes), self.h
+        first_block = (start - r) // B
+        after = _capped_paths(sums[:closed], state.value, h)
+        before = np.vstack([state.value[None, :], after])[: len(sums)]
+        bound = before + counts @ self.positive
+        bound[0] += state.partial
+        out: list[Transition] = []
+        for name, lanes in self.members.items():
+            j = 0
+            while j < len(sums):
+                if not state.open[name]:
+                    hot = np.flatnonzero((bound[j:, lanes] >= h[lanes]).any(axis=1))
+                    if hot.size == 0:
+                        break
+                    j += int(hot[0])
+                    fired = self._exact_crossing(state, codes, lanes, before[j], j, r, start)
+                    if fired is not None:
+                        out.append(fired)
+                        state.open[name] = True
+                        state.opened_block[name] = first_block + j
+                    j += 1
+                else:
+                    begin = max(j, state.opened_block[name] - first_block + 1, 0)
+                    if begin >= closed:
+                        break
+                    calm = np.flatnonzero((after[begin:, lanes] <= self.resolve_fraction * h[lanes]).all(axis=1))
+                    if calm.size == 0:
+                        break
+                    j = begin + int(calm[0])
+                    ratio = after[j, lanes] / h[lanes]
+                    lane = int(lanes[np.argmax(ratio)])
+                    row = min(n, (j + 1) * B - r) - 1
+                    out.append(Transition(name, "clear", row, lane, float(after[j, lane]), float(h[lane]), 0))
+                    state.open[name] = False
+                    j += 1
+        if closed:
+            state.value = after[-1].copy()
+            zero = after <= 0.0
+            last = closed - 1 - np.argmax(zero[::-1], axis=0)
+            state.run_start = np.where(zero.any(axis=0), start - r + (last + 1) * B, state.run_start)
+        state.partial = sums[-1].copy() if closed < len(sums) else np.zeros_like(state.partial)
+        out.sort(key=lambda t: (t.row, t.detector))
+        return out
+
+    def _exact_crossing(self, state, codes, lanes, base, j, r, start) -> Transition | None:
+        """First event of block ``j`` where one of ``lanes`` reaches its threshold."""
+        B, n = self.block, len(codes)
+        lo, hi = max(0, j * B - r), min(n, (j + 1) * B - r)
+        offset = base[lanes] + (state.partial[lanes] if j == 0 else 0.0)
+        path = offset + np.cumsum(self.table[codes[lo:hi]][:, lanes], axis=0)
+        crossed = path >= self.h[lanes]
+        if not crossed.any():
+            return None
+        first = np.where(crossed.any(axis=0), np.argmax(crossed, axis=0), hi - lo)
+        k = int(np.argmin(first))
+        lane = int(lanes[k])
+        row = lo + int(first[k])
+        run = int(start + row - state.run_start[lane] + 1)
+        return Transition(self.lanes.detectors[lane], "fire", row, lane, float(path[first[k], k]),
+                          float(self.h[lane]), run)
+
+
+def _capped_paths(sums: np.ndarray, s0: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``S_j = min(h, max(0, S_{j-1} + sums_j))`` for every lane, vectorised.
+
+    The walk is reflected at 0 (running minimum) until it reaches ``h``, then
+    at ``h`` (running maximum) until it reaches 0; each switch is one numpy
+    pass, and a switch needs a traverse of the whole range, so they are few.
+    """
+    level = s0 + np.cumsum(sums, axis=0)
+    after = level - np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
+    for lane in np.flatnonzero((after >= h).any(axis=0)):
+        after[:, lane] = _capped_path(sums[:, lane], float(s0[lane]), float(h[lane]))
+    return after
+
+
+def _capped_path(x: np.ndarray, s: float, h: float) -> np.ndarray:
+    out = np.empty(len(x))
+    i, low_regime = 0, True
+    while i < len(x):
+        step = np.cumsum(x[i:])
+        if low_regime:
+            path = s + step
+            path -= np.minimum.accumulate(np.minimum(path, 0.0))
+            switch = np.flatnonzero(path >= h)
+        else:
+            path = h + step - np.maximum.accumulate(np.maximum(step, 0.0))
+            switch = np.flatnonzero(path <= 0.0)
+        if switch.size == 0:
+            out[i:] = path
+            break
+        k = int(switch[0])
+        out[i : i + k] = path[:k]
+        s = h if low_regime else 0.0
+        out[i + k] = s
+        i, low_regime = i + k + 1, not low_regime
+    return out

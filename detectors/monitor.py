@@ -1,0 +1,390 @@
+"""The monitor: reference, statistics, detectors and alert policy per model.
+
+``Monitor.process(batch)`` takes a decoded micro-batch of one model and
+returns its alerts; state lives in the object and round-trips through
+``to_bytes``/``from_bytes`` (msgpack plus the sketches' own byte format,
+never pickle). The baseline comes from ``fit_reference`` or, without one,
+from the first ``warmup_events`` events of each model.
+
+>>> import numpy as np
+>>> from detectors.types import Batch, NumericArray
+>>> rng = np.random.default_rng(7)
+>>> def batch(values, start):
+...     n = len(values)
+...     ids = np.array([f"e{start + i}" for i in range(n)], dtype=object)
+...     return Batch("m", ids, np.arange(start, start + n, dtype=float), {"x": NumericArray(values)})
+>>> mon = Monitor(MonitorConfig())
+>>> mon.fit_reference(batch(rng.normal(size=20_000), 0))
+>>> mon.process(batch(rng.normal(size=20_000), 0))
+[]
+>>> alerts = mon.process(batch(rng.normal(size=5_000) + 1.0, 20_000))
+>>> first = alerts[0]
+>>> (first.feature, first.detector, first.status, first.row < 100)
+('x', 'mean', 'firing', True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from .alerts import AlertPolicy, Finding
+from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_from_dict
+from .config import ModelConfig, MonitorConfig
+from .cusum import BlockCusum, LaneState, Transition
+from .lanes import LaneTable, build_lanes, calibrate
+from .stats import CategoricalStats, NumericStats, stats_from_dict
+from .types import Alert, Batch, CategoricalArray, Column, NumericArray
+
+__all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns"]
+
+STATE_VERSION = 1
+
+
+def _empty_like(kind: str, n: int) -> Column:
+    if kind == "numeric":
+        return NumericArray(np.full(n, np.nan))
+    return CategoricalArray(np.full(n, -1, dtype=np.int64), ())
+
+
+def concat_columns(parts: list[Column]) -> Column:
+    """Concatenate columns of one kind; categorical labels are unified."""
+    if isinstance(parts[0], NumericArray):
+        return NumericArray(np.concatenate([p.values for p in parts]))
+    labels = sorted({c for p in parts for c in p.categories})
+    index = {c: i for i, c in enumerate(labels)}
+    codes = []
+    for p in parts:
+        remap = np.array([index[c] for c in p.categories] + [-1], dtype=np.int64)
+        codes.append(remap[p.codes])
+    return CategoricalArray(np.concatenate(codes), tuple(labels))
+
+
+@dataclass
+class ColumnMonitor:
+    """Codebook, lanes, lane state and statistics of one column."""
+
+    name: str
+    book: Codebook
+    lanes: LaneTable | None
+    state: LaneState | None
+    stats: NumericStats | CategoricalStats
+    block: int
+    resolve_fraction: float
+
+    def __post_init__(self) -> None:
+        self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
+        self.recent_unseen: list[str] = []
+
+    @property
+    def kind(self) -> str:
+        return self.book.kind
+
+    def observe(self, column: Column | None, n: int, start: int) -> list[Transition]:
+        if column is None:
+            column = _empty_like(self.kind, n)
+        expected = NumericArray if self.kind == "numeric" else CategoricalArray
+        if not isinstance(column, expected):
+            raise TypeError(f"column {self.name!r} is {self.kind} but the batch holds {type(column).__name__}")
+        codes = self.book.encode(column)
+        if isinstance(self.stats, NumericStats):
+            self.stats.update(column, start)
+        else:
+            unseen_code = self.book.unseen_code
+            unseen = int((codes == unseen_code).sum()) if not self.book.open_vocabulary else 0
+            if unseen:
+                present = np.unique(column.codes[codes == unseen_code])
+                self.recent_unseen = [column.categories[i] for i in present[:3]]
+            self.stats.update(column, unseen)
+        if self.engine is None:
+            return []
+        return self.engine.advance(self.state, codes, start)
+
+    def describe(self, t: Transition) -> tuple[str, str]:
+        """(message, severity) of a transition."""
+        det = t.detector
+        if t.action == "clear":
+            return (f"{self.name}: {det} is back within reference bounds "
+                    f"(evidence {t.score:.1f}, threshold {t.threshold:.1f}).", "info")
+        lanes = self.lanes
+        j = t.lane
+        theta, run = lanes.theta[j], max(t.run_length, 1)
+        estimate = (t.score / run + lanes.log_mgf[j]) / theta
+        ref = lanes.ref_mean[j]
+        same = np.asarray(lanes.detectors) == det
+        strongest = abs(theta) >= np.max(np.abs(lanes.theta[same]))
+        severity = "critical" if strongest else "warning"
+        span = f"over the last ~{run} events"
+        if det == "mean":
+            way = "up" if theta > 0 else "down"
+            text = f"values moved {way} by about {abs(estimate - ref):.2f} reference SDs (normal scores) {span}"
+        elif det == "scale":
+            way = "widened" if theta > 0 else "narrowed"
+            text = f"spread {way} (squared normal scores {estimate - ref:+.2f} SDs from reference) {span}"
+        else:
+            share, base = min(max(estimate, 0.0), 1.0), ref
+            target = self.book.label(int(lanes.target[j]))
+            what = {"shape": f"share of values in {target}", "mix": f"share of {target}",
+                    "missing": "share of missing values",
+                    "new_category": "share of labels never seen in the reference"}[det]
+            text = f"{what} rose from {base:.2%} to about {share:.2%} {span}"
+            if det == "new_category" and self.recent_unseen:
+                text += f" (e.g. {', '.join(repr(u) for u in self.recent_unseen)})"
+        return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
+
+    def status(self) -> dict:
+        out = {"kind": self.kind, "stats": self.stats.summary(), "detectors": {}}
+        if self.lanes is not None:
+            ratio = self.state.value / self.lanes.thresholds
+            for det in self.lanes.detector_names():
+                idx = np.flatnonzero(np.asarray(self.lanes.detectors) == det)
+                j = idx[np.argmax(ratio[idx])]
+                out["detectors"][det] = {
+                    "score": float(self.state.value[j]), "threshold": float(self.lanes.thresholds[j]),
+                    "open": bool(self.state.open[det]),
+                }
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "book": self.book.to_dict(),
+            "lanes": self.lanes.to_dict() if self.lanes else None,
+            "state": self.state.to_dict() if self.state else None,
+            "stats": self.stats.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict, block: int, resolve_fraction: float) -> "ColumnMonitor":
+        lanes = LaneTable.from_dict(raw["lanes"]) if raw["lanes"] else None
+        state = LaneState.from_dict(raw["state"]) if raw["state"] else None
+        return cls(raw["name"], codebook_from_dict(raw["book"]), lanes, state, stats_from_dict(raw["stats"]),
+                   block, resolve_fraction)
+
+
+class ModelMonitor:
+    """Everything inferwatch knows about one model."""
+
+    def __init__(self, model: str, config: ModelConfig) -> None:
+        self.model = model
+        self.config = config
+        self.events = 0
+        self.live_from: int | None = None
+        self.columns: dict[str, ColumnMonitor] = {}
+        self.warmup: list[Batch] = []
+        self.policy = AlertPolicy(model, config.alert_policy)
+        self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
+
+    @property
+    def calibrated(self) -> bool:
+        return self.live_from is not None
+
+    def fit(self, reference: Batch) -> None:
+        """Take the baseline from reference events (the first ``max_reference_events``)."""
+        if len(reference) > self.config.max_reference_events:
+            reference = reference.take(np.arange(self.config.max_reference_events))
+        self._calibrate(reference, count_stats=False)
+
+    def process(self, batch: Batch) -> list[Alert]:
+        if len(batch) == 0:
+            return []
+        offset = 0
+        if not self.calibrated:
+            have = sum(len(b) for b in self.warmup)
+            take = min(len(batch), self.config.warmup_events - have)
+            self.warmup.append(batch.take(np.arange(take)))
+            self.events += take
+            if have + take >= self.config.warmup_events:
+                reference = _concat_batches(self.warmup)
+                self.warmup = []
+                self._calibrate(reference, count_stats=True)
+            if take == len(batch):
+                return []
+            offset = take
+            batch = batch.take(np.arange(take, len(batch)))
+        alerts = self._process_live(batch)
+        if offset:
+            alerts = [_shift(a, offset) for a in alerts]
+        return alerts
+
+    def _process_live(self, batch: Batch) -> list[Alert]:
+        n, start = len(batch), self.events
+        findings: list[Finding] = []
+        for name, col in self.columns.items():
+            for t in col.observe(batch.columns.get(name), n, start):
+                message, severity = col.describe(t)
+                findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
+        self._segment_stats(batch, start)
+        self.events += n
+        return self.policy.apply(findings, batch.times, batch.event_ids)
+
+    def _segment_stats(self, batch: Batch, start: int) -> None:
+        for tag in self.config.segments:
+            seg = batch.segments.get(tag)
+            if seg is None:
+                continue
+            per_value = self.segments.setdefault(tag, {})
+            for code in np.unique(seg.codes):
+                label = seg.categories[code] if code >= 0 else "(missing)"
+                if label not in per_value and len(per_value) >= self.config.max_segment_values:
+                    label = "(other)"
+                rows = np.flatnonzero(seg.codes == code)
+                stats = per_value.setdefault(label, {})
+                for name, col in self.columns.items():
+                    values = batch.columns.get(name)
+                    part = values.take(rows) if values is not None else _empty_like(col.kind, len(rows))
+                    target = stats.setdefault(name, NumericStats.empty() if col.kind == "numeric" else CategoricalStats.empty())
+                    if isinstance(target, NumericStats):
+                        target.update(part, start)
+                    else:
+                        target.update(part)
+
+    def _calibrate(self, reference: Batch, count_stats: bool) -> None:
+        cfg = self.config
+        chosen: dict[str, str] = {}
+        for name, column in reference.columns.items():
+            cc = cfg.columns.get(name)
+            if (cc is None and not cfg.monitor_unlisted) or (cc is not None and not cc.enabled):
+                continue
+            kind = "numeric" if isinstance(column, NumericArray) else "categorical"
+            if cc is not None and cc.type and cc.type != kind:
+                raise TypeError(f"models.{self.model}.columns.{name}.type is {cc.type} but the data is {kind}")
+            present = ~np.isnan(column.values) if kind == "numeric" else column.codes >= 0
+            if present.any():
+                chosen[name] = kind
+        books: dict[str, Codebook] = {}
+        built = {}
+        for name, kind in sorted(chosen.items()):
+            column = reference.columns[name]
+            if kind == "numeric":
+                book = NumericCodebook.from_reference(column.values, cfg.bins)
+            else:
+                book = CategoricalCodebook.from_reference(column, cfg.max_categories)
+            books[name] = book
+            codes = book.encode(column)
+            built[name] = (codes, *build_lanes(book, codes, cfg.detectors_for(name, kind)))
+        total_lanes = sum(len(b[1]) for b in built.values())
+        n_columns = max(len(built), 1)
+        log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
+        self.columns = {}
+        for name, (codes, names, rows, p0) in built.items():
+            lanes = calibrate(names, rows, p0, codes, log_arl0, cfg.block_size) if rows else None
+            stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
+            col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
+                                cfg.block_size, cfg.alert_policy.resolve_fraction)
+            if count_stats:
+                col.stats.update(reference.columns[name]) if chosen[name] == "categorical" else col.stats.update(reference.columns[name], 0)
+            self.columns[name] = col
+        self.live_from = self.events
+
+    def status(self) -> dict:
+        return {
+            "model": self.model, "events": self.events, "calibrated": self.calibrated,
+            "live_from": self.live_from, "columns": {k: c.status() for k, c in self.columns.items()},
+            "open_alerts": [list(k) for k in self.policy.open_alerts()],
+        }
+
+    def to_dict(self) -> dict:
+        warm = _concat_batches(self.warmup) if self.warmup else None
+        return {
+            "model": self.model, "events": self.events, "live_from": self.live_from,
+            "columns": [c.to_dict() for c in self.columns.values()],
+            "policy": self.policy.to_dict(),
+            "warmup": _batch_to_dict(warm) if warm is not None else None,
+            "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
+                         for tag, vals in self.segments.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict, config: ModelConfig) -> "ModelMonitor":
+        mon = cls(raw["model"], config)
+        mon.events = int(raw["events"])
+        mon.live_from = raw["live_from"]
+        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, config.block_size, config.alert_policy.resolve_fraction)
+                       for c in raw["columns"]}
+        mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
+        mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
+        mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
+                        for tag, vals in raw["segments"].items()}
+        return mon
+
+
+class Monitor:
+    """All models of a stream."""
+
+    def __init__(self, config: MonitorConfig) -> None:
+        self.config = config
+        self.models: dict[str, ModelMonitor] = {}
+
+    def model(self, name: str) -> ModelMonitor:
+        mon = self.models.get(name)
+        if mon is None:
+            mon = self.models[name] = ModelMonitor(name, self.config.for_model(name))
+        return mon
+
+    def fit_reference(self, reference: Batch) -> None:
+        self.model(reference.model).fit(reference)
+
+    def process(self, batch: Batch) -> list[Alert]:
+        return self.model(batch.model).process(batch)
+
+    def status(self) -> dict:
+        return {name: m.status() for name, m in sorted(self.models.items())}
+
+    def to_bytes(self) -> bytes:
+        payload = {"version": STATE_VERSION, "models": [m.to_dict() for _, m in sorted(self.models.items())]}
+        return msgspec.msgpack.encode(payload)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> "Monitor":
+        raw = msgspec.msgpack.decode(data)
+        if raw.get("version") != STATE_VERSION:
+            raise ValueError(f"state version {raw.get('version')!r} is not {STATE_VERSION}; rebuild the state")
+        mon = cls(config)
+        for m in raw["models"]:
+            mon.models[m["model"]] = ModelMonitor.from_dict(m, config.for_model(m["model"]))
+        return mon
+
+
+def _shift(alert: Alert, offset: int) -> Alert:
+    from dataclasses import replace
+
+    return replace(alert, row=alert.row + offset)
+
+
+def _concat_batches(batches: list[Batch]) -> Batch:
+    names = sorted({k for b in batches for k in b.columns})
+    columns = {}
+    for name in names:
+        kind = next(("numeric" if isinstance(b.columns[name], NumericArray) else "categorical")
+                    for b in batches if name in b.columns)
+        columns[name] = concat_columns([b.columns.get(name) or _empty_like(kind, len(b)) for b in batches])
+    return Batch(
+        batches[0].model,
+        np.concatenate([b.event_ids for b in batches]),
+        np.concatenate([b.times for b in batches]),
+        columns,
+    )
+
+
+def _batch_to_dict(b: Batch) -> dict:
+    cols = {}
+    for name, c in b.columns.items():
+        if isinstance(c, NumericArray):
+            cols[name] = {"kind": "numeric", "values": c.values.tobytes()}
+        else:
+            cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
+    return {"model": b.model, "event_ids": [str(e) for e in b.event_ids], "times": b.times.tobytes(), "columns": cols}
+
+
+def _batch_from_dict(raw: dict) -> Batch:
+    cols: dict[str, Column] = {}
+    for name, c in raw["columns"].items():
+        if c["kind"] == "numeric":
+            cols[name] = NumericArray(np.frombuffer(c["values"], dtype=np.float64).copy())
+        else:
+            cols[name] = CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
+    return Batch(raw["model"], np.array(raw["event_ids"], dtype=object),
+                 np.frombuffer(raw["times"], dtype=np.float64).copy(), cols)

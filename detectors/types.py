@@ -1,0 +1,137 @@
+"""Shared shapes of the core: columnar batches in, transitions and alerts out.
+
+Only plain data crosses the ``detectors`` boundary: numpy arrays, strings and
+numbers. A numeric column is a float64 array with NaN for missing; a
+categorical column is dictionary-encoded (integer codes into a tuple of
+labels, -1 for missing), the same layout Arrow and polars use, so that the
+decoder can hand its columns over without a per-event Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+import numpy as np
+
+__all__ = ["NumericArray", "CategoricalArray", "Column", "Batch", "Alert"]
+
+
+@dataclass(frozen=True)
+class NumericArray:
+    """Float values, NaN where the value is missing or not a number.
+
+    ``type_errors`` marks values that were present but of the wrong type
+    (a string in a numeric column); they are also NaN in ``values``.
+    """
+
+    values: np.ndarray
+    type_errors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, rows: np.ndarray) -> "NumericArray":
+        errors = None if self.type_errors is None else self.type_errors[rows]
+        return NumericArray(self.values[rows], errors)
+
+
+@dataclass(frozen=True)
+class CategoricalArray:
+    """Dictionary-encoded labels: ``categories[codes[i]]``, code -1 is missing.
+
+    >>> col = CategoricalArray.from_labels(["US", None, "DE", "US"])
+    >>> col.codes.tolist(), col.categories
+    ([1, -1, 0, 1], ('DE', 'US'))
+    """
+
+    codes: np.ndarray
+    categories: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, rows: np.ndarray) -> "CategoricalArray":
+        return CategoricalArray(self.codes[rows], self.categories)
+
+    @classmethod
+    def from_labels(cls, labels) -> "CategoricalArray":
+        """Encode a sequence of labels (None for missing); for tests and small inputs."""
+        cats = tuple(sorted({str(v) for v in labels if v is not None}))
+        index = {c: i for i, c in enumerate(cats)}
+        codes = np.array([-1 if v is None else index[str(v)] for v in labels], dtype=np.int64)
+        return cls(codes, cats)
+
+
+Column = Union[NumericArray, CategoricalArray]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Decoded events of one model, in stream order.
+
+    ``times`` are event times in epoch seconds. ``columns`` maps a column name
+    (a feature, ``prediction`` or ``prediction.<output>``) to its values.
+    ``segments`` maps a tag name to its values, for per-segment statistics.
+    """
+
+    model: str
+    event_ids: np.ndarray
+    times: np.ndarray
+    columns: Mapping[str, Column]
+    segments: Mapping[str, CategoricalArray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def take(self, rows: np.ndarray) -> "Batch":
+        return Batch(
+            self.model,
+            self.event_ids[rows],
+            self.times[rows],
+            {k: c.take(rows) for k, c in self.columns.items()},
+            {k: c.take(rows) for k, c in self.segments.items()},
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as DESIGN.md section 3 defines it, minus ``position``.
+
+    The core knows rows, not stream positions: ``row`` is the index in the
+    batch the alert fired at; the I/O layer turns it into a ``position``.
+    """
+
+    alert_id: str
+    status: str
+    model: str
+    feature: str | None
+    kind: str
+    detector: str
+    severity: str
+    score: float
+    threshold: float
+    event_time: float
+    row: int
+    message: str
+    event_id: str = ""
+
+    def to_record(self, position) -> dict:
+        """The wire record (without wall-clock fields): stable key order."""
+        from .timefmt import rfc3339
+
+        return {
+            "alert_id": self.alert_id,
+            "status": self.status,
+            "model": self.model,
+            "feature": self.feature,
+            "kind": self.kind,
+            "detector": self.detector,
+            "severity": self.severity,
+            "score": round(float(self.score), 6),
+            "threshold": round(float(self.threshold), 6),
+            "event_time": rfc3339(self.event_time),
+            "position": position,
+            "event_id": self.event_id,
+            "message": self.message,
+        }
