@@ -160,7 +160,7 @@ class BlockCusum:
                     if hot.size == 0:
                         break
                     j += int(hot[0])
-                    fired = self._exact_crossing(state, codes, lanes, before[j], j, r, start)
+                    fired = self._exact_crossing(state, codes, lanes, before[j], after[:j], j, r, start)
                     if fired is not None:
                         out.append(fired)
                         state.open[name] = True
@@ -189,8 +189,12 @@ class BlockCusum:
         out.sort(key=lambda t: (t.row, t.detector))
         return out
 
-    def _exact_crossing(self, state, codes, lanes, base, j, r, start) -> Transition | None:
-        """First event of block ``j`` where one of ``lanes`` reaches its threshold."""
+    def _exact_crossing(self, state, codes, lanes, base, earlier, j, r, start) -> Transition | None:
+        """First event of block ``j`` where one of ``lanes`` reaches its threshold.
+
+        ``earlier`` holds the lane values at the ends of this batch's blocks
+        before ``j``, to date the run that led to the crossing.
+        """
         B, n = self.block, len(codes)
         lo, hi = max(0, j * B - r), min(n, (j + 1) * B - r)
         offset = base[lanes] + (state.partial[lanes] if j == 0 else 0.0)
@@ -202,7 +206,9 @@ class BlockCusum:
         k = int(np.argmin(first))
         lane = int(lanes[k])
         row = lo + int(first[k])
-        run = int(start + row - state.run_start[lane] + 1)
+        zeros = np.flatnonzero(earlier[:, lane] <= 0.0)
+        run_start = start - r + (int(zeros[-1]) + 1) * B if zeros.size else int(state.run_start[lane])
+        run = int(start + row - run_start + 1)
         return Transition(self.lanes.detectors[lane], "fire", row, lane, float(path[first[k], k]),
                           float(self.h[lane]), run)
 

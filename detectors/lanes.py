@@ -192,7 +192,7 @@ def _variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
     """
     var = float(np.var(llr))
     n = len(llr)
-    if var <= 0.0 or n < 8 * block:
+    if var <= 1e-12 * float(np.mean(llr**2)) or n < 8 * block:
         return 1.0
     csum = np.concatenate([[0.0], np.cumsum(llr - llr.mean())])
     phi = 1.0

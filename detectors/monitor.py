@@ -39,7 +39,7 @@ from .lanes import LaneTable, build_lanes, calibrate
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray
 
-__all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns"]
+__all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
 STATE_VERSION = 1
 
@@ -197,7 +197,7 @@ class ModelMonitor:
             self.warmup.append(batch.take(np.arange(take)))
             self.events += take
             if have + take >= self.config.warmup_events:
-                reference = _concat_batches(self.warmup)
+                reference = concat_batches(self.warmup)
                 self.warmup = []
                 self._calibrate(reference, count_stats=True)
             if take == len(batch):
@@ -287,7 +287,7 @@ class ModelMonitor:
         }
 
     def to_dict(self) -> dict:
-        warm = _concat_batches(self.warmup) if self.warmup else None
+        warm = concat_batches(self.warmup) if self.warmup else None
         return {
             "model": self.model, "events": self.events, "live_from": self.live_from,
             "columns": [c.to_dict() for c in self.columns.values()],
@@ -354,7 +354,8 @@ def _shift(alert: Alert, offset: int) -> Alert:
     return replace(alert, row=alert.row + offset)
 
 
-def _concat_batches(batches: list[Batch]) -> Batch:
+def concat_batches(batches: list[Batch]) -> Batch:
+    """Concatenate batches of one model; columns missing from a batch are missing values."""
     names = sorted({k for b in batches for k in b.columns})
     columns = {}
     for name in names:

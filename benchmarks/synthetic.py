@@ -1,0 +1,97 @@
+"""A synthetic card-fraud model: realistic columns with known distributions.
+
+Heavy tails (amount), integers with ties (age, tenure_days, n_tx_24h), a
+categorical mix (country, device), a boolean, a continuous score, missing
+values and a model score; optional daily cycle. Used by the bundled demo,
+the scenario suite and the benchmarks, always with fixed seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+COUNTRIES = ("US", "GB", "DE", "FR", "ES")
+COUNTRY_P = (0.50, 0.20, 0.15, 0.10, 0.05)
+DEVICES = ("android", "ios", "web")
+DEVICE_P = (0.45, 0.40, 0.15)
+START = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+RATE = 100.0  # events per second of event time
+
+
+@dataclass
+class Columns:
+    """Column arrays of ``n`` events; NaN / None for missing."""
+
+    amount: np.ndarray
+    age: np.ndarray
+    country: np.ndarray  # object array of str
+    device: np.ndarray
+    tenure_days: np.ndarray
+    n_tx_24h: np.ndarray
+    is_new: np.ndarray
+    score_a: np.ndarray
+    prediction: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.amount)
+
+    NUMERIC = ("amount", "age", "tenure_days", "n_tx_24h", "score_a", "prediction")
+
+
+def generate(n: int, seed: int, period: int | None = None, offset: int = 0) -> Columns:
+    """``n`` stationary events; with ``period``, amount and device follow a cycle of that many events."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(offset, offset + n)
+    cycle = np.sin(2 * np.pi * t / period) if period else np.zeros(n)
+    amount = np.round(np.exp(rng.normal(3.0 + 0.6 * cycle, 1.0)), 2)
+    age = np.clip(np.round(rng.normal(45, 13, n)), 18, 95)
+    country = np.array(COUNTRIES, dtype=object)[rng.choice(len(COUNTRIES), n, p=COUNTRY_P)]
+    if period:
+        web = 0.15 + 0.10 * cycle
+        u = rng.random(n)
+        idx = np.where(u < web, 2, np.where(u < web + (1 - web) * 0.53, 0, 1))
+    else:
+        idx = rng.choice(len(DEVICES), n, p=DEVICE_P)
+    device = np.array(DEVICES, dtype=object)[idx]
+    tenure = np.floor(rng.exponential(700, n))
+    tenure[rng.random(n) < 0.02] = np.nan
+    n_tx = rng.poisson(2.0, n).astype(float)
+    is_new = rng.random(n) < 0.1
+    score_a = rng.normal(0.0, 1.0, n)
+    prediction = 1 / (1 + np.exp(-rng.normal(-2.0, 1.0, n)))
+    return Columns(amount, age, country, device, tenure, n_tx, is_new, score_a, prediction)
+
+
+def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_time: float = START) -> list[bytes]:
+    """Serialise to inference events (DESIGN.md section 2), one JSON line each."""
+    out = []
+    for i in range(len(cols)):
+        ts = first_time + (first_id + i) / RATE
+        tenure = cols.tenure_days[i]
+        out.append(orjson.dumps({
+            "event_id": f"e-{first_id + i:08d}",
+            "model": model,
+            "model_version": "3.1.0",
+            "timestamp": _rfc3339(ts),
+            "features": {
+                "amount": float(cols.amount[i]),
+                "age": int(cols.age[i]),
+                "country": cols.country[i],
+                "device": cols.device[i],
+                "tenure_days": None if np.isnan(tenure) else int(tenure),
+                "n_tx_24h": int(cols.n_tx_24h[i]),
+                "is_new": bool(cols.is_new[i]),
+                "score_a": round(float(cols.score_a[i]), 5),
+            },
+            "prediction": round(float(cols.prediction[i]), 5),
+        }))
+    return out
+
+
+def _rfc3339(ts: float) -> str:
+    from detectors.timefmt import rfc3339
+
+    return rfc3339(ts)

@@ -1,0 +1,75 @@
+"""The ``inferwatch`` command line."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from .config_file import ConfigError, load_config
+from .replay import replay_file
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Streaming monitor for machine-learning models: drift, data quality, guardrails.")
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """inferwatch: watch the inference stream of your models."""
+
+
+@app.command()
+def replay(
+    file: Path = typer.Option(..., "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
+    reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False,
+                                             help="Baseline events; without it, a warm-up prefix of the stream."),
+    alerts_out: Optional[Path] = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
+    dead_letters_out: Optional[Path] = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
+) -> None:
+    """Replay a JSONL file through the core with in-memory state and print its alerts."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2)
+    show = err.is_terminal if progress is None else progress
+    with ExitStack() as stack:
+        alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
+        dead = stack.enter_context(open(dead_letters_out, "wb")) if dead_letters_out else None
+        bar = None
+        if show:
+            bar = stack.enter_context(Progress(
+                TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True))
+            task = bar.add_task("replay", total=file.stat().st_size)
+        try:
+            summary = replay_file(
+                file, cfg, alerts, reference=reference, dead_letters_out=dead,
+                progress=(lambda done, total: bar.update(task, completed=done)) if bar else None,
+            )
+        except (TypeError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+        alerts.flush()
+    s = summary
+    err.print(
+        f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
+        f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
+        f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Read ``monitor.yaml`` and fail at start-up, naming the field, when it is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from detectors.config import MonitorConfig
+
+__all__ = ["ConfigError", "load_config"]
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be used; the message names the field."""
+
+
+def load_config(path: str | Path | None) -> MonitorConfig:
+    """Load and validate a config file; ``None`` gives the calibrated defaults.
+
+    >>> load_config(None).default.warmup_events
+    10000
+    """
+    if path is None:
+        return MonitorConfig()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            problems.append(f"{where}: {err['msg']}{got}")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
