@@ -1,0 +1,74 @@
+"""The monitor end to end on arrays: quiet on stationary data, loud on changes, state round-trips."""
+
+import numpy as np
+import pytest
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+from detectors.types import Batch, CategoricalArray, NumericArray
+
+
+def batch(start, n, x, country):
+    ids = np.array([f"e{i}" for i in range(start, start + n)], dtype=object)
+    return Batch("m", ids, 1.7e9 + np.arange(start, start + n) / 100.0,
+                 {"x": NumericArray(x), "country": CategoricalArray.from_labels(list(country))})
+
+
+def stream(rng, n, start, shift=0.0, new_share=0.0):
+    x = rng.normal(shift, 1.0, n)
+    c = rng.choice(["US", "DE", "FR"], n, p=[0.6, 0.3, 0.1]).astype(object)
+    c[rng.random(n) < new_share] = "BR"
+    return batch(start, n, x, c)
+
+
+def test_quiet_on_stationary_then_fires_once_per_episode():
+    rng = np.random.default_rng(3)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(stream(rng, 20000, 0))
+    assert mon.process(stream(rng, 50000, 0)) == []
+    alerts = mon.process(stream(rng, 10000, 50000, shift=1.0))
+    firing = [(a.feature, a.detector) for a in alerts if a.status == "firing"]
+    assert ("x", "mean") in firing
+    assert len(firing) == len(set(firing)), "one firing per episode"
+    assert all(a.feature == "x" for a in alerts)
+    resolved = [a for a in mon.process(stream(rng, 30000, 60000)) if a.status == "resolved"]
+    assert ("x", "mean") in {(a.feature, a.detector) for a in resolved}
+
+
+def test_warmup_prefix_is_the_baseline_without_reference():
+    rng = np.random.default_rng(4)
+    mon = Monitor(MonitorConfig.model_validate({"default": {"warmup_events": 5000}}))
+    assert mon.process(stream(rng, 30000, 0)) == []
+    assert mon.models["m"].live_from == 5000
+    alerts = mon.process(stream(rng, 5000, 30000, new_share=0.05))
+    assert [(a.feature, a.detector) for a in alerts] == [("country", "new_category")]
+    assert "'BR'" in alerts[0].message
+
+
+def test_state_round_trips_and_continues_identically():
+    rng = np.random.default_rng(5)
+    a, b = Monitor(MonitorConfig()), None
+    a.fit_reference(stream(rng, 20000, 0))
+    a.process(stream(rng, 7777, 0))
+    b = Monitor.from_bytes(a.to_bytes(), MonitorConfig())
+    assert b.to_bytes() == a.to_bytes()
+    tail = stream(rng, 8000, 7777, shift=0.7)
+    got_a = [(x.alert_id, x.row) for x in a.process(tail)]
+    got_b = [(x.alert_id, x.row) for x in b.process(tail)]
+    assert got_a == got_b and got_a
+
+
+def test_state_version_is_checked():
+    mon = Monitor(MonitorConfig())
+    import msgspec
+    data = msgspec.msgpack.encode({"version": 999, "models": []})
+    with pytest.raises(ValueError, match="state version"):
+        Monitor.from_bytes(data, MonitorConfig())
+    assert Monitor.from_bytes(mon.to_bytes(), MonitorConfig()).models == {}
+
+
+def test_type_mismatch_with_config_is_an_error():
+    rng = np.random.default_rng(6)
+    cfg = MonitorConfig.model_validate({"default": {"columns": {"x": {"type": "categorical"}}}})
+    with pytest.raises(TypeError, match="columns.x.type"):
+        Monitor(cfg).fit_reference(stream(rng, 1000, 0))
