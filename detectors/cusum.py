@@ -1,14 +1,11 @@
 """Block CUSUM: run every lane of a column over a micro-batch of codes.
 
-The statistic of lane ``j`` at event ``t`` is the largest sum of its
-increments over a stretch that starts on a block boundary (blocks are fixed
-runs of ``block`` events of the model, counted from its first event)::
-
-    S_j(t) = max over block starts b <= t of  sum_{i=b..t} llr_j(code_i)
-
-It is dominated by the per-event CUSUM, so it keeps Lorden's bound, and it
-is evaluated at every event, so a lane fires at the exact event where it
-crosses its threshold. Only per-block code counts are needed to advance it:
+Blocks are fixed runs of ``block`` events of the model, counted from its
+first event. Between blocks a lane carries ``S = min(h, max(0, S + block
+sum))``; within a block, the statistic at each event is the per-event CUSUM
+restarted from that ``S`` at the block start. It never exceeds the plain
+per-event CUSUM, so it keeps Lorden's bound, and it is evaluated at every
+event, so a lane fires at the exact event where it crosses its threshold. Only per-block code counts are needed to advance it:
 one ``bincount`` and one small matrix product per column and batch. Blocks
 are counted from the model's first event, so the result does not depend on
 how the stream was cut into micro-batches.
@@ -35,6 +32,7 @@ class LaneState:
 
     value: np.ndarray  # S at the last block boundary, in [0, h]
     partial: np.ndarray  # increments summed over the open block so far
+    inblock: np.ndarray  # per-event CUSUM within the open block, started from ``value``
     run_start: np.ndarray  # model event index where the current run began (S last 0)
     open: dict[str, bool]  # detector -> episode open
     opened_block: dict[str, int]  # detector -> block index of the firing
@@ -43,12 +41,14 @@ class LaneState:
     def fresh(cls, lanes: LaneTable) -> "LaneState":
         n = len(lanes.detectors)
         names = lanes.detector_names()
-        return cls(np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), dict.fromkeys(names, False), dict.fromkeys(names, -1))
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64),
+                   dict.fromkeys(names, False), dict.fromkeys(names, -1))
 
     def to_dict(self) -> dict:
         return {
             "value": self.value.tolist(),
             "partial": self.partial.tolist(),
+            "inblock": self.inblock.tolist(),
             "run_start": self.run_start.tolist(),
             "open": dict(self.open),
             "opened_block": dict(self.opened_block),
@@ -59,6 +59,7 @@ class LaneState:
         return cls(
             np.asarray(raw["value"], dtype=np.float64),
             np.asarray(raw["partial"], dtype=np.float64),
+            np.asarray(raw["inblock"], dtype=np.float64),
             np.asarray(raw["run_start"], dtype=np.int64),
             {k: bool(v) for k, v in raw["open"].items()},
             {k: int(v) for k, v in raw["opened_block"].items()},
@@ -119,48 +120,48 @@ class BlockCusum:
         sums = counts @ self.table
         sums[0] += state.partial
         closed = (r + n) // B
-        if not any(state.open.values()) and self._advance_quiet(state, counts, sums, closed, start - r):
-            return []
-        return self._advance_slow(state, codes, counts, sums, closed, r, start)
-
-    def _advance_quiet(self, state, counts, sums, closed, first_block_start) -> bool:
-        """Vectorised path when no lane can reach its threshold in this batch."""
-        s0 = state.value
-        level = s0 + np.cumsum(sums[:closed], axis=0)
-        floor = np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
-        after = level - floor  # S at each closed block end
-        before = np.vstack([s0[None, :], after])[: len(sums)]
+        quiet = not any(state.open.values())
+        after = _lower_paths(sums[:closed], state.value) if quiet else _capped_paths(sums[:closed], state.value, self.h)
+        before = np.vstack([state.value[None, :], after])[:n_blocks]
         bound = before + counts @ self.positive
-        bound[0] += state.partial
-        if np.any(bound >= self.h):
-            return False
-        if closed:
-            state.value = after[-1].copy()
-            zero = after <= 0.0
-            hit = zero.any(axis=0)
-            last = closed - 1 - np.argmax(zero[::-1], axis=0)
-            state.run_start = np.where(hit, first_block_start + (last + 1) * self.block, state.run_start)
-        state.partial = sums[-1].copy() if closed < len(sums) else np.zeros_like(state.partial)
-        return True
+        if r:  # the first block began in an earlier batch: continue its per-event CUSUM
+            bound[0] += state.inblock - state.value
+        if quiet and not np.any(bound >= self.h):
+            out: list[Transition] = []
+        else:
+            if quiet:
+                after = _capped_paths(sums[:closed], state.value, self.h)
+                before = np.vstack([state.value[None, :], after])[:n_blocks]
+            out = self._transitions(state, codes, before, after, bound, closed, r, start)
+        self._finish(state, codes, sums, before, after, closed, r, start)
+        return out
 
-    def _advance_slow(self, state, codes, counts, sums, closed, r, start) -> list[Transition]:
-        """Capped lane paths, then per detector: exact firing rows and episode ends."""
+    def _block_start(self, state: LaneState, before: np.ndarray, j: int, r: int) -> np.ndarray:
+        """Per-event CUSUM value at the first row of block ``j`` of this batch."""
+        return state.inblock if (j == 0 and r) else before[j]
+
+    def _inblock_path(self, state, codes, before, j, r, lanes) -> tuple[np.ndarray, int]:
+        """Per-event CUSUM of ``lanes`` over this batch's rows of block ``j``, and the first row."""
+        B = self.block
+        lo, hi = max(0, j * B - r), min(len(codes), (j + 1) * B - r)
+        path = self._block_start(state, before, j, r)[lanes] + np.cumsum(self.table[codes[lo:hi]][:, lanes], axis=0)
+        path -= np.minimum.accumulate(np.minimum(path, 0.0), axis=0)
+        return path, lo
+
+    def _transitions(self, state, codes, before, after, bound, closed, r, start) -> list[Transition]:
+        """Per detector: exact firing rows, then episode ends at block boundaries."""
         B, n, h = self.block, len(codes), self.h
         first_block = (start - r) // B
-        after = _capped_paths(sums[:closed], state.value, h)
-        before = np.vstack([state.value[None, :], after])[: len(sums)]
-        bound = before + counts @ self.positive
-        bound[0] += state.partial
         out: list[Transition] = []
         for name, lanes in self.members.items():
             j = 0
-            while j < len(sums):
+            while j < len(before):
                 if not state.open[name]:
                     hot = np.flatnonzero((bound[j:, lanes] >= h[lanes]).any(axis=1))
                     if hot.size == 0:
                         break
                     j += int(hot[0])
-                    fired = self._exact_crossing(state, codes, lanes, before[j], after[:j], j, r, start)
+                    fired = self._exact_crossing(state, codes, lanes, before, after[:j], j, r, start)
                     if fired is not None:
                         out.append(fired)
                         state.open[name] = True
@@ -180,37 +181,51 @@ class BlockCusum:
                     out.append(Transition(name, "clear", row, lane, float(after[j, lane]), float(h[lane]), 0))
                     state.open[name] = False
                     j += 1
-        if closed:
-            state.value = after[-1].copy()
-            zero = after <= 0.0
-            last = closed - 1 - np.argmax(zero[::-1], axis=0)
-            state.run_start = np.where(zero.any(axis=0), start - r + (last + 1) * B, state.run_start)
-        state.partial = sums[-1].copy() if closed < len(sums) else np.zeros_like(state.partial)
         out.sort(key=lambda t: (t.row, t.detector))
         return out
 
-    def _exact_crossing(self, state, codes, lanes, base, earlier, j, r, start) -> Transition | None:
+    def _exact_crossing(self, state, codes, lanes, before, earlier, j, r, start) -> Transition | None:
         """First event of block ``j`` where one of ``lanes`` reaches its threshold.
 
         ``earlier`` holds the lane values at the ends of this batch's blocks
         before ``j``, to date the run that led to the crossing.
         """
-        B, n = self.block, len(codes)
-        lo, hi = max(0, j * B - r), min(n, (j + 1) * B - r)
-        offset = base[lanes] + (state.partial[lanes] if j == 0 else 0.0)
-        path = offset + np.cumsum(self.table[codes[lo:hi]][:, lanes], axis=0)
+        path, lo = self._inblock_path(state, codes, before, j, r, lanes)
         crossed = path >= self.h[lanes]
         if not crossed.any():
             return None
-        first = np.where(crossed.any(axis=0), np.argmax(crossed, axis=0), hi - lo)
+        first = np.where(crossed.any(axis=0), np.argmax(crossed, axis=0), len(path))
         k = int(np.argmin(first))
         lane = int(lanes[k])
         row = lo + int(first[k])
         zeros = np.flatnonzero(earlier[:, lane] <= 0.0)
-        run_start = start - r + (int(zeros[-1]) + 1) * B if zeros.size else int(state.run_start[lane])
+        run_start = start - r + (int(zeros[-1]) + 1) * self.block if zeros.size else int(state.run_start[lane])
         run = int(start + row - run_start + 1)
         return Transition(self.lanes.detectors[lane], "fire", row, lane, float(path[first[k], k]),
                           float(self.h[lane]), run)
+
+    def _finish(self, state, codes, sums, before, after, closed, r, start) -> None:
+        """Carry block values, the open block's partial sum and per-event CUSUM, run starts."""
+        B = self.block
+        every = np.arange(len(state.value))
+        if closed < len(sums):  # the last block stays open
+            state.inblock = self._inblock_path(state, codes, before, len(sums) - 1, r, every)[0][-1].copy()
+            state.partial = sums[-1].copy()
+        else:
+            state.partial = np.zeros_like(state.partial)
+        if closed:
+            state.value = after[-1].copy()
+            zero = after <= 0.0
+            last = closed - 1 - np.argmax(zero[::-1], axis=0)
+            state.run_start = np.where(zero.any(axis=0), start - r + (last + 1) * B, state.run_start)
+            if closed == len(sums):
+                state.inblock = state.value.copy()
+
+
+def _lower_paths(sums: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """``S_j = max(0, S_{j-1} + sums_j)`` for every lane (no cap)."""
+    level = s0 + np.cumsum(sums, axis=0)
+    return level - np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
 
 
 def _capped_paths(sums: np.ndarray, s0: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -220,8 +235,7 @@ def _capped_paths(sums: np.ndarray, s0: np.ndarray, h: np.ndarray) -> np.ndarray
     at ``h`` (running maximum) until it reaches 0; each switch is one numpy
     pass, and a switch needs a traverse of the whole range, so they are few.
     """
-    level = s0 + np.cumsum(sums, axis=0)
-    after = level - np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
+    after = _lower_paths(sums, s0)
     for lane in np.flatnonzero((after >= h).any(axis=0)):
         after[:, lane] = _capped_path(sums[:, lane], float(s0[lane]), float(h[lane]))
     return after

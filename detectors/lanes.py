@@ -17,7 +17,7 @@ detector           direction over codes                          kind
 ``mean``           normal scores of the bins (both signs)        drift
 ``scale``          squared normal scores (both signs)            drift
 ``shape``          indicator of each bin (up)                    drift
-``mix``            indicator of each label (up)                  drift
+``mix``            indicator of each label (both signs)          drift
 ``new_category``   indicator of "unseen label" (up)              data_quality
 ``missing``        indicator of "missing" (up)                   data_quality
 =================  ===========================================  ==========
@@ -53,7 +53,7 @@ DEFAULT_THETAS = {
     "mean": (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0, 2.0),
     "scale": (-0.6, -0.25, 0.25, 0.6),
     "shape": (0.7, 2.0),
-    "mix": (0.4, 1.0, 2.0),
+    "mix": (-1.0, -0.4, 0.4, 1.0, 2.0),
     "new_category": (3.0, 6.0, 9.0),
     "missing": (1.0, 2.0, 3.5, 6.0),
 }

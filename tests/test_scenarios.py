@@ -1,0 +1,18 @@
+"""Detection quality on the scenario suite: every change caught, no false alarm."""
+
+import pytest
+
+from scenarios import SCENARIOS, build, run_inferwatch
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario(name):
+    sc = build(name)
+    score = run_inferwatch(sc, batch_size=5000)
+    assert score.false_alarms == 0
+    if sc.change_at is None:
+        assert score.delay is None
+    else:
+        assert score.delay is not None, f"{name}: change on {sc.column} missed"
+        bound = sc.bound()
+        assert score.delay <= max(4 * bound, 64), f"{name}: delay {score.delay} vs bound {bound:.0f}"
