@@ -1,0 +1,86 @@
+"""Speed, all in one run on the same file, printed as ratios.
+
+(a) a plain Python loop of ``orjson.loads`` per line;
+(b) river ADWIN updated per event on every numeric column (after parsing);
+(c) ``inferwatch replay`` end to end (in process: read, decode, core, write);
+(d) the core alone on decoded batches.
+
+Usage: ``python benchmarks/speed.py [N_EVENTS]`` (default 500,000).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson  # noqa: E402
+
+from datafile import events_file  # noqa: E402
+from detectors.config import MonitorConfig  # noqa: E402
+from detectors.monitor import Monitor  # noqa: E402
+from streams.decode import Decoder, infer_schema  # noqa: E402
+from streams.replay import read_chunks, replay_file, sample_lines  # noqa: E402
+from synthetic import Columns  # noqa: E402
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
+    path = events_file(n)
+
+    def orjson_loop():
+        with open(path, "rb") as f:
+            for line in f:
+                orjson.loads(line)
+
+    t_a, _ = timed(orjson_loop)
+
+    numeric = [c for c in Columns.NUMERIC]
+    values = {c: [] for c in numeric}
+    with open(path, "rb") as f:
+        for line in f:
+            e = orjson.loads(line)
+            for c in numeric:
+                v = e["prediction"] if c == "prediction" else e["features"][c]
+                values[c].append(v)
+    from river.drift import ADWIN
+
+    def adwin_loop():
+        dets = {c: ADWIN() for c in numeric}
+        for c in numeric:
+            update = dets[c].update
+            for v in values[c]:
+                if v is not None:
+                    update(v)
+
+    t_b, _ = timed(adwin_loop)
+
+    cfg = MonitorConfig()
+    t_c, summary = timed(lambda: replay_file(path, cfg, io.BytesIO()))
+
+    decoder = Decoder(infer_schema(sample_lines(path), cfg), cfg.limits)
+    batches = [b for first, lines, _ in read_chunks(path, cfg.batch_size) for b in decoder.decode(lines, first).batches]
+    mon = Monitor(cfg)
+    t_d, _ = timed(lambda: [mon.process(b) for b in batches])
+
+    rate = lambda t: n / t  # noqa: E731
+    print(f"events: {n:,} ({path.stat().st_size / 1e6:.0f} MB), {len(numeric)} numeric columns of 9 monitored")
+    print(f"(a) orjson.loads loop        {rate(t_a):>12,.0f} events/s")
+    print(f"(b) river ADWIN per column   {rate(t_b):>12,.0f} events/s")
+    print(f"(c) inferwatch replay        {rate(t_c):>12,.0f} events/s   (c)/(a) = {t_a / t_c:.2f}  target >= 0.5")
+    print(f"(d) core on decoded batches  {rate(t_d):>12,.0f} events/s   (d)/(b) = {t_b / t_d:.2f}  target >= 10")
+    print(f"replay summary: {summary.as_dict()}")
+
+
+if __name__ == "__main__":
+    main()
