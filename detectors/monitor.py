@@ -274,8 +274,8 @@ class ModelMonitor:
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
                                 cfg.block_size, cfg.alert_policy.resolve_fraction)
-            if count_stats:
-                col.stats.update(reference.columns[name]) if chosen[name] == "categorical" else col.stats.update(reference.columns[name], 0)
+            if count_stats:  # warm-up events are events of the stream too
+                col.stats.update(reference.columns[name])
             self.columns[name] = col
         self.live_from = self.events
 

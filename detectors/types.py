@@ -14,6 +14,8 @@ from typing import Mapping, Union
 
 import numpy as np
 
+from .timefmt import rfc3339
+
 __all__ = ["NumericArray", "CategoricalArray", "Column", "Batch", "Alert"]
 
 
@@ -118,8 +120,6 @@ class Alert:
 
     def to_record(self, position) -> dict:
         """The wire record (without wall-clock fields): stable key order."""
-        from .timefmt import rfc3339
-
         return {
             "alert_id": self.alert_id,
             "status": self.status,
