@@ -1,6 +1,6 @@
 """Online column statistics: mergeable, bounded, serialisable.
 
-Counts, missing and type-error counts, mean and variance (Chan et al.'s
+Counts and missing counts, mean and variance (Chan et al.'s
 parallel update, so partitions merge exactly), min/max, a KLL quantile
 sketch (numeric) or a frequent-items sketch (categorical) from Apache
 DataSketches, and the number of values never seen in the reference.
@@ -35,7 +35,6 @@ SKETCH_EVERY = 4  # the quantile sketch sees 1 value in 4: its own rank error (~
 class NumericStats:
     count: int
     missing: int
-    type_errors: int
     present: int
     mean: float
     m2: float
@@ -47,7 +46,7 @@ class NumericStats:
 
     @classmethod
     def empty(cls) -> "NumericStats":
-        return cls(0, 0, 0, 0, 0.0, 0.0, math.inf, -math.inf, kll_doubles_sketch(KLL_K))
+        return cls(0, 0, 0, 0.0, 0.0, math.inf, -math.inf, kll_doubles_sketch(KLL_K))
 
     @property
     def variance(self) -> float:
@@ -60,8 +59,6 @@ class NumericStats:
         present = values[ok]
         self.count += len(values)
         self.missing += len(values) - len(present)
-        if column.type_errors is not None:
-            self.type_errors += int(column.type_errors.sum())
         if present.size:
             self._absorb(present.size, float(present.mean()), float(((present - present.mean()) ** 2).sum()))
             self.min = min(self.min, float(present.min()))
@@ -83,7 +80,6 @@ class NumericStats:
         out = NumericStats.from_dict(self.to_dict())
         out.count += other.count
         out.missing += other.missing
-        out.type_errors += other.type_errors
         if other.present:
             out._absorb(other.present, other.mean, other.m2)
         out.min, out.max = min(out.min, other.min), max(out.max, other.max)
@@ -98,7 +94,7 @@ class NumericStats:
     def summary(self) -> dict:
         q05, q50, q95 = self.quantiles()
         return {
-            "count": self.count, "missing": self.missing, "type_errors": self.type_errors,
+            "count": self.count, "missing": self.missing,
             "mean": self.mean, "std": math.sqrt(self.variance),
             "min": self.min if self.present else None, "max": self.max if self.present else None,
             "p05": q05, "p50": q50, "p95": q95,
@@ -107,14 +103,14 @@ class NumericStats:
     def to_dict(self) -> dict:
         return {
             "kind": "numeric", "count": self.count, "missing": self.missing,
-            "type_errors": self.type_errors, "present": self.present, "mean": self.mean,
+            "present": self.present, "mean": self.mean,
             "m2": self.m2, "min": self.min, "max": self.max, "sketch": self.sketch.serialize(),
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> "NumericStats":
         return cls(
-            int(raw["count"]), int(raw["missing"]), int(raw["type_errors"]), int(raw["present"]),
+            int(raw["count"]), int(raw["missing"]), int(raw["present"]),
             float(raw["mean"]), float(raw["m2"]), float(raw["min"]), float(raw["max"]),
             kll_doubles_sketch.deserialize(bytes(raw["sketch"])),
         )

@@ -21,21 +21,15 @@ __all__ = ["NumericArray", "CategoricalArray", "Column", "Batch", "Alert"]
 
 @dataclass(frozen=True)
 class NumericArray:
-    """Float values, NaN where the value is missing or not a number.
-
-    ``type_errors`` marks values that were present but of the wrong type
-    (a string in a numeric column); they are also NaN in ``values``.
-    """
+    """Float values, NaN where the value is missing."""
 
     values: np.ndarray
-    type_errors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.values)
 
     def take(self, rows: np.ndarray) -> "NumericArray":
-        errors = None if self.type_errors is None else self.type_errors[rows]
-        return NumericArray(self.values[rows], errors)
+        return NumericArray(self.values[rows])
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
 Kind = str  # "numeric" | "categorical" | "boolean"
 _POLARS = {"numeric": pl.Float64, "categorical": pl.String, "boolean": pl.Boolean}
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 
 @dataclass(frozen=True)
