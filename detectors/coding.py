@@ -20,11 +20,13 @@ them a function of per-block code counts, which are cheap and mergeable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm
 
+from .kernels import bucket_table, count_codes, encode_numeric
 from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict"]
@@ -66,6 +68,16 @@ class NumericCodebook:
         codes = np.searchsorted(self.edges, values, side="right")
         codes[np.isnan(values)] = self.missing_code
         return codes
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        return bucket_table(self.edges)
+
+    def encode_counted(self, column: Column, r: int, block: int):
+        """(codes, per-block code counts, moments of present values) in one compiled pass."""
+        if not isinstance(column, NumericArray):
+            raise TypeError(f"numeric codebook got {type(column).__name__}")
+        return encode_numeric(column.values, self.edges, self._table, self.missing_code, r, block, self.n_codes)
 
     def label(self, code: int) -> str:
         """Human text for a bin, e.g. ``[12.5, 40)``."""
@@ -146,6 +158,11 @@ class CategoricalCodebook:
             lookup[i] = code
         lookup[-1] = self.missing_code  # code -1 indexes the last slot
         return lookup[column.codes]
+
+    def encode_counted(self, column: Column, r: int, block: int):
+        """(codes, per-block code counts, None)."""
+        codes = self.encode(column)
+        return codes, count_codes(codes, r, block, self.n_codes), None
 
     def label(self, code: int) -> str:
         if code < len(self.top):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels import block_walk, count_codes
 from .lanes import LaneTable
 
 __all__ = ["LaneState", "Transition", "BlockCusum"]
@@ -102,38 +103,38 @@ class BlockCusum:
         self.resolve_fraction = resolve_fraction
         self.table = lanes.table
         self.positive = lanes.positive
+        self.table_and_positive = np.hstack([lanes.table, lanes.positive])
         self.h = lanes.thresholds
         self.n_codes = lanes.table.shape[0]
         names = lanes.detector_names()
         self.members = {name: np.flatnonzero(np.asarray(lanes.detectors) == name) for name in names}
 
-    def advance(self, state: LaneState, codes: np.ndarray, start: int) -> list[Transition]:
-        """Feed ``codes`` (events ``start .. start+len-1`` of the model); mutate ``state``."""
+    def advance(self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None) -> list[Transition]:
+        """Feed ``codes`` (events ``start .. start+len-1`` of the model); mutate ``state``.
+
+        ``counts`` are the per-block code counts (blocks of this batch, the
+        first one possibly begun earlier), if the caller already has them.
+        """
         n = len(codes)
         if n == 0:
             return []
-        B, K = self.block, self.n_codes
+        B, K, L = self.block, self.n_codes, len(self.h)
         r = start % B
-        block_of = (np.arange(n) + r) // B
-        n_blocks = int(block_of[-1]) + 1
-        counts = np.bincount(block_of * K + codes, minlength=n_blocks * K).reshape(n_blocks, K)
-        sums = counts @ self.table
+        if counts is None:
+            counts = count_codes(codes, r, B, K)
+        both = counts.astype(np.float64) @ self.table_and_positive
+        sums, positive = both[:, :L], both[:, L:]
         sums[0] += state.partial
         closed = (r + n) // B
-        quiet = not any(state.open.values())
-        after = _lower_paths(sums[:closed], state.value) if quiet else _capped_paths(sums[:closed], state.value, self.h)
-        before = np.vstack([state.value[None, :], after])[:n_blocks]
-        bound = before + counts @ self.positive
-        if r:  # the first block began in an earlier batch: continue its per-event CUSUM
-            bound[0] += state.inblock - state.value
-        if quiet and not np.any(bound >= self.h):
-            out: list[Transition] = []
-        else:
-            if quiet:
-                after = _capped_paths(sums[:closed], state.value, self.h)
-                before = np.vstack([state.value[None, :], after])[:n_blocks]
+        after, last_zero, hot = block_walk(both, state.value, state.inblock, r > 0, self.h, closed)
+        out: list[Transition] = []
+        if hot or any(state.open.values()):
+            before = np.vstack([state.value[None, :], after])[: len(sums)]
+            bound = before + positive
+            if r:  # the first block began in an earlier batch: continue its per-event CUSUM
+                bound[0] += state.inblock - state.value
             out = self._transitions(state, codes, before, after, bound, closed, r, start)
-        self._finish(state, codes, sums, before, after, closed, r, start)
+        self._finish(state, codes, sums, after, last_zero, closed, r, start)
         return out
 
     def _block_start(self, state: LaneState, before: np.ndarray, j: int, r: int) -> np.ndarray:
@@ -204,61 +205,20 @@ class BlockCusum:
         return Transition(self.lanes.detectors[lane], "fire", row, lane, float(path[first[k], k]),
                           float(self.h[lane]), run)
 
-    def _finish(self, state, codes, sums, before, after, closed, r, start) -> None:
+    def _finish(self, state, codes, sums, after, last_zero, closed, r, start) -> None:
         """Carry block values, the open block's partial sum and per-event CUSUM, run starts."""
         B = self.block
-        every = np.arange(len(state.value))
-        if closed < len(sums):  # the last block stays open
-            state.inblock = self._inblock_path(state, codes, before, len(sums) - 1, r, every)[0][-1].copy()
+        if closed < len(sums):  # the last block stays open: follow its per-event CUSUM
+            j = len(sums) - 1
+            begin = state.inblock if (j == 0 and r) else (after[j - 1] if j else state.value)
+            path = begin + np.cumsum(self.table[codes[max(0, j * B - r):]], axis=0)
+            path -= np.minimum.accumulate(np.minimum(path, 0.0), axis=0)
+            state.inblock = path[-1].copy()
             state.partial = sums[-1].copy()
         else:
             state.partial = np.zeros_like(state.partial)
         if closed:
             state.value = after[-1].copy()
-            zero = after <= 0.0
-            last = closed - 1 - np.argmax(zero[::-1], axis=0)
-            state.run_start = np.where(zero.any(axis=0), start - r + (last + 1) * B, state.run_start)
+            state.run_start = np.where(last_zero >= 0, start - r + (last_zero + 1) * B, state.run_start)
             if closed == len(sums):
                 state.inblock = state.value.copy()
-
-
-def _lower_paths(sums: np.ndarray, s0: np.ndarray) -> np.ndarray:
-    """``S_j = max(0, S_{j-1} + sums_j)`` for every lane (no cap)."""
-    level = s0 + np.cumsum(sums, axis=0)
-    return level - np.minimum.accumulate(np.minimum(level, 0.0), axis=0)
-
-
-def _capped_paths(sums: np.ndarray, s0: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``S_j = min(h, max(0, S_{j-1} + sums_j))`` for every lane, vectorised.
-
-    The walk is reflected at 0 (running minimum) until it reaches ``h``, then
-    at ``h`` (running maximum) until it reaches 0; each switch is one numpy
-    pass, and a switch needs a traverse of the whole range, so they are few.
-    """
-    after = _lower_paths(sums, s0)
-    for lane in np.flatnonzero((after >= h).any(axis=0)):
-        after[:, lane] = _capped_path(sums[:, lane], float(s0[lane]), float(h[lane]))
-    return after
-
-
-def _capped_path(x: np.ndarray, s: float, h: float) -> np.ndarray:
-    out = np.empty(len(x))
-    i, low_regime = 0, True
-    while i < len(x):
-        step = np.cumsum(x[i:])
-        if low_regime:
-            path = s + step
-            path -= np.minimum.accumulate(np.minimum(path, 0.0))
-            switch = np.flatnonzero(path >= h)
-        else:
-            path = h + step - np.maximum.accumulate(np.maximum(step, 0.0))
-            switch = np.flatnonzero(path <= 0.0)
-        if switch.size == 0:
-            out[i:] = path
-            break
-        k = int(switch[0])
-        out[i : i + k] = path[:k]
-        s = h if low_regime else 0.0
-        out[i + k] = s
-        i, low_regime = i + k + 1, not low_regime
-    return out

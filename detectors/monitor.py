@@ -89,9 +89,9 @@ class ColumnMonitor:
         expected = NumericArray if self.kind == "numeric" else CategoricalArray
         if not isinstance(column, expected):
             raise TypeError(f"column {self.name!r} is {self.kind} but the batch holds {type(column).__name__}")
-        codes = self.book.encode(column)
+        codes, counts, moments = self.book.encode_counted(column, start % self.block, self.block)
         if isinstance(self.stats, NumericStats):
-            self.stats.update(column, start)
+            self.stats.update(column, start, moments)
         else:
             unseen_code = self.book.unseen_code
             unseen = int((codes == unseen_code).sum()) if not self.book.open_vocabulary else 0
@@ -101,7 +101,7 @@ class ColumnMonitor:
             self.stats.update(column, unseen)
         if self.engine is None:
             return []
-        return self.engine.advance(self.state, codes, start)
+        return self.engine.advance(self.state, codes, start, counts)
 
     def describe(self, t: Transition) -> tuple[str, str]:
         """(message, severity) of a transition."""

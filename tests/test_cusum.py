@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from detectors.cusum import BlockCusum, LaneState, _capped_path
+from detectors.cusum import BlockCusum, LaneState
+from detectors.kernels import block_walk
 from detectors.lanes import LaneTable
 
 
@@ -62,17 +63,17 @@ def test_same_transitions_whatever_the_batch_cuts(cuts):
     np.testing.assert_allclose(s1.partial, s2.partial)
 
 
-def test_capped_path_matches_the_recursion():
-    """The vectorised doubly reflected walk equals the scalar recursion."""
+def test_block_walk_matches_the_recursion():
+    """The compiled walk equals the scalar recursion S = min(h, max(0, S + x))."""
     rng = np.random.default_rng(2)
-    for _ in range(100):
-        x, h = rng.normal(rng.normal(), 3, 200), rng.uniform(1, 20)
-        s = rng.uniform(0, h)
-        expected, v = [], s
-        for xi in x:
-            v = min(h, max(0.0, v + xi))
-            expected.append(v)
-        np.testing.assert_allclose(_capped_path(x, s, h), expected)
+    for _ in range(50):
+        x, h = rng.normal(rng.normal(), 3, (200, 3)), rng.uniform(1, 20, 3)
+        s0 = rng.uniform(0, h)
+        after, _, _ = block_walk(np.hstack([x, np.zeros_like(x)]), s0, s0, False, h, 200)
+        v = s0.copy()
+        for j in range(200):
+            v = np.minimum(h, np.maximum(0.0, v + x[j]))
+            np.testing.assert_allclose(after[j], v)
 
 
 def test_bad_parameters_raise():

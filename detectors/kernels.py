@@ -1,0 +1,179 @@
+"""Compiled per-event kernels: the only loops over events in the core.
+
+One pass per column turns values into codes, counts codes per block and
+accumulates the moments the statistics need. A numeric value finds its bin
+through a 65,536-entry table indexed by the top 16 bits of its order-
+preserving integer key (sign, exponent and 4 mantissa bits); only a value
+whose table slot straddles a bin edge does a short binary search.
+
+>>> import numpy as np
+>>> edges = np.array([0.0, 10.0, 100.0])
+>>> table = bucket_table(edges)
+>>> values = np.array([-1.0, -0.0, 5.0, 10.0, 1e6, np.nan])
+>>> codes, counts, moments = encode_numeric(values, edges, table, missing=4, r=0, block=4, n_codes=5)
+>>> codes.tolist(), counts.tolist()
+([0, 1, 1, 2, 3, 4], [[1, 2, 1, 0, 0], [0, 0, 0, 1, 1]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["bucket_table", "encode_numeric", "count_codes"]
+
+_SIGN = np.uint64(1 << 63)
+
+
+def _keys_to_floats(keys: np.ndarray) -> np.ndarray:
+    bits = np.where(keys >= _SIGN, keys ^ _SIGN, ~keys)
+    return bits.view(np.float64)
+
+
+def bucket_table(edges: np.ndarray) -> np.ndarray:
+    """For each 16-bit key prefix, the lowest and highest code its values can take."""
+    prefixes = np.arange(1 << 16, dtype=np.uint64) << np.uint64(48)
+    low = _keys_to_floats(prefixes)
+    high = _keys_to_floats(prefixes | np.uint64((1 << 48) - 1))
+    with np.errstate(invalid="ignore"):
+        lo = np.searchsorted(edges, np.where(np.isnan(low), np.inf, low), side="right")
+        hi = np.searchsorted(edges, np.where(np.isnan(high), np.inf, high), side="right")
+    return np.stack([lo, hi]).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _encode_numeric(values, bits, edges, table, missing, r, block, n_codes, codes, counts):
+    n_present = 0
+    total = 0.0
+    squares = 0.0
+    shift = 0.0
+    lowest = np.inf
+    highest = -np.inf
+    sign = np.uint64(1) << np.uint64(63)
+    blk = 0
+    pos = r
+    for i in range(values.shape[0]):
+        x = values[i]
+        if x != x:
+            c = missing
+        else:
+            key = bits[i]
+            if key == sign:  # -0.0 sorts with +0.0
+                key = np.uint64(0)
+            key = key ^ sign if key < sign else ~key
+            slot = np.int64(key >> np.uint64(48))
+            lo = table[0, slot]
+            hi = table[1, slot]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if edges[mid] <= x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            c = lo
+            if n_present == 0:
+                shift = x
+            d = x - shift
+            total += d
+            squares += d * d
+            n_present += 1
+            if x < lowest:
+                lowest = x
+            if x > highest:
+                highest = x
+        codes[i] = c
+        counts[blk, c] += 1
+        pos += 1
+        if pos == block:
+            pos = 0
+            blk += 1
+    return n_present, total, squares, shift, lowest, highest
+
+
+def encode_numeric(values, edges, table, missing, r, block, n_codes):
+    """Codes, per-block counts and (n, sum, sum of squares, shift, min, max) of present values.
+
+    Sums are of ``x - shift`` (the first present value), for precision.
+    """
+    n = len(values)
+    n_blocks = (r + n - 1) // block + 1 if n else 0
+    codes = np.empty(n, dtype=np.int64)
+    counts = np.zeros((n_blocks, n_codes), dtype=np.int64)
+    if values.dtype != np.float64 or not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+    moments = _encode_numeric(values, values.view(np.uint64), edges, table, missing, r, block, n_codes, codes, counts)
+    return codes, counts, moments
+
+
+@njit(cache=True, nogil=True)
+def _count_codes(codes, r, block, counts):
+    blk = 0
+    pos = r
+    for i in range(codes.shape[0]):
+        counts[blk, codes[i]] += 1
+        pos += 1
+        if pos == block:
+            pos = 0
+            blk += 1
+
+
+def count_codes(codes, r, block, n_codes):
+    """Per-block counts of integer codes.
+
+    >>> count_codes(np.array([0, 1, 1, 2]), r=1, block=2, n_codes=3).tolist()
+    [[1, 0, 0], [0, 2, 0], [0, 0, 1]]
+    """
+    n = len(codes)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.int64)
+    _count_codes(np.ascontiguousarray(codes, dtype=np.int64), r, block, counts)
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def _block_walk(sums, positive, s0, inblock, resume, h, closed, after, last_zero):
+    n_blocks, n_lanes = sums.shape
+    value = s0.copy()
+    hot = False
+    for lane in range(n_lanes):
+        start = inblock[lane] if resume else value[lane]
+        if start + positive[0, lane] >= h[lane]:
+            hot = True
+    for j in range(n_blocks):
+        if j > 0:
+            for lane in range(n_lanes):
+                if value[lane] + positive[j, lane] >= h[lane]:
+                    hot = True
+        if j < closed:
+            for lane in range(n_lanes):
+                v = value[lane] + sums[j, lane]
+                if v <= 0.0:
+                    v = 0.0
+                    last_zero[lane] = j
+                elif v > h[lane]:
+                    v = h[lane]
+                value[lane] = v
+                after[j, lane] = v
+    return hot
+
+
+def block_walk(both, s0, inblock, resume, h, closed):
+    """Lane values at the closed block ends, ``S = min(h, max(0, S + sum))``.
+
+    ``both`` holds, per block, the lanes' sums then their positive parts.
+
+    Also says whether any lane could reach its threshold inside any block
+    (``start + positive part of the block >= h``, starting from ``inblock``
+    for a block resumed from an earlier batch), and the last closed block
+    where each lane was at zero (-1 if none).
+
+    >>> both = np.array([[1.0, 1.0], [-5.0, 0.0], [9.0, 9.0]])
+    >>> after, last_zero, hot = block_walk(both, np.array([2.0]), np.array([2.0]), False, np.array([10.0]), 3)
+    >>> after.ravel().tolist(), last_zero.tolist(), hot
+    ([3.0, 0.0, 9.0], [1], False)
+    """
+    after = np.empty((closed, len(s0)))
+    last_zero = np.full(len(s0), -1, dtype=np.int64)
+    n = len(s0)
+    sums, positive = np.ascontiguousarray(both[:, :n]), np.ascontiguousarray(both[:, n:])
+    hot = _block_walk(sums, positive, s0, inblock, bool(resume), h, closed, after, last_zero)
+    return after, last_zero, hot
