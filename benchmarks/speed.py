@@ -26,6 +26,7 @@ from detectors.config import MonitorConfig  # noqa: E402
 from detectors.monitor import Monitor  # noqa: E402
 from streams.decode import Decoder, infer_schema  # noqa: E402
 from streams.replay import read_chunks, replay_file, sample_lines  # noqa: E402
+from streams.runtime import single_threaded_blas  # noqa: E402
 from synthetic import Columns  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def main() -> None:
             for line in f:
                 orjson.loads(line)
 
-    t_a, _ = timed(orjson_loop)
+    orjson_loop()  # page cache
 
     numeric = [c for c in Columns.NUMERIC]
     values = {c: [] for c in numeric}
@@ -73,7 +74,12 @@ def main() -> None:
     cfg = MonitorConfig()
     demo = Path(__file__).resolve().parent.parent / "examples" / "card_fraud_stream.jsonl"
     replay_file(demo, cfg, io.BytesIO())  # compile the kernels once (numba caches them on disk too)
-    t_c, summary = timed(lambda: replay_file(path, cfg, io.BytesIO()))
+    # (a) and (c) alternate, best of three each: a noisy neighbour hits both alike
+    t_a = t_c = float("inf")
+    for _ in range(3):
+        t_a = min(t_a, timed(orjson_loop, 1)[0])
+        elapsed, summary = timed(lambda: replay_file(path, cfg, io.BytesIO()), 1)
+        t_c = min(t_c, elapsed)
 
     decoder = Decoder(infer_schema(sample_lines(path), cfg), cfg.limits)
     batches = [b for first, lines, _ in read_chunks(path, cfg.batch_size) for b in decoder.decode(lines, first).batches]
@@ -86,7 +92,8 @@ def main() -> None:
         return time.perf_counter() - t
 
     steady = sum(len(b) for b in batches[1:])
-    t_d = min(core() for _ in range(3))
+    with single_threaded_blas():
+        t_d = min(core() for _ in range(3))
     t_d *= n / steady  # per-event cost of the steady state, scaled to the whole file
 
     rate = lambda t: n / t  # noqa: E731

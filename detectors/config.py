@@ -96,7 +96,7 @@ class MonitorConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     default: ModelConfig = Field(default_factory=ModelConfig)
     limits: Limits = Field(default_factory=Limits)
-    batch_size: int = Field(16_384, ge=1, le=1_000_000)
+    batch_size: int = Field(32_768, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> "MonitorConfig":

@@ -27,6 +27,8 @@ import polars as pl
 from detectors.config import Limits, MonitorConfig
 from detectors.types import Batch, CategoricalArray, Column, NumericArray
 
+from .timeparse import rfc3339_seconds
+
 __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
 Kind = str  # "numeric" | "categorical" | "boolean"
@@ -215,66 +217,101 @@ class Decoder:
         return f"could not decode: {str(exc).splitlines()[0][:200]}"
 
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
-        problems = [
-            (frame["event_id"].is_null(), "missing required field: event_id"),
-            (frame["model"].is_null(), "missing required field: model"),
-            (frame["timestamp"].is_null(), "missing required field: timestamp"),
-            (frame["features"].is_null(), "missing required field: features (an object)"),
-        ]
-        times = _epoch_seconds(frame["timestamp"])
-        problems.append((times.is_null() & frame["timestamp"].is_not_null(),
-                         "timestamp: expected an RFC 3339 string or epoch seconds"))
-        bad = np.zeros(len(frame), dtype=bool)
-        for mask, reason in problems:
-            m = mask.to_numpy()
-            for i in np.flatnonzero(m & ~bad):
-                j = int(index[i])
-                out.dead.append(DeadLetter(reason, first_index + j, lines[j]))
-            bad |= m
+        """One polars ``select`` for all checks and columns, then split by model."""
+        table = frame.select(self._expressions())
+        problem = table["__problem"].to_numpy().copy()
+        times = _seconds(table["timestamp"])
+        problem[(problem == 0) & np.isnan(times)] = 5
+        bad = problem > 0
+        for i in np.flatnonzero(bad):
+            j = int(index[i])
+            out.dead.append(DeadLetter(_PROBLEMS[problem[i]], first_index + j, lines[j]))
         if bad.any():
-            good = ~bad
-            frame, index, times = frame.filter(pl.Series(good)), index[good], times.filter(pl.Series(good))
-        if len(frame) == 0:
+            table, index, times = table.filter(pl.Series(~bad)), index[~bad], times[~bad]
+        if len(table) == 0:
             return
-        times_np = times.to_numpy()
-        models = frame["model"]
-        names = models.unique(maintain_order=True).to_list()
-        if len(names) == 1:
-            groups = [(names[0], None)]
-        else:
-            codes = models.cast(pl.Enum(names)).to_physical().to_numpy()
-            groups = [(name, np.flatnonzero(codes == k)) for k, name in enumerate(names)]
-        columns = self._columns(frame)
-        segments = self._segments(frame)
-        event_ids = frame["event_id"].to_numpy()
-        for name, rows in groups:
-            if rows is None:
-                batch = Batch(name, event_ids, times_np, columns, segments)
-                out.rows.append(first_index + index)
+        columns: dict[str, Column] = {}
+        segments: dict[str, CategoricalArray] = {}
+        for name, kind in self._outputs():
+            column = _column(table[name], kind)
+            if name.startswith("tags."):
+                segments[name[5:]] = column
             else:
-                batch = Batch(name, event_ids, times_np, columns, segments).take(rows)
-                out.rows.append(first_index + index[rows])
+                columns[name] = column
+        models = table["model"]
+        names = models.unique(maintain_order=True).to_list()
+        event_ids = table["event_id"].to_numpy()
+        batch = Batch(names[0], event_ids, times, columns, segments)
+        if len(names) == 1:
             out.batches.append(batch)
+            out.rows.append(first_index + index)
+            return
+        codes = models.cast(pl.Enum(names)).to_physical().to_numpy()
+        for k, name in enumerate(names):
+            rows = np.flatnonzero(codes == k)
+            part = batch.take(rows)
+            out.batches.append(Batch(name, part.event_ids, part.times, part.columns, part.segments))
+            out.rows.append(first_index + index[rows])
 
-    def _columns(self, frame: pl.DataFrame) -> dict[str, Column]:
-        cols: dict[str, Column] = {}
-        feats = frame["features"].struct
-        for name, kind in self.schema.features.items():
-            cols[name] = _column(feats.field(name), kind)
+    def _outputs(self) -> list[tuple[str, str]]:
+        """(output column, kind) for every feature, prediction output and tag."""
+        outs = list(self.schema.features.items())
         pred = self.schema.prediction
         if isinstance(pred, dict):
-            for name, kind in pred.items():
-                cols[f"prediction.{name}"] = _column(frame["prediction"].struct.field(name), kind)
+            outs += [(f"prediction.{k}", v) for k, v in pred.items()]
         elif pred is not None:
-            cols["prediction"] = _column(frame["prediction"], pred)
-        return cols
+            outs.append(("prediction", pred))
+        return outs + [(f"tags.{t}", "categorical") for t in self.schema.tags]
 
-    def _segments(self, frame: pl.DataFrame) -> dict[str, CategoricalArray]:
-        if not self.schema.tags:
-            return {}
-        tags = frame["tags"].struct
-        return {t: _column(tags.field(t), "categorical") for t in self.schema.tags}
+    def _expressions(self) -> list[pl.Expr]:
+        problem = (
+            pl.when(pl.col("event_id").is_null()).then(1)
+            .when(pl.col("model").is_null()).then(2)
+            .when(pl.col("timestamp").is_null()).then(3)
+            .when(pl.col("features").is_null()).then(4)
+            .otherwise(0).cast(pl.Int8)
+        )
+        exprs = [pl.col("event_id"), pl.col("model"), pl.col("timestamp"), problem.alias("__problem")]
+        for name, kind in self._outputs():
+            if name.startswith("tags."):
+                source = pl.col("tags").struct.field(name[5:])
+            elif name == "prediction":
+                source = pl.col("prediction")
+            elif name.startswith("prediction."):
+                source = pl.col("prediction").struct.field(name[11:])
+            else:
+                source = pl.col("features").struct.field(name)
+            exprs.append(source.alias(name))
+        return exprs
 
+
+_RFC3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"
+
+
+def _seconds(ts: pl.Series) -> np.ndarray:
+    """Epoch seconds of RFC 3339 text or of epoch seconds (sent as a number); NaN if neither.
+
+    The compiled parser takes the common forms; the rows it cannot read go to
+    a float cast, then to polars' general parser.
+    """
+    out = rfc3339_seconds(ts.fill_null("").to_numpy().astype("S40"))
+    left = np.flatnonzero(np.isnan(out))
+    if left.size:
+        rest = ts.gather(left)
+        numeric = rest.cast(pl.Float64, strict=False)
+        parsed = rest.str.replace(" ", "T", literal=True).str.to_datetime(
+            _RFC3339, strict=False, time_zone="UTC", time_unit="us")
+        seconds = pl.select(pl.when(numeric.is_finite()).then(numeric)
+                            .otherwise(parsed.dt.epoch("us") / 1e6)).to_series()
+        out[left] = seconds.fill_null(np.nan).to_numpy()
+    return out
+_PROBLEMS = {
+    1: "missing required field: event_id",
+    2: "missing required field: model",
+    3: "missing required field: timestamp",
+    4: "missing required field: features (an object)",
+    5: "timestamp: expected an RFC 3339 string or epoch seconds",
+}
 
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
 
@@ -300,19 +337,6 @@ def _column(series: pl.Series, kind: str) -> Column:
     labels = series.drop_nulls().unique().sort()
     codes = series.cast(pl.Enum(labels.to_list())).to_physical().fill_null(-1).to_numpy().astype(np.int64)
     return CategoricalArray(codes, tuple(labels.to_list()))
-
-
-def _epoch_seconds(ts: pl.Series) -> pl.Series:
-    """RFC 3339 text or epoch seconds (as text) to float seconds; null if neither."""
-    numeric = ts.cast(pl.Float64, strict=False)
-    parsed = ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC", time_unit="us")
-    if parsed.null_count() > numeric.is_not_null().sum() + ts.null_count():
-        spaced = ts.str.replace(" ", "T", literal=True)
-        parsed = parsed.fill_null(
-            spaced.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC", time_unit="us"))
-    seconds = parsed.dt.epoch("us").cast(pl.Float64) / 1e6
-    finite = numeric.is_finite().fill_null(False)
-    return pl.select(pl.when(finite).then(numeric).otherwise(seconds)).to_series()
 
 
 def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: tuple[str, ...] = ()) -> Schema:

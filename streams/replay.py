@@ -1,16 +1,15 @@
 """File replay: the embedded default. JSON lines through the core, alerts out.
 
-Reading and decoding the next chunk runs in a helper thread while the core
-works on the current one (polars and numpy release the GIL), so on two
-cores the two stages overlap. Output does not depend on the chunk size:
-the core sees each model's events in file order whatever the cut.
+Chunks are decoded and monitored in turn: polars already spreads parsing
+over every core, and a second stage in a thread only fought it for them.
+Output does not depend on the chunk size: the core sees each model's
+events in file order whatever the cut.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -21,6 +20,7 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor, concat_batches
 
 from .decode import Decoded, Decoder, Schema, infer_schema
+from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "read_chunks", "sample_lines", "replay_file", "load_reference"]
 
@@ -118,21 +118,9 @@ def replay_file(
     total = Path(events).stat().st_size
     chunks = read_chunks(events, config.batch_size)
 
-    def decode_next():
-        item = next(chunks, None)
-        if item is None:
-            return None
-        first, lines, done = item
-        return decoder.decode(lines, first), done
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        future = pool.submit(decode_next)
-        while True:
-            item = future.result()
-            if item is None:
-                break
-            future = pool.submit(decode_next)
-            decoded, done = item
+    with single_threaded_blas():
+        for first, lines, done in chunks:
+            decoded = decoder.decode(lines, first)
             summary.blank_lines += decoded.blank
             _write_dead(decoded, dead_letters_out, source_name, summary)
             _run_core(monitor, decoded, alerts_out, summary)

@@ -1,0 +1,106 @@
+"""Fast RFC 3339 parsing of a column of timestamps (compiled, fixed-width bytes).
+
+``YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM)``; anything else is
+NaN here, and the decoder falls back to epoch seconds and then to polars'
+general parser for those rows only.
+
+>>> import numpy as np
+>>> rfc3339_seconds(np.array([b"2026-11-01T00:00:00.100Z", b"2026-11-01 02:00:00+02:00", b"1762000000", b"2026-02-29T00:00:00Z"]))
+array([1.7934912e+09, 1.7934912e+09,           nan,           nan])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["rfc3339_seconds"]
+
+
+@njit(cache=True, nogil=True)
+def _digits(row, start, count):
+    value = 0
+    for i in range(start, start + count):
+        d = row[i] - 48
+        if d < 0 or d > 9:
+            return -1
+        value = value * 10 + d
+    return value
+
+
+@njit(cache=True, nogil=True)
+def _month_days(year, month):
+    if month == 2:
+        return 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+@njit(cache=True, nogil=True)
+def _days_from_civil(y, m, d):
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(cache=True, nogil=True)
+def _parse(rows, out):
+    n, width = rows.shape
+    for i in range(n):
+        row = rows[i]
+        out[i] = np.nan
+        if width < 20 or row[4] != 45 or row[7] != 45 or row[13] != 58 or row[16] != 58:
+            continue
+        sep = row[10]
+        if sep != 84 and sep != 116 and sep != 32:
+            continue
+        year, month, day = _digits(row, 0, 4), _digits(row, 5, 2), _digits(row, 8, 2)
+        hour, minute, sec = _digits(row, 11, 2), _digits(row, 14, 2), _digits(row, 17, 2)
+        if min(year, month, day, hour, minute, sec) < 0 or not (1 <= month <= 12 and 1 <= day <= 31):
+            continue
+        if hour > 23 or minute > 59 or sec > 60 or day > _month_days(year, month):
+            continue
+        pos = 19
+        frac = 0.0
+        if pos < width and row[pos] == 46:
+            pos += 1
+            scale = 0.1
+            start = pos
+            while pos < width and 48 <= row[pos] <= 57:
+                frac += (row[pos] - 48) * scale
+                scale *= 0.1
+                pos += 1
+            if pos == start:
+                continue
+        if pos >= width:
+            continue
+        c = row[pos]
+        offset = 0
+        if c == 90 or c == 122:
+            pos += 1
+        elif c == 43 or c == 45:
+            if pos + 6 > width or row[pos + 3] != 58:
+                continue
+            oh, om = _digits(row, pos + 1, 2), _digits(row, pos + 4, 2)
+            if oh < 0 or om < 0 or oh > 23 or om > 59:
+                continue
+            offset = (oh * 3600 + om * 60) * (1 if c == 43 else -1)
+            pos += 6
+        else:
+            continue
+        if pos < width and row[pos] != 0:
+            continue
+        days = _days_from_civil(year, month, day)
+        out[i] = days * 86400.0 + hour * 3600 + minute * 60 + sec - offset + frac
+
+
+def rfc3339_seconds(values: np.ndarray) -> np.ndarray:
+    """Epoch seconds of fixed-width byte strings (``S<n>`` array); NaN where not RFC 3339."""
+    values = np.ascontiguousarray(values)
+    width = values.dtype.itemsize
+    rows = values.view(np.uint8).reshape(len(values), width) if len(values) else np.zeros((0, max(width, 1)), np.uint8)
+    out = np.empty(len(values))
+    _parse(rows, out)
+    return out
