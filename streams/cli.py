@@ -67,6 +67,32 @@ def replay(
     )
 
 
+@app.command()
+def worker(
+    config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
+    events_topic: str = typer.Option("inference-events", "--events-topic"),
+    alerts_topic: str = typer.Option("inferwatch-alerts", "--alerts-topic"),
+    dead_letter_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letter-topic"),
+    bootstrap_servers: str = typer.Option(..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
+    app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
+    batch_size: int = typer.Option(2000, "--batch-size", min=1),
+    web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
+    loglevel: str = typer.Option("warning", "--loglevel"),
+) -> None:
+    """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
+    from .worker import WorkerSettings, run_worker
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2)
+    settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
+                              app_id, batch_size, web_port=web_port)
+    run_worker(cfg, settings, loglevel)
+
+
 def main() -> None:
     app()
 

@@ -58,6 +58,13 @@ class Schema:
             schema["tags"] = pl.Struct({t: pl.String for t in self.tags})
         return schema
 
+    def to_dict(self) -> dict:
+        return {"features": dict(self.features), "prediction": self.prediction, "tags": list(self.tags)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Schema":
+        return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]))
+
     def columns(self) -> list[str]:
         names = list(self.features)
         if isinstance(self.prediction, dict):

@@ -1,0 +1,140 @@
+"""The live worker: a Faust agent that runs the core on Kafka partitions, state in Redis.
+
+Per partition batch (``take_events`` with a size and a time bound):
+
+1. load the partition's state from Redis (next offset, schema, core state);
+2. skip every event below the stored next offset (faust-streaming seeks to
+   Kafka's committed offsets after a rebalance, so a seek of our own would be
+   overwritten: the offset stored with the state is the truth);
+3. decode, run the core, publish alerts (keyed by model) and dead letters,
+   and wait for the broker's acks;
+4. write the new state and the next offset in one ``SET``.
+
+A crash between 3 and 4 re-publishes the same alerts with the same
+``alert_id`` (downstream de-duplicates on it); the state never counts an
+event twice. Redis or Kafka outages pause the agent and are retried with
+back-off. The agent runs with ``concurrency=1`` (faust-streaming #606).
+
+Detection state is per partition: produce events keyed by model so that a
+model's events share a partition (see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import faust
+import orjson
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+
+from .decode import Decoder, Schema, infer_schema
+from .runtime import single_threaded_blas
+from .state_store import PartitionState, RedisStateStore, retrying
+
+__all__ = ["WorkerSettings", "build_app", "process_partition_batch"]
+
+log = logging.getLogger("inferwatch.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    bootstrap_servers: str
+    redis_url: str
+    events_topic: str = "inference-events"
+    alerts_topic: str = "inferwatch-alerts"
+    dead_letter_topic: str = "inferwatch-dead-letters"
+    app_id: str = "inferwatch"
+    batch_size: int = 2000
+    batch_seconds: float = 0.5
+    web_port: int = 6066
+    session_timeout: float = 10.0  # a killed worker's partitions move after this long
+
+
+def process_partition_batch(config: MonitorConfig, state: PartitionState, topic: str, partition: int,
+                            offsets: list[int], values: list[bytes]) -> tuple[list[bytes], list[bytes], list[str]]:
+    """Run the core over one partition's events; update ``state``; return (alerts, dead letters, alert keys).
+
+    Events below ``state.next_offset`` were already counted and are skipped.
+    """
+    keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
+    if not keep:
+        return [], [], []
+    offsets = [offsets[i] for i in keep]
+    values = [values[i] for i in keep]
+    if state.schema is None:
+        sample = [v for v in values[:1000] if v.strip()]
+        state.schema = infer_schema(sample, config).to_dict()
+    decoder = Decoder(Schema.from_dict(state.schema), config.limits)
+    monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
+    decoded = decoder.decode(values)
+    dead = [orjson.dumps(d.record({"topic": topic, "partition": partition, "offset": offsets[d.index]}))
+            for d in decoded.dead]
+    alerts: list[tuple[int, str, bytes]] = []
+    for batch, rows in zip(decoded.batches, decoded.rows):
+        for alert in monitor.process(batch):
+            offset = offsets[int(rows[alert.row])]
+            position = {"topic": topic, "partition": partition, "offset": offset}
+            alerts.append((offset, alert.model, orjson.dumps(alert.to_record(position))))
+    alerts.sort(key=lambda a: a[0])
+    state.monitor = monitor.to_bytes()
+    state.next_offset = offsets[-1] + 1
+    state.events += decoded.events
+    state.dead_letters += len(dead)
+    return [a[2] for a in alerts], dead, [a[1] for a in alerts]
+
+
+def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+    )
+    events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
+    alerts_topic = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
+    dead_topic = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    store = RedisStateStore(settings.redis_url)
+
+    @app.agent(events, concurrency=1)
+    async def monitor(stream):
+        with single_threaded_blas():
+            async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+                by_partition: dict[tuple[str, int], list] = defaultdict(list)
+                for event in batch:
+                    msg = event.message
+                    by_partition[(msg.topic, msg.partition)].append((msg.offset, event.value))
+                for (topic, partition), items in sorted(by_partition.items()):
+                    items.sort()
+                    state = await retrying("redis", lambda: store.load(topic, partition))
+                    alerts, dead, keys = process_partition_batch(
+                        config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
+                    futures = []
+                    for key, value in zip(keys, alerts):
+                        futures.append(await alerts_topic.send(key=key.encode(), value=value))
+                    for value in dead:
+                        futures.append(await dead_topic.send(key=None, value=value))
+                    for fut in futures:
+                        await fut
+                    await retrying("redis", lambda: store.save(topic, partition, state))
+                yield len(batch)
+
+    return app
+
+
+def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = "warning") -> None:
+    """Run the Faust worker in the foreground until stopped."""
+    app = build_app(config, settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,187 @@
+"""The live worker on real Kafka and Redis (started by scripts/services)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+from streams.state_store import RedisStateStore
+
+DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
+pytestmark = pytest.mark.integration
+
+
+class Worker:
+    """``inferwatch worker`` as a subprocess."""
+
+    def __init__(self, env, events, app_id, tmp: Path, config: Path | None = None):
+        self.env = {**os.environ, **env}
+        self.args = [sys.executable, "-m", "streams.cli", "worker", "--events-topic", events,
+                     "--alerts-topic", f"{events}-alerts", "--dead-letter-topic", f"{events}-dead",
+                     "--app-id", app_id, "--batch-size", "1000"]
+        if config:
+            self.args += ["--config", str(config)]
+        self.tmp = tmp
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        port = str(20000 + random.randrange(20000))
+        log = open(self.tmp / f"worker-{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(self.args + ["--web-port", port], env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def partition_states(redis_url):
+    async def read():
+        store = RedisStateStore(redis_url)
+        try:
+            return await store.partitions()
+        finally:
+            await store.close()
+    return asyncio.run(read())
+
+
+def offsets_done(redis_url, topic, ends: dict[int, int]):
+    states = partition_states(redis_url)
+    return all(states.get(f"{topic}:{p}") and states[f"{topic}:{p}"].next_offset >= end for p, end in ends.items())
+
+
+def end_offsets(bootstrap, topic):
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def replay_alerts(path: Path, extra=()):
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(path), *extra],
+                         capture_output=True, cwd=ROOT, check=True, timeout=300)
+    return [orjson.loads(x) for x in res.stdout.splitlines()]
+
+
+def key(alerts):
+    return sorted((a["alert_id"], a["feature"], a["detector"], a["status"]) for a in alerts)
+
+
+def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
+    """kcat produces the demo; the worker's alerts equal ``replay --file`` (ids, columns, statuses)."""
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    topic = unique("demo")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, DEMO)
+    worker = Worker(services, topic, unique("app"), tmp_path).start()
+    try:
+        ends = end_offsets(bootstrap, topic)
+        wait_until(lambda: offsets_done(redis_url, topic, ends), 240, "the worker to reach the end of the topic")
+    finally:
+        worker.stop()
+    live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
+    assert live and key(live) == key(replay_alerts(DEMO))
+    assert all(a["position"]["topic"] == topic for a in live)
+    dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
+    lines = DEMO.read_bytes().split(b"\n")
+    assert len(dead) == 15
+    for d in dead:
+        assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]] and d["error"]
+
+
+def stream_with_unit_bug(path: Path, n: int) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from synthetic import generate, to_lines
+
+    cols = generate(n, seed=21)
+    cols.amount[n // 2:] *= 100
+    path.write_bytes(b"\n".join(to_lines(cols)) + b"\n")
+
+
+def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(services, tmp_path):
+    """Killed three times mid-stream and restarted: exact counts, and the clean run's alert ids."""
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    n = 60_000
+    data = tmp_path / "events.jsonl"
+    stream_with_unit_bug(data, n)
+    topic = unique("crash")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, data)
+    worker = Worker(services, topic, unique("app"), tmp_path)
+    rng = random.Random(7)
+    try:
+        for cut in sorted(rng.sample(range(5_000, n - 5_000), 3)):
+            worker.start()
+            wait_until(lambda: offsets_done(redis_url, topic, {0: cut}), 240, f"progress past offset {cut}", 0.05)
+            worker.kill()
+        worker.start()
+        wait_until(lambda: offsets_done(redis_url, topic, {0: n}), 240, "the end of the topic")
+    finally:
+        worker.stop()
+    state = partition_states(redis_url)[f"{topic}:0"]
+    assert state.events == n and state.next_offset == n
+    model = Monitor.from_bytes(state.monitor, MonitorConfig()).models["card-fraud"]
+    assert model.events == n
+    for name, column in model.columns.items():
+        assert column.stats.count == n, name
+    live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
+    clean = replay_alerts(data)
+    assert clean and {a["alert_id"] for a in live} == {a["alert_id"] for a in clean}
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services, tmp_path):
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    good = DEMO.read_bytes().split(b"\n")[:3000]
+    good = [g for g in good if b'"event_id":"e-' in g]
+    bad = [b"\x00\xff garbage", b'{"event_id":"x","model":"card-fraud","timestamp":"t","features":{"amount":1}}',
+           b'{"event_id":"y","model":"card-fraud","timestamp":"2026-11-01T00:00:00Z","features":{"amount":"cheap"}}',
+           b'{"event_id":"z","model":"card-fraud","timestamp":"2026-11-01T00:00:00Z","features":{"country":"' +
+           b"x" * 5000 + b'"}}']
+    lines = good[:1000] + bad + good[1000:]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    config = tmp_path / "monitor.yaml"
+    config.write_text("limits: {max_message_bytes: 4096}\n")
+    topic = unique("bad")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, path)
+    worker = Worker(services, topic, unique("app"), tmp_path, config).start()
+    try:
+        wait_until(lambda: offsets_done(redis_url, topic, {0: len(lines)}), 240, "the end of the topic")
+    finally:
+        worker.stop()
+    dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
+    assert sorted(d["source"]["offset"] for d in dead) == [1000, 1001, 1002, 1003]
+    for d in dead:
+        assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]]
+    assert any("over the cap" in d["error"] for d in dead)
+    state = partition_states(redis_url)[f"{topic}:0"]
+    assert state.events == len(good) and state.dead_letters == 4
