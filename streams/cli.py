@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -78,6 +79,7 @@ def worker(
     app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
     batch_size: int = typer.Option(2000, "--batch-size", min=1),
     web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
+    metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
     loglevel: str = typer.Option("warning", "--loglevel"),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
@@ -89,8 +91,27 @@ def worker(
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2)
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
-                              app_id, batch_size, web_port=web_port)
+                              app_id, batch_size, web_port=web_port, metrics_port=metrics_port or None)
     run_worker(cfg, settings, loglevel)
+
+
+@app.command()
+def status(
+    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
+    app_id: str = typer.Option("inferwatch", "--app-id", help="The worker's app id (its Redis namespace)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
+    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
+                                                    help="To report consumer lag."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Per model: events, dead letters, drift statistics against thresholds, open alerts; per partition: offsets and lag."""
+    from .status import collect, render
+
+    report = collect(redis_url, app_id, model, bootstrap_servers)
+    if as_json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render(report, Console())
 
 
 def main() -> None:

@@ -22,11 +22,14 @@ model's events share a partition (see the README).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 import faust
 import orjson
+from faust.types import TP
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
@@ -51,6 +54,7 @@ class WorkerSettings:
     batch_size: int = 2000
     batch_seconds: float = 0.5
     web_port: int = 6066
+    metrics_port: int | None = 9108
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
 
 
@@ -87,6 +91,26 @@ def process_partition_batch(config: MonitorConfig, state: PartitionState, topic:
     return [a[2] for a in alerts], dead, [a[1] for a in alerts]
 
 
+class WorkerMetrics:
+    """Prometheus series of the worker (served on ``/metrics``)."""
+
+    def __init__(self) -> None:
+        self.events = Counter("inferwatch_events", "Valid events monitored", ["partition"])
+        self.dead = Counter("inferwatch_dead_letters", "Invalid events sent to the dead-letter topic", ["partition"])
+        self.alerts = Counter("inferwatch_alerts", "Alerts published", ["model", "status"])
+        self.batch = Histogram("inferwatch_batch_seconds", "Time to process one partition batch",
+                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.lag = Gauge("inferwatch_consumer_lag", "Events in the partition not yet monitored", ["topic", "partition"])
+
+    def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
+        self.events.labels("all").inc(state.events - before[0])
+        self.dead.labels("all").inc(state.dead_letters - before[1])
+        for raw in alerts:
+            alert = orjson.loads(raw)
+            self.alerts.labels(alert["model"], alert["status"]).inc()
+        self.batch.observe(seconds)
+
+
 def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -105,7 +129,8 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
     alerts_topic = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
     dead_topic = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    store = RedisStateStore(settings.redis_url)
+    store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
+    metrics = WorkerMetrics()
 
     @app.agent(events, concurrency=1)
     async def monitor(stream):
@@ -117,7 +142,9 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                     by_partition[(msg.topic, msg.partition)].append((msg.offset, event.value))
                 for (topic, partition), items in sorted(by_partition.items()):
                     items.sort()
+                    started = time.perf_counter()
                     state = await retrying("redis", lambda: store.load(topic, partition))
+                    before = (state.events, state.dead_letters)
                     alerts, dead, keys = process_partition_batch(
                         config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
                     futures = []
@@ -128,6 +155,10 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                     for fut in futures:
                         await fut
                     await retrying("redis", lambda: store.save(topic, partition, state))
+                    metrics.observe(state, before, alerts, time.perf_counter() - started)
+                    highwater = app.consumer.highwater(TP(topic, partition))
+                    if highwater is not None:
+                        metrics.lag.labels(topic, str(partition)).set(max(highwater - state.next_offset, 0))
                 yield len(batch)
 
     return app
@@ -136,5 +167,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
 def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = "warning") -> None:
     """Run the Faust worker in the foreground until stopped."""
     app = build_app(config, settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 
@@ -41,10 +40,18 @@ class Worker:
 
     def start(self):
         self.starts += 1
-        port = str(20000 + random.randrange(20000))
+        self.metrics_port = free_port()
         log = open(self.tmp / f"worker-{self.starts}.log", "wb")
-        self.proc = subprocess.Popen(self.args + ["--web-port", port], env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            self.args + ["--web-port", str(free_port()), "--metrics-port", str(self.metrics_port)],
+            env=self.env, cwd=ROOT, stdout=log, stderr=log)
         return self
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -59,9 +66,17 @@ class Worker:
                 self.kill()
 
 
-def partition_states(redis_url):
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def partition_states(redis_url, app_id):
     async def read():
-        store = RedisStateStore(redis_url)
+        store = RedisStateStore(redis_url, namespace=app_id)
         try:
             return await store.partitions()
         finally:
@@ -69,8 +84,8 @@ def partition_states(redis_url):
     return asyncio.run(read())
 
 
-def offsets_done(redis_url, topic, ends: dict[int, int]):
-    states = partition_states(redis_url)
+def offsets_done(redis_url, app_id, topic, ends: dict[int, int]):
+    states = partition_states(redis_url, app_id)
     return all(states.get(f"{topic}:{p}") and states[f"{topic}:{p}"].next_offset >= end for p, end in ends.items())
 
 
@@ -101,20 +116,41 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     topic = unique("demo")
     create_topic(bootstrap, topic, 1)
     kcat_produce(bootstrap, topic, DEMO)
-    worker = Worker(services, topic, unique("app"), tmp_path).start()
+    app_id = unique("app")
+    worker = Worker(services, topic, app_id, tmp_path).start()
     try:
         ends = end_offsets(bootstrap, topic)
-        wait_until(lambda: offsets_done(redis_url, topic, ends), 240, "the worker to reach the end of the topic")
+        wait_until(lambda: offsets_done(redis_url, app_id, topic, ends), 240, "the worker to reach the end of the topic")
+        metrics = wait_until(lambda: _metric(worker.metrics(), 'inferwatch_events_total{partition="all"}') == 30000
+                             and worker.metrics(), 30, "the metrics to count every event")
     finally:
         worker.stop()
+    assert _metric(metrics, 'inferwatch_dead_letters_total{partition="all"}') == 15
+    assert _metric(metrics, 'inferwatch_alerts_total{model="card-fraud",status="firing"}') == 4
+    assert "inferwatch_batch_seconds_bucket" in metrics and "inferwatch_consumer_lag" in metrics
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
     assert live and key(live) == key(replay_alerts(DEMO))
+    status = subprocess.run([sys.executable, "-m", "streams.cli", "status", "--json", "--app-id", app_id,
+                             "--redis-url", redis_url, "--bootstrap-servers", bootstrap],
+                            capture_output=True, cwd=ROOT, check=True, timeout=60)
+    report = orjson.loads(status.stdout)
+    assert report["partitions"][f"{topic}:0"]["lag"] == 0
+    model = report["models"]["card-fraud"]
+    assert model["events"] == 30000 and ["amount", "mean"] in model["open_alerts"]
+    assert model["columns"]["amount"]["detectors"]["mean"]["open"] is True
     assert all(a["position"]["topic"] == topic for a in live)
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
     lines = DEMO.read_bytes().split(b"\n")
     assert len(dead) == 15
     for d in dead:
         assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]] and d["error"]
+
+
+def _metric(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
 
 
 def stream_with_unit_bug(path: Path, n: int) -> None:
@@ -135,18 +171,19 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(services
     topic = unique("crash")
     create_topic(bootstrap, topic, 1)
     kcat_produce(bootstrap, topic, data)
-    worker = Worker(services, topic, unique("app"), tmp_path)
+    app_id = unique("app")
+    worker = Worker(services, topic, app_id, tmp_path)
     rng = random.Random(7)
     try:
         for cut in sorted(rng.sample(range(5_000, n - 5_000), 3)):
             worker.start()
-            wait_until(lambda: offsets_done(redis_url, topic, {0: cut}), 240, f"progress past offset {cut}", 0.05)
+            wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: cut}), 240, f"progress past offset {cut}", 0.05)
             worker.kill()
         worker.start()
-        wait_until(lambda: offsets_done(redis_url, topic, {0: n}), 240, "the end of the topic")
+        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: n}), 240, "the end of the topic")
     finally:
         worker.stop()
-    state = partition_states(redis_url)[f"{topic}:0"]
+    state = partition_states(redis_url, app_id)[f"{topic}:0"]
     assert state.events == n and state.next_offset == n
     model = Monitor.from_bytes(state.monitor, MonitorConfig()).models["card-fraud"]
     assert model.events == n
@@ -173,9 +210,10 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     topic = unique("bad")
     create_topic(bootstrap, topic, 1)
     kcat_produce(bootstrap, topic, path)
-    worker = Worker(services, topic, unique("app"), tmp_path, config).start()
+    app_id = unique("app")
+    worker = Worker(services, topic, app_id, tmp_path, config).start()
     try:
-        wait_until(lambda: offsets_done(redis_url, topic, {0: len(lines)}), 240, "the end of the topic")
+        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: len(lines)}), 240, "the end of the topic")
     finally:
         worker.stop()
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
@@ -183,5 +221,5 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     for d in dead:
         assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]]
     assert any("over the cap" in d["error"] for d in dead)
-    state = partition_states(redis_url)[f"{topic}:0"]
+    state = partition_states(redis_url, app_id)[f"{topic}:0"]
     assert state.events == len(good) and state.dead_letters == 4

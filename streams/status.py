@@ -1,0 +1,75 @@
+"""``inferwatch status``: what the live worker knows, read from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.console import Console
+from rich.table import Table
+
+from detectors.config import MonitorConfig
+from detectors.monitor import Monitor
+
+from .state_store import RedisStateStore
+
+__all__ = ["collect", "render"]
+
+
+def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None) -> dict:
+    async def read():
+        store = RedisStateStore(redis_url, namespace=app_id)
+        try:
+            return await store.partitions()
+        finally:
+            await store.close()
+
+    partitions = asyncio.run(read())
+    ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
+    report: dict = {"models": {}, "partitions": {}}
+    for name, state in sorted(partitions.items()):
+        report["partitions"][name] = {
+            "next_offset": state.next_offset, "events": state.events, "dead_letters": state.dead_letters,
+            "lag": max(ends[name] - state.next_offset, 0) if name in ends else None,
+        }
+        if not state.monitor:
+            continue
+        monitor = Monitor.from_bytes(state.monitor, MonitorConfig())
+        for m, info in monitor.status().items():
+            if model and m != model:
+                continue
+            entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": []})
+            entry["events"] += info["events"]
+            entry["partitions"].append(name)
+            entry["open_alerts"] += info["open_alerts"]
+            entry["columns"].update(info["columns"])
+    return report
+
+
+def _end_offsets(bootstrap: str, partitions) -> dict[str, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    wanted = [TopicPartition(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])) for k in partitions]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return {f"{tp.topic}:{tp.partition}": off for tp, off in consumer.end_offsets(wanted).items()}
+    finally:
+        consumer.close()
+
+
+def render(report: dict, console: Console) -> None:
+    parts = Table(title="partitions")
+    for col in ("partition", "next offset", "lag", "events", "dead letters"):
+        parts.add_column(col)
+    for name, p in report["partitions"].items():
+        parts.add_row(name, str(p["next_offset"]), "-" if p["lag"] is None else str(p["lag"]), str(p["events"]),
+                      str(p["dead_letters"]))
+    console.print(parts)
+    for model, info in report["models"].items():
+        table = Table(title=f"{model}: {info['events']:,} events, open alerts: "
+                            f"{', '.join('/'.join(a) for a in info['open_alerts']) or 'none'}")
+        for col in ("column", "detector", "score", "threshold", "open"):
+            table.add_column(col)
+        for column, c in sorted(info["columns"].items()):
+            for det, d in sorted(c["detectors"].items()):
+                table.add_row(column, det, f"{d['score']:.1f}", f"{d['threshold']:.1f}", "yes" if d["open"] else "")
+        console.print(table)
