@@ -223,3 +223,88 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     assert any("over the cap" in d["error"] for d in dead)
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
     assert state.events == len(good) and state.dead_letters == 4
+
+
+class OwnRedis:
+    """A Redis server of this test's own, with an append-only file so a restart keeps its data."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.dir = free_port(), tmp / "redis-aof"
+        self.dir.mkdir()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                                      str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+                   .stdout.strip() == b"PONG", 30, "redis to answer", 0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def test_redis_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_path):
+    """Redis stopped mid-stream and started again: the worker waits, then the counts are exact."""
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    n = 40_000
+    data = tmp_path / "events.jsonl"
+    stream_with_unit_bug(data, n)
+    topic = unique("outage")
+    create_topic(bootstrap, topic, 1)
+    app_id = unique("app")
+    worker = Worker({**services, "REDIS_URL": redis.url}, topic, app_id, tmp_path)
+    try:
+        kcat_produce(bootstrap, topic, data)
+        worker.start()
+        wait_until(lambda: offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
+        redis.stop()
+        assert worker.proc.poll() is None, "the worker must survive the outage"
+        redis.start()
+        wait_until(lambda: offsets_done(redis.url, app_id, topic, {0: n}), 240, "the end of the topic")
+    finally:
+        worker.stop()
+        redis.stop()
+    log = b"".join(p.read_bytes() for p in tmp_path.glob("worker-*.log"))
+    assert b"redis unavailable" in log and b"redis available again" in log
+    redis.start()
+    try:
+        state = partition_states(redis.url, app_id)[f"{topic}:0"]
+    finally:
+        redis.stop()
+    assert state.events == n and state.next_offset == n
+
+
+def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_path):
+    """The broker stopped mid-stream and started again: the worker reconnects, the counts are exact."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("the broker is not ours to stop")
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    n = 40_000
+    data = tmp_path / "events.jsonl"
+    stream_with_unit_bug(data, n)
+    topic = unique("kafka-outage")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, data)
+    app_id = unique("app")
+    worker = Worker(services, topic, app_id, tmp_path).start()
+    services_cmd = str(ROOT / "scripts" / "services")
+    try:
+        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
+        subprocess.run([services_cmd, "kafka-stop"], check=True, timeout=120)
+        subprocess.run([services_cmd, "kafka-start"], check=True, timeout=180)
+        assert worker.proc.poll() is None, "the worker must survive the outage"
+        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: n}), 300, "the end of the topic")
+    finally:
+        worker.stop()
+    state = partition_states(redis_url, app_id)[f"{topic}:0"]
+    assert state.events == n and state.next_offset == n
+    live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
+    assert {a["alert_id"] for a in live} == {a["alert_id"] for a in replay_alerts(data)}
