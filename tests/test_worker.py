@@ -86,7 +86,8 @@ def partition_states(redis_url, app_id):
 
 def offsets_done(redis_url, app_id, topic, ends: dict[int, int]):
     states = partition_states(redis_url, app_id)
-    return all(states.get(f"{topic}:{p}") and states[f"{topic}:{p}"].next_offset >= end for p, end in ends.items())
+    return all(end == 0 or (f"{topic}:{p}" in states and states[f"{topic}:{p}"].next_offset >= end)
+               for p, end in ends.items())
 
 
 def end_offsets(bootstrap, topic):
@@ -308,3 +309,37 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     assert state.events == n and state.next_offset == n
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
     assert {a["alert_id"] for a in live} == {a["alert_id"] for a in replay_alerts(data)}
+
+
+def two_models(path: Path) -> None:
+    """The demo stream, with every third event relabelled as a second model."""
+    lines = DEMO.read_bytes().split(b"\n")
+    out = []
+    for i, line in enumerate(lines):
+        if line and i % 3 == 0:
+            line = line.replace(b'"model":"card-fraud"', b'"model":"card-fraud-eu"')
+        out.append(line)
+    path.write_bytes(b"\n".join(out))
+
+
+def test_one_partition_one_worker_equals_four_partitions_two_workers(services, tmp_path):
+    """Events keyed by model: the alerts do not depend on the partition count or the worker count."""
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    data = tmp_path / "two-models.jsonl"
+    two_models(data)
+    results = []
+    for partitions, workers in ((1, 1), (4, 2)):
+        topic = unique(f"p{partitions}")
+        create_topic(bootstrap, topic, partitions)
+        kcat_produce(bootstrap, topic, data, keyed_by="model")
+        app_id = unique("app")
+        running = [Worker(services, topic, app_id, tmp_path).start() for _ in range(workers)]
+        try:
+            ends = end_offsets(bootstrap, topic)
+            wait_until(lambda: offsets_done(redis_url, app_id, topic, ends), 300, f"{partitions} partition(s) done")
+        finally:
+            for w in running:
+                w.stop()
+        results.append(key(orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")))
+    assert results[0] and results[0] == results[1]
+    assert {a[1] for a in results[0]} >= {"amount", "country"}
