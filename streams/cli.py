@@ -80,6 +80,7 @@ def worker(
     batch_size: int = typer.Option(2000, "--batch-size", min=1),
     web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
     metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
+    bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for /metrics and Faust's web server."),
     loglevel: str = typer.Option("warning", "--loglevel"),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
@@ -91,7 +92,8 @@ def worker(
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2)
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
-                              app_id, batch_size, web_port=web_port, metrics_port=metrics_port or None)
+                              app_id, batch_size, web_port=web_port, metrics_port=metrics_port or None,
+                              bind_host=bind_host)
     run_worker(cfg, settings, loglevel)
 
 

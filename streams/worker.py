@@ -55,6 +55,7 @@ class WorkerSettings:
     batch_seconds: float = 0.5
     web_port: int = 6066
     metrics_port: int | None = 9108
+    bind_host: str = "127.0.0.1"  # where /metrics and Faust's web server listen (0.0.0.0 in a container)
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
 
 
@@ -119,7 +120,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
         value_serializer="raw",
         key_serializer="raw",
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_host=settings.bind_host,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
@@ -168,6 +169,6 @@ def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = 
     """Run the Faust worker in the foreground until stopped."""
     app = build_app(config, settings)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.bind_host)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
