@@ -1,9 +1,12 @@
 """Partition state in Redis: the monitor's state and the partition's next offset, written together.
 
-One key per (namespace, topic, partition) holds a msgpack document with the
-next offset to read, the stream schema and the core's state bytes. A single
-``SET`` is atomic, so state and offset can never disagree: after a crash the
-worker resumes at the offset the state says, and skips every event below it.
+One hash per (namespace, topic, partition) holds ``next`` (the next offset to
+read) and ``doc`` (a msgpack document with that offset, the stream schema and
+the core's state bytes). A save is one Lua script: it writes both only if
+``next`` is still what the worker loaded, so state and offset never disagree,
+and a worker that lost the partition in a rebalance cannot overwrite the new
+owner's progress (:class:`StaleState`). After a crash the worker resumes at
+the offset the state says, and skips every event below it.
 
 Redis errors surface as :class:`StateUnavailable`; callers retry with back-off.
 """
@@ -19,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["StateUnavailable", "PartitionState", "RedisStateStore", "retrying"]
+__all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "retrying"]
 
 log = logging.getLogger("inferwatch.state")
 DOC_VERSION = 1
@@ -27,6 +30,18 @@ DOC_VERSION = 1
 
 class StateUnavailable(ConnectionError):
     """Redis cannot be reached; nothing was read or written."""
+
+
+class StaleState(RuntimeError):
+    """Another worker advanced this partition since we loaded it; nothing was written."""
+
+
+_SAVE = """
+local current = redis.call('HGET', KEYS[1], 'next')
+if (current or '-1') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'next', ARGV[2], 'doc', ARGV[3])
+return 1
+"""
 
 
 @dataclass
@@ -64,23 +79,30 @@ class RedisStateStore:
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}partition:{topic}:{partition}"
 
-    async def load(self, topic: str, partition: int) -> PartitionState:
+    async def load(self, topic: str, partition: int) -> tuple[PartitionState, int]:
+        """The state, and the ``next`` value to pass back to :meth:`save` (-1 if new)."""
         try:
-            data = await self.client.get(self.key(topic, partition))
+            data = await self.client.hget(self.key(topic, partition), "doc")
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StateUnavailable(str(exc)) from exc
-        return PartitionState.from_bytes(data) if data else PartitionState()
+        if not data:
+            return PartitionState(), -1
+        state = PartitionState.from_bytes(data)
+        return state, state.next_offset
 
-    async def save(self, topic: str, partition: int, state: PartitionState) -> None:
+    async def save(self, topic: str, partition: int, state: PartitionState, loaded: int) -> None:
         try:
-            await self.client.set(self.key(topic, partition), state.to_bytes())
+            done = await self.client.eval(_SAVE, 1, self.key(topic, partition), str(loaded),
+                                          str(state.next_offset), state.to_bytes())
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StateUnavailable(str(exc)) from exc
+        if not done:
+            raise StaleState(f"{topic}:{partition} moved on since offset {loaded}")
 
     async def partitions(self) -> dict[str, PartitionState]:
         try:
             keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}partition:*")]
-            values = await self.client.mget(keys) if keys else []
+            values = [await self.client.hget(k, "doc") for k in keys]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StateUnavailable(str(exc)) from exc
         return {k.decode()[len(self.prefix) + len("partition:"):]: PartitionState.from_bytes(v)

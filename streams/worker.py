@@ -8,7 +8,7 @@ Per partition batch (``take_events`` with a size and a time bound):
    overwritten: the offset stored with the state is the truth);
 3. decode, run the core, publish alerts (keyed by model) and dead letters,
    and wait for the broker's acks;
-4. write the new state and the next offset in one ``SET``.
+4. write the new state and the next offset in one compare-and-set (Lua).
 
 A crash between 3 and 4 re-publishes the same alerts with the same
 ``alert_id`` (downstream de-duplicates on it); the state never counts an
@@ -36,7 +36,7 @@ from detectors.monitor import Monitor
 
 from .decode import Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
-from .state_store import PartitionState, RedisStateStore, retrying
+from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
 __all__ = ["WorkerSettings", "build_app", "process_partition_batch"]
 
@@ -125,6 +125,9 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_session_timeout=settings.session_timeout,
+        broker_max_poll_records=5000,  # Faust's per-event cost dominates: fetch and buffer big batches
+        stream_buffer_maxsize=65536,
+        consumer_max_fetch_size=8 << 20,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
     events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
@@ -144,7 +147,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                 for (topic, partition), items in sorted(by_partition.items()):
                     items.sort()
                     started = time.perf_counter()
-                    state = await retrying("redis", lambda: store.load(topic, partition))
+                    state, loaded = await retrying("redis", lambda: store.load(topic, partition))
                     before = (state.events, state.dead_letters)
                     alerts, dead, keys = process_partition_batch(
                         config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
@@ -155,7 +158,11 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                         futures.append(await dead_topic.send(key=None, value=value))
                     for fut in futures:
                         await fut
-                    await retrying("redis", lambda: store.save(topic, partition, state))
+                    try:
+                        await retrying("redis", lambda: store.save(topic, partition, state, loaded))
+                    except StaleState as exc:  # lost the partition in a rebalance: the new owner counts
+                        log.warning("not saving: %s", exc)
+                        continue
                     metrics.observe(state, before, alerts, time.perf_counter() - started)
                     highwater = app.consumer.highwater(TP(topic, partition))
                     if highwater is not None:

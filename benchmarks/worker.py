@@ -1,0 +1,196 @@
+"""Live worker figures on real Kafka and Redis, all in one run.
+
+1. events/s of a raw aiokafka ``getmany`` loop that only parses JSON, versus
+   ``inferwatch worker`` (state in Redis) on the same 1-partition topic;
+2. one worker versus two on a 4-partition topic (4 models, keyed by model);
+3. end-to-end alert latency, event produced to alert produced (Kafka record
+   timestamps), at a steady 2,000 events/s on a stream whose ``amount``
+   switches units every 3,000 events.
+
+Usage: ``python benchmarks/worker.py [N_EVENTS]`` (default 200,000). Uses
+``KAFKA_BOOTSTRAP_SERVERS``/``REDIS_URL`` or starts ``scripts/services``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT), str(ROOT / "tests")]
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+from datafile import events_file  # noqa: E402
+from services import create_topic, kcat_consume, services_up, unique  # noqa: E402
+from streams.state_store import RedisStateStore  # noqa: E402
+
+
+def progress(redis_url, app_id, topic) -> int:
+    async def read():
+        store = RedisStateStore(redis_url, namespace=app_id)
+        try:
+            return await store.partitions()
+        finally:
+            await store.close()
+    states = asyncio.run(read())
+    return sum(s.next_offset for k, s in states.items() if k.startswith(f"{topic}:"))
+
+
+def run_workers(env, topic, count, total, extra=()) -> float:
+    """Start ``count`` workers; events/s from their first progress to the end."""
+    app_id = unique("bench")
+    procs = []
+    for _ in range(count):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
+             "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", "0",
+             "--web-port", str(free_port()), "--batch-size", "5000", *extra],
+            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        start = None
+        while True:
+            done = progress(env["REDIS_URL"], app_id, topic)
+            now = time.perf_counter()
+            if start is None and done > 0:
+                start, first = now, done
+            if done >= total:
+                return (total - first) / (now - start)
+            time.sleep(0.05)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def raw_loop(bootstrap, topic, total) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=unique("raw"), max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        seen, start = 0, None
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for messages in batch.values():
+                if start is None:
+                    start, first = time.perf_counter(), len(messages)
+                for m in messages:
+                    orjson.loads(m.value)
+                seen += len(messages)
+        return (total - first) / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+def produce_partitions(bootstrap, topic, path, parts: int) -> None:
+    lines = path.read_bytes().split(b"\n")
+    lines = [x for x in lines if x]
+    for p in range(parts):
+        chunk = path.with_suffix(f".p{p}")
+        chunk.write_bytes(b"\n".join(x.replace(b'"model":"card-fraud"', f'"model":"card-fraud-{p}"'.encode())
+                                     for x in lines[p::parts]) + b"\n")
+        subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-p", str(p), "-P", "-l", str(chunk)], check=True)
+
+
+def latency(env, n=60_000, rate=2_000) -> list[float]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from synthetic import generate, to_lines
+
+    cols = generate(n, seed=99)
+    flip = (np.arange(n) // 3_000) % 2 == 1
+    cols.amount[flip] *= 100
+    lines = to_lines(cols)
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = unique("latency")
+    create_topic(bootstrap, topic, 1)
+    config = HERE / "data" / "latency.yaml"
+    config.write_text("default: {warmup_events: 3000}\n")
+    app_id = unique("bench")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
+         "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", "0", "--config", str(config),
+         "--web-port", str(free_port()), "--batch-size", "500"],
+        env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        producer.send(topic, lines[0]).get(30)  # the worker is up once it has counted this one
+        while progress(env["REDIS_URL"], app_id, topic) < 1:
+            time.sleep(0.1)
+        start = time.perf_counter()
+        for i, line in enumerate(lines[1:], 1):
+            while time.perf_counter() < start + i / rate:
+                time.sleep(0.0005)
+            producer.send(topic, line)
+        producer.flush()
+        while progress(env["REDIS_URL"], app_id, topic) < n:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    source = TopicPartition(topic, 0)
+    consumer.assign([source])
+    stamps = {}
+    consumer.seek_to_beginning(source)
+    while len(stamps) < n:
+        for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+            for r in records:
+                stamps[r.offset] = r.timestamp
+    alerts_tp = TopicPartition(f"{topic}-alerts", 0)
+    consumer.assign([alerts_tp])
+    consumer.seek_to_beginning(alerts_tp)
+    out = []
+    for records in consumer.poll(timeout_ms=5000, max_records=10_000).values():
+        for r in records:
+            alert = orjson.loads(r.value)
+            out.append(r.timestamp - stamps[alert["position"]["offset"]])
+    consumer.close()
+    return out
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    env, _started = services_up()
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    path = events_file(n)
+
+    one = unique("bench1")
+    create_topic(bootstrap, one, 1)
+    subprocess.run(["kcat", "-b", bootstrap, "-t", one, "-P", "-l", str(path)], check=True)
+    raw = asyncio.run(raw_loop(bootstrap, one, n))
+    worker = run_workers(env, one, 1, n)
+    print(f"1 partition, {n:,} events: raw aiokafka getmany + orjson {raw:,.0f}/s, "
+          f"inferwatch worker {worker:,.0f}/s, ratio {worker / raw:.2f} (target >= 0.5)")
+
+    four = unique("bench4")
+    create_topic(bootstrap, four, 4)
+    produce_partitions(bootstrap, four, path, 4)
+    w1 = run_workers(env, four, 1, n)
+    w2 = run_workers(env, four, 2, n)
+    print(f"4 partitions: 1 worker {w1:,.0f}/s, 2 workers {w2:,.0f}/s, speed-up {w2 / w1:.2f} (target >= 1.7)")
+
+    lat = latency(env)
+    if lat:
+        print(f"alert latency over {len(lat)} alerts at 2,000 events/s: p50 {np.percentile(lat, 50):.0f} ms, "
+              f"p99 {np.percentile(lat, 99):.0f} ms, max {max(lat):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The Redis state store on a real Redis: state and offset move together, stale writers are refused."""
+
+import asyncio
+
+import pytest
+
+from services import unique
+from streams.state_store import PartitionState, RedisStateStore, StaleState, StateUnavailable
+
+pytestmark = pytest.mark.integration
+
+
+def test_compare_and_set_refuses_a_stale_writer(services):
+    async def scenario():
+        store = RedisStateStore(services["REDIS_URL"], namespace=unique("ns"))
+        try:
+            state, loaded = await store.load("t", 0)
+            assert (state.next_offset, loaded) == (0, -1)
+            state.next_offset, state.monitor = 100, b"state-a"
+            await store.save("t", 0, state, loaded)
+            again, loaded_again = await store.load("t", 0)
+            assert (again.next_offset, again.monitor, loaded_again) == (100, b"state-a", 100)
+            stale = PartitionState(next_offset=50, monitor=b"state-b")
+            with pytest.raises(StaleState):
+                await store.save("t", 0, stale, -1)  # a worker that loaded before the first save
+            kept, _ = await store.load("t", 0)
+            assert kept.monitor == b"state-a"
+            assert list(await store.partitions()) == ["t:0"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_unreachable_redis_is_state_unavailable():
+    async def scenario():
+        store = RedisStateStore("redis://127.0.0.1:1/0")
+        try:
+            with pytest.raises(StateUnavailable):
+                await store.load("t", 0)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
