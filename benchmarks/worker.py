@@ -175,9 +175,14 @@ def main() -> None:
     create_topic(bootstrap, one, 1)
     subprocess.run(["kcat", "-b", bootstrap, "-t", one, "-P", "-l", str(path)], check=True)
     raw = asyncio.run(raw_loop(bootstrap, one, n))
+    rate_file = HERE / "data" / "faust_probe.rate"
+    subprocess.run([sys.executable, str(HERE / "faust_probe.py"), bootstrap, one, str(n), str(rate_file)],
+                   capture_output=True, timeout=600)
+    bare = float(rate_file.read_text())
     worker = run_workers(env, one, 1, n)
     print(f"1 partition, {n:,} events: raw aiokafka getmany + orjson {raw:,.0f}/s, "
-          f"inferwatch worker {worker:,.0f}/s, ratio {worker / raw:.2f} (target >= 0.5)")
+          f"bare Faust agent (no work) {bare:,.0f}/s, inferwatch worker {worker:,.0f}/s, "
+          f"worker/raw {worker / raw:.2f} (target >= 0.5), worker/bare Faust {worker / bare:.2f}")
 
     four = unique("bench4")
     create_topic(bootstrap, four, 4)
