@@ -28,18 +28,12 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
 from datafile import events_file  # noqa: E402
-from services import create_topic, kcat_consume, services_up, unique  # noqa: E402
-from streams.state_store import RedisStateStore  # noqa: E402
+from services import create_topic, services_up, unique  # noqa: E402
+from streams.state_store import read_partitions  # noqa: E402
 
 
 def progress(redis_url, app_id, topic) -> int:
-    async def read():
-        store = RedisStateStore(redis_url, namespace=app_id)
-        try:
-            return await store.partitions()
-        finally:
-            await store.close()
-    states = asyncio.run(read())
+    states = read_partitions(redis_url, app_id)
     return sum(s.next_offset for k, s in states.items() if k.startswith(f"{topic}:"))
 
 

@@ -36,11 +36,7 @@ def replay(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
 ) -> None:
     """Replay a JSONL file through the core with in-memory state and print its alerts."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2)
+    cfg = _config_or_exit(config)
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
@@ -86,11 +82,7 @@ def worker(
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
     from .worker import WorkerSettings, run_worker
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2)
+    cfg = _config_or_exit(config)
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
                               app_id, batch_size, web_port=web_port, metrics_port=metrics_port or None,
                               bind_host=bind_host)
@@ -114,6 +106,15 @@ def status(
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render(report, Console())
+
+
+def _config_or_exit(path: Optional[Path]):
+    """The validated config, or exit 2 naming the field, before any event is read."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "retrying"]
+__all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
 log = logging.getLogger("inferwatch.state")
 DOC_VERSION = 1
@@ -110,6 +110,18 @@ class RedisStateStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def read_partitions(url: str, namespace: str) -> dict[str, PartitionState]:
+    """Every partition state of a namespace, ``{"topic:partition": state}`` (blocking, for tools and tests)."""
+    async def read():
+        store = RedisStateStore(url, namespace)
+        try:
+            return await store.partitions()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 async def retrying(what: str, call, *, first: float = 0.2, most: float = 10.0):

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.console import Console
 from rich.table import Table
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
-from .state_store import RedisStateStore
+from .state_store import read_partitions
 
 __all__ = ["collect", "render"]
 
 
 def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None) -> dict:
-    async def read():
-        store = RedisStateStore(redis_url, namespace=app_id)
-        try:
-            return await store.partitions()
-        finally:
-            await store.close()
-
-    partitions = asyncio.run(read())
+    partitions = read_partitions(redis_url, app_id)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
     report: dict = {"models": {}, "partitions": {}}
     for name, state in sorted(partitions.items()):

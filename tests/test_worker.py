@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import random
@@ -18,7 +17,7 @@ from services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wai
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
-from streams.state_store import RedisStateStore
+from streams.state_store import read_partitions
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 pytestmark = pytest.mark.integration
@@ -75,13 +74,7 @@ def free_port() -> int:
 
 
 def partition_states(redis_url, app_id):
-    async def read():
-        store = RedisStateStore(redis_url, namespace=app_id)
-        try:
-            return await store.partitions()
-        finally:
-            await store.close()
-    return asyncio.run(read())
+    return read_partitions(redis_url, app_id)
 
 
 def offsets_done(redis_url, app_id, topic, ends: dict[int, int]):
