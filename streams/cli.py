@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
@@ -27,7 +28,11 @@ def _root() -> None:
 
 @app.command()
 def replay(
-    file: Path = typer.Option(..., "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="Replay this Kafka topic instead of a file."),
+    start: Optional[str] = typer.Option(None, "--from", help="With --topic: RFC 3339 or relative (-7d, -3h)."),
+    end: Optional[str] = typer.Option(None, "--to", help="With --topic: end time (default: the end offsets now)."),
+    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
     reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False,
                                              help="Baseline events; without it, a warm-up prefix of the stream."),
@@ -35,8 +40,14 @@ def replay(
     dead_letters_out: Optional[Path] = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
 ) -> None:
-    """Replay a JSONL file through the core with in-memory state and print its alerts."""
+    """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
     cfg = _config_or_exit(config)
+    if (file is None) == (topic is None):
+        err.print("[red]error:[/red] give exactly one of --file or --topic")
+        raise typer.Exit(2)
+    if topic is not None and (start is None or not bootstrap_servers):
+        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2)
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
@@ -46,12 +57,17 @@ def replay(
             bar = stack.enter_context(Progress(
                 TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                 TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True))
-            task = bar.add_task("replay", total=file.stat().st_size)
+            task = bar.add_task("replay", total=file.stat().st_size if file else None)
+        update = (lambda done, total: bar.update(task, completed=done, total=total)) if bar else None
         try:
-            summary = replay_file(
-                file, cfg, alerts, reference=reference, dead_letters_out=dead,
-                progress=(lambda done, total: bar.update(task, completed=done)) if bar else None,
-            )
+            if file is not None:
+                summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update)
+            else:
+                from .topic_replay import parse_time, replay_topic
+
+                now = time.time()
+                summary = replay_topic(bootstrap_servers, topic, parse_time(start, now),
+                                       parse_time(end, now) if end else None, cfg, alerts, dead, update)
         except (TypeError, ValueError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)

@@ -22,7 +22,7 @@ from detectors.monitor import Monitor, concat_batches
 from .decode import Decoded, Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
 
-__all__ = ["ReplaySummary", "read_chunks", "sample_lines", "replay_file", "load_reference"]
+__all__ = ["ReplaySummary", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core", "write_dead"]
 
 SCHEMA_SAMPLE_LINES = 1000
 READ_BLOCK = 8 << 20
@@ -122,28 +122,31 @@ def replay_file(
         for first, lines, done in chunks:
             decoded = decoder.decode(lines, first)
             summary.blank_lines += decoded.blank
-            _write_dead(decoded, dead_letters_out, source_name, summary)
-            _run_core(monitor, decoded, alerts_out, summary)
+            write_dead(decoded, dead_letters_out, lambda i: {"file": source_name, "line": i}, summary)
+            run_core(monitor, decoded, alerts_out, summary, lambda i: i)
             if progress is not None:
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_dead(decoded: Decoded, out: IO[bytes] | None, source: str, summary: ReplaySummary) -> None:
+def write_dead(decoded: Decoded, out: IO[bytes] | None, source: Callable[[int], dict], summary: ReplaySummary) -> None:
+    """Dead letters as JSON lines; ``source(index)`` says where input ``index`` came from."""
     summary.dead_letters += len(decoded.dead)
     if out is not None and decoded.dead:
-        out.write(b"".join(orjson.dumps(d.record({"file": source, "line": d.index})) + b"\n" for d in decoded.dead))
+        out.write(b"".join(orjson.dumps(d.record(source(d.index))) + b"\n" for d in decoded.dead))
 
 
-def _run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: ReplaySummary) -> None:
+def run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: ReplaySummary,
+             position: Callable[[int], object]) -> None:
+    """Monitor decoded batches; write their alerts in input order, ``position(index)`` for each."""
     records = []
     for batch, rows in zip(decoded.batches, decoded.rows):
         summary.events += len(batch)
         summary.models.add(batch.model)
         for alert in monitor.process(batch):
             line = int(rows[alert.row])
-            records.append((line, alert.feature or "", alert.detector, alert.to_record(line)))
+            records.append((line, alert.feature or "", alert.detector, alert.to_record(position(line))))
             if alert.status == "firing":
                 summary.firing += 1
             else:
