@@ -1,6 +1,6 @@
 """Replay a time range of a Kafka topic through the core, into in-memory state.
 
-Per partition the start is found with ``offsets_for_times`` and the end is
+Per partition the start is found with kafka-python's ``offsets_for_times`` and the end is
 ``--to`` (also by time) or the end offset taken when the replay starts.
 Partitions are read one after the other, in partition order, each in offset
 order: the same range gives the same alerts every time. The consumer has no
@@ -11,6 +11,7 @@ replay gives the same alerts as a file replay of the same events.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import datetime, timezone
@@ -68,26 +69,36 @@ def _ranges(consumer, topic: str, start: float, end: float | None):
     return out
 
 
-def _read(consumer, tp, lo: int, hi: int, chunk: int):
-    """Yield lists of (offset, value) for offsets [lo, hi) of one partition."""
-    consumer.assign([tp])
-    consumer.seek(tp, lo)
-    pending = []
-    while True:
-        records = consumer.poll(timeout_ms=1000, max_records=chunk).get(tp, [])
-        for r in records:
-            if r.offset >= hi:
-                break
-            pending.append((r.offset, r.value))
-        if pending and (len(pending) >= chunk or pending[-1][0] >= hi - 1):
-            yield pending
-            if pending[-1][0] >= hi - 1:
+async def _read(bootstrap: str, tp, lo: int, hi: int, chunk: int, handle: Callable[[list], None]) -> None:
+    """Call ``handle`` with lists of (offset, value) covering offsets [lo, hi) of one partition, in order.
+
+    aiokafka reads (its record decoding is compiled; kafka-python's is not, and
+    was the bottleneck at ~20k events/s); no group, nothing committed.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        part = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([part])
+        consumer.seek(part, lo)
+        pending: list = []
+        while True:
+            records = (await consumer.getmany(part, timeout_ms=1000, max_records=chunk)).get(part, [])
+            pending += [(r.offset, r.value) for r in records if r.offset < hi]
+            done = bool(pending) and pending[-1][0] >= hi - 1
+            if not records and await consumer.position(part) >= hi:
+                done = True
+            if pending and (len(pending) >= chunk or done):
+                handle(pending)
+                pending = []
+            if done:
                 return
-            pending = []
-        elif not records and consumer.position(tp) >= hi:
-            if pending:
-                yield pending
-            return
+    finally:
+        await consumer.stop()
 
 
 def replay_topic(
@@ -104,38 +115,43 @@ def replay_topic(
     from kafka import KafkaConsumer
 
     started = time.perf_counter()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             max_partition_fetch_bytes=8 << 20)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
         ranges = _ranges(consumer, topic, start, end)
-        total = sum(hi - lo for _, lo, hi in ranges)
-        summary = ReplaySummary()
-        if not ranges:
-            return summary
-        sample = []
+    finally:
+        consumer.close()
+    summary = ReplaySummary()
+    if not ranges:
+        return summary
+    total = sum(hi - lo for _, lo, hi in ranges)
+
+    async def run() -> None:
+        sample: list = []
         for tp, lo, hi in ranges:  # the head of every partition: one may hold only some models, or garbage
-            part = next(_read(consumer, tp, lo, min(hi, lo + SCHEMA_SAMPLE_LINES), SCHEMA_SAMPLE_LINES), [])
-            sample += [v for _, v in part]
+            head = min(hi, lo + SCHEMA_SAMPLE_LINES)
+            await _read(bootstrap, tp, lo, head, SCHEMA_SAMPLE_LINES, lambda items: sample.extend(v for _, v in items))
         tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
         decoder = Decoder(infer_schema([s for s in sample if s and s.strip()], config, tags), config.limits)
         monitor = Monitor(config)
-        done = 0
-        with single_threaded_blas():
-            for tp, lo, hi in ranges:
-                for items in _read(consumer, tp, lo, hi, config.batch_size):
-                    offsets = [o for o, _ in items]
-                    decoded = decoder.decode([v or b"" for _, v in items])
+        done = [0]
+        for tp, lo, hi in ranges:
+            def handle(items, tp=tp):
+                offsets = [o for o, _ in items]
+                decoded = decoder.decode([v or b"" for _, v in items])
 
-                    def where(i, tp=tp, offsets=offsets):
-                        return {"topic": tp.topic, "partition": tp.partition, "offset": offsets[i]}
+                def where(i):
+                    return {"topic": tp.topic, "partition": tp.partition, "offset": offsets[i]}
 
-                    summary.blank_lines += decoded.blank
-                    write_dead(decoded, dead_letters_out, where, summary)
-                    run_core(monitor, decoded, alerts_out, summary, where)
-                    done += len(items)
-                    if progress is not None:
-                        progress(done, total)
-        summary.seconds = time.perf_counter() - started
-        return summary
-    finally:
-        consumer.close()
+                summary.blank_lines += decoded.blank
+                write_dead(decoded, dead_letters_out, where, summary)
+                run_core(monitor, decoded, alerts_out, summary, where)
+                done[0] += len(items)
+                if progress is not None:
+                    progress(done[0], total)
+
+            await _read(bootstrap, tp, lo, hi, config.batch_size, handle)
+
+    with single_threaded_blas():
+        asyncio.run(run())
+    summary.seconds = time.perf_counter() - started
+    return summary

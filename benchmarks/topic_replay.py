@@ -1,0 +1,69 @@
+"""Topic replay speed against file replay of the same events and a raw kafka-python loop, one run.
+
+Usage: ``python benchmarks/topic_replay.py [N_EVENTS]`` (default 300,000). Each figure is the
+best of two. Uses ``KAFKA_BOOTSTRAP_SERVERS`` or starts ``scripts/services``.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
+
+import orjson  # noqa: E402
+
+from datafile import events_file  # noqa: E402
+from detectors.config import MonitorConfig  # noqa: E402
+from services import create_topic, services_up, unique  # noqa: E402
+from streams.replay import replay_file  # noqa: E402
+from streams.topic_replay import replay_topic  # noqa: E402
+
+
+def raw_loop(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_partition_fetch_bytes=8 << 20)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    start, seen = time.perf_counter(), 0
+    while seen < n:
+        for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+            for r in records:
+                orjson.loads(r.value)
+            seen += len(records)
+    consumer.close()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    env, _ = services_up()
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    path = events_file(n)
+    topic = unique("topic-replay")
+    create_topic(bootstrap, topic, 1)
+    subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-l", str(path)], check=True)
+    cfg = MonitorConfig()
+    t_file = t_topic = t_raw = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        replay_file(path, cfg, io.BytesIO())
+        t_file = min(t_file, time.perf_counter() - t)
+        t = time.perf_counter()
+        replay_topic(bootstrap, topic, 0.0, None, cfg, io.BytesIO())
+        t_topic = min(t_topic, time.perf_counter() - t)
+        t_raw = min(t_raw, raw_loop(bootstrap, topic, n))
+    print(f"{n:,} events: file replay {n / t_file:,.0f}/s, topic replay {n / t_topic:,.0f}/s, "
+          f"raw kafka-python poll + orjson {n / t_raw:,.0f}/s")
+    print(f"topic/file {t_file / t_topic:.2f} (target >= 0.7), topic/raw consumer {t_raw / t_topic:.2f}")
+
+
+if __name__ == "__main__":
+    main()
