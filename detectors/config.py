@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
-    "DetectorName", "FalseAlarmBudget", "AlertPolicyConfig", "ColumnConfig",
+    "Action", "RuleConfig", "DetectorName", "FalseAlarmBudget", "AlertPolicyConfig", "ColumnConfig",
     "ModelConfig", "Limits", "MonitorConfig",
 ]
 
@@ -61,6 +61,57 @@ class ColumnConfig(_Strict):
     enabled: bool = True
 
 
+Action = Literal["pass", "flag", "fix", "fallback", "block"]
+
+
+class RuleConfig(_Strict):
+    """One guardrail. ``kind`` decides which fields apply:
+
+    * ``range`` (``field``, ``min`` and/or ``max``): ``fix`` clips to the range;
+    * ``not_null`` (``field``): ``fix`` puts ``fix_value`` in its place;
+    * ``allowed`` (``field``, ``values``): ``fix`` puts ``fix_value`` in its place;
+    * ``expression`` (``expression``): a business rule, see ``detectors.expression``.
+
+    ``fallback`` replaces the prediction by ``fallback_value`` or by the output
+    named in ``fallback_output``; ``block`` withholds it.
+    """
+
+    kind: Literal["range", "not_null", "allowed", "expression"]
+    name: str | None = None
+    field: str | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[str | float] | None = None
+    expression: str | None = None
+    action: Action = "flag"
+    fix_value: str | float | None = None
+    fallback_value: float | str | bool | None = None
+    fallback_output: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> "RuleConfig":
+        needs = {"range": ("field",), "not_null": ("field",), "allowed": ("field", "values"), "expression": ("expression",)}
+        for name in needs[self.kind]:
+            if getattr(self, name) in (None, []):
+                raise ValueError(f"a {self.kind} rule needs '{name}'")
+        if self.kind == "range":
+            if self.min is None and self.max is None:
+                raise ValueError("a range rule needs 'min' or 'max'")
+            if self.min is not None and self.max is not None and self.max < self.min:
+                raise ValueError(f"max must be >= min={self.min}, got {self.max}")
+        if self.action == "fix" and self.kind in ("not_null", "allowed") and self.fix_value is None:
+            raise ValueError(f"action 'fix' on a {self.kind} rule needs 'fix_value'")
+        if self.action == "fix" and self.kind == "expression":
+            raise ValueError("an expression rule cannot 'fix'; use flag, fallback or block")
+        if self.action == "fallback" and self.fallback_value is None and self.fallback_output is None:
+            raise ValueError("action 'fallback' needs 'fallback_value' or 'fallback_output'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.kind}:{self.field}" if self.field else f"expression:{self.expression}")
+
+
 class ModelConfig(_Strict):
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     monitor_unlisted: bool = True
@@ -73,6 +124,7 @@ class ModelConfig(_Strict):
     max_categories: int = Field(16, ge=1, le=256)
     false_alarm_budget: FalseAlarmBudget = Field(default_factory=FalseAlarmBudget)
     alert_policy: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
+    rules: list[RuleConfig] = Field(default_factory=list)
 
     def detectors_for(self, column: str, kind: str) -> tuple[str, ...]:
         allowed = NUMERIC_DETECTORS if kind == "numeric" else CATEGORICAL_DETECTORS

@@ -38,6 +38,7 @@ def replay(
                                              help="Baseline events; without it, a warm-up prefix of the stream."),
     alerts_out: Optional[Path] = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
     dead_letters_out: Optional[Path] = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
+    outputs_out: Optional[Path] = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
@@ -52,6 +53,7 @@ def replay(
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
         dead = stack.enter_context(open(dead_letters_out, "wb")) if dead_letters_out else None
+        outputs = stack.enter_context(open(outputs_out, "wb")) if outputs_out else None
         bar = None
         if show:
             bar = stack.enter_context(Progress(
@@ -61,13 +63,14 @@ def replay(
         update = (lambda done, total: bar.update(task, completed=done, total=total)) if bar else None
         try:
             if file is not None:
-                summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update)
+                summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update,
+                                      outputs_out=outputs)
             else:
                 from .topic_replay import parse_time, replay_topic
 
                 now = time.time()
                 summary = replay_topic(bootstrap_servers, topic, parse_time(start, now),
-                                       parse_time(end, now) if end else None, cfg, alerts, dead, update)
+                                       parse_time(end, now) if end else None, cfg, alerts, dead, update, outputs)
         except (TypeError, ValueError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)

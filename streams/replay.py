@@ -17,12 +17,14 @@ from typing import IO, Callable, Iterator
 import orjson
 
 from detectors.config import MonitorConfig
+from detectors.guard import BatchGuard
 from detectors.monitor import Monitor, concat_batches
 
 from .decode import Decoded, Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
 
-__all__ = ["ReplaySummary", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core", "write_dead"]
+__all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",
+           "write_dead", "write_decisions"]
 
 SCHEMA_SAMPLE_LINES = 1000
 READ_BLOCK = 8 << 20
@@ -102,13 +104,15 @@ def replay_file(
     reference: str | Path | None = None,
     dead_letters_out: IO[bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    outputs_out: IO[bytes] | None = None,
 ) -> ReplaySummary:
-    """Run the core over a JSONL file with in-memory state; write alerts as JSON lines."""
+    """Run the core over a JSONL file with in-memory state; write alerts (and guard decisions) as JSON lines."""
     started = time.perf_counter()
     tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
     sample = sample_lines(events) + (sample_lines(reference) if reference else [])
     schema: Schema = infer_schema(sample, config, tags)
     decoder = Decoder(schema, config.limits)
+    guards = Guards(config, schema)
     monitor = Monitor(config)
     if reference is not None:
         for batch in load_reference(reference, decoder):
@@ -123,11 +127,51 @@ def replay_file(
             decoded = decoder.decode(lines, first)
             summary.blank_lines += decoded.blank
             write_dead(decoded, dead_letters_out, lambda i: {"file": source_name, "line": i}, summary)
+            write_decisions(guards, decoded, outputs_out)
             run_core(monitor, decoded, alerts_out, summary, lambda i: i)
             if progress is not None:
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class Guards:
+    """A :class:`BatchGuard` per model, compiled against the stream's schema at start-up."""
+
+    def __init__(self, config: MonitorConfig, schema: Schema) -> None:
+        self.config = config
+        self.kinds = {name: ("numeric" if kind == "numeric" else "categorical")
+                      for name, kind in _schema_kinds(schema).items()}
+        self.guards: dict[str, BatchGuard] = {}
+        for model, mc in [*config.models.items(), ("default", config.default)]:
+            try:
+                self.guards[model] = BatchGuard(mc.rules, self.kinds)
+            except ValueError as exc:
+                raise ValueError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
+
+    def for_model(self, model: str) -> BatchGuard:
+        return self.guards.get(model) or self.guards["default"]
+
+
+def _schema_kinds(schema: Schema) -> dict[str, str]:
+    kinds = dict(schema.features)
+    if isinstance(schema.prediction, dict):
+        kinds.update({f"prediction.{k}": v for k, v in schema.prediction.items()})
+    elif schema.prediction is not None:
+        kinds["prediction"] = schema.prediction
+    return kinds
+
+
+def write_decisions(guards: Guards | None, decoded: Decoded, out: IO[bytes] | None) -> None:
+    """Guard decisions of every valid event, in input order."""
+    if out is None or guards is None:
+        return
+    records = []
+    for batch, rows in zip(decoded.batches, decoded.rows):
+        for row, decision in zip(rows.tolist(), guards.for_model(batch.model).decide(batch)):
+            records.append((row, orjson.dumps(decision)))
+    records.sort(key=lambda r: r[0])
+    out.write(b"".join(r[1] + b"\n" for r in records))
 
 
 def write_dead(decoded: Decoded, out: IO[bytes] | None, source: Callable[[int], dict], summary: ReplaySummary) -> None:

@@ -21,7 +21,7 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, infer_schema
-from .replay import SCHEMA_SAMPLE_LINES, ReplaySummary, run_core, write_dead
+from .replay import SCHEMA_SAMPLE_LINES, Guards, ReplaySummary, run_core, write_dead, write_decisions
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic"]
@@ -110,6 +110,7 @@ def replay_topic(
     alerts_out: IO[bytes],
     dead_letters_out: IO[bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    outputs_out: IO[bytes] | None = None,
 ) -> ReplaySummary:
     """Run the core over the events of ``topic`` with timestamps in [start, end)."""
     from kafka import KafkaConsumer
@@ -131,7 +132,9 @@ def replay_topic(
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
             await _read(bootstrap, tp, lo, head, SCHEMA_SAMPLE_LINES, lambda items: sample.extend(v for _, v in items))
         tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
-        decoder = Decoder(infer_schema([s for s in sample if s and s.strip()], config, tags), config.limits)
+        schema = infer_schema([s for s in sample if s and s.strip()], config, tags)
+        decoder = Decoder(schema, config.limits)
+        guards = Guards(config, schema)
         monitor = Monitor(config)
         done = [0]
         for tp, lo, hi in ranges:
@@ -144,6 +147,7 @@ def replay_topic(
 
                 summary.blank_lines += decoded.blank
                 write_dead(decoded, dead_letters_out, where, summary)
+                write_decisions(guards, decoded, outputs_out)
                 run_core(monitor, decoded, alerts_out, summary, where)
                 done[0] += len(items)
                 if progress is not None:

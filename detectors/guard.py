@@ -1,0 +1,179 @@
+"""Guardrails: rules checked on whole batches, one decision per event.
+
+Each rule yields a violation mask over the batch (vectorised); an event's
+action is the strongest among the rules it violates
+(block > fallback > fix > flag > pass), and every violation is listed. The
+decision record is DESIGN.md section 4, plus ``fixed`` (feature values a
+``fix`` rule replaced). Rules are compiled against the stream's column kinds
+before any event is read: an unknown field or an ill-typed expression fails
+at start-up.
+
+>>> import numpy as np
+>>> from detectors.config import RuleConfig
+>>> from detectors.types import Batch, NumericArray
+>>> guard = BatchGuard([RuleConfig(kind="range", field="prediction", min=0, max=1, action="fix")],
+...                    {"prediction": "numeric"})
+>>> batch = Batch("m", np.array(["a", "b"], dtype=object), np.zeros(2),
+...               {"prediction": NumericArray(np.array([0.3, 1.7]))})
+>>> [(d["action"], d["prediction"]) for d in guard.decide(batch)]
+[('pass', 0.3), ('fix', 1.0)]
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .config import RuleConfig
+from .expression import ExpressionError, compile_expression
+from .types import Batch, CategoricalArray, NumericArray
+
+__all__ = ["ACTIONS", "BatchGuard"]
+
+ACTIONS = ("pass", "flag", "fix", "fallback", "block")
+_RANK = {a: i for i, a in enumerate(ACTIONS)}
+
+
+class BatchGuard:
+    """Compiled rules of one model."""
+
+    def __init__(self, rules: list[RuleConfig], kinds: Mapping[str, str]) -> None:
+        self.rules = rules
+        self.kinds = dict(kinds)
+        self.checks = []
+        for i, rule in enumerate(rules):
+            where = f"rules[{i}] ({rule.label})"
+            if rule.field is not None and rule.field not in self.kinds:
+                raise ValueError(f"{where}: unknown field {rule.field!r} (known: {', '.join(sorted(self.kinds))})")
+            if rule.fallback_output is not None and rule.fallback_output not in self.kinds:
+                raise ValueError(f"{where}: unknown fallback_output {rule.fallback_output!r}")
+            if rule.kind == "range" and self.kinds[rule.field] != "numeric":
+                raise ValueError(f"{where}: a range needs a numeric field, {rule.field!r} is {self.kinds[rule.field]}")
+            if rule.kind == "expression":
+                try:
+                    self.checks.append(compile_expression(rule.expression, self.kinds))
+                except ExpressionError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+            else:
+                self.checks.append(None)
+
+    def violations(self, batch: Batch) -> np.ndarray:
+        """Boolean matrix (rules x events)."""
+        n = len(batch)
+        out = np.zeros((len(self.rules), n), dtype=bool)
+        for i, (rule, check) in enumerate(zip(self.rules, self.checks)):
+            if check is not None:
+                out[i] = check(batch.columns)
+                continue
+            col = batch.columns.get(rule.field)
+            missing = _missing(col, n)
+            if rule.kind == "not_null":
+                out[i] = missing
+            elif rule.kind == "range":
+                values = col.values
+                with np.errstate(invalid="ignore"):
+                    low = values < rule.min if rule.min is not None else np.zeros(n, bool)
+                    high = values > rule.max if rule.max is not None else np.zeros(n, bool)
+                out[i] = (low | high) & ~missing
+            elif rule.kind == "allowed":
+                out[i] = ~_member(col, rule.values, n) & ~missing
+        return out
+
+    def decide(self, batch: Batch) -> list[dict]:
+        """One decision record per event of ``batch``."""
+        hits = self.violations(batch)
+        ranks = np.array([_RANK[r.action] for r in self.rules], dtype=np.int8)
+        strongest = np.where(hits, ranks[:, None], 0).max(axis=0) if len(self.rules) else np.zeros(len(batch), np.int8)
+        original = _plain(batch.columns.get("prediction"), len(batch))
+        plain = _PlainColumns(batch)
+        out = []
+        for j in range(len(batch)):
+            action = ACTIONS[strongest[j]]
+            violated = np.flatnonzero(hits[:, j]) if len(self.rules) else []
+            prediction, fixed = original[j], {}
+            for i in violated:
+                rule = self.rules[i]
+                if rule.action != "fix":
+                    continue
+                value = _fix(rule, batch, j)
+                if rule.field != "prediction":
+                    fixed[rule.field] = value
+                elif action == "fix":  # a stronger action decides the prediction instead
+                    prediction = value
+            if action == "fallback":
+                rule = next(self.rules[i] for i in violated if self.rules[i].action == "fallback")
+                prediction = rule.fallback_value if rule.fallback_output is None else plain[rule.fallback_output][j]
+            elif action == "block":
+                prediction = None
+            record = {
+                "event_id": str(batch.event_ids[j]), "model": batch.model, "action": action,
+                "prediction": prediction, "original_prediction": original[j],
+                "violations": [{"rule": self.rules[i].label, "field": self.rules[i].field,
+                                "message": _message(self.rules[i], plain, j)} for i in violated],
+            }
+            if fixed:
+                record["fixed"] = fixed
+            out.append(record)
+        return out
+
+
+def _missing(col, n: int) -> np.ndarray:
+    if col is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(col, NumericArray):
+        return np.isnan(col.values)
+    return col.codes < 0
+
+
+def _member(col, values, n: int) -> np.ndarray:
+    if isinstance(col, CategoricalArray):
+        wanted = {str(v) for v in values}
+        lookup = np.array([c in wanted for c in col.categories] + [False])
+        return lookup[col.codes]
+    if isinstance(col, NumericArray):
+        return np.isin(col.values, np.asarray([float(v) for v in values]))
+    return np.zeros(n, dtype=bool)
+
+
+def _plain(col, n: int) -> list:
+    """Python values of a column (None for missing), for the records."""
+    if col is None:
+        return [None] * n
+    if isinstance(col, NumericArray):
+        return [None if v != v else float(v) for v in col.values.tolist()]
+    labels = list(col.categories) + [None]
+    return [labels[c] for c in col.codes.tolist()]
+
+
+def _fix(rule: RuleConfig, batch: Batch, j: int):
+    col = batch.columns.get(rule.field)
+    if rule.kind == "range":
+        value = float(col.values[j])
+        low = rule.min if rule.min is not None else -np.inf
+        high = rule.max if rule.max is not None else np.inf
+        return float(min(max(value, low), high))
+    return rule.fix_value
+
+
+class _PlainColumns(dict):
+    """Python values of a batch's columns, converted once, on first use."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def __missing__(self, name: str) -> list:
+        values = self[name] = _plain(self.batch.columns.get(name), len(self.batch))
+        return values
+
+
+def _message(rule: RuleConfig, plain: _PlainColumns, j: int) -> str:
+    if rule.kind == "expression":
+        return f"violates {rule.expression}"
+    value = plain[rule.field][j]
+    if rule.kind == "not_null":
+        return f"{rule.field} is missing"
+    if rule.kind == "range":
+        return f"{rule.field}={value} outside [{rule.min}, {rule.max}]"
+    return f"{rule.field}={value!r} is not an allowed value"

@@ -1,0 +1,105 @@
+"""Guardrails on batches: each rule kind and action, strongest action wins, errors at start-up."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from detectors.config import MonitorConfig, RuleConfig
+from detectors.guard import BatchGuard
+from detectors.types import Batch, CategoricalArray, NumericArray
+
+KINDS = {"amount": "numeric", "country": "categorical", "prediction": "numeric", "prediction_backup": "numeric"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def batch():
+    return Batch("m", np.array(["a", "b", "c", "d"], dtype=object), np.zeros(4), {
+        "amount": NumericArray(np.array([50.0, 25000.0, np.nan, 10.0])),
+        "country": CategoricalArray.from_labels(["US", "BR", "DE", None]),
+        "prediction": NumericArray(np.array([0.2, 0.99, 1.5, np.nan])),
+        "prediction_backup": NumericArray(np.array([0.1, 0.3, 0.4, 0.5])),
+    })
+
+
+def decide(*rules):
+    return BatchGuard([RuleConfig(**r) for r in rules], KINDS).decide(batch())
+
+
+def test_range_fix_clips_the_prediction():
+    out = decide({"kind": "range", "field": "prediction", "min": 0, "max": 1, "action": "fix"})
+    assert [(d["action"], d["prediction"]) for d in out] == [("pass", 0.2), ("pass", 0.99), ("fix", 1.0), ("pass", None)]
+    assert out[2]["original_prediction"] == 1.5 and out[2]["violations"][0]["field"] == "prediction"
+
+
+def test_not_null_and_allowed_fix_features_with_configured_values():
+    out = decide({"kind": "not_null", "field": "amount", "action": "fix", "fix_value": 0},
+                 {"kind": "allowed", "field": "country", "values": ["US", "DE"], "action": "fix", "fix_value": "US"})
+    assert [d.get("fixed") for d in out] == [None, {"country": "US"}, {"amount": 0}, None]
+
+
+def test_fallback_to_a_value_or_a_named_output_and_block():
+    out = decide({"kind": "expression", "expression": "prediction > 0.9", "action": "fallback", "fallback_value": 0.5})
+    assert [d["prediction"] for d in out] == [0.2, 0.5, 0.5, None]
+    out = decide({"kind": "expression", "expression": "prediction > 0.9", "action": "fallback",
+                  "fallback_output": "prediction_backup"})
+    assert [d["prediction"] for d in out] == [0.2, 0.3, 0.4, None]
+    out = decide({"kind": "expression", "expression": 'amount > 10000 and country not in ["US"]', "action": "block"})
+    assert [(d["action"], d["prediction"]) for d in out][:2] == [("pass", 0.2), ("block", None)]
+
+
+def test_strongest_action_wins_and_every_violation_is_listed():
+    out = decide({"kind": "range", "field": "amount", "max": 1000, "action": "flag"},
+                 {"kind": "allowed", "field": "country", "values": ["US", "DE"], "action": "fix", "fix_value": "US"},
+                 {"kind": "expression", "expression": "amount > 20000", "action": "block"})
+    assert out[1]["action"] == "block" and len(out[1]["violations"]) == 3
+    assert out[0]["action"] == "pass" and out[0]["violations"] == []
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"kind": "range", "field": "amont", "max": 1}, "unknown field 'amont'"),
+    ({"kind": "range", "field": "country", "max": 1}, "needs a numeric field"),
+    ({"kind": "expression", "expression": "country > 3"}, "compares a string with a number"),
+    ({"kind": "expression", "expression": "prediction > 0.9", "action": "fallback", "fallback_output": "nope"},
+     "unknown fallback_output"),
+])
+def test_bad_rules_fail_at_start_up(rule, message):
+    with pytest.raises(ValueError, match=message):
+        BatchGuard([RuleConfig(**rule)], KINDS)
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"kind": "range", "field": "a"}, "needs 'min' or 'max'"),
+    ({"kind": "allowed", "field": "a"}, "needs 'values'"),
+    ({"kind": "not_null", "field": "a", "action": "fix"}, "needs 'fix_value'"),
+    ({"kind": "expression", "expression": "a > 1", "action": "fallback"}, "needs 'fallback_value'"),
+    ({"kind": "range", "field": "a", "min": 2, "max": 1}, "max must be >= min"),
+])
+def test_rule_config_is_validated(rule, message):
+    with pytest.raises(ValueError, match=message):
+        MonitorConfig.model_validate({"models": {"m": {"rules": [rule]}}})
+
+
+def test_replay_writes_one_decision_per_valid_event(tmp_path):
+    config = tmp_path / "rules.yaml"
+    config.write_text("default:\n  rules:\n    - {kind: allowed, field: country, values: [US, GB, DE, FR, ES], "
+                      "action: fix, fix_value: US}\n    - {kind: expression, expression: 'amount > 100000', "
+                      "action: block}\n")
+    out = tmp_path / "out.jsonl"
+    demo = ROOT / "examples" / "card_fraud_stream.jsonl"
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(config),
+                          "--outputs-out", str(out)], capture_output=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    decisions = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert len(decisions) == 30_000
+    fixed = [d for d in decisions if d["action"] == "fix"]
+    assert fixed and all(d["fixed"] == {"country": "US"} for d in fixed)
+    assert any(d["action"] == "block" and d["prediction"] is None for d in decisions)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("default:\n  rules:\n    - {kind: expression, expression: 'amout > 1'}\n")
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(bad)],
+                         capture_output=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 2 and b"unknown field 'amout'" in res.stderr and res.stdout == b""
