@@ -103,3 +103,75 @@ def test_replay_writes_one_decision_per_valid_event(tmp_path):
     res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(bad)],
                          capture_output=True, cwd=ROOT, timeout=300)
     assert res.returncode == 2 and b"unknown field 'amout'" in res.stderr and res.stdout == b""
+
+
+RULES = """
+default:
+  columns: {amount: {type: numeric}, country: {type: categorical}, tenure_days: {type: numeric},
+            prediction: {type: numeric}}
+  rules:
+    - {kind: range, field: prediction, min: 0, max: 0.9, action: fix}
+    - {kind: range, field: amount, min: 0, max: 5000, action: flag}
+    - {kind: allowed, field: country, values: [US, GB, DE, FR, ES], action: fix, fix_value: US}
+    - {kind: not_null, field: tenure_days, action: flag}
+    - {kind: expression, expression: 'amount > 20000 and country not in ["US"]', action: block}
+    - {kind: expression, expression: 'prediction > 0.95', action: fallback, fallback_value: 0.5}
+"""
+
+
+def test_in_process_guard_equals_replay_outputs(tmp_path):
+    """Guard.check_batch and replay --outputs-out give the same decisions on the same events."""
+    from streams.guard import Guard
+
+    config = tmp_path / "rules.yaml"
+    config.write_text(RULES)
+    demo = ROOT / "examples" / "card_fraud_stream.jsonl"
+    out = tmp_path / "out.jsonl"
+    subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(config),
+                    "--outputs-out", str(out)], check=True, capture_output=True, cwd=ROOT, timeout=300)
+    from_replay = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    lines = demo.read_bytes().splitlines()
+    decisions = Guard.from_config(config).check_batch(lines)
+    valid = [d for d in decisions if "error" not in d]
+    assert valid == from_replay
+    assert len(decisions) - len(valid) == 15
+    assert {d["action"] for d in valid} >= {"pass", "flag", "fix", "block"}
+
+
+def test_check_one_event_and_invalid_events():
+    from streams.guard import Guard, InvalidEvent
+
+    cfg = MonitorConfig.model_validate({"default": {
+        "columns": {"amount": {"type": "numeric"}},
+        "rules": [{"kind": "range", "field": "amount", "max": 100, "action": "flag"}]}})
+    guard = Guard(cfg)
+    event = {"event_id": "e", "model": "m", "timestamp": 1.0, "features": {"amount": 500}, "prediction": 0.1}
+    assert guard.check(event)["action"] == "flag"
+    assert guard.check(orjson.dumps(event).decode())["violations"][0]["field"] == "amount"
+    with pytest.raises(InvalidEvent, match="missing required field: model"):
+        guard.check({"event_id": "e", "timestamp": 1.0, "features": {}})
+    out = guard.check_batch([event, b"garbage", "", {"event_id": "x"}])
+    assert [d.get("error") is None for d in out] == [True, False, False, False]
+    assert all(d["action"] == "block" for d in out[1:])
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                     max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=200), _JSON, st.text(max_size=50)), max_size=5))
+def test_arbitrary_input_never_crashes_the_guard(events):
+    """Every input gets exactly one answer: a decision or an error, never an exception."""
+    from streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate({"default": {
+        "columns": {"amount": {"type": "numeric"}},
+        "rules": [{"kind": "expression", "expression": "amount > 1", "action": "block"}]}}))
+    out = guard.check_batch(events)
+    assert len(out) == len(events)
+    assert all(("error" in d) or d["action"] in ("pass", "block") for d in out)
