@@ -69,9 +69,11 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
-# A typed node: (kind, evaluator). kind is "bool", "number", "string" or "list";
-# evaluators take the columns mapping and return numpy arrays (or a Python list for "list").
-_Node = tuple[str, Callable]
+# A typed node: (kind, vector, scalar). kind is "bool", "number", "string" or "list".
+# ``vector`` takes a batch's columns and returns numpy arrays; ``scalar`` takes one
+# event's values (a float or None per numeric field, a str or None per label) and
+# returns a Python value. Both come from the same parse, so they agree (tested).
+_Node = tuple[str, Callable, Callable]
 
 _BINDING = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6}
 
@@ -81,6 +83,7 @@ class _Parser:
         self.text, self.kinds = text, kinds
         self.toks = _tokens(text)
         self.i = 0
+        self.names: set[str] = set()
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -140,29 +143,29 @@ class _Parser:
         tok = self.peek()
         if tok.value == "not":
             self.take()
-            kind, inner = self.expr(_BINDING["not"])
+            kind, inner, one = self.expr(_BINDING["not"])
             if kind != "bool":
                 raise ExpressionError(f"'not' at {tok.at} needs a condition, got a {kind}")
-            return "bool", lambda cols: ~inner(cols)
+            return "bool", lambda cols: ~inner(cols), lambda row: not one(row)
         if tok.value == "-":
             self.take()
-            kind, inner = self.unary()
+            kind, inner, one = self.unary()
             if kind != "number":
                 raise ExpressionError(f"'-' at {tok.at} needs a number, got a {kind}")
-            return "number", lambda cols: -inner(cols)
+            return "number", lambda cols: -inner(cols), lambda row: _neg(one(row))
         return self.atom()
 
     def atom(self) -> _Node:
         tok = self.take()
         if tok.kind == "number":
             value = float(tok.value)
-            return "number", lambda cols: value
+            return "number", lambda cols: value, lambda row: value
         if tok.kind == "string":
             value = re.sub(r"\\(.)", r"\1", tok.value[1:-1])  # \" \' \\ stand for themselves
-            return "string", lambda cols: value
+            return "string", lambda cols: value, lambda row: value
         if tok.value in ("true", "false"):
             value = tok.value == "true"
-            return "bool", lambda cols: np.bool_(value)
+            return "bool", lambda cols: np.bool_(value), lambda row: value
         if tok.value == "(":
             node = self.expr(0)
             self.expect(")")
@@ -170,7 +173,7 @@ class _Parser:
         if tok.value == "[":
             items = []
             while self.peek().value != "]":
-                kind, item = self.atom()
+                kind, item, _ = self.atom()
                 if kind not in ("number", "string"):
                     raise ExpressionError(f"list items must be numbers or strings (at {tok.at})")
                 items.append((kind, item(None)))
@@ -180,8 +183,8 @@ class _Parser:
             kinds = {k for k, _ in items}
             if len(kinds) > 1:
                 raise ExpressionError(f"list at {tok.at} mixes numbers and strings")
-            values = [v for _, v in items]
-            return "list", lambda cols: (kinds.pop() if kinds else "string", values)
+            listed = (kinds.pop() if kinds else "string", [v for _, v in items])
+            return "list", lambda cols: listed, lambda row: listed
         if tok.kind == "name":
             return self.column(tok)
         raise ExpressionError(f"unexpected {tok.value or 'end'!r} at {tok.at}")
@@ -191,70 +194,118 @@ class _Parser:
         kind = self.kinds.get(name)
         if kind is None:
             raise ExpressionError(f"unknown field {name!r} at {tok.at} (known: {', '.join(sorted(self.kinds))})")
+        self.names.add(name)
         if kind == "numeric":
-            return "number", lambda cols: _numeric(cols, name)
-        return "string", lambda cols: _labels(cols, name)
+            return "number", lambda cols: _numeric(cols, name), lambda row: row.get(name)
+        return "string", lambda cols: _labels(cols, name), lambda row: row.get(name)
 
     def logic(self, op, left, right, at) -> _Node:
         if left[0] != "bool" or right[0] != "bool":
             raise ExpressionError(f"'{op}' at {at} joins conditions, got a {left[0]} and a {right[0]}")
-        lf, rf = left[1], right[1]
+        lf, rf, lo, ro = left[1], right[1], left[2], right[2]
         if op == "and":
-            return "bool", lambda cols: lf(cols) & rf(cols)
-        return "bool", lambda cols: lf(cols) | rf(cols)
+            return "bool", lambda cols: lf(cols) & rf(cols), lambda row: lo(row) and ro(row)
+        return "bool", lambda cols: lf(cols) | rf(cols), lambda row: lo(row) or ro(row)
 
     def arith(self, op, left, right, at) -> _Node:
         if left[0] != "number" or right[0] != "number":
             raise ExpressionError(f"'{op}' at {at} needs numbers, got a {left[0]} and a {right[0]}")
-        lf, rf = left[1], right[1]
+        lf, rf, lo, ro = left[1], right[1], left[2], right[2]
         fn = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": _divide}[op]
-        return "number", lambda cols: fn(lf(cols), rf(cols))
+        one = _SCALAR_ARITH[op]
+
+        def run(cols):
+            with np.errstate(all="ignore"):  # overflow to inf and NaN are the data's, not errors
+                return fn(lf(cols), rf(cols))
+        return "number", run, lambda row: one(lo(row), ro(row))
 
     def compare(self, op, left, right, at) -> _Node:
         if left[0] != right[0] or left[0] not in ("number", "string"):
             raise ExpressionError(f"'{op}' at {at} compares a {left[0]} with a {right[0]}")
-        lf, rf = left[1], right[1]
+        lf, rf, lo, ro = left[1], right[1], left[2], right[2]
         if left[0] == "string" and op not in ("==", "!="):
             raise ExpressionError(f"'{op}' at {at}: labels can only be compared with == or !=")
         fn = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
               "==": np.equal, "!=": np.not_equal}[op]
+        test = _SCALAR_COMPARE[op]
+
+        def one(row):
+            a, b = lo(row), ro(row)
+            return a is not None and b is not None and test(a, b)
+
         if left[0] == "number":
             def run(cols):
                 a, b = lf(cols), rf(cols)
                 with np.errstate(invalid="ignore"):
                     return fn(a, b) & ~(np.isnan(a) | np.isnan(b))
-            return "bool", run
+            return "bool", run, one
 
         def run_labels(cols):
             a, b = lf(cols), rf(cols)
             known = _not_null(a) & _not_null(b)
             return fn(a, b) & known
-        return "bool", run_labels
+        return "bool", run_labels, one
 
     def member(self, left, right, negate, at) -> _Node:
         if right[0] != "list":
             raise ExpressionError(f"'in' at {at} needs a list literal like [\"DE\", \"FR\"]")
-        lf, rf = left[1], right[1]
-        item_kind, values = rf(None)
+        lf, lo = left[1], left[2]
+        item_kind, values = right[1](None)
         if values and {"number": "number", "string": "string"}[item_kind] != left[0]:
             raise ExpressionError(f"'in' at {at} tests a {left[0]} against a list of {item_kind}s")
+        wanted = frozenset(values)
 
         def run(cols):
             a = lf(cols)
             hit = np.isin(a, np.asarray(values, dtype=object if left[0] == "string" else float))
             known = _not_null(a)
             return (~hit if negate else hit) & known
-        return "bool", run
+
+        def one(row):
+            a = lo(row)
+            return a is not None and ((a in wanted) != negate)
+        return "bool", run, one
 
     def null_test(self, left, negate, at) -> _Node:
         if left[0] not in ("number", "string"):
             raise ExpressionError(f"'is null' at {at} needs a field")
-        lf = left[1]
-        return "bool", (lambda cols: _not_null(lf(cols))) if negate else (lambda cols: ~_not_null(lf(cols)))
+        lf, lo = left[1], left[2]
+        if negate:
+            return "bool", lambda cols: _not_null(lf(cols)), lambda row: lo(row) is not None
+        return "bool", lambda cols: ~_not_null(lf(cols)), lambda row: lo(row) is None
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if x - x == 0.0 else None  # NaN and infinities are unknown, as in the vector path's isnan
+
+
+def _neg(a):
+    return None if a is None else -a
+
+
+def _scalar(op):
+    def run(a, b):
+        if a is None or b is None:
+            return None
+        out = op(a, b)
+        return None if out != out else out  # NaN is unknown
+    return run
+
+
+def _scalar_divide(a, b):
+    if a is None or b is None or b == 0.0:
+        return None
+    return _finite_or_none(a / b)
+
+
+_SCALAR_ARITH = {"+": _scalar(float.__add__), "-": _scalar(float.__sub__), "*": _scalar(float.__mul__),
+                 "/": _scalar_divide}
+_SCALAR_COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__,
+                   "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 
 
 def _divide(a, b):
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         out = np.divide(a, b)
     return np.where(np.isfinite(out), out, np.nan)
 
@@ -287,11 +338,16 @@ def compile_expression(text: str, kinds: Mapping[str, str]) -> Callable[[Mapping
 
     ``kinds`` maps a column name to ``"numeric"`` or ``"categorical"``.
     Raises :class:`ExpressionError` naming the position and the problem.
+    The result also carries ``.one(row)``: the same condition on one event's
+    plain values (``{"amount": 20.0, "country": None}``), for per-event paths.
     """
-    _kind, run = _Parser(text, kinds).parse()
+    parser = _Parser(text, kinds)
+    _kind, run, one = parser.parse()
 
     def condition(cols: Mapping[str, Column]) -> np.ndarray:
         n = len(next(iter(cols.values()))) if cols else 0
         return np.broadcast_to(np.asarray(run(cols), dtype=bool), (n,)).copy()
 
+    condition.one = lambda row: bool(one(row))  # type: ignore[attr-defined]
+    condition.names = frozenset(parser.names)  # type: ignore[attr-defined]
     return condition

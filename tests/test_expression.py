@@ -71,3 +71,55 @@ def test_arbitrary_text_parses_or_raises_expression_error(text):
         return
     result = rule(columns())
     assert result.dtype == bool and result.shape == (4,)
+
+
+def _rows(cols):
+    """Each event of ``columns()`` as plain values: a float or None, a label or None."""
+    out = []
+    for j in range(4):
+        row = {}
+        for name, col in cols.items():
+            if isinstance(col, NumericArray):
+                v = float(col.values[j])
+                row[name] = None if v != v else v
+            else:
+                code = int(col.codes[j])
+                row[name] = None if code < 0 else col.categories[code]
+        out.append(row)
+    return out
+
+
+_ATOMS = ["amount", "age", "prediction", "0", "1", "17", "1e308", "-2.5", "0.0"]
+_LABELS = ["country", "'US'", "'DE'", "'Zürich'"]
+
+
+@st.composite
+def _number(draw, depth=0):
+    if depth > 2 or draw(st.booleans()):
+        return draw(st.sampled_from(_ATOMS))
+    op = draw(st.sampled_from(["+", "-", "*", "/"]))
+    return f"({draw(_number(depth + 1))} {op} {draw(_number(depth + 1))})"
+
+
+@st.composite
+def _condition(draw, depth=0):
+    pick = draw(st.integers(0, 6 if depth < 2 else 3))
+    if pick == 0:
+        return f"{draw(_number())} {draw(st.sampled_from(['<', '<=', '>', '>=', '==', '!=']))} {draw(_number())}"
+    if pick == 1:
+        return f"{draw(st.sampled_from(_LABELS))} {draw(st.sampled_from(['==', '!=']))} {draw(st.sampled_from(_LABELS))}"
+    if pick == 2:
+        return f"{draw(st.sampled_from(['amount', 'country', 'age']))} is {draw(st.sampled_from(['', 'not ']))}null"
+    if pick == 3:
+        return f"country {draw(st.sampled_from(['in', 'not in']))} ['US', 'FR']"
+    if pick == 4:
+        return f"not ({draw(_condition(depth + 1))})"
+    return f"({draw(_condition(depth + 1))}) {draw(st.sampled_from(['and', 'or']))} ({draw(_condition(depth + 1))})"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_condition())
+def test_per_event_evaluation_agrees_with_the_vectorised_one(text):
+    rule = compile_expression(text, KINDS)
+    cols = columns()
+    assert [rule.one(row) for row in _rows(cols)] == rule(cols).tolist(), text
