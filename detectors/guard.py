@@ -50,6 +50,9 @@ class BatchGuard:
                 raise ValueError(f"{where}: unknown fallback_output {rule.fallback_output!r}")
             if rule.kind == "range" and self.kinds[rule.field] != "numeric":
                 raise ValueError(f"{where}: a range needs a numeric field, {rule.field!r} is {self.kinds[rule.field]}")
+            if rule.kind == "allowed" and self.kinds[rule.field] == "numeric":
+                if any(isinstance(v, str) for v in rule.values):
+                    raise ValueError(f"{where}: {rule.field!r} is numeric, its allowed values must be numbers")
             if rule.kind == "expression":
                 try:
                     self.checks.append(compile_expression(rule.expression, self.kinds))
@@ -57,6 +60,10 @@ class BatchGuard:
                     raise ValueError(f"{where}: {exc}") from None
             else:
                 self.checks.append(None)
+        self.ranks = np.array([_RANK[r.action] for r in rules], dtype=np.int8)
+        self.one = [_scalar_check(rule, check) for rule, check in zip(rules, self.checks)]
+        self.fields = sorted({r.field for r in rules if r.field} | {r.fallback_output for r in rules if r.fallback_output}
+                             | {n for c in self.checks if c is not None for n in c.names} | {"prediction"})
 
     def violations(self, batch: Batch) -> np.ndarray:
         """Boolean matrix (rules x events)."""
@@ -83,39 +90,48 @@ class BatchGuard:
     def decide(self, batch: Batch) -> list[dict]:
         """One decision record per event of ``batch``."""
         hits = self.violations(batch)
-        ranks = np.array([_RANK[r.action] for r in self.rules], dtype=np.int8)
-        strongest = np.where(hits, ranks[:, None], 0).max(axis=0) if len(self.rules) else np.zeros(len(batch), np.int8)
-        original = _plain(batch.columns.get("prediction"), len(batch))
         plain = _PlainColumns(batch)
-        out = []
-        for j in range(len(batch)):
-            action = ACTIONS[strongest[j]]
-            violated = np.flatnonzero(hits[:, j]) if len(self.rules) else []
-            prediction, fixed = original[j], {}
-            for i in violated:
-                rule = self.rules[i]
-                if rule.action != "fix":
-                    continue
-                value = _fix(rule, batch, j)
-                if rule.field != "prediction":
-                    fixed[rule.field] = value
-                elif action == "fix":  # a stronger action decides the prediction instead
-                    prediction = value
-            if action == "fallback":
-                rule = next(self.rules[i] for i in violated if self.rules[i].action == "fallback")
-                prediction = rule.fallback_value if rule.fallback_output is None else plain[rule.fallback_output][j]
-            elif action == "block":
-                prediction = None
-            record = {
-                "event_id": str(batch.event_ids[j]), "model": batch.model, "action": action,
-                "prediction": prediction, "original_prediction": original[j],
-                "violations": [{"rule": self.rules[i].label, "field": self.rules[i].field,
-                                "message": _message(self.rules[i], plain, j)} for i in violated],
-            }
-            if fixed:
-                record["fixed"] = fixed
-            out.append(record)
-        return out
+        return [self._record(str(batch.event_ids[j]), batch.model, np.flatnonzero(hits[:, j]).tolist(), plain, j)
+                for j in range(len(batch))]
+
+    def decide_one(self, event_id: str, model: str, row: Mapping[str, object]) -> dict:
+        """The decision for one event given as plain values (the per-event path).
+
+        ``row`` maps a field to a float or None (numeric) or a label or None
+        (categorical, booleans as ``"true"``/``"false"``); same rules, same
+        record as :meth:`decide`.
+        """
+        violated = [i for i, check in enumerate(self.one) if check(row)]
+        return self._record(event_id, model, violated, _RowColumns(row), 0)
+
+    def _record(self, event_id: str, model: str, violated: list[int], plain, j: int) -> dict:
+        rules = self.rules
+        action = ACTIONS[max((self.ranks[i] for i in violated), default=0)]
+        original = plain["prediction"][j]
+        prediction, fixed = original, {}
+        for i in violated:
+            rule = rules[i]
+            if rule.action != "fix":
+                continue
+            value = _fix(rule, plain[rule.field][j])
+            if rule.field != "prediction":
+                fixed[rule.field] = value
+            elif action == "fix":  # a stronger action decides the prediction instead
+                prediction = value
+        if action == "fallback":
+            rule = next(rules[i] for i in violated if rules[i].action == "fallback")
+            prediction = rule.fallback_value if rule.fallback_output is None else plain[rule.fallback_output][j]
+        elif action == "block":
+            prediction = None
+        record = {
+            "event_id": event_id, "model": model, "action": action,
+            "prediction": prediction, "original_prediction": original,
+            "violations": [{"rule": rules[i].label, "field": rules[i].field,
+                            "message": _message(rules[i], plain, j)} for i in violated],
+        }
+        if fixed:
+            record["fixed"] = fixed
+        return record
 
 
 def _missing(col, n: int) -> np.ndarray:
@@ -146,14 +162,39 @@ def _plain(col, n: int) -> list:
     return [labels[c] for c in col.codes.tolist()]
 
 
-def _fix(rule: RuleConfig, batch: Batch, j: int):
-    col = batch.columns.get(rule.field)
+def _fix(rule: RuleConfig, value):
     if rule.kind == "range":
-        value = float(col.values[j])
         low = rule.min if rule.min is not None else -np.inf
         high = rule.max if rule.max is not None else np.inf
         return float(min(max(value, low), high))
     return rule.fix_value
+
+
+def _scalar_check(rule: RuleConfig, check):
+    """The rule on one event's plain values: True when violated."""
+    if check is not None:
+        return check.one
+    name = rule.field
+    if rule.kind == "not_null":
+        return lambda row: row.get(name) is None
+    if rule.kind == "range":
+        low = rule.min if rule.min is not None else -np.inf
+        high = rule.max if rule.max is not None else np.inf
+        return lambda row: (v := row.get(name)) is not None and not (low <= v <= high)
+    wanted = frozenset(str(v) if isinstance(v, str) else float(v) for v in rule.values)
+    labels = frozenset(str(v) for v in rule.values)
+    return lambda row: (v := row.get(name)) is not None and v not in (labels if isinstance(v, str) else wanted)
+
+
+class _RowColumns(dict):
+    """One event's plain values, shaped like :class:`_PlainColumns` (row 0)."""
+
+    def __init__(self, row: Mapping[str, object]) -> None:
+        super().__init__()
+        self.row = row
+
+    def __missing__(self, name: str) -> list:
+        return [self.row.get(name)]
 
 
 class _PlainColumns(dict):

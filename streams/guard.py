@@ -1,7 +1,12 @@
 """The in-process guard: ``Guard.from_config(path)``, ``check(event)``, ``check_batch(events)``.
 
-No Kafka, no Redis: the same decoder and the same vectorised rules as
-``replay --outputs-out``, so a decision is the same whichever way it is asked.
+No Kafka, no Redis: the same decoder and the same rules as ``replay
+--outputs-out``, so a decision is the same whichever way it is asked.
+``check`` takes a per-event path for the common, clean event (plain Python
+values, the rules' per-event form: tens of microseconds); anything unusual
+(a type to coerce, an odd timestamp, an invalid event) goes through the
+batch decoder, which decides and explains. A property test holds the two
+paths to the same answers.
 
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "rules.yaml")
@@ -25,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import orjson
 
 from detectors.config import MonitorConfig
@@ -32,6 +38,7 @@ from detectors.config import MonitorConfig
 from .config_file import load_config
 from .decode import Decoder, Schema
 from .replay import Guards
+from .timeparse import rfc3339_seconds
 
 __all__ = ["Guard", "InvalidEvent"]
 
@@ -54,8 +61,12 @@ class Guard:
         features = {k: v for k, v in kinds.items() if not k.startswith("prediction.")}
         schema = Schema(features, outputs or prediction or "numeric")
         self.config = config
+        self.schema = schema
         self.decoder = Decoder(schema, config.limits)
         self.guards = Guards(config, schema)
+        self._features = list(schema.features.items())
+        self._outputs = list(outputs.items()) if outputs else None
+        self._prediction = None if outputs else (prediction or "numeric")
 
     @classmethod
     def from_config(cls, path: str | Path) -> "Guard":
@@ -63,16 +74,81 @@ class Guard:
 
     def check(self, event: Any) -> dict:
         """The decision for one event (a dict, or its JSON as bytes or str)."""
-        (decision,) = self.check_batch([event])
+        decision = self.fast_check(event)
+        if decision is None:
+            (decision,) = self.check_batch([event])
         if "error" in decision:
             raise InvalidEvent(decision["error"])
         return decision
 
+    def fast_check(self, event: Any) -> dict | None:
+        """The decision by the per-event path, or None when the event needs the batch decoder."""
+        try:
+            if isinstance(event, dict):
+                size = len(orjson.dumps(event))
+            elif isinstance(event, (bytes, str)):
+                size = len(event) if isinstance(event, bytes) else len(event.encode())
+                event = orjson.loads(event)
+                if not isinstance(event, dict):
+                    return None
+            else:
+                return None
+        except (orjson.JSONDecodeError, TypeError):
+            return None
+        if size > self.config.limits.max_message_bytes:
+            return None
+        parsed = self._row(event)
+        if parsed is None:
+            return None
+        event_id, model, row = parsed
+        return self.guards.for_model(model).decide_one(event_id, model, row)
+
+    def _row(self, event: dict) -> tuple[str, str, dict] | None:
+        """(event id, model, plain values) of a clean event, or None if anything needs the batch decoder."""
+        event_id, model, features = event.get("event_id"), event.get("model"), event.get("features")
+        if type(event_id) is not str or type(model) is not str or type(features) is not dict:
+            return None
+        if len(features) > self.config.limits.max_features or not _time_ok(event.get("timestamp")):
+            return None
+        tags = event.get("tags")
+        if tags is not None and (type(tags) is not dict or any(type(v) is not str for v in tags.values())):
+            return None
+        for value in features.values():
+            if type(value) not in _SCALARS:
+                return None
+        row: dict[str, object] = {}
+        for name, kind in self._features:
+            value = _plain(features.get(name), kind)
+            if value is _WRONG:
+                return None
+            row[name] = value
+        prediction = event.get("prediction")
+        if self._outputs is not None:
+            if prediction is not None and type(prediction) is not dict:
+                return None
+            for name, kind in self._outputs:
+                value = _plain((prediction or {}).get(name), kind)
+                if value is _WRONG:
+                    return None
+                row["prediction." + name] = value
+        else:
+            value = _plain(prediction, self._prediction)
+            if value is _WRONG:
+                return None
+            row["prediction"] = value
+        return event_id, model, row
+
     def check_batch(self, events: Iterable[Any]) -> list[dict]:
         """A decision per event, in order; an invalid event gets ``{"index", "error", "action": "block"}``."""
-        lines = [_raw(e) for e in events]
+        lines, unencodable = [], {}
+        for i, event in enumerate(events):
+            try:
+                lines.append(_raw(event))
+            except TypeError as exc:  # e.g. an integer over 64 bits, a set: not JSON
+                unencodable[i] = {"index": i, "error": f"not a JSON event: {exc}", "action": "block"}
+                lines.append(b"")
         decoded = self.decoder.decode(lines)
-        out: list[dict | None] = [None] * len(lines)
+        out: list[dict | None] = [unencodable.get(i) for i in range(len(lines))]
         for dead in decoded.dead:
             out[dead.index] = {"index": dead.index, "error": dead.error, "action": "block"}
         for i in range(len(lines)):
@@ -82,6 +158,36 @@ class Guard:
             for row, decision in zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch)):
                 out[row] = decision
         return out
+
+
+_SCALARS = (type(None), bool, int, float, str)
+_WRONG = object()
+_LIMIT = 2**53
+
+
+def _plain(value, kind: str):
+    """The rules' view of one value (float, label or None), or _WRONG if the batch decoder must decide."""
+    if value is None:
+        return None
+    t = type(value)
+    if kind == "numeric":
+        if t is float:
+            return value if value - value == 0.0 else _WRONG
+        return float(value) if t is int and -_LIMIT <= value <= _LIMIT else _WRONG
+    if kind == "boolean":
+        return ("true" if value else "false") if t is bool else _WRONG
+    return value if t is str else _WRONG
+
+
+def _time_ok(ts) -> bool:
+    t = type(ts)
+    if t is str:
+        if len(ts) > 40 or not ts.isascii():
+            return False
+        return not np.isnan(rfc3339_seconds(np.array([ts.encode()], dtype="S40"))[0])
+    if t is int:
+        return -_LIMIT <= ts <= _LIMIT
+    return t is float and ts - ts == 0.0
 
 
 def _raw(event: Any) -> bytes:

@@ -175,3 +175,73 @@ def test_arbitrary_input_never_crashes_the_guard(events):
     out = guard.check_batch(events)
     assert len(out) == len(events)
     assert all(("error" in d) or d["action"] in ("pass", "block") for d in out)
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**60, 2**60), st.floats(allow_nan=True),
+                    st.sampled_from(["US", "DE", "BR", "", "1.5", "true"]), st.lists(st.integers(), max_size=2))
+_TIMES = st.one_of(st.sampled_from(["2026-11-01T00:00:00Z", "2026-11-01 00:00:00.5+02:00", "2026-02-30T00:00:00Z",
+                                    "2026-11-01", "yesterday", "2026-11-01T00:00:00.123456789Z", ""]),
+                   st.integers(-2**60, 2**60), st.floats(allow_nan=True), st.booleans(), st.none())
+_EVENTS = st.fixed_dictionaries(
+    {"event_id": st.one_of(st.text(max_size=5), st.integers()), "model": st.sampled_from(["fraud", "other"]),
+     "timestamp": _TIMES,
+     "features": st.dictionaries(st.sampled_from(["amount", "country", "tenure_days", "flag", "extra"]), _VALUES,
+                                 max_size=5),
+     "prediction": st.one_of(_VALUES, st.fixed_dictionaries({"score": _VALUES}))},
+    optional={"tags": st.one_of(st.dictionaries(st.sampled_from(["region"]), st.sampled_from(["eu", "us"])),
+                                st.integers())})
+
+_PER_EVENT_RULES = RULES + """\
+    - {kind: allowed, field: flag, values: ["true"], action: flag}
+    - {kind: not_null, field: country, action: fallback, fallback_value: 0.0}
+    - {kind: expression, expression: 'tenure_days / amount > 2 or country == "BR"', action: flag}
+"""
+
+
+@settings(max_examples=600, deadline=None)
+@given(_EVENTS, st.booleans())
+def test_per_event_path_gives_the_batch_decision(event, as_json):
+    """Whenever ``check`` answers without the batch decoder, the answer is the batch decoder's."""
+    from streams.guard import Guard
+
+    guard = _guard_for_property()
+    if as_json:
+        try:
+            event = orjson.dumps(event)
+        except TypeError:
+            return
+    fast = guard.fast_check(event)
+    (batch,) = guard.check_batch([event])
+    if fast is not None:
+        assert fast == batch
+
+
+_GUARD = []
+
+
+def _guard_for_property():
+    from streams.guard import Guard
+    import yaml
+
+    if not _GUARD:
+        raw = yaml.safe_load(_PER_EVENT_RULES)
+        raw["default"]["columns"]["flag"] = {"type": "categorical"}
+        cfg = MonitorConfig.model_validate(raw)
+        _GUARD.append(Guard(cfg))
+    return _GUARD[0]
+
+
+def test_per_event_path_takes_every_clean_demo_event(tmp_path):
+    """The fast path is not a corner case: every valid demo event is decided by it, as the batch path would."""
+    from streams.guard import Guard
+
+    config = tmp_path / "rules.yaml"
+    config.write_text(RULES)
+    guard = Guard.from_config(config)
+    lines = (ROOT / "examples" / "card_fraud_stream.jsonl").read_bytes().splitlines()
+    batch = guard.check_batch(lines)
+    fast = [guard.fast_check(line) for line in lines]
+    valid = [i for i, d in enumerate(batch) if "error" not in d]
+    assert len(valid) == len(lines) - 15
+    assert all(fast[i] == batch[i] for i in valid)
+    assert {batch[i]["action"] for i in valid} >= {"pass", "fix", "flag"}
