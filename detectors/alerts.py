@@ -34,6 +34,7 @@ class Finding:
     threshold: float
     severity: str
     message: str
+    kind: str | None = None  # default: the detector's kind (drift, data_quality)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class _Episode:
     notices: int = 0
     severity: str = "warning"
     threshold: float = 0.0
+    kind: str | None = None
 
 
 def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int) -> str:
@@ -94,7 +96,7 @@ class AlertPolicy:
                     continue
                 ep.number += 1
                 ep.open, ep.notices, ep.notified_at = True, 0, t
-                ep.severity, ep.threshold = f.severity, f.threshold
+                ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
                 out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
                                        f.row, times, event_ids, f.message))
             elif ep.open:
@@ -140,7 +142,8 @@ class AlertPolicy:
         notice = ep.notices if status == "firing" else 0
         return Alert(
             alert_id=alert_id(self.model, column, detector, ep.number, status, notice),
-            status=status, model=self.model, feature=column, kind=DETECTOR_KIND.get(detector, "drift"),
+            status=status, model=self.model, feature=column or None,
+            kind=ep.kind or DETECTOR_KIND.get(detector, "drift"),
             detector=detector, severity=severity, score=score, threshold=threshold,
             event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),
         )

@@ -73,7 +73,9 @@ class RuleConfig(_Strict):
     * ``expression`` (``expression``): a business rule, see ``detectors.expression``.
 
     ``fallback`` replaces the prediction by ``fallback_value`` or by the output
-    named in ``fallback_output``; ``block`` withholds it.
+    named in ``fallback_output``; ``block`` withholds it. ``alert_rate`` is the
+    share of events the rule may violate before a ``guardrail`` alert opens
+    (``null``: never alert on this rule).
     """
 
     kind: Literal["range", "not_null", "allowed", "expression"]
@@ -87,6 +89,7 @@ class RuleConfig(_Strict):
     fix_value: str | float | None = None
     fallback_value: float | str | bool | None = None
     fallback_output: str | None = None
+    alert_rate: float | None = Field(0.01, gt=0.0, lt=0.95)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "RuleConfig":

@@ -87,9 +87,9 @@ class BatchGuard:
                 out[i] = ~_member(col, rule.values, n) & ~missing
         return out
 
-    def decide(self, batch: Batch) -> list[dict]:
-        """One decision record per event of ``batch``."""
-        hits = self.violations(batch)
+    def decide(self, batch: Batch, hits: np.ndarray | None = None) -> list[dict]:
+        """One decision record per event of ``batch`` (``hits``: its :meth:`violations`, if known)."""
+        hits = self.violations(batch) if hits is None else hits
         plain = _PlainColumns(batch)
         return [self._record(str(batch.event_ids[j]), batch.model, np.flatnonzero(hits[:, j]).tolist(), plain, j)
                 for j in range(len(batch))]

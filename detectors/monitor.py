@@ -4,7 +4,9 @@
 returns its alerts; state lives in the object and round-trips through
 ``to_bytes``/``from_bytes`` (msgpack plus the sketches' own byte format,
 never pickle). The baseline comes from ``fit_reference`` or, without one,
-from the first ``warmup_events`` events of each model.
+from the first ``warmup_events`` events of each model. Given the batch's
+rule violations (``BatchGuard.violations``), it also watches each rule's
+violation rate (``detectors.rule_rates``) from the model's first event.
 
 >>> import numpy as np
 >>> from detectors.types import Batch, NumericArray
@@ -26,7 +28,7 @@ from the first ``warmup_events`` events of each model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 import numpy as np
@@ -36,6 +38,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
+from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray
 
@@ -175,6 +178,8 @@ class ModelMonitor:
         self.columns: dict[str, ColumnMonitor] = {}
         self.warmup: list[Batch] = []
         self.policy = AlertPolicy(model, config.alert_policy)
+        self.rule_rates = RuleRates(config.rules, config.false_alarm_budget.column_events_per_false_alarm,
+                                    config.block_size, config.alert_policy.resolve_fraction)
         self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
 
     @property
@@ -187,10 +192,14 @@ class ModelMonitor:
             reference = reference.take(np.arange(self.config.max_reference_events))
         self._calibrate(reference, count_stats=False)
 
-    def process(self, batch: Batch) -> list[Alert]:
+    def process(self, batch: Batch, rule_hits: np.ndarray | None = None) -> list[Alert]:
+        """Alerts of one batch; ``rule_hits`` (rules x events) feeds the guardrail alerts."""
         if len(batch) == 0:
             return []
-        offset = 0
+        findings: list[Finding] = []
+        if rule_hits is not None and self.rule_rates.watched:
+            findings += self.rule_rates.observe(rule_hits, self.events)
+        live, offset = batch, 0
         if not self.calibrated:
             have = sum(len(b) for b in self.warmup)
             take = min(len(batch), self.config.warmup_events - have)
@@ -200,16 +209,13 @@ class ModelMonitor:
                 reference = concat_batches(self.warmup)
                 self.warmup = []
                 self._calibrate(reference, count_stats=True)
-            if take == len(batch):
-                return []
+            live = batch.take(np.arange(take, len(batch))) if take < len(batch) else None
             offset = take
-            batch = batch.take(np.arange(take, len(batch)))
-        alerts = self._process_live(batch)
-        if offset:
-            alerts = [_shift(a, offset) for a in alerts]
-        return alerts
+        if live is not None:
+            findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
+        return self.policy.apply(findings, batch.times, batch.event_ids)
 
-    def _process_live(self, batch: Batch) -> list[Alert]:
+    def _live_findings(self, batch: Batch) -> list[Finding]:
         n, start = len(batch), self.events
         findings: list[Finding] = []
         for name, col in self.columns.items():
@@ -218,7 +224,7 @@ class ModelMonitor:
                 findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
         self._segment_stats(batch, start)
         self.events += n
-        return self.policy.apply(findings, batch.times, batch.event_ids)
+        return findings
 
     def _segment_stats(self, batch: Batch, start: int) -> None:
         for tag in self.config.segments:
@@ -292,6 +298,7 @@ class ModelMonitor:
             "model": self.model, "events": self.events, "live_from": self.live_from,
             "columns": [c.to_dict() for c in self.columns.values()],
             "policy": self.policy.to_dict(),
+            "rule_rates": self.rule_rates.to_dict(),
             "warmup": _batch_to_dict(warm) if warm is not None else None,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
@@ -305,6 +312,7 @@ class ModelMonitor:
         mon.columns = {c["name"]: ColumnMonitor.from_dict(c, config.block_size, config.alert_policy.resolve_fraction)
                        for c in raw["columns"]}
         mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
+        mon.rule_rates.load(raw.get("rule_rates") or {})
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
@@ -327,8 +335,8 @@ class Monitor:
     def fit_reference(self, reference: Batch) -> None:
         self.model(reference.model).fit(reference)
 
-    def process(self, batch: Batch) -> list[Alert]:
-        return self.model(batch.model).process(batch)
+    def process(self, batch: Batch, rule_hits: np.ndarray | None = None) -> list[Alert]:
+        return self.model(batch.model).process(batch, rule_hits)
 
     def status(self) -> dict:
         return {name: m.status() for name, m in sorted(self.models.items())}
@@ -346,12 +354,6 @@ class Monitor:
         for m in raw["models"]:
             mon.models[m["model"]] = ModelMonitor.from_dict(m, config.for_model(m["model"]))
         return mon
-
-
-def _shift(alert: Alert, offset: int) -> Alert:
-    from dataclasses import replace
-
-    return replace(alert, row=alert.row + offset)
 
 
 def concat_batches(batches: list[Batch]) -> Batch:

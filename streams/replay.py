@@ -24,7 +24,7 @@ from .decode import Decoded, Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",
-           "write_dead", "write_decisions"]
+           "write_dead"]
 
 SCHEMA_SAMPLE_LINES = 1000
 READ_BLOCK = 8 << 20
@@ -127,8 +127,7 @@ def replay_file(
             decoded = decoder.decode(lines, first)
             summary.blank_lines += decoded.blank
             write_dead(decoded, dead_letters_out, lambda i: {"file": source_name, "line": i}, summary)
-            write_decisions(guards, decoded, outputs_out)
-            run_core(monitor, decoded, alerts_out, summary, lambda i: i)
+            run_core(monitor, decoded, alerts_out, summary, lambda i: i, guards, outputs_out)
             if progress is not None:
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
@@ -162,18 +161,6 @@ def _schema_kinds(schema: Schema) -> dict[str, str]:
     return kinds
 
 
-def write_decisions(guards: Guards | None, decoded: Decoded, out: IO[bytes] | None) -> None:
-    """Guard decisions of every valid event, in input order."""
-    if out is None or guards is None:
-        return
-    records = []
-    for batch, rows in zip(decoded.batches, decoded.rows):
-        for row, decision in zip(rows.tolist(), guards.for_model(batch.model).decide(batch)):
-            records.append((row, orjson.dumps(decision)))
-    records.sort(key=lambda r: r[0])
-    out.write(b"".join(r[1] + b"\n" for r in records))
-
-
 def write_dead(decoded: Decoded, out: IO[bytes] | None, source: Callable[[int], dict], summary: ReplaySummary) -> None:
     """Dead letters as JSON lines; ``source(index)`` says where input ``index`` came from."""
     summary.dead_letters += len(decoded.dead)
@@ -182,13 +169,23 @@ def write_dead(decoded: Decoded, out: IO[bytes] | None, source: Callable[[int], 
 
 
 def run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: ReplaySummary,
-             position: Callable[[int], object]) -> None:
-    """Monitor decoded batches; write their alerts in input order, ``position(index)`` for each."""
-    records = []
+             position: Callable[[int], object], guards: Guards | None = None,
+             outputs_out: IO[bytes] | None = None) -> None:
+    """Guard and monitor decoded batches in one pass; write alerts (and decisions) in input order.
+
+    ``position(index)`` says where input ``index`` came from. Rule violations
+    are computed once per batch: they make the decisions and feed the
+    guardrail alerts.
+    """
+    records, decisions = [], []
     for batch, rows in zip(decoded.batches, decoded.rows):
         summary.events += len(batch)
         summary.models.add(batch.model)
-        for alert in monitor.process(batch):
+        guard = guards.for_model(batch.model) if guards is not None else None
+        hits = guard.violations(batch) if guard is not None and guard.rules else None
+        if outputs_out is not None and guard is not None:
+            decisions.extend(zip(rows.tolist(), map(orjson.dumps, guard.decide(batch, hits))))
+        for alert in monitor.process(batch, hits):
             line = int(rows[alert.row])
             records.append((line, alert.feature or "", alert.detector, alert.to_record(position(line))))
             if alert.status == "firing":
@@ -198,4 +195,6 @@ def run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: Replay
     records.sort(key=lambda r: r[:3])
     if records:
         out.write(b"".join(orjson.dumps(r[3]) + b"\n" for r in records))
-
+    if decisions:
+        decisions.sort(key=lambda r: r[0])
+        outputs_out.write(b"".join(r[1] + b"\n" for r in decisions))

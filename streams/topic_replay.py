@@ -21,7 +21,7 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, infer_schema
-from .replay import SCHEMA_SAMPLE_LINES, Guards, ReplaySummary, run_core, write_dead, write_decisions
+from .replay import SCHEMA_SAMPLE_LINES, Guards, ReplaySummary, run_core, write_dead
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic"]
@@ -147,8 +147,7 @@ def replay_topic(
 
                 summary.blank_lines += decoded.blank
                 write_dead(decoded, dead_letters_out, where, summary)
-                write_decisions(guards, decoded, outputs_out)
-                run_core(monitor, decoded, alerts_out, summary, where)
+                run_core(monitor, decoded, alerts_out, summary, where, guards, outputs_out)
                 done[0] += len(items)
                 if progress is not None:
                     progress(done[0], total)
