@@ -89,6 +89,8 @@ def worker(
     events_topic: str = typer.Option("inference-events", "--events-topic"),
     alerts_topic: str = typer.Option("inferwatch-alerts", "--alerts-topic"),
     dead_letter_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letter-topic"),
+    outputs_topic: str = typer.Option("inferwatch-guarded-outputs", "--outputs-topic",
+                                      help="Guard decisions, one per event, when the config has rules."),
     bootstrap_servers: str = typer.Option(..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
     app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
@@ -103,9 +105,62 @@ def worker(
 
     cfg = _config_or_exit(config)
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
-                              app_id, batch_size, web_port=web_port, metrics_port=metrics_port or None,
-                              bind_host=bind_host)
+                              outputs_topic, app_id, batch_size, web_port=web_port,
+                              metrics_port=metrics_port or None, bind_host=bind_host)
     run_worker(cfg, settings, loglevel)
+
+
+@app.command()
+def guard(
+    config: Path = typer.Option(..., "--config", help="monitor.yaml with the rules (and the columns they use)."),
+    http: Optional[str] = typer.Option(None, "--http", help="Serve POST /v1/guard on HOST:PORT."),
+    from_topic: Optional[str] = typer.Option(None, "--from-topic", help="Guard every event of this topic..."),
+    to_topic: Optional[str] = typer.Option(None, "--to-topic", help="...into decisions on this one (same partition, same order)."),
+    dead_letter_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letter-topic"),
+    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    app_id: str = typer.Option("inferwatch-guard", "--app-id", help="Kafka consumer group of the topic guard."),
+    web_port: int = typer.Option(6067, "--web-port", help="Faust's web server port (topic guard)."),
+    loglevel: str = typer.Option("warning", "--loglevel"),
+) -> None:
+    """The serving-path guard: HTTP (--http) and/or topic to topic (--from-topic, --to-topic)."""
+    from .guard import Guard
+
+    cfg = _config_or_exit(config)
+    try:
+        engine = Guard(cfg)
+    except ValueError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2)
+    if http is None and from_topic is None:
+        err.print("[red]error:[/red] give --http HOST:PORT, or --from-topic and --to-topic, or both")
+        raise typer.Exit(2)
+    address = _host_port(http) if http else None
+    if from_topic is None:
+        from .http_guard import serve_http
+
+        err.print(f"inferwatch guard: serving http://{address[0]}:{address[1]}/v1/guard")
+        serve_http(engine, *address)
+        return
+    if not to_topic or not bootstrap_servers:
+        err.print("[red]error:[/red] --from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2)
+    from .topic_guard import TopicGuardSettings, run_topic_guard
+
+    settings = TopicGuardSettings(bootstrap_servers, from_topic, to_topic, dead_letter_topic, app_id,
+                                  web_port=web_port)
+    try:
+        run_topic_guard(engine, settings, address, loglevel)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        err.print(f"[red]error:[/red] --http wants HOST:PORT, got {text!r}")
+        raise typer.Exit(2)
+    return host or "127.0.0.1", int(port)
 
 
 @app.command()

@@ -301,7 +301,12 @@ def _seconds(ts: pl.Series) -> np.ndarray:
     The compiled parser takes the common forms; the rows it cannot read go to
     a float cast, then to polars' general parser.
     """
-    out = rfc3339_seconds(ts.fill_null("").to_numpy().astype("S40"))
+    text = ts.fill_null("").to_numpy()
+    try:
+        fixed = text.astype("S40")
+    except UnicodeEncodeError:  # a non-ASCII timestamp is not RFC 3339: "?" makes the fast parser say so
+        fixed = np.array([t.encode("ascii", "replace")[:40] for t in text], dtype="S40")
+    out = rfc3339_seconds(fixed)
     left = np.flatnonzero(np.isnan(out))
     if left.size:
         rest = ts.gather(left)

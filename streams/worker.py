@@ -6,8 +6,9 @@ Per partition batch (``take_events`` with a size and a time bound):
 2. skip every event below the stored next offset (faust-streaming seeks to
    Kafka's committed offsets after a rebalance, so a seek of our own would be
    overwritten: the offset stored with the state is the truth);
-3. decode, run the core, publish alerts (keyed by model) and dead letters,
-   and wait for the broker's acks;
+3. decode, guard and run the core in one pass; publish alerts (keyed by
+   model), dead letters and, when the config has rules, every event's guard
+   decision to the guarded-outputs topic; wait for the broker's acks;
 4. write the new state and the next offset in one compare-and-set (Lua).
 
 A crash between 3 and 4 re-publishes the same alerts with the same
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 import orjson
@@ -35,10 +36,11 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, Schema, infer_schema
+from .replay import Guards
 from .runtime import single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
-__all__ = ["WorkerSettings", "build_app", "process_partition_batch"]
+__all__ = ["WorkerSettings", "PartitionOutput", "build_app", "process_partition_batch"]
 
 log = logging.getLogger("inferwatch.worker")
 
@@ -50,6 +52,7 @@ class WorkerSettings:
     events_topic: str = "inference-events"
     alerts_topic: str = "inferwatch-alerts"
     dead_letter_topic: str = "inferwatch-dead-letters"
+    outputs_topic: str = "inferwatch-guarded-outputs"
     app_id: str = "inferwatch"
     batch_size: int = 2000
     batch_seconds: float = 0.5
@@ -59,37 +62,67 @@ class WorkerSettings:
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
 
 
+@dataclass
+class PartitionOutput:
+    """What one partition batch publishes: (key, value) pairs per topic, in offset order."""
+
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead: list[bytes] = field(default_factory=list)
+    decisions: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
 def process_partition_batch(config: MonitorConfig, state: PartitionState, topic: str, partition: int,
-                            offsets: list[int], values: list[bytes]) -> tuple[list[bytes], list[bytes], list[str]]:
-    """Run the core over one partition's events; update ``state``; return (alerts, dead letters, alert keys).
+                            offsets: list[int], values: list[bytes]) -> PartitionOutput:
+    """Run the guard and the core over one partition's events; update ``state``; return what to publish.
 
     Events below ``state.next_offset`` were already counted and are skipped.
     """
+    out = PartitionOutput()
     keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
     if not keep:
-        return [], [], []
+        return out
     offsets = [offsets[i] for i in keep]
     values = [values[i] for i in keep]
     if state.schema is None:
         sample = [v for v in values[:1000] if v.strip()]
         state.schema = infer_schema(sample, config).to_dict()
-    decoder = Decoder(Schema.from_dict(state.schema), config.limits)
+    schema = Schema.from_dict(state.schema)
+    guards = _guards(config, schema)
     monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
-    decoded = decoder.decode(values)
-    dead = [orjson.dumps(d.record({"topic": topic, "partition": partition, "offset": offsets[d.index]}))
-            for d in decoded.dead]
-    alerts: list[tuple[int, str, bytes]] = []
+    decoded = Decoder(schema, config.limits).decode(values)
+    out.dead = [orjson.dumps(d.record({"topic": topic, "partition": partition, "offset": offsets[d.index]}))
+                for d in decoded.dead]
+    alerts: list[tuple[int, bytes, bytes]] = []
+    decisions: list[tuple[int, bytes, bytes]] = []
     for batch, rows in zip(decoded.batches, decoded.rows):
-        for alert in monitor.process(batch):
+        guard = guards.for_model(batch.model)
+        hits = guard.violations(batch) if guard.rules else None
+        key = batch.model.encode()
+        if guard.rules:
+            decisions += [(offsets[r], key, orjson.dumps(d)) for r, d in zip(rows.tolist(), guard.decide(batch, hits))]
+        for alert in monitor.process(batch, hits):
             offset = offsets[int(rows[alert.row])]
             position = {"topic": topic, "partition": partition, "offset": offset}
-            alerts.append((offset, alert.model, orjson.dumps(alert.to_record(position))))
-    alerts.sort(key=lambda a: a[0])
+            alerts.append((offset, key, orjson.dumps(alert.to_record(position))))
+    out.alerts = [(k, v) for _, k, v in sorted(alerts, key=lambda a: a[0])]
+    out.decisions = [(k, v) for _, k, v in sorted(decisions, key=lambda d: d[0])]
     state.monitor = monitor.to_bytes()
     state.next_offset = offsets[-1] + 1
     state.events += decoded.events
-    state.dead_letters += len(dead)
-    return [a[2] for a in alerts], dead, [a[1] for a in alerts]
+    state.dead_letters += len(out.dead)
+    return out
+
+
+_COMPILED: dict[tuple[int, bytes], tuple[MonitorConfig, Guards]] = {}
+
+
+def _guards(config: MonitorConfig, schema: Schema) -> Guards:
+    """Rules compiled once per (config, schema), not per batch."""
+    key = (id(config), orjson.dumps(schema.to_dict()))
+    hit = _COMPILED.get(key)
+    if hit is None or hit[0] is not config:
+        hit = _COMPILED[key] = (config, Guards(config, schema))
+    return hit[1]
 
 
 class WorkerMetrics:
@@ -106,7 +139,7 @@ class WorkerMetrics:
     def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
         self.events.labels("all").inc(state.events - before[0])
         self.dead.labels("all").inc(state.dead_letters - before[1])
-        for raw in alerts:
+        for _, raw in alerts:
             alert = orjson.loads(raw)
             self.alerts.labels(alert["model"], alert["status"]).inc()
         self.batch.observe(seconds)
@@ -133,6 +166,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
     alerts_topic = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
     dead_topic = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+    outputs_topic = app.topic(settings.outputs_topic, value_serializer="raw", key_serializer="raw")
     store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
     metrics = WorkerMetrics()
 
@@ -149,12 +183,14 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                     started = time.perf_counter()
                     state, loaded = await retrying("redis", lambda: store.load(topic, partition))
                     before = (state.events, state.dead_letters)
-                    alerts, dead, keys = process_partition_batch(
+                    out = process_partition_batch(
                         config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
                     futures = []
-                    for key, value in zip(keys, alerts):
-                        futures.append(await alerts_topic.send(key=key.encode(), value=value))
-                    for value in dead:
+                    for key, value in out.decisions:
+                        futures.append(await outputs_topic.send(key=key, value=value))
+                    for key, value in out.alerts:
+                        futures.append(await alerts_topic.send(key=key, value=value))
+                    for value in out.dead:
                         futures.append(await dead_topic.send(key=None, value=value))
                     for fut in futures:
                         await fut
@@ -163,7 +199,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                     except StaleState as exc:  # lost the partition in a rebalance: the new owner counts
                         log.warning("not saving: %s", exc)
                         continue
-                    metrics.observe(state, before, alerts, time.perf_counter() - started)
+                    metrics.observe(state, before, out.alerts, time.perf_counter() - started)
                     highwater = app.consumer.highwater(TP(topic, partition))
                     if highwater is not None:
                         metrics.lag.labels(topic, str(partition)).set(max(highwater - state.next_offset, 0))

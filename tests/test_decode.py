@@ -100,3 +100,9 @@ def test_arbitrary_input_never_crashes_and_is_accounted_for(raw):
     """Every line is an event, a dead letter or blank: nothing is lost."""
     out = Decoder(SCHEMA).decode([ev(0), raw, ev(2)])
     assert out.events + len(out.dead) + out.blank == 3
+
+
+def test_a_non_ascii_timestamp_is_a_dead_letter_not_a_crash():
+    out = Decoder(SCHEMA).decode([ev(1), ev(2, timestamp="2026-11-01T00:00:00Z\u00e9"), ev(3, timestamp="\x80")])
+    assert out.events == 1
+    assert [(d.index, d.error.split(":")[0]) for d in out.dead] == [(1, "timestamp"), (2, "timestamp")]

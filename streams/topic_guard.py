@@ -1,0 +1,133 @@
+"""The guard from topic to topic: a Faust agent, one decision per event, order kept.
+
+Every event of the source topic becomes one decision (DESIGN.md section 4)
+on the target topic, in the same partition and in the same order; an
+invalid event goes to the dead-letter topic instead, with its reason, its
+position and its bytes. The target and dead-letter topics are created with
+the source's partition count when missing (a target with fewer partitions
+is refused at start-up). Delivery is at least once: after a crash a
+decision may be sent twice, and carries its ``event_id`` to tell.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import faust
+import orjson
+
+from .guard import Guard
+
+__all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
+
+log = logging.getLogger("inferwatch.guard")
+
+
+@dataclass(frozen=True)
+class TopicGuardSettings:
+    bootstrap_servers: str
+    from_topic: str
+    to_topic: str
+    dead_letter_topic: str = "inferwatch-dead-letters"
+    app_id: str = "inferwatch-guard"
+    batch_size: int = 1000
+    batch_seconds: float = 0.005  # a serving path: wait little for a batch to fill
+    web_port: int = 6067
+    bind_host: str = "127.0.0.1"
+
+
+def prepare_topics(settings: TopicGuardSettings) -> int:
+    """The source's partition count; create the target and dead-letter topics with it when missing."""
+    from kafka import KafkaConsumer
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        source = consumer.partitions_for_topic(settings.from_topic)
+        if not source:
+            raise ValueError(f"--from-topic {settings.from_topic!r} does not exist")
+        have = {t: consumer.partitions_for_topic(t) for t in (settings.to_topic, settings.dead_letter_topic)}
+    finally:
+        consumer.close()
+    n = len(source)
+    target = have[settings.to_topic]
+    if target and len(target) < n:
+        raise ValueError(f"--to-topic {settings.to_topic!r} has {len(target)} partitions, fewer than the "
+                         f"{n} of {settings.from_topic!r}: decisions could not keep their partition")
+    missing = [t for t, parts in have.items() if not parts]
+    if missing:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        try:
+            admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t in missing])
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            admin.close()
+    return n
+
+
+def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_port=settings.web_port,
+        web_host=settings.bind_host,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=65536,
+    )
+    source = app.topic(settings.from_topic, value_type=bytes, value_serializer="raw")
+    target = app.topic(settings.to_topic, value_serializer="raw", key_serializer="raw")
+    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source, concurrency=1)
+    async def guard_events(stream):
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            by_partition: dict[tuple[str, int], list] = defaultdict(list)
+            for event in batch:
+                msg = event.message
+                by_partition[(msg.topic, msg.partition)].append((msg.offset, msg.key, event.value))
+            futures = []
+            for (topic, partition), items in sorted(by_partition.items()):
+                items.sort(key=lambda item: item[0])
+                decisions = guard.check_all([value for _, _, value in items])
+                for (offset, key, value), decision in zip(items, decisions):
+                    if "error" in decision:
+                        record = {"error": decision["error"],
+                                  "source": {"topic": topic, "partition": partition, "offset": offset},
+                                  "raw": base64.b64encode(value).decode("ascii")}
+                        futures.append(await dead.send(key=key, value=orjson.dumps(record)))
+                    else:
+                        futures.append(await target.send(key=key, value=orjson.dumps(decision), partition=partition))
+            for fut in futures:
+                await fut
+            yield len(batch)
+
+    return app
+
+
+def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: tuple[str, int] | None = None,
+                    loglevel: str = "warning") -> None:
+    """Run the topic guard in the foreground (and the HTTP guard in the same process if ``http``)."""
+    prepare_topics(settings)
+    app = build_topic_guard_app(guard, settings)
+    if http is not None:
+        from aiohttp import web
+
+        from .http_guard import build_http_app
+
+        @app.task
+        async def serve_http() -> None:
+            runner = web.AppRunner(build_http_app(guard), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, *http).start()
+
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,206 @@
+"""The HTTP guard: same decisions as in process, 400/413 on bad input, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.config import MonitorConfig
+from streams.guard import Guard
+from streams.http_guard import build_http_app
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
+
+# Every rule kind and every action.
+ALL_RULES = {"default": {
+    "columns": {"amount": {"type": "numeric"}, "country": {"type": "categorical"},
+                "tenure_days": {"type": "numeric"}, "prediction": {"type": "numeric"}},
+    "rules": [
+        {"kind": "range", "field": "prediction", "min": 0, "max": 0.9, "action": "fix"},
+        {"kind": "range", "field": "amount", "min": 0, "max": 5000, "action": "flag"},
+        {"kind": "allowed", "field": "country", "values": ["US", "GB", "DE", "FR", "ES"], "action": "fix",
+         "fix_value": "US"},
+        {"kind": "not_null", "field": "tenure_days", "action": "pass"},
+        {"kind": "expression", "expression": 'amount > 20000 and country not in ["US"]', "action": "block"},
+        {"kind": "expression", "expression": "prediction > 0.95", "action": "fallback", "fallback_value": 0.5},
+    ]}}
+
+
+def crafted_events() -> list[dict]:
+    """Events that hit each rule and each action."""
+    base = {"event_id": "c", "model": "card-fraud", "timestamp": "2026-11-01T00:00:00Z"}
+    features = [
+        ({"amount": 10.0, "country": "US", "tenure_days": 3}, 0.2),     # pass
+        ({"amount": 10.0, "country": "US", "tenure_days": None}, 0.2),  # not_null, action pass
+        ({"amount": 9000.0, "country": "US", "tenure_days": 3}, 0.2),   # flag
+        ({"amount": 10.0, "country": "BR", "tenure_days": 3}, 0.2),     # fix a feature
+        ({"amount": 10.0, "country": "US", "tenure_days": 3}, 0.93),    # fix the prediction
+        ({"amount": 10.0, "country": "US", "tenure_days": 3}, 0.99),    # fallback
+        ({"amount": 30000.0, "country": "BR", "tenure_days": None}, 0.99),  # block wins
+    ]
+    return [{**base, "event_id": f"c{i}", "features": f, "prediction": p} for i, (f, p) in enumerate(features)]
+
+
+def demo_events(n: int) -> list[bytes]:
+    return [line for line in DEMO.read_bytes().splitlines()[:n] if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def guard():
+    return Guard(MonitorConfig.model_validate(ALL_RULES))
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def client(guard, loop):
+    client = TestClient(TestServer(build_http_app(guard, max_body_bytes=1 << 20, max_events=500)), loop=loop)
+    loop.run_until_complete(client.start_server())
+    yield lambda method, path, **kw: loop.run_until_complete(_call(client, method, path, **kw))
+    loop.run_until_complete(client.close())
+
+
+async def _call(client, method, path, **kw):
+    async with client.request(method, path, **kw) as resp:
+        return resp.status, await resp.read()
+
+
+def test_each_rule_kind_and_action_gives_the_same_decision_in_process_and_over_http(guard, client):
+    events = crafted_events()
+    in_process = [guard.check(e) for e in events]
+    assert [d["action"] for d in in_process] == ["pass", "pass", "flag", "fix", "fix", "fallback", "block"]
+    assert in_process[3]["fixed"] == {"country": "US"} and in_process[4]["prediction"] == 0.9
+    assert in_process[5]["prediction"] == 0.5 and in_process[6]["prediction"] is None
+    one_by_one = []
+    for e in events:
+        status, body = client("POST", "/v1/guard", data=orjson.dumps(e))
+        assert status == 200
+        one_by_one.append(orjson.loads(body))
+    status, body = client("POST", "/v1/guard", data=orjson.dumps(events))
+    assert status == 200
+    assert one_by_one == in_process == orjson.loads(body)
+
+
+def test_demo_events_give_the_same_decisions_over_http(guard, client):
+    lines = [line for line in demo_events(400) if guard.check_batch([line])[0].get("error") is None]
+    status, body = client("POST", "/v1/guard", data=b"[" + b",".join(lines) + b"]")
+    assert status == 200
+    assert orjson.loads(body) == [guard.check(line) for line in lines]
+
+
+@pytest.mark.parametrize("body, code, field", [
+    (b"not json", 400, None),
+    (b"42", 400, None),
+    (b'{"event_id":"e","timestamp":"2026-11-01T00:00:00Z","features":{}}', 400, "model"),
+    (b'{"event_id":"e","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":"cheap"}}', 400,
+     "features.amount"),
+    (b'{"event_id":"e","model":"m","timestamp":"yesterday","features":{}}', 400, "timestamp"),
+    (b'{"event_id":"e","model":"m","timestamp":1.0,"features":{"amount":NaN}}', 400, None),
+    (b"[" + b",".join([b"{}"] * 501) + b"]", 413, None),
+    (b"x" * ((1 << 20) + 1), 413, None),
+])
+def test_bad_input_is_a_400_or_413_naming_the_field(client, body, code, field):
+    status, answer = client("POST", "/v1/guard", data=body)
+    assert status == code
+    errors = orjson.loads(answer)["errors"]
+    assert errors and all(e["error"] for e in errors)
+    assert errors[0]["field"] == field
+
+
+def test_a_list_with_bad_events_names_each_by_index(client):
+    good = crafted_events()[0]
+    status, answer = client("POST", "/v1/guard", data=orjson.dumps([good, {"event_id": 1}, good, "x"]))
+    assert status == 400
+    assert [e["index"] for e in orjson.loads(answer)["errors"]] == [1, 3]
+
+
+def test_healthz_metrics_and_openapi(client):
+    assert client("GET", "/healthz")[0] == 200
+    client("POST", "/v1/guard", data=orjson.dumps(crafted_events()[2]))
+    status, text = client("GET", "/metrics")
+    assert status == 200 and b'inferwatch_guard_decisions_total{action="flag"}' in text
+    status, doc = client("GET", "/openapi.json")
+    spec = orjson.loads(doc)
+    assert spec["openapi"].startswith("3.") and "post" in spec["paths"]["/v1/guard"]
+    assert {"InferenceEvent", "Decision", "Errors"} <= set(spec["components"]["schemas"])
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+                     max_leaves=20)
+_EVENTISH = st.fixed_dictionaries({}, optional={
+    "event_id": _JSON, "model": _JSON, "timestamp": _JSON, "prediction": _JSON,
+    "features": st.dictionaries(st.sampled_from(["amount", "country", "tenure_days", "other"]), _JSON)})
+
+
+def _body(value) -> bytes | None:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return None
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.one_of(st.binary(max_size=300),
+                 _JSON.map(_body), _EVENTISH.map(_body), st.lists(_EVENTISH, max_size=4).map(_body)))
+def test_arbitrary_bodies_get_an_answer_never_a_500(client, body):
+    if body is None:
+        return
+    status, answer = client("POST", "/v1/guard", data=body)
+    assert status in (200, 400, 413)
+    payload = orjson.loads(answer)
+    if status == 200:
+        decisions = payload if isinstance(payload, list) else [payload]
+        assert all(d["action"] in ("pass", "flag", "fix", "fallback", "block") for d in decisions)
+    else:
+        assert payload["errors"]
+
+
+def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("default:\n  rules: [{kind: range, field: amount, max: 1, action: explode}]\n")
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "guard", "--config", str(bad), "--http", "127.0.0.1:1"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2 and "rules" in res.stderr and "action" in res.stderr
+    config = tmp_path / "rules.yaml"
+    import yaml
+    config.write_text(yaml.safe_dump(ALL_RULES))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
+                             "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        assert b"serving" in proc.stderr.readline()
+        event = crafted_events()[6]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/guard", data=orjson.dumps(event), method="POST")
+        for attempt in range(100):
+            try:
+                with urllib.request.urlopen(request, timeout=5) as r:
+                    assert orjson.loads(r.read())["action"] == "block"
+                break
+            except OSError:
+                time.sleep(0.1)  # the port is bound just after the "serving" line
+        else:
+            raise AssertionError("the guard never answered")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
