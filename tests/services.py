@@ -68,6 +68,17 @@ def kcat_consume(bootstrap: str, topic: str) -> list[bytes]:
     return [m for m in out.stdout.split(b"\x1e") if m]
 
 
+def kcat_consume_partitions(bootstrap: str, topic: str) -> dict[int, list[bytes]]:
+    """Every message currently in ``topic``, per partition, in offset order (values must not hold newlines)."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-C", "-e", "-q", "-f", "%p\t%s\n"],
+                         capture_output=True, check=False, timeout=120)
+    parts: dict[int, list[bytes]] = {}
+    for line in out.stdout.splitlines():
+        p, _, value = line.partition(b"\t")
+        parts.setdefault(int(p), []).append(value)
+    return parts
+
+
 def wait_until(condition, timeout: float, what: str, poll: float = 0.5):
     """Poll ``condition()`` until it returns a truthy value; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout

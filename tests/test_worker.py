@@ -30,6 +30,7 @@ class Worker:
         self.env = {**os.environ, **env}
         self.args = [sys.executable, "-m", "streams.cli", "worker", "--events-topic", events,
                      "--alerts-topic", f"{events}-alerts", "--dead-letter-topic", f"{events}-dead",
+                     "--outputs-topic", f"{events}-outputs",
                      "--app-id", app_id, "--batch-size", "1000"]
         if config:
             self.args += ["--config", str(config)]
