@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from contextlib import ExitStack
@@ -11,7 +12,9 @@ from typing import Optional
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.text import Text
 
 from .config_file import ConfigError, load_config
 from .replay import replay_file
@@ -39,6 +42,8 @@ def replay(
     alerts_out: Optional[Path] = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
     dead_letters_out: Optional[Path] = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
     outputs_out: Optional[Path] = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
+    alerts_topic: Optional[str] = typer.Option(None, "--alerts-topic",
+                                               help="Also publish the alerts to this Kafka topic (keyed by model)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
@@ -49,16 +54,23 @@ def replay(
     if topic is not None and (start is None or not bootstrap_servers):
         err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
         raise typer.Exit(2)
+    if alerts_topic and not bootstrap_servers:
+        err.print("[red]error:[/red] --alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2)
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
+        if alerts_topic:
+            alerts = _Tee(alerts if alerts_out else None)
         dead = stack.enter_context(open(dead_letters_out, "wb")) if dead_letters_out else None
         outputs = stack.enter_context(open(outputs_out, "wb")) if outputs_out else None
         bar = None
         if show:
+            speed = TransferSpeedColumn() if file else RateColumn()
+            count = TextColumn("") if file else TextColumn("{task.completed:,.0f}/{task.total:,.0f} events")
             bar = stack.enter_context(Progress(
-                TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True))
+                TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), count,
+                speed, TimeRemainingColumn(), console=err, transient=True))
             task = bar.add_task("replay", total=file.stat().st_size if file else None)
         update = (lambda done, total: bar.update(task, completed=done, total=total)) if bar else None
         try:
@@ -75,12 +87,80 @@ def replay(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
         alerts.flush()
+        if alerts_topic:
+            from .topic_replay import publish_alerts
+
+            sent = publish_alerts(bootstrap_servers, alerts_topic, alerts.lines())
+            err.print(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
     s = summary
     err.print(
         f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
         f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
         f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s"
     )
+
+
+@app.command()
+def backtest(
+    config: list[Path] = typer.Option(..., "--config", help="A config to compare (give two or more)."),
+    file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="Or a Kafka topic's time range (--from, --to)."),
+    start: Optional[str] = typer.Option(None, "--from"),
+    end: Optional[str] = typer.Option(None, "--to"),
+    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    alerts_dir: Optional[Path] = typer.Option(None, "--alerts-dir", help="Write each config's alerts to DIR/<config>.alerts.jsonl."),
+) -> None:
+    """Run several configs over the same events; compare their alerts and guard decisions."""
+    from rich.table import Table
+
+    from .backtest import backtest as run_backtest
+    from .backtest import difference_rows
+
+    if (file is None) == (topic is None):
+        err.print("[red]error:[/red] give exactly one of --file or --topic")
+        raise typer.Exit(2)
+    if topic is not None and (start is None or not bootstrap_servers):
+        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2)
+    configs = [(_config_name(p, config), _config_or_exit(p)) for p in config]
+    source = None
+    if topic is not None:
+        from .topic_replay import parse_time
+
+        now = time.time()
+        source = (bootstrap_servers, topic, parse_time(start, now), parse_time(end, now) if end else None)
+    try:
+        runs = run_backtest(configs, file, reference, source)
+    except (TypeError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    table = Table(title=f"backtest of {len(runs)} configs on {file or topic}")
+    table.add_column("")
+    for run in runs:
+        table.add_column(run.name)
+    for what, cells in difference_rows(runs):
+        style = "yellow" if len(set(cells)) > 1 else None
+        table.add_row(what, *cells, style=style)
+    out = Console()
+    (out if out.is_terminal else Console(width=200)).print(table)  # a pipe gets whole rows
+    if alerts_dir:
+        alerts_dir.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            (alerts_dir / f"{run.name}.alerts.jsonl").write_bytes(
+                b"".join(orjson.dumps(a) + b"\n" for a in run.alerts))
+    if report:
+        from .report import write_report
+
+        plots = write_report(runs, report, f"inferwatch backtest: {file or topic}")
+        err.print(f"inferwatch backtest: report with {plots} plots written to {report}")
+
+
+def _config_name(path: Path, all_paths: list[Path]) -> str:
+    """The config's file stem, or its path when two stems are the same."""
+    stems = [p.stem for p in all_paths]
+    return path.stem if stems.count(path.stem) == 1 else str(path)
 
 
 @app.command()
@@ -180,6 +260,33 @@ def status(
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render(report, Console())
+
+
+class RateColumn(ProgressColumn):
+    """Events per second of a progress task."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.0f} events/s" if task.speed else "", style="progress.data.speed")
+
+
+class _Tee(io.BytesIO):
+    """Keeps the alerts for publishing, and passes them on to a file if there is one."""
+
+    def __init__(self, out) -> None:
+        super().__init__()
+        self.out = out
+
+    def write(self, data) -> int:
+        if self.out is not None:
+            self.out.write(data)
+        return super().write(data)
+
+    def flush(self) -> None:
+        if self.out is not None:
+            self.out.flush()
+
+    def lines(self) -> list[bytes]:
+        return self.getvalue().splitlines()
 
 
 def _config_or_exit(path: Optional[Path]):

@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+import numpy as np
 import orjson
 
 from detectors.config import MonitorConfig
 from detectors.guard import BatchGuard
 from detectors.monitor import Monitor, concat_batches
+from detectors.types import Batch
 
 from .decode import Decoded, Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",
-           "write_dead"]
+           "write_dead", "Observer"]
 
 SCHEMA_SAMPLE_LINES = 1000
 READ_BLOCK = 8 << 20
@@ -105,6 +107,8 @@ def replay_file(
     dead_letters_out: IO[bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
     outputs_out: IO[bytes] | None = None,
+    observer: Observer | None = None,
+    lines_per_chunk: int | None = None,
 ) -> ReplaySummary:
     """Run the core over a JSONL file with in-memory state; write alerts (and guard decisions) as JSON lines."""
     started = time.perf_counter()
@@ -120,14 +124,14 @@ def replay_file(
     summary = ReplaySummary()
     source_name = str(events)
     total = Path(events).stat().st_size
-    chunks = read_chunks(events, config.batch_size)
+    chunks = read_chunks(events, lines_per_chunk or config.batch_size)
 
     with single_threaded_blas():
         for first, lines, done in chunks:
             decoded = decoder.decode(lines, first)
             summary.blank_lines += decoded.blank
             write_dead(decoded, dead_letters_out, lambda i: {"file": source_name, "line": i}, summary)
-            run_core(monitor, decoded, alerts_out, summary, lambda i: i, guards, outputs_out)
+            run_core(monitor, decoded, alerts_out, summary, lambda i: i, guards, outputs_out, observer)
             if progress is not None:
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
@@ -168,14 +172,18 @@ def write_dead(decoded: Decoded, out: IO[bytes] | None, source: Callable[[int], 
         out.write(b"".join(orjson.dumps(d.record(source(d.index))) + b"\n" for d in decoded.dead))
 
 
+Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
+
+
 def run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: ReplaySummary,
              position: Callable[[int], object], guards: Guards | None = None,
-             outputs_out: IO[bytes] | None = None) -> None:
+             outputs_out: IO[bytes] | None = None, observer: Observer | None = None) -> None:
     """Guard and monitor decoded batches in one pass; write alerts (and decisions) in input order.
 
     ``position(index)`` says where input ``index`` came from. Rule violations
     are computed once per batch: they make the decisions and feed the
-    guardrail alerts.
+    guardrail alerts. ``observer(batch, hits, monitor, alerts)`` sees each
+    batch after the core (backtests record their traces with it).
     """
     records, decisions = [], []
     for batch, rows in zip(decoded.batches, decoded.rows):
@@ -185,7 +193,10 @@ def run_core(monitor: Monitor, decoded: Decoded, out: IO[bytes], summary: Replay
         hits = guard.violations(batch) if guard is not None and guard.rules else None
         if outputs_out is not None and guard is not None:
             decisions.extend(zip(rows.tolist(), map(orjson.dumps, guard.decide(batch, hits))))
-        for alert in monitor.process(batch, hits):
+        alerts = monitor.process(batch, hits)
+        if observer is not None:
+            observer(batch, hits, monitor, alerts)
+        for alert in alerts:
             line = int(rows[alert.row])
             records.append((line, alert.feature or "", alert.detector, alert.to_record(position(line))))
             if alert.status == "firing":

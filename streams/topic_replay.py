@@ -15,16 +15,18 @@ import asyncio
 import re
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO, Callable
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, infer_schema
-from .replay import SCHEMA_SAMPLE_LINES, Guards, ReplaySummary, run_core, write_dead
+from .replay import (SCHEMA_SAMPLE_LINES, Guards, Observer, ReplaySummary, load_reference, run_core, sample_lines,
+                     write_dead)
 from .runtime import single_threaded_blas
 
-__all__ = ["parse_time", "replay_topic"]
+__all__ = ["parse_time", "replay_topic", "publish_alerts"]
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -111,6 +113,9 @@ def replay_topic(
     dead_letters_out: IO[bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
     outputs_out: IO[bytes] | None = None,
+    reference: str | Path | None = None,
+    observer: Observer | None = None,
+    lines_per_chunk: int | None = None,
 ) -> ReplaySummary:
     """Run the core over the events of ``topic`` with timestamps in [start, end)."""
     from kafka import KafkaConsumer
@@ -132,10 +137,14 @@ def replay_topic(
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
             await _read(bootstrap, tp, lo, head, SCHEMA_SAMPLE_LINES, lambda items: sample.extend(v for _, v in items))
         tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
-        schema = infer_schema([s for s in sample if s and s.strip()], config, tags)
+        sample = [s for s in sample if s and s.strip()] + (sample_lines(reference) if reference else [])
+        schema = infer_schema(sample, config, tags)
         decoder = Decoder(schema, config.limits)
         guards = Guards(config, schema)
         monitor = Monitor(config)
+        if reference is not None:
+            for batch in load_reference(reference, decoder):
+                monitor.fit_reference(batch)
         done = [0]
         for tp, lo, hi in ranges:
             def handle(items, tp=tp):
@@ -147,14 +156,29 @@ def replay_topic(
 
                 summary.blank_lines += decoded.blank
                 write_dead(decoded, dead_letters_out, where, summary)
-                run_core(monitor, decoded, alerts_out, summary, where, guards, outputs_out)
+                run_core(monitor, decoded, alerts_out, summary, where, guards, outputs_out, observer)
                 done[0] += len(items)
                 if progress is not None:
                     progress(done[0], total)
 
-            await _read(bootstrap, tp, lo, hi, config.batch_size, handle)
+            await _read(bootstrap, tp, lo, hi, lines_per_chunk or config.batch_size, handle)
 
     with single_threaded_blas():
         asyncio.run(run())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def publish_alerts(bootstrap: str, topic: str, lines: list[bytes]) -> int:
+    """Produce alert records (JSON lines) to ``topic``, keyed by model, and wait for the acks."""
+    import orjson
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5)
+    try:
+        for line in lines:
+            producer.send(topic, key=orjson.loads(line)["model"].encode(), value=line)
+        producer.flush()
+    finally:
+        producer.close()
+    return len(lines)

@@ -1,0 +1,174 @@
+"""Backtest: several configs over the same events, compared.
+
+Each config replays the same file (or topic range) through the core with
+in-memory state, exactly as ``replay`` would, while a :class:`Trace`
+records what a report needs per model and column: each detector's
+evidence over its threshold at every chunk, the missing rate, category
+counts and a thinned sample of values. The runs are then compared: alerts,
+what each rule would have done, and the first firing per column.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import orjson
+
+from detectors.config import MonitorConfig
+from detectors.guard import ACTIONS
+from detectors.monitor import Monitor
+from detectors.types import Batch, CategoricalArray, NumericArray
+
+from .replay import ReplaySummary, replay_file
+
+__all__ = ["ColumnTrace", "ModelTrace", "ConfigRun", "run_config", "backtest", "difference_rows"]
+
+TRACE_CHUNK = 500  # lines per chunk: the trace's time resolution (results do not depend on it)
+SAMPLE_PER_CHUNK = 100
+
+
+@dataclass
+class ColumnTrace:
+    kind: str
+    ratio: dict[str, list[float]] = field(default_factory=dict)  # detector -> evidence / threshold per point
+    missing: list[float] = field(default_factory=list)
+    counts: list[dict[str, int]] = field(default_factory=list)  # categorical: label counts per point
+    sample_times: list[np.ndarray] = field(default_factory=list)  # numeric: thinned values
+    sample_values: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class ModelTrace:
+    times: list[float] = field(default_factory=list)  # event time at the end of each point
+    columns: dict[str, ColumnTrace] = field(default_factory=dict)
+    rule_labels: list[str] = field(default_factory=list)
+    rule_actions: list[str] = field(default_factory=list)
+    violations: np.ndarray | None = None  # per rule
+    actions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIONS, 0))  # events per final action
+
+
+@dataclass
+class ConfigRun:
+    name: str
+    summary: ReplaySummary
+    alerts: list[dict]
+    models: dict[str, ModelTrace]
+
+    def first_firing(self) -> dict[tuple[str, str], dict]:
+        """(model, column) -> its first firing alert."""
+        out: dict[tuple[str, str], dict] = {}
+        for a in self.alerts:
+            if a["status"] == "firing":
+                out.setdefault((a["model"], a["feature"] or "(model)"), a)
+        return out
+
+
+def _observer(models: dict[str, ModelTrace]) -> Callable:
+    def observe(batch: Batch, hits, monitor: Monitor, _alerts) -> None:
+        trace = models.setdefault(batch.model, ModelTrace())
+        mon = monitor.models[batch.model]
+        rules = mon.config.rules
+        if rules and not trace.rule_labels:
+            trace.rule_labels = [r.label for r in rules]
+            trace.rule_actions = [r.action for r in rules]
+            trace.violations = np.zeros(len(rules), dtype=np.int64)
+        if hits is not None:
+            trace.violations += hits.sum(axis=1)
+            ranks = np.array([ACTIONS.index(a) for a in trace.rule_actions])
+            strongest = np.where(hits, ranks[:, None], 0).max(axis=0)
+            for rank, count in zip(*np.unique(strongest, return_counts=True)):
+                trace.actions[ACTIONS[rank]] += int(count)
+        else:
+            trace.actions["pass"] += len(batch)
+        trace.times.append(float(batch.times[-1]))
+        point = len(trace.times) - 1
+        for name, column in batch.columns.items():
+            numeric = isinstance(column, NumericArray)
+            ct = trace.columns.setdefault(name, ColumnTrace("numeric" if numeric else "categorical"))
+            monitored = mon.columns.get(name)
+            if monitored is not None and monitored.lanes is not None:
+                ratio = monitored.state.value / monitored.lanes.thresholds
+                for det in monitored.lanes.detector_names():
+                    lanes = monitored.engine.members[det]
+                    series = ct.ratio.setdefault(det, [float("nan")] * point)
+                    series.append(float(ratio[lanes].max()))
+            for series in ct.ratio.values():
+                series.extend([float("nan")] * (point + 1 - len(series)))
+            if numeric:
+                missing = np.isnan(column.values)
+                step = max(1, len(column) // SAMPLE_PER_CHUNK)
+                keep = np.flatnonzero(~missing)[::step]
+                ct.sample_times.append(batch.times[keep])
+                ct.sample_values.append(column.values[keep])
+            else:
+                assert isinstance(column, CategoricalArray)
+                missing = column.codes < 0
+                codes, counts = np.unique(column.codes[~missing], return_counts=True)
+                ct.counts.append({column.categories[c]: int(k) for c, k in zip(codes, counts)})
+            ct.missing.append(float(missing.mean()) if len(column) else 0.0)
+    return observe
+
+
+def run_config(name: str, config: MonitorConfig, file: Path | None = None, reference: Path | None = None,
+               topic: tuple | None = None) -> ConfigRun:
+    """Replay one config over a file, or over ``topic = (bootstrap, topic, start, end)``."""
+    models: dict[str, ModelTrace] = {}
+    out = io.BytesIO()
+    if file is not None:
+        summary = replay_file(file, config, out, reference=reference, observer=_observer(models),
+                              lines_per_chunk=TRACE_CHUNK)
+    else:
+        from .topic_replay import replay_topic
+
+        bootstrap, name_of_topic, start, end = topic
+        summary = replay_topic(bootstrap, name_of_topic, start, end, config, out, reference=reference,
+                               observer=_observer(models), lines_per_chunk=TRACE_CHUNK)
+    alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    return ConfigRun(name, summary, alerts, models)
+
+
+def backtest(configs: list[tuple[str, MonitorConfig]], file: Path | None = None, reference: Path | None = None,
+             topic: tuple | None = None) -> list[ConfigRun]:
+    return [run_config(name, cfg, file, reference, topic) for name, cfg in configs]
+
+
+def difference_rows(runs: list[ConfigRun]) -> list[tuple[str, list[str]]]:
+    """(what, value per config) rows comparing the runs: totals, guard actions, rules, first firings."""
+    rows: list[tuple[str, list[str]]] = [
+        ("events", [f"{r.summary.events:,}" for r in runs]),
+        ("dead letters", [f"{r.summary.dead_letters:,}" for r in runs]),
+        ("alerts firing / resolved", [f"{r.summary.firing} / {r.summary.resolved}" for r in runs]),
+    ]
+    models = sorted({m for r in runs for m in r.models})
+    for model in models:
+        traces = [r.models.get(model, ModelTrace()) for r in runs]
+        for action in ACTIONS[1:]:
+            rows.append((f"{model}: events {action}", [f"{t.actions.get(action, 0):,}" for t in traces]))
+        labels = sorted({label for t in traces for label in t.rule_labels})
+        for label in labels:
+            cells = []
+            for t in traces:
+                if label in t.rule_labels:
+                    i = t.rule_labels.index(label)
+                    cells.append(f"{int(t.violations[i]):,} ({t.rule_actions[i]})")
+                else:
+                    cells.append("-")
+            rows.append((f"{model}: rule {label}", cells))
+    firsts = [r.first_firing() for r in runs]
+    for key in sorted({k for f in firsts for k in f}):
+        cells = []
+        for f in firsts:
+            a = f.get(key)
+            cells.append("-" if a is None else f"{_where(a['position'])} {a['detector']}")
+        rows.append((f"{key[0]}: first firing on {key[1]}", cells))
+    return rows
+
+
+def _where(position) -> str:
+    if isinstance(position, dict):
+        return f"p{position['partition']}@{position['offset']}"
+    return f"line {position}"
