@@ -11,6 +11,7 @@ decision may be sent twice, and carries its ``event_id`` to tell.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections import defaultdict
@@ -20,6 +21,7 @@ import faust
 import orjson
 
 from .guard import Guard
+from .publish import BatchPublisher
 
 __all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
 
@@ -85,33 +87,60 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
         stream_buffer_maxsize=65536,
     )
     source = app.topic(settings.from_topic, value_type=bytes, value_serializer="raw")
-    target = app.topic(settings.to_topic, value_serializer="raw", key_serializer="raw")
-    dead = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
 
     @app.agent(source, concurrency=1)
     async def guard_events(stream):
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            by_partition: dict[tuple[str, int], list] = defaultdict(list)
-            for event in batch:
-                msg = event.message
-                by_partition[(msg.topic, msg.partition)].append((msg.offset, msg.key, event.value))
-            futures = []
-            for (topic, partition), items in sorted(by_partition.items()):
-                items.sort(key=lambda item: item[0])
-                decisions = guard.check_all([value for _, _, value in items])
-                for (offset, key, value), decision in zip(items, decisions):
-                    if "error" in decision:
-                        record = {"error": decision["error"],
-                                  "source": {"topic": topic, "partition": partition, "offset": offset},
-                                  "raw": base64.b64encode(value).decode("ascii")}
-                        futures.append(await dead.send(key=key, value=orjson.dumps(record)))
-                    else:
-                        futures.append(await target.send(key=key, value=orjson.dumps(decision), partition=partition))
-            for fut in futures:
-                await fut
-            yield len(batch)
+        publisher = BatchPublisher(settings.bootstrap_servers)
+        try:
+            async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+                by_partition: dict[tuple[str, int], list] = defaultdict(list)
+                for event in batch:
+                    msg = event.message
+                    by_partition[(msg.topic, msg.partition)].append((msg.offset, msg.key, event.value))
+                outgoing = []
+                for (topic, partition), items in sorted(by_partition.items()):
+                    items.sort(key=lambda item: item[0])
+                    decisions = guard.check_all([value for _, _, value in items])
+                    good, bad = [], []
+                    for (offset, key, value), decision in zip(items, decisions):
+                        if "error" in decision:
+                            bad.append((key, orjson.dumps({
+                                "error": decision["error"],
+                                "source": {"topic": topic, "partition": partition, "offset": offset},
+                                "raw": base64.b64encode(value).decode("ascii")})))
+                        else:
+                            good.append((key, orjson.dumps(decision)))
+                    outgoing.append((partition, good, bad))
+                await _publish(publisher, settings, outgoing)  # acked before Faust may commit these offsets
+                yield len(batch)
+        finally:
+            await publisher.stop()
 
     return app
+
+
+async def _publish(publisher: BatchPublisher, settings: TopicGuardSettings, outgoing: list) -> None:
+    """Send a batch's decisions and dead letters; on a Kafka error, back off and send it all again."""
+    from aiokafka.errors import KafkaError
+
+    delay, failing = 0.2, False
+    while True:
+        try:
+            futures = []
+            for partition, good, bad in outgoing:
+                futures += await publisher.to_partition(settings.to_topic, partition, good)
+                futures += await publisher.keyed(settings.dead_letter_topic, bad)
+            await publisher.wait(futures)
+            if failing:
+                log.warning("kafka available again: decisions resumed")
+            return
+        except KafkaError as exc:
+            if not failing:
+                log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
+                failing = True
+            await publisher.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: tuple[str, int] | None = None,
