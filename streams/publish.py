@@ -11,8 +11,11 @@ which the caller awaits before it lets its input offsets be committed.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 __all__ = ["BatchPublisher"]
+
+log = logging.getLogger("inferwatch.publish")
 
 
 class BatchPublisher:
@@ -48,6 +51,35 @@ class BatchPublisher:
         """Send ``records`` with the partition chosen from each key; return the ack futures."""
         producer = await self._started()
         return [await producer.send(topic, value=value, key=key) for key, value in records]
+
+    async def deliver(self, sends: list[tuple[str, int | None, list[tuple[bytes | None, bytes]]]]) -> None:
+        """Send every (topic, partition or None for keyed, records) and wait for the acks.
+
+        On a Kafka error, back off and send it all again (at least once: a
+        retry may repeat records), logging once when Kafka goes and once when
+        it is back; nothing is dropped.
+        """
+        from aiokafka.errors import KafkaError
+
+        delay, failing = 0.2, False
+        while True:
+            try:
+                futures = []
+                for topic, partition, records in sends:
+                    if records:
+                        futures += (await self.keyed(topic, records) if partition is None
+                                    else await self.to_partition(topic, partition, records))
+                await self.wait(futures)
+                if failing:
+                    log.warning("kafka available again: publishing resumed")
+                return
+            except KafkaError as exc:
+                if not failing:
+                    log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
+                    failing = True
+                await self.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     @staticmethod
     async def wait(futures: list) -> None:

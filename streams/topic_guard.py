@@ -11,7 +11,6 @@ decision may be sent twice, and carries its ``event_id`` to tell.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections import defaultdict
@@ -110,37 +109,13 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
                                 "raw": base64.b64encode(value).decode("ascii")})))
                         else:
                             good.append((key, orjson.dumps(decision)))
-                    outgoing.append((partition, good, bad))
-                await _publish(publisher, settings, outgoing)  # acked before Faust may commit these offsets
+                    outgoing += [(settings.to_topic, partition, good), (settings.dead_letter_topic, None, bad)]
+                await publisher.deliver(outgoing)  # acked before Faust may commit these offsets
                 yield len(batch)
         finally:
             await publisher.stop()
 
     return app
-
-
-async def _publish(publisher: BatchPublisher, settings: TopicGuardSettings, outgoing: list) -> None:
-    """Send a batch's decisions and dead letters; on a Kafka error, back off and send it all again."""
-    from aiokafka.errors import KafkaError
-
-    delay, failing = 0.2, False
-    while True:
-        try:
-            futures = []
-            for partition, good, bad in outgoing:
-                futures += await publisher.to_partition(settings.to_topic, partition, good)
-                futures += await publisher.keyed(settings.dead_letter_topic, bad)
-            await publisher.wait(futures)
-            if failing:
-                log.warning("kafka available again: decisions resumed")
-            return
-        except KafkaError as exc:
-            if not failing:
-                log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
-                failing = True
-            await publisher.stop()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: tuple[str, int] | None = None,

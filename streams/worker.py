@@ -36,6 +36,7 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, Schema, infer_schema
+from .publish import BatchPublisher
 from .replay import Guards
 from .runtime import single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
@@ -166,44 +167,46 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
     alerts_topic = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
     dead_topic = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    outputs_topic = app.topic(settings.outputs_topic, value_serializer="raw", key_serializer="raw")
     store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
     metrics = WorkerMetrics()
 
     @app.agent(events, concurrency=1)
     async def monitor(stream):
-        with single_threaded_blas():
-            async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-                by_partition: dict[tuple[str, int], list] = defaultdict(list)
-                for event in batch:
-                    msg = event.message
-                    by_partition[(msg.topic, msg.partition)].append((msg.offset, event.value))
-                for (topic, partition), items in sorted(by_partition.items()):
-                    items.sort()
-                    started = time.perf_counter()
-                    state, loaded = await retrying("redis", lambda: store.load(topic, partition))
-                    before = (state.events, state.dead_letters)
-                    out = process_partition_batch(
-                        config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
-                    futures = []
-                    for key, value in out.decisions:
-                        futures.append(await outputs_topic.send(key=key, value=value))
-                    for key, value in out.alerts:
-                        futures.append(await alerts_topic.send(key=key, value=value))
-                    for value in out.dead:
-                        futures.append(await dead_topic.send(key=None, value=value))
-                    for fut in futures:
-                        await fut
-                    try:
-                        await retrying("redis", lambda: store.save(topic, partition, state, loaded))
-                    except StaleState as exc:  # lost the partition in a rebalance: the new owner counts
-                        log.warning("not saving: %s", exc)
-                        continue
-                    metrics.observe(state, before, out.alerts, time.perf_counter() - started)
-                    highwater = app.consumer.highwater(TP(topic, partition))
-                    if highwater is not None:
-                        metrics.lag.labels(topic, str(partition)).set(max(highwater - state.next_offset, 0))
-                yield len(batch)
+        publisher = BatchPublisher(settings.bootstrap_servers)  # one decision per event: Faust sends are too slow
+        try:
+            with single_threaded_blas():
+                async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+                    by_partition: dict[tuple[str, int], list] = defaultdict(list)
+                    for event in batch:
+                        msg = event.message
+                        by_partition[(msg.topic, msg.partition)].append((msg.offset, event.value))
+                    for (topic, partition), items in sorted(by_partition.items()):
+                        items.sort()
+                        started = time.perf_counter()
+                        state, loaded = await retrying("redis", lambda: store.load(topic, partition))
+                        before = (state.events, state.dead_letters)
+                        out = process_partition_batch(
+                            config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
+                        await publisher.deliver([(settings.outputs_topic, None, out.decisions)])
+                        futures = []
+                        for key, value in out.alerts:
+                            futures.append(await alerts_topic.send(key=key, value=value))
+                        for value in out.dead:
+                            futures.append(await dead_topic.send(key=None, value=value))
+                        for fut in futures:
+                            await fut
+                        try:
+                            await retrying("redis", lambda: store.save(topic, partition, state, loaded))
+                        except StaleState as exc:  # lost the partition in a rebalance: the new owner counts
+                            log.warning("not saving: %s", exc)
+                            continue
+                        metrics.observe(state, before, out.alerts, time.perf_counter() - started)
+                        highwater = app.consumer.highwater(TP(topic, partition))
+                        if highwater is not None:
+                            metrics.lag.labels(topic, str(partition)).set(max(highwater - state.next_offset, 0))
+                    yield len(batch)
+        finally:
+            await publisher.stop()
 
     return app
 

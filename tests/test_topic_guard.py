@@ -39,6 +39,7 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
                              "--from-topic", source, "--to-topic", target, "--dead-letter-topic", dead,
                              "--app-id", unique("guard"), "--web-port", str(free_port()),
+                             "--bootstrap-servers", bootstrap,
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT,
                             stdout=open(tmp_path / "guard.log", "wb"), stderr=subprocess.STDOUT)
     guard = Guard(MonitorConfig.model_validate(ALL_RULES))
@@ -48,8 +49,11 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
     invalid = sorted(v for items in expected.values() for v, d in items if "error" in d)
     assert set(GARBAGE) <= set(invalid)
     try:
-        wait_until(lambda: len(kcat_consume(bootstrap, target)) >= n_valid
-                   and len(kcat_consume(bootstrap, dead)) >= len(invalid), 180, "every decision and dead letter")
+        def done():
+            assert proc.poll() is None, (tmp_path / "guard.log").read_text()
+            return len(kcat_consume(bootstrap, target)) >= n_valid and len(kcat_consume(bootstrap, dead)) >= len(invalid)
+
+        wait_until(done, 180, "every decision and dead letter")
         import urllib.request
 
         event = crafted_events()[5]
