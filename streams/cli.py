@@ -48,12 +48,7 @@ def replay(
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
     cfg = _config_or_exit(config)
-    if (file is None) == (topic is None):
-        err.print("[red]error:[/red] give exactly one of --file or --topic")
-        raise typer.Exit(2)
-    if topic is not None and (start is None or not bootstrap_servers):
-        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2)
+    _source_or_exit(file, topic, start, bootstrap_servers)
     if alerts_topic and not bootstrap_servers:
         err.print("[red]error:[/red] --alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
         raise typer.Exit(2)
@@ -118,12 +113,7 @@ def backtest(
     from .backtest import backtest as run_backtest
     from .backtest import difference_rows
 
-    if (file is None) == (topic is None):
-        err.print("[red]error:[/red] give exactly one of --file or --topic")
-        raise typer.Exit(2)
-    if topic is not None and (start is None or not bootstrap_servers):
-        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2)
+    _source_or_exit(file, topic, start, bootstrap_servers)
     configs = [(_config_name(p, config), _config_or_exit(p)) for p in config]
     source = None
     if topic is not None:
@@ -155,6 +145,16 @@ def backtest(
 
         plots = write_report(runs, report, f"inferwatch backtest: {file or topic}")
         err.print(f"inferwatch backtest: report with {plots} plots written to {report}")
+
+
+def _source_or_exit(file, topic, start, bootstrap_servers) -> None:
+    """Exactly one of --file or --topic, and what --topic needs; else exit 2."""
+    if (file is None) == (topic is None):
+        err.print("[red]error:[/red] give exactly one of --file or --topic")
+        raise typer.Exit(2)
+    if topic is not None and (start is None or not bootstrap_servers):
+        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2)
 
 
 def _config_name(path: Path, all_paths: list[Path]) -> str:

@@ -26,7 +26,7 @@ from .decode import Decoded, Decoder, Schema, infer_schema
 from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",
-           "write_dead", "Observer"]
+           "write_dead", "Observer", "prepare_core"]
 
 SCHEMA_SAMPLE_LINES = 1000
 READ_BLOCK = 8 << 20
@@ -112,15 +112,7 @@ def replay_file(
 ) -> ReplaySummary:
     """Run the core over a JSONL file with in-memory state; write alerts (and guard decisions) as JSON lines."""
     started = time.perf_counter()
-    tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
-    sample = sample_lines(events) + (sample_lines(reference) if reference else [])
-    schema: Schema = infer_schema(sample, config, tags)
-    decoder = Decoder(schema, config.limits)
-    guards = Guards(config, schema)
-    monitor = Monitor(config)
-    if reference is not None:
-        for batch in load_reference(reference, decoder):
-            monitor.fit_reference(batch)
+    decoder, guards, monitor = prepare_core(config, sample_lines(events), reference)
     summary = ReplaySummary()
     source_name = str(events)
     total = Path(events).stat().st_size
@@ -136,6 +128,19 @@ def replay_file(
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def prepare_core(config: MonitorConfig, sample: list[bytes], reference: str | Path | None = None):
+    """(decoder, guards, monitor) for a replay: schema from the sample (and reference), baseline fitted."""
+    tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
+    sample = [line for line in sample if line and line.strip()] + (sample_lines(reference) if reference else [])
+    schema: Schema = infer_schema(sample, config, tags)
+    decoder = Decoder(schema, config.limits)
+    monitor = Monitor(config)
+    if reference is not None:
+        for batch in load_reference(reference, decoder):
+            monitor.fit_reference(batch)
+    return decoder, Guards(config, schema), monitor
 
 
 class Guards:

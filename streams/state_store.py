@@ -75,6 +75,7 @@ class RedisStateStore:
     def __init__(self, url: str, namespace: str = "live") -> None:
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.prefix = f"inferwatch:{namespace}:"
+        self.save_script = self.client.register_script(_SAVE)  # our constant Lua, run by Redis (EVALSHA)
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}partition:{topic}:{partition}"
@@ -92,8 +93,8 @@ class RedisStateStore:
 
     async def save(self, topic: str, partition: int, state: PartitionState, loaded: int) -> None:
         try:
-            done = await self.client.eval(_SAVE, 1, self.key(topic, partition), str(loaded),
-                                          str(state.next_offset), state.to_bytes())
+            done = await self.save_script(keys=[self.key(topic, partition)],
+                                          args=[str(loaded), str(state.next_offset), state.to_bytes()])
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StateUnavailable(str(exc)) from exc
         if not done:

@@ -21,6 +21,7 @@ import orjson
 
 from .guard import Guard
 from .publish import BatchPublisher
+from .worker import raw_faust_app
 
 __all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
 
@@ -72,14 +73,8 @@ def prepare_topics(settings: TopicGuardSettings) -> int:
 
 
 def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.App:
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        store="memory://",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_port=settings.web_port,
-        web_host=settings.bind_host,
+    app = raw_faust_app(
+        settings.app_id, settings.bootstrap_servers, settings.web_port, settings.bind_host,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,

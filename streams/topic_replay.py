@@ -19,11 +19,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from detectors.config import MonitorConfig
-from detectors.monitor import Monitor
-
-from .decode import Decoder, infer_schema
-from .replay import (SCHEMA_SAMPLE_LINES, Guards, Observer, ReplaySummary, load_reference, run_core, sample_lines,
-                     write_dead)
+from .replay import SCHEMA_SAMPLE_LINES, Observer, ReplaySummary, prepare_core, run_core, write_dead
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic", "publish_alerts"]
@@ -136,15 +132,7 @@ def replay_topic(
         for tp, lo, hi in ranges:  # the head of every partition: one may hold only some models, or garbage
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
             await _read(bootstrap, tp, lo, head, SCHEMA_SAMPLE_LINES, lambda items: sample.extend(v for _, v in items))
-        tags = tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))
-        sample = [s for s in sample if s and s.strip()] + (sample_lines(reference) if reference else [])
-        schema = infer_schema(sample, config, tags)
-        decoder = Decoder(schema, config.limits)
-        guards = Guards(config, schema)
-        monitor = Monitor(config)
-        if reference is not None:
-            for batch in load_reference(reference, decoder):
-                monitor.fit_reference(batch)
+        decoder, guards, monitor = prepare_core(config, sample, reference)
         done = [0]
         for tp, lo, hi in ranges:
             def handle(items, tp=tp):

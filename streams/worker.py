@@ -146,15 +146,15 @@ class WorkerMetrics:
         self.batch.observe(seconds)
 
 
+def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: str, **settings) -> faust.App:
+    """A Faust app on raw bytes with in-memory tables (the state that matters lives elsewhere)."""
+    return faust.App(app_id, broker=f"kafka://{bootstrap_servers}", store="memory://", value_serializer="raw",
+                     key_serializer="raw", web_port=web_port, web_host=web_host, **settings)
+
+
 def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        store="memory://",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_port=settings.web_port,
-        web_host=settings.bind_host,
+    app = raw_faust_app(
+        settings.app_id, settings.bootstrap_servers, settings.web_port, settings.bind_host,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
