@@ -7,7 +7,7 @@
    timestamps), at a steady 2,000 events/s on a stream whose ``amount``
    switches units every 3,000 events.
 
-Usage: ``python benchmarks/worker.py [N_EVENTS]`` (default 200,000). Uses
+Usage: ``python benchmarks/worker.py [N_EVENTS [N_SCALING]]`` (defaults 200,000 and 1,000,000). Uses
 ``KAFKA_BOOTSTRAP_SERVERS``/``REDIS_URL`` or starts ``scripts/services``.
 """
 
@@ -37,16 +37,31 @@ def progress(redis_url, app_id, topic) -> int:
     return sum(s.next_offset for k, s in states.items() if k.startswith(f"{topic}:"))
 
 
-def run_workers(env, topic, count, total, extra=()) -> float:
-    """Start ``count`` workers; events/s from their first progress to the end."""
+def start_workers(env, topic, count, extra=()):
     app_id = unique("bench")
     procs = []
     for _ in range(count):
-        procs.append(subprocess.Popen(
+        port = free_port()
+        proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
-             "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", "0",
-             "--web-port", str(free_port()), "--batch-size", "5000", *extra],
-            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(port),
+             "--web-port", str(free_port()), *extra],
+            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc.metrics_port = port
+        procs.append(proc)
+    return app_id, procs
+
+
+def stop(procs) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+
+
+def run_workers(env, topic, count, total, extra=()) -> float:
+    """Start ``count`` workers on a filled topic; events/s from their first progress to the end."""
+    app_id, procs = start_workers(env, topic, count, extra)
     try:
         start = None
         while True:
@@ -58,9 +73,62 @@ def run_workers(env, topic, count, total, extra=()) -> float:
                 return (total - first) / (now - start)
             time.sleep(0.05)
     finally:
-        for p in procs:
-            p.terminate()
+        stop(procs)
+
+
+def assigned(proc) -> int:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proc.metrics_port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    line = [x for x in text.splitlines() if x.startswith("inferwatch_assigned_partitions ")]
+    return int(float(line[0].split()[1])) if line else 0
+
+
+def scaling_run(env, path, parts, count) -> float:
+    """``count`` workers join an empty topic; once every partition is owned, kcat fills it.
+
+    events/s from the end of producing to the end of monitoring, so that
+    neither the group's rebalance nor the producer's CPU is in the figure.
+    """
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = unique(f"scale{count}")
+    create_topic(bootstrap, topic, parts)
+    app_id, procs = start_workers(env, topic, count)
+    try:
+        while not (all(assigned(p) for p in procs) and sum(assigned(p) for p in procs) == parts):
+            time.sleep(0.2)
+        producers = [subprocess.Popen(["kcat", "-b", bootstrap, "-t", topic, "-p", str(p), "-P", "-l",
+                                       str(path.with_suffix(f".p{p}"))]) for p in range(parts)]
+        for p in producers:
             p.wait()
+        cpu0, broker0 = cpu_seconds(procs), cpu_seconds(broker_processes())
+        start, first = time.perf_counter(), progress(env["REDIS_URL"], app_id, topic)
+        total = sum(1 for p in range(parts) for line in path.with_suffix(f".p{p}").open("rb") if line.strip())
+        while progress(env["REDIS_URL"], app_id, topic) < total:
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        return ((total - first) / wall, first / total, (cpu_seconds(procs) - cpu0) / wall,
+                (cpu_seconds(broker_processes()) - broker0) / wall)
+    finally:
+        stop(procs)
+
+
+def broker_processes() -> list:
+    """The local Kafka broker's process, when this machine runs it (else nothing)."""
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"]) if "kafka.Kafka" in (p.info["cmdline"] or [])]
+
+
+def cpu_seconds(procs) -> float:
+    """User + system CPU seconds of the processes and their threads so far."""
+    import psutil
+
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
 
 
 def free_port() -> int:
@@ -92,14 +160,13 @@ async def raw_loop(bootstrap, topic, total) -> float:
         await consumer.stop()
 
 
-def produce_partitions(bootstrap, topic, path, parts: int) -> None:
-    lines = path.read_bytes().split(b"\n")
-    lines = [x for x in lines if x]
+def split_partitions(path, parts: int) -> None:
+    """``path.p0`` ... one file per partition, each its own model (events keyed by model)."""
+    lines = [x for x in path.read_bytes().split(b"\n") if x]
     for p in range(parts):
         chunk = path.with_suffix(f".p{p}")
         chunk.write_bytes(b"\n".join(x.replace(b'"model":"card-fraud"', f'"model":"card-fraud-{p}"'.encode())
                                      for x in lines[p::parts]) + b"\n")
-        subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-p", str(p), "-P", "-l", str(chunk)], check=True)
 
 
 def latency(env, n=60_000, rate=2_000) -> list[float]:
@@ -161,6 +228,7 @@ def latency(env, n=60_000, rate=2_000) -> list[float]:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    scale_n = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
     env, _started = services_up()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     path = events_file(n)
@@ -178,12 +246,12 @@ def main() -> None:
           f"bare Faust agent (no work) {bare:,.0f}/s, inferwatch worker {worker:,.0f}/s, "
           f"worker/raw {worker / raw:.2f} (target >= 0.5), worker/bare Faust {worker / bare:.2f}")
 
-    four = unique("bench4")
-    create_topic(bootstrap, four, 4)
-    produce_partitions(bootstrap, four, path, 4)
-    w1 = run_workers(env, four, 1, n)
-    w2 = run_workers(env, four, 2, n)
-    print(f"4 partitions: 1 worker {w1:,.0f}/s, 2 workers {w2:,.0f}/s, speed-up {w2 / w1:.2f} (target >= 1.7)")
+    big = events_file(scale_n)
+    split_partitions(big, 4)
+    (w1, early1, cores1, broker1), (w2, early2, cores2, broker2) = scaling_run(env, big, 4, 1), scaling_run(env, big, 4, 2)
+    print(f"4 partitions, {scale_n:,} events: 1 worker {w1:,.0f}/s, 2 workers {w2:,.0f}/s, speed-up {w2 / w1:.2f} "
+          f"(target >= 1.7)\n  cores busy: workers {cores1:.2f} / {cores2:.2f}, Kafka broker {broker1:.2f} / {broker2:.2f}; "
+          f"{early1:.0%} / {early2:.0%} monitored while kcat was still producing")
 
     lat = latency(env)
     if lat:

@@ -166,3 +166,6 @@ class MonitorConfig(_Strict):
 
     def for_model(self, model: str) -> ModelConfig:
         return self.models.get(model, self.default)
+
+    def has_rules(self) -> bool:
+        return any(m.rules for m in (*self.models.values(), self.default))

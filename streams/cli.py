@@ -174,7 +174,7 @@ def worker(
     bootstrap_servers: str = typer.Option(..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
     app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
-    batch_size: int = typer.Option(2000, "--batch-size", min=1),
+    batch_size: int = typer.Option(20000, "--batch-size", min=1, help="About this many events per partition batch (waiting at most 0.5 s)."),
     web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
     metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for /metrics and Faust's web server."),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-__all__ = ["BatchPublisher"]
+__all__ = ["BatchPublisher", "ensure_topics"]
 
 log = logging.getLogger("inferwatch.publish")
 
@@ -90,3 +90,20 @@ class BatchPublisher:
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
+
+
+def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1) -> None:
+    """Create the topics that do not exist yet (blocking; another process creating one first is fine)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        have = set(admin.list_topics())
+        for topic in dict.fromkeys(t for t in topics if t not in have):
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()

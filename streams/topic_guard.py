@@ -20,8 +20,7 @@ import faust
 import orjson
 
 from .guard import Guard
-from .publish import BatchPublisher
-from .worker import raw_faust_app
+from .publish import BatchPublisher, ensure_topics
 
 __all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
 
@@ -41,34 +40,29 @@ class TopicGuardSettings:
     bind_host: str = "127.0.0.1"
 
 
+def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: str, **settings) -> faust.App:
+    """A Faust app on raw bytes with in-memory tables (the state that matters lives elsewhere)."""
+    return faust.App(app_id, broker=f"kafka://{bootstrap_servers}", store="memory://", value_serializer="raw",
+                     key_serializer="raw", web_port=web_port, web_host=web_host, **settings)
+
+
 def prepare_topics(settings: TopicGuardSettings) -> int:
     """The source's partition count; create the target and dead-letter topics with it when missing."""
     from kafka import KafkaConsumer
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     try:
         source = consumer.partitions_for_topic(settings.from_topic)
         if not source:
             raise ValueError(f"--from-topic {settings.from_topic!r} does not exist")
-        have = {t: consumer.partitions_for_topic(t) for t in (settings.to_topic, settings.dead_letter_topic)}
+        target = consumer.partitions_for_topic(settings.to_topic)
     finally:
         consumer.close()
     n = len(source)
-    target = have[settings.to_topic]
     if target and len(target) < n:
         raise ValueError(f"--to-topic {settings.to_topic!r} has {len(target)} partitions, fewer than the "
                          f"{n} of {settings.from_topic!r}: decisions could not keep their partition")
-    missing = [t for t, parts in have.items() if not parts]
-    if missing:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        try:
-            admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t in missing])
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
+    ensure_topics(settings.bootstrap_servers, [settings.to_topic, settings.dead_letter_topic], partitions=n)
     return n
 
 

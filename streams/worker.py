@@ -1,20 +1,28 @@
-"""The live worker: a Faust agent that runs the core on Kafka partitions, state in Redis.
+"""The live worker: the core on Kafka partitions, state in Redis, exactly-once counting.
 
-Per partition batch (``take_events`` with a size and a time bound):
+The worker is a Faust app (``faust.Worker`` runs it: lifecycle, signals,
+logging, web server) whose one task reads the events topic in batches with
+aiokafka's ``getmany``. Faust's per-event agent stream costs about 120 us an
+event on this machine (``benchmarks/worker.py`` measures a bare agent at
+~8,000 events/s), far more than the monitoring itself, so the events never go
+through it.
 
-1. load the partition's state from Redis (next offset, schema, core state);
-2. skip every event below the stored next offset (faust-streaming seeks to
-   Kafka's committed offsets after a rebalance, so a seek of our own would be
-   overwritten: the offset stored with the state is the truth);
-3. decode, guard and run the core in one pass; publish alerts (keyed by
+Per partition batch:
+
+1. skip every event below the partition's stored next offset;
+2. decode, guard and run the core in one pass; publish alerts (keyed by
    model), dead letters and, when the config has rules, every event's guard
    decision to the guarded-outputs topic; wait for the broker's acks;
-4. write the new state and the next offset in one compare-and-set (Lua).
+3. write the new state and the next offset in one compare-and-set (Lua).
 
-A crash between 3 and 4 re-publishes the same alerts with the same
-``alert_id`` (downstream de-duplicates on it); the state never counts an
-event twice. Redis or Kafka outages pause the agent and are retried with
-back-off. The agent runs with ``concurrency=1`` (faust-streaming #606).
+When a partition is assigned, its state is loaded from Redis and the
+consumer seeks to the stored next offset: Redis is the truth, Kafka's
+committed offsets are only a hint written afterwards. A crash between 2 and
+3 re-publishes the same alerts with the same ``alert_id`` (downstream
+de-duplicates on it); the state never counts an event twice. A save refused
+because another worker moved the partition on (a rebalance) reloads the
+state and seeks again. Redis or Kafka outages pause the loop and are retried
+with back-off.
 
 Detection state is per partition: produce events keyed by model so that a
 model's events share a partition (see the README).
@@ -22,26 +30,29 @@ model's events share a partition (see the README).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import faust
 import orjson
-from faust.types import TP
+from aiokafka import AIOKafkaConsumer
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, Schema, infer_schema
-from .publish import BatchPublisher
+from .publish import BatchPublisher, ensure_topics
 from .replay import Guards
 from .runtime import single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
-__all__ = ["WorkerSettings", "PartitionOutput", "build_app", "process_partition_batch"]
+__all__ = ["WorkerSettings", "Partition", "PartitionOutput", "build_app", "process_partition_batch"]
 
 log = logging.getLogger("inferwatch.worker")
 
@@ -55,12 +66,24 @@ class WorkerSettings:
     dead_letter_topic: str = "inferwatch-dead-letters"
     outputs_topic: str = "inferwatch-guarded-outputs"
     app_id: str = "inferwatch"
-    batch_size: int = 2000
+    batch_size: int = 20000
     batch_seconds: float = 0.5
     web_port: int = 6066
     metrics_port: int | None = 9108
     bind_host: str = "127.0.0.1"  # where /metrics and Faust's web server listen (0.0.0.0 in a container)
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
+
+
+@dataclass
+class Partition:
+    """A partition this worker owns: its stored state, the ``next`` Redis held when loaded, the live core."""
+
+    topic: str
+    number: int
+    state: PartitionState
+    loaded: int
+    monitor: Monitor | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
+    decoder: Decoder | None = None
 
 
 @dataclass
@@ -72,27 +95,32 @@ class PartitionOutput:
     decisions: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
-def process_partition_batch(config: MonitorConfig, state: PartitionState, topic: str, partition: int,
-                            offsets: list[int], values: list[bytes]) -> PartitionOutput:
-    """Run the guard and the core over one partition's events; update ``state``; return what to publish.
+def process_partition_batch(config: MonitorConfig, part: Partition, offsets: list[int],
+                            values: list[bytes]) -> PartitionOutput:
+    """Run the guard and the core over one partition's events; update ``part.state``; return what to publish.
 
-    Events below ``state.next_offset`` were already counted and are skipped.
+    Events below ``part.state.next_offset`` were already counted and are skipped.
     """
     out = PartitionOutput()
-    keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
-    if not keep:
+    state = part.state
+    if offsets and offsets[0] < state.next_offset:
+        keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
+        offsets = [offsets[i] for i in keep]
+        values = [values[i] for i in keep]
+    if not offsets:
         return out
-    offsets = [offsets[i] for i in keep]
-    values = [values[i] for i in keep]
     if state.schema is None:
         sample = [v for v in values[:1000] if v.strip()]
         state.schema = infer_schema(sample, config).to_dict()
-    schema = Schema.from_dict(state.schema)
-    guards = _guards(config, schema)
-    monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
-    decoded = Decoder(schema, config.limits).decode(values)
-    out.dead = [orjson.dumps(d.record({"topic": topic, "partition": partition, "offset": offsets[d.index]}))
-                for d in decoded.dead]
+    if part.decoder is None:
+        part.decoder = Decoder(Schema.from_dict(state.schema), config.limits)
+    if part.monitor is None:
+        part.monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
+    guards = _guards(config, part.decoder.schema)
+    monitor = part.monitor
+    decoded = part.decoder.decode(values)
+    source = {"topic": part.topic, "partition": part.number}
+    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]})) for d in decoded.dead]
     alerts: list[tuple[int, bytes, bytes]] = []
     decisions: list[tuple[int, bytes, bytes]] = []
     for batch, rows in zip(decoded.batches, decoded.rows):
@@ -103,8 +131,7 @@ def process_partition_batch(config: MonitorConfig, state: PartitionState, topic:
             decisions += [(offsets[r], key, orjson.dumps(d)) for r, d in zip(rows.tolist(), guard.decide(batch, hits))]
         for alert in monitor.process(batch, hits):
             offset = offsets[int(rows[alert.row])]
-            position = {"topic": topic, "partition": partition, "offset": offset}
-            alerts.append((offset, key, orjson.dumps(alert.to_record(position))))
+            alerts.append((offset, key, orjson.dumps(alert.to_record({**source, "offset": offset}))))
     out.alerts = [(k, v) for _, k, v in sorted(alerts, key=lambda a: a[0])]
     out.decisions = [(k, v) for _, k, v in sorted(decisions, key=lambda d: d[0])]
     state.monitor = monitor.to_bytes()
@@ -136,6 +163,7 @@ class WorkerMetrics:
         self.batch = Histogram("inferwatch_batch_seconds", "Time to process one partition batch",
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.lag = Gauge("inferwatch_consumer_lag", "Events in the partition not yet monitored", ["topic", "partition"])
+        self.assigned = Gauge("inferwatch_assigned_partitions", "Partitions this worker owns")
 
     def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
         self.events.labels("all").inc(state.events - before[0])
@@ -146,73 +174,210 @@ class WorkerMetrics:
         self.batch.observe(seconds)
 
 
-def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: str, **settings) -> faust.App:
-    """A Faust app on raw bytes with in-memory tables (the state that matters lives elsewhere)."""
-    return faust.App(app_id, broker=f"kafka://{bootstrap_servers}", store="memory://", value_serializer="raw",
-                     key_serializer="raw", web_port=web_port, web_host=web_host, **settings)
+class Resync(Exception):
+    """Another worker saved a partition we hold: start over from the states in Redis."""
+
+
+class PartitionConsumer:
+    """Reads the events topic in batches and runs each partition's batch through the core, state in Redis.
+
+    Two stages overlap: while one batch is decoded and monitored (in a thread:
+    polars and the compiled kernels release the GIL), the event loop fetches
+    the next one. A rebalance first lets every fetched batch finish and save,
+    then loads the new partitions' states and seeks to their next offsets.
+    """
+
+    def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics) -> None:
+        self.config, self.settings, self.metrics = config, settings, metrics
+        self.store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
+        self.publisher = BatchPublisher(settings.bootstrap_servers)
+        self.owned: dict = {}  # TopicPartition -> Partition
+        self.generation = 0  # bumped by every assignment: a batch being gathered across one is dropped
+        self.consumer: AIOKafkaConsumer | None = None
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        self.processing: asyncio.Task | None = None
+        self.committed_at = 0.0
+
+    async def run(self) -> None:
+        s = self.settings
+        await asyncio.to_thread(ensure_topics, s.bootstrap_servers,
+                                [s.alerts_topic, s.dead_letter_topic] + ([s.outputs_topic] if self.config.has_rules() else []))
+        try:
+            with single_threaded_blas():
+                while True:
+                    try:
+                        await self._consume()
+                    except Resync as exc:
+                        log.warning("%s: rejoining and reloading every partition's state", exc)
+        finally:
+            await self.publisher.stop()
+            await self.store.close()
+
+    async def _consume(self) -> None:
+        s = self.settings
+        self.owned.clear()
+        self.queue = asyncio.Queue(maxsize=1)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, group_id=s.app_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=32 << 20,
+            session_timeout_ms=int(s.session_timeout * 1000),
+            heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000))
+        self.consumer.subscribe([s.events_topic], listener=_Rebalance(self))
+        self.processing = asyncio.create_task(self._process_batches())
+        try:
+            await retrying("kafka", self._start_consumer)
+            while True:
+                batch = await self.take()
+                if batch:
+                    put = asyncio.ensure_future(self.queue.put(batch))
+                    await asyncio.wait([put, self.processing], return_when=asyncio.FIRST_COMPLETED)
+                    if self.processing.done():
+                        put.cancel()
+                        self.processing.result()  # raises what stopped it
+                await self.commit_hint()
+        finally:
+            self.processing.cancel()
+            await self.consumer.stop()
+
+    async def _start_consumer(self) -> None:
+        try:
+            await self.consumer.start()
+        except KafkaConnectionError as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    async def take(self) -> dict:
+        """Records per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
+        loop = asyncio.get_running_loop()
+        size, generation = self.settings.batch_size * max(len(self.owned), 1), self.generation
+        got: dict = {}
+        n, deadline = 0, None
+        while n < size:
+            wait = 1.0 if deadline is None else deadline - loop.time()
+            if wait <= 0:
+                break
+            more = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=size - n)
+            if self.generation != generation:
+                return {}  # every partition was reassigned meanwhile and sought back to its stored offset
+            if not more:
+                if deadline is None:
+                    return {}
+                break
+            for tp, records in more.items():
+                got.setdefault(tp, []).extend(records)
+                n += len(records)
+            if deadline is None:
+                deadline = loop.time() + self.settings.batch_seconds
+        return got
+
+    async def drained(self) -> None:
+        """Wait until every fetched batch is monitored, published and saved."""
+        join = asyncio.ensure_future(self.queue.join())
+        await asyncio.wait([join, self.processing], return_when=asyncio.FIRST_COMPLETED)
+        join.cancel()
+
+    async def load(self, tp) -> Partition:
+        state, loaded = await retrying("redis", lambda: self.store.load(tp.topic, tp.partition))
+        part = self.owned[tp] = Partition(tp.topic, tp.partition, state, loaded)
+        return part
+
+    async def _process_batches(self) -> None:
+        while True:
+            batch = await self.queue.get()
+            try:
+                finishing = []
+                for tp in sorted(batch, key=lambda t: t.partition):
+                    part = self.owned.get(tp)
+                    if part is None:  # revoked since it was read: the new owner counts it
+                        continue
+                    records = batch[tp]
+                    started = time.perf_counter()
+                    before = (part.state.events, part.state.dead_letters)
+                    out = await asyncio.to_thread(process_partition_batch, self.config, part,
+                                                  [r.offset for r in records], [r.value or b"" for r in records])
+                    # publish and save this partition while the next one is computed
+                    finishing.append(asyncio.ensure_future(self.finish(tp, part, out, before, started)))
+                if finishing:
+                    await asyncio.gather(*finishing)
+            finally:
+                self.queue.task_done()
+
+    async def finish(self, tp, part: Partition, out: PartitionOutput, before, started: float) -> None:
+        """Publish one partition batch's output, wait for the acks, then save its state and offset."""
+        s = self.settings
+        await self.publisher.deliver([(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
+                                      (s.dead_letter_topic, None, [(None, v) for v in out.dead])])
+        try:
+            await retrying("redis", lambda: self.store.save(tp.topic, tp.partition, part.state, part.loaded))
+        except StaleState as exc:
+            raise Resync(str(exc)) from None
+        part.loaded = part.state.next_offset
+        self.metrics.observe(part.state, before, out.alerts, time.perf_counter() - started)
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None:
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(highwater - part.state.next_offset, 0))
+
+    async def commit_hint(self) -> None:
+        """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
+        now = time.monotonic()
+        if now - self.committed_at < 5 or not self.owned:
+            return
+        self.committed_at = now
+        offsets = {tp: OffsetAndMetadata(p.loaded, "") for tp, p in self.owned.items() if p.loaded >= 0}
+        try:
+            if offsets:
+                await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("offset hint not committed (%s); the state in Redis is unaffected", exc)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Revoked partitions finish what was fetched, then are forgotten; assigned ones load and seek."""
+
+    def __init__(self, owner: PartitionConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.owner.drained()
+        for tp in revoked:
+            self.owner.owned.pop(tp, None)
+        self.owner.metrics.assigned.set(len(self.owner.owned))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.owner.generation += 1
+        for tp in assigned:
+            part = await self.owner.load(tp)
+            self.owner.consumer.seek(tp, max(part.state.next_offset, 0))
+        self.owner.metrics.assigned.set(len(self.owner.owned))
+
+
+class _NoFaustKafka(faust.App.BootStrategy):
+    enable_kafka = False  # Faust's consumer and producer stay off: the events never go through its stream
+
+
+class WorkerApp(faust.App):
+    BootStrategy = _NoFaustKafka
 
 
 def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
-    app = raw_faust_app(
-        settings.app_id, settings.bootstrap_servers, settings.web_port, settings.bind_host,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_every=1000,
-        broker_session_timeout=settings.session_timeout,
-        broker_max_poll_records=5000,  # Faust's per-event cost dominates: fetch and buffer big batches
-        stream_buffer_maxsize=65536,
-        consumer_max_fetch_size=8 << 20,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
-    )
-    events = app.topic(settings.events_topic, value_type=bytes, value_serializer="raw")
-    alerts_topic = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
-    dead_topic = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
-    store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
+    app = WorkerApp(settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
+                    web_port=settings.web_port, web_host=settings.bind_host)
     metrics = WorkerMetrics()
 
-    @app.agent(events, concurrency=1)
-    async def monitor(stream):
-        publisher = BatchPublisher(settings.bootstrap_servers)  # one decision per event: Faust sends are too slow
+    @app.task
+    async def monitor() -> None:
         try:
-            with single_threaded_blas():
-                async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-                    by_partition: dict[tuple[str, int], list] = defaultdict(list)
-                    for event in batch:
-                        msg = event.message
-                        by_partition[(msg.topic, msg.partition)].append((msg.offset, event.value))
-                    for (topic, partition), items in sorted(by_partition.items()):
-                        items.sort()
-                        started = time.perf_counter()
-                        state, loaded = await retrying("redis", lambda: store.load(topic, partition))
-                        before = (state.events, state.dead_letters)
-                        out = process_partition_batch(
-                            config, state, topic, partition, [o for o, _ in items], [v for _, v in items])
-                        await publisher.deliver([(settings.outputs_topic, None, out.decisions)])
-                        futures = []
-                        for key, value in out.alerts:
-                            futures.append(await alerts_topic.send(key=key, value=value))
-                        for value in out.dead:
-                            futures.append(await dead_topic.send(key=None, value=value))
-                        for fut in futures:
-                            await fut
-                        try:
-                            await retrying("redis", lambda: store.save(topic, partition, state, loaded))
-                        except StaleState as exc:  # lost the partition in a rebalance: the new owner counts
-                            log.warning("not saving: %s", exc)
-                            continue
-                        metrics.observe(state, before, out.alerts, time.perf_counter() - started)
-                        highwater = app.consumer.highwater(TP(topic, partition))
-                        if highwater is not None:
-                            metrics.lag.labels(topic, str(partition)).set(max(highwater - state.next_offset, 0))
-                    yield len(batch)
-        finally:
-            await publisher.stop()
+            await PartitionConsumer(config, settings, metrics).run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.exception("the partition consumer stopped")
+            raise
 
     return app
 
 
 def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = "warning") -> None:
-    """Run the Faust worker in the foreground until stopped."""
+    """Run the worker in the foreground until stopped."""
     app = build_app(config, settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_host)
