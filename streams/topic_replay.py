@@ -1,17 +1,17 @@
 """Replay a time range of a Kafka topic through the core, into in-memory state.
 
-Per partition the start is found with kafka-python's ``offsets_for_times`` and the end is
+Per partition the start is found with ``offsets_for_times`` and the end is
 ``--to`` (also by time) or the end offset taken when the replay starts.
-Partitions are read one after the other, in partition order, each in offset
-order: the same range gives the same alerts every time. The consumer has no
-group and commits nothing, so the live worker's group and state are never
-touched. With events keyed by model (one model, one partition), a topic
+Partitions are monitored one after the other, in partition order, each in
+offset order: the same range gives the same alerts every time. Each
+partition is read by a child process (:mod:`streams.kafka_reader`) while the
+previous one is monitored. The consumers join no group and commit nothing, so
+the live worker's group and state are never touched. With events keyed by model (one model, one partition), a topic
 replay gives the same alerts as a file replay of the same events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from datetime import datetime, timezone
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Callable
 
 from detectors.config import MonitorConfig
+from .kafka_reader import RangeReader, records
+from .kafka_reader import consumer as kafka_consumer
 from .replay import SCHEMA_SAMPLE_LINES, Observer, ReplaySummary, prepare_core, run_core, write_dead
 from .runtime import single_threaded_blas
 
@@ -48,55 +50,28 @@ def parse_time(text: str, now: float) -> float:
     return value.timestamp()
 
 
-def _ranges(consumer, topic: str, start: float, end: float | None):
-    from kafka import TopicPartition
+def _ranges(bootstrap: str, topic: str, start: float, end: float | None) -> list:
+    """(partition, first offset, end offset) per partition with events in [start, end), in partition order."""
+    from confluent_kafka import TopicPartition
 
-    partitions = sorted(consumer.partitions_for_topic(topic) or [])
-    if not partitions:
-        raise ValueError(f"topic {topic!r} does not exist or has no partitions")
-    tps = [TopicPartition(topic, p) for p in partitions]
-    last = consumer.end_offsets(tps)
-    begin = consumer.offsets_for_times({tp: int(start * 1000) for tp in tps})
-    stop = consumer.offsets_for_times({tp: int(end * 1000) for tp in tps}) if end is not None else {}
-    out = []
-    for tp in tps:
-        lo = begin[tp].offset if begin.get(tp) else last[tp]
-        hi = stop[tp].offset if stop.get(tp) else last[tp]
-        if hi > lo:
-            out.append((tp, lo, hi))
-    return out
-
-
-async def _read(bootstrap: str, tp, lo: int, hi: int, chunk: int, handle: Callable[[list], None]) -> None:
-    """Call ``handle`` with lists of (offset, value) covering offsets [lo, hi) of one partition, in order.
-
-    aiokafka reads (its record decoding is compiled; kafka-python's is not, and
-    was the bottleneck at ~20k events/s); no group, nothing committed.
-    """
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 << 20)
-    await consumer.start()
+    consumer = kafka_consumer(bootstrap)
     try:
-        part = TopicPartition(tp.topic, tp.partition)
-        consumer.assign([part])
-        consumer.seek(part, lo)
-        pending: list = []
-        while True:
-            records = (await consumer.getmany(part, timeout_ms=1000, max_records=chunk)).get(part, [])
-            pending += [(r.offset, r.value) for r in records if r.offset < hi]
-            done = bool(pending) and pending[-1][0] >= hi - 1
-            if not records and await consumer.position(part) >= hi:
-                done = True
-            if pending and (len(pending) >= chunk or done):
-                handle(pending)
-                pending = []
-            if done:
-                return
+        meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise ValueError(f"topic {topic!r} does not exist or has no partitions")
+        tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        last = [consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps]
+
+        def at(seconds: float) -> list[int]:  # first offset at or after the time; the end when there is none
+            found = consumer.offsets_for_times([TopicPartition(topic, tp.partition, int(seconds * 1000)) for tp in tps],
+                                               timeout=30)
+            return [f.offset if f.offset >= 0 else hi for f, hi in zip(found, last)]
+
+        begin = at(start)
+        stop = at(end) if end is not None else last
     finally:
-        await consumer.stop()
+        consumer.close()
+    return [(tp, lo, hi) for tp, lo, hi in zip(tps, begin, stop) if hi > lo]
 
 
 def replay_topic(
@@ -114,30 +89,30 @@ def replay_topic(
     lines_per_chunk: int | None = None,
 ) -> ReplaySummary:
     """Run the core over the events of ``topic`` with timestamps in [start, end)."""
-    from kafka import KafkaConsumer
-
     started = time.perf_counter()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        ranges = _ranges(consumer, topic, start, end)
-    finally:
-        consumer.close()
+    ranges = _ranges(bootstrap, topic, start, end)
     summary = ReplaySummary()
     if not ranges:
         return summary
     total = sum(hi - lo for _, lo, hi in ranges)
 
-    async def run() -> None:
+    def run() -> None:
         sample: list = []
         for tp, lo, hi in ranges:  # the head of every partition: one may hold only some models, or garbage
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
-            await _read(bootstrap, tp, lo, head, SCHEMA_SAMPLE_LINES, lambda items: sample.extend(v for _, v in items))
+            for _, values in records(bootstrap, tp.topic, tp.partition, lo, head, SCHEMA_SAMPLE_LINES):
+                sample.extend(values)
         decoder, guards, monitor = prepare_core(config, sample, reference)
         done = [0]
-        for tp, lo, hi in ranges:
-            def handle(items, tp=tp):
-                offsets = [o for o, _ in items]
-                decoded = decoder.decode([v or b"" for _, v in items])
+        chunk = lines_per_chunk or config.batch_size
+        readers = [RangeReader(bootstrap, tp.topic, tp.partition, lo, hi, chunk) for tp, lo, hi in ranges[:1]]
+        for i, (tp, lo, hi) in enumerate(ranges):
+            if i + 1 < len(ranges):  # the next partition fetches while this one is monitored
+                nxt = ranges[i + 1]
+                readers.append(RangeReader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
+
+            def handle(offsets, values, tp=tp):
+                decoded = decoder.decode(values)
 
                 def where(i):
                     return {"topic": tp.topic, "partition": tp.partition, "offset": offsets[i]}
@@ -145,14 +120,20 @@ def replay_topic(
                 summary.blank_lines += decoded.blank
                 write_dead(decoded, dead_letters_out, where, summary)
                 run_core(monitor, decoded, alerts_out, summary, where, guards, outputs_out, observer)
-                done[0] += len(items)
+                done[0] += len(offsets)
                 if progress is not None:
                     progress(done[0], total)
 
-            await _read(bootstrap, tp, lo, hi, lines_per_chunk or config.batch_size, handle)
+            try:
+                for offsets, values in readers[i]:
+                    handle(offsets, values)
+            except BaseException:
+                for reader in readers[i:]:
+                    reader.close()
+                raise
 
     with single_threaded_blas():
-        asyncio.run(run())
+        run()
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -53,3 +53,16 @@ def test_topic_and_file_are_exclusive():
     res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(DEMO), "--topic", "x"],
                          capture_output=True, cwd=ROOT, timeout=60)
     assert res.returncode == 2 and b"exactly one of --file or --topic" in res.stderr
+
+
+def test_reader_frames_carry_offsets_and_exact_bytes():
+    """The child-to-parent framing keeps every value byte for byte (newlines, empty values, non-ASCII)."""
+    import io
+
+    from streams.kafka_reader import read_frames, write_frames
+
+    chunks = [([5, 6, 9], [b'{"a":1}', b"", b"line\nbreak \xc3\xa9"]), ([10], [b"\x00" * 70_000])]
+    buffer = io.BytesIO()
+    write_frames(iter(chunks), buffer)
+    buffer.seek(0)
+    assert list(read_frames(buffer)) == chunks
