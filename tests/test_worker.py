@@ -53,6 +53,13 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def alive(self) -> bool:
+        """True while the worker runs; fails the test at once, with its log, if it exited."""
+        if self.proc.poll() is not None:
+            log = (self.tmp / f"worker-{self.starts}.log").read_bytes().decode(errors="replace")
+            raise AssertionError(f"the worker exited with {self.proc.returncode}:\n{log[-3000:]}")
+        return True
+
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
@@ -115,7 +122,7 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     worker = Worker(services, topic, app_id, tmp_path).start()
     try:
         ends = end_offsets(bootstrap, topic)
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, ends), 240, "the worker to reach the end of the topic")
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, ends), 240, "the worker to reach the end of the topic")
         metrics = wait_until(lambda: _metric(worker.metrics(), 'inferwatch_events_total{partition="all"}') == 30000
                              and worker.metrics(), 30, "the metrics to count every event")
     finally:
@@ -172,10 +179,10 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(services
     try:
         for cut in sorted(rng.sample(range(5_000, n - 5_000), 3)):
             worker.start()
-            wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: cut}), 240, f"progress past offset {cut}", 0.05)
+            wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: cut}), 240, f"progress past offset {cut}", 0.05)
             worker.kill()
         worker.start()
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: n}), 240, "the end of the topic")
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: n}), 240, "the end of the topic")
     finally:
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
@@ -208,7 +215,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     app_id = unique("app")
     worker = Worker(services, topic, app_id, tmp_path, config).start()
     try:
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: len(lines)}), 240, "the end of the topic")
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: len(lines)}), 240, "the end of the topic")
     finally:
         worker.stop()
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
@@ -259,11 +266,11 @@ def test_redis_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     try:
         kcat_produce(bootstrap, topic, data)
         worker.start()
-        wait_until(lambda: offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
+        wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
         redis.stop()
         assert worker.proc.poll() is None, "the worker must survive the outage"
         redis.start()
-        wait_until(lambda: offsets_done(redis.url, app_id, topic, {0: n}), 240, "the end of the topic")
+        wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: n}), 240, "the end of the topic")
     finally:
         worker.stop()
         redis.stop()
@@ -292,11 +299,11 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     worker = Worker(services, topic, app_id, tmp_path).start()
     services_cmd = str(ROOT / "scripts" / "services")
     try:
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
+        wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
         subprocess.run([services_cmd, "kafka-stop"], check=True, timeout=120)
         subprocess.run([services_cmd, "kafka-start"], check=True, timeout=180)
         assert worker.proc.poll() is None, "the worker must survive the outage"
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, {0: n}), 300, "the end of the topic")
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: n}), 300, "the end of the topic")
     finally:
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
@@ -330,7 +337,7 @@ def test_one_partition_one_worker_equals_four_partitions_two_workers(services, t
         running = [Worker(services, topic, app_id, tmp_path).start() for _ in range(workers)]
         try:
             ends = end_offsets(bootstrap, topic)
-            wait_until(lambda: offsets_done(redis_url, app_id, topic, ends), 300, f"{partitions} partition(s) done")
+            wait_until(lambda: all(w.alive() for w in running) and offsets_done(redis_url, app_id, topic, ends), 300, f"{partitions} partition(s) done")
         finally:
             for w in running:
                 w.stop()
