@@ -299,7 +299,7 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     worker = Worker(services, topic, app_id, tmp_path).start()
     services_cmd = str(ROOT / "scripts" / "services")
     try:
-        wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
         subprocess.run([services_cmd, "kafka-stop"], check=True, timeout=120)
         subprocess.run([services_cmd, "kafka-start"], check=True, timeout=180)
         assert worker.proc.poll() is None, "the worker must survive the outage"
