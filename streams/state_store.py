@@ -5,7 +5,10 @@ read) and ``doc`` (a msgpack document with that offset, the stream schema and
 the core's state bytes). A save is one Lua script: it writes both only if
 ``next`` is still what the worker loaded, so state and offset never disagree,
 and a worker that lost the partition in a rebalance cannot overwrite the new
-owner's progress (:class:`StaleState`). After a crash the worker resumes at
+owner's progress (:class:`StaleState`). A save whose ``next`` is already
+stored has landed before (a retry after Redis went away between the write
+and its reply): it succeeds and writes nothing. The same events from the
+same state give the same state, whoever saved it. After a crash the worker resumes at
 the offset the state says, and skips every event below it.
 
 Redis errors surface as :class:`StateUnavailable`; callers retry with back-off.
@@ -38,6 +41,7 @@ class StaleState(RuntimeError):
 
 _SAVE = """
 local current = redis.call('HGET', KEYS[1], 'next')
+if current == ARGV[2] then return 1 end
 if (current or '-1') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'next', ARGV[2], 'doc', ARGV[3])
 return 1

@@ -25,6 +25,8 @@ def test_compare_and_set_refuses_a_stale_writer(services):
                 await store.save("t", 0, stale, -1)  # a worker that loaded before the first save
             kept, _ = await store.load("t", 0)
             assert kept.monitor == b"state-a"
+            await store.save("t", 0, state, loaded)  # a retry after a lost reply: already stored, nothing written
+            assert (await store.load("t", 0))[0].monitor == b"state-a"
             assert list(await store.partitions()) == ["t:0"]
         finally:
             await store.close()
