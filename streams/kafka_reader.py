@@ -9,7 +9,7 @@ cores instead of taking turns.
 Frame: ``<qq`` (records, payload bytes), then the records' offsets
 (``int64``), their value lengths (``int64``) and the values back to back.
 A frame of 0 records ends the range. On an error the child writes it to
-stderr and exits non-zero; :func:`read_range` raises it.
+stderr and exits non-zero; :class:`RangeReader` raises it.
 """
 
 from __future__ import annotations

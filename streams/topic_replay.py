@@ -6,8 +6,9 @@ Partitions are monitored one after the other, in partition order, each in
 offset order: the same range gives the same alerts every time. Each
 partition is read by a child process (:mod:`streams.kafka_reader`) while the
 previous one is monitored. The consumers join no group and commit nothing, so
-the live worker's group and state are never touched. With events keyed by model (one model, one partition), a topic
-replay gives the same alerts as a file replay of the same events.
+the live worker's group and state are never touched. With events keyed by
+model (one model, one partition), a topic replay gives the same alerts as a
+file replay of the same events.
 """
 
 from __future__ import annotations

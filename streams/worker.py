@@ -20,9 +20,9 @@ consumer seeks to the stored next offset: Redis is the truth, Kafka's
 committed offsets are only a hint written afterwards. A crash between 2 and
 3 re-publishes the same alerts with the same ``alert_id`` (downstream
 de-duplicates on it); the state never counts an event twice. A save refused
-because another worker moved the partition on (a rebalance) reloads the
-state and seeks again. Redis or Kafka outages pause the loop and are retried
-with back-off.
+because another worker moved the partition on makes this worker rejoin the
+group and reload every state. Redis or Kafka outages pause the loop and are
+retried with back-off.
 
 Detection state is per partition: produce events keyed by model so that a
 model's events share a partition (see the README).
@@ -84,6 +84,7 @@ class Partition:
     loaded: int
     monitor: Monitor | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
     decoder: Decoder | None = None
+    guards: Guards | None = None  # rules compiled once for the partition's schema
 
 
 @dataclass
@@ -114,10 +115,10 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
         state.schema = infer_schema(sample, config).to_dict()
     if part.decoder is None:
         part.decoder = Decoder(Schema.from_dict(state.schema), config.limits)
+        part.guards = Guards(config, part.decoder.schema)
     if part.monitor is None:
         part.monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
-    guards = _guards(config, part.decoder.schema)
-    monitor = part.monitor
+    guards, monitor = part.guards, part.monitor
     decoded = part.decoder.decode(values)
     source = {"topic": part.topic, "partition": part.number}
     out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]})) for d in decoded.dead]
@@ -139,18 +140,6 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     state.events += decoded.events
     state.dead_letters += len(out.dead)
     return out
-
-
-_COMPILED: dict[tuple[int, bytes], tuple[MonitorConfig, Guards]] = {}
-
-
-def _guards(config: MonitorConfig, schema: Schema) -> Guards:
-    """Rules compiled once per (config, schema), not per batch."""
-    key = (id(config), orjson.dumps(schema.to_dict()))
-    hit = _COMPILED.get(key)
-    if hit is None or hit[0] is not config:
-        hit = _COMPILED[key] = (config, Guards(config, schema))
-    return hit[1]
 
 
 class WorkerMetrics:

@@ -12,7 +12,7 @@ import yaml
 
 from services import ROOT, create_topic, kcat_consume, kcat_consume_partitions, kcat_produce, unique, wait_until
 from test_http_guard import ALL_RULES, crafted_events
-from test_worker import Worker, end_offsets, free_port, offsets_done, replay_alerts
+from test_worker import free_port, monitor_to_end, replay_alerts
 
 from detectors.config import MonitorConfig
 from streams.guard import Guard
@@ -78,21 +78,12 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
 
 
 def test_worker_publishes_each_decision_and_guardrail_alerts_in_the_same_pass(services, tmp_path):
-    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
     rules = {"default": {"columns": {"amount": {"type": "numeric"}},
                          "rules": [{"kind": "range", "field": "amount", "max": 5000, "action": "flag"}]}}
     config = tmp_path / "rules.yaml"
     config.write_text(yaml.safe_dump(rules))
-    topic = unique("guarded")
-    create_topic(bootstrap, topic, 1)
-    kcat_produce(bootstrap, topic, DEMO)
-    app_id = unique("app")
-    worker = Worker(services, topic, app_id, tmp_path, config).start()
-    try:
-        ends = end_offsets(bootstrap, topic)
-        wait_until(lambda: offsets_done(redis_url, app_id, topic, ends), 240, "the end of the topic")
-    finally:
-        worker.stop()
+    topic, _ = monitor_to_end(services, DEMO, tmp_path, "guarded", config)
     guard = Guard(MonitorConfig.model_validate(rules))
     want = [d for d in guard.check_batch(DEMO.read_bytes().splitlines()) if "error" not in d]
     got = [orjson.loads(m) for m in kcat_consume_partitions(bootstrap, f"{topic}-outputs")[0]]

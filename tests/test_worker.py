@@ -102,6 +102,21 @@ def end_offsets(bootstrap, topic):
         consumer.close()
 
 
+def monitor_to_end(services, path: Path, tmp: Path, name: str, config: Path | None = None) -> tuple[str, str]:
+    """kcat produces ``path`` into a new 1-partition topic; one worker monitors all of it. (topic, app id)"""
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    topic, app_id = unique(name), unique("app")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, path)
+    worker = Worker(services, topic, app_id, tmp, config).start()
+    try:
+        ends = end_offsets(bootstrap, topic)
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, ends), 240, "the end of the topic")
+    finally:
+        worker.stop()
+    return topic, app_id
+
+
 def replay_alerts(path: Path, extra=()):
     res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(path), *extra],
                          capture_output=True, cwd=ROOT, check=True, timeout=300)
@@ -209,15 +224,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     path.write_bytes(b"\n".join(lines) + b"\n")
     config = tmp_path / "monitor.yaml"
     config.write_text("limits: {max_message_bytes: 4096}\n")
-    topic = unique("bad")
-    create_topic(bootstrap, topic, 1)
-    kcat_produce(bootstrap, topic, path)
-    app_id = unique("app")
-    worker = Worker(services, topic, app_id, tmp_path, config).start()
-    try:
-        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: len(lines)}), 240, "the end of the topic")
-    finally:
-        worker.stop()
+    topic, app_id = monitor_to_end(services, path, tmp_path, "bad", config)
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
     assert sorted(d["source"]["offset"] for d in dead) == [1000, 1001, 1002, 1003]
     for d in dead:
