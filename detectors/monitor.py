@@ -40,7 +40,7 @@ from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
-from .types import Alert, Batch, CategoricalArray, Column, NumericArray
+from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArray
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
@@ -366,7 +366,7 @@ def concat_batches(batches: list[Batch]) -> Batch:
         columns[name] = concat_columns([b.columns.get(name) or _empty_like(kind, len(b)) for b in batches])
     return Batch(
         batches[0].model,
-        np.concatenate([b.event_ids for b in batches]),
+        TextArray.concat([b.event_ids for b in batches]),
         np.concatenate([b.times for b in batches]),
         columns,
     )
@@ -379,7 +379,7 @@ def _batch_to_dict(b: Batch) -> dict:
             cols[name] = {"kind": "numeric", "values": c.values.tobytes()}
         else:
             cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
-    return {"model": b.model, "event_ids": [str(e) for e in b.event_ids], "times": b.times.tobytes(), "columns": cols}
+    return {"model": b.model, "event_ids": b.event_ids.tolist(), "times": b.times.tobytes(), "columns": cols}
 
 
 def _batch_from_dict(raw: dict) -> Batch:
@@ -389,5 +389,5 @@ def _batch_from_dict(raw: dict) -> Batch:
             cols[name] = NumericArray(np.frombuffer(c["values"], dtype=np.float64).copy())
         else:
             cols[name] = CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
-    return Batch(raw["model"], np.array(raw["event_ids"], dtype=object),
+    return Batch(raw["model"], TextArray.from_list(raw["event_ids"]),
                  np.frombuffer(raw["times"], dtype=np.float64).copy(), cols)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .timefmt import rfc3339
 
-__all__ = ["NumericArray", "CategoricalArray", "Column", "Batch", "Alert"]
+__all__ = ["NumericArray", "CategoricalArray", "Column", "TextArray", "Batch", "Alert"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,52 @@ Column = Union[NumericArray, CategoricalArray]
 
 
 @dataclass(frozen=True)
+class TextArray:
+    """Strings packed end to end in UTF-8 (Arrow's layout): item ``i`` is ``data[offsets[i]:offsets[i + 1]]``.
+
+    Event ids and timestamps cross from the decoder this way: one buffer, not
+    a Python string per event. Strings are made only for the rows that need one.
+
+    >>> ids = TextArray.from_list(["a", "bc", "déf"])
+    >>> ids[2], ids.take(np.array([1, 0])).tolist(), len(TextArray.concat([ids, ids]))
+    ('déf', ['bc', 'a'], 6)
+    """
+
+    data: bytes
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i) -> str:
+        return self.data[self.offsets[i]:self.offsets[i + 1]].decode("utf-8")
+
+    def tolist(self) -> list[str]:
+        return [self[i] for i in range(len(self))]
+
+    def take(self, rows: np.ndarray) -> "TextArray":
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, lengths = self.offsets[rows], self.offsets[rows + 1] - self.offsets[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        source = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return TextArray(np.frombuffer(self.data, dtype=np.uint8)[source].tobytes(), offsets)
+
+    @classmethod
+    def from_list(cls, strings) -> "TextArray":
+        encoded = [str(s).encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        return cls(b"".join(encoded), offsets)
+
+    @classmethod
+    def concat(cls, parts: "list[TextArray]") -> "TextArray":
+        shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)]).astype(np.int64)
+        return cls(b"".join(p.data for p in parts), offsets)
+
+
+@dataclass(frozen=True)
 class Batch:
     """Decoded events of one model, in stream order.
 
@@ -72,10 +118,14 @@ class Batch:
     """
 
     model: str
-    event_ids: np.ndarray
+    event_ids: TextArray
     times: np.ndarray
     columns: Mapping[str, Column]
     segments: Mapping[str, CategoricalArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event_ids, TextArray):  # a list or array of ids, as tests and small callers write them
+            object.__setattr__(self, "event_ids", TextArray.from_list(self.event_ids))
 
     def __len__(self) -> int:
         return len(self.times)
@@ -83,7 +133,7 @@ class Batch:
     def take(self, rows: np.ndarray) -> "Batch":
         return Batch(
             self.model,
-            self.event_ids[rows],
+            self.event_ids.take(rows),
             self.times[rows],
             {k: c.take(rows) for k, c in self.columns.items()},
             {k: c.take(rows) for k, c in self.segments.items()},

@@ -25,13 +25,14 @@ import orjson
 import polars as pl
 
 from detectors.config import Limits, MonitorConfig
-from detectors.types import Batch, CategoricalArray, Column, NumericArray
+from detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
 
 from .timeparse import rfc3339_seconds
 
 __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
 Kind = str  # "numeric" | "categorical" | "boolean"
+ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
 _POLARS = {"numeric": pl.Float64, "categorical": pl.String, "boolean": pl.Boolean}
 
 
@@ -238,8 +239,7 @@ class Decoder:
         if len(table) == 0:
             return
         columns, segments, names = self._columns(table)
-        event_ids = table["event_id"].to_numpy()
-        batch = Batch(names[0], event_ids, times, columns, segments)
+        batch = Batch(names[0], _text(table["event_id"]), times, columns, segments)
         if len(names) == 1:
             out.batches.append(batch)
             out.rows.append(first_index + index)
@@ -254,24 +254,28 @@ class Decoder:
     def _columns(self, table: pl.DataFrame) -> tuple[dict[str, Column], dict[str, CategoricalArray], list[str]]:
         """Every output as an array, and the models in order of appearance, in two polars queries.
 
-        A small batch pays polars' fixed cost per query (tens of microseconds),
-        so categorical codes come from a dense rank (sorted labels, as
-        ``CategoricalArray`` wants) in one query and the labels in another.
+        The first query finds each categorical column's labels (sorted, as
+        ``CategoricalArray`` wants); the second casts to codes: through an
+        ``Enum`` of those labels when they are few (a hash lookup per value),
+        by a dense rank when they are many (an Enum that wide costs more).
         """
         outputs = self._outputs()
-        codes_exprs, label_exprs = [], [pl.col("model").unique(maintain_order=True).implode()]
+        categorical = [name for name, kind in outputs if kind == "categorical"]
+        labels = table.select([pl.col("model").unique(maintain_order=True).implode()]
+                              + [pl.col(c).drop_nulls().unique().sort().implode() for c in categorical]).row(0)
+        names, vocabulary = labels[0], dict(zip(categorical, labels[1:]))
+        codes_exprs = []
         for name, kind in outputs:
             col = pl.col(name)
             if kind == "numeric":
                 codes_exprs.append(col.cast(pl.Float64))
             elif kind == "boolean":
                 codes_exprs.append(col.cast(pl.Int8).cast(pl.Int64).fill_null(-1))
+            elif len(vocabulary[name]) <= ENUM_LABELS:
+                codes_exprs.append(col.cast(pl.Enum(vocabulary[name])).to_physical().cast(pl.Int64).fill_null(-1))
             else:
                 codes_exprs.append((col.rank("dense").cast(pl.Int64) - 1).fill_null(-1))
-                label_exprs.append(col.drop_nulls().unique().sort().implode())
         arrays = table.select(codes_exprs)
-        labels = table.select(label_exprs).row(0)
-        names, found = labels[0], iter(labels[1:])
         columns: dict[str, Column] = {}
         segments: dict[str, CategoricalArray] = {}
         for name, kind in outputs:
@@ -281,7 +285,7 @@ class Decoder:
             elif kind == "boolean":
                 column = CategoricalArray(values, ("false", "true"))
             else:
-                column = CategoricalArray(values, tuple(next(found)))
+                column = CategoricalArray(values, tuple(vocabulary[name]))
             if name.startswith("tags."):
                 segments[name[5:]] = column
             else:
@@ -323,18 +327,22 @@ class Decoder:
 _RFC3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"
 
 
+def _text(strings: pl.Series) -> TextArray:
+    """A string column as one UTF-8 buffer and its offsets (nulls as empty strings)."""
+    strings = strings.fill_null("")
+    offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+    np.cumsum(strings.str.len_bytes().to_numpy(), out=offsets[1:])
+    data = strings.str.join("").item().encode("utf-8") if len(strings) else b""
+    return TextArray(data, offsets)
+
+
 def _seconds(ts: pl.Series) -> np.ndarray:
     """Epoch seconds of RFC 3339 text or of epoch seconds (sent as a number); NaN if neither.
 
     The compiled parser takes the common forms; the rows it cannot read go to
     a float cast, then to polars' general parser.
     """
-    text = ts.fill_null("").to_numpy()
-    try:
-        fixed = text.astype("S40")
-    except UnicodeEncodeError:  # a non-ASCII timestamp is not RFC 3339: "?" makes the fast parser say so
-        fixed = np.array([t.encode("ascii", "replace")[:40] for t in text], dtype="S40")
-    out = rfc3339_seconds(fixed)
+    out = rfc3339_seconds(_text(ts))
     left = np.flatnonzero(np.isnan(out))
     if left.size:
         rest = ts.gather(left)
@@ -345,6 +353,8 @@ def _seconds(ts: pl.Series) -> np.ndarray:
                             .otherwise(parsed.dt.epoch("us") / 1e6)).to_series()
         out[left] = seconds.fill_null(np.nan).to_numpy()
     return out
+
+
 _PROBLEMS = {
     1: "missing required field: event_id",
     2: "missing required field: model",

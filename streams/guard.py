@@ -34,6 +34,7 @@ import numpy as np
 import orjson
 
 from detectors.config import MonitorConfig
+from detectors.types import TextArray
 
 from .config_file import load_config
 from .decode import Decoder, Schema
@@ -198,7 +199,7 @@ def _time_ok(ts) -> bool:
     if t is str:
         if len(ts) > 40 or not ts.isascii():
             return False
-        return not np.isnan(rfc3339_seconds(np.array([ts.encode()], dtype="S40"))[0])
+        return not np.isnan(rfc3339_seconds(TextArray.from_list([ts]))[0])
     if t is int:
         return -_LIMIT <= ts <= _LIMIT
     return t is float and ts - ts == 0.0

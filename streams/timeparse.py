@@ -1,11 +1,11 @@
-"""Fast RFC 3339 parsing of a column of timestamps (compiled, fixed-width bytes).
+"""Fast RFC 3339 parsing of a column of timestamps (compiled, over packed UTF-8 text).
 
 ``YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM)``; anything else is
 NaN here, and the decoder falls back to epoch seconds and then to polars'
 general parser for those rows only.
 
->>> import numpy as np
->>> rfc3339_seconds(np.array([b"2026-11-01T00:00:00.100Z", b"2026-11-01 02:00:00+02:00", b"1762000000", b"2026-02-29T00:00:00Z"]))
+>>> from detectors.types import TextArray
+>>> rfc3339_seconds(TextArray.from_list(["2026-11-01T00:00:00.100Z", "2026-11-01 02:00:00+02:00", "1762000000", "2026-02-29T00:00:00Z"]))
 array([1.7934912e+09, 1.7934912e+09,           nan,           nan])
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from detectors.types import TextArray
 
 __all__ = ["rfc3339_seconds"]
 
@@ -46,10 +48,10 @@ def _days_from_civil(y, m, d):
 
 
 @njit(cache=True, nogil=True)
-def _parse(rows, out):
-    n, width = rows.shape
-    for i in range(n):
-        row = rows[i]
+def _parse(data, offsets, out):
+    for i in range(len(offsets) - 1):
+        row = data[offsets[i]:offsets[i + 1]]
+        width = len(row)
         out[i] = np.nan
         if width < 20 or row[4] != 45 or row[7] != 45 or row[13] != 58 or row[16] != 58:
             continue
@@ -90,17 +92,14 @@ def _parse(rows, out):
             pos += 6
         else:
             continue
-        if pos < width and row[pos] != 0:
+        if pos != width:
             continue
         days = _days_from_civil(year, month, day)
         out[i] = days * 86400.0 + hour * 3600 + minute * 60 + sec - offset + frac
 
 
-def rfc3339_seconds(values: np.ndarray) -> np.ndarray:
-    """Epoch seconds of fixed-width byte strings (``S<n>`` array); NaN where not RFC 3339."""
-    values = np.ascontiguousarray(values)
-    width = values.dtype.itemsize
-    rows = values.view(np.uint8).reshape(len(values), width) if len(values) else np.zeros((0, max(width, 1)), np.uint8)
-    out = np.empty(len(values))
-    _parse(rows, out)
+def rfc3339_seconds(text: TextArray) -> np.ndarray:
+    """Epoch seconds of each string; NaN where it is not RFC 3339."""
+    out = np.empty(len(text))
+    _parse(np.frombuffer(text.data, dtype=np.uint8), text.offsets, out)
     return out

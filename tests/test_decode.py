@@ -106,3 +106,24 @@ def test_a_non_ascii_timestamp_is_a_dead_letter_not_a_crash():
     out = Decoder(SCHEMA).decode([ev(1), ev(2, timestamp="2026-11-01T00:00:00Z\u00e9"), ev(3, timestamp="\x80")])
     assert out.events == 1
     assert [(d.index, d.error.split(":")[0]) for d in out.dead] == [(1, "timestamp"), (2, "timestamp")]
+
+
+def test_wide_and_narrow_vocabularies_give_the_same_codes(monkeypatch):
+    """Few labels are coded through an Enum, many by a dense rank: same codes, same sorted labels, ids intact."""
+    countries = ["US", None, "DE", "FR", "DE", "Ünïcode", "US"]
+    lines = [ev(i, features={"amount": 1.0, "country": c, "flag": False}) for i, c in enumerate(countries)]
+    narrow = Decoder(SCHEMA).decode(lines).batches[0]
+    monkeypatch.setattr("streams.decode.ENUM_LABELS", 1)
+    wide = Decoder(SCHEMA).decode(lines).batches[0]
+    for batch in (narrow, wide):
+        col = batch.columns["country"]
+        assert col.categories == ("DE", "FR", "US", "Ünïcode")
+        assert [col.categories[c] if c >= 0 else None for c in col.codes] == countries
+        assert batch.event_ids.tolist() == [f"e{i}" for i in range(len(countries))]
+
+
+def test_timestamp_with_trailing_text_is_a_dead_letter():
+    out = Decoder(SCHEMA).decode([ev(0, timestamp="2026-11-01T00:00:00Zjunk"),
+                                  ev(1, timestamp="2026-11-01T00:00:00.123456789012345678901234567890Z")])
+    assert [d.index for d in out.dead] == [0]
+    assert out.batches[0].times[0] == pytest.approx(1793491200.123456789)
