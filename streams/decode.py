@@ -29,7 +29,7 @@ from detectors.types import Batch, CategoricalArray, Column, NumericArray, TextA
 
 from .timeparse import rfc3339_seconds
 
-__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
+__all__ = ["Schema", "LineBlock", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
 Kind = str  # "numeric" | "categorical" | "boolean"
 ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
@@ -76,6 +76,49 @@ class Schema:
 
 
 @dataclass(frozen=True)
+class LineBlock:
+    """Lines of a file as read: one buffer, line ``i`` is ``buffer[starts[i]:ends[i]]``, ``b"\\n"`` between them.
+
+    The decoder hands the whole block to the JSON reader as it is when every
+    line is worth parsing, instead of splitting it into lines and joining them
+    again; single lines are sliced out only for dead letters.
+
+    >>> block = LineBlock.split(b'{"a":1}\\n\\n{"b":2}')
+    >>> len(block), block[2], list(block)
+    (3, b'{"b":2}', [b'{"a":1}', b'', b'{"b":2}'])
+    """
+
+    buffer: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def split(cls, buffer: bytes) -> "LineBlock":
+        ends = np.append(np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10), len(buffer))
+        return cls(buffer, np.concatenate([[0], ends[:-1] + 1]), ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.buffer[self.starts[i]:self.ends[i]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    def joined(self) -> bytes:
+        """Every line, newline-separated, as one buffer (no copy when the block is the whole buffer)."""
+        start, end = int(self.starts[0]), int(self.ends[-1])
+        return self.buffer if (start, end) == (0, len(self.buffer)) else self.buffer[start:end]
+
+
+Lines = Union[list[bytes], LineBlock]
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """An input that is not a valid event: why, where, and its exact bytes."""
 
@@ -117,7 +160,7 @@ _EVENT = msgspec.json.Decoder(_Event)
 
 
 class Decoder:
-    """Turn lists of raw messages into :class:`Decoded` batches.
+    """Turn raw messages (a list, or a :class:`LineBlock` of a file) into :class:`Decoded` batches.
 
     >>> dec = Decoder(Schema({"amount": "numeric", "country": "categorical"}, "numeric"))
     >>> out = dec.decode([
@@ -133,7 +176,7 @@ class Decoder:
         self.limits = limits or Limits()
         self.polars_schema = schema.polars()
 
-    def decode(self, lines: list[bytes], first_index: int = 0) -> Decoded:
+    def decode(self, lines: Lines, first_index: int = 0) -> Decoded:
         """Decode ``lines``; indices in the result count from ``first_index``."""
         out = Decoded()
         keep = self._screen(lines, first_index, out)
@@ -151,10 +194,13 @@ class Decoder:
         out.dead.sort(key=lambda d: d.index)
         return out
 
-    def _screen(self, lines: list[bytes], first_index: int, out: Decoded) -> np.ndarray:
+    def _screen(self, lines: Lines, first_index: int, out: Decoded) -> np.ndarray:
         """Indices (into ``lines``) worth parsing; blank lines are skipped, oversize ones are dead letters."""
         dead = out.dead
-        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        if isinstance(lines, LineBlock):
+            lengths = lines.lengths()
+        else:
+            lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
         blank = lengths == 0
         for i in np.flatnonzero(lengths <= 4):
             blank[i] = not lines[i].strip()
@@ -183,8 +229,14 @@ class Decoder:
         if idx.size == 0:
             return
         try:
-            payload = b"\n".join([lines[i] for i in idx]) if idx.size > 1 else lines[idx[0]]
-            frames.append((idx, pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)))
+            if isinstance(lines, LineBlock) and idx.size == len(lines):
+                payload = lines.joined()
+            else:
+                payload = b"\n".join([lines[i] for i in idx]) if idx.size > 1 else lines[idx[0]]
+            frame = pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)
+            if len(frame) != idx.size:  # a message with a newline inside is not one line of NDJSON
+                raise ValueError("a message must be one JSON object on one line")
+            frames.append((idx, frame))
             return
         except Exception as exc:  # polars raises several types for bad input
             if idx.size == 1:

@@ -22,7 +22,7 @@ from detectors.guard import BatchGuard
 from detectors.monitor import Monitor, concat_batches
 from detectors.types import Batch
 
-from .decode import Decoded, Decoder, Schema, infer_schema
+from .decode import Decoded, Decoder, LineBlock, Schema, infer_schema
 from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",
@@ -59,26 +59,32 @@ class ReplaySummary:
         }
 
 
-def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, list[bytes], int]]:
-    """Yield (index of the first line, lines, bytes read so far); blank lines are kept."""
+def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    """Yield (index of the first line, the chunk's lines, bytes read so far); blank lines are kept.
+
+    Line ends are found with numpy on each block read; a chunk is one buffer
+    with its line offsets, not a list of byte strings.
+    """
     with open(path, "rb") as f:
-        index, pending, tail, done = 0, [], b"", 0
+        index, done, buffer = 0, 0, b""
+        ends = np.empty(0, dtype=np.int64)  # newline positions in buffer
         while True:
             block = f.read(READ_BLOCK)
             done += len(block)
+            if block:
+                found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + len(buffer)
+                ends = np.concatenate([ends, found])
+                buffer += block
+            elif len(buffer) > (ends[-1] + 1 if ends.size else 0):
+                ends = np.append(ends, len(buffer))  # the last line has no newline
+            while len(ends) >= lines_per_chunk or (not block and len(ends)):
+                cut = ends[:lines_per_chunk]
+                yield index, LineBlock(buffer, np.concatenate([[0], cut[:-1] + 1]), cut), done
+                index += len(cut)
+                consumed = int(cut[-1]) + 1
+                buffer, ends = buffer[consumed:], ends[len(cut):] - consumed
             if not block:
-                if tail:
-                    pending.append(tail)
-                break
-            parts = (tail + block).split(b"\n")
-            tail = parts.pop()
-            pending.extend(parts)
-            while len(pending) >= lines_per_chunk:
-                chunk, pending = pending[:lines_per_chunk], pending[lines_per_chunk:]
-                yield index, chunk, done
-                index += len(chunk)
-        if pending:
-            yield index, pending, done
+                return
 
 
 def sample_lines(path: str | Path, n: int = SCHEMA_SAMPLE_LINES) -> list[bytes]:

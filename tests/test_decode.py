@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from detectors.config import Limits
 from detectors.types import CategoricalArray, NumericArray
-from streams.decode import Decoder, Schema, infer_schema
+from streams.decode import Decoder, LineBlock, Schema, infer_schema
 
 SCHEMA = Schema({"amount": "numeric", "country": "categorical", "flag": "boolean"}, "numeric")
 
@@ -127,3 +127,46 @@ def test_timestamp_with_trailing_text_is_a_dead_letter():
                                   ev(1, timestamp="2026-11-01T00:00:00.123456789012345678901234567890Z")])
     assert [d.index for d in out.dead] == [0]
     assert out.batches[0].times[0] == pytest.approx(1793491200.123456789)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"", b" ", b"{}", b'{"a":1}\r', b"x" * 37]), max_size=40),
+       st.booleans(), st.integers(1, 9), st.integers(1, 64))
+def test_read_chunks_cuts_a_file_into_its_lines(tmp_path_factory, lines, trailing_newline, per_chunk, block):
+    """Whatever the block and chunk sizes: the file's lines, in order, numbered from 0, as ``split`` sees them."""
+    import streams.replay as replay
+
+    content = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    path = tmp_path_factory.mktemp("chunks") / "events.jsonl"
+    path.write_bytes(content)
+    expected = content.split(b"\n")
+    if content.endswith(b"\n") or not content:
+        expected.pop()
+    saved, replay.READ_BLOCK = replay.READ_BLOCK, block
+    try:
+        chunks = list(replay.read_chunks(path, per_chunk))
+    finally:
+        replay.READ_BLOCK = saved
+    assert [line for _, chunk, _ in chunks for line in chunk] == expected
+    assert [first for first, _, _ in chunks] == list(range(0, len(expected), per_chunk))
+    assert all(len(chunk) == per_chunk for _, chunk, _ in chunks[:-1])
+    assert [chunk.joined() for _, chunk, _ in chunks] == [b"\n".join(expected[i:i + per_chunk])
+                                                          for i in range(0, len(expected), per_chunk)]
+
+
+def test_a_block_of_lines_decodes_like_the_list_of_its_lines():
+    for lines in ([ev(i) for i in range(20)],
+                  [ev(0), b"", b"garbage", ev(3, features={"amount": "s"}), b"  ", ev(5)]):
+        as_list = Decoder(SCHEMA).decode(lines, 10)
+        as_block = Decoder(SCHEMA).decode(LineBlock.split(b"\n".join(lines)), 10)
+        assert [(d.index, d.error, d.raw) for d in as_block.dead] == [(d.index, d.error, d.raw) for d in as_list.dead]
+        assert as_block.blank == as_list.blank
+        assert [r.tolist() for r in as_block.rows] == [r.tolist() for r in as_list.rows]
+        assert as_block.batches[0].event_ids.tolist() == as_list.batches[0].event_ids.tolist()
+
+
+def test_a_message_with_a_newline_inside_is_a_dead_letter_not_two_events():
+    two = ev(1) + b"\n" + ev(2)
+    out = Decoder(SCHEMA).decode([ev(0), two, ev(3)])
+    assert [d.index for d in out.dead] == [1]
+    assert out.rows[0].tolist() == [0, 2]
