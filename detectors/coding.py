@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm
 
-from .kernels import bucket_table, count_codes, encode_numeric
+from .kernels import bucket_table, encode_labels, encode_numeric
 from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict"]
@@ -146,23 +146,26 @@ class CategoricalCodebook:
         return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab)
 
     def encode(self, column: Column) -> np.ndarray:
+        return self._lookup(column)[column.codes]
+
+    def _lookup(self, column: Column) -> np.ndarray:
+        """Code of each of the column's labels, then of a missing value (the last slot)."""
         if not isinstance(column, CategoricalArray):
             raise TypeError(f"categorical codebook got {type(column).__name__}")
         top_index = {label: i for i, label in enumerate(self.top)}
         fallback_unknown = self.other_code if self.open_vocabulary else self.unseen_code
-        lookup = np.empty(len(column.categories) + 1, dtype=np.int64)
+        lookup = np.empty(len(column.categories) + 1, dtype=np.uint8 if self.n_codes <= 256 else np.int64)
         for i, label in enumerate(column.categories):
             code = top_index.get(label)
             if code is None:
                 code = self.other_code if label in self.known else fallback_unknown
             lookup[i] = code
         lookup[-1] = self.missing_code  # code -1 indexes the last slot
-        return lookup[column.codes]
+        return lookup
 
     def encode_counted(self, column: Column, r: int, block: int):
-        """(codes, per-block code counts, None)."""
-        codes = self.encode(column)
-        return codes, count_codes(codes, r, block, self.n_codes), None
+        """(codes, per-block code counts, count of each of the column's labels then of missing values)."""
+        return encode_labels(column.codes, self._lookup(column), r, block, self.n_codes)
 
     def label(self, code: int) -> str:
         if code < len(self.top):

@@ -3,8 +3,10 @@
 One pass per column turns values into codes, counts codes per block and
 accumulates the moments the statistics need. A numeric value finds its bin
 through a 65,536-entry table indexed by the top 16 bits of its order-
-preserving integer key (sign, exponent and 4 mantissa bits); only a value
-whose table slot straddles a bin edge does a short binary search.
+preserving integer key (sign, exponent and 4 mantissa bits). A slot holds
+the lowest and highest code its values can take; when they differ by at most
+one (nearly always), one comparison with the edge between them decides,
+without a branch; only a slot spanning several edges does a binary search.
 
 >>> import numpy as np
 >>> edges = np.array([0.0, 10.0, 100.0])
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["bucket_table", "encode_numeric", "count_codes"]
+__all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes"]
 
 _SIGN = np.uint64(1 << 63)
 
@@ -31,18 +33,23 @@ def _keys_to_floats(keys: np.ndarray) -> np.ndarray:
 
 
 def bucket_table(edges: np.ndarray) -> np.ndarray:
-    """For each 16-bit key prefix, the lowest and highest code its values can take."""
+    """For each 16-bit key prefix, the lowest and highest code its values can take (one row per prefix).
+
+    Bytes when the codes fit in them: the slots a column's values touch then
+    share fewer cache lines.
+    """
     prefixes = np.arange(1 << 16, dtype=np.uint64) << np.uint64(48)
     low = _keys_to_floats(prefixes)
     high = _keys_to_floats(prefixes | np.uint64((1 << 48) - 1))
+    # Slots at the ends hold NaN keys beside -inf and +inf: only the infinities are values there.
     with np.errstate(invalid="ignore"):
-        lo = np.searchsorted(edges, np.where(np.isnan(low), np.inf, low), side="right")
+        lo = np.searchsorted(edges, np.where(np.isnan(low), -np.inf, low), side="right")
         hi = np.searchsorted(edges, np.where(np.isnan(high), np.inf, high), side="right")
-    return np.stack([lo, hi]).astype(np.int32)
+    return np.stack([lo, hi], axis=1).astype(np.uint8 if len(edges) < 255 else np.int32)
 
 
 @njit(cache=True, nogil=True)
-def _encode_numeric(values, bits, edges, table, missing, r, block, n_codes, codes, counts):
+def _encode_numeric(values, bits, edges, table, missing, r, block, codes, counts):
     n_present = 0
     total = 0.0
     squares = 0.0
@@ -62,15 +69,18 @@ def _encode_numeric(values, bits, edges, table, missing, r, block, n_codes, code
                 key = np.uint64(0)
             key = key ^ sign if key < sign else ~key
             slot = np.int64(key >> np.uint64(48))
-            lo = table[0, slot]
-            hi = table[1, slot]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if edges[mid] <= x:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            c = lo
+            lo = np.int64(table[slot, 0])
+            hi = np.int64(table[slot, 1])
+            if hi - lo <= 1:  # edges[lo] > x when hi == lo; the NaN after the last edge compares false
+                c = lo + np.int64(edges[lo] <= x)
+            else:
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if edges[mid] <= x:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                c = lo
             if n_present == 0:
                 shift = x
             d = x - shift
@@ -94,15 +104,53 @@ def encode_numeric(values, edges, table, missing, r, block, n_codes):
     """Codes, per-block counts and (n, sum, sum of squares, shift, min, max) of present values.
 
     Sums are of ``x - shift`` (the first present value), for precision.
+    Codes have the table's integer type.
     """
     n = len(values)
     n_blocks = (r + n - 1) // block + 1 if n else 0
-    codes = np.empty(n, dtype=np.int64)
+    codes = np.empty(n, dtype=table.dtype)
     counts = np.zeros((n_blocks, n_codes), dtype=np.int64)
     if values.dtype != np.float64 or not values.flags.c_contiguous:
         values = np.ascontiguousarray(values, dtype=np.float64)
-    moments = _encode_numeric(values, values.view(np.uint64), edges, table, missing, r, block, n_codes, codes, counts)
+    padded = np.append(edges, np.nan)
+    moments = _encode_numeric(values, values.view(np.uint64), padded, table, missing, r, block, codes, counts)
     return codes, counts, moments
+
+
+@njit(cache=True, nogil=True)
+def _encode_labels(labels, lookup, r, block, codes, counts, label_counts):
+    missing = lookup.shape[0] - 1
+    blk = 0
+    pos = r
+    for i in range(labels.shape[0]):
+        k = labels[i]
+        if k < 0:
+            k = missing
+        c = lookup[k]
+        codes[i] = c
+        label_counts[k] += 1
+        counts[blk, c] += 1
+        pos += 1
+        if pos == block:
+            pos = 0
+            blk += 1
+
+
+def encode_labels(labels, lookup, r, block, n_codes):
+    """Codes of dictionary-encoded labels through ``lookup``, per-block counts, and counts per label.
+
+    Label code -1 (missing) takes ``lookup``'s last slot, and is counted last.
+
+    >>> codes, counts, per_label = encode_labels(np.array([0, 1, -1, 1]), np.array([2, 0, 1]), r=0, block=2, n_codes=3)
+    >>> codes.tolist(), counts.tolist(), per_label.tolist()
+    ([2, 0, 1, 0], [[1, 0, 1], [1, 1, 0]], [1, 2, 1])
+    """
+    n = len(labels)
+    codes = np.empty(n, dtype=lookup.dtype)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.int64)
+    label_counts = np.zeros(len(lookup), dtype=np.int64)
+    _encode_labels(np.ascontiguousarray(labels, dtype=np.int64), lookup, r, block, codes, counts, label_counts)
+    return codes, counts, label_counts
 
 
 @njit(cache=True, nogil=True)
@@ -130,22 +178,23 @@ def count_codes(codes, r, block, n_codes):
 
 
 @njit(cache=True, nogil=True)
-def _block_walk(sums, positive, s0, inblock, resume, h, closed, after, last_zero):
-    n_blocks, n_lanes = sums.shape
+def _block_walk(both, s0, inblock, resume, h, closed, after, last_zero):
+    n_blocks = both.shape[0]
+    n_lanes = s0.shape[0]
     value = s0.copy()
     hot = False
     for lane in range(n_lanes):
         start = inblock[lane] if resume else value[lane]
-        if start + positive[0, lane] >= h[lane]:
+        if start + both[0, n_lanes + lane] >= h[lane]:
             hot = True
     for j in range(n_blocks):
         if j > 0:
             for lane in range(n_lanes):
-                if value[lane] + positive[j, lane] >= h[lane]:
+                if value[lane] + both[j, n_lanes + lane] >= h[lane]:
                     hot = True
         if j < closed:
             for lane in range(n_lanes):
-                v = value[lane] + sums[j, lane]
+                v = value[lane] + both[j, lane]
                 if v <= 0.0:
                     v = 0.0
                     last_zero[lane] = j
@@ -173,7 +222,5 @@ def block_walk(both, s0, inblock, resume, h, closed):
     """
     after = np.empty((closed, len(s0)))
     last_zero = np.full(len(s0), -1, dtype=np.int64)
-    n = len(s0)
-    sums, positive = np.ascontiguousarray(both[:, :n]), np.ascontiguousarray(both[:, n:])
-    hot = _block_walk(sums, positive, s0, inblock, bool(resume), h, closed, after, last_zero)
+    hot = _block_walk(np.ascontiguousarray(both), s0, inblock, bool(resume), h, closed, after, last_zero)
     return after, last_zero, hot

@@ -96,12 +96,13 @@ class ColumnMonitor:
         if isinstance(self.stats, NumericStats):
             self.stats.update(column, start, moments)
         else:
-            unseen_code = self.book.unseen_code
-            unseen = int((codes == unseen_code).sum()) if not self.book.open_vocabulary else 0
+            per_label = moments
+            unseen = int(counts[:, self.book.unseen_code].sum()) if not self.book.open_vocabulary else 0
             if unseen:
-                present = np.unique(column.codes[codes == unseen_code])
+                lookup = self.book._lookup(column)[:-1]
+                present = np.flatnonzero((lookup == self.book.unseen_code) & (per_label[:-1] > 0))
                 self.recent_unseen = [column.categories[i] for i in present[:3]]
-            self.stats.update(column, unseen)
+            self.stats.update(column, unseen, per_label)
         if self.engine is None:
             return []
         return self.engine.advance(self.state, codes, start, counts)

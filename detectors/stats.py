@@ -141,12 +141,16 @@ class CategoricalStats:
     def empty(cls) -> "CategoricalStats":
         return cls(0, 0, 0, frequent_strings_sketch(FREQUENT_LG_MAX))
 
-    def update(self, column: CategoricalArray, unseen: int = 0) -> None:
+    def update(self, column: CategoricalArray, unseen: int = 0, per_label: np.ndarray | None = None) -> None:
+        """Add a batch; ``per_label`` counts each of the column's labels, then missing values, if the caller has them."""
         codes = column.codes
+        if per_label is None:
+            per_label = np.bincount(codes + 1, minlength=len(column.categories) + 1)
+            per_label = np.roll(per_label, -1)  # missing last
         self.count += len(codes)
-        self.missing += int((codes < 0).sum())
+        self.missing += int(per_label[-1])
         self.unseen += unseen
-        counts = np.bincount(codes[codes >= 0], minlength=len(column.categories))
+        counts = per_label[:-1]
         for i in np.flatnonzero(counts):
             self.sketch.update(column.categories[i], int(counts[i]))
 
