@@ -8,6 +8,7 @@ events in file order whatever the cut.
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -62,29 +63,60 @@ class ReplaySummary:
 def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
     """Yield (index of the first line, the chunk's lines, bytes read so far); blank lines are kept.
 
-    Line ends are found with numpy on each block read; a chunk is one buffer
-    with its line offsets, not a list of byte strings.
+    A chunk is one buffer with its line offsets, not a list of byte strings;
+    line ends are found with numpy. A regular file is memory-mapped, so each
+    byte is copied once, into its chunk; anything else (a pipe) is read block
+    by block.
     """
     with open(path, "rb") as f:
-        index, done, buffer = 0, 0, b""
-        ends = np.empty(0, dtype=np.int64)  # newline positions in buffer
-        while True:
-            block = f.read(READ_BLOCK)
-            done += len(block)
-            if block:
-                found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + len(buffer)
-                ends = np.concatenate([ends, found])
-                buffer += block
-            elif len(buffer) > (ends[-1] + 1 if ends.size else 0):
-                ends = np.append(ends, len(buffer))  # the last line has no newline
-            while len(ends) >= lines_per_chunk or (not block and len(ends)):
-                cut = ends[:lines_per_chunk]
-                yield index, LineBlock(buffer, np.concatenate([[0], cut[:-1] + 1]), cut), done
-                index += len(cut)
-                consumed = int(cut[-1]) + 1
-                buffer, ends = buffer[consumed:], ends[len(cut):] - consumed
-            if not block:
-                return
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty, or not a regular file
+            yield from _read_chunks(f, lines_per_chunk)
+            return
+        with mapped:
+            yield from _mapped_chunks(mapped, lines_per_chunk)
+
+
+def _mapped_chunks(mapped: mmap.mmap, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    size, index, start, scanned = len(mapped), 0, 0, 0
+    ends = np.empty(0, dtype=np.int64)  # newline positions not yet in a chunk
+    while start < size:
+        while len(ends) < lines_per_chunk and scanned < size:
+            count = min(READ_BLOCK, size - scanned)
+            window = np.frombuffer(mapped, dtype=np.uint8, count=count, offset=scanned)
+            ends = np.concatenate([ends, np.flatnonzero(window == 10) + scanned])
+            del window  # the map cannot close while a view of it is alive
+            scanned += count
+            if scanned == size and mapped[size - 1] != 10:
+                ends = np.append(ends, size)  # the last line has no newline
+        cut = ends[:lines_per_chunk]
+        end = int(cut[-1])
+        chunk = LineBlock(mapped[start:end], np.concatenate([[start], cut[:-1] + 1]) - start, cut - start)
+        yield index, chunk, min(end + 1, size)
+        index, start, ends = index + len(cut), end + 1, ends[len(cut):]
+
+
+def _read_chunks(f, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    index, done, buffer = 0, 0, b""
+    ends = np.empty(0, dtype=np.int64)  # newline positions in buffer
+    while True:
+        block = f.read(READ_BLOCK)
+        done += len(block)
+        if block:
+            found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + len(buffer)
+            ends = np.concatenate([ends, found])
+            buffer += block
+        elif len(buffer) > (ends[-1] + 1 if ends.size else 0):
+            ends = np.append(ends, len(buffer))  # the last line has no newline
+        while len(ends) >= lines_per_chunk or (not block and len(ends)):
+            cut = ends[:lines_per_chunk]
+            yield index, LineBlock(buffer, np.concatenate([[0], cut[:-1] + 1]), cut), done
+            index += len(cut)
+            consumed = int(cut[-1]) + 1
+            buffer, ends = buffer[consumed:], ends[len(cut):] - consumed
+        if not block:
+            return
 
 
 def sample_lines(path: str | Path, n: int = SCHEMA_SAMPLE_LINES) -> list[bytes]:

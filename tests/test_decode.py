@@ -131,9 +131,11 @@ def test_timestamp_with_trailing_text_is_a_dead_letter():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([b"", b" ", b"{}", b'{"a":1}\r', b"x" * 37]), max_size=40),
-       st.booleans(), st.integers(1, 9), st.integers(1, 64))
-def test_read_chunks_cuts_a_file_into_its_lines(tmp_path_factory, lines, trailing_newline, per_chunk, block):
-    """Whatever the block and chunk sizes: the file's lines, in order, numbered from 0, as ``split`` sees them."""
+       st.booleans(), st.integers(1, 9), st.integers(1, 64), st.booleans())
+def test_read_chunks_cuts_a_file_into_its_lines(tmp_path_factory, lines, trailing_newline, per_chunk, block, mapped):
+    """Whatever the block and chunk sizes, mapped or read as a stream: the file's lines, in order, numbered from 0."""
+    import io
+
     import streams.replay as replay
 
     content = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
@@ -144,12 +146,16 @@ def test_read_chunks_cuts_a_file_into_its_lines(tmp_path_factory, lines, trailin
         expected.pop()
     saved, replay.READ_BLOCK = replay.READ_BLOCK, block
     try:
-        chunks = list(replay.read_chunks(path, per_chunk))
+        if mapped:
+            chunks = list(replay.read_chunks(path, per_chunk))
+        else:
+            chunks = list(replay._read_chunks(io.BytesIO(content), per_chunk))
     finally:
         replay.READ_BLOCK = saved
     assert [line for _, chunk, _ in chunks for line in chunk] == expected
     assert [first for first, _, _ in chunks] == list(range(0, len(expected), per_chunk))
     assert all(len(chunk) == per_chunk for _, chunk, _ in chunks[:-1])
+    assert [done for _, _, done in chunks][-1:] == ([len(content)] if expected else [])
     assert [chunk.joined() for _, chunk, _ in chunks] == [b"\n".join(expected[i:i + per_chunk])
                                                           for i in range(0, len(expected), per_chunk)]
 
