@@ -27,9 +27,10 @@ import polars as pl
 from detectors.config import Limits, MonitorConfig
 from detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
 
+from .lines import LineBlock
 from .timeparse import rfc3339_seconds
 
-__all__ = ["Schema", "LineBlock", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
+__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
 Kind = str  # "numeric" | "categorical" | "boolean"
 ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
@@ -73,46 +74,6 @@ class Schema:
         elif self.prediction is not None:
             names.append("prediction")
         return names
-
-
-@dataclass(frozen=True)
-class LineBlock:
-    """Lines of a file as read: one buffer, line ``i`` is ``buffer[starts[i]:ends[i]]``, ``b"\\n"`` between them.
-
-    The decoder hands the whole block to the JSON reader as it is when every
-    line is worth parsing, instead of splitting it into lines and joining them
-    again; single lines are sliced out only for dead letters.
-
-    >>> block = LineBlock.split(b'{"a":1}\\n\\n{"b":2}')
-    >>> len(block), block[2], list(block)
-    (3, b'{"b":2}', [b'{"a":1}', b'', b'{"b":2}'])
-    """
-
-    buffer: bytes
-    starts: np.ndarray
-    ends: np.ndarray
-
-    @classmethod
-    def split(cls, buffer: bytes) -> "LineBlock":
-        ends = np.append(np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10), len(buffer))
-        return cls(buffer, np.concatenate([[0], ends[:-1] + 1]), ends)
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def __getitem__(self, i: int) -> bytes:
-        return self.buffer[self.starts[i]:self.ends[i]]
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
-    def lengths(self) -> np.ndarray:
-        return self.ends - self.starts
-
-    def joined(self) -> bytes:
-        """Every line, newline-separated, as one buffer (no copy when the block is the whole buffer)."""
-        start, end = int(self.starts[0]), int(self.ends[-1])
-        return self.buffer if (start, end) == (0, len(self.buffer)) else self.buffer[start:end]
 
 
 Lines = Union[list[bytes], LineBlock]

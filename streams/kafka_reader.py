@@ -7,7 +7,9 @@ confluent-kafka, while the parent decodes and monitors: the two run on two
 cores instead of taking turns.
 
 Frame: ``<qq`` (records, payload bytes), then the records' offsets
-(``int64``), their value lengths (``int64``) and the values back to back.
+(``int64``), their value lengths (``int64``) and the values joined by
+newlines: the parent hands that payload to the JSON reader as it is, as a
+:class:`~streams.lines.LineBlock`.
 A frame of 0 records ends the range. On an error the child writes it to
 stderr and exits non-zero; :class:`RangeReader` raises it.
 """
@@ -23,6 +25,8 @@ from bisect import bisect_left
 from typing import BinaryIO, Iterator
 
 import numpy as np
+
+from .lines import LineBlock
 
 __all__ = ["consumer", "RangeReader", "records"]
 
@@ -81,7 +85,7 @@ def records(bootstrap: str, topic: str, partition: int, lo: int, hi: int,
 def write_frames(chunks: Iterator[tuple[list[int], list[bytes]]], out: BinaryIO) -> None:
     for offsets, values in chunks:
         lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        payload = b"".join(values)
+        payload = b"\n".join(values)
         out.write(HEADER.pack(len(offsets), len(payload)))
         out.write(np.asarray(offsets, dtype=np.int64).tobytes())
         out.write(lengths.tobytes())
@@ -90,15 +94,15 @@ def write_frames(chunks: Iterator[tuple[list[int], list[bytes]]], out: BinaryIO)
     out.flush()
 
 
-def read_frames(source: BinaryIO) -> Iterator[tuple[list[int], list[bytes]]]:
+def read_frames(source: BinaryIO) -> Iterator[tuple[np.ndarray, LineBlock]]:
     while True:
         n, size = HEADER.unpack(_exactly(source, HEADER.size))
         if n == 0:
             return
-        offsets = np.frombuffer(_exactly(source, 8 * n), dtype=np.int64).tolist()
-        ends = np.cumsum(np.frombuffer(_exactly(source, 8 * n), dtype=np.int64)).tolist()
-        payload = _exactly(source, size)
-        yield offsets, [payload[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        offsets = np.frombuffer(_exactly(source, 8 * n), dtype=np.int64)
+        lengths = np.frombuffer(_exactly(source, 8 * n), dtype=np.int64)
+        ends = np.cumsum(lengths + 1) - 1  # one newline after each value but the last
+        yield offsets, LineBlock(_exactly(source, size), ends - lengths, ends)
 
 
 def _exactly(source: BinaryIO, size: int) -> bytes:
@@ -111,6 +115,8 @@ def _exactly(source: BinaryIO, size: int) -> bytes:
 class RangeReader:
     """(offsets, values) chunks covering [lo, hi) of one partition, read by a child process.
 
+    Values come as a :class:`~streams.lines.LineBlock`, offsets as an ``int64`` array.
+
     The child starts at construction, so the next partition's reader can
     fetch while this one is being monitored. Iterate once; ``close`` stops it.
     """
@@ -122,7 +128,7 @@ class RangeReader:
             [sys.executable, "-m", "streams.kafka_reader", bootstrap, topic, str(partition), str(lo), str(hi),
              str(chunk)], stdout=subprocess.PIPE, stderr=self.errors, bufsize=1 << 20)
 
-    def __iter__(self) -> Iterator[tuple[list[int], list[bytes]]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, LineBlock]]:
         try:
             yield from read_frames(self.child.stdout)
         except EOFError:

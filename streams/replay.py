@@ -23,7 +23,8 @@ from detectors.guard import BatchGuard
 from detectors.monitor import Monitor, concat_batches
 from detectors.types import Batch
 
-from .decode import Decoded, Decoder, LineBlock, Schema, infer_schema
+from .decode import Decoded, Decoder, Schema, infer_schema
+from .lines import LineBlock
 from .runtime import single_threaded_blas
 
 __all__ = ["ReplaySummary", "Guards", "read_chunks", "sample_lines", "replay_file", "load_reference", "run_core",

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from detectors.config import Limits
 from detectors.types import CategoricalArray, NumericArray
-from streams.decode import Decoder, LineBlock, Schema, infer_schema
+from streams.decode import Decoder, Schema, infer_schema
+from streams.lines import LineBlock
 
 SCHEMA = Schema({"amount": "numeric", "country": "categorical", "flag": "boolean"}, "numeric")
 

@@ -65,4 +65,29 @@ def test_reader_frames_carry_offsets_and_exact_bytes():
     buffer = io.BytesIO()
     write_frames(iter(chunks), buffer)
     buffer.seek(0)
-    assert list(read_frames(buffer)) == chunks
+    assert [(offsets.tolist(), list(values)) for offsets, values in read_frames(buffer)] == chunks
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_kcat_and_librdkafka_readers_give_the_same_records(services, chunk):
+    """Both partition readers: the same offsets and the same bytes for a range inside a partition."""
+    from confluent_kafka import Producer
+
+    from streams.kafka_reader import RangeReader
+    from streams.kcat_reader import KcatRangeReader
+
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = unique("readers")
+    create_topic(bootstrap, topic, 1)
+    values = [b'{"a":1}', b"", b"line\nbreak \xc3\xa9", b"x" * 70_000, b"7 12\nnot a header", b"\n"] * 5
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for v in values:
+        producer.produce(topic, value=v, partition=0)
+    assert producer.flush(30) == 0
+    lo, hi = 2, len(values) - 3
+    results = []
+    for reader in (KcatRangeReader, RangeReader):
+        chunks = list(reader(bootstrap, topic, 0, lo, hi, chunk))
+        assert all(len(o) == chunk for o, _ in chunks[:-1])
+        results.append(([int(x) for o, _ in chunks for x in o], [v for _, block in chunks for v in block]))
+    assert results[0] == results[1] == (list(range(lo, hi)), values[lo:hi])

@@ -1,0 +1,50 @@
+"""Raw messages packed in one buffer, as a file or a reader hands them over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LineBlock"]
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Messages in one buffer: message ``i`` is ``buffer[starts[i]:ends[i]]``, ``b"\\n"`` between them.
+
+    A chunk of a file, or a partition's records as the topic reader frames
+    them. The decoder hands the whole block to the JSON reader as it is when
+    every message is worth parsing, instead of splitting it and joining the
+    parts again; single messages are sliced out only for dead letters.
+
+    >>> block = LineBlock.split(b'{"a":1}\\n\\n{"b":2}')
+    >>> len(block), block[2], list(block)
+    (3, b'{"b":2}', [b'{"a":1}', b'', b'{"b":2}'])
+    """
+
+    buffer: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def split(cls, buffer: bytes) -> "LineBlock":
+        ends = np.append(np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10), len(buffer))
+        return cls(buffer, np.concatenate([[0], ends[:-1] + 1]), ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.buffer[self.starts[i]:self.ends[i]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    def joined(self) -> bytes:
+        """Every line, newline-separated, as one buffer (no copy when the block is the whole buffer)."""
+        start, end = int(self.starts[0]), int(self.ends[-1])
+        return self.buffer if (start, end) == (0, len(self.buffer)) else self.buffer[start:end]
