@@ -80,7 +80,7 @@ def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, L
 
 
 def _mapped_chunks(mapped: mmap.mmap, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
-    size, index, start, scanned = len(mapped), 0, 0, 0
+    size, index, start, scanned, released = len(mapped), 0, 0, 0, 0
     ends = np.empty(0, dtype=np.int64)  # newline positions not yet in a chunk
     while start < size:
         while len(ends) < lines_per_chunk and scanned < size:
@@ -94,6 +94,10 @@ def _mapped_chunks(mapped: mmap.mmap, lines_per_chunk: int) -> Iterator[tuple[in
         cut = ends[:lines_per_chunk]
         end = int(cut[-1])
         chunk = LineBlock(mapped[start:end], np.concatenate([[start], cut[:-1] + 1]) - start, cut - start)
+        done = end - end % mmap.PAGESIZE  # pages behind this chunk: drop them from this process (RSS stays flat)
+        if done > released:
+            mapped.madvise(mmap.MADV_DONTNEED, released, done - released)
+            released = done
         yield index, chunk, min(end + 1, size)
         index, start, ends = index + len(cut), end + 1, ends[len(cut):]
 
