@@ -88,9 +88,11 @@ def in_process(evs: list[dict]) -> dict:
         guard.check(e)
         times[i] = clock() - t
     raw = [orjson.dumps(e) for e in evs]
-    started = time.perf_counter()
-    guard.check_batch(raw)
-    batch_rate = len(raw) / (time.perf_counter() - started)
+    batch_rate = 0.0
+    for _ in range(3):  # best of three: the first call also loads compiled kernels
+        started = time.perf_counter()
+        guard.check_batch(raw)
+        batch_rate = max(batch_rate, len(raw) / (time.perf_counter() - started))
     actions = {}
     for d in guard.check_batch(raw[:5000]):
         actions[d["action"]] = actions.get(d["action"], 0) + 1

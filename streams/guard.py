@@ -30,16 +30,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
+import math
 import orjson
 
 from detectors.config import MonitorConfig
-from detectors.types import TextArray
 
 from .config_file import load_config
 from .decode import Decoder, Schema
 from .replay import Guards
-from .timeparse import rfc3339_seconds
+from .timeparse import rfc3339_one
 
 __all__ = ["Guard", "InvalidEvent"]
 
@@ -199,7 +198,7 @@ def _time_ok(ts) -> bool:
     if t is str:
         if len(ts) > 40 or not ts.isascii():
             return False
-        return not np.isnan(rfc3339_seconds(TextArray.from_list([ts]))[0])
+        return not math.isnan(rfc3339_one(ts))
     if t is int:
         return -_LIMIT <= ts <= _LIMIT
     return t is float and ts - ts == 0.0

@@ -16,7 +16,7 @@ from numba import njit
 
 from detectors.types import TextArray
 
-__all__ = ["rfc3339_seconds"]
+__all__ = ["rfc3339_seconds", "rfc3339_one"]
 
 
 @njit(cache=True, nogil=True)
@@ -103,3 +103,11 @@ def rfc3339_seconds(text: TextArray) -> np.ndarray:
     out = np.empty(len(text))
     _parse(np.frombuffer(text.data, dtype=np.uint8), text.offsets, out)
     return out
+
+
+def rfc3339_one(text: str) -> float:
+    """Epoch seconds of one string (the per-event guard path); NaN where it is not RFC 3339."""
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    out = np.empty(1)
+    _parse(data, np.array([0, len(data)], dtype=np.int64), out)
+    return float(out[0])
