@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import block_walk, count_codes
+from .kernels import block_walk, count_codes, open_block_end
 from .lanes import LaneTable
 
 __all__ = ["LaneState", "Transition", "BlockCusum"]
@@ -211,9 +211,7 @@ class BlockCusum:
         if closed < len(sums):  # the last block stays open: follow its per-event CUSUM
             j = len(sums) - 1
             begin = state.inblock if (j == 0 and r) else (after[j - 1] if j else state.value)
-            path = begin + np.cumsum(self.table[codes[max(0, j * B - r):]], axis=0)
-            path -= np.minimum.accumulate(np.minimum(path, 0.0), axis=0)
-            state.inblock = path[-1].copy()
+            state.inblock = open_block_end(self.table, codes[max(0, j * B - r):], begin)
             state.partial = sums[-1].copy()
         else:
             state.partial = np.zeros_like(state.partial)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes"]
+__all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "block_walk", "open_block_end"]
 
 _SIGN = np.uint64(1 << 63)
 
@@ -224,3 +224,31 @@ def block_walk(both, s0, inblock, resume, h, closed):
     last_zero = np.full(len(s0), -1, dtype=np.int64)
     hot = _block_walk(np.ascontiguousarray(both), s0, inblock, bool(resume), h, closed, after, last_zero)
     return after, last_zero, hot
+
+
+@njit(cache=True, nogil=True)
+def _open_block_end(table, codes, begin, out):
+    for lane in range(begin.shape[0]):
+        total = 0.0
+        lowest = 0.0
+        value = begin[lane]
+        for i in range(codes.shape[0]):
+            total += table[codes[i], lane]
+            value = begin[lane] + total
+            if value < lowest:
+                lowest = value
+        out[lane] = value - lowest
+
+
+def open_block_end(table, codes, begin):
+    """Per-event CUSUM of each lane at the last of ``codes``, from ``begin``.
+
+    The same sums in the same order as ``begin + cumsum(table[codes])`` less
+    its running minimum below zero, so the result is bit for bit the same.
+
+    >>> open_block_end(np.array([[1.0], [-3.0]]), np.array([0, 1, 0]), np.array([0.5])).tolist()
+    [1.0]
+    """
+    out = np.empty(len(begin))
+    _open_block_end(table, np.ascontiguousarray(codes), np.ascontiguousarray(begin, dtype=np.float64), out)
+    return out

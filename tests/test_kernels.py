@@ -45,3 +45,18 @@ def test_label_codes_counts_and_stats_match_numpy(n_labels, data):
     counted_here.update(column)
     assert given_counts.summary() == counted_here.summary()
     assert given_counts.missing == int((labels < 0).sum())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.data())
+def test_open_block_end_is_bit_for_bit_the_numpy_formula(n_codes, n_lanes, data):
+    from detectors.kernels import open_block_end
+
+    finite = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
+    table = np.array(data.draw(st.lists(st.lists(finite, min_size=n_lanes, max_size=n_lanes),
+                                        min_size=n_codes, max_size=n_codes)))
+    codes = np.array(data.draw(st.lists(st.integers(0, n_codes - 1), min_size=1, max_size=40)), dtype=np.uint8)
+    begin = np.array(data.draw(st.lists(st.floats(0, 50), min_size=n_lanes, max_size=n_lanes)))
+    path = begin + np.cumsum(table[codes], axis=0)
+    path -= np.minimum.accumulate(np.minimum(path, 0.0), axis=0)
+    assert open_block_end(table, codes, begin).tobytes() == path[-1].tobytes()
