@@ -2,10 +2,11 @@
 
 The worker is a Faust app (``faust.Worker`` runs it: lifecycle, signals,
 logging, web server) whose one task reads the events topic in batches with
-aiokafka's ``getmany``. Faust's per-event agent stream costs about 120 us an
-event on this machine (``benchmarks/worker.py`` measures a bare agent at
-~8,000 events/s), far more than the monitoring itself, so the events never go
-through it.
+librdkafka's consumer (confluent-kafka) in a thread of its own. Faust's
+per-event agent stream costs about 120 us an event on this machine
+(``benchmarks/worker.py`` measures a bare agent at ~8,000 events/s), and
+aiokafka ~3 us a record (a Python object each, on the event loop), both more
+than the monitoring itself, so the events go through neither.
 
 Per partition batch:
 
@@ -37,10 +38,9 @@ from dataclasses import dataclass, field
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaConnectionError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from concurrent.futures import ThreadPoolExecutor
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from detectors.config import MonitorConfig
@@ -163,6 +163,9 @@ class WorkerMetrics:
         self.batch.observe(seconds)
 
 
+FETCH_SLICE = 0.05  # seconds per librdkafka consume call: it returns only when full or timed out
+
+
 class Resync(Exception):
     """Another worker saved a partition we hold: start over from the states in Redis."""
 
@@ -170,25 +173,31 @@ class Resync(Exception):
 class PartitionConsumer:
     """Reads the events topic in batches and runs each partition's batch through the core, state in Redis.
 
-    Two stages overlap: while one batch is decoded and monitored (in a thread:
-    polars and the compiled kernels release the GIL), the event loop fetches
-    the next one. A rebalance first lets every fetched batch finish and save,
-    then loads the new partitions' states and seeks to their next offsets.
+    Three stages overlap: a thread fetches records (librdkafka; its group
+    callbacks run there too), a thread decodes and monitors a batch (polars
+    and the compiled kernels release the GIL), and the event loop publishes
+    and saves. A rebalance first lets every fetched batch finish and save,
+    then loads the new partitions' states and starts them at their stored
+    next offsets.
     """
 
     def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
         self.store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
         self.publisher = BatchPublisher(settings.bootstrap_servers)
-        self.owned: dict = {}  # TopicPartition -> Partition
+        self.owned: dict = {}  # (topic, partition) -> Partition
         self.generation = 0  # bumped by every assignment: a batch being gathered across one is dropped
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer: Consumer | None = None
+        self.fetcher = ThreadPoolExecutor(1, thread_name_prefix="kafka-fetch")
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self.processing: asyncio.Task | None = None
         self.committed_at = 0.0
+        self.kafka_down = False
 
     async def run(self) -> None:
         s = self.settings
+        self.loop = asyncio.get_running_loop()
         await asyncio.to_thread(ensure_topics, s.bootstrap_servers,
                                 [s.alerts_topic, s.dead_letter_topic] + ([s.outputs_topic] if self.config.has_rules() else []))
         try:
@@ -201,20 +210,27 @@ class PartitionConsumer:
         finally:
             await self.publisher.stop()
             await self.store.close()
+            self.fetcher.shutdown(wait=False)
+
+    async def _fetch(self, call, *args):
+        return await self.loop.run_in_executor(self.fetcher, call, *args)
 
     async def _consume(self) -> None:
         s = self.settings
         self.owned.clear()
         self.queue = asyncio.Queue(maxsize=1)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=s.app_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=32 << 20,
-            session_timeout_ms=int(s.session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000))
-        self.consumer.subscribe([s.events_topic], listener=_Rebalance(self))
+        self.consumer = Consumer({
+            "bootstrap.servers": s.bootstrap_servers, "group.id": s.app_id, "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(s.session_timeout * 1000),
+            "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
+            "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
+            "queued.max.messages.kbytes": 65_536, "error_cb": self._kafka_error, "logger": log,
+        })
+        self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
         self.processing = asyncio.create_task(self._process_batches())
         try:
-            await retrying("kafka", self._start_consumer)
             while True:
                 batch = await self.take()
                 if batch:
@@ -226,47 +242,105 @@ class PartitionConsumer:
                 await self.commit_hint()
         finally:
             self.processing.cancel()
-            await self.consumer.stop()
+            await self._fetch(self.consumer.close)  # leaves the group: the revoke callback sees nothing left to drain
 
-    async def _start_consumer(self) -> None:
-        try:
-            await self.consumer.start()
-        except KafkaConnectionError as exc:
-            raise ConnectionError(str(exc)) from exc
+    def _kafka_error(self, error) -> None:
+        """librdkafka reconnects by itself: say once that Kafka is away (fatal errors stop the worker)."""
+        if error.fatal():
+            log.error("kafka: fatal error %s", error)
+        elif not self.kafka_down:
+            self.kafka_down = True
+            log.warning("kafka unavailable, librdkafka keeps retrying: %s", error)
 
     async def take(self) -> dict:
-        """Records per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
-        loop = asyncio.get_running_loop()
+        """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
         size, generation = self.settings.batch_size * max(len(self.owned), 1), self.generation
         got: dict = {}
         n, deadline = 0, None
         while n < size:
-            wait = 1.0 if deadline is None else deadline - loop.time()
+            wait = FETCH_SLICE if deadline is None else min(FETCH_SLICE, deadline - self.loop.time())
             if wait <= 0:
                 break
-            more = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=size - n)
-            if self.generation != generation:
-                return {}  # every partition was reassigned meanwhile and sought back to its stored offset
+            more = await self._fetch(self._records, size - n, wait)
+            if more is None or self.generation != generation:
+                return {}  # the partitions were reassigned meanwhile: each starts again at its stored offset
             if not more:
                 if deadline is None:
-                    return {}
-                break
-            for tp, records in more.items():
-                got.setdefault(tp, []).extend(records)
-                n += len(records)
+                    return got
+                continue
+            if self.kafka_down:
+                self.kafka_down = False
+                log.warning("kafka available again")
+            for tp, (offsets, values) in more.items():
+                have = got.setdefault(tp, ([], []))
+                have[0].extend(offsets)
+                have[1].extend(values)
+                n += len(offsets)
             if deadline is None:
-                deadline = loop.time() + self.settings.batch_seconds
+                deadline = self.loop.time() + self.settings.batch_seconds
         return got
+
+    def _records(self, most: int, timeout: float) -> dict | None:
+        """In the fetch thread: up to ``most`` records, grouped by partition as (offsets, values).
+
+        None when a rebalance ran inside this call (its callbacks run here):
+        the records may mix both assignments, so they are dropped and every
+        owned partition is sought back to its stored next offset.
+        """
+        generation = self.generation
+        got = self.consumer.consume(num_messages=min(most, 100_000), timeout=timeout)
+        if self.generation != generation:
+            for (topic, number), part in list(self.owned.items()):
+                self.consumer.seek(TopicPartition(topic, number, max(part.state.next_offset, 0)))
+            return None
+        out: dict = {}
+        for m in got:
+            error = m.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                continue  # transient (a broker away, a partition end): librdkafka carries on
+            key = (m.topic(), m.partition())
+            group = out.get(key)
+            if group is None:
+                group = out[key] = ([], [])
+            group[0].append(m.offset())
+            group[1].append(m.value() or b"")
+        return out
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        """In the fetch thread: let every fetched batch finish and save, then forget the partitions."""
+        asyncio.run_coroutine_threadsafe(self._revoked(partitions), self.loop).result()
+
+    def _on_assign(self, consumer, partitions) -> None:
+        """In the fetch thread: load the partitions' states, start each at its stored next offset."""
+        starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions), self.loop).result()
+        consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)])
+
+    async def _revoked(self, partitions) -> None:
+        await self.drained()
+        for tp in partitions:
+            self.owned.pop((tp.topic, tp.partition), None)
+        self.metrics.assigned.set(len(self.owned))
+
+    async def _assigned(self, partitions) -> list[int]:
+        self.generation += 1
+        starts = [max((await self.load((tp.topic, tp.partition))).state.next_offset, 0) for tp in partitions]
+        self.metrics.assigned.set(len(self.owned))
+        return starts
 
     async def drained(self) -> None:
         """Wait until every fetched batch is monitored, published and saved."""
+        if self.processing is None or self.processing.done():
+            return
         join = asyncio.ensure_future(self.queue.join())
         await asyncio.wait([join, self.processing], return_when=asyncio.FIRST_COMPLETED)
         join.cancel()
 
     async def load(self, tp) -> Partition:
-        state, loaded = await retrying("redis", lambda: self.store.load(tp.topic, tp.partition))
-        part = self.owned[tp] = Partition(tp.topic, tp.partition, state, loaded)
+        topic, number = tp
+        state, loaded = await retrying("redis", lambda: self.store.load(topic, number))
+        part = self.owned[tp] = Partition(topic, number, state, loaded)
         return part
 
     async def _process_batches(self) -> None:
@@ -274,15 +348,14 @@ class PartitionConsumer:
             batch = await self.queue.get()
             try:
                 finishing = []
-                for tp in sorted(batch, key=lambda t: t.partition):
+                for tp in sorted(batch, key=lambda t: t[1]):
                     part = self.owned.get(tp)
                     if part is None:  # revoked since it was read: the new owner counts it
                         continue
-                    records = batch[tp]
+                    offsets, values = batch[tp]
                     started = time.perf_counter()
                     before = (part.state.events, part.state.dead_letters)
-                    out = await asyncio.to_thread(process_partition_batch, self.config, part,
-                                                  [r.offset for r in records], [r.value or b"" for r in records])
+                    out = await asyncio.to_thread(process_partition_batch, self.config, part, offsets, values)
                     # publish and save this partition while the next one is computed
                     finishing.append(asyncio.ensure_future(self.finish(tp, part, out, before, started)))
                 if finishing:
@@ -296,14 +369,17 @@ class PartitionConsumer:
         await self.publisher.deliver([(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
                                       (s.dead_letter_topic, None, [(None, v) for v in out.dead])])
         try:
-            await retrying("redis", lambda: self.store.save(tp.topic, tp.partition, part.state, part.loaded))
+            await retrying("redis", lambda: self.store.save(part.topic, part.number, part.state, part.loaded))
         except StaleState as exc:
             raise Resync(str(exc)) from None
         part.loaded = part.state.next_offset
         self.metrics.observe(part.state, before, out.alerts, time.perf_counter() - started)
-        highwater = self.consumer.highwater(tp)
-        if highwater is not None:
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(highwater - part.state.next_offset, 0))
+        try:
+            _, highwater = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except KafkaException:
+            highwater = -1
+        if highwater >= 0:
+            self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
 
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
@@ -311,32 +387,12 @@ class PartitionConsumer:
         if now - self.committed_at < 5 or not self.owned:
             return
         self.committed_at = now
-        offsets = {tp: OffsetAndMetadata(p.loaded, "") for tp, p in self.owned.items() if p.loaded >= 0}
+        offsets = [TopicPartition(p.topic, p.number, p.loaded) for p in self.owned.values() if p.loaded >= 0]
         try:
             if offsets:
-                await self.consumer.commit(offsets)
-        except KafkaError as exc:
+                await self._fetch(lambda: self.consumer.commit(offsets=offsets, asynchronous=True))
+        except KafkaException as exc:
             log.info("offset hint not committed (%s); the state in Redis is unaffected", exc)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    """Revoked partitions finish what was fetched, then are forgotten; assigned ones load and seek."""
-
-    def __init__(self, owner: PartitionConsumer) -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.owner.drained()
-        for tp in revoked:
-            self.owner.owned.pop(tp, None)
-        self.owner.metrics.assigned.set(len(self.owner.owned))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        self.owner.generation += 1
-        for tp in assigned:
-            part = await self.owner.load(tp)
-            self.owner.consumer.seek(tp, max(part.state.next_offset, 0))
-        self.owner.metrics.assigned.set(len(self.owner.owned))
 
 
 class _NoFaustKafka(faust.App.BootStrategy):
