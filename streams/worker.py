@@ -293,20 +293,28 @@ class PartitionConsumer:
             for (topic, number), part in list(self.owned.items()):
                 self.consumer.seek(TopicPartition(topic, number, max(part.state.next_offset, 0)))
             return None
+        errors = [m.error() for m in got]
+        if any(e is not None for e in errors):  # transient ones (a broker away) carry on inside librdkafka
+            fatal = next((e for e in errors if e is not None and e.fatal()), None)
+            if fatal is not None:
+                raise KafkaException(fatal)
+            got = [m for m, e in zip(got, errors) if e is None]
+        if not got:
+            return {}
+        partitions = [m.partition() for m in got]
+        offsets = [m.offset() for m in got]
+        values = [m.value() or b"" for m in got]
+        topic = self.settings.events_topic
+        if partitions[0] == partitions[-1] and partitions.count(partitions[0]) == len(partitions):
+            return {(topic, partitions[0]): (offsets, values)}
         out: dict = {}
-        for m in got:
-            error = m.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                continue  # transient (a broker away, a partition end): librdkafka carries on
-            key = (m.topic(), m.partition())
-            group = out.get(key)
+        for number, offset, value in zip(partitions, offsets, values):
+            group = out.get(number)
             if group is None:
-                group = out[key] = ([], [])
-            group[0].append(m.offset())
-            group[1].append(m.value() or b"")
-        return out
+                group = out[number] = ([], [])
+            group[0].append(offset)
+            group[1].append(value)
+        return {(topic, number): group for number, group in out.items()}
 
     def _on_revoke(self, consumer, partitions) -> None:
         """In the fetch thread: let every fetched batch finish and save, then forget the partitions."""
