@@ -146,9 +146,9 @@ class CategoricalCodebook:
         return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab)
 
     def encode(self, column: Column) -> np.ndarray:
-        return self._lookup(column)[column.codes]
+        return self.lookup(column)[column.codes]
 
-    def _lookup(self, column: Column) -> np.ndarray:
+    def lookup(self, column: Column) -> np.ndarray:
         """Code of each of the column's labels, then of a missing value (the last slot)."""
         if not isinstance(column, CategoricalArray):
             raise TypeError(f"categorical codebook got {type(column).__name__}")
@@ -165,7 +165,7 @@ class CategoricalCodebook:
 
     def encode_counted(self, column: Column, r: int, block: int):
         """(codes, per-block code counts, count of each of the column's labels then of missing values)."""
-        return encode_labels(column.codes, self._lookup(column), r, block, self.n_codes)
+        return encode_labels(column.codes, self.lookup(column), r, block, self.n_codes)
 
     def label(self, code: int) -> str:
         if code < len(self.top):

@@ -99,7 +99,7 @@ class ColumnMonitor:
             per_label = moments
             unseen = int(counts[:, self.book.unseen_code].sum()) if not self.book.open_vocabulary else 0
             if unseen:
-                lookup = self.book._lookup(column)[:-1]
+                lookup = self.book.lookup(column)[:-1]
                 present = np.flatnonzero((lookup == self.book.unseen_code) & (per_label[:-1] > 0))
                 self.recent_unseen = [column.categories[i] for i in present[:3]]
             self.stats.update(column, unseen, per_label)

@@ -34,7 +34,6 @@ __all__ = ["available", "KcatRangeReader", "parse_records"]
 
 READ_BYTES = 4 << 20
 AHEAD = 3  # chunks read ahead of the one being monitored
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ on Linux (Python 3.10+ names it)
 
 
 def available() -> bool:
@@ -126,7 +125,7 @@ class KcatRangeReader:
              "-c", str(hi - lo), "-f", "%o %S\n%s\n"],
             stdout=subprocess.PIPE, stderr=self.errors)
         try:
-            fcntl.fcntl(self.child.stdout.fileno(), _F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(self.child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         except OSError:
             pass
         # A thread reads, parses and packs (the compiled passes release the GIL) while chunks are monitored

@@ -94,10 +94,10 @@ def _mapped_chunks(mapped: mmap.mmap, lines_per_chunk: int) -> Iterator[tuple[in
         cut = ends[:lines_per_chunk]
         end = int(cut[-1])
         chunk = LineBlock(mapped[start:end], np.concatenate([[start], cut[:-1] + 1]) - start, cut - start)
-        done = end - end % mmap.PAGESIZE  # pages behind this chunk: drop them from this process (RSS stays flat)
-        if done > released:
-            mapped.madvise(mmap.MADV_DONTNEED, released, done - released)
-            released = done
+        behind = end - end % mmap.PAGESIZE  # pages behind this chunk: drop them from this process (RSS stays flat)
+        if behind > released:
+            mapped.madvise(mmap.MADV_DONTNEED, released, behind - released)
+            released = behind
         yield index, chunk, min(end + 1, size)
         index, start, ends = index + len(cut), end + 1, ends[len(cut):]
 

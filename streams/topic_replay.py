@@ -5,8 +5,8 @@ Per partition the start is found with ``offsets_for_times`` and the end is
 Partitions are monitored one after the other, in partition order, each in
 offset order: the same range gives the same alerts every time. Each
 partition is read by a child process while the previous one is monitored:
-``kcat`` when it is on the PATH (:mod:`streams.kcat_reader`, about three
-times cheaper a record), else librdkafka through confluent-kafka
+``kcat`` when it is on the PATH (:mod:`streams.kcat_reader`, about half
+the CPU a record), else librdkafka through confluent-kafka
 (:mod:`streams.kafka_reader`). The consumers join no group and commit nothing, so
 the live worker's group and state are never touched. With events keyed by
 model (one model, one partition), a topic replay gives the same alerts as a
@@ -110,12 +110,12 @@ def replay_topic(
         decoder, guards, monitor = prepare_core(config, sample, reference)
         done = [0]
         chunk = lines_per_chunk or config.batch_size
-        reader = kcat_reader.KcatRangeReader if kcat_reader.available() else RangeReader
-        readers = [reader(bootstrap, tp.topic, tp.partition, lo, hi, chunk) for tp, lo, hi in ranges[:1]]
+        open_reader = kcat_reader.KcatRangeReader if kcat_reader.available() else RangeReader
+        readers = [open_reader(bootstrap, tp.topic, tp.partition, lo, hi, chunk) for tp, lo, hi in ranges[:1]]
         for i, (tp, lo, hi) in enumerate(ranges):
             if i + 1 < len(ranges):  # the next partition fetches while this one is monitored
                 nxt = ranges[i + 1]
-                readers.append(reader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
+                readers.append(open_reader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
 
             def handle(offsets, values, tp=tp):
                 decoded = decoder.decode(values)

@@ -245,7 +245,7 @@ class PartitionConsumer:
             await self._fetch(self.consumer.close)  # leaves the group: the revoke callback sees nothing left to drain
 
     def _kafka_error(self, error) -> None:
-        """librdkafka reconnects by itself: say once that Kafka is away (fatal errors stop the worker)."""
+        """librdkafka reconnects by itself: say once that Kafka is away (a fatal error is logged as one)."""
         if error.fatal():
             log.error("kafka: fatal error %s", error)
         elif not self.kafka_down:
@@ -254,7 +254,7 @@ class PartitionConsumer:
 
     async def take(self) -> dict:
         """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
-        size, generation = self.settings.batch_size * max(len(self.owned), 1), self.generation
+        size = self.settings.batch_size * max(len(self.owned), 1)
         got: dict = {}
         n, deadline = 0, None
         while n < size:
@@ -262,7 +262,7 @@ class PartitionConsumer:
             if wait <= 0:
                 break
             more = await self._fetch(self._records, size - n, wait)
-            if more is None or self.generation != generation:
+            if more is None:
                 return {}  # the partitions were reassigned meanwhile: each starts again at its stored offset
             if not more:
                 if deadline is None:
