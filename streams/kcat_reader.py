@@ -34,6 +34,11 @@ __all__ = ["available", "KcatRangeReader", "parse_records"]
 
 READ_BYTES = 4 << 20
 AHEAD = 3  # chunks read ahead of the one being monitored
+# librdkafka stops fetching a partition for one second once its local queue holds
+# queued.min.messages (100,000) records (before 2.2 this pause cannot be configured).
+# A replay drains 100,000 records in well under a second and then waited: the queue
+# is bounded by its size instead (64 MB, librdkafka's default).
+QUEUE_SETTINGS = ("-X", "queued.min.messages=10000000", "-X", "queued.max.messages.kbytes=65536")
 
 
 def available() -> bool:
@@ -122,7 +127,7 @@ class KcatRangeReader:
         buffered = ["stdbuf", f"-o{READ_BYTES}"] if shutil.which("stdbuf") else []
         self.child = subprocess.Popen(
             [*buffered, "kcat", "-C", "-q", "-e", "-b", bootstrap, "-t", topic, "-p", str(partition), "-o", str(lo),
-             "-c", str(hi - lo), "-f", "%o %S\n%s\n"],
+             "-c", str(hi - lo), "-f", "%o %S\n%s\n", *QUEUE_SETTINGS],
             stdout=subprocess.PIPE, stderr=self.errors)
         try:
             fcntl.fcntl(self.child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
