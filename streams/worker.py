@@ -193,6 +193,7 @@ class PartitionConsumer:
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self.processing: asyncio.Task | None = None
         self.committed_at = 0.0
+        self.highwater: dict = {}  # (topic, partition) -> end offset, noted by the fetch thread
         self.kafka_down = False
 
     async def run(self) -> None:
@@ -225,7 +226,10 @@ class PartitionConsumer:
             "session.timeout.ms": int(s.session_timeout * 1000),
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
             "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
-            "queued.max.messages.kbytes": 65_536, "error_cb": self._kafka_error, "logger": log,
+            # a partition's local queue bounded by size only, and refilled soon after it drains:
+            # librdkafka's defaults (100,000 records, then a one-second pause) starve a busy worker
+            "queued.max.messages.kbytes": 65_536, "queued.min.messages": 10_000_000, "fetch.queue.backoff.ms": 20,
+            "error_cb": self._kafka_error, "logger": log,
         })
         self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
@@ -306,15 +310,30 @@ class PartitionConsumer:
         values = [m.value() or b"" for m in got]
         topic = self.settings.events_topic
         if partitions[0] == partitions[-1] and partitions.count(partitions[0]) == len(partitions):
-            return {(topic, partitions[0]): (offsets, values)}
-        out: dict = {}
-        for number, offset, value in zip(partitions, offsets, values):
-            group = out.get(number)
-            if group is None:
-                group = out[number] = ([], [])
-            group[0].append(offset)
-            group[1].append(value)
-        return {(topic, number): group for number, group in out.items()}
+            grouped = {partitions[0]: (offsets, values)}
+        else:
+            grouped = {}
+            for number, offset, value in zip(partitions, offsets, values):
+                group = grouped.get(number)
+                if group is None:
+                    group = grouped[number] = ([], [])
+                group[0].append(offset)
+                group[1].append(value)
+        for number in grouped:
+            self._note_highwater(TopicPartition(topic, number))
+        return {(topic, number): group for number, group in grouped.items()}
+
+    def _note_highwater(self, tp: TopicPartition) -> None:
+        """In the fetch thread, for the lag metric: the partition's end offset as last fetched.
+
+        Only the fetch thread calls the consumer: a call from the event loop
+        waits for the fetch thread's ``consume`` to return, and for ever when
+        that ``consume`` is running a revoke callback that waits for the loop.
+        """
+        try:
+            self.highwater[(tp.topic, tp.partition)] = self.consumer.get_watermark_offsets(tp, cached=True)[1]
+        except KafkaException:
+            pass
 
     def _on_revoke(self, consumer, partitions) -> None:
         """In the fetch thread: let every fetched batch finish and save, then forget the partitions."""
@@ -382,10 +401,7 @@ class PartitionConsumer:
             raise Resync(str(exc)) from None
         part.loaded = part.state.next_offset
         self.metrics.observe(part.state, before, out.alerts, time.perf_counter() - started)
-        try:
-            _, highwater = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
-        except KafkaException:
-            highwater = -1
+        highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
 
