@@ -164,6 +164,7 @@ class WorkerMetrics:
 
 
 FETCH_SLICE = 0.05  # seconds per librdkafka consume call: it returns only when full or timed out
+CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
 
 
 class Resync(Exception):
@@ -292,7 +293,7 @@ class PartitionConsumer:
         owned partition is sought back to its stored next offset.
         """
         generation = self.generation
-        got = self.consumer.consume(num_messages=min(most, 100_000), timeout=timeout)
+        got = self.consumer.consume(num_messages=min(most, CONSUME_RECORDS), timeout=timeout)
         if self.generation != generation:
             for (topic, number), part in list(self.owned.items()):
                 self.consumer.seek(TopicPartition(topic, number, max(part.state.next_offset, 0)))
