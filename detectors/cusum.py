@@ -122,7 +122,7 @@ class BlockCusum:
         r = start % B
         if counts is None:
             counts = count_codes(codes, r, B, K)
-        both = counts.astype(np.float64) @ self.table_and_positive
+        both = np.asarray(counts, dtype=np.float64) @ self.table_and_positive
         sums, positive = both[:, :L], both[:, L:]
         sums[0] += state.partial
         closed = (r + n) // B

@@ -109,7 +109,7 @@ def encode_numeric(values, edges, table, missing, r, block, n_codes):
     n = len(values)
     n_blocks = (r + n - 1) // block + 1 if n else 0
     codes = np.empty(n, dtype=table.dtype)
-    counts = np.zeros((n_blocks, n_codes), dtype=np.int64)
+    counts = np.zeros((n_blocks, n_codes), dtype=np.float64)  # float: the CUSUM multiplies them by its table
     if values.dtype != np.float64 or not values.flags.c_contiguous:
         values = np.ascontiguousarray(values, dtype=np.float64)
     padded = np.append(edges, np.nan)
@@ -147,7 +147,7 @@ def encode_labels(labels, lookup, r, block, n_codes):
     """
     n = len(labels)
     codes = np.empty(n, dtype=lookup.dtype)
-    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.int64)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.float64)
     label_counts = np.zeros(len(lookup), dtype=np.int64)
     _encode_labels(np.ascontiguousarray(labels, dtype=np.int64), lookup, r, block, codes, counts, label_counts)
     return codes, counts, label_counts
@@ -166,13 +166,13 @@ def _count_codes(codes, r, block, counts):
 
 
 def count_codes(codes, r, block, n_codes):
-    """Per-block counts of integer codes.
+    """Per-block counts of integer codes (as floats: the CUSUM multiplies them by its table).
 
-    >>> count_codes(np.array([0, 1, 1, 2]), r=1, block=2, n_codes=3).tolist()
+    >>> count_codes(np.array([0, 1, 1, 2]), r=1, block=2, n_codes=3).astype(int).tolist()
     [[1, 0, 0], [0, 2, 0], [0, 0, 1]]
     """
     n = len(codes)
-    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.int64)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.float64)
     _count_codes(np.ascontiguousarray(codes, dtype=np.int64), r, block, counts)
     return counts
 
