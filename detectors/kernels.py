@@ -13,7 +13,7 @@ without a branch; only a slot spanning several edges does a binary search.
 >>> table = bucket_table(edges)
 >>> values = np.array([-1.0, -0.0, 5.0, 10.0, 1e6, np.nan])
 >>> codes, counts, moments = encode_numeric(values, edges, table, missing=4, r=0, block=4, n_codes=5)
->>> codes.tolist(), counts.tolist()
+>>> codes.tolist(), counts.astype(int).tolist()
 ([0, 1, 1, 2, 3, 4], [[1, 2, 1, 0, 0], [0, 0, 0, 1, 1]])
 """
 
@@ -142,7 +142,7 @@ def encode_labels(labels, lookup, r, block, n_codes):
     Label code -1 (missing) takes ``lookup``'s last slot, and is counted last.
 
     >>> codes, counts, per_label = encode_labels(np.array([0, 1, -1, 1]), np.array([2, 0, 1]), r=0, block=2, n_codes=3)
-    >>> codes.tolist(), counts.tolist(), per_label.tolist()
+    >>> codes.tolist(), counts.astype(int).tolist(), per_label.tolist()
     ([2, 0, 1, 0], [[1, 0, 1], [1, 1, 0]], [1, 2, 1])
     """
     n = len(labels)
