@@ -183,10 +183,31 @@ def http(evs: list[dict], seconds: float, tmp: Path) -> list[dict]:
                                  input=b"\n".join(bodies), capture_output=True, check=True)
             if rate != 200:  # 200/s for 3 s warms the server up
                 out.append(orjson.loads(res.stdout))
+        bodies_file = tmp / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+        for rate in (1000, 2000):
+            out.append(_wrk(port, bodies_file, rate, seconds))
         return out
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+WRK_CONNECTIONS = 40
+
+
+def _wrk(port: int, bodies: Path, rate: float, seconds: float) -> dict:
+    """Debian's wrk (C, epoll) with ``guard_wrk.lua``: each of 40 connections pauses 1000 * 40 / rate ms
+    on average (uniformly drawn) between a reply and its next request, so the pace holds unless a reply
+    takes about that long."""
+    pause = 1000 * WRK_CONNECTIONS / rate
+    res = subprocess.run(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds:.0f}s", "--timeout", "5s",
+                          "-s", str(HERE / "guard_wrk.lua"), f"http://127.0.0.1:{port}", "--", str(bodies),
+                          f"{pause:.3f}"], capture_output=True, check=True, text=True)
+    r = orjson.loads(res.stdout.strip().splitlines()[-1])
+    return {"tool": "wrk", "rate": rate, "achieved": r["requests"] / r["seconds"], "requests": r["requests"],
+            "errors": r["errors"], "p50_ms": r["p50_us"] / 1e3, "p99_ms": r["p99_us"] / 1e3,
+            "max_ms": r["max_us"] / 1e3}
 
 
 def _wait_port(port: int) -> None:
@@ -297,6 +318,11 @@ def main() -> None:
           f"check_batch {r['check_batch_per_s']:,.0f} events/s; actions on 5,000: {r['actions']}")
     if not args.skip_http:
         for h in http(evs, args.seconds, tmp):
+            if h.get("tool") == "wrk":
+                print(f"http wrk, 40 paced connections, {h['rate']:.0f} req/s x {args.seconds:.0f} s "
+                      f"(achieved {h['achieved']:,.0f}/s): p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms, "
+                      f"max {h['max_ms']:.1f} ms, errors {h['errors']} of {h['requests']}")
+                continue
             print(f"http open loop {h['rate']:.0f} req/s x {args.seconds:.0f} s: p50 {h['p50_ms']:.2f} ms, "
                   f"p99 {h['p99_ms']:.2f} ms, max {h['max_ms']:.1f} ms, errors {h['errors']} of {h['requests']} "
                   f"(answered {h['answered']}; connections {h['connections']}; "
