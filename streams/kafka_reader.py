@@ -33,6 +33,12 @@ __all__ = ["consumer", "RangeReader", "records"]
 HEADER = struct.Struct("<qq")
 log = logging.getLogger("inferwatch.kafka")
 
+# librdkafka stops fetching a partition for a second once its local queue holds
+# queued.min.messages records (100,000 by default; before librdkafka 2.2 the pause
+# cannot be configured). A busy reader drains that long before and then waits:
+# every consumer here bounds its queue by size instead, which takes longer to drain.
+QUEUE_BY_SIZE = {"queued.min.messages": 10_000_000, "queued.max.messages.kbytes": 65_536}
+
 
 def consumer(bootstrap: str):
     """A librdkafka consumer that only assigns: it never joins a group and commits nothing."""
@@ -40,9 +46,8 @@ def consumer(bootstrap: str):
 
     return Consumer({
         "bootstrap.servers": bootstrap, "group.id": "inferwatch-replay", "enable.auto.commit": False,
-        "enable.auto.offset.store": False, "fetch.wait.max.ms": 10, "queued.min.messages": 1_000_000,
-        "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20,
-        "queued.max.messages.kbytes": 65_536, "logger": log,
+        "enable.auto.offset.store": False, "fetch.wait.max.ms": 10,
+        "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20, **QUEUE_BY_SIZE, "logger": log,
     })
 
 

@@ -28,17 +28,14 @@ from typing import Iterator
 import numpy as np
 from numba import njit
 
+from .kafka_reader import QUEUE_BY_SIZE
 from .lines import LineBlock
 
 __all__ = ["available", "KcatRangeReader", "parse_records"]
 
 READ_BYTES = 4 << 20
 AHEAD = 3  # chunks read ahead of the one being monitored
-# librdkafka stops fetching a partition for one second once its local queue holds
-# queued.min.messages (100,000) records (before 2.2 this pause cannot be configured).
-# A replay drains 100,000 records in well under a second and then waited: the queue
-# is bounded by its size instead (64 MB, librdkafka's default).
-QUEUE_SETTINGS = ("-X", "queued.min.messages=10000000", "-X", "queued.max.messages.kbytes=65536")
+QUEUE_SETTINGS = tuple(arg for key, value in QUEUE_BY_SIZE.items() for arg in ("-X", f"{key}={value}"))
 
 
 def available() -> bool:

@@ -47,6 +47,7 @@ from detectors.config import MonitorConfig
 from detectors.monitor import Monitor
 
 from .decode import Decoder, Schema, infer_schema
+from .kafka_reader import QUEUE_BY_SIZE
 from .publish import BatchPublisher, ensure_topics
 from .replay import Guards
 from .runtime import single_threaded_blas
@@ -227,9 +228,7 @@ class PartitionConsumer:
             "session.timeout.ms": int(s.session_timeout * 1000),
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
             "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
-            # a partition's local queue bounded by size only, and refilled soon after it drains:
-            # librdkafka's defaults (100,000 records, then a one-second pause) starve a busy worker
-            "queued.max.messages.kbytes": 65_536, "queued.min.messages": 10_000_000, "fetch.queue.backoff.ms": 20,
+            **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
             "error_cb": self._kafka_error, "logger": log,
         })
         self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
