@@ -216,10 +216,15 @@ def guard(
         raise typer.Exit(2)
     address = _host_port(http) if http else None
     if from_topic is None:
-        from .http_guard import serve_http
+        from .http_guard import listen, serve_http
 
+        try:
+            sock = listen(*address)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot listen on {address[0]}:{address[1]}: {exc}")
+            raise typer.Exit(2)
         err.print(f"inferwatch guard: serving http://{address[0]}:{address[1]}/v1/guard")
-        serve_http(engine, *address)
+        serve_http(engine, sock)
         return
     if not to_topic or not bootstrap_servers:
         err.print("[red]error:[/red] --from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")

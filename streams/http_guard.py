@@ -11,19 +11,16 @@ so the decisions are the same.
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import msgspec
 import orjson
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from .guard import Guard
 
 __all__ = ["build_http_app", "serve_http", "openapi_document"]
-
-JSON = "application/json"
-
 
 class GuardMetrics:
     """Prometheus series of the HTTP guard, in their own registry."""
@@ -37,65 +34,103 @@ class GuardMetrics:
                                  registry=self.registry)
 
 
-def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> web.Application:
-    metrics = GuardMetrics()
-    app = web.Application(client_max_size=max_body_bytes)
-
-    async def check(request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        code, payload = await _answer(request, guard, max_events, metrics)
-        metrics.requests.labels(str(code)).inc()
-        metrics.latency.observe(time.perf_counter() - started)
-        return web.Response(body=orjson.dumps(payload), status=code, content_type=JSON)
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type=JSON)
-
-    async def prometheus(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain", charset="utf-8")
-
-    document = orjson.dumps(openapi_document())
-
-    async def openapi(_request: web.Request) -> web.Response:
-        return web.Response(body=document, content_type=JSON)
-
-    app.router.add_post("/v1/guard", check)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", prometheus)
-    app.router.add_get("/openapi.json", openapi)
-    return app
+def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> "GuardApp":
+    return GuardApp(guard, max_body_bytes, max_events)
 
 
-async def _answer(request: web.Request, guard: Guard, max_events: int, metrics: GuardMetrics) -> tuple[int, object]:
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        return 413, {"errors": [{"index": None, "field": None, "error": exc.text or "request body too large"}]}
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return 400, {"errors": [{"index": None, "field": None, "error": f"invalid JSON: {exc}"}]}
-    if isinstance(parsed, dict):
-        decision = guard.fast_check(parsed, size=len(body))
-        if decision is None:
-            (decision,) = guard.check_batch([body])
-        if "error" in decision:
-            return 400, {"errors": [_error(None, decision["error"])]}
-        metrics.decisions.labels(decision["action"]).inc()
-        return 200, decision
-    if isinstance(parsed, list):
-        if len(parsed) > max_events:
-            return 413, {"errors": [{"index": None, "field": None,
-                                     "error": f"{len(parsed)} events in one request, over the cap of {max_events}"}]}
-        decisions = guard.check_batch(parsed)
-        errors = [_error(i, d["error"]) for i, d in enumerate(decisions) if "error" in d]
-        if errors:
-            return 400, {"errors": errors}
-        for d in decisions:
-            metrics.decisions.labels(d["action"]).inc()
-        return 200, decisions
-    return 400, {"errors": [{"index": None, "field": None,
-                             "error": f"expected an event (object) or a list of events, got {type(parsed).__name__}"}]}
+class GuardApp:
+    """The HTTP guard as a bare ASGI application (served by uvicorn with httptools).
+
+    No web framework: a request is routed on (method, path), its body read up
+    to ``max_body_bytes`` and answered with one ``send`` of headers and one of
+    body, so the server's cost per request stays small next to the guard's.
+    """
+
+    def __init__(self, guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> None:
+        self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
+        self.metrics = GuardMetrics()
+        self.openapi = orjson.dumps(openapi_document())
+        self.routes = {
+            ("GET", "/healthz"): lambda: (200, JSON_TYPE, b'{"status":"ok"}'),
+            ("GET", "/metrics"): lambda: (200, TEXT_TYPE, generate_latest(self.metrics.registry)),
+            ("GET", "/openapi.json"): lambda: (200, JSON_TYPE, self.openapi),
+        }
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan is switched off in http_server; nothing else is spoken here
+        method, path = scope["method"], scope["path"]
+        if path == "/v1/guard" and method == "POST":
+            started = time.perf_counter()
+            body = await self._read_body(scope, receive)
+            code, payload = (413, _too_large(self.max_body_bytes)) if body is None else self._answer(body)
+            self.metrics.requests.labels(str(code)).inc()
+            self.metrics.latency.observe(time.perf_counter() - started)
+            return await _respond(send, code, JSON_TYPE, orjson.dumps(payload))
+        route = self.routes.get((method, path))
+        if route is not None:
+            return await _respond(send, *route())
+        known = path == "/v1/guard" or any(p == path for _, p in self.routes)
+        code, error = (405, f"{method} not allowed on {path}") if known else (404, f"no such path: {path}")
+        await _respond(send, code, JSON_TYPE, orjson.dumps({"errors": [_error(None, error)]}))
+
+    async def _read_body(self, scope: dict, receive) -> bytes | None:
+        """The whole body, or None when it is over the cap (stops reading as soon as it is)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _answer(self, body: bytes) -> tuple[int, object]:
+        guard, metrics = self.guard, self.metrics
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return 400, {"errors": [_error(None, f"invalid JSON: {exc}")]}
+        if isinstance(parsed, dict):
+            decision = guard.fast_check(parsed, size=len(body))
+            if decision is None:
+                (decision,) = guard.check_batch([body])
+            if "error" in decision:
+                return 400, {"errors": [_error(None, decision["error"])]}
+            metrics.decisions.labels(decision["action"]).inc()
+            return 200, decision
+        if isinstance(parsed, list):
+            if len(parsed) > self.max_events:
+                return 413, {"errors": [_error(None, f"{len(parsed)} events in one request, "
+                                                     f"over the cap of {self.max_events}")]}
+            decisions = guard.check_batch(parsed)
+            errors = [_error(i, d["error"]) for i, d in enumerate(decisions) if "error" in d]
+            if errors:
+                return 400, {"errors": errors}
+            for d in decisions:
+                metrics.decisions.labels(d["action"]).inc()
+            return 200, decisions
+        return 400, {"errors": [_error(None, "expected an event (object) or a list of events, "
+                                             f"got {type(parsed).__name__}")]}
+
+
+JSON_TYPE = b"application/json"
+TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+async def _respond(send, code: int, content_type: bytes, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": code,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(cap: int) -> dict:
+    return {"errors": [_error(None, f"request body too large: over {cap} bytes")]}
 
 
 _FIELD_PATTERNS = (
@@ -183,12 +218,30 @@ def openapi_document() -> dict:
     }
 
 
-def serve_http(guard: Guard, host: str, port: int) -> None:
-    """Serve until stopped (uvloop, no access log: the guard sits in a serving path)."""
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket: connections queue from here on, before the server runs."""
+    sock = socket.create_server((host, port), backlog=2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def http_server(guard: Guard) -> "uvicorn.Server":
+    """uvicorn with httptools and uvloop, no access log (the guard sits in a serving path).
+
+    Idle keep-alive connections stay open 75 s (nginx's and aiohttp's default;
+    uvicorn's own is 5 s): a client's pooled connection closed under it races
+    with its next request, and that request fails.
+    """
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(build_http_app(guard), loop="uvloop", http="httptools", lifespan="off",
+                                         access_log=False, log_level="warning", server_header=False,
+                                         date_header=False, proxy_headers=False, timeout_keep_alive=75))
+
+
+def serve_http(guard: Guard, sock: socket.socket) -> None:
+    """Serve on ``sock`` until stopped (SIGINT or SIGTERM)."""
     import gc
 
-    import uvloop
-
     gc.freeze()  # the config and compiled rules are long-lived: keep them out of collections
-    web.run_app(build_http_app(guard), host=host, port=port, access_log=None, print=None,
-                loop=uvloop.new_event_loop())
+    http_server(guard).run(sockets=[sock])

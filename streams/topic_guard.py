@@ -113,14 +113,12 @@ def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: tuple[str,
     prepare_topics(settings)
     app = build_topic_guard_app(guard, settings)
     if http is not None:
-        from aiohttp import web
+        from .http_guard import http_server, listen
 
-        from .http_guard import build_http_app
+        sock = listen(*http)
 
         @app.task
         async def serve_http() -> None:
-            runner = web.AppRunner(build_http_app(guard), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, *http).start()
+            await http_server(guard).serve(sockets=[sock])
 
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
