@@ -301,7 +301,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--generator":
         port, rate, seconds = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
         bodies = sys.stdin.buffer.read().split(b"\n")
-        print(orjson.dumps(asyncio.run(_open_loop(port, bodies, rate, seconds))).decode())
+        import uvloop
+
+        print(orjson.dumps(uvloop.run(_open_loop(port, bodies, rate, seconds))).decode())
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-http", action="store_true")
