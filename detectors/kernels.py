@@ -26,6 +26,10 @@ __all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "bl
 
 _SIGN = np.uint64(1 << 63)
 
+# Per-block code counts are float32: exact up to 2**24 (a block holds at most 4,096 events), and the
+# CUSUM multiplies them by its table in single precision, twice the speed of double (see cusum.py).
+COUNT_DTYPE = np.float32
+
 
 def _keys_to_floats(keys: np.ndarray) -> np.ndarray:
     bits = np.where(keys >= _SIGN, keys ^ _SIGN, ~keys)
@@ -109,7 +113,7 @@ def encode_numeric(values, edges, table, missing, r, block, n_codes):
     n = len(values)
     n_blocks = (r + n - 1) // block + 1 if n else 0
     codes = np.empty(n, dtype=table.dtype)
-    counts = np.zeros((n_blocks, n_codes), dtype=np.float64)  # float: the CUSUM multiplies them by its table
+    counts = np.zeros((n_blocks, n_codes), dtype=COUNT_DTYPE)
     if values.dtype != np.float64 or not values.flags.c_contiguous:
         values = np.ascontiguousarray(values, dtype=np.float64)
     padded = np.append(edges, np.nan)
@@ -147,7 +151,7 @@ def encode_labels(labels, lookup, r, block, n_codes):
     """
     n = len(labels)
     codes = np.empty(n, dtype=lookup.dtype)
-    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.float64)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=COUNT_DTYPE)
     label_counts = np.zeros(len(lookup), dtype=np.int64)
     _encode_labels(np.ascontiguousarray(labels, dtype=np.int64), lookup, r, block, codes, counts, label_counts)
     return codes, counts, label_counts
@@ -166,35 +170,38 @@ def _count_codes(codes, r, block, counts):
 
 
 def count_codes(codes, r, block, n_codes):
-    """Per-block counts of integer codes (as floats: the CUSUM multiplies them by its table).
+    """Per-block counts of integer codes (as floats, ``COUNT_DTYPE``).
 
     >>> count_codes(np.array([0, 1, 1, 2]), r=1, block=2, n_codes=3).astype(int).tolist()
     [[1, 0, 0], [0, 2, 0], [0, 0, 1]]
     """
     n = len(codes)
-    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=np.float64)
+    counts = np.zeros(((r + n - 1) // block + 1 if n else 0, n_codes), dtype=COUNT_DTYPE)
     _count_codes(np.ascontiguousarray(codes, dtype=np.int64), r, block, counts)
     return counts
 
 
 @njit(cache=True, nogil=True)
-def _block_walk(both, s0, inblock, resume, h, closed, after, last_zero):
+def _block_walk(both, s0, inblock, resume, partial, slack, h, closed, after, last_zero):
     n_blocks = both.shape[0]
     n_lanes = s0.shape[0]
     value = s0.copy()
     hot = False
     for lane in range(n_lanes):
         start = inblock[lane] if resume else value[lane]
-        if start + both[0, n_lanes + lane] >= h[lane]:
+        if start + both[0, n_lanes + lane] + slack[lane] >= h[lane]:
             hot = True
     for j in range(n_blocks):
         if j > 0:
             for lane in range(n_lanes):
-                if value[lane] + both[j, n_lanes + lane] >= h[lane]:
+                if value[lane] + both[j, n_lanes + lane] + slack[lane] >= h[lane]:
                     hot = True
         if j < closed:
             for lane in range(n_lanes):
-                v = value[lane] + both[j, lane]
+                total = np.float64(both[j, lane])
+                if j == 0:
+                    total += partial[lane]
+                v = value[lane] + total
                 if v <= 0.0:
                     v = 0.0
                     last_zero[lane] = j
@@ -205,24 +212,31 @@ def _block_walk(both, s0, inblock, resume, h, closed, after, last_zero):
     return hot
 
 
-def block_walk(both, s0, inblock, resume, h, closed):
+def block_walk(both, s0, inblock, resume, h, closed, partial=None, slack=None):
     """Lane values at the closed block ends, ``S = min(h, max(0, S + sum))``.
 
-    ``both`` holds, per block, the lanes' sums then their positive parts.
+    ``both`` holds, per block, the lanes' sums then their positive parts
+    (float32 or float64); ``partial`` (float64) is added to the first
+    block's sums: the part of that block seen in earlier batches.
 
     Also says whether any lane could reach its threshold inside any block
-    (``start + positive part of the block >= h``, starting from ``inblock``
-    for a block resumed from an earlier batch), and the last closed block
-    where each lane was at zero (-1 if none).
+    (``start + positive part + slack >= h``, starting from ``inblock`` for
+    a block resumed from an earlier batch; ``slack`` covers the rounding of
+    single-precision sums), and the last closed block where each lane was at
+    zero (-1 if none).
 
     >>> both = np.array([[1.0, 1.0], [-5.0, 0.0], [9.0, 9.0]])
     >>> after, last_zero, hot = block_walk(both, np.array([2.0]), np.array([2.0]), False, np.array([10.0]), 3)
     >>> after.ravel().tolist(), last_zero.tolist(), hot
     ([3.0, 0.0, 9.0], [1], False)
     """
-    after = np.empty((closed, len(s0)))
-    last_zero = np.full(len(s0), -1, dtype=np.int64)
-    hot = _block_walk(np.ascontiguousarray(both), s0, inblock, bool(resume), h, closed, after, last_zero)
+    n_lanes = len(s0)
+    after = np.empty((closed, n_lanes))
+    last_zero = np.full(n_lanes, -1, dtype=np.int64)
+    zeros = np.zeros(n_lanes)
+    hot = _block_walk(np.ascontiguousarray(both), s0, inblock, bool(resume),
+                      zeros if partial is None else partial, zeros if slack is None else slack, h, closed,
+                      after, last_zero)
     return after, last_zero, hot
 
 
