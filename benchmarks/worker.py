@@ -93,10 +93,14 @@ def scaling_run(env, path, parts, count, warm=5_000) -> float:
 
     Each partition first gets ``warm`` events and the workers count them:
     a worker's first batch also loads its compiled kernels (about a second),
-    which is start-up, not throughput. Then the rest is produced; events/s
-    from the end of producing to the end of monitoring, so that neither the
-    group's rebalance nor the producer's CPU is in the figure.
+    which is start-up, not throughput. Then the workers are paused (SIGSTOP)
+    while the rest is produced, and resumed: events/s from the resume to nine
+    tenths of the events (partitions may finish unevenly), so that neither the
+    group's rebalance nor the producer is in the figure. The pause must stay
+    under the workers' session timeout (10 s), or the group would rebalance.
     """
+    import signal
+
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     topic = unique(f"scale{count}")
     create_topic(bootstrap, topic, parts)
@@ -111,21 +115,32 @@ def scaling_run(env, path, parts, count, warm=5_000) -> float:
             producers = [subprocess.Popen(["kcat", "-b", bootstrap, "-t", topic, "-p", str(p), "-P", "-l"],
                                           stdin=subprocess.PIPE) for p in range(parts)]
             for proc, chunk in zip(producers, part_lines):
-                proc.communicate(b"\n".join(chunk) + b"\n")
+                proc.stdin.write(b"\n".join(chunk) + b"\n")
+                proc.stdin.close()
+            for proc in producers:
+                proc.wait()
 
         produce([x[:warm] for x in lines])
         while progress(env["REDIS_URL"], app_id, topic) < warm * parts:
             time.sleep(0.05)
+        paused = time.perf_counter()
+        for proc in procs:
+            proc.send_signal(signal.SIGSTOP)
         produce([x[warm:] for x in lines])
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+        pause = time.perf_counter() - paused
         cpu0, broker0 = cpu_seconds(procs), cpu_seconds(broker_processes())
         start, first = time.perf_counter(), progress(env["REDIS_URL"], app_id, topic)
-        end = total - (total - first) // 10  # the last tenth left out: partitions may finish unevenly
+        end = total - (total - first) // 10
         while (done := progress(env["REDIS_URL"], app_id, topic)) < end:
             time.sleep(0.02)
         wall = time.perf_counter() - start
-        return ((done - first) / wall, (first - warm * parts) / (total - warm * parts),
-                (cpu_seconds(procs) - cpu0) / wall, (cpu_seconds(broker_processes()) - broker0) / wall)
+        return ((done - first) / wall, pause, (cpu_seconds(procs) - cpu0) / wall,
+                (cpu_seconds(broker_processes()) - broker0) / wall)
     finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
         stop(procs)
 
 
@@ -260,10 +275,10 @@ def main() -> None:
 
     big = events_file(scale_n)
     split_partitions(big, 4)
-    (w1, early1, cores1, broker1), (w2, early2, cores2, broker2) = scaling_run(env, big, 4, 1), scaling_run(env, big, 4, 2)
+    (w1, pause1, cores1, broker1), (w2, pause2, cores2, broker2) = scaling_run(env, big, 4, 1), scaling_run(env, big, 4, 2)
     print(f"4 partitions, {scale_n:,} events: 1 worker {w1:,.0f}/s, 2 workers {w2:,.0f}/s, speed-up {w2 / w1:.2f} "
           f"(target >= 1.7)\n  cores busy: workers {cores1:.2f} / {cores2:.2f}, Kafka broker {broker1:.2f} / {broker2:.2f}; "
-          f"{early1:.0%} / {early2:.0%} monitored while kcat was still producing")
+          f"workers paused {pause1:.1f} s / {pause2:.1f} s while kcat produced")
 
     lat = latency(env)
     if lat:

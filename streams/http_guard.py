@@ -4,8 +4,8 @@ One event (a JSON object) gets one decision; a JSON array of events gets a
 list of decisions in the same order. Bad input is answered, never crashed
 on: 400 with every problem and the field at fault (``{"errors": [{"index",
 "field", "error"}]}``), 413 for a body over ``max_body_bytes`` or a list
-over ``max_events``. The same :class:`streams.guard.Guard` as in process,
-so the decisions are the same.
+over ``max_events``; 404 and 405 in the same form. The same
+:class:`streams.guard.Guard` as in process, so the decisions are the same.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from .guard import Guard
 
-__all__ = ["build_http_app", "serve_http", "openapi_document"]
+__all__ = ["GuardApp", "build_http_app", "http_server", "listen", "serve_http", "openapi_document"]
+
 
 class GuardMetrics:
     """Prometheus series of the HTTP guard, in their own registry."""
@@ -35,7 +36,12 @@ class GuardMetrics:
 
 
 def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> "GuardApp":
+    """The ASGI application of ``guard``: serve it with :func:`http_server` (or any ASGI server)."""
     return GuardApp(guard, max_body_bytes, max_events)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its body was read: there is no one to answer."""
 
 
 class GuardApp:
@@ -62,7 +68,10 @@ class GuardApp:
         method, path = scope["method"], scope["path"]
         if path == "/v1/guard" and method == "POST":
             started = time.perf_counter()
-            body = await self._read_body(scope, receive)
+            try:
+                body = await self._read_body(scope, receive)
+            except _ClientGone:
+                return
             code, payload = (413, _too_large(self.max_body_bytes)) if body is None else self._answer(body)
             self.metrics.requests.labels(str(code)).inc()
             self.metrics.latency.observe(time.perf_counter() - started)
@@ -82,6 +91,8 @@ class GuardApp:
         chunks, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -220,9 +231,9 @@ def openapi_document() -> dict:
 
 def listen(host: str, port: int) -> socket.socket:
     """A bound, listening socket: connections queue from here on, before the server runs."""
-    sock = socket.create_server((host, port), backlog=2048)
-    sock.set_inheritable(True)
-    return sock
+    host = host.strip("[]")  # an IPv6 address as written in a URL
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 def http_server(guard: Guard) -> "uvicorn.Server":

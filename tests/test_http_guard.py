@@ -79,6 +79,7 @@ def client(guard):
             conn.close()  # reconnects on the next request
         return response.status, body
 
+    call.address = sock.getsockname()
     yield call
     conn.close()
     server.should_exit = True
@@ -133,6 +134,16 @@ def test_a_list_with_bad_events_names_each_by_index(client):
     status, answer = client("POST", "/v1/guard", data=orjson.dumps([good, {"event_id": 1}, good, "x"]))
     assert status == 400
     assert [e["index"] for e in orjson.loads(answer)["errors"]] == [1, 3]
+
+
+def test_a_client_gone_mid_body_leaves_the_server_serving(client):
+    import socket
+
+    host, port = client.address
+    with socket.create_connection((host, port)) as s:
+        s.sendall(b"POST /v1/guard HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event_id\"")
+    status, answer = client("POST", "/v1/guard", data=orjson.dumps(crafted_events()[2]))
+    assert status == 200 and orjson.loads(answer)["action"] == "flag"
 
 
 def test_unknown_paths_and_methods_are_404_and_405(client):
