@@ -247,7 +247,7 @@ def http_server(guard: Guard) -> "uvicorn.Server":
 
     return uvicorn.Server(uvicorn.Config(build_http_app(guard), loop="uvloop", http="httptools", lifespan="off",
                                          access_log=False, log_level="warning", server_header=False,
-                                         date_header=False, proxy_headers=False, timeout_keep_alive=75))
+                                         proxy_headers=False, timeout_keep_alive=75))
 
 
 def serve_http(guard: Guard, sock: socket.socket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import subprocess
 import sys
 import threading
@@ -137,13 +138,20 @@ def test_a_list_with_bad_events_names_each_by_index(client):
 
 
 def test_a_client_gone_mid_body_leaves_the_server_serving(client):
-    import socket
-
-    host, port = client.address
-    with socket.create_connection((host, port)) as s:
+    with socket.create_connection(client.address) as s:
         s.sendall(b"POST /v1/guard HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event_id\"")
     status, answer = client("POST", "/v1/guard", data=orjson.dumps(crafted_events()[2]))
     assert status == 200 and orjson.loads(answer)["action"] == "flag"
+
+
+def test_answers_carry_a_date_and_keep_the_connection(client):
+    with socket.create_connection(client.address) as s:
+        for _ in range(2):  # the second request on the same connection is answered too
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200") and b"\r\ndate: " in head.lower()
 
 
 def test_unknown_paths_and_methods_are_404_and_405(client):
@@ -196,7 +204,6 @@ def test_arbitrary_bodies_get_an_answer_never_a_500(client, body):
 
 
 def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
-    import socket
     import urllib.request
 
     bad = tmp_path / "bad.yaml"
