@@ -1,7 +1,8 @@
 """Scenario suite with known change points, and the scorer.
 
-``python benchmarks/scenarios.py`` prints, per scenario: our detection delay
-(events after the change to the first firing alert on the changed column),
+``python benchmarks/scenarios.py [--seeds 5]`` prints, per scenario, over
+independent streams (seeds): our mean detection delay (events after the
+change to the first firing alert on the changed column) and its range,
 false-alarm episodes (firings before the change or on a column that did not
 change), the information bound ``d*`` (the delay at which the cumulated
 KL(after || before) reaches ln(ARL0) at our budget: no detector with that
@@ -171,27 +172,49 @@ def run_river(sc: Scenario, make) -> Score:
     return score_alerts(sc, firings)
 
 
+def _summary(scores: list[Score], expect_change: bool) -> tuple[str, int, float | None]:
+    """(delay text, false alarms over all seeds, mean delay): the mean over the seeds that caught it."""
+    delays = [s.delay for s in scores if s.delay is not None]
+    false = sum(s.false_alarms for s in scores)
+    if not expect_change:
+        return "-", false, None
+    if not delays:
+        return "missed", false, None
+    mean = float(np.mean(delays))
+    text = f"{mean:.0f}" if len(delays) == len(scores) else f"{mean:.0f} ({len(scores) - len(delays)} missed)"
+    return text, false, mean
+
+
 def main() -> None:
+    """Each scenario on ``--seeds`` independent streams (default 5): mean delay, false alarms summed."""
+    import argparse
+
     from river.drift import ADWIN, PageHinkley
 
-    rows = []
-    head = f"{'scenario':18} {'column':12} {'delay':>7} {'FA':>3} {'bound':>7} {'ratio':>6} | {'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>4}"
-    print(f"budget: ARL0 = {ARL0:.0e} column-events; bound = delay at which cumulated KL reaches ln(ARL0) = {math.log(ARL0):.1f}")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    seeds = range(parser.parse_args().seeds)
+    head = (f"{'scenario':18} {'column':12} {'delay':>7} {'min-max':>9} {'FA':>3} {'bound':>7} {'ratio':>6} | "
+            f"{'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>5}")
+    print(f"budget: ARL0 = {ARL0:.0e} column-events; bound = delay at which cumulated KL reaches ln(ARL0) = "
+          f"{math.log(ARL0):.1f}; {len(seeds)} seeds per scenario (delay = mean, FA = sum)")
     print(head)
     print("-" * len(head))
     for name in SCENARIOS:
-        sc = build(name)
-        ours = run_inferwatch(sc)
-        adwin = run_river(sc, ADWIN)
-        ph = run_river(sc, PageHinkley)
+        runs = [build(name, seed) for seed in seeds]
+        sc = runs[0]
+        ours = [run_inferwatch(r) for r in runs]
+        adwin = [run_river(r, ADWIN) for r in runs]
+        ph = [run_river(r, PageHinkley) for r in runs]
+        changed = sc.change_at is not None
+        (text, false, mean), (a_text, a_false, _), (p_text, p_false, _) = (
+            _summary(x, changed) for x in (ours, adwin, ph))
         bound = sc.bound()
-        ratio = f"{ours.delay / bound:.2f}" if ours.delay is not None and bound else "-"
-        fmt = lambda d: "missed" if d is None and sc.change_at is not None else ("-" if d is None else str(d))  # noqa: E731
-        row = (f"{name:18} {sc.column or '-':12} {fmt(ours.delay):>7} {ours.false_alarms:>3} "
-               f"{(f'{bound:.0f}' if bound else '-'):>7} {ratio:>6} | {fmt(adwin.delay):>7} {adwin.false_alarms:>4} | "
-               f"{fmt(ph.delay):>7} {ph.false_alarms:>4}")
-        rows.append(row)
-        print(row, flush=True)
+        ratio = f"{mean / bound:.2f}" if mean is not None and bound else "-"
+        caught = [s.delay for s in ours if s.delay is not None]
+        spread = f"{min(caught)}-{max(caught)}" if caught else "-"
+        print(f"{name:18} {sc.column or '-':12} {text:>7} {spread:>9} {false:>3} {(f'{bound:.0f}' if bound else '-'):>7} "
+              f"{ratio:>6} | {a_text:>7} {a_false:>4} | {p_text:>7} {p_false:>5}", flush=True)
 
 
 if __name__ == "__main__":
