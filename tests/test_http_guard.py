@@ -72,8 +72,8 @@ def client(guard):
     thread.start()
     conn = http.client.HTTPConnection(*sock.getsockname(), timeout=30)
 
-    def call(method: str, path: str, data: bytes | None = None) -> tuple[int, bytes]:
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    def call(method: str, path: str, data=None, chunked: bool = False) -> tuple[int, bytes]:
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"}, encode_chunked=chunked)
         response = conn.getresponse()
         body = response.read()
         if response.will_close:
@@ -144,14 +144,26 @@ def test_a_client_gone_mid_body_leaves_the_server_serving(client):
     assert status == 200 and orjson.loads(answer)["action"] == "flag"
 
 
+def test_a_chunked_body_is_read_whole_and_its_cap_holds(client):
+    event = orjson.dumps(crafted_events()[2])
+    chunks = [event[:10], event[10:]]
+    status, answer = client("POST", "/v1/guard", data=iter(chunks), chunked=True)
+    assert status == 200 and orjson.loads(answer)["action"] == "flag"
+    status, answer = client("POST", "/v1/guard", data=iter([b" " * 65536] * 17), chunked=True)  # 1 MiB + 64 KiB
+    assert status == 413 and "too large" in orjson.loads(answer)["errors"][0]["error"]
+
+
 def test_answers_carry_a_date_and_keep_the_connection(client):
     with socket.create_connection(client.address) as s:
+        reader = s.makefile("rb")
         for _ in range(2):  # the second request on the same connection is answered too
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(4096)
-            assert head.startswith(b"HTTP/1.1 200") and b"\r\ndate: " in head.lower()
+            head = [reader.readline()]
+            while head[-1] != b"\r\n":
+                head.append(reader.readline())
+            fields = dict(line.decode().rstrip("\r\n").lower().split(": ", 1) for line in head[1:-1])
+            assert head[0].startswith(b"HTTP/1.1 200") and "date" in fields
+            assert orjson.loads(reader.read(int(fields["content-length"]))) == {"status": "ok"}
 
 
 def test_unknown_paths_and_methods_are_404_and_405(client):
