@@ -97,7 +97,7 @@ class ColumnMonitor:
             self.stats.update(column, start, moments)
         else:
             per_label = moments
-            unseen = int(counts[:, self.book.unseen_code].sum()) if not self.book.open_vocabulary else 0
+            unseen = int(counts[:, self.book.unseen_code].sum(dtype=np.float64)) if not self.book.open_vocabulary else 0
             if unseen:
                 lookup = self.book.lookup(column)[:-1]
                 present = np.flatnonzero((lookup == self.book.unseen_code) & (per_label[:-1] > 0))
