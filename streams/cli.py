@@ -214,27 +214,31 @@ def guard(
     if http is None and from_topic is None:
         err.print("[red]error:[/red] give --http HOST:PORT, or --from-topic and --to-topic, or both")
         raise typer.Exit(2)
-    address = _host_port(http) if http else None
-    if from_topic is None:
-        from .http_guard import listen, serve_http
-
-        try:
-            sock = listen(*address)
-        except OSError as exc:
-            err.print(f"[red]error:[/red] cannot listen on {address[0]}:{address[1]}: {exc}")
-            raise typer.Exit(2)
-        err.print(f"inferwatch guard: serving http://{address[0]}:{address[1]}/v1/guard")
-        serve_http(engine, sock)
-        return
-    if not to_topic or not bootstrap_servers:
+    if from_topic is not None and (not to_topic or not bootstrap_servers):
         err.print("[red]error:[/red] --from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
         raise typer.Exit(2)
+    sock = None
+    if http:
+        from .http_guard import listen
+
+        host, port = _host_port(http)
+        try:
+            sock = listen(host, port)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc}")
+            raise typer.Exit(2)
+        err.print(f"inferwatch guard: serving http://{host}:{port}/v1/guard")
+    if from_topic is None:
+        from .http_guard import serve_http
+
+        serve_http(engine, sock)
+        return
     from .topic_guard import TopicGuardSettings, run_topic_guard
 
     settings = TopicGuardSettings(bootstrap_servers, from_topic, to_topic, dead_letter_topic, app_id,
                                   web_port=web_port)
     try:
-        run_topic_guard(engine, settings, address, loglevel)
+        run_topic_guard(engine, settings, sock, loglevel)
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -107,18 +108,16 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
     return app
 
 
-def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: tuple[str, int] | None = None,
+def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: socket.socket | None = None,
                     loglevel: str = "warning") -> None:
-    """Run the topic guard in the foreground (and the HTTP guard in the same process if ``http``)."""
+    """Run the topic guard in the foreground (and the HTTP guard on the listening socket ``http``, if given)."""
     prepare_topics(settings)
     app = build_topic_guard_app(guard, settings)
     if http is not None:
-        from .http_guard import http_server, listen
-
-        sock = listen(*http)
+        from .http_guard import http_server
 
         @app.task
         async def serve_http() -> None:
-            await http_server(guard).serve(sockets=[sock])
+            await http_server(guard).serve(sockets=[http])
 
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
