@@ -2,7 +2,6 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY detectors ./detectors
-COPY streams ./streams
-RUN pip install --no-cache-dir .
+COPY inferwatch ./inferwatch
+RUN pip install --no-cache-dir '.[kafka,redis,http]'
 ENTRYPOINT ["inferwatch"]

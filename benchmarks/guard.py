@@ -30,14 +30,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 import yaml  # noqa: E402
 
-from detectors.config import MonitorConfig  # noqa: E402
-from streams.guard import Guard  # noqa: E402
+from inferwatch.detectors.config import MonitorConfig  # noqa: E402
+from inferwatch.streams.guard import Guard  # noqa: E402
 
 RULES = {"default": {
     "columns": {"amount": {"type": "numeric"}, "age": {"type": "numeric"}, "tenure_days": {"type": "numeric"},
@@ -70,7 +69,7 @@ RULES = {"default": {
 
 
 def events(n: int) -> list[dict]:
-    from synthetic import generate, to_lines
+    from inferwatch.testing.synthetic import generate, to_lines
 
     return [orjson.loads(line) for line in to_lines(generate(n, seed=11))]
 
@@ -169,7 +168,7 @@ def http(evs: list[dict], seconds: float, tmp: Path) -> list[dict]:
     config = tmp / "guard-rules.yaml"
     config.write_text(yaml.safe_dump(RULES))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
     try:
         proc.stderr.readline()
@@ -232,7 +231,7 @@ def free_port() -> int:
 def topic(evs: list[dict], seconds: float, tmp: Path) -> dict:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from services import create_topic, services_up, unique
+    from inferwatch.testing.services import create_topic, services_up, unique
 
     env, _ = services_up()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
@@ -240,7 +239,7 @@ def topic(evs: list[dict], seconds: float, tmp: Path) -> dict:
     create_topic(bootstrap, source, 1)
     config = tmp / "guard-rules.yaml"
     config.write_text(yaml.safe_dump(RULES))
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--from-topic", source, "--to-topic", f"{source}-out", "--dead-letter-topic",
                              f"{source}-dead", "--app-id", unique("guard"), "--web-port", str(free_port())],
                             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,13 +12,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
 
 def child(path: str) -> None:
-    from detectors.config import MonitorConfig
-    from streams.replay import replay_file
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.streams.replay import replay_file
 
     with open("/dev/null", "wb") as out:
         summary = replay_file(path, MonitorConfig(), out)
@@ -27,7 +25,7 @@ def child(path: str) -> None:
 
 
 def main() -> None:
-    from datafile import events_file
+    from inferwatch.testing.datafile import events_file
 
     sizes = [int(a) for a in sys.argv[1:]] or [1_000_000, 5_000_000]
     peaks = []

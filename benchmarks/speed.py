@@ -16,18 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson  # noqa: E402
 
-from datafile import events_file  # noqa: E402
-from detectors.config import MonitorConfig  # noqa: E402
-from detectors.monitor import Monitor  # noqa: E402
-from streams.decode import Decoder, infer_schema  # noqa: E402
-from streams.replay import read_chunks, replay_file, sample_lines  # noqa: E402
-from streams.runtime import single_threaded_blas  # noqa: E402
-from synthetic import Columns  # noqa: E402
+from inferwatch.testing.datafile import events_file  # noqa: E402
+from inferwatch.detectors.config import MonitorConfig  # noqa: E402
+from inferwatch.detectors.monitor import Monitor  # noqa: E402
+from inferwatch.streams.decode import Decoder, infer_schema  # noqa: E402
+from inferwatch.streams.replay import read_chunks, replay_file, sample_lines  # noqa: E402
+from inferwatch.streams.runtime import single_threaded_blas  # noqa: E402
+from inferwatch.testing.synthetic import Columns  # noqa: E402
 
 
 def timed(fn, repeat: int = 3):

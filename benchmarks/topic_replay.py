@@ -13,15 +13,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 import orjson  # noqa: E402
 
-from datafile import events_file  # noqa: E402
-from detectors.config import MonitorConfig  # noqa: E402
-from services import create_topic, services_up, unique  # noqa: E402
-from streams.replay import replay_file  # noqa: E402
-from streams.topic_replay import replay_topic  # noqa: E402
+from inferwatch.testing.datafile import events_file  # noqa: E402
+from inferwatch.detectors.config import MonitorConfig  # noqa: E402
+from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
+from inferwatch.streams.replay import replay_file  # noqa: E402
+from inferwatch.streams.topic_replay import replay_topic  # noqa: E402
 
 
 def raw_loop(bootstrap: str, topic: str, n: int) -> float:

@@ -22,14 +22,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
-from datafile import events_file  # noqa: E402
-from services import create_topic, services_up, unique  # noqa: E402
-from streams.state_store import read_partitions  # noqa: E402
+from inferwatch.testing.datafile import events_file  # noqa: E402
+from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
+from inferwatch.streams.state_store import read_partitions  # noqa: E402
 
 
 def progress(redis_url, app_id, topic) -> int:
@@ -43,7 +42,7 @@ def start_workers(env, topic, count, extra=()):
     for _ in range(count):
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
+            [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
              "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(port),
              "--web-port", str(free_port()), *extra],
             env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -199,7 +198,7 @@ def split_partitions(path, parts: int) -> None:
 def latency(env, n=60_000, rate=2_000) -> list[float]:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from synthetic import generate, to_lines
+    from inferwatch.testing.synthetic import generate, to_lines
 
     cols = generate(n, seed=99)
     flip = (np.arange(n) // 3_000) % 2 == 1
@@ -212,7 +211,7 @@ def latency(env, n=60_000, rate=2_000) -> list[float]:
     config.write_text("default: {warmup_events: 3000}\n")
     app_id = unique("bench")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
+        [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
          "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", "0", "--config", str(config),
          "--web-port", str(free_port()), "--batch-size", "500"],
         env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,14 +1,8 @@
-import sys
-from pathlib import Path
+import os
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import pytest
 
-import os  # noqa: E402
-
-import pytest  # noqa: E402
-
-from services import services_down, services_up  # noqa: E402
+from inferwatch.testing.services import services_down, services_up
 
 
 @pytest.fixture(scope="session")

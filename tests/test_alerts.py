@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from detectors.alerts import AlertPolicy, Finding
-from detectors.config import AlertPolicyConfig
+from inferwatch.detectors.alerts import AlertPolicy, Finding
+from inferwatch.detectors.config import AlertPolicyConfig
 
 
 def finding(action, row):

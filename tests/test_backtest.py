@@ -8,14 +8,14 @@ import sys
 import orjson
 import pytest
 
-from services import ROOT
+from inferwatch.testing.services import ROOT
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 CONFIGS = [ROOT / "examples" / "backtest" / "baseline.yaml", ROOT / "examples" / "backtest" / "candidate.yaml"]
 
 
 def run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "streams.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "inferwatch", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=600, **kw)
 
 
@@ -44,9 +44,9 @@ def test_the_table_shows_what_each_config_would_have_done(backtested, tmp_path):
     assert rows["events"] == ["30,000", "30,000"]
     assert rows["card-fraud: events block"][0] == "0" and int(rows["card-fraud: events block"][1].replace(",", "")) > 0
     assert rows["card-fraud: first firing on amount"][0].startswith("line 120")
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
 
-    decisions = Guard.from_config(CONFIGS[1]).check_batch(DEMO.read_bytes().splitlines())
+    decisions = [d.to_dict() for d in Guard.from_config(CONFIGS[1]).check_batch(DEMO.read_bytes().splitlines())]
     blocked = sum(1 for d in decisions if d.get("action") == "block" and "error" not in d)
     assert rows["card-fraud: events block"][1] == f"{blocked:,}"
 

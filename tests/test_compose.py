@@ -13,8 +13,8 @@ import pytest
 import typer.main
 import yaml
 
-from streams.cli import app
-from streams.config_file import load_config
+from inferwatch.streams.cli import app
+from inferwatch.streams.config_file import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

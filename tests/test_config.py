@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.config_file import ConfigError, load_config
+from inferwatch.streams.config_file import ConfigError, load_config
 
 
 @pytest.mark.parametrize("text, field", [

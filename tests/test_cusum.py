@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from detectors.cusum import BlockCusum, LaneState
-from detectors.kernels import block_walk
-from detectors.lanes import LaneTable
+from inferwatch.detectors.cusum import BlockCusum, LaneState
+from inferwatch.detectors.kernels import block_walk
+from inferwatch.detectors.lanes import LaneTable
 
 
 def lane_table(up=2.0, down=-0.05, h=10.0):

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.expression import ExpressionError, compile_expression
-from detectors.types import CategoricalArray, NumericArray
+from inferwatch.detectors.expression import ExpressionError, compile_expression
+from inferwatch.detectors.types import CategoricalArray, NumericArray
 
 KINDS = {"amount": "numeric", "age": "numeric", "country": "categorical", "prediction": "numeric"}
 

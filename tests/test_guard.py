@@ -8,9 +8,9 @@ import numpy as np
 import orjson
 import pytest
 
-from detectors.config import MonitorConfig, RuleConfig
-from detectors.guard import BatchGuard
-from detectors.types import Batch, CategoricalArray, NumericArray
+from inferwatch.detectors.config import MonitorConfig, RuleConfig
+from inferwatch.detectors.guard import BatchGuard
+from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
 
 KINDS = {"amount": "numeric", "country": "categorical", "prediction": "numeric", "prediction_backup": "numeric"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def batch():
 
 
 def decide(*rules):
-    return BatchGuard([RuleConfig(**r) for r in rules], KINDS).decide(batch())
+    return [d.to_dict() for d in BatchGuard([RuleConfig(**r) for r in rules], KINDS).decide(batch())]
 
 
 def test_range_fix_clips_the_prediction():
@@ -90,7 +90,7 @@ def test_replay_writes_one_decision_per_valid_event(tmp_path):
                       "action: block}\n")
     out = tmp_path / "out.jsonl"
     demo = ROOT / "examples" / "card_fraud_stream.jsonl"
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(config),
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(demo), "--config", str(config),
                           "--outputs-out", str(out)], capture_output=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     decisions = [orjson.loads(x) for x in out.read_bytes().splitlines()]
@@ -100,7 +100,7 @@ def test_replay_writes_one_decision_per_valid_event(tmp_path):
     assert any(d["action"] == "block" and d["prediction"] is None for d in decisions)
     bad = tmp_path / "bad.yaml"
     bad.write_text("default:\n  rules:\n    - {kind: expression, expression: 'amout > 1'}\n")
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(bad)],
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(demo), "--config", str(bad)],
                          capture_output=True, cwd=ROOT, timeout=300)
     assert res.returncode == 2 and b"unknown field 'amout'" in res.stderr and res.stdout == b""
 
@@ -121,17 +121,17 @@ default:
 
 def test_in_process_guard_equals_replay_outputs(tmp_path):
     """Guard.check_batch and replay --outputs-out give the same decisions on the same events."""
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
 
     config = tmp_path / "rules.yaml"
     config.write_text(RULES)
     demo = ROOT / "examples" / "card_fraud_stream.jsonl"
     out = tmp_path / "out.jsonl"
-    subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(demo), "--config", str(config),
+    subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(demo), "--config", str(config),
                     "--outputs-out", str(out)], check=True, capture_output=True, cwd=ROOT, timeout=300)
     from_replay = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     lines = demo.read_bytes().splitlines()
-    decisions = Guard.from_config(config).check_batch(lines)
+    decisions = [d.to_dict() for d in Guard.from_config(config).check_batch(lines)]
     valid = [d for d in decisions if "error" not in d]
     assert valid == from_replay
     assert len(decisions) - len(valid) == 15
@@ -139,18 +139,22 @@ def test_in_process_guard_equals_replay_outputs(tmp_path):
 
 
 def test_check_one_event_and_invalid_events():
-    from streams.guard import Guard, InvalidEvent
+    from inferwatch.streams.guard import Guard, InvalidEvent
 
     cfg = MonitorConfig.model_validate({"default": {
         "columns": {"amount": {"type": "numeric"}},
         "rules": [{"kind": "range", "field": "amount", "max": 100, "action": "flag"}]}})
     guard = Guard(cfg)
     event = {"event_id": "e", "model": "m", "timestamp": 1.0, "features": {"amount": 500}, "prediction": 0.1}
-    assert guard.check(event)["action"] == "flag"
-    assert guard.check(orjson.dumps(event).decode())["violations"][0]["field"] == "amount"
-    with pytest.raises(InvalidEvent, match="missing required field: model"):
+    assert guard.check(event).action == "flag"
+    assert guard.check(orjson.dumps(event).decode()).violations[0].field == "amount"
+    with pytest.raises(InvalidEvent) as missing:
         guard.check({"event_id": "e", "timestamp": 1.0, "features": {}})
-    out = guard.check_batch([event, b"garbage", "", {"event_id": "x"}])
+    assert missing.value.field == "model"
+    with pytest.raises(InvalidEvent) as wrong:
+        guard.check({"event_id": "e", "model": "m", "timestamp": 1.0, "features": {"amount": "x"}})
+    assert wrong.value.field == "features.amount"
+    out = [d.to_dict() for d in guard.check_batch([event, b"garbage", "", {"event_id": "x"}])]
     assert [d.get("error") is None for d in out] == [True, False, False, False]
     assert all(d["action"] == "block" for d in out[1:])
 
@@ -167,12 +171,12 @@ _JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st
 @given(st.lists(st.one_of(st.binary(max_size=200), _JSON, st.text(max_size=50)), max_size=5))
 def test_arbitrary_input_never_crashes_the_guard(events):
     """Every input gets exactly one answer: a decision or an error, never an exception."""
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
 
     guard = Guard(MonitorConfig.model_validate({"default": {
         "columns": {"amount": {"type": "numeric"}},
         "rules": [{"kind": "expression", "expression": "amount > 1", "action": "block"}]}}))
-    out = guard.check_batch(events)
+    out = [d.to_dict() for d in guard.check_batch(events)]
     assert len(out) == len(events)
     assert all(("error" in d) or d["action"] in ("pass", "block") for d in out)
 
@@ -202,7 +206,7 @@ _PER_EVENT_RULES = RULES + """\
 @given(_EVENTS, st.booleans())
 def test_per_event_path_gives_the_batch_decision(event, as_json):
     """Whenever ``check`` answers without the batch decoder, the answer is the batch decoder's."""
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
 
     guard = _guard_for_property()
     if as_json:
@@ -220,7 +224,7 @@ _GUARD = []
 
 
 def _guard_for_property():
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
     import yaml
 
     if not _GUARD:
@@ -233,14 +237,14 @@ def _guard_for_property():
 
 def test_per_event_path_takes_every_clean_demo_event(tmp_path):
     """The fast path is not a corner case: every valid demo event is decided by it, as the batch path would."""
-    from streams.guard import Guard
+    from inferwatch.streams.guard import Guard
 
     config = tmp_path / "rules.yaml"
     config.write_text(RULES)
     guard = Guard.from_config(config)
     lines = (ROOT / "examples" / "card_fraud_stream.jsonl").read_bytes().splitlines()
-    batch = guard.check_batch(lines)
-    fast = [guard.fast_check(line) for line in lines]
+    batch = [d.to_dict() for d in guard.check_batch(lines)]
+    fast = [d and d.to_dict() for d in map(guard.fast_check, lines)]
     valid = [i for i, d in enumerate(batch) if "error" not in d]
     assert len(valid) == len(lines) - 15
     assert all(fast[i] == batch[i] for i in valid)

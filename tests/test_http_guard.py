@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.config import MonitorConfig
-from streams.guard import Guard
-from streams.http_guard import build_http_app, listen
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.streams.guard import Guard, Rejection
+from inferwatch.streams.http_guard import build_http_app, listen
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
@@ -90,7 +90,7 @@ def client(guard):
 
 def test_each_rule_kind_and_action_gives_the_same_decision_in_process_and_over_http(guard, client):
     events = crafted_events()
-    in_process = [guard.check(e) for e in events]
+    in_process = [guard.check(e).to_dict() for e in events]
     assert [d["action"] for d in in_process] == ["pass", "pass", "flag", "fix", "fix", "fallback", "block"]
     assert in_process[3]["fixed"] == {"country": "US"} and in_process[4]["prediction"] == 0.9
     assert in_process[5]["prediction"] == 0.5 and in_process[6]["prediction"] is None
@@ -105,10 +105,10 @@ def test_each_rule_kind_and_action_gives_the_same_decision_in_process_and_over_h
 
 
 def test_demo_events_give_the_same_decisions_over_http(guard, client):
-    lines = [line for line in demo_events(400) if guard.check_batch([line])[0].get("error") is None]
+    lines = [line for line in demo_events(400) if not isinstance(guard.check_batch([line])[0], Rejection)]
     status, body = client("POST", "/v1/guard", data=b"[" + b",".join(lines) + b"]")
     assert status == 200
-    assert orjson.loads(body) == [guard.check(line) for line in lines]
+    assert orjson.loads(body) == [guard.check(line).to_dict() for line in lines]
 
 
 @pytest.mark.parametrize("body, code, field", [
@@ -220,7 +220,7 @@ def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("default:\n  rules: [{kind: range, field: amount, max: 1, action: explode}]\n")
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "guard", "--config", str(bad), "--http", "127.0.0.1:1"],
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "guard", "--config", str(bad), "--http", "127.0.0.1:1"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 2 and "rules" in res.stderr and "action" in res.stderr
     config = tmp_path / "rules.yaml"
@@ -229,7 +229,7 @@ def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
     try:
         assert b"serving" in proc.stderr.readline()

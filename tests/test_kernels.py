@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from detectors.kernels import bucket_table, count_codes, encode_labels, encode_numeric
-from detectors.stats import CategoricalStats
-from detectors.types import CategoricalArray
+from inferwatch.detectors.kernels import bucket_table, count_codes, encode_labels, encode_numeric
+from inferwatch.detectors.stats import CategoricalStats
+from inferwatch.detectors.types import CategoricalArray
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
@@ -50,7 +50,7 @@ def test_label_codes_counts_and_stats_match_numpy(n_labels, data):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 5), st.data())
 def test_open_block_end_is_bit_for_bit_the_numpy_formula(n_codes, n_lanes, data):
-    from detectors.kernels import open_block_end
+    from inferwatch.detectors.kernels import open_block_end
 
     finite = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
     table = np.array(data.draw(st.lists(st.lists(finite, min_size=n_lanes, max_size=n_lanes),

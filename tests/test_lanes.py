@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 
-from detectors.coding import CategoricalCodebook, NumericCodebook
-from detectors.lanes import _variance_inflation, build_lanes, calibrate
-from detectors.types import CategoricalArray, NumericArray
+from inferwatch.detectors.coding import CategoricalCodebook, NumericCodebook
+from inferwatch.detectors.lanes import _variance_inflation, build_lanes, calibrate
+from inferwatch.detectors.types import CategoricalArray, NumericArray
 
 
 def test_every_lane_is_an_exact_log_likelihood_ratio():

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from detectors.config import MonitorConfig
-from detectors.monitor import Monitor
-from detectors.types import Batch, CategoricalArray, NumericArray
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.errors import ConfigError, StateError
+from inferwatch.detectors.monitor import Monitor
+from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
 
 
 def batch(start, n, x, country):
@@ -62,7 +63,7 @@ def test_state_version_is_checked():
     mon = Monitor(MonitorConfig())
     import msgspec
     data = msgspec.msgpack.encode({"version": 999, "models": []})
-    with pytest.raises(ValueError, match="state version"):
+    with pytest.raises(StateError, match="state version"):
         Monitor.from_bytes(data, MonitorConfig())
     assert Monitor.from_bytes(mon.to_bytes(), MonitorConfig()).models == {}
 
@@ -70,5 +71,5 @@ def test_state_version_is_checked():
 def test_type_mismatch_with_config_is_an_error():
     rng = np.random.default_rng(6)
     cfg = MonitorConfig.model_validate({"default": {"columns": {"x": {"type": "categorical"}}}})
-    with pytest.raises(TypeError, match="columns.x.type"):
+    with pytest.raises(ConfigError, match="columns.x.type"):
         Monitor(cfg).fit_reference(stream(rng, 1000, 0))

@@ -16,7 +16,7 @@ NEW_COUNTRY_LINE = 20_010
 
 
 def replay(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "streams.cli", "replay", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "inferwatch", "replay", *map(str, args)],
                           capture_output=True, cwd=cwd, timeout=300)
 
 

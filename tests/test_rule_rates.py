@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from detectors.config import MonitorConfig, RuleConfig
-from detectors.monitor import Monitor
-from detectors.rule_rates import RuleRates
-from detectors.types import Batch, NumericArray
+from inferwatch.detectors.config import MonitorConfig, RuleConfig
+from inferwatch.detectors.monitor import Monitor
+from inferwatch.detectors.rule_rates import RuleRates
+from inferwatch.detectors.types import Batch, NumericArray
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = RuleConfig(kind="range", field="x", max=2.0, action="fix", alert_rate=0.02)
@@ -67,7 +67,7 @@ def test_replay_turns_the_demo_unit_bug_into_one_guardrail_episode(tmp_path):
     config.write_text("default:\n  columns: {amount: {type: numeric}}\n"
                       "  rules: [{kind: range, field: amount, max: 5000, action: flag}]\n")
     out = tmp_path / "alerts.jsonl"
-    subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", "examples/card_fraud_stream.jsonl",
+    subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", "examples/card_fraud_stream.jsonl",
                     "--config", str(config), "--alerts-out", str(out)], check=True, cwd=ROOT, timeout=300,
                    capture_output=True)
     alerts = [orjson.loads(x) for x in out.read_bytes().splitlines()]

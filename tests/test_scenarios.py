@@ -2,7 +2,7 @@
 
 import pytest
 
-from scenarios import SCENARIOS, build, run_inferwatch
+from inferwatch.testing.scenarios import SCENARIOS, build, run_inferwatch
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

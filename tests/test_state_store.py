@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from services import unique
-from streams.state_store import PartitionState, RedisStateStore, StaleState, StateUnavailable
+from inferwatch.testing.services import unique
+from inferwatch.streams.state_store import PartitionState, RedisStateStore, StaleState, StateUnavailable
 
 pytestmark = pytest.mark.integration
 

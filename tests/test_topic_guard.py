@@ -10,12 +10,12 @@ import orjson
 import pytest
 import yaml
 
-from services import ROOT, create_topic, kcat_consume, kcat_consume_partitions, kcat_produce, unique, wait_until
+from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_consume_partitions, kcat_produce, unique, wait_until
 from test_http_guard import ALL_RULES, crafted_events
 from test_worker import free_port, monitor_to_end, replay_alerts
 
-from detectors.config import MonitorConfig
-from streams.guard import Guard
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.streams.guard import Guard, Rejection
 
 pytestmark = pytest.mark.integration
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
@@ -36,14 +36,14 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
     config.write_text(yaml.safe_dump(ALL_RULES))
     target, dead = f"{source}-out", f"{source}-dead"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "guard", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--from-topic", source, "--to-topic", target, "--dead-letter-topic", dead,
                              "--app-id", unique("guard"), "--web-port", str(free_port()),
                              "--bootstrap-servers", bootstrap,
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT,
                             stdout=open(tmp_path / "guard.log", "wb"), stderr=subprocess.STDOUT)
     guard = Guard(MonitorConfig.model_validate(ALL_RULES))
-    expected = {p: [(v, guard.check_batch([v])[0]) for v in values]
+    expected = {p: [(v, guard.check_batch([v])[0].to_dict()) for v in values]
                 for p, values in kcat_consume_partitions(bootstrap, source).items()}
     n_valid = sum(1 for items in expected.values() for _, d in items if "error" not in d)
     invalid = sorted(v for items in expected.values() for v, d in items if "error" in d)
@@ -63,7 +63,7 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    assert over_http == guard.check(event) and over_http["action"] == "fallback"
+    assert over_http == guard.check(event).to_dict() and over_http["action"] == "fallback"
     decided = kcat_consume_partitions(bootstrap, target)
     assert len(expected) == 4
     for p, items in expected.items():
@@ -85,7 +85,7 @@ def test_worker_publishes_each_decision_and_guardrail_alerts_in_the_same_pass(se
     config.write_text(yaml.safe_dump(rules))
     topic, _ = monitor_to_end(services, DEMO, tmp_path, "guarded", config)
     guard = Guard(MonitorConfig.model_validate(rules))
-    want = [d for d in guard.check_batch(DEMO.read_bytes().splitlines()) if "error" not in d]
+    want = [d.to_dict() for d in guard.check_batch(DEMO.read_bytes().splitlines()) if not isinstance(d, Rejection)]
     got = [orjson.loads(m) for m in kcat_consume_partitions(bootstrap, f"{topic}-outputs")[0]]
     assert len(got) == 30_000
     assert got == want

@@ -6,14 +6,14 @@ import sys
 import orjson
 import pytest
 
-from services import ROOT, create_topic, kcat_produce, unique
+from inferwatch.testing.services import ROOT, create_topic, kcat_produce, unique
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 pytestmark = pytest.mark.integration
 
 
 def replay(*args):
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", *map(str, args)],
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", *map(str, args)],
                          capture_output=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     return res.stdout
@@ -50,7 +50,7 @@ def test_a_range_in_the_future_replays_nothing(services):
 
 
 def test_topic_and_file_are_exclusive():
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(DEMO), "--topic", "x"],
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(DEMO), "--topic", "x"],
                          capture_output=True, cwd=ROOT, timeout=60)
     assert res.returncode == 2 and b"exactly one of --file or --topic" in res.stderr
 
@@ -59,7 +59,7 @@ def test_reader_frames_carry_offsets_and_exact_bytes():
     """The child-to-parent framing keeps every value byte for byte (newlines, empty values, non-ASCII)."""
     import io
 
-    from streams.kafka_reader import read_frames, write_frames
+    from inferwatch.streams.kafka_reader import read_frames, write_frames
 
     chunks = [([5, 6, 9], [b'{"a":1}', b"", b"line\nbreak \xc3\xa9"]), ([10], [b"\x00" * 70_000])]
     buffer = io.BytesIO()
@@ -73,8 +73,8 @@ def test_kcat_and_librdkafka_readers_give_the_same_records(services, chunk):
     """Both partition readers: the same offsets and the same bytes for a range inside a partition."""
     from confluent_kafka import Producer
 
-    from streams.kafka_reader import RangeReader
-    from streams.kcat_reader import KcatRangeReader
+    from inferwatch.streams.kafka_reader import RangeReader
+    from inferwatch.streams.kcat_reader import KcatRangeReader
 
     bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
     topic = unique("readers")

@@ -13,11 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
+from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
 
-from detectors.config import MonitorConfig
-from detectors.monitor import Monitor
-from streams.state_store import read_partitions
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.detectors.monitor import Monitor
+from inferwatch.streams.state_store import read_partitions
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ class Worker:
 
     def __init__(self, env, events, app_id, tmp: Path, config: Path | None = None):
         self.env = {**os.environ, **env}
-        self.args = [sys.executable, "-m", "streams.cli", "worker", "--events-topic", events,
+        self.args = [sys.executable, "-m", "inferwatch", "worker", "--events-topic", events,
                      "--alerts-topic", f"{events}-alerts", "--dead-letter-topic", f"{events}-dead",
                      "--outputs-topic", f"{events}-outputs",
                      "--app-id", app_id, "--batch-size", "1000"]
@@ -118,7 +118,7 @@ def monitor_to_end(services, path: Path, tmp: Path, name: str, config: Path | No
 
 
 def replay_alerts(path: Path, extra=()):
-    res = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--file", str(path), *extra],
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(path), *extra],
                          capture_output=True, cwd=ROOT, check=True, timeout=300)
     return [orjson.loads(x) for x in res.stdout.splitlines()]
 
@@ -147,7 +147,7 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     assert "inferwatch_batch_seconds_bucket" in metrics and "inferwatch_consumer_lag" in metrics
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
     assert live and key(live) == key(replay_alerts(DEMO))
-    status = subprocess.run([sys.executable, "-m", "streams.cli", "status", "--json", "--app-id", app_id,
+    status = subprocess.run([sys.executable, "-m", "inferwatch", "status", "--json", "--app-id", app_id,
                              "--redis-url", redis_url, "--bootstrap-servers", bootstrap],
                             capture_output=True, cwd=ROOT, check=True, timeout=60)
     report = orjson.loads(status.stdout)
@@ -171,8 +171,7 @@ def _metric(text: str, series: str) -> float | None:
 
 
 def stream_with_unit_bug(path: Path, n: int) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from synthetic import generate, to_lines
+    from inferwatch.testing.synthetic import generate, to_lines
 
     cols = generate(n, seed=21)
     cols.amount[n // 2:] *= 100

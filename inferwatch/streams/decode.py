@@ -3,7 +3,7 @@
 The fast path hands a whole micro-batch to polars' NDJSON reader with a
 fixed schema (one pass in Rust, columns out). A line polars rejects sends
 its half of the batch back for a retry, halving until the bad lines stand
-alone; each becomes a dead letter with a precise reason from msgspec. The
+alone; each becomes a dead letter naming the field at fault and why. The
 same schema decides every line, so a line's fate never depends on its
 neighbours or on how the stream was cut into batches.
 
@@ -19,13 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-import msgspec
 import numpy as np
 import orjson
 import polars as pl
 
-from detectors.config import Limits, MonitorConfig
-from detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
+from ..detectors.config import Limits, MonitorConfig
+from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
 
 from .lines import LineBlock
 from .timeparse import rfc3339_seconds
@@ -67,6 +66,15 @@ class Schema:
     def from_dict(cls, raw: dict) -> "Schema":
         return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]))
 
+    def kinds(self) -> dict[str, Kind]:
+        """Kind of every column: features, then ``prediction`` or ``prediction.<output>``."""
+        kinds = dict(self.features)
+        if isinstance(self.prediction, dict):
+            kinds.update({f"prediction.{k}": v for k, v in self.prediction.items()})
+        elif self.prediction is not None:
+            kinds["prediction"] = self.prediction
+        return kinds
+
     def columns(self) -> list[str]:
         names = list(self.features)
         if isinstance(self.prediction, dict):
@@ -81,11 +89,20 @@ Lines = Union[list[bytes], LineBlock]
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An input that is not a valid event: why, where, and its exact bytes."""
+    """An input that is not a valid event: why, where, and its exact bytes.
+
+    ``field`` is the field at fault (``features.amount``), None when the
+    input as a whole is wrong; ``error`` is the whole message.
+    """
 
     error: str
     index: int
     raw: bytes
+    field: str | None = None
+
+    @classmethod
+    def of(cls, field: str | None, reason: str, index: int, raw: bytes) -> "DeadLetter":
+        return cls(f"{field}: {reason}" if field else reason, index, raw, field)
 
     def record(self, source: dict) -> dict:
         return {"error": self.error, "source": source, "raw": base64.b64encode(self.raw).decode("ascii")}
@@ -105,21 +122,6 @@ class Decoded:
         return sum(len(r) for r in self.rows)
 
 
-class _Event(msgspec.Struct):
-    """The wire contract, for precise reasons on the slow path."""
-
-    event_id: Union[str, int, float, bool]
-    model: Union[str, int, float, bool]
-    timestamp: Union[str, int, float]
-    features: dict[str, Union[float, str, bool, None]]
-    model_version: Union[str, None] = None
-    prediction: Union[float, str, bool, dict[str, Union[float, str, bool, None]], None] = None
-    tags: Union[dict[str, str], None] = None
-
-
-_EVENT = msgspec.json.Decoder(_Event)
-
-
 class Decoder:
     """Turn raw messages (a list, or a :class:`LineBlock` of a file) into :class:`Decoded` batches.
 
@@ -128,8 +130,10 @@ class Decoder:
     ...     b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":1.5,"country":"US"},"prediction":0.2}',
     ...     b'{"event_id":"b","model":"m","timestamp":1762000000,"features":{"amount":"x"}}',
     ...     b'not json'])
-    >>> out.events, [(d.index, d.error) for d in out.dead]
-    (1, [(1, 'features.amount: expected a number, got a string'), (2, 'invalid JSON: invalid literal: line 1 column 1 (char 0)')])
+    >>> out.events, [(d.index, d.error.split(' (')[0]) for d in out.dead]
+    (1, [(1, 'features.amount: expected a number, got a string'), (2, 'invalid JSON')])
+    >>> out.dead[0].field
+    'features.amount'
     """
 
     def __init__(self, schema: Schema, limits: Limits | None = None) -> None:
@@ -169,7 +173,8 @@ class Decoder:
         cap = self.limits.max_message_bytes
         keep = np.flatnonzero(~blank & (lengths <= cap))
         for i in np.flatnonzero(lengths > cap):
-            dead.append(DeadLetter(f"message is {lengths[i]} bytes, over the cap of {cap}", first_index + int(i), lines[i]))
+            dead.append(DeadLetter.of(None, f"message is {lengths[i]} bytes, over the cap of {cap}", first_index + int(i),
+                                      lines[i]))
         suspicious = keep[lengths[keep] > 6 * self.limits.max_features]
         if suspicious.size:
             drop = set()
@@ -180,8 +185,8 @@ class Decoder:
                     continue  # the parser will say what is wrong
                 if n > self.limits.max_features:
                     drop.add(int(i))
-                    dead.append(DeadLetter(f"event has {n} features, over the cap of {self.limits.max_features}",
-                                           first_index + int(i), lines[i]))
+                    dead.append(DeadLetter.of("features", f"{n} features, over the cap of {self.limits.max_features}",
+                                              first_index + int(i), lines[i]))
             if drop:
                 keep = np.array([i for i in keep if int(i) not in drop], dtype=np.int64)
         return keep
@@ -202,40 +207,40 @@ class Decoder:
         except Exception as exc:  # polars raises several types for bad input
             if idx.size == 1:
                 i = int(idx[0])
-                dead.append(DeadLetter(self._reason(lines[i], exc), first_index + i, lines[i]))
+                dead.append(DeadLetter.of(*self._reason(lines[i], exc), first_index + i, lines[i]))
                 return
         half = idx.size // 2
         self._parse(lines, idx[:half], frames, dead, first_index)
         self._parse(lines, idx[half:], frames, dead, first_index)
 
-    def _reason(self, line: bytes, exc: Exception) -> str:
+    def _reason(self, line: bytes, exc: Exception) -> tuple[str | None, str]:
+        """(field at fault, why) for a line the fast reader refused."""
         try:
             raw = orjson.loads(line)
         except orjson.JSONDecodeError as e:
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
-                return f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
-            return f"invalid JSON: {e}"
+                return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
+            return None, f"invalid JSON ({e})"
         if not isinstance(raw, dict):
-            return f"an event must be a JSON object, got {type(raw).__name__}"
-        try:
-            _EVENT.decode(line)
-        except msgspec.ValidationError as e:
-            return f"wrong field: {e}"
+            return None, f"an event must be a JSON object, got {_name(raw)}"
+        wrong = _contract_problem(raw)
+        if wrong is not None:
+            return wrong
         for name, kind in self.schema.features.items():
             value = raw["features"].get(name)
             if value is not None and not _fits(value, kind):
-                return f"features.{name}: expected {_WANT[kind]}, got {_name(value)}"
+                return f"features.{name}", f"expected {_WANT[kind]}, got {_name(value)}"
         pred = raw.get("prediction")
         if isinstance(self.schema.prediction, dict):
             if pred is not None and not isinstance(pred, dict):
-                return f"prediction: expected an object of outputs, got {_name(pred)}"
+                return "prediction", f"expected an object of outputs, got {_name(pred)}"
             for name, kind in self.schema.prediction.items():
                 value = (pred or {}).get(name)
                 if value is not None and not _fits(value, kind):
-                    return f"prediction.{name}: expected {_WANT[kind]}, got {_name(value)}"
+                    return f"prediction.{name}", f"expected {_WANT[kind]}, got {_name(value)}"
         elif self.schema.prediction is not None and pred is not None and not _fits(pred, self.schema.prediction):
-            return f"prediction: expected {_WANT[self.schema.prediction]}, got {_name(pred)}"
-        return f"could not decode: {str(exc).splitlines()[0][:200]}"
+            return "prediction", f"expected {_WANT[self.schema.prediction]}, got {_name(pred)}"
+        return None, f"could not decode: {str(exc).splitlines()[0][:200]}"
 
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
         """One polars ``select`` for all checks and columns, then split by model."""
@@ -243,10 +248,14 @@ class Decoder:
         problem = table["__problem"].to_numpy().copy()
         times = _seconds(table["timestamp"])
         problem[(problem == 0) & np.isnan(times)] = 5
+        for i in np.flatnonzero(problem == 6):  # the reader turns an object or array into its text: look again
+            wrong = _contract_problem(orjson.loads(lines[int(index[i])]))
+            problem[i] = 0 if wrong is None else 6
         bad = problem > 0
         for i in np.flatnonzero(bad):
             j = int(index[i])
-            out.dead.append(DeadLetter(_PROBLEMS[problem[i]], first_index + j, lines[j]))
+            what = _PROBLEMS.get(problem[i]) or _contract_problem(orjson.loads(lines[j]))
+            out.dead.append(DeadLetter.of(*what, first_index + j, lines[j]))
         if bad.any():
             table, index, times = table.filter(pl.Series(~bad)), index[~bad], times[~bad]
         if len(table) == 0:
@@ -321,6 +330,7 @@ class Decoder:
             .when(pl.col("model").is_null()).then(2)
             .when(pl.col("timestamp").is_null()).then(3)
             .when(pl.col("features").is_null()).then(4)
+            .when(pl.col("event_id").str.contains(r"^[\[{]") | pl.col("model").str.contains(r"^[\[{]")).then(6)
             .otherwise(0).cast(pl.Int8)
         )
         exprs = [pl.col("event_id"), pl.col("model"), pl.col("timestamp"), problem.alias("__problem")]
@@ -369,18 +379,56 @@ def _seconds(ts: pl.Series) -> np.ndarray:
 
 
 _PROBLEMS = {
-    1: "missing required field: event_id",
-    2: "missing required field: model",
-    3: "missing required field: timestamp",
-    4: "missing required field: features (an object)",
-    5: "timestamp: expected an RFC 3339 string or epoch seconds",
+    1: ("event_id", "missing required field"),
+    2: ("model", "missing required field"),
+    3: ("timestamp", "missing required field"),
+    4: ("features", "missing required field (an object)"),
+    5: ("timestamp", "expected an RFC 3339 string or epoch seconds"),
 }
+
+_SCALAR = (str, int, float, bool)
+
+
+def _contract_problem(raw: dict) -> tuple[str, str] | None:
+    """(field, why) when a parsed event breaks the event contract's types, else None."""
+    for name, kinds, want in (("event_id", _SCALAR, "a string"), ("model", _SCALAR, "a string"),
+                              ("timestamp", (str, int, float), "an RFC 3339 string or epoch seconds")):
+        value = raw.get(name)
+        if value is None:
+            return name, "missing required field"
+        if not isinstance(value, kinds) or (name == "timestamp" and isinstance(value, bool)):
+            return name, f"expected {want}, got {_name(value)}"
+    features = raw.get("features")
+    if not isinstance(features, dict):
+        return "features", ("missing required field (an object)" if features is None
+                            else f"expected an object, got {_name(features)}")
+    for name, value in features.items():
+        if value is not None and not isinstance(value, _SCALAR):
+            return f"features.{name}", f"expected a number, string, boolean or null, got {_name(value)}"
+    pred = raw.get("prediction")
+    if isinstance(pred, dict):
+        for name, value in pred.items():
+            if value is not None and not isinstance(value, _SCALAR):
+                return f"prediction.{name}", f"expected a number, string, boolean or null, got {_name(value)}"
+    elif pred is not None and not isinstance(pred, _SCALAR):
+        return "prediction", f"expected a number, string, boolean, object or null, got {_name(pred)}"
+    tags = raw.get("tags")
+    if tags is not None:
+        if not isinstance(tags, dict):
+            return "tags", f"expected an object of strings, got {_name(tags)}"
+        for name, value in tags.items():
+            if value is not None and not isinstance(value, _SCALAR):
+                return f"tags.{name}", f"expected a string, got {_name(value)}"
+    if raw.get("model_version") is not None and not isinstance(raw["model_version"], str):
+        return "model_version", f"expected a string, got {_name(raw['model_version'])}"
+    return None
 
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
 
 
 def _name(value) -> str:
-    return {bool: "a boolean", str: "a string", dict: "an object", list: "an array"}.get(type(value), "a number")
+    return {bool: "a boolean", str: "a string", dict: "an object", list: "an array",
+            type(None): "null"}.get(type(value), "a number")
 
 
 def _fits(value, kind: str) -> bool:

@@ -18,25 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..errors import StaleState, StateError, StateUnavailable
+
 __all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
 log = logging.getLogger("inferwatch.state")
-DOC_VERSION = 1
+DOC_VERSION = 2
 
-
-class StateUnavailable(ConnectionError):
-    """Redis cannot be reached; nothing was read or written."""
-
-
-class StaleState(RuntimeError):
-    """Another worker advanced this partition since we loaded it; nothing was written."""
 
 
 _SAVE = """
@@ -48,29 +42,27 @@ return 1
 """
 
 
-@dataclass
-class PartitionState:
+class PartitionState(msgspec.Struct):
+    """A partition's stored document: its next offset, the pipeline's state bytes and counters."""
+
     next_offset: int = 0
-    schema: dict | None = None
-    monitor: bytes | None = None
+    pipeline: bytes | None = None  # Pipeline.to_bytes(): schema, monitor, config fingerprint
     events: int = 0
     dead_letters: int = 0
-    extra: dict = field(default_factory=dict)
+    version: int = DOC_VERSION
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode({
-            "version": DOC_VERSION, "next_offset": self.next_offset, "schema": self.schema,
-            "monitor": self.monitor, "events": self.events, "dead_letters": self.dead_letters,
-            "extra": self.extra,
-        })
+        return msgspec.msgpack.encode(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "PartitionState":
-        raw = msgspec.msgpack.decode(data)
-        if raw.get("version") != DOC_VERSION:
-            raise ValueError(f"partition state version {raw.get('version')!r} is not {DOC_VERSION}")
-        return cls(int(raw["next_offset"]), raw["schema"], raw["monitor"], int(raw["events"]),
-                   int(raw["dead_letters"]), raw.get("extra") or {})
+    def from_bytes(cls, data: bytes, where: str = "partition state") -> "PartitionState":
+        try:
+            state = msgspec.msgpack.decode(data, type=cls)
+        except msgspec.DecodeError as exc:  # ValidationError is one
+            raise StateError(f"{where}: the document does not decode ({exc})") from None
+        if state.version != DOC_VERSION:
+            raise StateError(f"{where}: document version {state.version} is not {DOC_VERSION}")
+        return state
 
 
 class RedisStateStore:
@@ -92,7 +84,7 @@ class RedisStateStore:
             raise StateUnavailable(str(exc)) from exc
         if not data:
             return PartitionState(), -1
-        state = PartitionState.from_bytes(data)
+        state = PartitionState.from_bytes(data, self.key(topic, partition))
         return state, state.next_offset
 
     async def save(self, topic: str, partition: int, state: PartitionState, loaded: int) -> None:
@@ -104,20 +96,27 @@ class RedisStateStore:
         if not done:
             raise StaleState(f"{topic}:{partition} moved on since offset {loaded}")
 
-    async def partitions(self) -> dict[str, PartitionState]:
+    async def partitions(self) -> dict[str, PartitionState | StateError]:
+        """Every partition's state; an unreadable one is its :class:`StateError`, not an exception."""
         try:
             keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}partition:*")]
             values = [await self.client.hget(k, "doc") for k in keys]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StateUnavailable(str(exc)) from exc
-        return {k.decode()[len(self.prefix) + len("partition:"):]: PartitionState.from_bytes(v)
-                for k, v in zip(keys, values) if v}
+        out: dict[str, PartitionState | StateError] = {}
+        for k, v in zip(keys, values):
+            if v:
+                try:
+                    out[k.decode()[len(self.prefix) + len("partition:"):]] = PartitionState.from_bytes(v, k.decode())
+                except StateError as exc:
+                    out[k.decode()[len(self.prefix) + len("partition:"):]] = exc
+        return out
 
     async def close(self) -> None:
         await self.client.aclose()
 
 
-def read_partitions(url: str, namespace: str) -> dict[str, PartitionState]:
+def read_partitions(url: str, namespace: str) -> dict[str, PartitionState | StateError]:
     """Every partition state of a namespace, ``{"topic:partition": state}`` (blocking, for tools and tests)."""
     async def read():
         store = RedisStateStore(url, namespace)

@@ -10,7 +10,6 @@ over ``max_events``; 404 and 405 in the same form. The same
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 
@@ -18,7 +17,8 @@ import msgspec
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from .guard import Guard
+from ..detectors.types import Decision
+from .guard import Guard, Rejection
 
 __all__ = ["GuardApp", "build_http_app", "http_server", "listen", "serve_http", "openapi_document"]
 
@@ -75,7 +75,7 @@ class GuardApp:
             code, payload = (413, _too_large(self.max_body_bytes)) if body is None else self._answer(body)
             self.metrics.requests.labels(str(code)).inc()
             self.metrics.latency.observe(time.perf_counter() - started)
-            return await _respond(send, code, JSON_TYPE, orjson.dumps(payload))
+            return await _respond(send, code, JSON_TYPE, _JSON.encode(payload))
         route = self.routes.get((method, path))
         if route is not None:
             return await _respond(send, *route())
@@ -111,26 +111,27 @@ class GuardApp:
             decision = guard.fast_check(parsed, size=len(body))
             if decision is None:
                 (decision,) = guard.check_batch([body])
-            if "error" in decision:
-                return 400, {"errors": [_error(None, decision["error"])]}
-            metrics.decisions.labels(decision["action"]).inc()
+            if isinstance(decision, Rejection):
+                return 400, {"errors": [_error(None, decision.error, decision.field)]}
+            metrics.decisions.labels(decision.action).inc()
             return 200, decision
         if isinstance(parsed, list):
             if len(parsed) > self.max_events:
                 return 413, {"errors": [_error(None, f"{len(parsed)} events in one request, "
                                                      f"over the cap of {self.max_events}")]}
             decisions = guard.check_batch(parsed)
-            errors = [_error(i, d["error"]) for i, d in enumerate(decisions) if "error" in d]
+            errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
             if errors:
                 return 400, {"errors": errors}
             for d in decisions:
-                metrics.decisions.labels(d["action"]).inc()
+                metrics.decisions.labels(d.action).inc()
             return 200, decisions
         return 400, {"errors": [_error(None, "expected an event (object) or a list of events, "
                                              f"got {type(parsed).__name__}")]}
 
 
 JSON_TYPE = b"application/json"
+_JSON = msgspec.json.Encoder()  # decisions are msgspec records; dicts and lists encode as they are
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -144,39 +145,9 @@ def _too_large(cap: int) -> dict:
     return {"errors": [_error(None, f"request body too large: over {cap} bytes")]}
 
 
-_FIELD_PATTERNS = (
-    re.compile(r"^missing required field: ([\w.]+)"),
-    re.compile(r"missing required field `(\w+)`"),
-    re.compile(r"at `\$\.([\w.\[\]]+)`"),
-    re.compile(r"^([a-z_]+(?:\.[\w-]+)?): "),
-)
-
-
-def _error(index: int | None, message: str) -> dict:
-    """An error entry, with the field at fault when the message names one."""
-    field = None
-    for pattern in _FIELD_PATTERNS:
-        m = pattern.search(message)
-        if m and m.group(1) not in ("invalid JSON", "wrong field"):
-            field = m.group(1)
-            break
+def _error(index: int | None, message: str, field: str | None = None) -> dict:
+    """An error entry: which input, the field at fault (from the structured error), why."""
     return {"index": index, "field": field, "error": message}
-
-
-class Violation(msgspec.Struct):
-    rule: str
-    field: str | None
-    message: str
-
-
-class Decision(msgspec.Struct):
-    event_id: str
-    model: str
-    action: str
-    prediction: float | str | bool | dict | None
-    original_prediction: float | str | bool | dict | None
-    violations: list[Violation]
-    fixed: dict[str, float | str | bool | None] | None = None
 
 
 class InferenceEvent(msgspec.Struct):

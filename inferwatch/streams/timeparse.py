@@ -4,7 +4,7 @@
 NaN here, and the decoder falls back to epoch seconds and then to polars'
 general parser for those rows only.
 
->>> from detectors.types import TextArray
+>>> from inferwatch.detectors.types import TextArray
 >>> rfc3339_seconds(TextArray.from_list(["2026-11-01T00:00:00.100Z", "2026-11-01 02:00:00+02:00", "1762000000", "2026-02-29T00:00:00Z"]))
 array([1.7934912e+09, 1.7934912e+09,           nan,           nan])
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from detectors.types import TextArray
+from ..detectors.types import TextArray
 
 __all__ = ["rfc3339_seconds", "rfc3339_one"]
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: these helpers run from one
 
 
 def services_up() -> tuple[dict[str, str], bool]:
@@ -47,9 +47,19 @@ def kcat_produce(bootstrap: str, topic: str, path: Path, keyed_by: str | None = 
     if keyed_by is None:
         subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-l", str(path)], check=True, timeout=300)
         return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        keyed = Path(tmp) / "keyed"
+        _write_keyed(path, keyed, keyed_by)
+        subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-K", "\t", "-l", str(keyed)], check=True,
+                       timeout=300)
+
+
+def _write_keyed(path: Path, keyed: Path, keyed_by: str) -> None:
+    """``key<TAB>line`` per line, the key taken from a field of the event (empty when there is none)."""
     import orjson
 
-    keyed = path.with_suffix(".keyed")
     with open(path, "rb") as src, open(keyed, "wb") as dst:
         for line in src:
             try:
@@ -57,8 +67,6 @@ def kcat_produce(bootstrap: str, topic: str, path: Path, keyed_by: str | None = 
             except (orjson.JSONDecodeError, AttributeError):
                 key = b""
             dst.write(key + b"\t" + line)
-    subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-K", "\t", "-l", str(keyed)], check=True,
-                   timeout=300)
 
 
 def kcat_consume(bootstrap: str, topic: str) -> list[bytes]:

@@ -6,10 +6,10 @@ returns its alerts; state lives in the object and round-trips through
 never pickle). The baseline comes from ``fit_reference`` or, without one,
 from the first ``warmup_events`` events of each model. Given the batch's
 rule violations (``BatchGuard.violations``), it also watches each rule's
-violation rate (``detectors.rule_rates``) from the model's first event.
+violation rate (``inferwatch.detectors.rule_rates``) from the model's first event.
 
 >>> import numpy as np
->>> from detectors.types import Batch, NumericArray
+>>> from inferwatch.detectors.types import Batch, NumericArray
 >>> rng = np.random.default_rng(7)
 >>> def batch(values, start):
 ...     n = len(values)
@@ -40,6 +40,7 @@ from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
+from ..errors import ConfigError, StateError
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArray
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
@@ -257,7 +258,7 @@ class ModelMonitor:
                 continue
             kind = "numeric" if isinstance(column, NumericArray) else "categorical"
             if cc is not None and cc.type and cc.type != kind:
-                raise TypeError(f"models.{self.model}.columns.{name}.type is {cc.type} but the data is {kind}")
+                raise ConfigError(f"models.{self.model}.columns.{name}.type is {cc.type} but the data is {kind}")
             present = ~np.isnan(column.values) if kind == "numeric" else column.codes >= 0
             if present.any():
                 chosen[name] = kind
@@ -350,7 +351,7 @@ class Monitor:
     def from_bytes(cls, data: bytes, config: MonitorConfig) -> "Monitor":
         raw = msgspec.msgpack.decode(data)
         if raw.get("version") != STATE_VERSION:
-            raise ValueError(f"state version {raw.get('version')!r} is not {STATE_VERSION}; rebuild the state")
+            raise StateError(f"monitor state version {raw.get('version')!r} is not {STATE_VERSION}; rebuild the state")
         mon = cls(config)
         for m in raw["models"]:
             mon.models[m["model"]] = ModelMonitor.from_dict(m, config.for_model(m["model"]))

@@ -9,7 +9,7 @@ read, and returns a function from a batch's columns to a boolean array.
 A comparison with a missing value is false, like SQL's unknown.
 
 >>> import numpy as np
->>> from detectors.types import CategoricalArray, NumericArray
+>>> from inferwatch.detectors.types import CategoricalArray, NumericArray
 >>> rule = compile_expression('amount > 10000 and country not in ["DE", "FR"]',
 ...                           {"amount": "numeric", "country": "categorical"})
 >>> cols = {"amount": NumericArray(np.array([20000.0, 20000.0, 5.0, np.nan])),

@@ -9,13 +9,13 @@ before any event is read: an unknown field or an ill-typed expression fails
 at start-up.
 
 >>> import numpy as np
->>> from detectors.config import RuleConfig
->>> from detectors.types import Batch, NumericArray
+>>> from inferwatch.detectors.config import RuleConfig
+>>> from inferwatch.detectors.types import Batch, NumericArray
 >>> guard = BatchGuard([RuleConfig(kind="range", field="prediction", min=0, max=1, action="fix")],
 ...                    {"prediction": "numeric"})
 >>> batch = Batch("m", np.array(["a", "b"], dtype=object), np.zeros(2),
 ...               {"prediction": NumericArray(np.array([0.3, 1.7]))})
->>> [(d["action"], d["prediction"]) for d in guard.decide(batch)]
+>>> [(d.action, d.prediction) for d in guard.decide(batch)]
 [('pass', 0.3), ('fix', 1.0)]
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import RuleConfig
 from .expression import ExpressionError, compile_expression
-from .types import Batch, CategoricalArray, NumericArray
+from .types import Batch, CategoricalArray, Decision, NumericArray, Violation
 
 __all__ = ["ACTIONS", "BatchGuard"]
 
@@ -87,14 +87,14 @@ class BatchGuard:
                 out[i] = ~_member(col, rule.values, n) & ~missing
         return out
 
-    def decide(self, batch: Batch, hits: np.ndarray | None = None) -> list[dict]:
+    def decide(self, batch: Batch, hits: np.ndarray | None = None) -> list[Decision]:
         """One decision record per event of ``batch`` (``hits``: its :meth:`violations`, if known)."""
         hits = self.violations(batch) if hits is None else hits
         plain = _PlainColumns(batch)
         return [self._record(str(batch.event_ids[j]), batch.model, np.flatnonzero(hits[:, j]).tolist(), plain, j)
                 for j in range(len(batch))]
 
-    def decide_one(self, event_id: str, model: str, row: Mapping[str, object]) -> dict:
+    def decide_one(self, event_id: str, model: str, row: Mapping[str, object]) -> Decision:
         """The decision for one event given as plain values (the per-event path).
 
         ``row`` maps a field to a float or None (numeric) or a label or None
@@ -104,7 +104,7 @@ class BatchGuard:
         violated = [i for i, check in enumerate(self.one) if check(row)]
         return self._record(event_id, model, violated, _RowColumns(row), 0)
 
-    def _record(self, event_id: str, model: str, violated: list[int], plain, j: int) -> dict:
+    def _record(self, event_id: str, model: str, violated: list[int], plain, j: int) -> Decision:
         rules = self.rules
         action = ACTIONS[max((self.ranks[i] for i in violated), default=0)]
         original = plain["prediction"][j]
@@ -123,15 +123,9 @@ class BatchGuard:
             prediction = rule.fallback_value if rule.fallback_output is None else plain[rule.fallback_output][j]
         elif action == "block":
             prediction = None
-        record = {
-            "event_id": event_id, "model": model, "action": action,
-            "prediction": prediction, "original_prediction": original,
-            "violations": [{"rule": rules[i].label, "field": rules[i].field,
-                            "message": _message(rules[i], plain, j)} for i in violated],
-        }
-        if fixed:
-            record["fixed"] = fixed
-        return record
+        return Decision(event_id, model, action, prediction, original,
+                        [Violation(rules[i].label, rules[i].field, _message(rules[i], plain, j)) for i in violated],
+                        fixed or None)
 
 
 def _missing(col, n: int) -> np.ndarray:

@@ -84,7 +84,7 @@ class BlockCusum:
     """Advance a column's lanes over batches of codes.
 
     >>> import numpy as np
-    >>> from detectors.lanes import LaneTable
+    >>> from inferwatch.detectors.lanes import LaneTable
     >>> up = LaneTable(("missing",), np.array([[-0.01], [2.0]]), np.array([10.0]),
     ...                np.array([2.0]), np.array([0.01]), np.array([0.0]), np.array([1]))
     >>> engine, state = BlockCusum(up, block=4), LaneState.fresh(up)

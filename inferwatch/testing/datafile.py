@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthetic import generate, to_lines
+from .synthetic import generate, to_lines
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 
 
 def events_file(n: int, seed: int = 5) -> Path:

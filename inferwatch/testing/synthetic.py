@@ -92,6 +92,6 @@ def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_
 
 
 def _rfc3339(ts: float) -> str:
-    from detectors.timefmt import rfc3339
+    from inferwatch.detectors.timefmt import rfc3339
 
     return rfc3339(ts)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Union
 
+import msgspec
 import numpy as np
 
 from .timefmt import rfc3339
 
-__all__ = ["NumericArray", "CategoricalArray", "Column", "TextArray", "Batch", "Alert"]
+__all__ = ["NumericArray", "CategoricalArray", "Column", "TextArray", "Batch", "Alert", "Violation", "Decision"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,40 @@ class Alert:
             "event_id": self.event_id,
             "message": self.message,
         }
+
+
+Value = Union[float, str, bool, None]
+
+
+class Violation(msgspec.Struct, frozen=True):
+    """One rule an event violated: the rule's label, the field it checks (None for an expression), why."""
+
+    rule: str
+    field: Union[str, None]
+    message: str
+
+
+class Decision(msgspec.Struct, omit_defaults=True):
+    """The guard's decision for one event (the guarded-outputs record).
+
+    ``prediction`` is the prediction to use (None when blocked),
+    ``original_prediction`` the one the model gave, ``violations`` every rule
+    the event violated, and ``fixed`` the feature values a ``fix`` rule
+    replaced (absent when none). ``msgspec.json.encode(decision)`` is the wire
+    record; ``to_dict()`` the same as plain Python values.
+
+    >>> d = Decision("e1", "fraud", "fix", 1.0, 1.4, [Violation("range:prediction", "prediction", "out of range")])
+    >>> msgspec.json.encode(d)
+    b'{"event_id":"e1","model":"fraud","action":"fix","prediction":1.0,"original_prediction":1.4,"violations":[{"rule":"range:prediction","field":"prediction","message":"out of range"}]}'
+    """
+
+    event_id: str
+    model: str
+    action: str
+    prediction: Union[Value, dict[str, Value]]
+    original_prediction: Union[Value, dict[str, Value]]
+    violations: list[Violation]
+    fixed: Union[dict[str, Value], None] = None
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)

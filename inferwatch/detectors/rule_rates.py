@@ -10,7 +10,7 @@ rule counting as one more column. A crossing becomes a ``guardrail`` alert
 through the alert policy: one episode, not one alert per violation.
 
 >>> import numpy as np
->>> from detectors.config import RuleConfig
+>>> from inferwatch.detectors.config import RuleConfig
 >>> rates = RuleRates([RuleConfig(kind="range", field="prediction", max=1, action="fix")], 1e9, block=32)
 >>> hits = np.zeros((1, 20_000), dtype=bool)
 >>> hits[0, 10_000::4] = True  # a quarter of the events break the rule from event 10,000

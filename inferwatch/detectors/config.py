@@ -2,7 +2,7 @@
 
 Declared, typed and strict: an unknown key, a wrong type or a value out of
 range is an error that names the field. Reading the YAML file is the I/O
-layer's job (``streams.config_file``); this module only checks values.
+layer's job (``inferwatch.streams.config_file``); this module only checks values.
 
 >>> cfg = MonitorConfig.model_validate({"models": {"fraud": {"warmup_events": 5000}}})
 >>> cfg.for_model("fraud").warmup_events, cfg.for_model("other").warmup_events
@@ -70,7 +70,7 @@ class RuleConfig(_Strict):
     * ``range`` (``field``, ``min`` and/or ``max``): ``fix`` clips to the range;
     * ``not_null`` (``field``): ``fix`` puts ``fix_value`` in its place;
     * ``allowed`` (``field``, ``values``): ``fix`` puts ``fix_value`` in its place;
-    * ``expression`` (``expression``): a business rule, see ``detectors.expression``.
+    * ``expression`` (``expression``): a business rule, see ``inferwatch.detectors.expression``.
 
     ``fallback`` replaces the prediction by ``fallback_value`` or by the output
     named in ``fallback_output``; ``block`` withholds it. ``alert_rate`` is the

@@ -7,13 +7,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from detectors.config import MonitorConfig
+from ..detectors.config import MonitorConfig
+from ..errors import ConfigError
 
 __all__ = ["ConfigError", "load_config"]
-
-
-class ConfigError(ValueError):
-    """The configuration file cannot be used; the message names the field."""
 
 
 def load_config(path: str | Path | None) -> MonitorConfig:

@@ -1,7 +1,8 @@
 """The in-process guard: ``Guard.from_config(path)``, ``check(event)``, ``check_batch(events)``.
 
-No Kafka, no Redis: the same decoder and the same rules as ``replay
---outputs-out``, so a decision is the same whichever way it is asked.
+No Kafka, no Redis: a driver over the same pipeline step as ``replay
+--outputs-out`` (:meth:`Pipeline.decide`), so a decision is the same
+whichever way it is asked. Decisions are :class:`Decision` records.
 ``check`` takes a per-event path for the common, clean event (plain Python
 values, the rules' per-event form: tens of microseconds); anything unusual
 (a type to coerce, an odd timestamp, an invalid event) goes through the
@@ -21,30 +22,40 @@ paths to the same answers.
 >>> event = {"event_id": "e1", "model": "fraud", "timestamp": "2026-11-01T00:00:00Z",
 ...          "features": {"amount": 20.0}, "prediction": 1.4}
 >>> d = guard.check(event)
->>> d["action"], d["prediction"], d["original_prediction"]
+>>> d.action, d.prediction, d.original_prediction
 ('fix', 1.0, 1.4)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterable
-
 import math
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+import msgspec
 import orjson
 
-from detectors.config import MonitorConfig
-
+from ..detectors.config import MonitorConfig
+from ..detectors.types import Decision
+from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import Decoder, Schema
-from .replay import Guards
+from .decode import Schema
+from .pipeline import Pipeline
 from .timeparse import rfc3339_one
 
-__all__ = ["Guard", "InvalidEvent"]
+__all__ = ["Guard", "InvalidEvent", "Rejection"]
 
 
-class InvalidEvent(ValueError):
-    """The event is not a valid inference event; the message says why."""
+class Rejection(msgspec.Struct):
+    """An input of a batch that is not a valid event: its index, the field at fault (or None), why."""
+
+    index: int
+    field: Union[str, None]
+    error: str
+    action: str = "block"
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)
 
 
 class Guard:
@@ -62,8 +73,8 @@ class Guard:
         schema = Schema(features, outputs or prediction or "numeric")
         self.config = config
         self.schema = schema
-        self.decoder = Decoder(schema, config.limits)
-        self.guards = Guards(config, schema)
+        self.pipeline = Pipeline(config, schema)
+        self.guards = self.pipeline.guards
         self._features = list(schema.features.items())
         self._outputs = list(outputs.items()) if outputs else None
         self._prediction = None if outputs else (prediction or "numeric")
@@ -72,16 +83,18 @@ class Guard:
     def from_config(cls, path: str | Path) -> "Guard":
         return cls(load_config(path))
 
-    def check(self, event: Any) -> dict:
-        """The decision for one event (a dict, or its JSON as bytes or str)."""
+    def check(self, event: Any) -> Decision:
+        """The decision for one event (a dict, or its JSON as bytes or str); :class:`InvalidEvent` if it is not one."""
         decision = self.fast_check(event)
         if decision is None:
             (decision,) = self.check_batch([event])
-        if "error" in decision:
-            raise InvalidEvent(decision["error"])
+        if isinstance(decision, Rejection):
+            prefix = f"{decision.field}: "
+            reason = decision.error[len(prefix):] if decision.field and decision.error.startswith(prefix) else decision.error
+            raise InvalidEvent(reason, decision.field)
         return decision
 
-    def fast_check(self, event: Any, size: int | None = None) -> dict | None:
+    def fast_check(self, event: Any, size: int | None = None) -> Decision | None:
         """The decision by the per-event path, or None when the event needs the batch decoder.
 
         ``size``: the event's JSON size in bytes, when the caller knows it.
@@ -141,37 +154,37 @@ class Guard:
             row["prediction"] = value
         return event_id, model, row
 
-    def check_all(self, events: list[Any]) -> list[dict]:
+    def check_all(self, events: list[Any]) -> list[Decision | Rejection]:
         """Like :meth:`check_batch`: the per-event path for clean events, one batch decode for the rest."""
-        out = [self.fast_check(e) for e in events]
+        out: list[Decision | Rejection | None] = [self.fast_check(e) for e in events]
         rest = [i for i, d in enumerate(out) if d is None]
         if rest:
             for i, decision in zip(rest, self.check_batch([events[i] for i in rest])):
-                if "error" in decision:
-                    decision["index"] = i
+                if isinstance(decision, Rejection):
+                    decision.index = i
                 out[i] = decision
-        return out
+        return out  # type: ignore[return-value]
 
-    def check_batch(self, events: Iterable[Any]) -> list[dict]:
-        """A decision per event, in order; an invalid event gets ``{"index", "error", "action": "block"}``."""
-        lines, unencodable = [], {}
+    def check_batch(self, events: Iterable[Any]) -> list[Decision | Rejection]:
+        """A decision per event, in order; an invalid event gets a :class:`Rejection` (action ``block``)."""
+        lines: list[bytes] = []
+        out: list[Decision | Rejection | None] = []
         for i, event in enumerate(events):
             try:
                 lines.append(_raw(event))
+                out.append(None)
             except TypeError as exc:  # e.g. an integer over 64 bits, a set: not JSON
-                unencodable[i] = {"index": i, "error": f"not a JSON event: {exc}", "action": "block"}
+                out.append(Rejection(i, None, f"not a JSON event: {exc}"))
                 lines.append(b"")
-        decoded = self.decoder.decode(lines)
-        out: list[dict | None] = [unencodable.get(i) for i in range(len(lines))]
-        for dead in decoded.dead:
-            out[dead.index] = {"index": dead.index, "error": dead.error, "action": "block"}
+        result = self.pipeline.decide(lines)
+        for dead in result.dead:
+            out[dead.index] = Rejection(dead.index, dead.field, dead.error)
         for i in range(len(lines)):
             if out[i] is None and not lines[i].strip():
-                out[i] = {"index": i, "error": "empty event", "action": "block"}
-        for batch, rows in zip(decoded.batches, decoded.rows):
-            for row, decision in zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch)):
-                out[row] = decision
-        return out
+                out[i] = Rejection(i, None, "empty event")
+        for row, decision in result.decisions:
+            out[row] = decision
+        return out  # type: ignore[return-value]
 
 
 _SCALARS = (type(None), bool, int, float, str)

@@ -21,12 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Callable
 
-from detectors.config import MonitorConfig
+from ..detectors.config import MonitorConfig
 
 from . import kcat_reader
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
-from .replay import SCHEMA_SAMPLE_LINES, Observer, ReplaySummary, prepare_core, run_core, write_dead
+from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline
+from .replay import ReplaySummary, reference_blocks, write_step
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic", "publish_alerts"]
@@ -107,7 +108,7 @@ def replay_topic(
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
             for _, values in records(bootstrap, tp.topic, tp.partition, lo, head, SCHEMA_SAMPLE_LINES):
                 sample.extend(values)
-        decoder, guards, monitor = prepare_core(config, sample, reference)
+        pipe = Pipeline.build(config, sample, reference_blocks(reference))
         done = [0]
         chunk = lines_per_chunk or config.batch_size
         open_reader = kcat_reader.KcatRangeReader if kcat_reader.available() else RangeReader
@@ -118,14 +119,12 @@ def replay_topic(
                 readers.append(open_reader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
 
             def handle(offsets, values, tp=tp):
-                decoded = decoder.decode(values)
+                result = pipe.step(values, decisions=outputs_out is not None, observer=observer)
 
                 def where(i):
                     return {"topic": tp.topic, "partition": tp.partition, "offset": int(offsets[i])}
 
-                summary.blank_lines += decoded.blank
-                write_dead(decoded, dead_letters_out, where, summary)
-                run_core(monitor, decoded, alerts_out, summary, where, guards, outputs_out, observer)
+                write_step(result, summary, where, alerts_out, outputs_out, dead_letters_out, where)
                 done[0] += len(offsets)
                 if progress is not None:
                     progress(done[0], total)

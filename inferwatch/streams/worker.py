@@ -37,19 +37,17 @@ import time
 from dataclasses import dataclass, field
 
 import faust
+import msgspec
 import orjson
 from concurrent.futures import ThreadPoolExecutor
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from detectors.config import MonitorConfig
-from detectors.monitor import Monitor
-
-from .decode import Decoder, Schema, infer_schema
+from ..detectors.config import MonitorConfig
 from .kafka_reader import QUEUE_BY_SIZE
+from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import BatchPublisher, ensure_topics
-from .replay import Guards
 from .runtime import single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
@@ -77,15 +75,13 @@ class WorkerSettings:
 
 @dataclass
 class Partition:
-    """A partition this worker owns: its stored state, the ``next`` Redis held when loaded, the live core."""
+    """A partition this worker owns: its stored state, the ``next`` Redis held when loaded, the live pipeline."""
 
     topic: str
     number: int
     state: PartitionState
     loaded: int
-    monitor: Monitor | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
-    decoder: Decoder | None = None
-    guards: Guards | None = None  # rules compiled once for the partition's schema
+    pipeline: Pipeline | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
 
 
 @dataclass
@@ -99,9 +95,10 @@ class PartitionOutput:
 
 def process_partition_batch(config: MonitorConfig, part: Partition, offsets: list[int],
                             values: list[bytes]) -> PartitionOutput:
-    """Run the guard and the core over one partition's events; update ``part.state``; return what to publish.
+    """The pipeline step over one partition's events; update ``part.state``; return what to publish.
 
-    Events below ``part.state.next_offset`` were already counted and are skipped.
+    Events below ``part.state.next_offset`` were already counted and are
+    skipped. No I/O: the caller publishes the output, then saves the state.
     """
     out = PartitionOutput()
     state = part.state
@@ -111,36 +108,24 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
         values = [values[i] for i in keep]
     if not offsets:
         return out
-    if state.schema is None:
-        sample = [v for v in values[:1000] if v.strip()]
-        state.schema = infer_schema(sample, config).to_dict()
-    if part.decoder is None:
-        part.decoder = Decoder(Schema.from_dict(state.schema), config.limits)
-        part.guards = Guards(config, part.decoder.schema)
-    if part.monitor is None:
-        part.monitor = Monitor.from_bytes(state.monitor, config) if state.monitor else Monitor(config)
-    guards, monitor = part.guards, part.monitor
-    decoded = part.decoder.decode(values)
+    if part.pipeline is None:
+        part.pipeline = (Pipeline.from_bytes(state.pipeline, config) if state.pipeline
+                         else Pipeline.build(config, values[:SCHEMA_SAMPLE_LINES]))
+    pipe = part.pipeline
+    result = pipe.step(values, decisions=config.has_rules())
     source = {"topic": part.topic, "partition": part.number}
-    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]})) for d in decoded.dead]
-    alerts: list[tuple[int, bytes, bytes]] = []
-    decisions: list[tuple[int, bytes, bytes]] = []
-    for batch, rows in zip(decoded.batches, decoded.rows):
-        guard = guards.for_model(batch.model)
-        hits = guard.violations(batch) if guard.rules else None
-        key = batch.model.encode()
-        if guard.rules:
-            decisions += [(offsets[r], key, orjson.dumps(d)) for r, d in zip(rows.tolist(), guard.decide(batch, hits))]
-        for alert in monitor.process(batch, hits):
-            offset = offsets[int(rows[alert.row])]
-            alerts.append((offset, key, orjson.dumps(alert.to_record({**source, "offset": offset}))))
-    out.alerts = [(k, v) for _, k, v in sorted(alerts, key=lambda a: a[0])]
-    out.decisions = [(k, v) for _, k, v in sorted(decisions, key=lambda d: d[0])]
-    state.monitor = monitor.to_bytes()
+    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]})) for d in result.dead]
+    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record({**source, "offset": offsets[i]})))
+                  for i, a in result.alerts]
+    out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
+    state.pipeline = pipe.to_bytes()
     state.next_offset = offsets[-1] + 1
-    state.events += decoded.events
+    state.events += result.events
     state.dead_letters += len(out.dead)
     return out
+
+
+_JSON = msgspec.json.Encoder()
 
 
 class WorkerMetrics:

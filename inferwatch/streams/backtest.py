@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 import orjson
 
-from detectors.config import MonitorConfig
-from detectors.guard import ACTIONS
-from detectors.monitor import Monitor
-from detectors.types import Batch, CategoricalArray, NumericArray
+from ..detectors.config import MonitorConfig
+from ..detectors.guard import ACTIONS
+from ..detectors.monitor import Monitor
+from ..detectors.types import Batch, CategoricalArray, NumericArray
 
 from .replay import ReplaySummary, replay_file
 

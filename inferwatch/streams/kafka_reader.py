@@ -130,7 +130,7 @@ class RangeReader:
         self.name = f"{topic}:{partition}"
         self.errors = tempfile.TemporaryFile()
         self.child = subprocess.Popen(
-            [sys.executable, "-m", "streams.kafka_reader", bootstrap, topic, str(partition), str(lo), str(hi),
+            [sys.executable, "-m", "inferwatch.streams.kafka_reader", bootstrap, topic, str(partition), str(lo), str(hi),
              str(chunk)], stdout=subprocess.PIPE, stderr=self.errors, bufsize=1 << 20)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, LineBlock]]:

@@ -18,14 +18,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import faust
+import msgspec
 import orjson
 
-from .guard import Guard
+from .guard import Guard, Rejection
 from .publish import BatchPublisher, ensure_topics
 
 __all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
 
 log = logging.getLogger("inferwatch.guard")
+_JSON = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,13 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
                     decisions = guard.check_all([value for _, _, value in items])
                     good, bad = [], []
                     for (offset, key, value), decision in zip(items, decisions):
-                        if "error" in decision:
+                        if isinstance(decision, Rejection):
                             bad.append((key, orjson.dumps({
-                                "error": decision["error"],
+                                "error": decision.error,
                                 "source": {"topic": topic, "partition": partition, "offset": offset},
                                 "raw": base64.b64encode(value).decode("ascii")})))
                         else:
-                            good.append((key, orjson.dumps(decision)))
+                            good.append((key, _JSON.encode(decision)))
                     outgoing += [(settings.to_topic, partition, good), (settings.dead_letter_topic, None, bad)]
                 await publisher.deliver(outgoing)  # acked before Faust may commit these offsets
                 yield len(batch)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from detectors.config import MonitorConfig
-from detectors.monitor import Monitor
-
+from ..errors import StateError
+from .pipeline import status_of
 from .state_store import read_partitions
 
 __all__ = ["collect", "render"]
@@ -16,16 +15,23 @@ __all__ = ["collect", "render"]
 def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None) -> dict:
     partitions = read_partitions(redis_url, app_id)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
-    report: dict = {"models": {}, "partitions": {}}
+    report: dict = {"models": {}, "partitions": {}, "unreadable": {}}
     for name, state in sorted(partitions.items()):
+        if isinstance(state, StateError):  # named and shown; every other partition is still reported
+            report["unreadable"][name] = str(state)
+            continue
         report["partitions"][name] = {
             "next_offset": state.next_offset, "events": state.events, "dead_letters": state.dead_letters,
             "lag": max(ends[name] - state.next_offset, 0) if name in ends else None,
         }
-        if not state.monitor:
+        if not state.pipeline:
             continue
-        monitor = Monitor.from_bytes(state.monitor, MonitorConfig())
-        for m, info in monitor.status().items():
+        try:
+            models = status_of(state.pipeline)
+        except StateError as exc:
+            report["unreadable"][name] = str(exc)
+            continue
+        for m, info in models.items():
             if model and m != model:
                 continue
             entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": []})
@@ -39,7 +45,8 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
 def _end_offsets(bootstrap: str, partitions) -> dict[str, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    wanted = [TopicPartition(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])) for k in partitions]
+    wanted = [TopicPartition(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])) for k in partitions
+              if not isinstance(partitions[k], StateError)]
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         return {f"{tp.topic}:{tp.partition}": off for tp, off in consumer.end_offsets(wanted).items()}
@@ -55,6 +62,8 @@ def render(report: dict, console: Console) -> None:
         parts.add_row(name, str(p["next_offset"]), "-" if p["lag"] is None else str(p["lag"]), str(p["events"]),
                       str(p["dead_letters"]))
     console.print(parts)
+    for name, problem in report.get("unreadable", {}).items():
+        console.print(f"[red]unreadable state[/red] {name}: {problem}")
     for model, info in report["models"].items():
         table = Table(title=f"{model}: {info['events']:,} events, open alerts: "
                             f"{', '.join('/'.join(a) for a in info['open_alerts']) or 'none'}")

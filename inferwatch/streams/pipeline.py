@@ -1,0 +1,213 @@
+"""The pipeline step every driver shares: decode, guard and monitor a block of raw events.
+
+A :class:`Pipeline` is built once from the config, a sample of the stream
+(to infer the schema: which features, outputs and tags, and their kinds) and
+an optional reference. :meth:`Pipeline.step` takes a block of raw messages
+(JSON lines) with the input index of the first one, and returns alerts,
+guard decisions and dead letters keyed by input index; the driver turns an
+index into a position (a file's line, a partition's offset) and does the
+I/O. No I/O happens here: file replay, topic replay, the worker's partition
+step, the backtest and the three guard interfaces are thin drivers over it.
+
+The state (schema, monitor) goes to and from bytes with a version and a
+fingerprint of the config it was built with, so a stored state is never
+read with another config by mistake (:class:`inferwatch.errors.StateError`).
+
+>>> from inferwatch.detectors.config import MonitorConfig
+>>> line = b'{"event_id":"e%d","model":"m","timestamp":%d,"features":{"x":%d}}'
+>>> lines = [line % (i, 1_793_491_200 + i, i % 7) for i in range(300)] + [b"oops"]
+>>> pipe = Pipeline.build(MonitorConfig(), lines[:100])
+>>> result = pipe.step(lines)
+>>> result.events, [(d.index, d.error.split(" (")[0]) for d in result.dead]
+(300, [(300, 'invalid JSON')])
+>>> again = Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig())
+>>> again.monitor.models["m"].events
+300
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import msgspec
+import numpy as np
+
+from ..detectors.config import MonitorConfig
+from ..detectors.guard import BatchGuard
+from ..detectors.monitor import Monitor, concat_batches
+from ..detectors.types import Alert, Batch, Decision
+from ..errors import ConfigError, StateError
+from .decode import Decoded, DeadLetter, Decoder, Lines, Schema, infer_schema
+
+__all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "status_of", "SCHEMA_SAMPLE_LINES"]
+
+SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
+PIPELINE_VERSION = 1
+
+Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
+
+
+def config_fingerprint(config: MonitorConfig) -> str:
+    """A short digest of everything in the config (same config, same digest).
+
+    >>> config_fingerprint(MonitorConfig()) == config_fingerprint(MonitorConfig())
+    True
+    """
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class StepResult:
+    """What one block produced, keyed by input index; alerts and decisions in input order."""
+
+    alerts: list[tuple[int, Alert]] = field(default_factory=list)
+    decisions: list[tuple[int, Decision]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    events: int = 0
+    blank: int = 0
+    models: set[str] = field(default_factory=set)
+
+
+class Guards:
+    """A :class:`BatchGuard` per model, compiled against the stream's schema at start-up."""
+
+    def __init__(self, config: MonitorConfig, schema: Schema) -> None:
+        self.kinds = {name: ("numeric" if kind == "numeric" else "categorical")
+                      for name, kind in schema.kinds().items()}
+        self.guards: dict[str, BatchGuard] = {}
+        for model, mc in [*config.models.items(), ("default", config.default)]:
+            try:
+                self.guards[model] = BatchGuard(mc.rules, self.kinds)
+            except ValueError as exc:
+                raise ConfigError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
+
+    def for_model(self, model: str) -> BatchGuard:
+        return self.guards.get(model) or self.guards["default"]
+
+
+class Pipeline:
+    """Decode, guard and monitor; the state is the schema and the monitor."""
+
+    def __init__(self, config: MonitorConfig, schema: Schema, monitor: Monitor | None = None) -> None:
+        self.config = config
+        self.schema = schema
+        self.decoder = Decoder(schema, config.limits)
+        self.guards = Guards(config, schema)
+        self.monitor = monitor if monitor is not None else Monitor(config)
+        self.fingerprint = config_fingerprint(config)
+
+    @classmethod
+    def build(cls, config: MonitorConfig, sample: Iterable[bytes],
+              reference: Iterable[Lines] | None = None) -> "Pipeline":
+        """Infer the schema from ``sample`` (and the reference's first lines); fit the reference if given.
+
+        ``reference`` is the reference's messages in blocks (a file's chunks).
+        """
+        blocks = list(reference) if reference is not None else []
+        lines = [line for line in sample if line and line.strip()][:SCHEMA_SAMPLE_LINES]
+        for block in blocks:
+            if len(lines) >= 2 * SCHEMA_SAMPLE_LINES:
+                break
+            lines += [line for line in block if line.strip()][:2 * SCHEMA_SAMPLE_LINES - len(lines)]
+        pipe = cls(config, infer_schema(lines, config, stream_tags(config)))
+        if blocks:
+            pipe.fit_reference(blocks)
+        return pipe
+
+    def fit_reference(self, blocks: Iterable[Lines]) -> int:
+        """Take each model's baseline from reference events; invalid lines are skipped. Returns the events used."""
+        per_model: dict[str, list[Batch]] = defaultdict(list)
+        first = 0
+        for block in blocks:
+            for batch in self.decoder.decode(block, first).batches:
+                per_model[batch.model].append(batch)
+            first += len(block)
+        for _, parts in sorted(per_model.items()):
+            self.monitor.fit_reference(concat_batches(parts))
+        return sum(len(b) for parts in per_model.values() for b in parts)
+
+    def step(self, lines: Lines, first_index: int = 0, decisions: bool = False,
+             observer: Observer | None = None) -> StepResult:
+        """Decode, guard and monitor ``lines``; indices count from ``first_index``.
+
+        Rule violations are computed once per model batch: they make the
+        decisions (when ``decisions``) and feed the guardrail alerts.
+        ``observer(batch, hits, monitor, alerts)`` sees each batch after the
+        core (backtests record their traces with it).
+        """
+        decoded = self.decoder.decode(lines, first_index)
+        out = self._start(decoded)
+        alerts: list[tuple[int, str, str, Alert]] = []
+        for batch, rows in zip(decoded.batches, decoded.rows):
+            guard = self.guards.for_model(batch.model)
+            hits = guard.violations(batch) if guard.rules else None
+            if decisions:
+                out.decisions += zip(rows.tolist(), guard.decide(batch, hits))
+            found = self.monitor.process(batch, hits)
+            if observer is not None:
+                observer(batch, hits, self.monitor, found)
+            alerts += [(int(rows[a.row]), a.feature or "", a.detector, a) for a in found]
+        alerts.sort(key=lambda a: a[:3])
+        out.alerts = [(index, alert) for index, _, _, alert in alerts]
+        out.decisions.sort(key=lambda d: d[0])
+        return out
+
+    def decide(self, lines: Lines, first_index: int = 0) -> StepResult:
+        """Decode and guard ``lines`` (no monitoring): a decision per valid event, dead letters for the rest."""
+        decoded = self.decoder.decode(lines, first_index)
+        out = self._start(decoded)
+        for batch, rows in zip(decoded.batches, decoded.rows):
+            out.decisions += zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch))
+        out.decisions.sort(key=lambda d: d[0])
+        return out
+
+    @staticmethod
+    def _start(decoded: Decoded) -> StepResult:
+        return StepResult(dead=decoded.dead, events=decoded.events, blank=decoded.blank,
+                          models={b.model for b in decoded.batches})
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
+                                       "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> "Pipeline":
+        """The pipeline saved by :meth:`to_bytes`; :class:`StateError` if it was built otherwise or is unreadable."""
+        try:
+            raw = msgspec.msgpack.decode(data)
+        except msgspec.DecodeError as exc:
+            raise StateError(f"the pipeline state does not decode ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("version") != PIPELINE_VERSION:
+            found = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
+            raise StateError(f"the pipeline state has version {found!r}, this inferwatch reads {PIPELINE_VERSION}")
+        fingerprint = config_fingerprint(config)
+        if raw.get("config") != fingerprint:
+            raise StateError(f"the pipeline state was built with another config (fingerprint {raw.get('config')!r}, "
+                             f"this config is {fingerprint!r})")
+        try:
+            schema = Schema.from_dict(raw["schema"])
+            monitor = Monitor.from_bytes(raw["monitor"], config)
+        except StateError:
+            raise
+        except Exception as exc:  # a document that decodes but is not a state: name what broke
+            raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
+        return cls(config, schema, monitor)
+
+
+def status_of(data: bytes) -> dict:
+    """Per-model status of a saved pipeline, whatever config built it (for ``inferwatch status``)."""
+    try:
+        raw = msgspec.msgpack.decode(data)
+        return Monitor.from_bytes(raw["monitor"], MonitorConfig()).status()
+    except StateError:
+        raise
+    except Exception as exc:
+        raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def stream_tags(config: MonitorConfig) -> tuple[str, ...]:
+    """Every tag any model segments by: the decoder reads these."""
+    return tuple(sorted({t for m in [*config.models.values(), config.default] for t in m.segments}))

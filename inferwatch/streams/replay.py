@@ -1,0 +1,242 @@
+"""File replay: the embedded default. JSON lines through the pipeline step, alerts out.
+
+A thin driver over :class:`inferwatch.streams.pipeline.Pipeline`: it reads
+chunks of lines, steps them, and writes what each step returns. Chunks are
+decoded and monitored in turn: polars already spreads parsing
+over every core, and a second stage in a thread only fought it for them.
+Output does not depend on the chunk size: the core sees each model's
+events in file order whatever the cut.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import mmap
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator
+
+import msgspec
+import numpy as np
+import orjson
+
+from ..detectors.config import MonitorConfig
+from .lines import LineBlock
+from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
+from .runtime import single_threaded_blas
+
+__all__ = ["ReplaySummary", "read_chunks", "read_event_chunks", "open_events", "sample_lines", "reference_blocks",
+           "buffered_build", "replay_file", "write_step"]
+
+READ_BLOCK = 8 << 20
+
+
+@dataclass
+class ReplaySummary:
+    events: int = 0
+    dead_letters: int = 0
+    blank_lines: int = 0
+    firing: int = 0
+    resolved: int = 0
+    models: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+
+    @property
+    def alerts(self) -> int:
+        return self.firing + self.resolved
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "events": self.events, "dead_letters": self.dead_letters, "blank_lines": self.blank_lines,
+            "alerts": self.alerts, "firing": self.firing, "resolved": self.resolved,
+            "models": sorted(self.models), "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.rate),
+        }
+
+
+def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    """Yield (index of the first line, the chunk's lines, bytes read so far); blank lines are kept.
+
+    A chunk is one buffer with its line offsets, not a list of byte strings;
+    line ends are found with numpy. A regular file is memory-mapped, so each
+    byte is copied once, into its chunk; anything else (a pipe) is read block
+    by block.
+    """
+    with open(path, "rb") as f:
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty, or not a regular file
+            yield from _read_chunks(f, lines_per_chunk)
+            return
+        with mapped:
+            yield from _mapped_chunks(mapped, lines_per_chunk)
+
+
+def _mapped_chunks(mapped: mmap.mmap, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    size, index, start, scanned, released = len(mapped), 0, 0, 0, 0
+    ends = np.empty(0, dtype=np.int64)  # newline positions not yet in a chunk
+    while start < size:
+        while len(ends) < lines_per_chunk and scanned < size:
+            count = min(READ_BLOCK, size - scanned)
+            window = np.frombuffer(mapped, dtype=np.uint8, count=count, offset=scanned)
+            ends = np.concatenate([ends, np.flatnonzero(window == 10) + scanned])
+            del window  # the map cannot close while a view of it is alive
+            scanned += count
+            if scanned == size and mapped[size - 1] != 10:
+                ends = np.append(ends, size)  # the last line has no newline
+        cut = ends[:lines_per_chunk]
+        end = int(cut[-1])
+        chunk = LineBlock(mapped[start:end], np.concatenate([[start], cut[:-1] + 1]) - start, cut - start)
+        behind = end - end % mmap.PAGESIZE  # pages behind this chunk: drop them from this process (RSS stays flat)
+        if behind > released:
+            mapped.madvise(mmap.MADV_DONTNEED, released, behind - released)
+            released = behind
+        yield index, chunk, min(end + 1, size)
+        index, start, ends = index + len(cut), end + 1, ends[len(cut):]
+
+
+def _read_chunks(f, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    index, done, buffer = 0, 0, b""
+    ends = np.empty(0, dtype=np.int64)  # newline positions in buffer
+    while True:
+        block = f.read(READ_BLOCK)
+        done += len(block)
+        if block:
+            found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + len(buffer)
+            ends = np.concatenate([ends, found])
+            buffer += block
+        elif len(buffer) > (ends[-1] + 1 if ends.size else 0):
+            ends = np.append(ends, len(buffer))  # the last line has no newline
+        while len(ends) >= lines_per_chunk or (not block and len(ends)):
+            cut = ends[:lines_per_chunk]
+            yield index, LineBlock(buffer, np.concatenate([[0], cut[:-1] + 1]), cut), done
+            index += len(cut)
+            consumed = int(cut[-1]) + 1
+            buffer, ends = buffer[consumed:], ends[len(cut):] - consumed
+        if not block:
+            return
+
+
+def open_events(path: str | Path) -> IO[bytes]:
+    """A file of events to read: ``-`` is standard input; gzip is read transparently (by its magic bytes)."""
+    if str(path) == "-":
+        return sys.stdin.buffer
+    f = open(path, "rb")
+    if f.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.open(f, "rb")
+    return f
+
+
+def read_event_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
+    """:func:`read_chunks` for any source :func:`open_events` takes (bytes done count the compressed input)."""
+    if str(path) != "-" and not _is_gzip(path):
+        yield from read_chunks(path, lines_per_chunk)
+        return
+    with open_events(path) as f:
+        raw = getattr(f, "fileobj", None)
+        for first, block, _ in _read_chunks(f, lines_per_chunk):
+            yield first, block, raw.tell() if raw is not None else 0
+
+
+def _is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def sample_lines(path: str | Path, n: int = SCHEMA_SAMPLE_LINES) -> list[bytes]:
+    """The first ``n`` non-blank lines of a file of events."""
+    out: list[bytes] = []
+    for _, chunk, _ in read_event_chunks(path, n):
+        out.extend(line for line in chunk if line.strip())
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
+def reference_blocks(path: str | Path | None, lines_per_chunk: int = 65536) -> list[LineBlock] | None:
+    """A reference file's lines in blocks, for :meth:`Pipeline.build` (None without one)."""
+    if path is None:
+        return None
+    return [chunk for _, chunk, _ in read_event_chunks(path, lines_per_chunk)]
+
+
+def buffered_build(config: MonitorConfig, chunks: Iterable, reference: str | Path | None,
+                   lines_of: Callable = lambda chunk: chunk) -> tuple[Pipeline, Iterator]:
+    """The pipeline built from the head of ``chunks`` (its first ``SCHEMA_SAMPLE_LINES`` non-blank lines),
+    and every chunk again from the first: a stream read once (standard input, a topic) is sampled as it goes."""
+    chunks = iter(chunks)
+    head, sample = [], []
+    for chunk in chunks:
+        head.append(chunk)
+        sample += [line for line in lines_of(chunk) if line.strip()]
+        if len(sample) >= SCHEMA_SAMPLE_LINES:
+            break
+    pipe = Pipeline.build(config, sample, reference_blocks(reference))
+    return pipe, itertools.chain(head, chunks)
+
+
+def replay_file(
+    events: str | Path,
+    config: MonitorConfig,
+    alerts_out: IO[bytes],
+    reference: str | Path | None = None,
+    dead_letters_out: IO[bytes] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    outputs_out: IO[bytes] | None = None,
+    observer: Observer | None = None,
+    lines_per_chunk: int | None = None,
+) -> ReplaySummary:
+    """Run the core over a JSONL file (``-``: standard input; gzip read transparently) with in-memory state.
+
+    Writes alerts (and guard decisions, and dead letters) as JSON lines;
+    ``position`` in an alert is the 0-based line index.
+    """
+    started = time.perf_counter()
+    summary = ReplaySummary()
+    source_name = str(events)
+    total = Path(events).stat().st_size if source_name != "-" else None
+    chunks = read_event_chunks(events, lines_per_chunk or config.batch_size)
+    pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1])
+    with single_threaded_blas():
+        for first, lines, done in chunks:
+            result = pipe.step(lines, first, decisions=outputs_out is not None, observer=observer)
+            write_step(result, summary, lambda i: i, alerts_out, outputs_out, dead_letters_out,
+                       lambda i: {"file": source_name, "line": i})
+            if progress is not None:
+                progress(done, total)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[int], object],
+               alerts_out: IO[bytes], outputs_out: IO[bytes] | None = None, dead_out: IO[bytes] | None = None,
+               source: Callable[[int], dict] | None = None) -> None:
+    """Write one step's alerts, decisions and dead letters as JSON lines, and count them.
+
+    ``position(index)`` is an alert's ``position``; ``source(index)`` a dead letter's ``source``.
+    """
+    summary.events += result.events
+    summary.blank_lines += result.blank
+    summary.dead_letters += len(result.dead)
+    summary.models |= result.models
+    if dead_out is not None and result.dead:
+        dead_out.write(b"".join(orjson.dumps(d.record(source(d.index))) + b"\n" for d in result.dead))
+    if result.alerts:
+        for _, alert in result.alerts:
+            if alert.status == "firing":
+                summary.firing += 1
+            else:
+                summary.resolved += 1
+        alerts_out.write(b"".join(orjson.dumps(a.to_record(position(i))) + b"\n" for i, a in result.alerts))
+    if outputs_out is not None and result.decisions:
+        outputs_out.write(b"".join(_JSON.encode(d) + b"\n" for _, d in result.decisions))
+
+
+_JSON = msgspec.json.Encoder()

@@ -1,0 +1,218 @@
+"""Scenario suite with known change points, and the scorer.
+
+``python benchmarks/scenarios.py [--seeds 5]`` prints, per scenario, over
+independent streams (seeds): our mean detection delay (events after the
+change to the first firing alert on the changed column) and its range,
+false-alarm episodes (firings before the change or on a column that did not
+change), the information bound ``d*`` (the delay at which the cumulated
+KL(after || before) reaches ln(ARL0) at our budget: no detector with that
+false-alarm rate is faster on average) and delay / bound, beside river's
+ADWIN and PageHinkley run per numeric column on the same streams.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+from inferwatch.testing.synthetic import COUNTRIES, COUNTRY_P, START, RATE, Columns, generate
+
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.detectors.monitor import Monitor
+from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
+
+ARL0 = 1e9  # column-events between false alarms: the default budget
+REF_N = 20_000
+
+
+@dataclass
+class Scenario:
+    name: str
+    reference: Columns
+    stream: Columns
+    change_at: int | None
+    column: str | None
+    kl: Callable[[np.ndarray], np.ndarray] | None  # KL per event, by events since the change
+
+    def bound(self) -> float | None:
+        if self.kl is None:
+            return None
+        t = np.arange(len(self.stream) - (self.change_at or 0))
+        cum = np.cumsum(self.kl(t))
+        hit = np.flatnonzero(cum >= math.log(ARL0))
+        return float(hit[0] + 1) if hit.size else None
+
+
+def _const(kl: float):
+    return lambda t: np.full(len(t), kl)
+
+
+def _gauss_kl(delta: float) -> float:
+    return delta**2 / 2
+
+
+def _cat_kl(after, before) -> float:
+    a, b = np.asarray(after), np.asarray(before)
+    return float(np.sum(a * np.log(a / b)))
+
+
+def build(name: str, seed: int = 0) -> Scenario:
+    ref = generate(REF_N, seed=1000 + seed)
+    n, c = 40_000, 10_000
+    if name == "stationary":
+        return Scenario(name, ref, generate(200_000, seed=2000 + seed), None, None, None)
+    if name == "seasonal":
+        period = 4_000
+        ref = generate(REF_N, seed=1000 + seed, period=period)
+        return Scenario(name, ref, generate(100_000, seed=2000 + seed, period=period, offset=REF_N), None, None, None)
+    s = generate(n, seed=3000 + seed)
+    rng = np.random.default_rng(4000 + seed)
+    after = slice(c, None)
+    if name == "small_mean_shift":
+        s.score_a[after] += 0.25
+        return Scenario(name, ref, s, c, "score_a", _const(_gauss_kl(0.25)))
+    if name == "large_mean_shift":
+        s.score_a[after] += 1.5
+        return Scenario(name, ref, s, c, "score_a", _const(_gauss_kl(1.5)))
+    if name == "variance_change":
+        s.score_a[after] *= 1.5
+        return Scenario(name, ref, s, c, "score_a", _const(0.5 * (2.25 - 1 - math.log(2.25))))
+    if name == "unit_bug":
+        s.amount[after] = np.round(s.amount[after] * 100, 0)
+        return Scenario(name, ref, s, c, "amount", _const(_gauss_kl(math.log(100))))
+    if name == "gradual_drift":
+        ramp = np.minimum(np.arange(n - c) / 20_000, 1.0)
+        s.score_a[after] += ramp
+        return Scenario(name, ref, s, c, "score_a", lambda t: np.minimum(t / 20_000, 1.0) ** 2 / 2)
+    if name == "categorical_mix":
+        new_p = np.array([0.35, 0.26, 0.195, 0.13, 0.065])
+        s.country[after] = np.array(COUNTRIES, dtype=object)[rng.choice(5, n - c, p=new_p)]
+        return Scenario(name, ref, s, c, "country", _const(_cat_kl(new_p, COUNTRY_P)))
+    if name == "new_category":
+        hit = np.flatnonzero(rng.random(n - c) < 0.05) + c
+        s.country[hit] = "BR"
+        p0 = 0.5 / REF_N  # the smallest share a reference of this size can tell from zero
+        kl = 0.05 * math.log(0.05 / p0) + 0.95 * math.log(0.95 / (1 - p0))
+        return Scenario(name, ref, s, c, "country", _const(kl))
+    if name == "missing_spike":
+        s.tenure_days[c + np.flatnonzero(rng.random(n - c) < (0.20 - 0.02) / 0.98)] = np.nan
+        return Scenario(name, ref, s, c, "tenure_days", _const(_cat_kl([0.2, 0.8], [0.02, 0.98])))
+    if name == "prediction_drift":
+        logit = np.log(s.prediction / (1 - s.prediction))
+        s.prediction[after] = 1 / (1 + np.exp(-(logit[after] + 0.5)))
+        return Scenario(name, ref, s, c, "prediction", _const(_gauss_kl(0.5)))
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+SCENARIOS = ("stationary", "seasonal", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
+             "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift")
+
+
+def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
+    n = len(cols)
+    ids = np.array([f"e-{first + i:08d}" for i in range(n)], dtype=object)
+    return Batch(model, ids, START + (first + np.arange(n)) / RATE, {
+        "amount": NumericArray(cols.amount), "age": NumericArray(cols.age),
+        "country": CategoricalArray.from_labels(list(cols.country)),
+        "device": CategoricalArray.from_labels(list(cols.device)),
+        "tenure_days": NumericArray(cols.tenure_days), "n_tx_24h": NumericArray(cols.n_tx_24h),
+        "is_new": CategoricalArray(cols.is_new.astype(np.int64), ("false", "true")),
+        "score_a": NumericArray(cols.score_a), "prediction": NumericArray(cols.prediction),
+    })
+
+
+@dataclass
+class Score:
+    delay: int | None
+    false_alarms: int
+
+
+def score_alerts(sc: Scenario, firings: list[tuple[int, str]]) -> Score:
+    delay, false = None, 0
+    for row, column in firings:
+        if sc.change_at is not None and column == sc.column and row >= sc.change_at:
+            delay = row - sc.change_at if delay is None else delay
+        else:
+            false += 1
+    return Score(delay, false)
+
+
+def run_inferwatch(sc: Scenario, batch_size: int = 16_384) -> Score:
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(to_batch(sc.reference))
+    stream = to_batch(sc.stream, REF_N)
+    firings = []
+    for lo in range(0, len(sc.stream), batch_size):
+        part = stream.take(np.arange(lo, min(lo + batch_size, len(sc.stream))))
+        firings += [(lo + a.row, a.feature) for a in mon.process(part) if a.status == "firing"]
+    return Score(*vars(score_alerts(sc, firings)).values())
+
+
+def run_river(sc: Scenario, make) -> Score:
+    firings = []
+    for column in Columns.NUMERIC:
+        det = make()
+        for v in getattr(sc.reference, column):
+            if v == v:
+                det.update(float(v))
+        for i, v in enumerate(getattr(sc.stream, column)):
+            if v == v:
+                det.update(float(v))
+                if det.drift_detected:
+                    firings.append((i, column))
+    firings.sort()
+    return score_alerts(sc, firings)
+
+
+def _summary(scores: list[Score], expect_change: bool) -> tuple[str, int, float | None]:
+    """(delay text, false alarms over all seeds, mean delay): the mean over the seeds that caught it."""
+    delays = [s.delay for s in scores if s.delay is not None]
+    false = sum(s.false_alarms for s in scores)
+    if not expect_change:
+        return "-", false, None
+    if not delays:
+        return "missed", false, None
+    mean = float(np.mean(delays))
+    text = f"{mean:.0f}" if len(delays) == len(scores) else f"{mean:.0f} ({len(scores) - len(delays)} missed)"
+    return text, false, mean
+
+
+def main() -> None:
+    """Each scenario on ``--seeds`` independent streams (default 5): mean delay, false alarms summed."""
+    import argparse
+
+    from river.drift import ADWIN, PageHinkley
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    seeds = range(parser.parse_args().seeds)
+    head = (f"{'scenario':18} {'column':12} {'delay':>7} {'min-max':>9} {'FA':>3} {'bound':>7} {'ratio':>6} | "
+            f"{'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>5}")
+    print(f"budget: ARL0 = {ARL0:.0e} column-events; bound = delay at which cumulated KL reaches ln(ARL0) = "
+          f"{math.log(ARL0):.1f}; {len(seeds)} seeds per scenario (delay = mean, FA = sum)")
+    print(head)
+    print("-" * len(head))
+    for name in SCENARIOS:
+        runs = [build(name, seed) for seed in seeds]
+        sc = runs[0]
+        ours = [run_inferwatch(r) for r in runs]
+        adwin = [run_river(r, ADWIN) for r in runs]
+        ph = [run_river(r, PageHinkley) for r in runs]
+        changed = sc.change_at is not None
+        (text, false, mean), (a_text, a_false, _), (p_text, p_false, _) = (
+            _summary(x, changed) for x in (ours, adwin, ph))
+        bound = sc.bound()
+        ratio = f"{mean / bound:.2f}" if mean is not None and bound else "-"
+        caught = [s.delay for s in ours if s.delay is not None]
+        spread = f"{min(caught)}-{max(caught)}" if caught else "-"
+        print(f"{name:18} {sc.column or '-':12} {text:>7} {spread:>9} {false:>3} {(f'{bound:.0f}' if bound else '-'):>7} "
+              f"{ratio:>6} | {a_text:>7} {a_false:>4} | {p_text:>7} {p_false:>5}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
