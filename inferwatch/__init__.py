@@ -26,8 +26,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (ConfigError, InferwatchError, InvalidEvent, KafkaUnavailable, MissingExtra,
-                     ServiceUnavailable, StaleState, StateError, StateUnavailable)
+from .errors import (
+    ConfigError,
+    InferwatchError,
+    InvalidEvent,
+    KafkaUnavailable,
+    MissingExtra,
+    ServiceUnavailable,
+    StaleState,
+    StateError,
+    StateUnavailable,
+)
 
 __version__ = "0.2.0"
 

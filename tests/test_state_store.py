@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from inferwatch.testing.services import unique
+from inferwatch.errors import StateError
 from inferwatch.streams.state_store import PartitionState, RedisStateStore, StaleState, StateUnavailable
 
 pytestmark = pytest.mark.integration
@@ -16,18 +17,22 @@ def test_compare_and_set_refuses_a_stale_writer(services):
         try:
             state, loaded = await store.load("t", 0)
             assert (state.next_offset, loaded) == (0, -1)
-            state.next_offset, state.monitor = 100, b"state-a"
+            state.next_offset, state.pipeline = 100, b"state-a"
             await store.save("t", 0, state, loaded)
             again, loaded_again = await store.load("t", 0)
-            assert (again.next_offset, again.monitor, loaded_again) == (100, b"state-a", 100)
-            stale = PartitionState(next_offset=50, monitor=b"state-b")
+            assert (again.next_offset, again.pipeline, loaded_again) == (100, b"state-a", 100)
+            stale = PartitionState(next_offset=50, pipeline=b"state-b")
             with pytest.raises(StaleState):
                 await store.save("t", 0, stale, -1)  # a worker that loaded before the first save
             kept, _ = await store.load("t", 0)
-            assert kept.monitor == b"state-a"
+            assert kept.pipeline == b"state-a"
             await store.save("t", 0, state, loaded)  # a retry after a lost reply: already stored, nothing written
-            assert (await store.load("t", 0))[0].monitor == b"state-a"
+            assert (await store.load("t", 0))[0].pipeline == b"state-a"
             assert list(await store.partitions()) == ["t:0"]
+            await store.client.hset(store.key("t", 1), mapping={"next": "5", "doc": b"\x93not a state"})
+            found = await store.partitions()
+            assert isinstance(found["t:1"], StateError) and store.key("t", 1) in str(found["t:1"])
+            assert found["t:0"].pipeline == b"state-a"  # an unreadable partition hides no other
         finally:
             await store.close()
 

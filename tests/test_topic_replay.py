@@ -46,7 +46,22 @@ def test_a_range_in_the_future_replays_nothing(services):
     topic = unique("future")
     create_topic(bootstrap, topic, 1)
     kcat_produce(bootstrap, topic, DEMO)
-    assert replay("--topic", topic, "--from", "2999-01-01T00:00:00Z", "--bootstrap-servers", bootstrap) == b""
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", topic, "--from", "2999-01-01T00:00:00Z",
+                          "--bootstrap-servers", bootstrap], capture_output=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 1 and res.stdout == b"" and b"no valid event was monitored" in res.stderr
+
+
+def test_an_unreachable_broker_is_one_line_and_a_non_zero_exit():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", "t", "--from", "-1d",
+                          "--bootstrap-servers", f"127.0.0.1:{port}"], capture_output=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 2
+    (line,) = res.stderr.decode().splitlines()
+    assert f"127.0.0.1:{port}" in line
 
 
 def test_topic_and_file_are_exclusive():

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import AlertPolicyConfig
 from .lanes import DETECTOR_KIND
-from .types import Alert
+from .types import Alert, TextArray
 
 __all__ = ["Finding", "AlertPolicy", "alert_id"]
 
@@ -67,10 +67,10 @@ class AlertPolicy:
     config: AlertPolicyConfig
     episodes: dict[str, _Episode] = field(default_factory=dict)
 
-    def open_alerts(self) -> list[tuple[str, str]]:
+    def open_alerts(self) -> list[tuple[str, ...]]:
         return [tuple(k.split("\x1f")) for k, e in sorted(self.episodes.items()) if e.open]
 
-    def apply(self, findings: list[Finding], times: np.ndarray, event_ids: np.ndarray) -> list[Alert]:
+    def apply(self, findings: list[Finding], times: np.ndarray, event_ids: TextArray | np.ndarray) -> list[Alert]:
         """Turn this batch's findings into alerts, in row order."""
         by_key: dict[str, list[Finding]] = {}
         for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector)):
@@ -116,7 +116,8 @@ class AlertPolicy:
                 row = _first_at_or_after(times, lo, hi, ep.clear_pending + self.config.cooldown_seconds)
                 if row is None:
                     return hi
-                message = f"{column}: {detector} has stayed within reference bounds for {self.config.cooldown_seconds:g}s."
+                message = (f"{column}: {detector} has stayed within reference bounds "
+                           f"for {self.config.cooldown_seconds:g}s.")
                 self._resolve(ep, column, detector, row, times, event_ids, out, message)
                 lo = row
             elif ep.open and self.config.renotify_seconds:
@@ -152,7 +153,7 @@ class AlertPolicy:
         return {k: vars(e).copy() for k, e in self.episodes.items()}
 
     @classmethod
-    def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> "AlertPolicy":
+    def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> AlertPolicy:
         return cls(model, config, {k: _Episode(**v) for k, v in raw.items()})
 
 

@@ -49,7 +49,7 @@ class NumericCodebook:
         return len(self.edges) + 1
 
     @classmethod
-    def from_reference(cls, values: np.ndarray, bins: int = 16) -> "NumericCodebook":
+    def from_reference(cls, values: np.ndarray, bins: int = 16) -> NumericCodebook:
         present = values[~np.isnan(values)]
         if present.size == 0:
             return cls(np.empty(0))
@@ -137,7 +137,7 @@ class CategoricalCodebook:
     @classmethod
     def from_reference(
         cls, column: CategoricalArray, max_top: int = 16, max_known: int = 10_000
-    ) -> "CategoricalCodebook":
+    ) -> CategoricalCodebook:
         counts = np.bincount(column.codes[column.codes >= 0], minlength=len(column.categories))
         seen = [(int(-c), column.categories[i]) for i, c in enumerate(counts) if c > 0]
         seen.sort()
@@ -146,6 +146,8 @@ class CategoricalCodebook:
         return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab)
 
     def encode(self, column: Column) -> np.ndarray:
+        if not isinstance(column, CategoricalArray):
+            raise TypeError(f"categorical codebook got {type(column).__name__}")
         return self.lookup(column)[column.codes]
 
     def lookup(self, column: Column) -> np.ndarray:
@@ -165,6 +167,8 @@ class CategoricalCodebook:
 
     def encode_counted(self, column: Column, r: int, block: int):
         """(codes, per-block code counts, count of each of the column's labels then of missing values)."""
+        if not isinstance(column, CategoricalArray):
+            raise TypeError(f"categorical codebook got {type(column).__name__}")
         return encode_labels(column.codes, self.lookup(column), r, block, self.n_codes)
 
     def label(self, code: int) -> str:

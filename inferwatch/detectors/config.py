@@ -33,11 +33,12 @@ class FalseAlarmBudget(_Strict):
     """How rare false alarms must be, under no change.
 
     ``column_events_per_false_alarm`` counts events times monitored columns:
-    the default 1e9 is about one false alarm a month for a 50-column model at
-    100 events/s, shared by every detector and lane of the model.
+    the default 1e9 is at most one false alarm every 2.3 days on average for
+    a 50-column model at 100 events/s (a month at 8 events/s), shared by
+    every detector and lane of the model.
     """
 
-    column_events_per_false_alarm: float = Field(1e9, gt=10.0)
+    column_events_per_false_alarm: float = Field(default=1e9, gt=10.0)
 
 
 class AlertPolicyConfig(_Strict):
@@ -50,9 +51,9 @@ class AlertPolicyConfig(_Strict):
     threshold every lane must fall to before an episode can close.
     """
 
-    cooldown_seconds: float = Field(0.0, ge=0.0)
-    renotify_seconds: float | None = Field(None, gt=0.0)
-    resolve_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    cooldown_seconds: float = Field(default=0.0, ge=0.0)
+    renotify_seconds: float | None = Field(default=None, gt=0.0)
+    resolve_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
 
 
 class ColumnConfig(_Strict):
@@ -89,11 +90,12 @@ class RuleConfig(_Strict):
     fix_value: str | float | None = None
     fallback_value: float | str | bool | None = None
     fallback_output: str | None = None
-    alert_rate: float | None = Field(0.01, gt=0.0, lt=0.95)
+    alert_rate: float | None = Field(default=0.01, gt=0.0, lt=0.95)
 
     @model_validator(mode="after")
-    def _fields_for_kind(self) -> "RuleConfig":
-        needs = {"range": ("field",), "not_null": ("field",), "allowed": ("field", "values"), "expression": ("expression",)}
+    def _fields_for_kind(self) -> RuleConfig:
+        needs = {"range": ("field",), "not_null": ("field",), "allowed": ("field", "values"),
+                 "expression": ("expression",)}
         for name in needs[self.kind]:
             if getattr(self, name) in (None, []):
                 raise ValueError(f"a {self.kind} rule needs '{name}'")
@@ -119,12 +121,12 @@ class ModelConfig(_Strict):
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     monitor_unlisted: bool = True
     segments: list[str] = Field(default_factory=list)
-    max_segment_values: int = Field(50, ge=1, le=10_000)
-    warmup_events: int = Field(10_000, ge=200)
-    max_reference_events: int = Field(200_000, ge=200)
-    block_size: int = Field(32, ge=1, le=4096)
-    bins: int = Field(16, ge=2, le=256)
-    max_categories: int = Field(16, ge=1, le=256)
+    max_segment_values: int = Field(default=50, ge=1, le=10_000)
+    warmup_events: int = Field(default=10_000, ge=200)
+    max_reference_events: int = Field(default=200_000, ge=200)
+    block_size: int = Field(default=32, ge=1, le=4096)
+    bins: int = Field(default=16, ge=2, le=256)
+    max_categories: int = Field(default=16, ge=1, le=256)
     false_alarm_budget: FalseAlarmBudget = Field(default_factory=FalseAlarmBudget)
     alert_policy: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
@@ -136,25 +138,26 @@ class ModelConfig(_Strict):
             return allowed
         wrong = [d for d in chosen if d not in allowed]
         if wrong:
-            raise ValueError(f"columns.{column}.detectors: {wrong} do not apply to a {kind} column (use {list(allowed)})")
+            raise ValueError(f"columns.{column}.detectors: {wrong} do not apply to a {kind} column "
+                             f"(use {list(allowed)})")
         return tuple(chosen)
 
 
 class Limits(_Strict):
     """Caps on what one message may carry; a message over them is a dead letter."""
 
-    max_message_bytes: int = Field(1 << 20, ge=64)
-    max_features: int = Field(1000, ge=1)
+    max_message_bytes: int = Field(default=1 << 20, ge=64)
+    max_features: int = Field(default=1000, ge=1)
 
 
 class MonitorConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     default: ModelConfig = Field(default_factory=ModelConfig)
     limits: Limits = Field(default_factory=Limits)
-    batch_size: int = Field(32_768, ge=1, le=1_000_000)
+    batch_size: int = Field(default=32_768, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
-    def _columns_consistent(self) -> "MonitorConfig":
+    def _columns_consistent(self) -> MonitorConfig:
         for name, model in {**self.models, "default": self.default}.items():
             for col, cc in model.columns.items():
                 if cc.type and cc.detectors:

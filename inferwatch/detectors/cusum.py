@@ -5,10 +5,11 @@ first event. Between blocks a lane carries ``S = min(h, max(0, S + block
 sum))``; within a block, the statistic at each event is the per-event CUSUM
 restarted from that ``S`` at the block start. It never exceeds the plain
 per-event CUSUM, so it keeps Lorden's bound, and it is evaluated at every
-event, so a lane fires at the exact event where it crosses its threshold. Only per-block code counts are needed to advance it:
-one ``bincount`` and one small matrix product per column and batch. Blocks
-are counted from the model's first event, so the result does not depend on
-how the stream was cut into micro-batches.
+event, so a lane fires at the exact event where it crosses its threshold.
+Only per-block code counts are needed to advance it: one ``bincount`` and
+one small matrix product per column and batch. Blocks are counted from the
+model's first event, so the result does not depend on how the stream was
+cut into micro-batches.
 
 After a lane crosses, its value is capped at the threshold; a detector's
 episode closes at the first block end after the firing block where all of
@@ -39,7 +40,7 @@ class LaneState:
     opened_block: dict[str, int]  # detector -> block index of the firing
 
     @classmethod
-    def fresh(cls, lanes: LaneTable) -> "LaneState":
+    def fresh(cls, lanes: LaneTable) -> LaneState:
         n = len(lanes.detectors)
         names = lanes.detector_names()
         return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64),
@@ -56,7 +57,7 @@ class LaneState:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "LaneState":
+    def from_dict(cls, raw: dict) -> LaneState:
         return cls(
             np.asarray(raw["value"], dtype=np.float64),
             np.asarray(raw["partial"], dtype=np.float64),
@@ -115,7 +116,9 @@ class BlockCusum:
         names = lanes.detector_names()
         self.members = {name: np.flatnonzero(np.asarray(lanes.detectors) == name) for name in names}
 
-    def advance(self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None) -> list[Transition]:
+    def advance(
+        self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None
+    ) -> list[Transition]:
         """Feed ``codes`` (events ``start .. start+len-1`` of the model); mutate ``state``.
 
         ``counts`` are the per-block code counts (blocks of this batch, the

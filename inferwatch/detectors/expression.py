@@ -21,8 +21,9 @@ A comparison with a missing value is false, like SQL's unknown.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -33,6 +34,15 @@ __all__ = ["ExpressionError", "compile_expression"]
 
 class ExpressionError(ValueError):
     """An expression that does not parse or type-check; the message says where and why."""
+
+
+class Condition(Protocol):
+    """What :func:`compile_expression` returns: the vectorised condition, plus ``one`` and ``names``."""
+
+    one: Callable[[Mapping[str, object]], bool]
+    names: frozenset[str]
+
+    def __call__(self, cols: Mapping[str, Column]) -> np.ndarray: ...
 
 
 _TOKEN = re.compile(r"""
@@ -61,6 +71,7 @@ def _tokens(text: str) -> list[_Tok]:
         if not m or m.end() == pos:
             raise ExpressionError(f"unexpected character {text[pos:].lstrip()[:1]!r} at {pos}")
         group = m.lastgroup
+        assert group is not None  # every alternative of _TOKEN is a named group
         value = m.group(group)
         kind = "kw" if group == "name" and value in _KEYWORDS else group
         out.append(_Tok(kind, value, m.start(group)))
@@ -158,14 +169,14 @@ class _Parser:
     def atom(self) -> _Node:
         tok = self.take()
         if tok.kind == "number":
-            value = float(tok.value)
-            return "number", lambda cols: value, lambda row: value
+            number = float(tok.value)
+            return "number", lambda cols: number, lambda row: number
         if tok.kind == "string":
-            value = re.sub(r"\\(.)", r"\1", tok.value[1:-1])  # \" \' \\ stand for themselves
-            return "string", lambda cols: value, lambda row: value
+            text = re.sub(r"\\(.)", r"\1", tok.value[1:-1])  # \" \' \\ stand for themselves
+            return "string", lambda cols: text, lambda row: text
         if tok.value in ("true", "false"):
-            value = tok.value == "true"
-            return "bool", lambda cols: np.bool_(value), lambda row: value
+            truth = tok.value == "true"
+            return "bool", lambda cols: np.bool_(truth), lambda row: truth
         if tok.value == "(":
             node = self.expr(0)
             self.expect(")")
@@ -325,7 +336,7 @@ def _labels(cols: Mapping[str, Column], name: str) -> np.ndarray:
     return table[col.codes]
 
 
-def _not_null(values) -> np.ndarray:
+def _not_null(values) -> np.ndarray | np.bool_:
     if isinstance(values, np.ndarray):
         if values.dtype == object:
             return values != None  # noqa: E711 (elementwise)
@@ -333,7 +344,7 @@ def _not_null(values) -> np.ndarray:
     return np.bool_(values is not None)
 
 
-def compile_expression(text: str, kinds: Mapping[str, str]) -> Callable[[Mapping[str, Column]], np.ndarray]:
+def compile_expression(text: str, kinds: Mapping[str, str]) -> Condition:
     """Parse and type-check ``text`` against column kinds; return the vectorised condition.
 
     ``kinds`` maps a column name to ``"numeric"`` or ``"categorical"``.
@@ -348,6 +359,7 @@ def compile_expression(text: str, kinds: Mapping[str, str]) -> Callable[[Mapping
         n = len(next(iter(cols.values()))) if cols else 0
         return np.broadcast_to(np.asarray(run(cols), dtype=bool), (n,)).copy()
 
-    condition.one = lambda row: bool(one(row))  # type: ignore[attr-defined]
-    condition.names = frozenset(parser.names)  # type: ignore[attr-defined]
-    return condition
+    checked = cast(Condition, condition)  # a plain function, given the two attributes below
+    checked.one = lambda row: bool(one(row))
+    checked.names = frozenset(parser.names)
+    return checked

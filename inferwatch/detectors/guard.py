@@ -21,13 +21,13 @@ at start-up.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from .config import RuleConfig
-from .expression import ExpressionError, compile_expression
-from .types import Batch, CategoricalArray, Decision, NumericArray, Violation
+from .expression import Condition, ExpressionError, compile_expression
+from .types import Batch, CategoricalArray, Decision, NumericArray, Value, Violation
 
 __all__ = ["ACTIONS", "BatchGuard"]
 
@@ -41,19 +41,25 @@ class BatchGuard:
     def __init__(self, rules: list[RuleConfig], kinds: Mapping[str, str]) -> None:
         self.rules = rules
         self.kinds = dict(kinds)
-        self.checks = []
+        self.checks: list[Condition | None] = []
         for i, rule in enumerate(rules):
             where = f"rules[{i}] ({rule.label})"
             if rule.field is not None and rule.field not in self.kinds:
                 raise ValueError(f"{where}: unknown field {rule.field!r} (known: {', '.join(sorted(self.kinds))})")
             if rule.fallback_output is not None and rule.fallback_output not in self.kinds:
                 raise ValueError(f"{where}: unknown fallback_output {rule.fallback_output!r}")
-            if rule.kind == "range" and self.kinds[rule.field] != "numeric":
-                raise ValueError(f"{where}: a range needs a numeric field, {rule.field!r} is {self.kinds[rule.field]}")
-            if rule.kind == "allowed" and self.kinds[rule.field] == "numeric":
-                if any(isinstance(v, str) for v in rule.values):
-                    raise ValueError(f"{where}: {rule.field!r} is numeric, its allowed values must be numbers")
+            if rule.kind == "range":
+                assert rule.field is not None  # RuleConfig requires a field for a range
+                if self.kinds[rule.field] != "numeric":
+                    raise ValueError(
+                        f"{where}: a range needs a numeric field, {rule.field!r} is {self.kinds[rule.field]}")
+            if rule.kind == "allowed":
+                assert rule.field is not None and rule.values is not None  # RuleConfig requires both
+                if self.kinds[rule.field] == "numeric":
+                    if any(isinstance(v, str) for v in rule.values):
+                        raise ValueError(f"{where}: {rule.field!r} is numeric, its allowed values must be numbers")
             if rule.kind == "expression":
+                assert rule.expression is not None  # RuleConfig requires it for an expression rule
                 try:
                     self.checks.append(compile_expression(rule.expression, self.kinds))
                 except ExpressionError as exc:
@@ -62,7 +68,8 @@ class BatchGuard:
                 self.checks.append(None)
         self.ranks = np.array([_RANK[r.action] for r in rules], dtype=np.int8)
         self.one = [_scalar_check(rule, check) for rule, check in zip(rules, self.checks)]
-        self.fields = sorted({r.field for r in rules if r.field} | {r.fallback_output for r in rules if r.fallback_output}
+        self.fields = sorted({r.field for r in rules if r.field}
+                             | {r.fallback_output for r in rules if r.fallback_output}
                              | {n for c in self.checks if c is not None for n in c.names} | {"prediction"})
 
     def violations(self, batch: Batch) -> np.ndarray:
@@ -73,11 +80,13 @@ class BatchGuard:
             if check is not None:
                 out[i] = check(batch.columns)
                 continue
+            assert rule.field is not None  # every rule but an expression checks a field
             col = batch.columns.get(rule.field)
             missing = _missing(col, n)
             if rule.kind == "not_null":
                 out[i] = missing
             elif rule.kind == "range":
+                assert isinstance(col, NumericArray)  # a range rule's field is numeric (checked at start-up)
                 values = col.values
                 with np.errstate(invalid="ignore"):
                     low = values < rule.min if rule.min is not None else np.zeros(n, bool)
@@ -108,11 +117,13 @@ class BatchGuard:
         rules = self.rules
         action = ACTIONS[max((self.ranks[i] for i in violated), default=0)]
         original = plain["prediction"][j]
-        prediction, fixed = original, {}
+        prediction = original
+        fixed: dict[str, Value] = {}
         for i in violated:
             rule = rules[i]
             if rule.action != "fix":
                 continue
+            assert rule.field is not None  # a fix rule checks a field (an expression cannot fix)
             value = _fix(rule, plain[rule.field][j])
             if rule.field != "prediction":
                 fixed[rule.field] = value
@@ -175,6 +186,7 @@ def _scalar_check(rule: RuleConfig, check):
         low = rule.min if rule.min is not None else -np.inf
         high = rule.max if rule.max is not None else np.inf
         return lambda row: (v := row.get(name)) is not None and not (low <= v <= high)
+    assert rule.values is not None  # what is left is an allowed rule, which has values
     wanted = frozenset(str(v) if isinstance(v, str) else float(v) for v in rule.values)
     labels = frozenset(str(v) for v in rule.values)
     return lambda row: (v := row.get(name)) is not None and v not in (labels if isinstance(v, str) else wanted)
@@ -210,5 +222,9 @@ def _message(rule: RuleConfig, plain: _PlainColumns, j: int) -> str:
     if rule.kind == "not_null":
         return f"{rule.field} is missing"
     if rule.kind == "range":
+        if rule.min is None:
+            return f"{rule.field}={value} above the maximum {rule.max}"
+        if rule.max is None:
+            return f"{rule.field}={value} below the minimum {rule.min}"
         return f"{rule.field}={value} outside [{rule.min}, {rule.max}]"
     return f"{rule.field}={value!r} is not an allowed value"

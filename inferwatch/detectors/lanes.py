@@ -96,7 +96,7 @@ class LaneTable:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "LaneTable":
+    def from_dict(cls, raw: dict) -> LaneTable:
         arr = lambda k, dt=np.float64: np.asarray(raw[k], dtype=dt)  # noqa: E731
         table = np.asarray(raw["table"], dtype=np.float64)
         return cls(

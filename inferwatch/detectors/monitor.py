@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 
+from ..errors import ConfigError, StateError
 from .alerts import AlertPolicy, Finding
 from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_from_dict
 from .config import ModelConfig, MonitorConfig
@@ -40,7 +42,6 @@ from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
-from ..errors import ConfigError, StateError
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArray
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
@@ -57,11 +58,13 @@ def _empty_like(kind: str, n: int) -> Column:
 def concat_columns(parts: list[Column]) -> Column:
     """Concatenate columns of one kind; categorical labels are unified."""
     if isinstance(parts[0], NumericArray):
-        return NumericArray(np.concatenate([p.values for p in parts]))
-    labels = sorted({c for p in parts for c in p.categories})
+        numeric = cast(list[NumericArray], parts)  # one kind, as documented
+        return NumericArray(np.concatenate([p.values for p in numeric]))
+    categorical = cast(list[CategoricalArray], parts)
+    labels = sorted({c for p in categorical for c in p.categories})
     index = {c: i for i, c in enumerate(labels)}
     codes = []
-    for p in parts:
+    for p in categorical:
         remap = np.array([index[c] for c in p.categories] + [-1], dtype=np.int64)
         codes.append(remap[p.codes])
     return CategoricalArray(np.concatenate(codes), tuple(labels))
@@ -95,8 +98,10 @@ class ColumnMonitor:
             raise TypeError(f"column {self.name!r} is {self.kind} but the batch holds {type(column).__name__}")
         codes, counts, moments = self.book.encode_counted(column, start % self.block, self.block)
         if isinstance(self.stats, NumericStats):
+            assert isinstance(column, NumericArray)  # stats, codebook and column are of one kind
             self.stats.update(column, start, moments)
         else:
+            assert isinstance(column, CategoricalArray) and isinstance(self.book, CategoricalCodebook)
             per_label = moments
             unseen = int(counts[:, self.book.unseen_code].sum(dtype=np.float64)) if not self.book.open_vocabulary else 0
             if unseen:
@@ -106,6 +111,7 @@ class ColumnMonitor:
             self.stats.update(column, unseen, per_label)
         if self.engine is None:
             return []
+        assert self.state is not None  # a column with lanes has their state
         return self.engine.advance(self.state, codes, start, counts)
 
     def describe(self, t: Transition) -> tuple[str, str]:
@@ -115,6 +121,7 @@ class ColumnMonitor:
             return (f"{self.name}: {det} is back within reference bounds "
                     f"(evidence {t.score:.1f}, threshold {t.threshold:.1f}).", "info")
         lanes = self.lanes
+        assert lanes is not None  # only a column with lanes has transitions
         j = t.lane
         theta, run = lanes.theta[j], max(t.run_length, 1)
         estimate = (t.score / run + lanes.log_mgf[j]) / theta
@@ -141,8 +148,9 @@ class ColumnMonitor:
         return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
 
     def status(self) -> dict:
-        out = {"kind": self.kind, "stats": self.stats.summary(), "detectors": {}}
+        out: dict[str, Any] = {"kind": self.kind, "stats": self.stats.summary(), "detectors": {}}
         if self.lanes is not None:
+            assert self.state is not None  # a column with lanes has their state
             ratio = self.state.value / self.lanes.thresholds
             for det in self.lanes.detector_names():
                 idx = np.flatnonzero(np.asarray(self.lanes.detectors) == det)
@@ -162,7 +170,7 @@ class ColumnMonitor:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict, block: int, resolve_fraction: float) -> "ColumnMonitor":
+    def from_dict(cls, raw: dict, block: int, resolve_fraction: float) -> ColumnMonitor:
         lanes = LaneTable.from_dict(raw["lanes"]) if raw["lanes"] else None
         state = LaneState.from_dict(raw["state"]) if raw["state"] else None
         return cls(raw["name"], codebook_from_dict(raw["book"]), lanes, state, stats_from_dict(raw["stats"]),
@@ -201,7 +209,8 @@ class ModelMonitor:
         findings: list[Finding] = []
         if rule_hits is not None and self.rule_rates.watched:
             findings += self.rule_rates.observe(rule_hits, self.events)
-        live, offset = batch, 0
+        live: Batch | None = batch
+        offset = 0
         if not self.calibrated:
             have = sum(len(b) for b in self.warmup)
             take = min(len(batch), self.config.warmup_events - have)
@@ -243,10 +252,13 @@ class ModelMonitor:
                 for name, col in self.columns.items():
                     values = batch.columns.get(name)
                     part = values.take(rows) if values is not None else _empty_like(col.kind, len(rows))
-                    target = stats.setdefault(name, NumericStats.empty() if col.kind == "numeric" else CategoricalStats.empty())
+                    target = stats.setdefault(
+                        name, NumericStats.empty() if col.kind == "numeric" else CategoricalStats.empty())
                     if isinstance(target, NumericStats):
+                        assert isinstance(part, NumericArray)  # observe() checked the batch's column kinds
                         target.update(part, start)
                     else:
+                        assert isinstance(part, CategoricalArray)
                         target.update(part)
 
     def _calibrate(self, reference: Batch, count_stats: bool) -> None:
@@ -259,14 +271,15 @@ class ModelMonitor:
             kind = "numeric" if isinstance(column, NumericArray) else "categorical"
             if cc is not None and cc.type and cc.type != kind:
                 raise ConfigError(f"models.{self.model}.columns.{name}.type is {cc.type} but the data is {kind}")
-            present = ~np.isnan(column.values) if kind == "numeric" else column.codes >= 0
+            present = ~np.isnan(column.values) if isinstance(column, NumericArray) else column.codes >= 0
             if present.any():
                 chosen[name] = kind
         books: dict[str, Codebook] = {}
         built = {}
         for name, kind in sorted(chosen.items()):
             column = reference.columns[name]
-            if kind == "numeric":
+            book: Codebook
+            if isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
@@ -283,7 +296,13 @@ class ModelMonitor:
             col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
                                 cfg.block_size, cfg.alert_policy.resolve_fraction)
             if count_stats:  # warm-up events are events of the stream too
-                col.stats.update(reference.columns[name])
+                column = reference.columns[name]
+                if isinstance(col.stats, NumericStats):
+                    assert isinstance(column, NumericArray)  # the stats were made for the column's kind
+                    col.stats.update(column)
+                else:
+                    assert isinstance(column, CategoricalArray)
+                    col.stats.update(column)
             self.columns[name] = col
         self.live_from = self.events
 
@@ -307,7 +326,7 @@ class ModelMonitor:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict, config: ModelConfig) -> "ModelMonitor":
+    def from_dict(cls, raw: dict, config: ModelConfig) -> ModelMonitor:
         mon = cls(raw["model"], config)
         mon.events = int(raw["events"])
         mon.live_from = raw["live_from"]
@@ -348,7 +367,7 @@ class Monitor:
         return msgspec.msgpack.encode(payload)
 
     @classmethod
-    def from_bytes(cls, data: bytes, config: MonitorConfig) -> "Monitor":
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> Monitor:
         raw = msgspec.msgpack.decode(data)
         if raw.get("version") != STATE_VERSION:
             raise StateError(f"monitor state version {raw.get('version')!r} is not {STATE_VERSION}; rebuild the state")
@@ -380,7 +399,8 @@ def _batch_to_dict(b: Batch) -> dict:
         if isinstance(c, NumericArray):
             cols[name] = {"kind": "numeric", "values": c.values.tobytes()}
         else:
-            cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
+            cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(),
+                          "categories": list(c.categories)}
     return {"model": b.model, "event_ids": b.event_ids.tolist(), "times": b.times.tobytes(), "columns": cols}
 
 

@@ -53,8 +53,8 @@ class RuleRates:
     def __init__(self, rules: list[RuleConfig], budget: float, block: int = 32, resolve_fraction: float = 0.5) -> None:
         self.rules = rules
         self.watched = [i for i, r in enumerate(rules) if r.alert_rate is not None]
-        self.engines = {i: BlockCusum(rate_lanes(rules[i].alert_rate, math.log(budget)), block, resolve_fraction)
-                        for i in self.watched}
+        self.engines = {i: BlockCusum(rate_lanes(r.alert_rate, math.log(budget)), block, resolve_fraction)
+                        for i, r in enumerate(rules) if r.alert_rate is not None}
         self.states = {i: LaneState.fresh(self.engines[i].lanes) for i in self.watched}
 
     def observe(self, hits: np.ndarray, start: int) -> list[Finding]:

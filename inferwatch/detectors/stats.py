@@ -48,7 +48,7 @@ class NumericStats:
     kind = "numeric"
 
     @classmethod
-    def empty(cls) -> "NumericStats":
+    def empty(cls) -> NumericStats:
         return cls(0, 0, 0, 0.0, 0.0, math.inf, -math.inf, kll_doubles_sketch(KLL_K))
 
     @property
@@ -91,7 +91,7 @@ class NumericStats:
         self.m2 += m2 + delta * delta * self.present * n / total
         self.present = total
 
-    def merged(self, other: "NumericStats") -> "NumericStats":
+    def merged(self, other: NumericStats) -> NumericStats:
         out = NumericStats.from_dict(self.to_dict())
         out.count += other.count
         out.missing += other.missing
@@ -123,7 +123,7 @@ class NumericStats:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "NumericStats":
+    def from_dict(cls, raw: dict) -> NumericStats:
         return cls(
             int(raw["count"]), int(raw["missing"]), int(raw["present"]),
             float(raw["mean"]), float(raw["m2"]), float(raw["min"]), float(raw["max"]),
@@ -141,11 +141,12 @@ class CategoricalStats:
     kind = "categorical"
 
     @classmethod
-    def empty(cls) -> "CategoricalStats":
+    def empty(cls) -> CategoricalStats:
         return cls(0, 0, 0, frequent_strings_sketch(FREQUENT_LG_MAX))
 
     def update(self, column: CategoricalArray, unseen: int = 0, per_label: np.ndarray | None = None) -> None:
-        """Add a batch; ``per_label`` counts each of the column's labels, then missing values, if the caller has them."""
+        """Add a batch; ``per_label`` counts each of the column's labels, then missing values,
+        if the caller has them."""
         codes = column.codes
         if per_label is None:
             per_label = np.bincount(codes + 1, minlength=len(column.categories) + 1)
@@ -157,7 +158,7 @@ class CategoricalStats:
         for i in np.flatnonzero(counts):
             self.sketch.update(column.categories[i], int(counts[i]))
 
-    def merged(self, other: "CategoricalStats") -> "CategoricalStats":
+    def merged(self, other: CategoricalStats) -> CategoricalStats:
         out = CategoricalStats.from_dict(self.to_dict())
         out.count += other.count
         out.missing += other.missing
@@ -177,7 +178,7 @@ class CategoricalStats:
                 "unseen": self.unseen, "sketch": self.sketch.serialize()}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "CategoricalStats":
+    def from_dict(cls, raw: dict) -> CategoricalStats:
         return cls(int(raw["count"]), int(raw["missing"]), int(raw["unseen"]),
                    frequent_strings_sketch.deserialize(bytes(raw["sketch"])))
 

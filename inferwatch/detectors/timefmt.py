@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["rfc3339"]
 
@@ -14,5 +14,5 @@ def rfc3339(epoch_seconds: float) -> str:
     '2025-11-01T00:00:00.100Z'
     """
     millis = int(round(epoch_seconds * 1000))
-    dt = datetime.fromtimestamp(millis // 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(millis // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"

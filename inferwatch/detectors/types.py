@@ -9,8 +9,9 @@ decoder can hand its columns over without a per-event Python loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Union
 
 import msgspec
 import numpy as np
@@ -29,7 +30,7 @@ class NumericArray:
     def __len__(self) -> int:
         return len(self.values)
 
-    def take(self, rows: np.ndarray) -> "NumericArray":
+    def take(self, rows: np.ndarray) -> NumericArray:
         return NumericArray(self.values[rows])
 
 
@@ -48,11 +49,11 @@ class CategoricalArray:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def take(self, rows: np.ndarray) -> "CategoricalArray":
+    def take(self, rows: np.ndarray) -> CategoricalArray:
         return CategoricalArray(self.codes[rows], self.categories)
 
     @classmethod
-    def from_labels(cls, labels) -> "CategoricalArray":
+    def from_labels(cls, labels) -> CategoricalArray:
         """Encode a sequence of labels (None for missing); for tests and small inputs."""
         cats = tuple(sorted({str(v) for v in labels if v is not None}))
         index = {c: i for i, c in enumerate(cats)}
@@ -87,7 +88,7 @@ class TextArray:
     def tolist(self) -> list[str]:
         return [self[i] for i in range(len(self))]
 
-    def take(self, rows: np.ndarray) -> "TextArray":
+    def take(self, rows: np.ndarray) -> TextArray:
         rows = np.asarray(rows, dtype=np.int64)
         starts, lengths = self.offsets[rows], self.offsets[rows + 1] - self.offsets[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -96,14 +97,14 @@ class TextArray:
         return TextArray(np.frombuffer(self.data, dtype=np.uint8)[source].tobytes(), offsets)
 
     @classmethod
-    def from_list(cls, strings) -> "TextArray":
+    def from_list(cls, strings) -> TextArray:
         encoded = [str(s).encode("utf-8") for s in strings]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
         return cls(b"".join(encoded), offsets)
 
     @classmethod
-    def concat(cls, parts: "list[TextArray]") -> "TextArray":
+    def concat(cls, parts: list[TextArray]) -> TextArray:
         shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
         offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)]).astype(np.int64)
         return cls(b"".join(p.data for p in parts), offsets)
@@ -131,7 +132,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.times)
 
-    def take(self, rows: np.ndarray) -> "Batch":
+    def take(self, rows: np.ndarray) -> Batch:
         return Batch(
             self.model,
             self.event_ids.take(rows),
@@ -205,7 +206,7 @@ class Decision(msgspec.Struct, omit_defaults=True):
     >>> d = Decision("e1", "fraud", "fix", 1.0, 1.4, [Violation("range:prediction", "prediction", "out of range")])
     >>> msgspec.json.encode(d)
     b'{"event_id":"e1","model":"fraud","action":"fix","prediction":1.0,"original_prediction":1.4,"violations":[{"rule":"range:prediction","field":"prediction","message":"out of range"}]}'
-    """
+    """  # noqa: E501 (the doctest's expected output is one long line)
 
     event_id: str
     model: str

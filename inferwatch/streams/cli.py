@@ -1,37 +1,68 @@
-"""The ``inferwatch`` command line."""
+"""The ``inferwatch`` command line.
+
+Each subcommand imports what it needs when it runs, so ``inferwatch --help``
+and ``--version`` load no more than typer (``benchmarks/startup.py``).
+Conventions: ``-h``/``--help`` and ``--log-level`` everywhere; outputs are
+``--<what>-out FILE`` for files and ``--<what>-topic T`` for Kafka (``alerts``,
+``dead-letters``, ``outputs``); servers come from ``--bootstrap-servers`` /
+``--redis-url`` or ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL``. An
+:class:`~inferwatch.errors.InferwatchError` is answered with one line on
+stderr and exit code 2; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
-import orjson
 import typer
-from rich.console import Console
-from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
-from rich.text import Text
 
-from .config_file import ConfigError, load_config
-from .replay import replay_file
+from .. import __version__
+from ..errors import ConfigError, InferwatchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Streaming monitor for machine-learning models: drift, data quality, guardrails.")
-err = Console(stderr=True)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"inferwatch {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """inferwatch: watch the inference stream of your models."""
+
+
+def _log_level_option():
+    return typer.Option("warning", "--log-level", "--loglevel", help=f"One of {', '.join(LOG_LEVELS)}.")
+
+
+def _logging(level: str) -> str:
+    import logging
+
+    level = level.lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "debug":  # third-party clients' own retry chatter: an outage is logged once, by inferwatch
+        for name in ("inferwatch.librdkafka", "aiokafka", "kafka"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    return level
 
 
 @app.command()
 def replay(
-    file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    file: Optional[str] = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input; "
+                                                            "gzip is read as it is)."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Replay this Kafka topic instead of a file."),
     start: Optional[str] = typer.Option(None, "--from", help="With --topic: RFC 3339 or relative (-7d, -3h)."),
     end: Optional[str] = typer.Option(None, "--to", help="With --topic: end time (default: the end offsets now)."),
@@ -45,13 +76,16 @@ def replay(
     alerts_topic: Optional[str] = typer.Option(None, "--alerts-topic",
                                                help="Also publish the alerts to this Kafka topic (keyed by model)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
+    log_level: str = _log_level_option(),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
-    cfg = _config_or_exit(config)
-    _source_or_exit(file, topic, start, bootstrap_servers)
+    _logging(log_level)
+    cfg = _config(config)
+    _check_source(file, topic, start, bootstrap_servers)
+    _check_outputs(alerts_out=alerts_out, dead_letters_out=dead_letters_out, outputs_out=outputs_out)
     if alerts_topic and not bootstrap_servers:
-        err.print("[red]error:[/red] --alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2)
+        raise ConfigError("--alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+    err = _stderr()
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
@@ -59,46 +93,38 @@ def replay(
             alerts = _Tee(alerts if alerts_out else None)
         dead = stack.enter_context(open(dead_letters_out, "wb")) if dead_letters_out else None
         outputs = stack.enter_context(open(outputs_out, "wb")) if outputs_out else None
-        bar = None
-        if show:
-            speed = TransferSpeedColumn() if file else RateColumn()
-            count = TextColumn("") if file else TextColumn("{task.completed:,.0f}/{task.total:,.0f} events")
-            bar = stack.enter_context(Progress(
-                TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), count,
-                speed, TimeRemainingColumn(), console=err, transient=True))
-            task = bar.add_task("replay", total=file.stat().st_size if file else None)
-        update = (lambda done, total: bar.update(task, completed=done, total=total)) if bar else None
-        try:
-            if file is not None:
-                summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update,
-                                      outputs_out=outputs)
-            else:
-                from .topic_replay import parse_time, replay_topic
+        update = _progress_bar(stack, err, file, topic) if show else None
+        if file is not None:
+            from .replay import replay_file
 
-                now = time.time()
-                summary = replay_topic(bootstrap_servers, topic, parse_time(start, now),
-                                       parse_time(end, now) if end else None, cfg, alerts, dead, update, outputs)
-        except (TypeError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2)
+            summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update,
+                                  outputs_out=outputs)
+        else:
+            from .topic_replay import parse_time, replay_topic
+
+            now = time.time()
+            summary = replay_topic(bootstrap_servers, topic, parse_time(start, now),
+                                   parse_time(end, now) if end else None, cfg, alerts, dead, update, outputs,
+                                   reference=reference)
         alerts.flush()
         if alerts_topic:
             from .topic_replay import publish_alerts
 
             sent = publish_alerts(bootstrap_servers, alerts_topic, alerts.lines())
-            err.print(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
+            _line(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
     s = summary
-    err.print(
-        f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
-        f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
-        f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s"
-    )
+    _line(f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
+          f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
+          f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s")
+    if s.events == 0:
+        _line("inferwatch replay: no valid event was monitored")
+        raise typer.Exit(1)
 
 
 @app.command()
 def backtest(
     config: list[Path] = typer.Option(..., "--config", help="A config to compare (give two or more)."),
-    file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, help="Events, one JSON object per line."),
+    file: Optional[str] = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input)."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Or a Kafka topic's time range (--from, --to)."),
     start: Optional[str] = typer.Option(None, "--from"),
     end: Optional[str] = typer.Option(None, "--to"),
@@ -106,26 +132,30 @@ def backtest(
     reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     alerts_dir: Optional[Path] = typer.Option(None, "--alerts-dir", help="Write each config's alerts to DIR/<config>.alerts.jsonl."),
+    log_level: str = _log_level_option(),
 ) -> None:
     """Run several configs over the same events; compare their alerts and guard decisions."""
+    _logging(log_level)
+    _check_source(file, topic, start, bootstrap_servers)
+    _check_outputs(report=report)
+    configs = [(_config_name(p, config), _config(p)) for p in config]
+    if report is not None:
+        from ..errors import require
+
+        require("plotly", "report")
+    from rich.console import Console
     from rich.table import Table
 
     from .backtest import backtest as run_backtest
     from .backtest import difference_rows
 
-    _source_or_exit(file, topic, start, bootstrap_servers)
-    configs = [(_config_name(p, config), _config_or_exit(p)) for p in config]
     source = None
     if topic is not None:
         from .topic_replay import parse_time
 
         now = time.time()
         source = (bootstrap_servers, topic, parse_time(start, now), parse_time(end, now) if end else None)
-    try:
-        runs = run_backtest(configs, file, reference, source)
-    except (TypeError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+    runs = run_backtest(configs, Path(file) if file and file != "-" else file, reference, source)
     table = Table(title=f"backtest of {len(runs)} configs on {file or topic}")
     table.add_column("")
     for run in runs:
@@ -136,6 +166,8 @@ def backtest(
     out = Console()
     (out if out.is_terminal else Console(width=200)).print(table)  # a pipe gets whole rows
     if alerts_dir:
+        import orjson
+
         alerts_dir.mkdir(parents=True, exist_ok=True)
         for run in runs:
             (alerts_dir / f"{run.name}.alerts.jsonl").write_bytes(
@@ -144,23 +176,7 @@ def backtest(
         from .report import write_report
 
         plots = write_report(runs, report, f"inferwatch backtest: {file or topic}")
-        err.print(f"inferwatch backtest: report with {plots} plots written to {report}")
-
-
-def _source_or_exit(file, topic, start, bootstrap_servers) -> None:
-    """Exactly one of --file or --topic, and what --topic needs; else exit 2."""
-    if (file is None) == (topic is None):
-        err.print("[red]error:[/red] give exactly one of --file or --topic")
-        raise typer.Exit(2)
-    if topic is not None and (start is None or not bootstrap_servers):
-        err.print("[red]error:[/red] --topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2)
-
-
-def _config_name(path: Path, all_paths: list[Path]) -> str:
-    """The config's file stem, or its path when two stems are the same."""
-    stems = [p.stem for p in all_paths]
-    return path.stem if stems.count(path.stem) == 1 else str(path)
+        _line(f"inferwatch backtest: report with {plots} plots written to {report}")
 
 
 @app.command()
@@ -168,7 +184,7 @@ def worker(
     config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
     events_topic: str = typer.Option("inference-events", "--events-topic"),
     alerts_topic: str = typer.Option("inferwatch-alerts", "--alerts-topic"),
-    dead_letter_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letter-topic"),
+    dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
     outputs_topic: str = typer.Option("inferwatch-guarded-outputs", "--outputs-topic",
                                       help="Guard decisions, one per event, when the config has rules."),
     bootstrap_servers: str = typer.Option(..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
@@ -178,16 +194,23 @@ def worker(
     web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
     metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for /metrics and Faust's web server."),
-    loglevel: str = typer.Option("warning", "--loglevel"),
+    log_level: str = _log_level_option(),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
+    level = _logging(log_level)
+    cfg = _config(config)
+    _require_extras(("faust", "kafka"), ("confluent_kafka", "kafka"), ("aiokafka", "kafka"), ("redis", "redis"),
+                    ("prometheus_client", "http"))
     from .worker import WorkerSettings, run_worker
 
-    cfg = _config_or_exit(config)
-    settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letter_topic,
+    settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letters_topic,
                               outputs_topic, app_id, batch_size, web_port=web_port,
                               metrics_port=metrics_port or None, bind_host=bind_host)
-    run_worker(cfg, settings, loglevel)
+    metrics = f"http://{bind_host}:{metrics_port}/metrics" if metrics_port else "off"
+    _line(f"inferwatch worker: reading {events_topic} as group {app_id}; alerts to {alerts_topic}, dead letters to "
+          f"{dead_letters_topic}" + (f", decisions to {outputs_topic}" if cfg.has_rules() else "")
+          + f"; metrics {metrics}")
+    run_worker(cfg, settings, level)
 
 
 @app.command()
@@ -196,27 +219,27 @@ def guard(
     http: Optional[str] = typer.Option(None, "--http", help="Serve POST /v1/guard on HOST:PORT."),
     from_topic: Optional[str] = typer.Option(None, "--from-topic", help="Guard every event of this topic..."),
     to_topic: Optional[str] = typer.Option(None, "--to-topic", help="...into decisions on this one (same partition, same order)."),
-    dead_letter_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letter-topic"),
+    dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
     bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     app_id: str = typer.Option("inferwatch-guard", "--app-id", help="Kafka consumer group of the topic guard."),
     web_port: int = typer.Option(6067, "--web-port", help="Faust's web server port (topic guard)."),
-    loglevel: str = typer.Option("warning", "--loglevel"),
+    bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for Faust's web server (topic guard)."),
+    log_level: str = _log_level_option(),
 ) -> None:
     """The serving-path guard: HTTP (--http) and/or topic to topic (--from-topic, --to-topic)."""
+    level = _logging(log_level)
+    cfg = _config(config)
+    if http is None and from_topic is None:
+        raise ConfigError("give --http HOST:PORT, or --from-topic and --to-topic, or both")
+    if from_topic is not None and (not to_topic or not bootstrap_servers):
+        raise ConfigError("--from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+    if http is not None:
+        _require_extras(("uvicorn", "http"), ("prometheus_client", "http"))
+    if from_topic is not None:
+        _require_extras(("faust", "kafka"), ("aiokafka", "kafka"), ("kafka", "kafka"))
     from .guard import Guard
 
-    cfg = _config_or_exit(config)
-    try:
-        engine = Guard(cfg)
-    except ValueError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2)
-    if http is None and from_topic is None:
-        err.print("[red]error:[/red] give --http HOST:PORT, or --from-topic and --to-topic, or both")
-        raise typer.Exit(2)
-    if from_topic is not None and (not to_topic or not bootstrap_servers):
-        err.print("[red]error:[/red] --from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2)
+    engine = Guard(cfg)
     sock = None
     if http:
         from .http_guard import listen
@@ -225,9 +248,8 @@ def guard(
         try:
             sock = listen(host, port)
         except OSError as exc:
-            err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc}")
-            raise typer.Exit(2)
-        err.print(f"inferwatch guard: serving http://{host}:{port}/v1/guard")
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from None
+        _line(f"inferwatch guard: serving http://{host}:{port}/v1/guard")
     if from_topic is None:
         from .http_guard import serve_http
 
@@ -235,21 +257,9 @@ def guard(
         return
     from .topic_guard import TopicGuardSettings, run_topic_guard
 
-    settings = TopicGuardSettings(bootstrap_servers, from_topic, to_topic, dead_letter_topic, app_id,
-                                  web_port=web_port)
-    try:
-        run_topic_guard(engine, settings, sock, loglevel)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        err.print(f"[red]error:[/red] --http wants HOST:PORT, got {text!r}")
-        raise typer.Exit(2)
-    return host or "127.0.0.1", int(port)
+    settings = TopicGuardSettings(bootstrap_servers, from_topic, to_topic, dead_letters_topic, app_id,
+                                  web_port=web_port, bind_host=bind_host)
+    run_topic_guard(engine, settings, sock, level)
 
 
 @app.command()
@@ -260,55 +270,140 @@ def status(
     bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
                                                     help="To report consumer lag."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    log_level: str = _log_level_option(),
 ) -> None:
     """Per model: events, dead letters, drift statistics against thresholds, open alerts; per partition: offsets and lag."""
+    _logging(log_level)
+    _require_extras(("redis", "redis"))
     from .status import collect, render
 
     report = collect(redis_url, app_id, model, bootstrap_servers)
     if as_json:
+        import orjson
+
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
+        from rich.console import Console
+
         render(report, Console())
 
 
-class RateColumn(ProgressColumn):
-    """Events per second of a progress task."""
+def _config(path: Optional[Path]):
+    """The validated config (a :class:`ConfigError` naming the field), before any event is read."""
+    from .config_file import load_config
 
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:,.0f} events/s" if task.speed else "", style="progress.data.speed")
+    return load_config(path)
 
 
-class _Tee(io.BytesIO):
+def _check_source(file: Optional[str], topic: Optional[str], start: Optional[str],
+                  bootstrap_servers: Optional[str]) -> None:
+    """Exactly one of --file or --topic, and what --topic needs."""
+    if (file is None) == (topic is None):
+        raise ConfigError("give exactly one of --file or --topic")
+    if file is not None and file != "-" and not Path(file).is_file():
+        raise ConfigError(f"--file: no such file: {file}")
+    if topic is not None and (start is None or not bootstrap_servers):
+        raise ConfigError("--topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+    if file is not None and start is not None:
+        raise ConfigError("--from and --to apply to --topic only")
+
+
+def _check_outputs(**paths: Optional[Path]) -> None:
+    """Every output file can be created: its folder exists (checked before any work starts)."""
+    for option, path in paths.items():
+        if path is not None and not path.resolve().parent.is_dir():
+            raise ConfigError(f"--{option.replace('_', '-')}: folder {path.parent} does not exist")
+
+
+def _require_extras(*modules: tuple[str, str]) -> None:
+    from ..errors import require
+
+    for module, extra in modules:
+        require(module, extra)
+
+
+def _config_name(path: Path, all_paths: list[Path]) -> str:
+    """The config's file stem, or its path when two stems are the same."""
+    stems = [p.stem for p in all_paths]
+    return path.stem if stems.count(path.stem) == 1 else str(path)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--http wants HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _line(text: str) -> None:
+    """One line on stderr, never wrapped (a log collector gets it whole)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress_bar(stack: ExitStack, err, file: Optional[str], topic: Optional[str]):
+    """A progress bar on stderr; returns its ``update(done, total)``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    speed = TransferSpeedColumn() if file else _rate_column()
+    count = TextColumn("") if file else TextColumn("{task.completed:,.0f}/{task.total:,.0f} events")
+    bar = stack.enter_context(Progress(
+        TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), count,
+        speed, TimeRemainingColumn(), console=err, transient=True))
+    task = bar.add_task("replay", total=Path(file).stat().st_size if file and file != "-" else None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _rate_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Events per second of a progress task."""
+
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} events/s" if task.speed else "", style="progress.data.speed")
+
+    return RateColumn()
+
+
+class _Tee:
     """Keeps the alerts for publishing, and passes them on to a file if there is one."""
 
     def __init__(self, out) -> None:
-        super().__init__()
-        self.out = out
+        self.out, self.kept = out, bytearray()
 
     def write(self, data) -> int:
         if self.out is not None:
             self.out.write(data)
-        return super().write(data)
+        self.kept += data
+        return len(data)
 
     def flush(self) -> None:
         if self.out is not None:
             self.out.flush()
 
     def lines(self) -> list[bytes]:
-        return self.getvalue().splitlines()
-
-
-def _config_or_exit(path: Optional[Path]):
-    """The validated config, or exit 2 naming the field, before any event is read."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2)
+        return bytes(self.kept).splitlines()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:
+        _line(f"config error: {exc}")
+        sys.exit(2)
+    except InferwatchError as exc:
+        _line(f"error: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ __all__ = ["consumer", "RangeReader", "records"]
 
 HEADER = struct.Struct("<qq")
 log = logging.getLogger("inferwatch.kafka")
+# librdkafka's own log lines (one per failed connection attempt, per broker): shown with --log-level debug only;
+# an outage is reported once by whoever waits for Kafka.
+librdkafka_log = logging.getLogger("inferwatch.librdkafka")
 
 # librdkafka stops fetching a partition for a second once its local queue holds
 # queued.min.messages records (100,000 by default; before librdkafka 2.2 the pause
@@ -47,7 +50,7 @@ def consumer(bootstrap: str):
     return Consumer({
         "bootstrap.servers": bootstrap, "group.id": "inferwatch-replay", "enable.auto.commit": False,
         "enable.auto.offset.store": False, "fetch.wait.max.ms": 10,
-        "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20, **QUEUE_BY_SIZE, "logger": log,
+        "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20, **QUEUE_BY_SIZE, "logger": librdkafka_log,
     })
 
 

@@ -126,11 +126,9 @@ def _read_chunks(f, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]
 
 def open_events(path: str | Path) -> IO[bytes]:
     """A file of events to read: ``-`` is standard input; gzip is read transparently (by its magic bytes)."""
-    if str(path) == "-":
-        return sys.stdin.buffer
-    f = open(path, "rb")
+    f = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
     if f.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.open(f, "rb")
+        return gzip.open(f, "rb")  # type: ignore[return-value]
     return f
 
 
@@ -140,9 +138,10 @@ def read_event_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[
         yield from read_chunks(path, lines_per_chunk)
         return
     with open_events(path) as f:
-        raw = getattr(f, "fileobj", None)
-        for first, block, _ in _read_chunks(f, lines_per_chunk):
-            yield first, block, raw.tell() if raw is not None else 0
+        raw = getattr(f, "fileobj", None)  # a gzip file's compressed input: its position is the progress
+        seekable = raw is not None and raw.seekable()
+        for first, block, done in _read_chunks(f, lines_per_chunk):
+            yield first, block, raw.tell() if seekable else done
 
 
 def _is_gzip(path: str | Path) -> bool:

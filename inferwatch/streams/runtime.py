@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["single_threaded_blas"]
+__all__ = ["single_threaded_blas", "faust_datadir"]
 
 
 def single_threaded_blas():
@@ -16,3 +16,17 @@ def single_threaded_blas():
     ...     pass
     """
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def faust_datadir(app_id: str) -> str:
+    """Faust's data folder: under the temporary folder, not the working directory (its tables are in memory).
+
+    >>> faust_datadir("inferwatch").endswith("inferwatch-faust/inferwatch")
+    True
+    """
+    import tempfile
+    from pathlib import Path
+
+    parent = Path(tempfile.gettempdir()) / "inferwatch-faust"
+    parent.mkdir(exist_ok=True)  # Faust makes the app's own folder, not its parents
+    return str(parent / app_id)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from ..detectors.config import MonitorConfig
+from ..errors import ConfigError, KafkaUnavailable
 
 from . import kcat_reader
 from .kafka_reader import RangeReader, records
@@ -31,6 +32,8 @@ from .replay import ReplaySummary, reference_blocks, write_step
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic", "publish_alerts"]
+
+CONNECT_SECONDS = 15.0  # how long an unreachable broker is waited for before the replay gives up
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -50,7 +53,7 @@ def parse_time(text: str, now: float) -> float:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"time {text!r}: expected RFC 3339 (2026-11-01T00:00:00Z) or relative (-7d, -3h)") from None
+        raise ConfigError(f"time {text!r}: expected RFC 3339 (2026-11-01T00:00:00Z) or relative (-7d, -3h)") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
@@ -58,13 +61,17 @@ def parse_time(text: str, now: float) -> float:
 
 def _ranges(bootstrap: str, topic: str, start: float, end: float | None) -> list:
     """(partition, first offset, end offset) per partition with events in [start, end), in partition order."""
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
     consumer = kafka_consumer(bootstrap)
     try:
-        meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        try:
+            meta = consumer.list_topics(topic, timeout=CONNECT_SECONDS).topics.get(topic)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap} within {CONNECT_SECONDS:g}s "
+                                   f"({exc.args[0].str() if exc.args else exc})") from None
         if meta is None or meta.error is not None or not meta.partitions:
-            raise ValueError(f"topic {topic!r} does not exist or has no partitions")
+            raise ConfigError(f"--topic: {topic!r} does not exist or has no partitions")
         tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
         last = [consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps]
 

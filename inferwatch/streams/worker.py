@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -45,10 +47,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
-from .kafka_reader import QUEUE_BY_SIZE
+from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import BatchPublisher, ensure_topics
-from .runtime import single_threaded_blas
+from .runtime import faust_datadir, single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
 __all__ = ["WorkerSettings", "Partition", "PartitionOutput", "build_app", "process_partition_batch"]
@@ -214,13 +216,15 @@ class PartitionConsumer:
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
             "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
             **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
-            "error_cb": self._kafka_error, "logger": log,
+            "error_cb": self._kafka_error, "logger": librdkafka_log,
         })
         self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         self.processing = asyncio.create_task(self._process_batches())
         try:
             while True:
+                if self.processing.done():  # a failure stops the worker at once, not at the next message
+                    self.processing.result()
                 batch = await self.take()
                 if batch:
                     put = asyncio.ensure_future(self.queue.put(batch))
@@ -414,6 +418,7 @@ class WorkerApp(faust.App):
 
 def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     app = WorkerApp(settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
+                    datadir=faust_datadir(settings.app_id),
                     web_port=settings.web_port, web_host=settings.bind_host)
     metrics = WorkerMetrics()
 
@@ -423,17 +428,25 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
             await PartitionConsumer(config, settings, metrics).run()
         except asyncio.CancelledError:
             raise
-        except BaseException:
-            log.exception("the partition consumer stopped")
-            raise
+        except Exception as exc:  # stop the whole worker, now and visibly: a supervisor restarts it
+            app.failure = exc  # type: ignore[attr-defined]
+            log.error("the worker stops: %s: %s", type(exc).__name__, exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # Faust's own graceful stop
 
     return app
 
 
 def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = "warning") -> None:
-    """Run the worker in the foreground until stopped."""
+    """Run the worker in the foreground until stopped; re-raise what stopped it, if anything did."""
     app = build_app(config, settings)
+    app.failure = None  # type: ignore[attr-defined]
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_host)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if app.failure is None:  # type: ignore[attr-defined]
+            raise
+    if app.failure is not None:  # type: ignore[attr-defined]
+        raise app.failure  # type: ignore[attr-defined]

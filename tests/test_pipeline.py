@@ -1,0 +1,82 @@
+"""The pipeline step, and the worker's partition step over it: no Kafka, no Redis."""
+
+import io
+
+import orjson
+import pytest
+
+from inferwatch.detectors.config import MonitorConfig
+from inferwatch.errors import StateError
+from inferwatch.streams.pipeline import Pipeline
+from inferwatch.streams.replay import replay_file
+from inferwatch.streams.state_store import PartitionState
+from inferwatch.streams.worker import Partition, process_partition_batch
+from inferwatch.testing.services import ROOT
+
+DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
+RULES = MonitorConfig.model_validate({"default": {
+    "segments": ["region"],
+    "rules": [{"kind": "range", "field": "prediction", "min": 0, "max": 0.5, "action": "fix"}]}})
+
+
+def _file_replay(config: MonitorConfig) -> tuple[list[dict], list[bytes], list[dict]]:
+    alerts, outputs, dead = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    replay_file(DEMO, config, alerts, dead_letters_out=dead, outputs_out=outputs)
+    return ([orjson.loads(x) for x in alerts.getvalue().splitlines()], outputs.getvalue().splitlines(),
+            [orjson.loads(x) for x in dead.getvalue().splitlines()])
+
+
+@pytest.mark.parametrize("config", [MonitorConfig(), RULES], ids=["defaults", "rules and segments"])
+def test_the_partition_step_gives_the_file_replay_s_alerts_decisions_and_dead_letters(config):
+    """Batches of a partition, with the state saved to bytes and loaded again between them (as Redis would),
+    and every batch delivered twice (as after a crash): the file replay's output, each event counted once."""
+    lines = DEMO.read_bytes().splitlines()
+    offsets = list(range(1000, 1000 + len(lines)))  # offset = line + 1000
+    stored = PartitionState()
+    alerts, decisions, dead = [], [], []
+    for lo in range(0, len(lines), 7_000):
+        for _ in range(2):  # a re-delivery of the same batch changes nothing
+            part = Partition("events", 3, PartitionState.from_bytes(stored.to_bytes()), stored.next_offset or -1)
+            out = process_partition_batch(config, part, offsets[lo:lo + 7_000], lines[lo:lo + 7_000])
+            if part.state.next_offset != stored.next_offset:
+                alerts += [orjson.loads(v) for _, v in out.alerts]
+                decisions += [v for _, v in out.decisions]
+                dead += [orjson.loads(v) for v in out.dead]
+            stored = part.state
+    want_alerts, want_outputs, want_dead = _file_replay(config)
+    assert stored.events == 30_000 and stored.dead_letters == 15
+    assert [a["position"]["offset"] - 1000 for a in alerts] == [a["position"] for a in want_alerts]
+    assert [{**a, "position": None} for a in alerts] == [{**a, "position": None} for a in want_alerts]
+    assert decisions == (want_outputs if config.has_rules() else [])
+    assert [(d["source"]["offset"] - 1000, d["error"], d["raw"]) for d in dead] == \
+        [(d["source"]["line"], d["error"], d["raw"]) for d in want_dead]
+
+
+def test_the_worker_keeps_segment_statistics_like_replay():
+    lines = [orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                           "features": {"x": i % 5}, "tags": {"region": "eu" if i % 2 else "us"}})
+             for i in range(600)]
+    config = MonitorConfig.model_validate({"default": {"segments": ["region"], "warmup_events": 200}})
+    part = Partition("events", 0, PartitionState(), -1)
+    process_partition_batch(config, part, list(range(600)), lines)
+    assert part.pipeline.schema.tags == ("region",)
+    assert sorted(part.pipeline.monitor.models["m"].segments["region"]) == ["eu", "us"]
+
+
+def test_a_state_is_never_read_with_another_config():
+    lines = DEMO.read_bytes().splitlines()[:2000]
+    pipe = Pipeline.build(MonitorConfig(), lines)
+    pipe.step(lines)
+    saved = pipe.to_bytes()
+    assert Pipeline.from_bytes(saved, MonitorConfig()).monitor.models["card-fraud"].events == 2000 - 1
+    other = MonitorConfig.model_validate({"default": {"warmup_events": 5000}})
+    with pytest.raises(StateError, match="another config"):
+        Pipeline.from_bytes(saved, other)
+    for broken in (b"", b"\xc1", saved[: len(saved) // 2], orjson.dumps({"version": 1})):
+        with pytest.raises(StateError):
+            Pipeline.from_bytes(broken, MonitorConfig())
+
+
+def test_an_unreadable_partition_document_is_a_state_error_naming_it():
+    with pytest.raises(StateError, match="inferwatch:app:partition:t:0"):
+        PartitionState.from_bytes(b"\x93\x01\x02", "inferwatch:app:partition:t:0")
