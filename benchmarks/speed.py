@@ -16,15 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-
 import orjson  # noqa: E402
 
-from inferwatch.testing.datafile import events_file  # noqa: E402
 from inferwatch.detectors.config import MonitorConfig  # noqa: E402
 from inferwatch.detectors.monitor import Monitor  # noqa: E402
 from inferwatch.streams.decode import Decoder, infer_schema  # noqa: E402
 from inferwatch.streams.replay import read_chunks, replay_file, sample_lines  # noqa: E402
 from inferwatch.streams.runtime import single_threaded_blas  # noqa: E402
+from inferwatch.testing.datafile import events_file  # noqa: E402
 from inferwatch.testing.synthetic import Columns  # noqa: E402
 
 

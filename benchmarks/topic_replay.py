@@ -16,11 +16,11 @@ HERE = Path(__file__).resolve().parent
 
 import orjson  # noqa: E402
 
-from inferwatch.testing.datafile import events_file  # noqa: E402
 from inferwatch.detectors.config import MonitorConfig  # noqa: E402
-from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
 from inferwatch.streams.replay import replay_file  # noqa: E402
 from inferwatch.streams.topic_replay import replay_topic  # noqa: E402
+from inferwatch.testing.datafile import events_file  # noqa: E402
+from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
 
 
 def raw_loop(bootstrap: str, topic: str, n: int) -> float:

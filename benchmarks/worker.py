@@ -26,9 +26,9 @@ ROOT = HERE.parent
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
+from inferwatch.streams.state_store import read_partitions  # noqa: E402
 from inferwatch.testing.datafile import events_file  # noqa: E402
 from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
-from inferwatch.streams.state_store import read_partitions  # noqa: E402
 
 
 def progress(redis_url, app_id, topic) -> int:

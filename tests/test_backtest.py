@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import orjson
 import pytest
 
 from inferwatch.testing.services import ROOT

@@ -1,6 +1,7 @@
 """Decoder: columns out, every bad line a dead letter with its reason and bytes."""
 
 import base64
+import io
 
 import numpy as np
 import orjson
@@ -187,3 +188,48 @@ def test_a_message_with_a_newline_inside_is_a_dead_letter_not_two_events():
     out = Decoder(SCHEMA).decode([ev(0), two, ev(3)])
     assert [d.index for d in out.dead] == [1]
     assert out.rows[0].tolist() == [0, 2]
+
+
+def test_epoch_numbers_in_s_ms_us_ns_are_one_time_and_out_of_range_is_a_dead_letter():
+    """1793491200 s = ms = us = ns by magnitude (2026-11-01); year 58,803 or 1960 is a dead letter naming timestamp."""
+    second = 1_793_491_200
+    lines = [ev(i, timestamp=t) for i, t in enumerate(
+        [second, second * 1000, second * 10**6, second * 10**9, str(second * 1000), float(second) * 1000 + 0.5])]
+    lines += [ev(9, timestamp="58803-01-01T00:00:00Z"), ev(10, timestamp=-3e8), ev(11, timestamp="9999-12-31T23:59:59Z")]
+    out = Decoder(SCHEMA).decode(lines)
+    assert out.batches[0].times.tolist() == pytest.approx([second] * 5 + [second + 0.0005])
+    assert [(d.index, d.field) for d in out.dead] == [(6, "timestamp"), (7, "timestamp"), (8, "timestamp")]
+
+
+def test_a_replay_of_epoch_millisecond_events_alerts_like_seconds(tmp_path):
+    """The crash loop of a worker that read milliseconds as seconds: the same alerts as the RFC 3339 stream."""
+    import inferwatch.streams.replay as replay
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.testing.services import ROOT
+
+    demo = (ROOT / "examples" / "card_fraud_stream.jsonl").read_bytes().splitlines()
+    as_ms = []
+    for line in demo:
+        try:
+            e = orjson.loads(line)
+            e["timestamp"] = round(_seconds_of(e["timestamp"]) * 1000)
+            as_ms.append(orjson.dumps(e))
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+            as_ms.append(line)
+    (tmp_path / "ms.jsonl").write_bytes(b"\n".join(as_ms))
+    (tmp_path / "s.jsonl").write_bytes(b"\n".join(demo))
+    got = {}
+    for name in ("ms", "s"):
+        out = io.BytesIO()
+        summary = replay.replay_file(tmp_path / f"{name}.jsonl", MonitorConfig(), out)
+        got[name] = [orjson.loads(x) for x in out.getvalue().splitlines()]
+        assert summary.events == 30_000
+    assert got["ms"] == got["s"] and got["s"]
+
+
+def _seconds_of(ts) -> float:
+    from datetime import datetime
+
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

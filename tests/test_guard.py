@@ -206,7 +206,6 @@ _PER_EVENT_RULES = RULES + """\
 @given(_EVENTS, st.booleans())
 def test_per_event_path_gives_the_batch_decision(event, as_json):
     """Whenever ``check`` answers without the batch decoder, the answer is the batch decoder's."""
-    from inferwatch.streams.guard import Guard
 
     guard = _guard_for_property()
     if as_json:
@@ -224,8 +223,9 @@ _GUARD = []
 
 
 def _guard_for_property():
-    from inferwatch.streams.guard import Guard
     import yaml
+
+    from inferwatch.streams.guard import Guard
 
     if not _GUARD:
         raw = yaml.safe_load(_PER_EVENT_RULES)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from inferwatch.detectors.config import MonitorConfig
-from inferwatch.errors import ConfigError, StateError
 from inferwatch.detectors.monitor import Monitor
 from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
+from inferwatch.errors import ConfigError, StateError
 
 
 def batch(start, n, x, country):

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from inferwatch.testing.services import unique
 from inferwatch.errors import StateError
 from inferwatch.streams.state_store import PartitionState, RedisStateStore, StaleState, StateUnavailable
+from inferwatch.testing.services import unique
 
 pytestmark = pytest.mark.integration
 

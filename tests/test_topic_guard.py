@@ -9,13 +9,20 @@ import sys
 import orjson
 import pytest
 import yaml
-
-from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_consume_partitions, kcat_produce, unique, wait_until
 from test_http_guard import ALL_RULES, crafted_events
 from test_worker import free_port, monitor_to_end, replay_alerts
 
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.guard import Guard, Rejection
+from inferwatch.testing.services import (
+    ROOT,
+    create_topic,
+    kcat_consume,
+    kcat_consume_partitions,
+    kcat_produce,
+    unique,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"

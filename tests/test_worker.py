@@ -13,11 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
-
 from inferwatch.detectors.config import MonitorConfig
-from inferwatch.detectors.monitor import Monitor
+from inferwatch.streams.pipeline import Pipeline
 from inferwatch.streams.state_store import read_partitions
+from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 pytestmark = pytest.mark.integration
@@ -201,7 +200,7 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(services
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
     assert state.events == n and state.next_offset == n
-    model = Monitor.from_bytes(state.monitor, MonitorConfig()).models["card-fraud"]
+    model = Pipeline.from_bytes(state.pipeline, MonitorConfig()).monitor.models["card-fraud"]
     assert model.events == n
     for name, column in model.columns.items():
         assert column.stats.count == n, name

@@ -11,9 +11,9 @@ what each rule would have done, and the first firing per column.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import orjson
@@ -22,7 +22,6 @@ from ..detectors.config import MonitorConfig
 from ..detectors.guard import ACTIONS
 from ..detectors.monitor import Monitor
 from ..detectors.types import Batch, CategoricalArray, NumericArray
-
 from .replay import ReplaySummary, replay_file
 
 __all__ = ["ColumnTrace", "ModelTrace", "ConfigRun", "run_config", "backtest", "difference_rows"]

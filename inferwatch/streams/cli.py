@@ -16,7 +16,6 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -61,21 +60,21 @@ def _logging(level: str) -> str:
 
 @app.command()
 def replay(
-    file: Optional[str] = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input; "
+    file: str | None = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input; "
                                                             "gzip is read as it is)."),
-    topic: Optional[str] = typer.Option(None, "--topic", help="Replay this Kafka topic instead of a file."),
-    start: Optional[str] = typer.Option(None, "--from", help="With --topic: RFC 3339 or relative (-7d, -3h)."),
-    end: Optional[str] = typer.Option(None, "--to", help="With --topic: end time (default: the end offsets now)."),
-    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
-    config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
-    reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False,
+    topic: str | None = typer.Option(None, "--topic", help="Replay this Kafka topic instead of a file."),
+    start: str | None = typer.Option(None, "--from", help="With --topic: RFC 3339 or relative (-7d, -3h)."),
+    end: str | None = typer.Option(None, "--to", help="With --topic: end time (default: the end offsets now)."),
+    bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    config: Path | None = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
+    reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False,
                                              help="Baseline events; without it, a warm-up prefix of the stream."),
-    alerts_out: Optional[Path] = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
-    dead_letters_out: Optional[Path] = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
-    outputs_out: Optional[Path] = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
-    alerts_topic: Optional[str] = typer.Option(None, "--alerts-topic",
+    alerts_out: Path | None = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
+    dead_letters_out: Path | None = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
+    outputs_out: Path | None = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
+    alerts_topic: str | None = typer.Option(None, "--alerts-topic",
                                                help="Also publish the alerts to this Kafka topic (keyed by model)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
@@ -124,14 +123,14 @@ def replay(
 @app.command()
 def backtest(
     config: list[Path] = typer.Option(..., "--config", help="A config to compare (give two or more)."),
-    file: Optional[str] = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input)."),
-    topic: Optional[str] = typer.Option(None, "--topic", help="Or a Kafka topic's time range (--from, --to)."),
-    start: Optional[str] = typer.Option(None, "--from"),
-    end: Optional[str] = typer.Option(None, "--to"),
-    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
-    reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-    alerts_dir: Optional[Path] = typer.Option(None, "--alerts-dir", help="Write each config's alerts to DIR/<config>.alerts.jsonl."),
+    file: str | None = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input)."),
+    topic: str | None = typer.Option(None, "--topic", help="Or a Kafka topic's time range (--from, --to)."),
+    start: str | None = typer.Option(None, "--from"),
+    end: str | None = typer.Option(None, "--to"),
+    bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    alerts_dir: Path | None = typer.Option(None, "--alerts-dir", help="Write each config's alerts to DIR/<config>.alerts.jsonl."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Run several configs over the same events; compare their alerts and guard decisions."""
@@ -181,7 +180,7 @@ def backtest(
 
 @app.command()
 def worker(
-    config: Optional[Path] = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
+    config: Path | None = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
     events_topic: str = typer.Option("inference-events", "--events-topic"),
     alerts_topic: str = typer.Option("inferwatch-alerts", "--alerts-topic"),
     dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
@@ -216,11 +215,11 @@ def worker(
 @app.command()
 def guard(
     config: Path = typer.Option(..., "--config", help="monitor.yaml with the rules (and the columns they use)."),
-    http: Optional[str] = typer.Option(None, "--http", help="Serve POST /v1/guard on HOST:PORT."),
-    from_topic: Optional[str] = typer.Option(None, "--from-topic", help="Guard every event of this topic..."),
-    to_topic: Optional[str] = typer.Option(None, "--to-topic", help="...into decisions on this one (same partition, same order)."),
+    http: str | None = typer.Option(None, "--http", help="Serve POST /v1/guard on HOST:PORT."),
+    from_topic: str | None = typer.Option(None, "--from-topic", help="Guard every event of this topic..."),
+    to_topic: str | None = typer.Option(None, "--to-topic", help="...into decisions on this one (same partition, same order)."),
     dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
-    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
+    bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     app_id: str = typer.Option("inferwatch-guard", "--app-id", help="Kafka consumer group of the topic guard."),
     web_port: int = typer.Option(6067, "--web-port", help="Faust's web server port (topic guard)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for Faust's web server (topic guard)."),
@@ -266,8 +265,8 @@ def guard(
 def status(
     redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
     app_id: str = typer.Option("inferwatch", "--app-id", help="The worker's app id (its Redis namespace)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
-    bootstrap_servers: Optional[str] = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
+    model: str | None = typer.Option(None, "--model", help="Only this model."),
+    bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
                                                     help="To report consumer lag."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     log_level: str = _log_level_option(),
@@ -288,15 +287,15 @@ def status(
         render(report, Console())
 
 
-def _config(path: Optional[Path]):
+def _config(path: Path | None):
     """The validated config (a :class:`ConfigError` naming the field), before any event is read."""
     from .config_file import load_config
 
     return load_config(path)
 
 
-def _check_source(file: Optional[str], topic: Optional[str], start: Optional[str],
-                  bootstrap_servers: Optional[str]) -> None:
+def _check_source(file: str | None, topic: str | None, start: str | None,
+                  bootstrap_servers: str | None) -> None:
     """Exactly one of --file or --topic, and what --topic needs."""
     if (file is None) == (topic is None):
         raise ConfigError("give exactly one of --file or --topic")
@@ -308,7 +307,7 @@ def _check_source(file: Optional[str], topic: Optional[str], start: Optional[str
         raise ConfigError("--from and --to apply to --topic only")
 
 
-def _check_outputs(**paths: Optional[Path]) -> None:
+def _check_outputs(**paths: Path | None) -> None:
     """Every output file can be created: its folder exists (checked before any work starts)."""
     for option, path in paths.items():
         if path is not None and not path.resolve().parent.is_dir():
@@ -347,7 +346,7 @@ def _stderr():
     return Console(stderr=True)
 
 
-def _progress_bar(stack: ExitStack, err, file: Optional[str], topic: Optional[str]):
+def _progress_bar(stack: ExitStack, err, file: str | None, topic: str | None):
     """A progress bar on stderr; returns its ``update(done, total)``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 

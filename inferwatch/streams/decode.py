@@ -25,9 +25,8 @@ import polars as pl
 
 from ..detectors.config import Limits, MonitorConfig
 from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
-
 from .lines import LineBlock
-from .timeparse import rfc3339_seconds
+from .timeparse import epoch_seconds, in_range, rfc3339_seconds
 
 __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
 
@@ -63,7 +62,7 @@ class Schema:
         return {"features": dict(self.features), "prediction": self.prediction, "tags": list(self.tags)}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Schema":
+    def from_dict(cls, raw: dict) -> Schema:
         return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]))
 
     def kinds(self) -> dict[str, Kind]:
@@ -101,7 +100,7 @@ class DeadLetter:
     field: str | None = None
 
     @classmethod
-    def of(cls, field: str | None, reason: str, index: int, raw: bytes) -> "DeadLetter":
+    def of(cls, field: str | None, reason: str, index: int, raw: bytes) -> DeadLetter:
         return cls(f"{field}: {reason}" if field else reason, index, raw, field)
 
     def record(self, source: dict) -> dict:
@@ -248,6 +247,7 @@ class Decoder:
         problem = table["__problem"].to_numpy().copy()
         times = _seconds(table["timestamp"])
         problem[(problem == 0) & np.isnan(times)] = 5
+        problem[(problem == 0) & ~in_range(times)] = 7
         for i in np.flatnonzero(problem == 6):  # the reader turns an object or array into its text: look again
             wrong = _contract_problem(orjson.loads(lines[int(index[i])]))
             problem[i] = 0 if wrong is None else 6
@@ -372,9 +372,9 @@ def _seconds(ts: pl.Series) -> np.ndarray:
         numeric = rest.cast(pl.Float64, strict=False)
         parsed = rest.str.replace(" ", "T", literal=True).str.to_datetime(
             _RFC3339, strict=False, time_zone="UTC", time_unit="us")
-        seconds = pl.select(pl.when(numeric.is_finite()).then(numeric)
-                            .otherwise(parsed.dt.epoch("us") / 1e6)).to_series()
-        out[left] = seconds.fill_null(np.nan).to_numpy()
+        number = epoch_seconds(numeric.fill_null(np.nan).to_numpy())
+        text = (parsed.dt.epoch("us") / 1e6).fill_null(np.nan).to_numpy()
+        out[left] = np.where(np.isfinite(number), number, text)
     return out
 
 
@@ -383,7 +383,8 @@ _PROBLEMS = {
     2: ("model", "missing required field"),
     3: ("timestamp", "missing required field"),
     4: ("features", "missing required field (an object)"),
-    5: ("timestamp", "expected an RFC 3339 string or epoch seconds"),
+    5: ("timestamp", "expected an RFC 3339 string or an epoch number (s, ms, us or ns)"),
+    7: ("timestamp", "out of range: event times must fall in 1970-01-01 .. 2200-01-01"),
 }
 
 _SCALAR = (str, int, float, bool)

@@ -28,9 +28,9 @@ paths to the same answers.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 import msgspec
 import orjson
@@ -41,7 +41,7 @@ from ..errors import InvalidEvent
 from .config_file import load_config
 from .decode import Schema
 from .pipeline import Pipeline
-from .timeparse import rfc3339_one
+from .timeparse import from_epoch, in_range, rfc3339_one
 
 __all__ = ["Guard", "InvalidEvent", "Rejection"]
 
@@ -80,7 +80,7 @@ class Guard:
         self._prediction = None if outputs else (prediction or "numeric")
 
     @classmethod
-    def from_config(cls, path: str | Path) -> "Guard":
+    def from_config(cls, path: str | Path) -> Guard:
         return cls(load_config(path))
 
     def check(self, event: Any) -> Decision:
@@ -207,12 +207,13 @@ def _plain(value, kind: str):
 
 
 def _time_ok(ts) -> bool:
+    """A timestamp the per-event path can take as it is: RFC 3339 or an epoch number, in range."""
     t = type(ts)
     if t is str:
-        return not math.isnan(rfc3339_one(ts))
+        return bool(in_range(rfc3339_one(ts)))
     if t is int:
-        return -_LIMIT <= ts <= _LIMIT
-    return t is float and ts - ts == 0.0
+        return -_LIMIT <= ts <= _LIMIT and bool(in_range(from_epoch(ts)))
+    return t is float and ts - ts == 0.0 and bool(in_range(from_epoch(ts)))
 
 
 def _raw(event: Any) -> bytes:

@@ -10,6 +10,8 @@ over ``max_events``; 404 and 405 in the same form. The same
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import socket
 import time
 
@@ -19,6 +21,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from ..detectors.types import Decision
 from .guard import Guard, Rejection
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["GuardApp", "build_http_app", "http_server", "listen", "serve_http", "openapi_document"]
 
@@ -35,7 +40,7 @@ class GuardMetrics:
                                  registry=self.registry)
 
 
-def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> "GuardApp":
+def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> GuardApp:
     """The ASGI application of ``guard``: serve it with :func:`http_server` (or any ASGI server)."""
     return GuardApp(guard, max_body_bytes, max_events)
 
@@ -207,7 +212,7 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def http_server(guard: Guard) -> "uvicorn.Server":
+def http_server(guard: Guard) -> uvicorn.Server:
     """uvicorn with httptools and uvloop, no access log (the guard sits in a serving path).
 
     Idle keep-alive connections stay open 75 s (nginx's and aiohttp's default;

@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 from bisect import bisect_left
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from numba import njit

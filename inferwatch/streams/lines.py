@@ -28,7 +28,7 @@ class LineBlock:
     ends: np.ndarray
 
     @classmethod
-    def split(cls, buffer: bytes) -> "LineBlock":
+    def split(cls, buffer: bytes) -> LineBlock:
         ends = np.append(np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10), len(buffer))
         return cls(buffer, np.concatenate([[0], ends[:-1] + 1]), ends)
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import msgspec
 import numpy as np
@@ -40,7 +40,7 @@ from ..detectors.guard import BatchGuard
 from ..detectors.monitor import Monitor, concat_batches
 from ..detectors.types import Alert, Batch, Decision
 from ..errors import ConfigError, StateError
-from .decode import Decoded, DeadLetter, Decoder, Lines, Schema, infer_schema
+from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, infer_schema
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "status_of", "SCHEMA_SAMPLE_LINES"]
 
@@ -101,7 +101,7 @@ class Pipeline:
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
-              reference: Iterable[Lines] | None = None) -> "Pipeline":
+              reference: Iterable[Lines] | None = None) -> Pipeline:
         """Infer the schema from ``sample`` (and the reference's first lines); fit the reference if given.
 
         ``reference`` is the reference's messages in blocks (a file's chunks).
@@ -174,7 +174,7 @@ class Pipeline:
                                        "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes()})
 
     @classmethod
-    def from_bytes(cls, data: bytes, config: MonitorConfig) -> "Pipeline":
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> Pipeline:
         """The pipeline saved by :meth:`to_bytes`; :class:`StateError` if it was built otherwise or is unreadable."""
         try:
             raw = msgspec.msgpack.decode(data)

@@ -15,9 +15,10 @@ import itertools
 import mmap
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 import msgspec
 import numpy as np

@@ -55,7 +55,7 @@ class PartitionState(msgspec.Struct):
         return msgspec.msgpack.encode(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str = "partition state") -> "PartitionState":
+    def from_bytes(cls, data: bytes, where: str = "partition state") -> PartitionState:
         try:
             state = msgspec.msgpack.decode(data, type=cls)
         except msgspec.DecodeError as exc:  # ValidationError is one

@@ -16,7 +16,43 @@ from numba import njit
 
 from ..detectors.types import TextArray
 
-__all__ = ["rfc3339_seconds", "rfc3339_one"]
+__all__ = ["rfc3339_seconds", "rfc3339_one", "epoch_seconds", "from_epoch", "in_range", "EARLIEST", "LATEST"]
+
+# Event time: an RFC 3339 string, or a number of seconds, milliseconds, microseconds or nanoseconds since
+# the epoch, told apart by magnitude: below 1e11 it is seconds (1e11 s is the year 5138), below 1e14
+# milliseconds, below 1e17 microseconds, else nanoseconds. (A millisecond timestamp before 1973-03-03
+# would read as seconds; no producer sends those.) A time outside [EARLIEST, LATEST) is not a usable
+# event time: the event is a dead letter naming ``timestamp``, never a crash later on.
+EARLIEST = 0.0  # 1970-01-01T00:00:00Z
+LATEST = 7_258_118_400.0  # 2200-01-01T00:00:00Z
+
+
+def from_epoch(value: float) -> float:
+    """Seconds from an epoch number in s, ms, us or ns (by magnitude).
+
+    >>> from_epoch(1793491200), from_epoch(1793491200000), from_epoch(1793491200000000), from_epoch(1.7934912e18)
+    (1793491200.0, 1793491200.0, 1793491200.0, 1793491200.0)
+    """
+    size = abs(value)
+    if size < 1e11:
+        return float(value)
+    if size < 1e14:
+        return value / 1e3
+    if size < 1e17:
+        return value / 1e6
+    return value / 1e9
+
+
+def epoch_seconds(values: np.ndarray) -> np.ndarray:
+    """:func:`from_epoch` over an array (NaN stays NaN)."""
+    size = np.abs(values)
+    scale = np.where(size < 1e11, 1.0, np.where(size < 1e14, 1e3, np.where(size < 1e17, 1e6, 1e9)))
+    return values / scale
+
+
+def in_range(seconds):
+    """True where a time in seconds is a usable event time (and not NaN)."""
+    return (seconds >= EARLIEST) & (seconds < LATEST)
 
 
 @njit(cache=True, nogil=True)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from ..detectors.config import MonitorConfig
 from ..errors import ConfigError, KafkaUnavailable
-
 from . import kcat_reader
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
@@ -55,7 +55,7 @@ def parse_time(text: str, now: float) -> float:
     except ValueError:
         raise ConfigError(f"time {text!r}: expected RFC 3339 (2026-11-01T00:00:00Z) or relative (-7d, -3h)") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 

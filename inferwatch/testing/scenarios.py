@@ -13,18 +13,15 @@ ADWIN and PageHinkley run per numeric column on the same streams.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
-
-from inferwatch.testing.synthetic import COUNTRIES, COUNTRY_P, START, RATE, Columns, generate
 
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.detectors.monitor import Monitor
 from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
+from inferwatch.testing.synthetic import COUNTRIES, COUNTRY_P, RATE, START, Columns, generate
 
 ARL0 = 1e9  # column-events between false alarms: the default budget
 REF_N = 20_000
