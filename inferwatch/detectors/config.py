@@ -144,10 +144,27 @@ class ModelConfig(_Strict):
 
 
 class Limits(_Strict):
-    """Caps on what one message may carry; a message over them is a dead letter."""
+    """Caps on what one message may carry; a message over them is a dead letter.
 
-    max_message_bytes: int = Field(default=1 << 20, ge=64)
-    max_features: int = Field(default=1000, ge=1)
+    ``max_dead_letter_bytes`` caps a dead-letter record (its ``raw`` is the
+    original in base64, 4/3 of its size); by default it is large enough for
+    any message under ``max_message_bytes``, and the dead-letter topic is
+    created with that size limit. A dead letter over it keeps the first
+    bytes of the original with its size and digest (``truncated``).
+
+    >>> Limits().dead_letter_bytes
+    1463638
+    """
+
+    max_message_bytes: int = Field(default=1 << 20, ge=64, le=1 << 30)
+    max_features: int = Field(default=1000, ge=1, le=1_000_000)
+    max_dead_letter_bytes: int | None = Field(default=None, ge=4096, le=1 << 30)
+
+    @property
+    def dead_letter_bytes(self) -> int:
+        if self.max_dead_letter_bytes is not None:
+            return self.max_dead_letter_bytes
+        return -(-self.max_message_bytes * 4 // 3) + 65_536
 
 
 class MonitorConfig(_Strict):

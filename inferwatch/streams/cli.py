@@ -193,18 +193,24 @@ def worker(
     web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
     metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for /metrics and Faust's web server."),
+    on_lost_state: str = typer.Option("fail", "--on-lost-state",
+                                      help="A stored state that was lost, does not decode, was built with another "
+                                           "config or is past the log's end: fail (stop, naming it), "
+                                           "resume-earliest or resume-latest (start that partition over)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
     level = _logging(log_level)
     cfg = _config(config)
+    if on_lost_state not in ("fail", "resume-earliest", "resume-latest"):
+        raise ConfigError(f"--on-lost-state: expected fail, resume-earliest or resume-latest, got {on_lost_state!r}")
     _require_extras(("faust", "kafka"), ("confluent_kafka", "kafka"), ("aiokafka", "kafka"), ("redis", "redis"),
                     ("prometheus_client", "http"))
     from .worker import WorkerSettings, run_worker
 
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letters_topic,
                               outputs_topic, app_id, batch_size, web_port=web_port,
-                              metrics_port=metrics_port or None, bind_host=bind_host)
+                              metrics_port=metrics_port or None, bind_host=bind_host, on_lost_state=on_lost_state)
     metrics = f"http://{bind_host}:{metrics_port}/metrics" if metrics_port else "off"
     _line(f"inferwatch worker: reading {events_topic} as group {app_id}; alerts to {alerts_topic}, dead letters to "
           f"{dead_letters_topic}" + (f", decisions to {outputs_topic}" if cfg.has_rules() else "")

@@ -14,6 +14,7 @@ Lenience, on purpose: a JSON number or boolean where a string is expected
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,11 @@ from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, Tex
 from .lines import LineBlock
 from .timeparse import epoch_seconds, in_range, rfc3339_seconds
 
-__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema"]
+__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "SAFE_DEAD_LETTER_BYTES"]
+
+# A dead letter that fits any Kafka topic's default size limit (message.max.bytes, 1,048,588):
+# the stand-in for one a dead-letter topic with a smaller limit than ours refused.
+SAFE_DEAD_LETTER_BYTES = 900_000
 
 Kind = str  # "numeric" | "categorical" | "boolean"
 ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
@@ -103,8 +108,40 @@ class DeadLetter:
     def of(cls, field: str | None, reason: str, index: int, raw: bytes) -> DeadLetter:
         return cls(f"{field}: {reason}" if field else reason, index, raw, field)
 
-    def record(self, source: dict) -> dict:
-        return {"error": self.error, "source": source, "raw": base64.b64encode(self.raw).decode("ascii")}
+    def record(self, source: dict, cap: int | None = None) -> dict:
+        """The dead-letter record; over ``cap`` bytes, ``raw`` keeps the first bytes and ``truncated`` says so.
+
+        >>> d = DeadLetter("invalid JSON", 7, b"x" * 10_000)
+        >>> r = d.record({"line": 7}, cap=4096)
+        >>> len(base64.b64decode(r["raw"])), r["truncated"]["bytes"], len(orjson.dumps(r)) <= 4096
+        (2487, 10000, True)
+        """
+        raw = self.raw
+        out = {"error": self.error, "source": source, "raw": base64.b64encode(raw).decode("ascii")}
+        if cap is None or len(out["raw"]) + len(self.error) + 512 <= cap:
+            return out
+        keep = max(0, (cap - len(self.error.encode()) - 768) // 4 * 3)
+        out["raw"] = base64.b64encode(raw[:keep]).decode("ascii")
+        out["truncated"] = {"bytes": len(raw), "kept": keep, "sha256": hashlib.sha256(raw).hexdigest()}
+        return out
+
+
+def shrink_dead_letter(record: bytes, cap: int) -> bytes:
+    """A dead-letter record (JSON) cut to ``cap`` bytes, as :meth:`DeadLetter.record` cuts one.
+
+    >>> big = orjson.dumps(DeadLetter("invalid JSON", 0, b"x" * 10_000).record({"line": 0}))
+    >>> small = orjson.loads(shrink_dead_letter(big, 4096))
+    >>> small["truncated"]["bytes"], small["source"]
+    (10000, {'line': 0})
+    """
+    raw = orjson.loads(record)
+    truncated = raw.get("truncated")
+    original = base64.b64decode(raw["raw"])
+    dead = DeadLetter(raw["error"], 0, original)
+    out = dead.record(raw["source"], cap)
+    if truncated:  # cut before: keep the first cut's account of the original
+        out["truncated"] = {**truncated, "kept": out.get("truncated", truncated)["kept"]}
+    return orjson.dumps(out)
 
 
 @dataclass

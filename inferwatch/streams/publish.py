@@ -12,10 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
-__all__ = ["BatchPublisher", "ensure_topics"]
+__all__ = ["BatchPublisher", "ensure_topics", "Shrink"]
 
 log = logging.getLogger("inferwatch.publish")
+
+from ..errors import KafkaUnavailable
+
+Shrink = Callable[[str, tuple[bytes | None, bytes]], "tuple[bytes | None, bytes] | None"]
+
+
+def _errors():
+    from aiokafka import errors
+
+    too_large = (errors.MessageSizeTooLargeError, errors.RecordTooLargeError, errors.RecordListTooLargeError)
+    fatal = (errors.TopicAuthorizationFailedError, errors.InvalidTopicError, errors.CorruptRecordException)
+    return too_large, fatal
+
+
+def _failed(exc: BaseException) -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
 
 
 class BatchPublisher:
@@ -34,52 +53,109 @@ class BatchPublisher:
         return self.producer
 
     async def to_partition(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> list:
-        """Send ``records`` (key, value) to one partition, in order; return the ack futures."""
+        """Send ``records`` (key, value) to one partition, in order; return (records, ack future) per batch."""
+        from aiokafka.errors import RecordTooLargeError
+
         producer = await self._started()
-        futures, batch = [], producer.create_batch()
+        out, batch, members = [], producer.create_batch(), []
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
-        if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
+                if members:
+                    out.append((members, await producer.send_batch(batch, topic, partition=partition)))
+                batch, members = producer.create_batch(), []
+                if batch.append(key=key, value=value, timestamp=None) is None:  # over the request size alone
+                    out.append(([(key, value)], _failed(RecordTooLargeError(f"{len(value)} bytes"))))
+                    batch = producer.create_batch()
+                    continue
+            members.append((key, value))
+        if members:
+            out.append((members, await producer.send_batch(batch, topic, partition=partition)))
+        return out
 
     async def keyed(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> list:
         """Send ``records`` with the partition chosen from each key; return the ack futures."""
+        from aiokafka.errors import MessageSizeTooLargeError
+
         producer = await self._started()
-        return [await producer.send(topic, value=value, key=key) for key, value in records]
+        futures = []
+        for key, value in records:
+            try:
+                futures.append(await producer.send(topic, value=value, key=key))
+            except MessageSizeTooLargeError as exc:  # over the producer's request size: refused before sending
+                futures.append(_failed(exc))
+        return futures
 
-    async def deliver(self, sends: list[tuple[str, int | None, list[tuple[bytes | None, bytes]]]]) -> None:
-        """Send every (topic, partition or None for keyed, records) and wait for the acks.
+    async def deliver(self, sends: list[tuple[str, int | None, list[tuple[bytes | None, bytes]]]],
+                      shrink: Shrink | None = None) -> int:
+        """Send every (topic, partition or None for keyed, records) and wait for the acks; return records refused.
 
-        On a Kafka error, back off and send it all again (at least once: a
-        retry may repeat records), logging once when Kafka goes and once when
-        it is back; nothing is dropped.
+        Outages are retried with back-off, logging once when Kafka goes and
+        once when it is back (at least once: a retry may repeat records).
+        Only what was not acknowledged is sent again, never a whole batch
+        because one record failed. A record the broker refuses for good (too
+        large) is first isolated, then offered to ``shrink(topic, record)``
+        for a smaller stand-in (a truncated dead letter); if there is none,
+        or that is refused too, it is logged, counted and dropped: nothing is
+        retried for ever that can never succeed.
         """
         from aiokafka.errors import KafkaError
 
-        delay, failing = 0.2, False
-        while True:
+        too_large, fatal = _errors()
+        pending = [(topic, partition, list(records)) for topic, partition, records in sends if records]
+        refused, delay, failing = 0, 0.2, False
+        while pending:
             try:
-                futures = []
-                for topic, partition, records in sends:
-                    if records:
-                        futures += (await self.keyed(topic, records) if partition is None
-                                    else await self.to_partition(topic, partition, records))
-                await self.wait(futures)
-                if failing:
-                    log.warning("kafka available again: publishing resumed")
-                return
-            except KafkaError as exc:
-                if not failing:
-                    log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
-                    failing = True
-                await self.stop()
-                await asyncio.sleep(delay)
+                jobs = []
+                for topic, partition, records in pending:
+                    jobs += await self._send(topic, partition, records)
+                results = await asyncio.gather(*(future for *_, future in jobs), return_exceptions=True)
+            except KafkaError as exc:  # the producer could not even start or take the records: an outage
+                failing = await self._outage(exc, failing, delay)
                 delay = min(delay * 2, 10.0)
+                continue
+            retry, outage = [], None
+            for (topic, partition, records, _), result in zip(jobs, results):
+                if not isinstance(result, BaseException):
+                    continue
+                if isinstance(result, too_large):
+                    if len(records) > 1:  # find the one: each record alone
+                        retry += [(topic, partition, [record]) for record in records]
+                        continue
+                    smaller = shrink(topic, records[0]) if shrink is not None else None
+                    if smaller is not None and len(smaller[1]) < len(records[0][1]):
+                        retry.append((topic, partition, [smaller]))
+                        continue
+                    refused += 1
+                    log.error("kafka refused a record of %d bytes on %s for good (%s): dropped",
+                              len(records[0][1]), topic, type(result).__name__)
+                elif isinstance(result, fatal):
+                    raise result
+                elif isinstance(result, KafkaError):
+                    outage = result
+                    retry.append((topic, partition, records))
+                else:
+                    raise result
+            pending = retry
+            if outage is not None:
+                failing = await self._outage(outage, failing, delay)
+                delay = min(delay * 2, 10.0)
+        if failing:
+            log.warning("kafka available again: publishing resumed")
+        return refused
+
+    async def _send(self, topic: str, partition: int | None, records: list) -> list:
+        """(topic, partition, the records of one request, its ack future) for each request made."""
+        if partition is None:
+            futures = await self.keyed(topic, records)
+            return [(topic, None, [record], future) for record, future in zip(records, futures)]
+        return [(topic, partition, batch, future) for batch, future in await self.to_partition(topic, partition, records)]
+
+    async def _outage(self, exc, failing: bool, delay: float) -> bool:
+        if not failing:
+            log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
+        await self.stop()
+        await asyncio.sleep(delay)
+        return True
 
     @staticmethod
     async def wait(futures: list) -> None:
@@ -92,18 +168,28 @@ class BatchPublisher:
             self.producer = None
 
 
-def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1) -> None:
-    """Create the topics that do not exist yet (blocking; another process creating one first is fine)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1,
+                  configs: dict[str, dict[str, str]] | None = None) -> None:
+    """Create the topics that do not exist yet (blocking; another process creating one first is fine).
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    ``configs`` gives topic settings by name (the dead-letter topic's ``max.message.bytes``).
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka import errors
+
+    outage = tuple(getattr(errors, name) for name in ("NoBrokersAvailable", "KafkaConnectionError",
+                                                      "KafkaTimeoutError", "NodeNotReadyError") if hasattr(errors, name))
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    except outage as exc:
+        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
     try:
         have = set(admin.list_topics())
         for topic in dict.fromkeys(t for t in topics if t not in have):
             try:
-                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-            except TopicAlreadyExistsError:
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                              topic_configs=(configs or {}).get(topic, {}))])
+            except errors.TopicAlreadyExistsError:
                 pass
     finally:
         admin.close()

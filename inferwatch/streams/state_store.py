@@ -87,6 +87,26 @@ class RedisStateStore:
         state = PartitionState.from_bytes(data, self.key(topic, partition))
         return state, state.next_offset
 
+    async def reset(self, topic: str, partition: int) -> None:
+        """Delete a partition's state (one that cannot be trusted, when the policy says start over)."""
+        try:
+            await self.client.delete(self.key(topic, partition))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def persistence(self) -> str | None:
+        """Why a restart of this Redis would lose the states (no AOF, no snapshots), or None; None if unknown."""
+        try:
+            config = await self.client.config_get("appendonly")
+            config.update(await self.client.config_get("save"))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StateUnavailable(str(exc)) from exc
+        except Exception:  # CONFIG is often disabled on managed Redis: nothing to say
+            return None
+        if config.get("appendonly") == "no" and not config.get("save"):
+            return "appendonly is off and there are no snapshot points"
+        return None
+
     async def save(self, topic: str, partition: int, state: PartitionState, loaded: int) -> None:
         try:
             done = await self.save_script(keys=[self.key(topic, partition)],

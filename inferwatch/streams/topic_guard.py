@@ -11,7 +11,6 @@ decision may be sent twice, and carries its ``event_id`` to tell.
 
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 from collections import defaultdict
@@ -21,6 +20,7 @@ import faust
 import msgspec
 import orjson
 
+from .decode import SAFE_DEAD_LETTER_BYTES, DeadLetter, shrink_dead_letter
 from .guard import Guard, Rejection
 from .publish import BatchPublisher, ensure_topics
 from .runtime import faust_datadir
@@ -51,7 +51,7 @@ def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: 
                      **settings)
 
 
-def prepare_topics(settings: TopicGuardSettings) -> int:
+def prepare_topics(settings: TopicGuardSettings, dead_letter_bytes: int) -> int:
     """The source's partition count; create the target and dead-letter topics with it when missing."""
     from kafka import KafkaConsumer
 
@@ -67,7 +67,8 @@ def prepare_topics(settings: TopicGuardSettings) -> int:
     if target and len(target) < n:
         raise ValueError(f"--to-topic {settings.to_topic!r} has {len(target)} partitions, fewer than the "
                          f"{n} of {settings.from_topic!r}: decisions could not keep their partition")
-    ensure_topics(settings.bootstrap_servers, [settings.to_topic, settings.dead_letter_topic], partitions=n)
+    ensure_topics(settings.bootstrap_servers, [settings.to_topic, settings.dead_letter_topic], partitions=n,
+                  configs={settings.dead_letter_topic: {"max.message.bytes": str(dead_letter_bytes)}})
     return n
 
 
@@ -80,6 +81,13 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
         stream_buffer_maxsize=65536,
     )
     source = app.topic(settings.from_topic, value_type=bytes, value_serializer="raw")
+
+    cap = guard.config.limits.dead_letter_bytes
+
+    def shrink(topic: str, record: tuple) -> tuple | None:
+        if topic != settings.dead_letter_topic:
+            return None
+        return record[0], shrink_dead_letter(record[1], SAFE_DEAD_LETTER_BYTES)
 
     @app.agent(source, concurrency=1)
     async def guard_events(stream):
@@ -97,14 +105,12 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
                     good, bad = [], []
                     for (offset, key, value), decision in zip(items, decisions):
                         if isinstance(decision, Rejection):
-                            bad.append((key, orjson.dumps({
-                                "error": decision.error,
-                                "source": {"topic": topic, "partition": partition, "offset": offset},
-                                "raw": base64.b64encode(value).decode("ascii")})))
+                            source = {"topic": topic, "partition": partition, "offset": offset}
+                            bad.append((key, orjson.dumps(DeadLetter(decision.error, 0, value).record(source, cap))))
                         else:
                             good.append((key, _JSON.encode(decision)))
                     outgoing += [(settings.to_topic, partition, good), (settings.dead_letter_topic, None, bad)]
-                await publisher.deliver(outgoing)  # acked before Faust may commit these offsets
+                await publisher.deliver(outgoing, shrink=shrink)  # acked before Faust may commit these offsets
                 yield len(batch)
         finally:
             await publisher.stop()
@@ -115,7 +121,7 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
 def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: socket.socket | None = None,
                     loglevel: str = "warning") -> None:
     """Run the topic guard in the foreground (and the HTTP guard on the listening socket ``http``, if given)."""
-    prepare_topics(settings)
+    prepare_topics(settings, guard.config.limits.dead_letter_bytes)
     app = build_topic_guard_app(guard, settings)
     if http is not None:
         from .http_guard import http_server

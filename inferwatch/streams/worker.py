@@ -46,10 +46,12 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
+from .decode import SAFE_DEAD_LETTER_BYTES, shrink_dead_letter
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import BatchPublisher, ensure_topics
 from .runtime import faust_datadir, single_threaded_blas
+from ..errors import StateError
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
 __all__ = ["WorkerSettings", "Partition", "PartitionOutput", "build_app", "process_partition_batch"]
@@ -72,6 +74,7 @@ class WorkerSettings:
     metrics_port: int | None = 9108
     bind_host: str = "127.0.0.1"  # where /metrics and Faust's web server listen (0.0.0.0 in a container)
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
+    on_lost_state: str = "fail"  # fail | resume-earliest | resume-latest: a state that cannot be trusted
 
 
 @dataclass
@@ -115,7 +118,8 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     pipe = part.pipeline
     result = pipe.step(values, decisions=config.has_rules())
     source = {"topic": part.topic, "partition": part.number}
-    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]})) for d in result.dead]
+    cap = config.limits.dead_letter_bytes
+    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]}, cap)) for d in result.dead]
     out.alerts = [(a.model.encode(), orjson.dumps(a.to_record({**source, "offset": offsets[i]})))
                   for i, a in result.alerts]
     out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
@@ -129,6 +133,44 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
 _JSON = msgspec.json.Encoder()
 
 
+@dataclass(frozen=True)
+class LogView:
+    """What Kafka says of a partition when it is assigned: its first and next offsets, the group's committed one."""
+
+    low: int
+    high: int
+    committed: int  # -1: none
+
+
+def lost_state(state: PartitionState, loaded: int, seen: LogView | None) -> str | None:
+    """Why a stored state cannot be trusted against the log, or None when it can.
+
+    The group's committed offset is a witness Redis does not hold: the worker
+    commits an offset only after the state that reached it was saved, so a
+    state behind it was lost or rolled back. A state ahead of the log's end
+    belongs to another log (the topic was deleted and created again).
+
+    >>> lost_state(PartitionState(), -1, LogView(0, 5000, 4000))
+    'no state in Redis, but the group had committed offset 4000: the state was lost (Redis restarted empty?)'
+    >>> lost_state(PartitionState(next_offset=9000), 9000, LogView(0, 4000, -1))
+    'the state is at offset 9000, past the end of the log (4000): the topic was re-created or truncated'
+    >>> lost_state(PartitionState(next_offset=3000), 3000, LogView(0, 4000, 3000)) is None
+    True
+    """
+    if seen is None:
+        return None
+    if loaded < 0 and seen.committed > seen.low:
+        return (f"no state in Redis, but the group had committed offset {seen.committed}: "
+                "the state was lost (Redis restarted empty?)")
+    if loaded >= 0 and seen.committed > state.next_offset:
+        return (f"the state is at offset {state.next_offset}, behind the group's committed offset {seen.committed}: "
+                "Redis lost writes (restored from an older copy?)")
+    if state.next_offset > seen.high:
+        return (f"the state is at offset {state.next_offset}, past the end of the log ({seen.high}): "
+                "the topic was re-created or truncated")
+    return None
+
+
 class WorkerMetrics:
     """Prometheus series of the worker (served on ``/metrics``)."""
 
@@ -140,6 +182,7 @@ class WorkerMetrics:
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.lag = Gauge("inferwatch_consumer_lag", "Events in the partition not yet monitored", ["topic", "partition"])
         self.assigned = Gauge("inferwatch_assigned_partitions", "Partitions this worker owns")
+        self.refused = Counter("inferwatch_refused_records", "Records Kafka refused for good (too large), dropped")
 
     def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
         self.events.labels("all").inc(state.events - before[0])
@@ -187,8 +230,13 @@ class PartitionConsumer:
     async def run(self) -> None:
         s = self.settings
         self.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(ensure_topics, s.bootstrap_servers,
-                                [s.alerts_topic, s.dead_letter_topic] + ([s.outputs_topic] if self.config.has_rules() else []))
+        missing = await retrying("redis", self.store.persistence)
+        if missing:
+            log.warning("redis keeps no persistence (%s): a restart loses every state, and the worker will stop "
+                        "on it (--on-lost-state)", missing)
+        topics = [s.alerts_topic, s.dead_letter_topic] + ([s.outputs_topic] if self.config.has_rules() else [])
+        sizes = {s.dead_letter_topic: {"max.message.bytes": str(self.config.limits.dead_letter_bytes)}}
+        await retrying("kafka", lambda: asyncio.to_thread(ensure_topics, s.bootstrap_servers, topics, 1, sizes))
         try:
             with single_threaded_blas():
                 while True:
@@ -328,8 +376,16 @@ class PartitionConsumer:
         asyncio.run_coroutine_threadsafe(self._revoked(partitions), self.loop).result()
 
     def _on_assign(self, consumer, partitions) -> None:
-        """In the fetch thread: load the partitions' states, start each at its stored next offset."""
-        starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions), self.loop).result()
+        """In the fetch thread: load the partitions' states, check them against the log, start each where it says."""
+        logs = {}
+        try:
+            committed = {(c.topic, c.partition): c.offset for c in consumer.committed(partitions, timeout=30)}
+            for tp in partitions:
+                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                logs[(tp.topic, tp.partition)] = LogView(low, high, committed.get((tp.topic, tp.partition), -1))
+        except KafkaException as exc:  # the checks need the broker; without it they are skipped, loudly
+            log.warning("kafka: cannot read the log's offsets to check the stored states (%s)", exc)
+        starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions, logs), self.loop).result()
         consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)])
 
     async def _revoked(self, partitions) -> None:
@@ -338,9 +394,12 @@ class PartitionConsumer:
             self.owned.pop((tp.topic, tp.partition), None)
         self.metrics.assigned.set(len(self.owned))
 
-    async def _assigned(self, partitions) -> list[int]:
+    async def _assigned(self, partitions, logs: dict) -> list[int]:
         self.generation += 1
-        starts = [max((await self.load((tp.topic, tp.partition))).state.next_offset, 0) for tp in partitions]
+        starts = []
+        for tp in partitions:
+            part = await self.load((tp.topic, tp.partition), logs.get((tp.topic, tp.partition)))
+            starts.append(max(part.state.next_offset, 0))
         self.metrics.assigned.set(len(self.owned))
         return starts
 
@@ -352,11 +411,35 @@ class PartitionConsumer:
         await asyncio.wait([join, self.processing], return_when=asyncio.FIRST_COMPLETED)
         join.cancel()
 
-    async def load(self, tp) -> Partition:
+    async def load(self, tp, seen: LogView | None = None) -> Partition:
+        """The partition's state, checked: a state that cannot be trusted is handled by ``--on-lost-state``."""
         topic, number = tp
-        state, loaded = await retrying("redis", lambda: self.store.load(topic, number))
-        part = self.owned[tp] = Partition(topic, number, state, loaded)
+        key = self.store.key(topic, number)
+        pipeline, problem = None, None
+        try:
+            state, loaded = await retrying("redis", lambda: self.store.load(topic, number))
+            if state.pipeline:
+                pipeline = Pipeline.from_bytes(state.pipeline, self.config)
+            problem = lost_state(state, loaded, seen)
+        except StateError as exc:
+            state, loaded, problem = PartitionState(), -1, str(exc)
+        if problem is not None:
+            state, loaded, pipeline = await self._start_over(tp, key, problem, seen)
+        part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline)
         return part
+
+    async def _start_over(self, tp, key: str, problem: str, seen: LogView | None) -> tuple[PartitionState, int, None]:
+        """Apply ``--on-lost-state`` to a state that cannot be trusted: stop naming it, or start the partition over."""
+        policy = self.settings.on_lost_state
+        if policy == "fail":
+            raise StateError(f"{key}: {problem}; to start this partition over, run with "
+                             f"--on-lost-state resume-earliest or resume-latest")
+        start = (seen.low if policy == "resume-earliest" else seen.high) if seen is not None else 0
+        log.error("%s: %s; starting over from offset %d (--on-lost-state %s)", key, problem, start, policy)
+        fresh = PartitionState(next_offset=start)
+        await retrying("redis", lambda: self.store.reset(*tp))
+        await retrying("redis", lambda: self.store.save(tp[0], tp[1], fresh, -1))  # the decision is durable
+        return fresh, start, None
 
     async def _process_batches(self) -> None:
         while True:
@@ -381,8 +464,11 @@ class PartitionConsumer:
     async def finish(self, tp, part: Partition, out: PartitionOutput, before, started: float) -> None:
         """Publish one partition batch's output, wait for the acks, then save its state and offset."""
         s = self.settings
-        await self.publisher.deliver([(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
-                                      (s.dead_letter_topic, None, [(None, v) for v in out.dead])])
+        refused = await self.publisher.deliver(
+            [(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
+             (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=self._shrink)
+        if refused:
+            self.metrics.refused.inc(refused)
         try:
             await retrying("redis", lambda: self.store.save(part.topic, part.number, part.state, part.loaded))
         except StaleState as exc:
@@ -392,6 +478,12 @@ class PartitionConsumer:
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
+
+    def _shrink(self, topic: str, record: tuple) -> tuple | None:
+        """A dead letter the topic refused as too large: the same record cut to ``SAFE_DEAD_LETTER_BYTES``."""
+        if topic != self.settings.dead_letter_topic:
+            return None
+        return record[0], shrink_dead_letter(record[1], SAFE_DEAD_LETTER_BYTES)
 
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
