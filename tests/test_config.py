@@ -13,6 +13,11 @@ from inferwatch.streams.config_file import ConfigError, load_config
     ("default:\n  columns:\n    amount: {type: numeric, detectors: [mix]}\n", "columns.amount.detectors"),
     ("- just\n- a list\n", "top level must be a mapping"),
     ("a: [unclosed\n", "not valid YAML"),
+    ("default:\n  false_alarm_budget: {column_events_per_false_alarm: .inf}\n", "column_events_per_false_alarm"),
+    ("default:\n  alert_policy: {cooldown_seconds: .inf}\n", "alert_policy.cooldown_seconds"),
+    ("default:\n  alert_policy: {renotify_seconds: .nan}\n", "alert_policy.renotify_seconds"),
+    ("default:\n  warmup_events: 100000000000000000000\n", "default.warmup_events"),
+    ("limits: {max_models: 0}\n", "limits.max_models"),
 ])
 def test_bad_config_names_the_field(tmp_path, text, field):
     path = tmp_path / "monitor.yaml"
@@ -26,3 +31,26 @@ def test_good_config_loads(tmp_path):
     path.write_text("default:\n  warmup_events: 2000\n  alert_policy: {cooldown_seconds: 60}\n")
     cfg = load_config(path)
     assert cfg.default.warmup_events == 2000 and cfg.default.alert_policy.cooldown_seconds == 60
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    """500 bytes that would expand to billions of items: refused before anything is built."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]"
+              for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nmodels: *a8\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(path)
+
+
+def test_a_deep_or_long_expression_is_a_config_error_not_a_recursion(tmp_path):
+    from inferwatch.streams.guard import Guard
+
+    for expression in ["(" * 500 + "amount > 1" + ")" * 500, " + ".join(["amount"] * 1000) + " > 1",
+                       "not " * 2000 + "amount > 1"]:
+        path = tmp_path / "deep.yaml"
+        path.write_text("default:\n  columns: {amount: {type: numeric}}\n  rules:\n"
+                        f"    - {{kind: expression, expression: '{expression}', action: flag}}\n")
+        with pytest.raises(ConfigError, match="rules"):
+            Guard.from_config(path)

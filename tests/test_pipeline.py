@@ -80,3 +80,24 @@ def test_a_state_is_never_read_with_another_config():
 def test_an_unreadable_partition_document_is_a_state_error_naming_it():
     with pytest.raises(StateError, match="inferwatch:app:partition:t:0"):
         PartitionState.from_bytes(b"\x93\x01\x02", "inferwatch:app:partition:t:0")
+
+
+def _events(models: list[str], n: int) -> list[bytes]:
+    return [orjson.dumps({"event_id": f"e{i}", "model": models[i % len(models)], "timestamp": 1_793_491_200 + i,
+                          "features": {"x": i % 7}}) for i in range(n)]
+
+
+def test_models_are_bounded_by_name_length_count_and_allow_list():
+    """The model name comes from the event: an over-long name, a model past the cap or not listed is a dead
+    letter naming ``model`` (the event is kept, as bytes), and the other models are monitored as before."""
+    config = MonitorConfig.model_validate({"limits": {"max_models": 3, "max_model_name_bytes": 50}})
+    names = ["a", "b", "c", "d", "x" * 51]
+    pipe = Pipeline.build(config, [])
+    result = pipe.step(_events(names, 500))
+    assert sorted(pipe.monitor.models) == ["a", "b", "c"]
+    assert result.events == 300 and len(result.dead) == 200 and {d.field for d in result.dead} == {"model"}
+    assert [d.index for d in result.dead] == sorted(i for i in range(500) if i % 5 >= 3)
+    listed = MonitorConfig.model_validate({"limits": {"only_listed_models": True}, "models": {"b": {}}})
+    pipe = Pipeline.build(listed, [])
+    assert pipe.step(_events(names, 50)).events == 10 and list(pipe.monitor.models) == ["b"]
+    assert len(pipe.decide(_events(names, 50)).decisions) == 10  # the guard too

@@ -26,7 +26,8 @@ CATEGORICAL_DETECTORS: tuple[str, ...] = ("mix", "new_category", "missing")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are refused everywhere: an infinite budget or cool-down would switch monitoring off silently
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FalseAlarmBudget(_Strict):
@@ -38,7 +39,7 @@ class FalseAlarmBudget(_Strict):
     every detector and lane of the model.
     """
 
-    column_events_per_false_alarm: float = Field(default=1e9, gt=10.0)
+    column_events_per_false_alarm: float = Field(default=1e9, gt=10.0, le=1e15)
 
 
 class AlertPolicyConfig(_Strict):
@@ -51,8 +52,8 @@ class AlertPolicyConfig(_Strict):
     threshold every lane must fall to before an episode can close.
     """
 
-    cooldown_seconds: float = Field(default=0.0, ge=0.0)
-    renotify_seconds: float | None = Field(default=None, gt=0.0)
+    cooldown_seconds: float = Field(default=0.0, ge=0.0, le=366 * 86400)
+    renotify_seconds: float | None = Field(default=None, gt=0.0, le=366 * 86400)
     resolve_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
 
 
@@ -122,8 +123,8 @@ class ModelConfig(_Strict):
     monitor_unlisted: bool = True
     segments: list[str] = Field(default_factory=list)
     max_segment_values: int = Field(default=50, ge=1, le=10_000)
-    warmup_events: int = Field(default=10_000, ge=200)
-    max_reference_events: int = Field(default=200_000, ge=200)
+    warmup_events: int = Field(default=10_000, ge=200, le=10_000_000)
+    max_reference_events: int = Field(default=200_000, ge=200, le=10_000_000)
     block_size: int = Field(default=32, ge=1, le=4096)
     bins: int = Field(default=16, ge=2, le=256)
     max_categories: int = Field(default=16, ge=1, le=256)
@@ -152,6 +153,12 @@ class Limits(_Strict):
     created with that size limit. A dead letter over it keeps the first
     bytes of the original with its size and digest (``truncated``).
 
+    The model name comes from the event, so models are bounded too: a name
+    over ``max_model_name_bytes``, a new model past ``max_models`` per
+    pipeline (one file or topic replay, one worker partition), or, with
+    ``only_listed_models``, a model not listed under ``models:`` makes the
+    event a dead letter naming ``model``.
+
     >>> Limits().dead_letter_bytes
     1463638
     """
@@ -159,6 +166,9 @@ class Limits(_Strict):
     max_message_bytes: int = Field(default=1 << 20, ge=64, le=1 << 30)
     max_features: int = Field(default=1000, ge=1, le=1_000_000)
     max_dead_letter_bytes: int | None = Field(default=None, ge=4096, le=1 << 30)
+    max_model_name_bytes: int = Field(default=256, ge=1, le=65_536)
+    max_models: int = Field(default=1000, ge=1, le=1_000_000)
+    only_listed_models: bool = False
 
     @property
     def dead_letter_bytes(self) -> int:

@@ -86,15 +86,27 @@ def _tokens(text: str) -> list[_Tok]:
 # returns a Python value. Both come from the same parse, so they agree (tested).
 _Node = tuple[str, Callable, Callable]
 
+_OPERATORS = frozenset({"and", "or", "+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "in", "not", "is"})
 _BINDING = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6}
+MAX_LENGTH = 4096  # characters in one expression
+MAX_DEPTH = 64  # nested parentheses and prefix operators
+MAX_OPERATORS = 200  # evaluation recurses at most this deep (Python's own limit is 1000 frames)
 
 
 class _Parser:
     def __init__(self, text: str, kinds: Mapping[str, str]) -> None:
+        if len(text) > MAX_LENGTH:
+            raise ExpressionError(f"the expression is {len(text)} characters long, over the cap of {MAX_LENGTH}")
         self.text, self.kinds = text, kinds
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = self.operators = 0
         self.names: set[str] = set()
+
+    def deeper(self, at: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels (at {at})")
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -102,6 +114,10 @@ class _Parser:
     def take(self) -> _Tok:
         tok = self.toks[self.i]
         self.i += 1
+        if tok.value in _OPERATORS and tok.kind != "string":
+            self.operators += 1
+            if self.operators > MAX_OPERATORS:
+                raise ExpressionError(f"the expression has more than {MAX_OPERATORS} operators (at {tok.at})")
         return tok
 
     def expect(self, value: str) -> None:
@@ -118,6 +134,13 @@ class _Parser:
         return node
 
     def expr(self, floor: int) -> _Node:
+        self.deeper(self.peek().at)
+        try:
+            return self._expr(floor)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, floor: int) -> _Node:
         left = self.unary()
         while True:
             tok = self.peek()
@@ -160,7 +183,9 @@ class _Parser:
             return "bool", lambda cols: ~inner(cols), lambda row: not one(row)
         if tok.value == "-":
             self.take()
+            self.deeper(tok.at)
             kind, inner, one = self.unary()
+            self.depth -= 1
             if kind != "number":
                 raise ExpressionError(f"'-' at {tok.at} needs a number, got a {kind}")
             return "number", lambda cols: -inner(cols), lambda row: _neg(one(row))

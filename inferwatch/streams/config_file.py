@@ -13,6 +13,24 @@ from ..errors import ConfigError
 __all__ = ["ConfigError", "load_config"]
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _plain_yaml(text: str):
+    """``yaml.safe_load``, refusing aliases (``*name``): a few hundred bytes of nested aliases expand to
+    gigabytes (a "billion laughs"); a monitoring config has no use for them.
+
+    >>> _plain_yaml("a: &x [1, 2]\\nb: *x")
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.ConfigError: line 2: YAML aliases (*name) are not supported in a config
+    """
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not supported in a config")
+    return yaml.safe_load(text)
+
+
 def load_config(path: str | Path | None) -> MonitorConfig:
     """Load and validate a config file; ``None`` gives the calibrated defaults.
 
@@ -23,9 +41,14 @@ def load_config(path: str | Path | None) -> MonitorConfig:
         return MonitorConfig()
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes, over the cap of {MAX_CONFIG_BYTES} for a config")
+        text = path.read_text(encoding="utf-8")
+        raw = _plain_yaml(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if raw is None:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import msgspec
 import numpy as np
 import orjson
 import polars as pl
@@ -227,7 +228,15 @@ class Decoder:
                 keep = np.array([i for i in keep if int(i) not in drop], dtype=np.int64)
         return keep
 
-    def _parse(self, lines, idx: np.ndarray, frames, dead, first_index) -> None:
+    def _parse(self, lines, idx: np.ndarray, frames, dead, first_index, screened: bool = False) -> None:
+        """Parse ``lines[idx]`` in one call; when the reader refuses, find the bad lines and parse the rest once.
+
+        The bad lines are found by a per-line screen (:meth:`_problem`: one
+        JSON parse and a type check each) that flags only what the reader
+        refuses on its own, so a line's fate does not depend on its
+        neighbours; lines the screen lets through but the reader still
+        refuses (rare) are isolated by halving.
+        """
         if idx.size == 0:
             return
         try:
@@ -245,25 +254,50 @@ class Decoder:
                 i = int(idx[0])
                 dead.append(DeadLetter.of(*self._reason(lines[i], exc), first_index + i, lines[i]))
                 return
+        if not screened:
+            problems = [self._problem(lines[i]) for i in idx.tolist()]
+            bad = np.fromiter((p is not None for p in problems), dtype=bool, count=idx.size)
+            for i, problem in zip(idx[bad].tolist(), [p for p in problems if p is not None]):
+                dead.append(DeadLetter.of(*problem, first_index + i, lines[i]))
+            self._parse(lines, idx[~bad], frames, dead, first_index, screened=True)
+            return
         half = idx.size // 2
-        self._parse(lines, idx[:half], frames, dead, first_index)
-        self._parse(lines, idx[half:], frames, dead, first_index)
+        self._parse(lines, idx[:half], frames, dead, first_index, screened=True)
+        self._parse(lines, idx[half:], frames, dead, first_index, screened=True)
 
     def _reason(self, line: bytes, exc: Exception) -> tuple[str | None, str]:
         """(field at fault, why) for a line the fast reader refused."""
+        return self._problem(line) or (None, f"could not decode: {str(exc).splitlines()[0][:200]}")
+
+    def _problem(self, line: bytes) -> tuple[str | None, str] | None:
+        """(field at fault, why) when this line can only be a dead letter, else None.
+
+        Flags only what the reader (or the row checks after it) refuses on its
+        own: invalid JSON, a non-object, a missing or non-scalar ``event_id``,
+        ``model`` or ``timestamp``, ``features`` not an object, and a value of
+        the wrong type where the schema wants a number or a boolean. Text
+        columns take any value as its text, so nothing is flagged there.
+        """
         try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
+            raw = _JSON_ANY.decode(line)
+        except msgspec.DecodeError as e:
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
                 return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
             return None, f"invalid JSON ({e})"
         if not isinstance(raw, dict):
             return None, f"an event must be a JSON object, got {_name(raw)}"
-        wrong = _contract_problem(raw)
-        if wrong is not None:
-            return wrong
+        for name in ("event_id", "model", "timestamp"):
+            value = raw.get(name)
+            if value is None:
+                return name, "missing required field"
+            if isinstance(value, (dict, list)) or (name == "timestamp" and isinstance(value, bool)):
+                return name, f"expected {_WANT_TOP[name]}, got {_name(value)}"
+        features = raw.get("features")
+        if not isinstance(features, dict):
+            return "features", ("missing required field (an object)" if features is None
+                                else f"expected an object, got {_name(features)}")
         for name, kind in self.schema.features.items():
-            value = raw["features"].get(name)
+            value = features.get(name)
             if value is not None and not _fits(value, kind):
                 return f"features.{name}", f"expected {_WANT[kind]}, got {_name(value)}"
         pred = raw.get("prediction")
@@ -276,7 +310,10 @@ class Decoder:
                     return f"prediction.{name}", f"expected {_WANT[kind]}, got {_name(value)}"
         elif self.schema.prediction is not None and pred is not None and not _fits(pred, self.schema.prediction):
             return "prediction", f"expected {_WANT[self.schema.prediction]}, got {_name(pred)}"
-        return None, f"could not decode: {str(exc).splitlines()[0][:200]}"
+        tags = raw.get("tags")
+        if self.schema.tags and tags is not None and not isinstance(tags, dict):
+            return "tags", f"expected an object of strings, got {_name(tags)}"
+        return None
 
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
         """One polars ``select`` for all checks and columns, then split by model."""
@@ -286,12 +323,12 @@ class Decoder:
         problem[(problem == 0) & np.isnan(times)] = 5
         problem[(problem == 0) & ~in_range(times)] = 7
         for i in np.flatnonzero(problem == 6):  # the reader turns an object or array into its text: look again
-            wrong = _contract_problem(orjson.loads(lines[int(index[i])]))
+            wrong = self._problem(lines[int(index[i])])
             problem[i] = 0 if wrong is None else 6
         bad = problem > 0
         for i in np.flatnonzero(bad):
             j = int(index[i])
-            what = _PROBLEMS.get(problem[i]) or _contract_problem(orjson.loads(lines[j]))
+            what = _PROBLEMS.get(problem[i]) or self._problem(lines[j])
             out.dead.append(DeadLetter.of(*what, first_index + j, lines[j]))
         if bad.any():
             table, index, times = table.filter(pl.Series(~bad)), index[~bad], times[~bad]
@@ -424,44 +461,9 @@ _PROBLEMS = {
     7: ("timestamp", "out of range: event times must fall in 1970-01-01 .. 2200-01-01"),
 }
 
-_SCALAR = (str, int, float, bool)
-
-
-def _contract_problem(raw: dict) -> tuple[str, str] | None:
-    """(field, why) when a parsed event breaks the event contract's types, else None."""
-    for name, kinds, want in (("event_id", _SCALAR, "a string"), ("model", _SCALAR, "a string"),
-                              ("timestamp", (str, int, float), "an RFC 3339 string or epoch seconds")):
-        value = raw.get(name)
-        if value is None:
-            return name, "missing required field"
-        if not isinstance(value, kinds) or (name == "timestamp" and isinstance(value, bool)):
-            return name, f"expected {want}, got {_name(value)}"
-    features = raw.get("features")
-    if not isinstance(features, dict):
-        return "features", ("missing required field (an object)" if features is None
-                            else f"expected an object, got {_name(features)}")
-    for name, value in features.items():
-        if value is not None and not isinstance(value, _SCALAR):
-            return f"features.{name}", f"expected a number, string, boolean or null, got {_name(value)}"
-    pred = raw.get("prediction")
-    if isinstance(pred, dict):
-        for name, value in pred.items():
-            if value is not None and not isinstance(value, _SCALAR):
-                return f"prediction.{name}", f"expected a number, string, boolean or null, got {_name(value)}"
-    elif pred is not None and not isinstance(pred, _SCALAR):
-        return "prediction", f"expected a number, string, boolean, object or null, got {_name(pred)}"
-    tags = raw.get("tags")
-    if tags is not None:
-        if not isinstance(tags, dict):
-            return "tags", f"expected an object of strings, got {_name(tags)}"
-        for name, value in tags.items():
-            if value is not None and not isinstance(value, _SCALAR):
-                return f"tags.{name}", f"expected a string, got {_name(value)}"
-    if raw.get("model_version") is not None and not isinstance(raw["model_version"], str):
-        return "model_version", f"expected a string, got {_name(raw['model_version'])}"
-    return None
-
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
+_WANT_TOP = {"event_id": "a string", "model": "a string", "timestamp": "an RFC 3339 string or an epoch number"}
+_JSON_ANY = msgspec.json.Decoder()  # takes integers of any size, as the reader does (orjson stops at 64 bits)
 
 
 def _name(value) -> str:
@@ -470,11 +472,12 @@ def _name(value) -> str:
 
 
 def _fits(value, kind: str) -> bool:
+    """Whether the reader takes ``value`` for a column of ``kind`` (text takes anything, as its text)."""
     if kind == "numeric":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "boolean":
         return isinstance(value, bool)
-    return isinstance(value, (str, int, float, bool))
+    return True
 
 
 def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: tuple[str, ...] = ()) -> Schema:

@@ -138,7 +138,7 @@ class Pipeline:
         ``observer(batch, hits, monitor, alerts)`` sees each batch after the
         core (backtests record their traces with it).
         """
-        decoded = self.decoder.decode(lines, first_index)
+        decoded = self._admitted(self.decoder.decode(lines, first_index), lines, first_index, count=True)
         out = self._start(decoded)
         alerts: list[tuple[int, str, str, Alert]] = []
         for batch, rows in zip(decoded.batches, decoded.rows):
@@ -157,12 +157,42 @@ class Pipeline:
 
     def decide(self, lines: Lines, first_index: int = 0) -> StepResult:
         """Decode and guard ``lines`` (no monitoring): a decision per valid event, dead letters for the rest."""
-        decoded = self.decoder.decode(lines, first_index)
+        decoded = self._admitted(self.decoder.decode(lines, first_index), lines, first_index, count=False)
         out = self._start(decoded)
         for batch, rows in zip(decoded.batches, decoded.rows):
             out.decisions += zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch))
         out.decisions.sort(key=lambda d: d[0])
         return out
+
+    def _admitted(self, decoded: Decoded, lines: Lines, first_index: int, count: bool) -> Decoded:
+        """The decoded batches whose model may be monitored; the others' events become dead letters.
+
+        The model name comes from the event, so it is bounded: its length, the
+        allow-list (``limits.only_listed_models``) and, when ``count``, the
+        number of models this pipeline keeps state for (``limits.max_models``).
+        """
+        limits = self.config.limits
+        known = set(self.monitor.models)
+        kept_batches, kept_rows = [], []
+        for batch, rows in zip(decoded.batches, decoded.rows):
+            model = batch.model
+            why = None
+            if len(model.encode()) > limits.max_model_name_bytes:
+                why = f"name of {len(model.encode())} bytes, over the cap of {limits.max_model_name_bytes}"
+            elif limits.only_listed_models and model not in self.config.models:
+                why = f"{model[:80]!r} is not listed under models: (limits.only_listed_models)"
+            elif count and model not in known and len(known) >= limits.max_models:
+                why = f"{model[:80]!r} would be model number {len(known) + 1}, over the cap of {limits.max_models}"
+            if why is None:
+                known.add(model)
+                kept_batches.append(batch)
+                kept_rows.append(rows)
+                continue
+            decoded.dead += [DeadLetter.of("model", why, int(i), lines[int(i) - first_index]) for i in rows]
+        if len(kept_batches) < len(decoded.batches):
+            decoded.batches, decoded.rows = kept_batches, kept_rows
+            decoded.dead.sort(key=lambda d: d.index)
+        return decoded
 
     @staticmethod
     def _start(decoded: Decoded) -> StepResult:

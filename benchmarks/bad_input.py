@@ -1,0 +1,84 @@
+"""Bad input costs little: a stream where half the lines are invalid, against its valid half alone (target >= 0.5).
+
+``python benchmarks/bad_input.py [--events 200000] [--runs 3]`` writes two files:
+the valid events alone, and the same events with one invalid line after each
+(cycling through broken JSON, a string where a number is expected, a missing
+field, an array, a wrong timestamp). It times whole ``inferwatch replay``
+processes (start-up included) over each, median of ``--runs``, and prints
+valid events per second and their ratio. Also: 1,000 models against one model
+per event, the same way (target >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from inferwatch.testing.synthetic import generate, to_lines
+
+DATA = Path(__file__).resolve().parent / "data"
+BAD = [
+    b'{"event_id": "x", "model": "card-fraud", "timestamp": ',  # cut off
+    b'{"event_id":"y","model":"card-fraud","timestamp":"2026-11-01T00:00:00Z","features":{"amount":"cheap"}}',
+    b'{"event_id":"z","timestamp":"2026-11-01T00:00:00Z","features":{"amount":1.0}}',
+    b'[1, 2, 3]',
+    b'{"event_id":"w","model":"card-fraud","timestamp":"yesterday","features":{"amount":1.0}}',
+]
+
+
+def write_files(n: int) -> dict[str, Path]:
+    DATA.mkdir(exist_ok=True)
+    paths = {name: DATA / f"bad_input_{name}_{n}.jsonl" for name in ("clean", "half", "one_model", "many_models")}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    lines = to_lines(generate(n, seed=11), first_id=0)
+    paths["clean"].write_bytes(b"\n".join(lines) + b"\n")
+    paths["half"].write_bytes(b"".join(line + b"\n" + BAD[i % len(BAD)] + b"\n" for i, line in enumerate(lines)))
+    paths["one_model"].write_bytes(paths["clean"].read_bytes())
+    renamed = []
+    for i, line in enumerate(lines):
+        event = orjson.loads(line)
+        event["model"] = f"model-{i % 1000:04d}"
+        renamed.append(orjson.dumps(event))
+    paths["many_models"].write_bytes(b"\n".join(renamed) + b"\n")
+    return paths
+
+
+def timed(path: Path, runs: int, *extra: str) -> float:
+    exe = shutil.which("inferwatch") or sys.exit("inferwatch is not on the PATH: pip install -e . first")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([exe, "replay", "--file", str(path), *extra], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    paths = write_files(args.events)
+    n = args.events
+    clean, half = timed(paths["clean"], args.runs), timed(paths["half"], args.runs)
+    print(f"replay, {n:,} valid events: clean {clean:.2f} s ({n / clean:,.0f} events/s); with {n:,} invalid lines "
+          f"between them {half:.2f} s ({n / half:,.0f} valid events/s); ratio {clean / half:.2f} (target >= 0.5)")
+    config = DATA / "many_models.yaml"
+    config.write_text("default: {warmup_events: 200}\nlimits: {max_models: 2000}\n")
+    one = timed(paths["one_model"], args.runs, "--config", str(config))
+    many = timed(paths["many_models"], args.runs, "--config", str(config))
+    print(f"replay, {n:,} events: one model {one:.2f} s ({n / one:,.0f} events/s); 1,000 models {many:.2f} s "
+          f"({n / many:,.0f} events/s); ratio {one / many:.2f} (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
