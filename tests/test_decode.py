@@ -233,3 +233,11 @@ def _seconds_of(ts) -> float:
     if isinstance(ts, (int, float)):
         return float(ts)
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def test_deep_nesting_is_a_dead_letter_not_a_recursion_error():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    inside = ev(1, features={"amount": 1.0})[:-2] + b',"deep":' + deep + b"}}"
+    for bad in (deep, inside):
+        out = Decoder(SCHEMA).decode([ev(0), bad, ev(2)])
+        assert out.events == 2 and [d.index for d in out.dead] == [1]

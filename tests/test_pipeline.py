@@ -101,3 +101,13 @@ def test_models_are_bounded_by_name_length_count_and_allow_list():
     pipe = Pipeline.build(listed, [])
     assert pipe.step(_events(names, 50)).events == 10 and list(pipe.monitor.models) == ["b"]
     assert len(pipe.decide(_events(names, 50)).decisions) == 10  # the guard too
+
+
+def test_an_empty_kafka_message_is_a_dead_letter_while_a_blank_file_line_is_skipped():
+    lines = _events(["m"], 300)
+    part = Partition("events", 0, PartitionState(), -1)
+    out = process_partition_batch(MonitorConfig(), part, list(range(302)), lines[:100] + [b"", b"  "] + lines[100:])
+    assert [orjson.loads(d)["source"]["offset"] for d in out.dead] == [100, 101]
+    assert part.state.events == 300 and part.state.dead_letters == 2
+    in_file = Pipeline.build(MonitorConfig(), lines).step(lines[:100] + [b"", b"  "] + lines[100:])
+    assert in_file.dead == [] and in_file.blank == 2 and in_file.events == 300

@@ -315,6 +315,8 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     assert state.events == n and state.next_offset == n
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
     assert {a["alert_id"] for a in live} == {a["alert_id"] for a in replay_alerts(data)}
+    said = [line for line in (tmp_path / "worker-1.log").read_text(errors="replace").splitlines() if line.strip()]
+    assert len(said) <= 12, "an outage is a line when it starts and one when it ends:\n" + "\n".join(said[:40])
 
 
 def two_models(path: Path) -> None:

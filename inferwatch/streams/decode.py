@@ -178,10 +178,15 @@ class Decoder:
         self.limits = limits or Limits()
         self.polars_schema = schema.polars()
 
-    def decode(self, lines: Lines, first_index: int = 0) -> Decoded:
-        """Decode ``lines``; indices in the result count from ``first_index``."""
+    def decode(self, lines: Lines, first_index: int = 0, messages: bool = False) -> Decoded:
+        """Decode ``lines``; indices in the result count from ``first_index``.
+
+        A blank line of a file is skipped and counted (``blank``); with
+        ``messages`` (Kafka records, where every message was sent on purpose)
+        an empty or blank message is a dead letter.
+        """
         out = Decoded()
-        keep = self._screen(lines, first_index, out)
+        keep = self._screen(lines, first_index, out, messages)
         frames: list[tuple[np.ndarray, pl.DataFrame]] = []
         self._parse(lines, keep, frames, out.dead, first_index)
         if not frames:
@@ -196,7 +201,7 @@ class Decoder:
         out.dead.sort(key=lambda d: d.index)
         return out
 
-    def _screen(self, lines: Lines, first_index: int, out: Decoded) -> np.ndarray:
+    def _screen(self, lines: Lines, first_index: int, out: Decoded, messages: bool = False) -> np.ndarray:
         """Indices (into ``lines``) worth parsing; blank lines are skipped, oversize ones are dead letters."""
         dead = out.dead
         if isinstance(lines, LineBlock):
@@ -206,7 +211,10 @@ class Decoder:
         blank = lengths == 0
         for i in np.flatnonzero(lengths <= 4):
             blank[i] = not lines[i].strip()
-        out.blank = int(blank.sum())
+        if messages:
+            dead += [DeadLetter.of(None, "empty message", first_index + int(i), lines[i]) for i in np.flatnonzero(blank)]
+        else:
+            out.blank = int(blank.sum())
         cap = self.limits.max_message_bytes
         keep = np.flatnonzero(~blank & (lengths <= cap))
         for i in np.flatnonzero(lengths > cap):
@@ -280,6 +288,8 @@ class Decoder:
         """
         try:
             raw = _JSON_ANY.decode(line)
+        except RecursionError:
+            return None, "invalid JSON: nested too deeply"
         except msgspec.DecodeError as e:
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
                 return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"

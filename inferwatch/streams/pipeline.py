@@ -130,15 +130,17 @@ class Pipeline:
         return sum(len(b) for parts in per_model.values() for b in parts)
 
     def step(self, lines: Lines, first_index: int = 0, decisions: bool = False,
-             observer: Observer | None = None) -> StepResult:
+             observer: Observer | None = None, messages: bool = False) -> StepResult:
         """Decode, guard and monitor ``lines``; indices count from ``first_index``.
 
         Rule violations are computed once per model batch: they make the
         decisions (when ``decisions``) and feed the guardrail alerts.
         ``observer(batch, hits, monitor, alerts)`` sees each batch after the
-        core (backtests record their traces with it).
+        core (backtests record their traces with it). ``messages``: the lines
+        are Kafka messages, and an empty one is a dead letter (a file's blank
+        line is skipped).
         """
-        decoded = self._admitted(self.decoder.decode(lines, first_index), lines, first_index, count=True)
+        decoded = self._admitted(self.decoder.decode(lines, first_index, messages), lines, first_index, count=True)
         out = self._start(decoded)
         alerts: list[tuple[int, str, str, Alert]] = []
         for batch, rows in zip(decoded.batches, decoded.rows):
@@ -155,9 +157,9 @@ class Pipeline:
         out.decisions.sort(key=lambda d: d[0])
         return out
 
-    def decide(self, lines: Lines, first_index: int = 0) -> StepResult:
+    def decide(self, lines: Lines, first_index: int = 0, messages: bool = False) -> StepResult:
         """Decode and guard ``lines`` (no monitoring): a decision per valid event, dead letters for the rest."""
-        decoded = self._admitted(self.decoder.decode(lines, first_index), lines, first_index, count=False)
+        decoded = self._admitted(self.decoder.decode(lines, first_index, messages), lines, first_index, count=False)
         out = self._start(decoded)
         for batch, rows in zip(decoded.batches, decoded.rows):
             out.decisions += zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch))

@@ -126,7 +126,7 @@ def replay_topic(
                 readers.append(open_reader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
 
             def handle(offsets, values, tp=tp):
-                result = pipe.step(values, decisions=outputs_out is not None, observer=observer)
+                result = pipe.step(values, decisions=outputs_out is not None, observer=observer, messages=True)
 
                 def where(i):
                     return {"topic": tp.topic, "partition": tp.partition, "offset": int(offsets[i])}

@@ -116,7 +116,7 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
         part.pipeline = (Pipeline.from_bytes(state.pipeline, config) if state.pipeline
                          else Pipeline.build(config, values[:SCHEMA_SAMPLE_LINES]))
     pipe = part.pipeline
-    result = pipe.step(values, decisions=config.has_rules())
+    result = pipe.step(values, decisions=config.has_rules(), messages=True)
     source = {"topic": part.topic, "partition": part.number}
     cap = config.limits.dead_letter_bytes
     out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]}, cap)) for d in result.dead]
