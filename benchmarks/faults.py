@@ -321,8 +321,8 @@ def recreate_phase(bootstrap: str, redis: OwnRedis, rng: random.Random, folder: 
     named = int("past the end of the log" in workers.logs[-1].read_text(errors="replace"))
     workers.policy = "resume-earliest"
     workers.start(0)
-    for _ in range(1200):
-        if progress(redis, app_id, topic).get(0, (0, 0))[0] >= len(parts[0]):
+    for _ in range(1200):  # the old state says 3006: wait for the fresh one to reach the new end exactly
+        if progress(redis, app_id, topic).get(0, (0, 0))[0] == len(parts[0]):
             break
         time.sleep(0.1)
     final = progress(redis, app_id, topic).get(0, (0, 0))

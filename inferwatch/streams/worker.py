@@ -194,6 +194,7 @@ class WorkerMetrics:
 
 
 FETCH_SLICE = 0.05  # seconds per librdkafka consume call: it returns only when full or timed out
+COMMIT_EVERY = 1.0  # seconds between offset hints: the lost-state witness lags the state by about this much
 CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
 
 
@@ -372,8 +373,18 @@ class PartitionConsumer:
             pass
 
     def _on_revoke(self, consumer, partitions) -> None:
-        """In the fetch thread: let every fetched batch finish and save, then forget the partitions."""
-        asyncio.run_coroutine_threadsafe(self._revoked(partitions), self.loop).result()
+        """In the fetch thread: let every fetched batch finish and save, commit their offsets, forget them.
+
+        The committed offsets are the witness a lost state is found by
+        (:func:`lost_state`), so they are written whenever partitions leave,
+        not only every ``COMMIT_EVERY`` seconds.
+        """
+        saved = asyncio.run_coroutine_threadsafe(self._revoked(partitions), self.loop).result()
+        if saved:
+            try:
+                consumer.commit(offsets=saved, asynchronous=False)
+            except KafkaException as exc:
+                log.info("offset hint not committed on revoke (%s); the state in Redis is unaffected", exc)
 
     def _on_assign(self, consumer, partitions) -> None:
         """In the fetch thread: load the partitions' states, check them against the log, start each where it says."""
@@ -388,11 +399,15 @@ class PartitionConsumer:
         starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions, logs), self.loop).result()
         consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)])
 
-    async def _revoked(self, partitions) -> None:
+    async def _revoked(self, partitions) -> list:
         await self.drained()
+        saved = []
         for tp in partitions:
-            self.owned.pop((tp.topic, tp.partition), None)
+            part = self.owned.pop((tp.topic, tp.partition), None)
+            if part is not None and part.loaded >= 0:
+                saved.append(TopicPartition(part.topic, part.number, part.loaded))
         self.metrics.assigned.set(len(self.owned))
+        return saved
 
     async def _assigned(self, partitions, logs: dict) -> list[int]:
         self.generation += 1
@@ -488,7 +503,7 @@ class PartitionConsumer:
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
         now = time.monotonic()
-        if now - self.committed_at < 5 or not self.owned:
+        if now - self.committed_at < COMMIT_EVERY or not self.owned:
             return
         self.committed_at = now
         offsets = [TopicPartition(p.topic, p.number, p.loaded) for p in self.owned.values() if p.loaded >= 0]
