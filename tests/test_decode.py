@@ -241,3 +241,34 @@ def test_deep_nesting_is_a_dead_letter_not_a_recursion_error():
     for bad in (deep, inside):
         out = Decoder(SCHEMA).decode([ev(0), bad, ev(2)])
         assert out.events == 2 and [d.index for d in out.dead] == [1]
+
+
+NEIGHBOUR_CASES = [  # lines where two JSON readers disagree: duplicate keys, lone surrogates, big integers
+    b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{"amount":1,"amount":"s"}}',
+    b'{"event_id":"x","event_id":null,"model":"m","timestamp":1793491200,"features":{}}',
+    b'{"event_id":"a","model":"m","model":[1],"timestamp":1793491200,"features":{}}',
+    b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{},"features":5}',
+    b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{"country":"\\ud83d"}}',
+    b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{"amount":123456789012345678901234567890}}',
+    b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{"amount":"s","amount":1}}',
+]
+
+
+@pytest.mark.parametrize("line", NEIGHBOUR_CASES)
+def test_a_line_s_fate_is_the_same_alone_and_beside_bad_lines(line):
+    alone = Decoder(SCHEMA).decode([line])
+    beside = Decoder(SCHEMA).decode([ev(0), line, b"garbage", ev(3)])
+    assert bool(alone.dead) == any(d.index == 1 for d in beside.dead)
+    assert alone.events + 2 == beside.events
+
+
+def test_duplicate_keys_get_one_reading_in_the_guard():
+    """The first of duplicate keys counts, on the per-event path as in the batch decoder."""
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate({"default": {
+        "columns": {"amount": {"type": "numeric"}},
+        "rules": [{"kind": "expression", "expression": "amount > 10000", "action": "block"}]}}))
+    event = b'{"event_id":"e","model":"m","timestamp":1793491200,"features":{"amount":20000,"amount":5}}'
+    assert guard.check(event).action == guard.check_batch([event])[0].action == "block"

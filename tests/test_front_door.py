@@ -112,3 +112,11 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path):
     assert res.returncode == 2
     (line,) = res.stderr.splitlines()
     assert "inferwatch[kafka]" in line
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    install_and_run, test_command = readme[0], readme[1]
+    assert "inferwatch replay --file examples/" in install_and_run
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "-m pytest" in test_command and "venv" in test_command

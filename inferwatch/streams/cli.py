@@ -305,7 +305,7 @@ def _check_source(file: str | None, topic: str | None, start: str | None,
     """Exactly one of --file or --topic, and what --topic needs."""
     if (file is None) == (topic is None):
         raise ConfigError("give exactly one of --file or --topic")
-    if file is not None and file != "-" and not Path(file).is_file():
+    if file is not None and file != "-" and (not Path(file).exists() or Path(file).is_dir()):
         raise ConfigError(f"--file: no such file: {file}")
     if topic is not None and (start is None or not bootstrap_servers):
         raise ConfigError("--topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -115,13 +116,19 @@ class DeadLetter:
         >>> d = DeadLetter("invalid JSON", 7, b"x" * 10_000)
         >>> r = d.record({"line": 7}, cap=4096)
         >>> len(base64.b64decode(r["raw"])), r["truncated"]["bytes"], len(orjson.dumps(r)) <= 4096
-        (2487, 10000, True)
+        (2934, 10000, True)
         """
         raw = self.raw
         out = {"error": self.error, "source": source, "raw": base64.b64encode(raw).decode("ascii")}
-        if cap is None or len(out["raw"]) + len(self.error) + 512 <= cap:
+        if cap is None:
             return out
-        keep = max(0, (cap - len(self.error.encode()) - 768) // 4 * 3)
+        size = len(orjson.dumps(out))
+        if size <= cap:
+            return out
+        if len(orjson.dumps({**out, "raw": ""})) > cap // 2:  # an error text that long: cut it too
+            out["error"] = self.error[: cap // 8]
+        excess = len(orjson.dumps({**out, "raw": ""})) + 128  # the record without raw, and the truncated note
+        keep = max(0, (cap - excess) // 4 * 3)
         out["raw"] = base64.b64encode(raw[:keep]).decode("ascii")
         out["truncated"] = {"bytes": len(raw), "kept": keep, "sha256": hashlib.sha256(raw).hexdigest()}
         return out
@@ -291,9 +298,19 @@ class Decoder:
         except RecursionError:
             return None, "invalid JSON: nested too deeply"
         except msgspec.DecodeError as e:
+            if _SURROGATE.search(line):  # the reader takes lone surrogate escapes, msgspec does not: let it judge
+                return None
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
                 return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
             return None, f"invalid JSON ({e})"
+        found = self._judge(raw)
+        if found is not None and len(KEY_MARK.findall(line)) > count_keys(raw):
+            # duplicate keys: the reader keeps the first of each, msgspec the last; judge what the reader reads
+            found = self._judge(json.loads(line, object_pairs_hook=_first_wins))
+        return found
+
+    def _judge(self, raw) -> tuple[str | None, str] | None:
+        """The screen's verdict on a parsed event (see :meth:`_problem`)."""
         if not isinstance(raw, dict):
             return None, f"an event must be a JSON object, got {_name(raw)}"
         for name in ("event_id", "model", "timestamp"):
@@ -473,7 +490,25 @@ _PROBLEMS = {
 
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
 _WANT_TOP = {"event_id": "a string", "model": "a string", "timestamp": "an RFC 3339 string or an epoch number"}
-_JSON_ANY = msgspec.json.Decoder()  # takes integers of any size, as the reader does (orjson stops at 64 bits)
+_JSON_ANY = msgspec.json.Decoder()
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+KEY_MARK = re.compile(rb'"\s*:')  # at least one per key (more when a string holds one): a cheap bound on the keys
+
+
+def count_keys(value) -> int:
+    """Keys in every object of a parsed JSON value."""
+    if isinstance(value, dict):
+        return len(value) + sum(count_keys(v) for v in value.values() if isinstance(v, (dict, list)))
+    if isinstance(value, list):
+        return sum(count_keys(v) for v in value if isinstance(v, (dict, list)))
+    return 0
+
+
+def _first_wins(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out  # takes integers of any size, as the reader does (orjson stops at 64 bits)
 
 
 def _name(value) -> str:
@@ -529,6 +564,9 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     for name, kind in declared.items():
         if not name.startswith("prediction"):
             kinds.setdefault(name, kind)
+    for name, kind in _rule_fields(config).items():  # a rule's field the sample never showed still has a column
+        if not name.startswith("prediction"):
+            kinds.setdefault(name, kind)
     kinds = {k: v for k, v in kinds.items() if v is not None}
     if isinstance(prediction, dict):
         pred_kind: Union[Kind, dict[str, Kind], None] = {
@@ -539,6 +577,22 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     else:
         pred_kind = declared.get("prediction")
     return Schema(kinds, pred_kind, tuple(tags))
+
+
+def _rule_fields(config: MonitorConfig | None) -> dict[str, str]:
+    """The kind each rule's field must have, for fields no column declares: a range is numeric, an allowed
+    list of numbers numeric, anything else text (the decoder takes any value as text)."""
+    out: dict[str, str] = {}
+    if config is None:
+        return out
+    for model in [*config.models.values(), config.default]:
+        for rule in model.rules:
+            if rule.field is None or rule.field in model.columns:
+                continue
+            numbers = rule.values is not None and all(not isinstance(v, str) for v in rule.values)
+            out.setdefault(rule.field, "numeric" if rule.kind == "range" or (rule.kind == "allowed" and numbers)
+                           else "categorical")
+    return out
 
 
 def _kind_of(value) -> str:

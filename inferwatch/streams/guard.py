@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import Schema
+from .decode import KEY_MARK, Schema, count_keys
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -103,13 +103,14 @@ class Guard:
             if isinstance(event, dict):
                 size = len(orjson.dumps(event)) if size is None else size
             elif isinstance(event, (bytes, str)):
-                size = len(event) if isinstance(event, bytes) else len(event.encode())
-                event = orjson.loads(event)
-                if not isinstance(event, dict):
-                    return None
+                text = event if isinstance(event, bytes) else event.encode()
+                size = len(text)
+                event = orjson.loads(text)
+                if not isinstance(event, dict) or len(KEY_MARK.findall(text)) > count_keys(event):
+                    return None  # duplicate keys: orjson keeps the last, the batch decoder the first; it decides
             else:
                 return None
-        except (orjson.JSONDecodeError, TypeError):
+        except (orjson.JSONDecodeError, TypeError, UnicodeEncodeError):
             return None
         if size > self.config.limits.max_message_bytes:
             return None
@@ -173,7 +174,7 @@ class Guard:
             try:
                 lines.append(_raw(event))
                 out.append(None)
-            except TypeError as exc:  # e.g. an integer over 64 bits, a set: not JSON
+            except (TypeError, UnicodeEncodeError) as exc:  # an integer over 64 bits, a set, a lone surrogate
                 out.append(Rejection(i, None, f"not a JSON event: {exc}"))
                 lines.append(b"")
         result = self.pipeline.decide(lines)

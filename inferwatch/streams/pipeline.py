@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
+import orjson
 
 from ..detectors.config import MonitorConfig
 from ..detectors.guard import BatchGuard
@@ -42,7 +43,7 @@ from ..detectors.types import Alert, Batch, Decision
 from ..errors import ConfigError, StateError
 from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, infer_schema
 
-__all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "status_of", "SCHEMA_SAMPLE_LINES"]
+__all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
 PIPELINE_VERSION = 1
@@ -51,12 +52,18 @@ Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
 
 
 def config_fingerprint(config: MonitorConfig) -> str:
-    """A short digest of everything in the config (same config, same digest).
+    """A short digest of what decides detection and decisions: ``models`` and ``default`` (key order aside).
 
-    >>> config_fingerprint(MonitorConfig()) == config_fingerprint(MonitorConfig())
-    True
+    ``limits`` and ``batch_size`` are left out: they decide which messages
+    are read, not what a state means.
+
+    >>> a = MonitorConfig.model_validate({"models": {"a": {}, "b": {"warmup_events": 500}}})
+    >>> b = MonitorConfig.model_validate({"models": {"b": {"warmup_events": 500}, "a": {}}, "limits": {"max_models": 9}})
+    >>> config_fingerprint(a) == config_fingerprint(b), config_fingerprint(a) == config_fingerprint(MonitorConfig())
+    (True, False)
     """
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+    meaning = config.model_dump(mode="json", include={"models", "default"})
+    return hashlib.sha256(orjson.dumps(meaning, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 @dataclass
@@ -229,11 +236,11 @@ class Pipeline:
         return cls(config, schema, monitor)
 
 
-def status_of(data: bytes) -> dict:
-    """Per-model status of a saved pipeline, whatever config built it (for ``inferwatch status``)."""
+def monitor_of(data: bytes) -> Monitor:
+    """The monitor of a saved pipeline, whatever config built it (read-only, for ``inferwatch status``)."""
     try:
         raw = msgspec.msgpack.decode(data)
-        return Monitor.from_bytes(raw["monitor"], MonitorConfig()).status()
+        return Monitor.from_bytes(raw["monitor"], MonitorConfig())
     except StateError:
         raise
     except Exception as exc:

@@ -31,6 +31,15 @@ def _errors():
     return too_large, fatal
 
 
+def _transient(exc) -> bool:
+    """An error a later attempt may not meet: a broker away, a timeout, a leader moving."""
+    from aiokafka import errors
+
+    return bool(getattr(exc, "retriable", False)) or isinstance(
+        exc, (errors.KafkaTimeoutError, errors.KafkaConnectionError, errors.RequestTimedOutError,
+              errors.NodeNotReadyError))
+
+
 def _failed(exc: BaseException) -> asyncio.Future:
     future = asyncio.get_running_loop().create_future()
     future.set_exception(exc)
@@ -41,15 +50,21 @@ class BatchPublisher:
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.producer = None
+        self.starting = asyncio.Lock()  # several partitions' deliveries share one producer
 
     async def _started(self):
-        if self.producer is None:
-            from aiokafka import AIOKafkaProducer
+        async with self.starting:
+            if self.producer is None:
+                from aiokafka import AIOKafkaProducer
 
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=0,
-                                        max_request_size=8 << 20)
-            await producer.start()
-            self.producer = producer
+                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=0,
+                                            max_request_size=8 << 20)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self.producer = producer
         return self.producer
 
     async def to_partition(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> list:
@@ -104,16 +119,16 @@ class BatchPublisher:
         pending = [(topic, partition, list(records)) for topic, partition, records in sends if records]
         refused, delay, failing = 0, 0.2, False
         while pending:
-            try:
-                jobs = []
-                for topic, partition, records in pending:
+            jobs, retry, outage = [], [], None
+            for topic, partition, records in pending:
+                try:
                     jobs += await self._send(topic, partition, records)
-                results = await asyncio.gather(*(future for *_, future in jobs), return_exceptions=True)
-            except KafkaError as exc:  # the producer could not even start or take the records: an outage
-                failing = await self._outage(exc, failing, delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            retry, outage = [], None
+                except KafkaError as exc:  # the producer could not start or take them: an outage; keep the rest
+                    if not _transient(exc):
+                        raise
+                    outage = exc
+                    retry.append((topic, partition, records))
+            results = await asyncio.gather(*(future for *_, future in jobs), return_exceptions=True)
             for (topic, partition, records, _), result in zip(jobs, results):
                 if not isinstance(result, BaseException):
                     continue
@@ -128,8 +143,8 @@ class BatchPublisher:
                     refused += 1
                     log.error("kafka refused a record of %d bytes on %s for good (%s): dropped",
                               len(records[0][1]), topic, type(result).__name__)
-                elif isinstance(result, fatal):
-                    raise result
+                elif isinstance(result, fatal) or (isinstance(result, KafkaError) and not _transient(result)):
+                    raise result  # refused for a reason no retry can change (authorisation, an invalid topic)
                 elif isinstance(result, KafkaError):
                     outage = result
                     retry.append((topic, partition, records))
@@ -151,9 +166,9 @@ class BatchPublisher:
         return [(topic, partition, batch, future) for batch, future in await self.to_partition(topic, partition, records)]
 
     async def _outage(self, exc, failing: bool, delay: float) -> bool:
+        """Log the outage once and back off; the shared producer reconnects by itself."""
         if not failing:
             log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
-        await self.stop()
         await asyncio.sleep(delay)
         return True
 
@@ -177,19 +192,22 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka import errors
 
+    # a broker away (before or during these calls) is an outage, which the caller waits out;
+    # RetriableError covers the rest of kafka-python's transient errors (a leader moving, a timeout)
     outage = tuple(getattr(errors, name) for name in ("NoBrokersAvailable", "KafkaConnectionError",
-                                                      "KafkaTimeoutError", "NodeNotReadyError") if hasattr(errors, name))
+                                                      "KafkaTimeoutError", "NodeNotReadyError", "RetriableError")
+                   if hasattr(errors, name))
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            have = set(admin.list_topics())
+            for topic in dict.fromkeys(t for t in topics if t not in have):
+                try:
+                    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                                  topic_configs=(configs or {}).get(topic, {}))])
+                except errors.TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
     except outage as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
-    try:
-        have = set(admin.list_topics())
-        for topic in dict.fromkeys(t for t in topics if t not in have):
-            try:
-                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                                              topic_configs=(configs or {}).get(topic, {}))])
-            except errors.TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()

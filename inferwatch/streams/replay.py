@@ -13,6 +13,8 @@ from __future__ import annotations
 import gzip
 import itertools
 import mmap
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -135,8 +137,8 @@ def open_events(path: str | Path) -> IO[bytes]:
 
 def read_event_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
     """:func:`read_chunks` for any source :func:`open_events` takes (bytes done count the compressed input)."""
-    if str(path) != "-" and not _is_gzip(path):
-        yield from read_chunks(path, lines_per_chunk)
+    if str(path) != "-" and stat.S_ISREG(os.stat(path).st_mode) and not _is_gzip(path):
+        yield from read_chunks(path, lines_per_chunk)  # a regular file is mapped; a pipe is read once, below
         return
     with open_events(path) as f:
         raw = getattr(f, "fileobj", None)  # a gzip file's compressed input: its position is the progress

@@ -24,7 +24,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StaleState, StateError, StateUnavailable
+from redis.exceptions import AuthenticationError, AuthorizationError, ReadOnlyError
+
+from ..errors import ConfigError, StaleState, StateError, StateUnavailable
+
+# redis-py makes a refused password a ConnectionError: it is a configuration error, not an outage to wait out
+_REFUSED = (AuthenticationError, AuthorizationError)
+# an outage, retried by the caller: a connection or a timeout, or a replica promoted mid-failover (read-only)
+_AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 __all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
@@ -78,20 +85,29 @@ class RedisStateStore:
 
     async def load(self, topic: str, partition: int) -> tuple[PartitionState, int]:
         """The state, and the ``next`` value to pass back to :meth:`save` (-1 if new)."""
+        key = self.key(topic, partition)
         try:
-            data = await self.client.hget(self.key(topic, partition), "doc")
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            stored, data = await self.client.hmget(key, ["next", "doc"])
+        except _REFUSED as exc:
+            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
+        except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
-        if not data:
+        if stored is None and not data:
             return PartitionState(), -1
-        state = PartitionState.from_bytes(data, self.key(topic, partition))
+        if not data or stored is None:
+            raise StateError(f"{key}: the hash holds {'no document' if not data else 'no next offset'}")
+        state = PartitionState.from_bytes(data, key)
+        if stored != str(state.next_offset).encode():
+            raise StateError(f"{key}: next offset {stored!r} disagrees with the document's {state.next_offset}")
         return state, state.next_offset
 
     async def reset(self, topic: str, partition: int) -> None:
         """Delete a partition's state (one that cannot be trusted, when the policy says start over)."""
         try:
             await self.client.delete(self.key(topic, partition))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REFUSED as exc:
+            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
+        except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
 
     async def persistence(self) -> str | None:
@@ -99,7 +115,9 @@ class RedisStateStore:
         try:
             config = await self.client.config_get("appendonly")
             config.update(await self.client.config_get("save"))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REFUSED as exc:
+            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
+        except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
         except Exception:  # CONFIG is often disabled on managed Redis: nothing to say
             return None
@@ -111,7 +129,9 @@ class RedisStateStore:
         try:
             done = await self.save_script(keys=[self.key(topic, partition)],
                                           args=[str(loaded), str(state.next_offset), state.to_bytes()])
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REFUSED as exc:
+            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
+        except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
         if not done:
             raise StaleState(f"{topic}:{partition} moved on since offset {loaded}")
@@ -121,7 +141,9 @@ class RedisStateStore:
         try:
             keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}partition:*")]
             values = [await self.client.hget(k, "doc") for k in keys]
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REFUSED as exc:
+            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
+        except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
         out: dict[str, PartitionState | StateError] = {}
         for k, v in zip(keys, values):

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import StateError
-from .pipeline import status_of
+from .pipeline import monitor_of
 from .state_store import read_partitions
 
 __all__ = ["collect", "render"]
@@ -16,6 +16,7 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
     partitions = read_partitions(redis_url, app_id)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
     report: dict = {"models": {}, "partitions": {}, "unreadable": {}}
+    merged: dict[str, dict[str, object]] = {}  # model -> column -> statistics merged over partitions
     for name, state in sorted(partitions.items()):
         if isinstance(state, StateError):  # named and shown; every other partition is still reported
             report["unreadable"][name] = str(state)
@@ -27,18 +28,27 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
         if not state.pipeline:
             continue
         try:
-            models = status_of(state.pipeline)
+            monitor = monitor_of(state.pipeline)
         except StateError as exc:
             report["unreadable"][name] = str(exc)
             continue
-        for m, info in models.items():
+        for m, mon in sorted(monitor.models.items()):
             if model and m != model:
                 continue
+            info = mon.status()
             entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": []})
             entry["events"] += info["events"]
             entry["partitions"].append(name)
             entry["open_alerts"] += info["open_alerts"]
-            entry["columns"].update(info["columns"])
+            stats = merged.setdefault(m, {})
+            for column, col in mon.columns.items():
+                stats[column] = stats[column].merged(col.stats) if column in stats else col.stats  # type: ignore[attr-defined]
+                shown = entry["columns"].setdefault(column, {"kind": col.kind, "detectors": {}})
+                shown["stats"] = stats[column].summary()  # type: ignore[attr-defined]
+                for det, d in info["columns"][column]["detectors"].items():  # the partition nearest its threshold
+                    seen = shown["detectors"].get(det)
+                    if seen is None or d["score"] / d["threshold"] > seen["score"] / seen["threshold"]:
+                        shown["detectors"][det] = d
     return report
 
 

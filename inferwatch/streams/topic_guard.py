@@ -87,7 +87,7 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
     def shrink(topic: str, record: tuple) -> tuple | None:
         if topic != settings.dead_letter_topic:
             return None
-        return record[0], shrink_dead_letter(record[1], SAFE_DEAD_LETTER_BYTES)
+        return record[0], shrink_dead_letter(record[1], min(SAFE_DEAD_LETTER_BYTES, len(record[1]) // 2))
 
     @app.agent(source, concurrency=1)
     async def guard_events(stream):

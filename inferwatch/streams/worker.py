@@ -86,6 +86,7 @@ class Partition:
     state: PartitionState
     loaded: int
     pipeline: Pipeline | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
+    restarted: bool = False  # started over under --on-lost-state when it was assigned
 
 
 @dataclass
@@ -397,7 +398,14 @@ class PartitionConsumer:
         except KafkaException as exc:  # the checks need the broker; without it they are skipped, loudly
             log.warning("kafka: cannot read the log's offsets to check the stored states (%s)", exc)
         starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions, logs), self.loop).result()
-        consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)])
+        placed = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)]
+        consumer.assign(placed)
+        fresh = [tp for tp in placed if getattr(self.owned.get((tp.topic, tp.partition)), "restarted", False)]
+        if fresh:  # a partition started over: its new start is the witness now, not the old committed offset
+            try:
+                consumer.commit(offsets=fresh, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("the new start of %s is not committed yet (%s)", fresh, exc)
 
     async def _revoked(self, partitions) -> list:
         await self.drained()
@@ -440,7 +448,7 @@ class PartitionConsumer:
             state, loaded, problem = PartitionState(), -1, str(exc)
         if problem is not None:
             state, loaded, pipeline = await self._start_over(tp, key, problem, seen)
-        part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline)
+        part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline, restarted=problem is not None)
         return part
 
     async def _start_over(self, tp, key: str, problem: str, seen: LogView | None) -> tuple[PartitionState, int, None]:
@@ -449,7 +457,10 @@ class PartitionConsumer:
         if policy == "fail":
             raise StateError(f"{key}: {problem}; to start this partition over, run with "
                              f"--on-lost-state resume-earliest or resume-latest")
-        start = (seen.low if policy == "resume-earliest" else seen.high) if seen is not None else 0
+        if seen is None:
+            raise StateError(f"{key}: {problem}; the log's offsets could not be read, so --on-lost-state {policy} "
+                             "cannot place the new start: try again when Kafka answers")
+        start = seen.low if policy == "resume-earliest" else seen.high
         log.error("%s: %s; starting over from offset %d (--on-lost-state %s)", key, problem, start, policy)
         fresh = PartitionState(next_offset=start)
         await retrying("redis", lambda: self.store.reset(*tp))
@@ -471,8 +482,10 @@ class PartitionConsumer:
                     out = await asyncio.to_thread(process_partition_batch, self.config, part, offsets, values)
                     # publish and save this partition while the next one is computed
                     finishing.append(asyncio.ensure_future(self.finish(tp, part, out, before, started)))
-                if finishing:
-                    await asyncio.gather(*finishing)
+                if finishing:  # every save ends before a failure is raised: none is left running behind a resync
+                    for outcome in await asyncio.gather(*finishing, return_exceptions=True):
+                        if isinstance(outcome, BaseException):
+                            raise outcome
             finally:
                 self.queue.task_done()
 
@@ -498,7 +511,7 @@ class PartitionConsumer:
         """A dead letter the topic refused as too large: the same record cut to ``SAFE_DEAD_LETTER_BYTES``."""
         if topic != self.settings.dead_letter_topic:
             return None
-        return record[0], shrink_dead_letter(record[1], SAFE_DEAD_LETTER_BYTES)
+        return record[0], shrink_dead_letter(record[1], min(SAFE_DEAD_LETTER_BYTES, len(record[1]) // 2))
 
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
