@@ -164,3 +164,24 @@ def _recreate(bootstrap: str, topic: str) -> bool:
     except Exception:  # still being deleted
         time.sleep(0.5)
         return False
+
+
+def test_kafka_down_at_start_is_waited_for_on_one_line(services, tmp_path):
+    """No broker at the address: the worker waits (it used to exit after ~30 s), saying so once."""
+    import socket
+
+    with socket.socket() as s:  # an address nothing listens on
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{s.getsockname()[1]}"
+    worker = Worker({**services, "KAFKA_BOOTSTRAP_SERVERS": nowhere}, unique("nowhere"), unique("app"), tmp_path)
+    worker.args += ["--bootstrap-servers", nowhere]
+    worker.start()
+    try:
+        log = tmp_path / "worker-1.log"
+        wait_until(lambda: "kafka unavailable" in log.read_text(errors="replace"), 60, "the outage line")
+        time.sleep(35)  # past the 30 s after which it used to give up; nothing to synchronise with but time
+        assert worker.alive()
+    finally:
+        worker.stop()
+    said = [line for line in log.read_text(errors="replace").splitlines() if "unavailable" in line]
+    assert len(said) == 1, said
