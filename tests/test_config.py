@@ -54,3 +54,35 @@ def test_a_deep_or_long_expression_is_a_config_error_not_a_recursion(tmp_path):
                         f"    - {{kind: expression, expression: '{expression}', action: flag}}\n")
         with pytest.raises(ConfigError, match="rules"):
             Guard.from_config(path)
+
+
+def test_models_listed_under_models_inherit_default(tmp_path):
+    """The shipped example's cool-down reaches card-fraud: mappings merge key by key, lists replace."""
+    from inferwatch.testing.services import ROOT
+
+    cfg = load_config(ROOT / "examples" / "monitor.yaml")
+    assert cfg.for_model("card-fraud").alert_policy.cooldown_seconds == cfg.default.alert_policy.cooldown_seconds > 0
+    path = tmp_path / "monitor.yaml"
+    path.write_text("default:\n  columns: {amount: {type: numeric}}\n  segments: [region]\n"
+                    "  rules: [{kind: not_null, field: amount}]\n"
+                    "models:\n  a:\n    columns: {country: {type: categorical}}\n    segments: [tier]\n  b:\n")
+    cfg = load_config(path)
+    assert sorted(cfg.for_model("a").columns) == ["amount", "country"]
+    assert cfg.for_model("a").segments == ["tier"] and len(cfg.for_model("a").rules) == 1
+    assert cfg.for_model("b") == cfg.default
+
+
+def test_a_boolean_column_can_be_declared(tmp_path):
+    import io
+
+    import orjson
+
+    from inferwatch.streams.replay import replay_file
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text("default:\n  warmup_events: 200\n  columns: {flag: {type: boolean}}\n")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                                                "features": {"flag": i % 2 == 0}}) for i in range(400)))
+    summary = replay_file(events, load_config(path), io.BytesIO())
+    assert summary.events == 400 and summary.dead_letters == 0

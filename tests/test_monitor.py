@@ -73,3 +73,17 @@ def test_type_mismatch_with_config_is_an_error():
     cfg = MonitorConfig.model_validate({"default": {"columns": {"x": {"type": "categorical"}}}})
     with pytest.raises(ConfigError, match="columns.x.type"):
         Monitor(cfg).fit_reference(stream(rng, 1000, 0))
+
+
+def test_a_share_that_falls_is_said_to_fall():
+    rng = np.random.default_rng(1)
+
+    def batch(p, n, start):
+        codes = (rng.random(n) < p).astype(np.int64)
+        return Batch("m", [f"e{start + i}" for i in range(n)], np.arange(start, start + n, dtype=float),
+                     {"c": CategoricalArray(codes, ("a", "b"))})
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0.8, 20_000, 0))
+    messages = [a.message for a in mon.process(batch(0.6, 5_000, 20_000))]
+    assert messages and all(" fell from " in m and " rose " not in m for m in messages), messages

@@ -4,9 +4,12 @@ Declared, typed and strict: an unknown key, a wrong type or a value out of
 range is an error that names the field. Reading the YAML file is the I/O
 layer's job (``inferwatch.streams.config_file``); this module only checks values.
 
->>> cfg = MonitorConfig.model_validate({"models": {"fraud": {"warmup_events": 5000}}})
+>>> cfg = MonitorConfig.model_validate({"default": {"alert_policy": {"cooldown_seconds": 300}},
+...                                     "models": {"fraud": {"warmup_events": 5000}}})
 >>> cfg.for_model("fraud").warmup_events, cfg.for_model("other").warmup_events
 (5000, 10000)
+>>> cfg.for_model("fraud").alert_policy.cooldown_seconds  # inherited from default
+300.0
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ class AlertPolicyConfig(_Strict):
 
 
 class ColumnConfig(_Strict):
-    type: Literal["numeric", "categorical"] | None = None
+    """A column's kind (booleans are monitored as a two-label categorical), detectors, and whether it is on."""
+
+    type: Literal["numeric", "categorical", "boolean"] | None = None
     detectors: list[DetectorName] | None = None
     enabled: bool = True
 
@@ -177,11 +182,29 @@ class Limits(_Strict):
         return -(-self.max_message_bytes * 4 // 3) + 65_536
 
 
+def _merged(base, over):
+    """``over`` on top of ``base``: dictionaries merge key by key, anything else in ``over`` wins."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over
+    return {**base, **{key: _merged(base.get(key), value) if key in base else value for key, value in over.items()}}
+
+
 class MonitorConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     default: ModelConfig = Field(default_factory=ModelConfig)
     limits: Limits = Field(default_factory=Limits)
     batch_size: int = Field(default=32_768, ge=1, le=1_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_default(cls, raw):
+        """A model listed under ``models`` starts from ``default`` and overrides what it sets: mappings merge
+        key by key (``columns``, ``alert_policy``), lists and values (``rules``, ``segments``) replace."""
+        if isinstance(raw, dict) and isinstance(raw.get("models"), dict):
+            base = raw.get("default") if isinstance(raw.get("default"), dict) else {}
+            models = {name: _merged(base, {} if model is None else model) for name, model in raw["models"].items()}
+            raw = {**raw, "models": models}
+        return raw
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> MonitorConfig:

@@ -142,7 +142,8 @@ class ColumnMonitor:
             what = {"shape": f"share of values in {target}", "mix": f"share of {target}",
                     "missing": "share of missing values",
                     "new_category": "share of labels never seen in the reference"}[det]
-            text = f"{what} rose from {base:.2%} to about {share:.2%} {span}"
+            way = "rose" if share >= base else "fell"
+            text = f"{what} {way} from {base:.2%} to about {share:.2%} {span}"
             if det == "new_category" and self.recent_unseen:
                 text += f" (e.g. {', '.join(repr(u) for u in self.recent_unseen)})"
         return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
@@ -269,7 +270,7 @@ class ModelMonitor:
             if (cc is None and not cfg.monitor_unlisted) or (cc is not None and not cc.enabled):
                 continue
             kind = "numeric" if isinstance(column, NumericArray) else "categorical"
-            if cc is not None and cc.type and cc.type != kind:
+            if cc is not None and cc.type and (cc.type if cc.type != "boolean" else "categorical") != kind:
                 raise ConfigError(f"models.{self.model}.columns.{name}.type is {cc.type} but the data is {kind}")
             present = ~np.isnan(column.values) if isinstance(column, NumericArray) else column.codes >= 0
             if present.any():
