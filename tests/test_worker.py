@@ -309,6 +309,9 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
         subprocess.run([services_cmd, "kafka-start"], check=True, timeout=180)
         assert worker.proc.poll() is None, "the worker must survive the outage"
         wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, {0: n}), 300, "the end of the topic")
+        log = tmp_path / "worker-1.log"
+        if "kafka unavailable" in log.read_text(errors="replace"):  # an outage said is an outage ended, once
+            wait_until(lambda: "kafka available again" in log.read_text(errors="replace"), 60, "the end-of-outage line")
     finally:
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]

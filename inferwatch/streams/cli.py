@@ -190,8 +190,8 @@ def worker(
     redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
     app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
     batch_size: int = typer.Option(20000, "--batch-size", min=1, help="About this many events per partition batch (waiting at most 0.5 s)."),
-    web_port: int = typer.Option(6066, "--web-port", help="Faust's web server port."),
-    metrics_port: int = typer.Option(9108, "--metrics-port", help="Prometheus /metrics port (0: off)."),
+    web_port: int = typer.Option(6066, "--web-port", min=1, max=65535, help="Faust's web server port."),
+    metrics_port: int = typer.Option(9108, "--metrics-port", min=0, max=65535, help="Prometheus /metrics port (0: off)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for /metrics and Faust's web server."),
     on_lost_state: str = typer.Option("fail", "--on-lost-state",
                                       help="A stored state that was lost, does not decode, was built with another "
@@ -227,7 +227,7 @@ def guard(
     dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
     bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     app_id: str = typer.Option("inferwatch-guard", "--app-id", help="Kafka consumer group of the topic guard."),
-    web_port: int = typer.Option(6067, "--web-port", help="Faust's web server port (topic guard)."),
+    web_port: int = typer.Option(6067, "--web-port", min=1, max=65535, help="Faust's web server port (topic guard)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for Faust's web server (topic guard)."),
     log_level: str = _log_level_option(),
 ) -> None:

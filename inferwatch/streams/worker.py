@@ -266,6 +266,7 @@ class PartitionConsumer:
             "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
             **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
             "error_cb": self._kafka_error, "logger": librdkafka_log,
+            "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
         })
         self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
@@ -293,6 +294,15 @@ class PartitionConsumer:
         elif not self.kafka_down:
             self.kafka_down = True
             log.warning("kafka unavailable, librdkafka keeps retrying: %s", error)
+
+    def _kafka_stats(self, stats: str) -> None:
+        """In the fetch thread: after an outage, say once that a broker answers again (even with nothing to read)."""
+        if not self.kafka_down:
+            return
+        brokers = orjson.loads(stats).get("brokers", {}).values()
+        if any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers):
+            self.kafka_down = False
+            log.warning("kafka available again")
 
     async def take(self) -> dict:
         """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
