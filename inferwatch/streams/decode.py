@@ -31,7 +31,8 @@ from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, Tex
 from .lines import LineBlock
 from .timeparse import epoch_seconds, in_range, rfc3339_seconds
 
-__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "SAFE_DEAD_LETTER_BYTES"]
+__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "dead_letter_shrinker",
+           "SAFE_DEAD_LETTER_BYTES"]
 
 # A dead letter that fits any Kafka topic's default size limit (message.max.bytes, 1,048,588):
 # the stand-in for one a dead-letter topic with a smaller limit than ours refused.
@@ -150,6 +151,23 @@ def shrink_dead_letter(record: bytes, cap: int) -> bytes:
     if truncated:  # cut before: keep the first cut's account of the original
         out["truncated"] = {**truncated, "kept": out.get("truncated", truncated)["kept"]}
     return orjson.dumps(out)
+
+
+def dead_letter_shrinker(dead_letter_topic: str):
+    """For :meth:`BatchPublisher.deliver`: a dead letter its topic refused as too large, cut to half its size
+    (at most ``SAFE_DEAD_LETTER_BYTES``); None for a record of any other topic.
+
+    >>> shrink = dead_letter_shrinker("dead")
+    >>> big = orjson.dumps(DeadLetter("invalid JSON", 0, b"x" * 10_000).record({"line": 0}))
+    >>> len(shrink("dead", (None, big))[1]) <= len(big) // 2, shrink("alerts", (None, big))
+    (True, None)
+    """
+    def shrink(topic: str, record: tuple) -> tuple | None:
+        if topic != dead_letter_topic:
+            return None
+        return record[0], shrink_dead_letter(record[1], min(SAFE_DEAD_LETTER_BYTES, len(record[1]) // 2))
+
+    return shrink
 
 
 @dataclass
@@ -554,12 +572,7 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
                     prediction.setdefault(k, set()).add(_kind_of(v))
         elif pred is not None and not isinstance(pred, list) and not isinstance(prediction, dict):
             prediction = (prediction or set()) | {_kind_of(pred)}
-    declared: dict[str, str] = {}
-    if config is not None:
-        for model in [*config.models.values(), config.default]:
-            for name, cc in model.columns.items():
-                if cc.type:
-                    declared[name] = cc.type
+    declared = declared_kinds(config)
     kinds = {k: declared.get(k) or _settle(v) for k, v in sorted(features.items())}
     for name, kind in declared.items():
         if not name.startswith("prediction"):
@@ -577,6 +590,17 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     else:
         pred_kind = declared.get("prediction")
     return Schema(kinds, pred_kind, tuple(tags))
+
+
+def declared_kinds(config: MonitorConfig | None) -> dict[str, str]:
+    """The kind every column of every model declares in ``columns`` (features, ``prediction``, ``prediction.<x>``)."""
+    declared: dict[str, str] = {}
+    if config is not None:
+        for model in [*config.models.values(), config.default]:
+            for name, cc in model.columns.items():
+                if cc.type:
+                    declared[name] = cc.type
+    return declared
 
 
 def _rule_fields(config: MonitorConfig | None) -> dict[str, str]:

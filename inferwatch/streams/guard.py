@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import KEY_MARK, Schema, count_keys
+from .decode import KEY_MARK, Schema, count_keys, declared_kinds
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -62,11 +62,7 @@ class Guard:
     """Guardrails for a serving path. Field kinds come from the config's ``columns``."""
 
     def __init__(self, config: MonitorConfig) -> None:
-        kinds: dict[str, str] = {}
-        for model in [*config.models.values(), config.default]:
-            for name, column in model.columns.items():
-                if column.type:
-                    kinds[name] = column.type
+        kinds = declared_kinds(config)
         prediction = kinds.pop("prediction", None)
         outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
         features = {k: v for k, v in kinds.items() if not k.startswith("prediction.")}

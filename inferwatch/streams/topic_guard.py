@@ -20,7 +20,7 @@ import faust
 import msgspec
 import orjson
 
-from .decode import SAFE_DEAD_LETTER_BYTES, DeadLetter, shrink_dead_letter
+from .decode import DeadLetter, dead_letter_shrinker
 from .guard import Guard, Rejection
 from .publish import BatchPublisher, ensure_topics
 from .runtime import faust_datadir
@@ -84,10 +84,7 @@ def build_topic_guard_app(guard: Guard, settings: TopicGuardSettings) -> faust.A
 
     cap = guard.config.limits.dead_letter_bytes
 
-    def shrink(topic: str, record: tuple) -> tuple | None:
-        if topic != settings.dead_letter_topic:
-            return None
-        return record[0], shrink_dead_letter(record[1], min(SAFE_DEAD_LETTER_BYTES, len(record[1]) // 2))
+    shrink = dead_letter_shrinker(settings.dead_letter_topic)
 
     @app.agent(source, concurrency=1)
     async def guard_events(stream):

@@ -46,7 +46,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
-from .decode import SAFE_DEAD_LETTER_BYTES, shrink_dead_letter
+from .decode import dead_letter_shrinker
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import BatchPublisher, ensure_topics
@@ -504,7 +504,7 @@ class PartitionConsumer:
         s = self.settings
         refused = await self.publisher.deliver(
             [(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
-             (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=self._shrink)
+             (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=dead_letter_shrinker(s.dead_letter_topic))
         if refused:
             self.metrics.refused.inc(refused)
         try:
@@ -516,12 +516,6 @@ class PartitionConsumer:
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
-
-    def _shrink(self, topic: str, record: tuple) -> tuple | None:
-        """A dead letter the topic refused as too large: the same record cut to ``SAFE_DEAD_LETTER_BYTES``."""
-        if topic != self.settings.dead_letter_topic:
-            return None
-        return record[0], shrink_dead_letter(record[1], min(SAFE_DEAD_LETTER_BYTES, len(record[1]) // 2))
 
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
