@@ -6,7 +6,7 @@ the valid events alone, and the same events with one invalid line after each
 field, an array, a wrong timestamp). It times whole ``inferwatch replay``
 processes (start-up included) over each, median of ``--runs``, and prints
 valid events per second and their ratio. Also: 1,000 models against one model
-per event, the same way (target >= 0.5).
+per event on 1,000,000 events (1,000 per model), the same way (target >= 0.5).
 """
 
 from __future__ import annotations
@@ -35,20 +35,31 @@ BAD = [
 
 def write_files(n: int) -> dict[str, Path]:
     DATA.mkdir(exist_ok=True)
-    paths = {name: DATA / f"bad_input_{name}_{n}.jsonl" for name in ("clean", "half", "one_model", "many_models")}
+    paths = {name: DATA / f"bad_input_{name}_{n}.jsonl" for name in ("clean", "half")}
     if all(p.exists() for p in paths.values()):
         return paths
     lines = to_lines(generate(n, seed=11), first_id=0)
     paths["clean"].write_bytes(b"\n".join(lines) + b"\n")
     paths["half"].write_bytes(b"".join(line + b"\n" + BAD[i % len(BAD)] + b"\n" for i, line in enumerate(lines)))
-    paths["one_model"].write_bytes(paths["clean"].read_bytes())
+    return paths
+
+
+def many_models_files(n: int, models: int = 1000) -> tuple[Path, Path, Path]:
+    """(one model, ``models`` models in turn, config): ``n`` events each, 200 warm-up events per model."""
+    one, many = DATA / f"models_one_{n}.jsonl", DATA / f"models_many_{n}.jsonl"
+    config = DATA / "many_models.yaml"
+    config.write_text(f"default: {{warmup_events: 200}}\nlimits: {{max_models: {2 * models}}}\n")
+    if one.exists() and many.exists():
+        return one, many, config
+    lines = to_lines(generate(n, seed=11), first_id=0)
+    one.write_bytes(b"\n".join(lines) + b"\n")
     renamed = []
     for i, line in enumerate(lines):
         event = orjson.loads(line)
-        event["model"] = f"model-{i % 1000:04d}"
+        event["model"] = f"model-{i % models:04d}"
         renamed.append(orjson.dumps(event))
-    paths["many_models"].write_bytes(b"\n".join(renamed) + b"\n")
-    return paths
+    many.write_bytes(b"\n".join(renamed) + b"\n")
+    return one, many, config
 
 
 def timed(path: Path, runs: int, *extra: str) -> float:
@@ -91,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model-events", type=int, default=1_000_000)
     args = parser.parse_args()
     paths = write_files(args.events)
     n = args.events
@@ -98,12 +110,12 @@ def main() -> None:
     print(f"replay, {n:,} valid events: clean {clean:.2f} s ({n / clean:,.0f} events/s); with {n:,} invalid lines "
           f"between them {half:.2f} s ({n / half:,.0f} valid events/s); ratio {clean / half:.2f} (target >= 0.5)")
     guard_ratio(paths["clean"], args.runs)
-    config = DATA / "many_models.yaml"
-    config.write_text("default: {warmup_events: 200}\nlimits: {max_models: 2000}\n")
-    one = timed(paths["one_model"], args.runs, "--config", str(config))
-    many = timed(paths["many_models"], args.runs, "--config", str(config))
-    print(f"replay, {n:,} events: one model {one:.2f} s ({n / one:,.0f} events/s); 1,000 models {many:.2f} s "
-          f"({n / many:,.0f} events/s); ratio {one / many:.2f} (target >= 0.5)")
+    m = args.model_events
+    one_path, many_path, config = many_models_files(m)
+    one = timed(one_path, args.runs, "--config", str(config))
+    many = timed(many_path, args.runs, "--config", str(config))
+    print(f"replay, {m:,} events: one model {one:.2f} s ({m / one:,.0f} events/s); 1,000 models (1,000 events each) "
+          f"{many:.2f} s ({m / many:,.0f} events/s); ratio {one / many:.2f} (target >= 0.5)")
 
 
 if __name__ == "__main__":

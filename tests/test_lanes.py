@@ -18,7 +18,7 @@ def test_every_lane_is_an_exact_log_likelihood_ratio():
     codes = book.encode(NumericArray(values))
     names, rows, p0 = build_lanes(book, codes, ("mean", "scale", "shape", "missing"))
     assert set(names) == {"mean", "scale", "shape", "missing"}
-    for name, (column, *_rest) in zip(names, rows):
+    for name, column in zip(names, rows.table.T):
         support = np.ones(len(column), bool)
         if name != "missing":
             support[book.missing_code] = False

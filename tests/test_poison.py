@@ -58,6 +58,40 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_once_and_the_stream_goes_o
     assert state.events == len(values) - 2 and state.dead_letters == 2
 
 
+def test_healthz_says_ok_while_the_worker_works_and_why_when_it_cannot(services, tmp_path):
+    """200 with the partitions and lag once caught up; a state that cannot be trusted ends the worker
+    (exit non-zero), and until it is gone /healthz does not say ok."""
+    import redis
+
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    topic, app_id = unique("health"), unique("app")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, DEMO.read_bytes().splitlines()[:2_000])
+    worker = Worker(services, topic, app_id, tmp_path).start()
+    try:
+        ends = end_offsets(bootstrap, topic)
+        wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, ends), 240, "the end of the topic")
+        wait_until(lambda: worker.health()[1].get("partitions") == 1, 30, "the health view")
+        code, body = worker.health()
+        assert code == 200 and body["status"] == "ok" and body["lag"] == 0, body
+    finally:
+        worker.stop()
+    redis.Redis.from_url(redis_url).hset(f"inferwatch:{app_id}:partition:{topic}:0", "doc", b"\x93garbage")
+    worker.start()
+    answers = []
+    try:
+        while worker.proc.poll() is None:
+            try:
+                answers.append(worker.health())
+            except OSError:  # not serving yet, or gone
+                pass
+            time.sleep(0.05)  # polling a live process: no state to wait on
+    finally:
+        worker.stop()
+    assert worker.proc.returncode != 0
+    assert all(body["status"] != "ok" or body["partitions"] == 0 for _, body in answers), answers
+
+
 def test_an_unreadable_state_stops_the_worker_at_once_naming_the_key(services, tmp_path):
     """A partition document that does not decode: the worker exits non-zero, and its log names the key."""
     import redis

@@ -39,10 +39,10 @@ class Worker:
 
     def start(self):
         self.starts += 1
-        self.metrics_port = free_port()
+        self.metrics_port, self.web_port = free_port(), free_port()
         log = open(self.tmp / f"worker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            self.args + ["--web-port", str(free_port()), "--metrics-port", str(self.metrics_port)],
+            self.args + ["--web-port", str(self.web_port), "--metrics-port", str(self.metrics_port)],
             env=self.env, cwd=ROOT, stdout=log, stderr=log)
         return self
 
@@ -51,6 +51,17 @@ class Worker:
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
+
+    def health(self) -> tuple[int, dict]:
+        """(HTTP status, body) of ``GET /healthz``."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/healthz", timeout=5) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
 
     def alive(self) -> bool:
         """True while the worker runs; fails the test at once, with its log, if it exited."""

@@ -2,17 +2,17 @@
 
 One pass per column turns values into codes, counts codes per block and
 accumulates the moments the statistics need. A numeric value finds its bin
-through a 65,536-entry table indexed by the top 16 bits of its order-
-preserving integer key (sign, exponent and 4 mantissa bits). A slot holds
+through a table indexed by the top 16 bits of its order-preserving integer
+key (sign, exponent and 4 mantissa bits), over the edges' range. A slot holds
 the lowest and highest code its values can take; when they differ by at most
 one (nearly always), one comparison with the edge between them decides,
 without a branch; only a slot spanning several edges does a binary search.
 
 >>> import numpy as np
 >>> edges = np.array([0.0, 10.0, 100.0])
->>> table = bucket_table(edges)
+>>> buckets = bucket_table(edges)
 >>> values = np.array([-1.0, -0.0, 5.0, 10.0, 1e6, np.nan])
->>> codes, counts, moments = encode_numeric(values, edges, table, missing=4, r=0, block=4, n_codes=5)
+>>> codes, counts, moments = encode_numeric(values, edges, buckets, missing=4, r=0, block=4, n_codes=5)
 >>> codes.tolist(), counts.astype(int).tolist()
 ([0, 1, 1, 2, 3, 4], [[1, 2, 1, 0, 0], [0, 0, 0, 1, 1]])
 """
@@ -31,29 +31,37 @@ _SIGN = np.uint64(1 << 63)
 COUNT_DTYPE = np.float32
 
 
-def _keys_to_floats(keys: np.ndarray) -> np.ndarray:
-    bits = np.where(keys >= _SIGN, keys ^ _SIGN, ~keys)
-    return bits.view(np.float64)
+def _keys(values: np.ndarray) -> np.ndarray:
+    """Order-preserving unsigned keys of floats (-0.0 as +0.0)."""
+    bits = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
+    return np.where(bits >= _SIGN, ~bits, bits ^ _SIGN)
 
 
-def bucket_table(edges: np.ndarray) -> np.ndarray:
-    """For each 16-bit key prefix, the lowest and highest code its values can take (one row per prefix).
+def bucket_table(edges: np.ndarray) -> tuple[int, np.ndarray]:
+    """(first prefix, table): for each 16-bit key prefix from the first edge's to the last edge's,
+    the lowest and highest code its values can take (one row per prefix).
 
-    Bytes when the codes fit in them: the slots a column's values touch then
-    share fewer cache lines.
+    A value whose prefix is below the range is under every edge (code 0),
+    above it over every edge (code ``len(edges)``), so the table only spans
+    the edges (a few hundred rows for most columns). Bytes when the codes fit
+    in them: the slots a column's values touch then share fewer cache lines.
     """
-    prefixes = np.arange(1 << 16, dtype=np.uint64) << np.uint64(48)
-    low = _keys_to_floats(prefixes)
-    high = _keys_to_floats(prefixes | np.uint64((1 << 48) - 1))
-    # Slots at the ends hold NaN keys beside -inf and +inf: only the infinities are values there.
-    with np.errstate(invalid="ignore"):
-        lo = np.searchsorted(edges, np.where(np.isnan(low), -np.inf, low), side="right")
-        hi = np.searchsorted(edges, np.where(np.isnan(high), np.inf, high), side="right")
-    return np.stack([lo, hi], axis=1).astype(np.uint8 if len(edges) < 255 else np.int32)
+    dtype = np.uint8 if len(edges) < 255 else np.int32
+    if len(edges) == 0:
+        return 1, np.zeros((0, 2), dtype=dtype)
+    keys = _keys(edges)
+    first, last = int(keys[0] >> np.uint64(48)), int(keys[-1] >> np.uint64(48))
+    rows = last - first + 1
+    floor = (keys >> np.uint64(48)).astype(np.int64) - first  # the prefix row each edge falls in
+    exact = (keys & np.uint64((1 << 48) - 1)) == 0  # an edge at a prefix's very first key is under all of it
+    # lo[p]: edges <= the prefix's lowest key; hi[p]: edges <= its highest (counting sorts, no search)
+    lo = np.cumsum(np.bincount(np.where(exact, floor, floor + 1), minlength=rows + 1)[:rows])
+    hi = np.cumsum(np.bincount(floor, minlength=rows)[:rows])
+    return first, np.stack([lo, hi], axis=1).astype(dtype)
 
 
 @njit(cache=True, nogil=True)
-def _encode_numeric(values, bits, edges, table, missing, r, block, codes, counts):
+def _encode_numeric(values, bits, edges, first, table, missing, r, block, codes, counts):
     n_present = 0
     total = 0.0
     squares = 0.0
@@ -72,9 +80,16 @@ def _encode_numeric(values, bits, edges, table, missing, r, block, codes, counts
             if key == sign:  # -0.0 sorts with +0.0
                 key = np.uint64(0)
             key = key ^ sign if key < sign else ~key
-            slot = np.int64(key >> np.uint64(48))
-            lo = np.int64(table[slot, 0])
-            hi = np.int64(table[slot, 1])
+            slot = np.int64(key >> np.uint64(48)) - first
+            if slot < 0:  # under the first edge's prefix: under every edge
+                lo = 0
+                hi = 0
+            elif slot >= table.shape[0]:  # over the last edge's: the padding NaN compares false below
+                lo = edges.shape[0] - 1
+                hi = lo
+            else:
+                lo = np.int64(table[slot, 0])
+                hi = np.int64(table[slot, 1])
             if hi - lo <= 1:  # edges[lo] > x when hi == lo; the NaN after the last edge compares false
                 c = lo + np.int64(edges[lo] <= x)
             else:
@@ -104,7 +119,7 @@ def _encode_numeric(values, bits, edges, table, missing, r, block, codes, counts
     return n_present, total, squares, shift, lowest, highest
 
 
-def encode_numeric(values, edges, table, missing, r, block, n_codes):
+def encode_numeric(values, edges, buckets, missing, r, block, n_codes):
     """Codes, per-block counts and (n, sum, sum of squares, shift, min, max) of present values.
 
     Sums are of ``x - shift`` (the first present value), for precision.
@@ -112,12 +127,13 @@ def encode_numeric(values, edges, table, missing, r, block, n_codes):
     """
     n = len(values)
     n_blocks = (r + n - 1) // block + 1 if n else 0
+    first, table = buckets
     codes = np.empty(n, dtype=table.dtype)
     counts = np.zeros((n_blocks, n_codes), dtype=COUNT_DTYPE)
     if values.dtype != np.float64 or not values.flags.c_contiguous:
         values = np.ascontiguousarray(values, dtype=np.float64)
     padded = np.append(edges, np.nan)
-    moments = _encode_numeric(values, values.view(np.uint64), padded, table, missing, r, block, codes, counts)
+    moments = _encode_numeric(values, values.view(np.uint64), padded, first, table, missing, r, block, codes, counts)
     return codes, counts, moments
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from .coding import CategoricalCodebook, Codebook, NumericCodebook
 
-__all__ = ["LaneTable", "DETECTOR_KIND", "build_lanes", "calibrate"]
+__all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate"]
 
 DETECTOR_KIND = {
     "mean": "drift",
@@ -48,6 +48,8 @@ DETECTOR_KIND = {
     "new_category": "data_quality",
     "missing": "data_quality",
 }
+
+_CELLS = 2_000_000  # events x lanes per batch-means pass in calibration (16 MB of float64)
 
 DEFAULT_THETAS = {
     "mean": (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0, 2.0),
@@ -87,7 +89,8 @@ class LaneTable:
     def to_dict(self) -> dict:
         return {
             "detectors": list(self.detectors),
-            "table": self.table.tolist(),
+            "codes": int(self.table.shape[0]),
+            "table": self.table.astype("<f8").tobytes(),  # codes x lanes, row-major
             "thresholds": self.thresholds.tolist(),
             "theta": self.theta.tolist(),
             "log_mgf": self.log_mgf.tolist(),
@@ -98,7 +101,7 @@ class LaneTable:
     @classmethod
     def from_dict(cls, raw: dict) -> LaneTable:
         arr = lambda k, dt=np.float64: np.asarray(raw[k], dtype=dt)  # noqa: E731
-        table = np.asarray(raw["table"], dtype=np.float64)
+        table = np.frombuffer(raw["table"], dtype="<f8").reshape(raw["codes"], -1).astype(np.float64)
         return cls(
             tuple(raw["detectors"]),
             table,
@@ -110,11 +113,18 @@ class LaneTable:
         )
 
 
-def _tilt(direction: np.ndarray, support: np.ndarray, q: np.ndarray, theta: float):
-    """LLR column of one tilt: exact on ``support``, zero elsewhere."""
-    d = np.where(support, direction, 0.0)
-    log_mgf = float(np.log(np.sum(q[support] * np.exp(theta * d[support]))))
-    return np.where(support, theta * d - log_mgf, 0.0), log_mgf
+@dataclass(frozen=True)
+class LaneRows:
+    """Lanes before calibration: ``table[k, j]`` is lane ``j``'s LLR for code ``k``; the rest per lane."""
+
+    table: np.ndarray
+    theta: np.ndarray
+    log_mgf: np.ndarray
+    ref_mean: np.ndarray
+    target: np.ndarray
+
+    def __len__(self) -> int:
+        return self.table.shape[1]
 
 
 def build_lanes(
@@ -122,28 +132,16 @@ def build_lanes(
     ref_codes: np.ndarray,
     detectors: tuple[str, ...],
     thetas: dict[str, tuple[float, ...]] | None = None,
-) -> tuple[list[str], list[tuple], np.ndarray]:
-    """Uncalibrated lanes for a column: (detector names, lane rows, smoothed p0)."""
+) -> tuple[list[str], LaneRows | None, np.ndarray]:
+    """Uncalibrated lanes for a column: (detector names, their rows, smoothed p0); every tilt at once."""
     thetas = {**DEFAULT_THETAS, **(thetas or {})}
     n_codes = book.n_codes
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
     p0 = (counts + 0.5) / (n + 0.5 * n_codes)
-    names: list[str] = []
-    rows: list[tuple] = []  # (table_column, theta, log_mgf, ref_mean, target)
-
-    def add(detector: str, direction: np.ndarray, support: np.ndarray, target: int) -> None:
-        q = np.where(support, p0, 0.0)
-        q = q / q.sum()
-        ref_mean = float(np.sum(q * np.where(support, direction, 0.0)))
-        for theta in thetas[detector]:
-            column, log_mgf = _tilt(direction, support, q, theta)
-            names.append(detector)
-            rows.append((column, theta, log_mgf, ref_mean, target))
-
+    specs: list[tuple[str, np.ndarray, np.ndarray, int]] = []  # (detector, direction, support, target)
     all_codes = np.ones(n_codes, dtype=bool)
-    missing = np.zeros(n_codes)
-    missing[book.missing_code] = 1.0
+    one_hot = np.eye(n_codes)
     if isinstance(book, NumericCodebook):
         present = all_codes.copy()
         present[book.missing_code] = False
@@ -159,12 +157,11 @@ def build_lanes(
             square = np.zeros(n_codes)
             square[present] = sq
             if "mean" in detectors:
-                add("mean", score, present, -1)
+                specs.append(("mean", score, present, -1))
             if "scale" in detectors and n_present >= 3:
-                add("scale", square, present, -1)
+                specs.append(("scale", square, present, -1))
             if "shape" in detectors and n_present >= 3:
-                for k in np.flatnonzero(present):
-                    add("shape", (np.arange(n_codes) == k).astype(float), present, int(k))
+                specs += [("shape", one_hot[k], present, int(k)) for k in np.flatnonzero(present)]
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(n_codes, dtype=bool)
@@ -172,15 +169,26 @@ def build_lanes(
         if counts[book.other_code] > 0 or book.open_vocabulary:
             mix_support[book.other_code] = True
         if "mix" in detectors and mix_support.sum() >= 2:
-            for k in np.flatnonzero(mix_support):
-                add("mix", (np.arange(n_codes) == k).astype(float), mix_support, int(k))
+            specs += [("mix", one_hot[k], mix_support, int(k)) for k in np.flatnonzero(mix_support)]
         if "new_category" in detectors and not book.open_vocabulary:
-            unseen = np.zeros(n_codes)
-            unseen[book.unseen_code] = 1.0
-            add("new_category", unseen, all_codes, book.unseen_code)
+            specs.append(("new_category", one_hot[book.unseen_code], all_codes, book.unseen_code))
     if "missing" in detectors:
-        add("missing", missing, all_codes, book.missing_code)
-    return names, rows, p0
+        specs.append(("missing", one_hot[book.missing_code], all_codes, book.missing_code))
+    if not specs:
+        return [], None, p0
+    support = np.array([sp[2] for sp in specs])
+    direction = np.where(support, np.array([sp[1] for sp in specs]), 0.0)
+    q = np.where(support, p0, 0.0)
+    q /= q.sum(axis=1, keepdims=True)
+    ref_mean = np.sum(q * direction, axis=1)
+    lane_spec = np.asarray([i for i, sp in enumerate(specs) for _ in thetas[sp[0]]], dtype=np.int64)
+    theta = np.asarray([t for sp in specs for t in thetas[sp[0]]])
+    tilted = theta[:, None] * direction[lane_spec]
+    log_mgf = np.log(np.sum(q[lane_spec] * np.exp(tilted), axis=1))
+    columns = np.where(support[lane_spec], tilted - log_mgf[:, None], 0.0)
+    names = [specs[i][0] for i in lane_spec]
+    target = np.asarray([sp[3] for sp in specs], dtype=np.int64)[lane_spec]
+    return names, LaneRows(columns.T, theta, log_mgf, ref_mean[lane_spec], target), p0
 
 
 def _variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
@@ -190,56 +198,68 @@ def _variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
     memory ``horizon`` (and an eighth of the reference). Each estimate is
     discounted by one standard error, so an i.i.d. column keeps 1.0.
     """
-    var = float(np.var(llr))
-    n = len(llr)
-    if var <= 1e-12 * float(np.mean(llr**2)) or n < 8 * block:
-        return 1.0
-    csum = np.concatenate([[0.0], np.cumsum(llr - llr.mean())])
-    phi = 1.0
+    return float(_variance_inflations(llr[:, None], block, np.asarray([horizon]))[0])
+
+
+def _variance_inflations(llr: np.ndarray, block: int, horizons: np.ndarray) -> np.ndarray:
+    """:func:`_variance_inflation` of every column of ``llr`` (events x lanes) at once."""
+    n, lanes = llr.shape
+    phi = np.ones(lanes)
+    if n < 8 * block:
+        return phi
+    centred = llr - llr.mean(axis=0)
+    var = np.mean(centred**2, axis=0)
+    live = var > 1e-12 * np.mean(llr**2, axis=0)
+    if not live.any():
+        return phi
+    csum = np.concatenate([np.zeros((1, lanes)), np.cumsum(centred, axis=0)])
+    reach = np.maximum(horizons, block)
     size = block
-    while size <= n // 8 and size <= max(horizon, block):
+    safe_var = np.where(live, var, 1.0)
+    while size <= n // 8 and size <= reach.max():
         sums = csum[size:] - csum[:-size]
-        ratio = float(np.mean(sums**2)) / (size * var)
+        ratio = np.mean(sums**2, axis=0) / (size * safe_var)
         dof = 1.5 * n / size
-        phi = max(phi, ratio / (1.0 + np.sqrt(2.0 / dof)))
+        use = live & (size <= reach)
+        phi = np.where(use, np.maximum(phi, ratio / (1.0 + np.sqrt(2.0 / dof))), phi)
         size *= 2
     return phi
 
 
 def calibrate(
     names: list[str],
-    rows: list[tuple],
+    rows: LaneRows | None,
     p0: np.ndarray,
     ref_codes: np.ndarray,
     log_arl0: float,
     block: int,
 ) -> LaneTable | None:
     """Thresholds for the lanes of one column; lanes that cannot be calibrated are dropped."""
-    keep: list[int] = []
-    thresholds: list[float] = []
-    n = max(len(ref_codes), 1)
-    for j, (column, *_rest) in enumerate(rows):
-        mu = float(p0 @ column)
-        sd = float(np.sqrt(max(p0 @ column**2 - mu**2, 0.0)))
-        if mu >= 0.0 or sd == 0.0:
-            continue
-        horizon = 2.0 * log_arl0 / -mu
-        phi = _variance_inflation(column[ref_codes], block, horizon) if len(ref_codes) else 1.0
-        pessimistic = mu + sd * np.sqrt(phi / n)
-        if pessimistic > 0.25 * mu:
-            continue  # the reference is too small to tell this alternative from noise
-        kappa = mu / pessimistic
-        keep.append(j)
-        thresholds.append(log_arl0 * phi * kappa)
-    if not keep:
+    if rows is None or not len(rows):
         return None
-    pick = [rows[j] for j in keep]
+    table = rows.table  # codes x lanes
+    n = max(len(ref_codes), 1)
+    mu = p0 @ table
+    sd = np.sqrt(np.maximum(p0 @ table**2 - mu**2, 0.0))
+    usable = (mu < 0.0) & (sd > 0.0)
+    horizon = 2.0 * log_arl0 / np.where(usable, -mu, 1.0)
+    phi = np.ones(len(rows))
+    step = max(1, _CELLS // max(len(ref_codes), 1))  # lanes at a time, so events x lanes stays small
+    for j in range(0, len(rows) if len(ref_codes) else 0, step):
+        phi[j:j + step] = _variance_inflations(table[ref_codes, j:j + step], block, horizon[j:j + step])
+    pessimistic = mu + sd * np.sqrt(phi / n)
+    # a lane whose alternative the reference is too small to tell from noise is dropped
+    usable &= pessimistic <= 0.25 * mu
+    keep = np.flatnonzero(usable)
+    if not len(keep):
+        return None
+    kappa = mu[keep] / pessimistic[keep]
     return LaneTable(
-        detectors=tuple(names[j] for j in keep),
-        table=np.stack([r[0] for r in pick], axis=1),
-        thresholds=np.asarray(thresholds),
-        theta=np.asarray([r[1] for r in pick]),
-        log_mgf=np.asarray([r[2] for r in pick]),
-        ref_mean=np.asarray([r[3] for r in pick]),
-        target=np.asarray([r[4] for r in pick], dtype=np.int64),
+        detectors=tuple(names[j] for j in keep.tolist()),
+        table=np.ascontiguousarray(table[:, keep]),
+        thresholds=log_arl0 * phi[keep] * kappa,
+        theta=rows.theta[keep],
+        log_mgf=rows.log_mgf[keep],
+        ref_mean=rows.ref_mean[keep],
+        target=rows.target[keep],
     )

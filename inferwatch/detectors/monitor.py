@@ -46,7 +46,7 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
-STATE_VERSION = 1
+STATE_VERSION = 3  # 2: lane tables as bytes; 3: codebook and lanes encoded once per column
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -85,6 +85,7 @@ class ColumnMonitor:
     def __post_init__(self) -> None:
         self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
         self.recent_unseen: list[str] = []
+        self._fixed: bytes | None = None  # the codebook and lanes, encoded (see to_dict)
 
     @property
     def kind(self) -> str:
@@ -163,19 +164,26 @@ class ColumnMonitor:
         return out
 
     def to_dict(self) -> dict:
+        """The column's state; the codebook and lanes, fixed since calibration, are encoded once and kept."""
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = msgspec.msgpack.encode(
+                {"book": self.book.to_dict(), "lanes": self.lanes.to_dict() if self.lanes else None})
         return {
-            "name": self.name, "book": self.book.to_dict(),
-            "lanes": self.lanes.to_dict() if self.lanes else None,
+            "name": self.name, "fixed": fixed,
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, raw: dict, block: int, resolve_fraction: float) -> ColumnMonitor:
-        lanes = LaneTable.from_dict(raw["lanes"]) if raw["lanes"] else None
+        fixed = msgspec.msgpack.decode(raw["fixed"])
+        lanes = LaneTable.from_dict(fixed["lanes"]) if fixed["lanes"] else None
         state = LaneState.from_dict(raw["state"]) if raw["state"] else None
-        return cls(raw["name"], codebook_from_dict(raw["book"]), lanes, state, stats_from_dict(raw["stats"]),
-                   block, resolve_fraction)
+        col = cls(raw["name"], codebook_from_dict(fixed["book"]), lanes, state, stats_from_dict(raw["stats"]),
+                  block, resolve_fraction)
+        col._fixed = raw["fixed"]
+        return col
 
 
 class ModelMonitor:
@@ -292,7 +300,7 @@ class ModelMonitor:
         log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
         self.columns = {}
         for name, (codes, names, rows, p0) in built.items():
-            lanes = calibrate(names, rows, p0, codes, log_arl0, cfg.block_size) if rows else None
+            lanes = calibrate(names, rows, p0, codes, log_arl0, cfg.block_size)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
                                 cfg.block_size, cfg.alert_policy.resolve_fraction)

@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import KEY_MARK, Schema, count_keys, declared_kinds
+from .decode import KEY_MARK, DeadLetter, Schema, count_keys, declared_kinds
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -173,6 +173,13 @@ class Guard:
             except (TypeError, UnicodeEncodeError) as exc:  # an integer over 64 bits, a set, a lone surrogate
                 out.append(Rejection(i, None, f"not a JSON event: {exc}"))
                 lines.append(b"")
+        if len(lines) <= _SCREEN_ALONE:  # a few events: judge each alone first, the batch reader costs ~1 ms
+            for i, line in enumerate(lines):
+                found = self.pipeline.decoder.problem(line) if out[i] is None and line.strip() else None
+                if found is not None:
+                    dead = DeadLetter.of(*found, i, line)
+                    out[i] = Rejection(i, dead.field, dead.error)
+                    lines[i] = b""
         result = self.pipeline.decide(lines)
         for dead in result.dead:
             out[dead.index] = Rejection(dead.index, dead.field, dead.error)
@@ -185,6 +192,7 @@ class Guard:
 
 
 _SCALARS = (type(None), bool, int, float, str)
+_SCREEN_ALONE = 8
 _WRONG = object()
 _LIMIT = 2**53
 

@@ -41,6 +41,21 @@ class LineBlock:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    @classmethod
+    def concat(cls, blocks: list[LineBlock]) -> LineBlock:
+        """One block of every message of ``blocks``, in order (one copy of their bytes)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        parts, starts, ends, at = [], [], [], 0
+        for b in blocks:
+            data = b.joined()
+            base = int(b.starts[0])
+            parts.append(data)
+            starts.append(b.starts - base + at)
+            ends.append(b.ends - base + at)
+            at += len(data) + 1
+        return cls(b"\n".join(parts), np.concatenate(starts), np.concatenate(ends))
+
     def lengths(self) -> np.ndarray:
         return self.ends - self.starts
 

@@ -46,6 +46,8 @@ from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, infer_schema
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
+EVENTS_PER_MODEL_STEP = 512  # a step grows with the models it feeds, so each sees about this many events
+MAX_STEP_LINES = 524_288
 PIPELINE_VERSION = 1
 
 Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
@@ -123,6 +125,16 @@ class Pipeline:
         if blocks:
             pipe.fit_reference(blocks)
         return pipe
+
+    def step_lines(self, least: int) -> int:
+        """How many messages a step should take: ``least``, or more when many models share the stream.
+
+        Each model's step has a fixed cost (a pass per column), so with 1,000
+        models a step of 32,768 messages would give each about 33 events; the
+        step grows to about ``EVENTS_PER_MODEL_STEP`` per model (at most
+        ``MAX_STEP_LINES``). Detection does not depend on step sizes.
+        """
+        return max(least, min(EVENTS_PER_MODEL_STEP * len(self.monitor.models), MAX_STEP_LINES))
 
     def fit_reference(self, blocks: Iterable[Lines]) -> int:
         """Take each model's baseline from reference events; invalid lines are skipped. Returns the events used."""

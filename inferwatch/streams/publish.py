@@ -51,6 +51,7 @@ class BatchPublisher:
         self.bootstrap_servers = bootstrap_servers
         self.producer = None
         self.starting = asyncio.Lock()  # several partitions' deliveries share one producer
+        self.turn = -1
 
     async def _started(self):
         async with self.starting:
@@ -160,10 +161,19 @@ class BatchPublisher:
 
     async def _send(self, topic: str, partition: int | None, records: list) -> list:
         """(topic, partition, the records of one request, its ack future) for each request made."""
+        if partition is None and all(key is None for key, _ in records):
+            partition = await self._any_partition(topic)  # unkeyed (dead letters): batched, not one send each
         if partition is None:
             futures = await self.keyed(topic, records)
             return [(topic, None, [record], future) for record, future in zip(records, futures)]
         return [(topic, partition, batch, future) for batch, future in await self.to_partition(topic, partition, records)]
+
+    async def _any_partition(self, topic: str) -> int:
+        """A partition of ``topic`` for unkeyed records, taking each in turn call by call."""
+        producer = await self._started()
+        parts = sorted(await producer.partitions_for(topic))
+        self.turn += 1
+        return parts[self.turn % len(parts)]
 
     async def _outage(self, exc, failing: bool, delay: float) -> bool:
         """Log the outage once and back off; the shared producer reconnects by itself."""

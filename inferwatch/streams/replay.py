@@ -206,8 +206,9 @@ def replay_file(
     total = Path(events).stat().st_size if source_name != "-" else None
     chunks = read_event_chunks(events, lines_per_chunk or config.batch_size)
     pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1])
+    chunk = lines_per_chunk or config.batch_size
     with single_threaded_blas():
-        for first, lines, done in chunks:
+        for first, lines, done in merged_chunks(chunks, lambda: pipe.step_lines(chunk)):
             result = pipe.step(lines, first, decisions=outputs_out is not None, observer=observer)
             write_step(result, summary, lambda i: i, alerts_out, outputs_out, dead_letters_out,
                        lambda i: {"file": source_name, "line": i})
@@ -215,6 +216,23 @@ def replay_file(
                 progress(done, total)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def merged_chunks(chunks: Iterable[tuple[int, LineBlock, int]],
+                  want: Callable[[], int]) -> Iterator[tuple[int, LineBlock, int]]:
+    """Consecutive chunks joined until they hold ``want()`` lines (see :meth:`Pipeline.step_lines`)."""
+    held: list[LineBlock] = []
+    first, count = 0, 0
+    for index, block, done in chunks:
+        if not held:
+            first = index
+        held.append(block)
+        count += len(block)
+        if count >= want():
+            yield first, LineBlock.concat(held), done
+            held, count = [], 0
+    if held:
+        yield first, LineBlock.concat(held), done
 
 
 def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[int], object],

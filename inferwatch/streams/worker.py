@@ -194,6 +194,43 @@ class WorkerMetrics:
         self.batch.observe(seconds)
 
 
+STALL_SECONDS = 60.0  # events waiting and nothing saved for this long: /healthz says "stalled"
+
+
+@dataclass
+class Health:
+    """What ``GET /healthz`` answers: 200 while the worker works, 503 once it cannot (and says why).
+
+    >>> h = Health(started=0.0)
+    >>> h.report(now=10.0)
+    (200, {'status': 'ok', 'partitions': 0, 'lag': 0, 'seconds_since_progress': 10.0})
+    >>> h.lag = 5
+    >>> h.report(now=100.0)[1]["status"], h.failed("StateError: unreadable") or h.report(now=101.0)[1]["status"]
+    ('stalled', 'failed')
+    """
+
+    started: float
+    progress: float | None = None  # monotonic time of the last saved batch
+    partitions: int = 0
+    lag: int = 0
+    kafka_down: bool = False
+    failure: str | None = None
+
+    def failed(self, why: str) -> None:
+        self.failure = why
+
+    def report(self, now: float) -> tuple[int, dict]:
+        since = round(now - (self.progress if self.progress is not None else self.started), 3)
+        body: dict = {"status": "ok", "partitions": self.partitions, "lag": self.lag, "seconds_since_progress": since}
+        if self.failure is not None:
+            body.update(status="failed", error=self.failure)
+        elif self.kafka_down:
+            body["status"] = "kafka unavailable"
+        elif self.lag > 0 and since > STALL_SECONDS:
+            body["status"] = "stalled"
+        return (200 if body["status"] == "ok" else 503), body
+
+
 FETCH_SLICE = 0.05  # seconds per librdkafka consume call: it returns only when full or timed out
 COMMIT_EVERY = 1.0  # seconds between offset hints: the lost-state witness lags the state by about this much
 CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
@@ -214,8 +251,10 @@ class PartitionConsumer:
     next offsets.
     """
 
-    def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics) -> None:
+    def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics,
+                 health: Health | None = None) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
+        self.health = health or Health(started=time.monotonic())
         self.store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
         self.publisher = BatchPublisher(settings.bootstrap_servers)
         self.owned: dict = {}  # (topic, partition) -> Partition
@@ -305,8 +344,12 @@ class PartitionConsumer:
             log.warning("kafka available again")
 
     async def take(self) -> dict:
-        """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first."""
-        size = self.settings.batch_size * max(len(self.owned), 1)
+        """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first.
+
+        A partition that feeds many models asks for more (:meth:`Pipeline.step_lines`).
+        """
+        least = self.settings.batch_size
+        size = sum(p.pipeline.step_lines(least) if p.pipeline else least for p in self.owned.values()) or least
         got: dict = {}
         n, deadline = 0, None
         while n < size:
@@ -516,6 +559,18 @@ class PartitionConsumer:
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
+        self._note_health()
+
+    def _note_health(self) -> None:
+        h = self.health
+        h.progress = time.monotonic()
+        h.partitions = len(self.owned)
+        h.lag = self.lag()
+        h.kafka_down = self.kafka_down
+
+    def lag(self) -> int:
+        """Events in the owned partitions not yet saved (as of the last fetch)."""
+        return sum(max(self.highwater.get(tp, -1) - p.loaded, 0) for tp, p in list(self.owned.items()))
 
     async def commit_hint(self) -> None:
         """Every few seconds, commit the saved offsets to Kafka too (a starting hint for tools; Redis decides)."""
@@ -544,14 +599,28 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
                     datadir=faust_datadir(settings.app_id),
                     web_port=settings.web_port, web_host=settings.bind_host)
     metrics = WorkerMetrics()
+    health = Health(started=time.monotonic())
+
+    @app.page("/healthz")
+    async def healthz(web, request):
+        consumer = getattr(app, "consumer_view", None)
+        if consumer is not None:
+            health.kafka_down = consumer.kafka_down
+            health.partitions = len(consumer.owned)
+            health.lag = consumer.lag()
+        code, body = health.report(time.monotonic())
+        return web.json(body, status=code)
 
     @app.task
     async def monitor() -> None:
+        consumer = PartitionConsumer(config, settings, metrics, health)
+        app.consumer_view = consumer  # type: ignore[attr-defined]
         try:
-            await PartitionConsumer(config, settings, metrics).run()
+            await consumer.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # stop the whole worker, now and visibly: a supervisor restarts it
+            health.failed(f"{type(exc).__name__}: {exc}")
             app.failure = exc  # type: ignore[attr-defined]
             log.error("the worker stops: %s: %s", type(exc).__name__, exc)
             os.kill(os.getpid(), signal.SIGTERM)  # Faust's own graceful stop

@@ -1,0 +1,123 @@
+"""Throughput ratios of issue 19 for the live paths, whole processes, all in one run.
+
+1. ``inferwatch worker`` (real Kafka and Redis, one partition): clean events
+   against the same events with an invalid message after each (valid events
+   per second; target >= 0.5), and one model against 1,000 models on 1,000,000
+   events (1,000 each; target >= 0.5). Each figure is from the worker's launch
+   to its last event saved in Redis: start-up, group join and the first
+   calibrations are in it.
+2. ``inferwatch guard --http`` under closed-loop ``wrk`` (4 connections,
+   ``--seconds`` each): one event per request, all valid against half invalid
+   (valid decisions per second; target >= 0.5).
+
+Usage: ``python benchmarks/ratios.py [--seconds 8]``; the files come from
+``benchmarks/bad_input.py`` (run it first). Uses ``KAFKA_BOOTSTRAP_SERVERS``
+and ``REDIS_URL`` or starts ``scripts/services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from bad_input import BAD, many_models_files, write_files  # noqa: E402
+from guard import RULES, _wait_port, free_port  # noqa: E402
+
+from inferwatch.streams.state_store import read_partitions  # noqa: E402
+from inferwatch.testing.services import create_topic, kcat_produce, services_up, unique  # noqa: E402
+
+
+def worker_seconds(env: dict, path: Path, total: int, *extra: str) -> float:
+    """Fill a one-partition topic with ``path``; seconds from a worker's launch to ``total`` offsets saved."""
+    topic = unique("ratio")
+    create_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic, 1)
+    kcat_produce(env["KAFKA_BOOTSTRAP_SERVERS"], topic, path)
+    app_id = unique("ratio")
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
+         "--dead-letters-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(free_port()),
+         "--web-port", str(free_port()), *extra],
+        env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None:
+                sys.exit(f"the worker exited with {proc.returncode} on {path.name}")
+            states = read_partitions(env["REDIS_URL"], app_id)
+            if sum(s.next_offset for s in states.values()) >= total:
+                return time.perf_counter() - started
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def wrk_valid_rate(port: int, bodies: Path, seconds: float) -> tuple[float, int, int]:
+    """(valid decisions per second, requests, non-2xx answers) of closed-loop wrk on 4 connections."""
+    res = subprocess.run(["wrk", "-t1", "-c4", f"-d{seconds:.0f}s", "-s", str(HERE / "guard_wrk.lua"),
+                          f"http://127.0.0.1:{port}", "--", str(bodies), "0"],
+                         capture_output=True, text=True, check=True)
+    r = orjson.loads(res.stdout.strip().splitlines()[-1])
+    return (r["requests"] - r["not_2xx"]) / r["seconds"], r["requests"], r["not_2xx"]
+
+
+def http_ratio(clean: Path, seconds: float) -> None:
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "rules.yaml"
+        config.write_text(yaml.safe_dump(RULES))
+        good = [x for x in clean.read_bytes().splitlines()[:5000] if x.strip()]
+        files = {"clean": Path(tmp) / "clean.jsonl", "half": Path(tmp) / "half.jsonl"}
+        files["clean"].write_bytes(b"\n".join(good) + b"\n")
+        files["half"].write_bytes(b"".join(x + b"\n" + BAD[i % len(BAD)] + b"\n" for i, x in enumerate(good)))
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
+                                 "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.DEVNULL)
+        try:
+            _wait_port(port)
+            wrk_valid_rate(port, files["clean"], 2)  # warm-up
+            rates = {name: wrk_valid_rate(port, f, seconds) for name, f in files.items()}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    (c, _, _), (h, requests, refused) = rates["clean"], rates["half"]
+    print(f"http guard, closed loop, 4 connections x {seconds:.0f} s: clean {c:,.0f} decisions/s; half invalid "
+          f"{h:,.0f} valid decisions/s ({refused:,} of {requests:,} answered 400); ratio {h / c:.2f} (target >= 0.5)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--model-events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    paths = write_files(args.events)
+    http_ratio(paths["clean"], args.seconds)
+    env, _ = services_up()
+    n = args.events
+    clean = worker_seconds(env, paths["clean"], n)
+    half = worker_seconds(env, paths["half"], 2 * n)
+    print(f"worker, {n:,} valid events: clean {clean:.2f} s ({n / clean:,.0f} events/s); with {n:,} invalid messages "
+          f"between them {half:.2f} s ({n / half:,.0f} valid events/s); ratio {clean / half:.2f} (target >= 0.5)")
+    one_path, many_path, config = many_models_files(args.model_events)
+    m = args.model_events
+    one = worker_seconds(env, one_path, m, "--config", str(config))
+    many = worker_seconds(env, many_path, m, "--config", str(config))
+    print(f"worker, {m:,} events: one model {one:.2f} s ({m / one:,.0f} events/s); 1,000 models {many:.2f} s "
+          f"({m / many:,.0f} events/s); ratio {one / many:.2f} (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
