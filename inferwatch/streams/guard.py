@@ -180,6 +180,8 @@ class Guard:
                     dead = DeadLetter.of(*found, i, line)
                     out[i] = Rejection(i, dead.field, dead.error)
                     lines[i] = b""
+        if all(d is not None for d in out):  # every event judged alone: nothing left for the batch reader
+            return out  # type: ignore[return-value]
         result = self.pipeline.decide(lines)
         for dead in result.dead:
             out[dead.index] = Rejection(dead.index, dead.field, dead.error)
