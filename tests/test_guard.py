@@ -249,3 +249,25 @@ def test_per_event_path_takes_every_clean_demo_event(tmp_path):
     assert len(valid) == len(lines) - 15
     assert all(fast[i] == batch[i] for i in valid)
     assert {batch[i]["action"] for i in valid} >= {"pass", "fix", "flag"}
+
+
+def test_a_lone_bad_event_is_judged_in_the_words_of_the_batch_reader():
+    """A single event is screened alone (no batch reader); a batch goes through the reader: same verdicts."""
+    from inferwatch.streams.guard import Guard, Rejection
+
+    guard = Guard(MonitorConfig.model_validate({"default": {"columns": {"amount": {"type": "numeric"}}}}))
+    good = b'{"event_id":"g","model":"m","timestamp":1793491200,"features":{"amount":1.0}}'
+    bad = [b'{"event_id":"a","model":"m","timestamp":',
+           b'{"event_id":"a","model":"m","timestamp":1793491200,"features":{"amount":"cheap"}}',
+           b'{"event_id":"a","timestamp":1793491200,"features":{}}',
+           b'{"event_id":"a","model":"m","timestamp":"yesterday","features":{}}',
+           b'{"event_id":"a","model":"m","timestamp":1793491200000000000000000,"features":{}}',
+           b'{"event_id":"a","model":"m","timestamp":"2400-01-01T00:00:00Z","features":{}}',
+           b'{"event_id":"a","model":"m","timestamp":-5,"timestamp":1793491200,"features":{}}']
+    batched = guard.check_batch([good] * 10 + bad)[10:]
+    for line, in_batch in zip(bad, batched):
+        (alone,) = guard.check_batch([line])
+        assert type(alone) is type(in_batch), line
+        if isinstance(alone, Rejection):
+            assert (alone.field, alone.error) == (in_batch.field, in_batch.error), line
+    assert sum(isinstance(d, Rejection) for d in batched) >= 6

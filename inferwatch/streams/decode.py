@@ -357,7 +357,7 @@ class Decoder:
         tags = raw.get("tags")
         if self.schema.tags and tags is not None and not isinstance(tags, dict):
             return "tags", f"expected an object of strings, got {_name(tags)}"
-        return _judge_time(raw["timestamp"])
+        return None
 
     def problem(self, line: bytes) -> tuple[str | None, str] | None:
         """(field at fault, why) when ``line`` can only be a dead letter; None when the batch reader must judge.
@@ -366,7 +366,16 @@ class Decoder:
         guard asks this first for a single event, since the batch reader's
         fixed cost is about a millisecond.
         """
-        return self._problem(line)
+        found = self._problem(line)
+        if found is not None:
+            return found
+        try:  # the timestamp too, which the batch reader would judge later
+            raw = _JSON_ANY.decode(line)
+        except msgspec.DecodeError:
+            return None
+        if len(KEY_MARK.findall(line)) > count_keys(raw):
+            raw = json.loads(line, object_pairs_hook=_first_wins)
+        return _judge_time(raw["timestamp"]) if isinstance(raw, dict) else None
 
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
         """One polars ``select`` for all checks and columns, then split by model."""
