@@ -20,6 +20,7 @@ them a function of per-block code counts, which are cheap and mergeable.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -29,7 +30,9 @@ from scipy.special import ndtri
 from .kernels import bucket_table, encode_labels, encode_numeric
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict"]
+__all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS"]
+
+TAIL_GROUPS = 32  # "other known" groups of a categorical column with a long tail
 
 
 @dataclass(frozen=True)
@@ -105,34 +108,64 @@ class NumericCodebook:
 
 @dataclass(frozen=True)
 class CategoricalCodebook:
-    """Top labels, then "other known", "unseen" and "missing" codes.
+    """Top labels, then "other known" groups, "unseen" and "missing" codes.
 
-    ``known`` holds every label of the reference when there were at most
-    ``max_known`` of them; otherwise the column is open-vocabulary (ids, free
-    text) and unseen labels are not news: they count as "other".
+    The labels past the top are split by a stable hash into ``groups`` codes
+    (one when the tail is short), so one tail label that gains mass moves
+    its group's share enough to be seen, where it would be lost in a single
+    "other" share. ``known`` holds every label of the reference when there
+    were at most ``max_known`` of them; otherwise the column is
+    open-vocabulary (ids, free text) and unseen labels are not news: they
+    count in their group. ``unseen_share`` is the normal rate of labels the
+    reference never saw (Good-Turing: the reference's share of labels seen
+    once).
+
+    >>> labels = ["a"] * 50 + [f"t{i}" for i in range(100)]
+    >>> book = CategoricalCodebook.from_reference(CategoricalArray.from_labels(labels))
+    >>> book.groups, book.n_codes, book.code_of("a"), book.code_of("zz") == book.unseen_code
+    (32, 50, 0, True)
     """
 
     top: tuple[str, ...]
     known: frozenset[str]
     open_vocabulary: bool
+    unseen_share: float = 0.0
+    groups: int = 1
 
     kind = "categorical"
 
     @property
     def n_codes(self) -> int:
-        return len(self.top) + 3
+        return len(self.top) + self.groups + 2
 
     @property
     def other_code(self) -> int:
+        """The first "other known" group."""
         return len(self.top)
 
     @property
     def unseen_code(self) -> int:
-        return len(self.top) + 1
+        return len(self.top) + self.groups
 
     @property
     def missing_code(self) -> int:
-        return len(self.top) + 2
+        return len(self.top) + self.groups + 1
+
+    def group_of(self, label: str) -> int:
+        """The code of a label past the top: its group (a hash that is the same in every process)."""
+        return self.other_code + (zlib.crc32(label.encode("utf-8", "surrogatepass")) % self.groups
+                                  if self.groups > 1 else 0)
+
+    def code_of(self, label: str) -> int:
+        if label in self._top_index:
+            return self._top_index[label]
+        if label in self.known or self.open_vocabulary:
+            return self.group_of(label)
+        return self.unseen_code
+
+    @cached_property
+    def _top_index(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.top)}
 
     @classmethod
     def from_reference(
@@ -143,7 +176,11 @@ class CategoricalCodebook:
         seen.sort()
         labels = [label for _, label in seen]
         open_vocab = len(labels) > max_known
-        return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab)
+        present = int(counts.sum())
+        singletons = float(np.count_nonzero(counts == 1) / present) if present else 0.0
+        groups = TAIL_GROUPS if len(labels) - max_top >= 2 * TAIL_GROUPS else 1
+        return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab, singletons,
+                   groups)
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, CategoricalArray):
@@ -154,14 +191,9 @@ class CategoricalCodebook:
         """Code of each of the column's labels, then of a missing value (the last slot)."""
         if not isinstance(column, CategoricalArray):
             raise TypeError(f"categorical codebook got {type(column).__name__}")
-        top_index = {label: i for i, label in enumerate(self.top)}
-        fallback_unknown = self.other_code if self.open_vocabulary else self.unseen_code
         lookup = np.empty(len(column.categories) + 1, dtype=np.uint8 if self.n_codes <= 256 else np.int64)
         for i, label in enumerate(column.categories):
-            code = top_index.get(label)
-            if code is None:
-                code = self.other_code if label in self.known else fallback_unknown
-            lookup[i] = code
+            lookup[i] = self.code_of(label)
         lookup[-1] = self.missing_code  # code -1 indexes the last slot
         return lookup
 
@@ -174,9 +206,9 @@ class CategoricalCodebook:
     def label(self, code: int) -> str:
         if code < len(self.top):
             return repr(self.top[code])
-        return {self.other_code: "other known labels", self.unseen_code: "unseen labels"}.get(
-            code, "missing"
-        )
+        if code < self.unseen_code:
+            return "other known labels" if self.groups == 1 else f"other known labels (group {code - self.other_code})"
+        return "unseen labels" if code == self.unseen_code else "missing"
 
     def to_dict(self) -> dict:
         return {
@@ -184,6 +216,8 @@ class CategoricalCodebook:
             "top": list(self.top),
             "known": sorted(self.known),
             "open_vocabulary": self.open_vocabulary,
+            "unseen_share": self.unseen_share,
+            "groups": self.groups,
         }
 
 
@@ -193,4 +227,5 @@ Codebook = NumericCodebook | CategoricalCodebook
 def codebook_from_dict(raw: dict) -> Codebook:
     if raw["kind"] == "numeric":
         return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64))
-    return CategoricalCodebook(tuple(raw["top"]), frozenset(raw["known"]), bool(raw["open_vocabulary"]))
+    return CategoricalCodebook(tuple(raw["top"]), frozenset(raw["known"]), bool(raw["open_vocabulary"]),
+                               float(raw.get("unseen_share", 0.0)), int(raw.get("groups", 1)))

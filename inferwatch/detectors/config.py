@@ -61,9 +61,15 @@ class AlertPolicyConfig(_Strict):
 
 
 class ColumnConfig(_Strict):
-    """A column's kind (booleans are monitored as a two-label categorical), detectors, and whether it is on."""
+    """A column's kind (booleans are monitored as a two-label categorical), role, detectors, and whether it is on.
+
+    ``role`` (inferred when not given, see ``inferwatch.detectors.roles``):
+    ``identifier`` (nearly unique values: only the missing rate is watched),
+    ``text`` (free text: the missing rate and the length), ``categorical``.
+    """
 
     type: Literal["numeric", "categorical", "boolean"] | None = None
+    role: Literal["identifier", "text", "categorical"] | None = None  # None: inferred from the baseline
     detectors: list[DetectorName] | None = None
     enabled: bool = True
 

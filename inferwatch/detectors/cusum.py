@@ -113,8 +113,8 @@ class BlockCusum:
         self.slack = (lanes.table.shape[0] + 2) * np.finfo(np.float32).eps * block * largest.astype(np.float64)
         self.h = lanes.thresholds
         self.n_codes = lanes.table.shape[0]
-        names = lanes.detector_names()
-        self.members = {name: np.flatnonzero(np.asarray(lanes.detectors) == name) for name in names}
+        detectors = np.asarray(lanes.detectors)
+        self.members = {name: np.flatnonzero(detectors == name) for name in lanes.detector_names()}
 
     def advance(
         self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None

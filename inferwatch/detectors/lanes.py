@@ -139,9 +139,13 @@ def build_lanes(
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
     p0 = (counts + 0.5) / (n + 0.5 * n_codes)
-    specs: list[tuple[str, np.ndarray, np.ndarray, int]] = []  # (detector, direction, support, target)
+    if isinstance(book, CategoricalCodebook) and not book.open_vocabulary and book.unseen_share > 0:
+        # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing)
+        p0[book.unseen_code] = max(p0[book.unseen_code], book.unseen_share)
+        p0 /= p0.sum()
+    # a spec is (detector, direction, support, target); a direction is a vector, or the code it indicates
+    specs: list[tuple[str, np.ndarray | int, np.ndarray, int]] = []
     all_codes = np.ones(n_codes, dtype=bool)
-    one_hot = np.eye(n_codes)
     if isinstance(book, NumericCodebook):
         present = all_codes.copy()
         present[book.missing_code] = False
@@ -161,32 +165,39 @@ def build_lanes(
             if "scale" in detectors and n_present >= 3:
                 specs.append(("scale", square, present, -1))
             if "shape" in detectors and n_present >= 3:
-                specs += [("shape", one_hot[k], present, int(k)) for k in np.flatnonzero(present)]
+                specs += [("shape", int(k), present, int(k)) for k in np.flatnonzero(present)]
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(n_codes, dtype=bool)
         mix_support[: len(book.top)] = True
-        if counts[book.other_code] > 0 or book.open_vocabulary:
-            mix_support[book.other_code] = True
+        groups = slice(book.other_code, book.other_code + book.groups)
+        mix_support[groups] = (counts[groups] > 0) | book.open_vocabulary
         if "mix" in detectors and mix_support.sum() >= 2:
-            specs += [("mix", one_hot[k], mix_support, int(k)) for k in np.flatnonzero(mix_support)]
+            specs += [("mix", int(k), mix_support, int(k)) for k in np.flatnonzero(mix_support)]
         if "new_category" in detectors and not book.open_vocabulary:
-            specs.append(("new_category", one_hot[book.unseen_code], all_codes, book.unseen_code))
+            specs.append(("new_category", book.unseen_code, all_codes, book.unseen_code))
     if "missing" in detectors:
-        specs.append(("missing", one_hot[book.missing_code], all_codes, book.missing_code))
+        specs.append(("missing", book.missing_code, all_codes, book.missing_code))
     if not specs:
         return [], None, p0
     support = np.array([sp[2] for sp in specs])
-    direction = np.where(support, np.array([sp[1] for sp in specs]), 0.0)
+    direction = np.zeros((len(specs), n_codes))
+    for i, (_, d, _, _) in enumerate(specs):
+        if isinstance(d, int):
+            direction[i, d] = 1.0
+        else:
+            direction[i] = d
+    direction = np.where(support, direction, 0.0)
     q = np.where(support, p0, 0.0)
     q /= q.sum(axis=1, keepdims=True)
     ref_mean = np.sum(q * direction, axis=1)
-    lane_spec = np.asarray([i for i, sp in enumerate(specs) for _ in thetas[sp[0]]], dtype=np.int64)
-    theta = np.asarray([t for sp in specs for t in thetas[sp[0]]])
+    per_spec = [len(thetas[sp[0]]) for sp in specs]
+    lane_spec = np.repeat(np.arange(len(specs)), per_spec)
+    theta = np.concatenate([np.asarray(thetas[sp[0]], dtype=np.float64) for sp in specs])
     tilted = theta[:, None] * direction[lane_spec]
     log_mgf = np.log(np.sum(q[lane_spec] * np.exp(tilted), axis=1))
     columns = np.where(support[lane_spec], tilted - log_mgf[:, None], 0.0)
-    names = [specs[i][0] for i in lane_spec]
+    names = [specs[i][0] for i in lane_spec.tolist()]
     target = np.asarray([sp[3] for sp in specs], dtype=np.int64)[lane_spec]
     return names, LaneRows(columns.T, theta, log_mgf, ref_mean[lane_spec], target), p0
 

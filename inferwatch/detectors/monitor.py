@@ -28,6 +28,7 @@ violation rate (``inferwatch.detectors.rule_rates``) from the model's first even
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -40,13 +41,14 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
+from .roles import infer_role, text_lengths
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArray
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
-STATE_VERSION = 3  # 2: lane tables as bytes; 3: codebook and lanes encoded once per column
+STATE_VERSION = 5  # 2: lane tables as bytes; 3: codebook and lanes encoded once per column; 4: roles; 5: tail groups
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -86,6 +88,7 @@ class ColumnMonitor:
         self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
         self.recent_unseen: list[str] = []
         self._fixed: bytes | None = None  # the codebook and lanes, encoded (see to_dict)
+        self.group_names: dict[int, str] = {}  # "other known" group -> its most frequent label when it fired
 
     @property
     def kind(self) -> str:
@@ -113,7 +116,23 @@ class ColumnMonitor:
         if self.engine is None:
             return []
         assert self.state is not None  # a column with lanes has their state
-        return self.engine.advance(self.state, codes, start, counts)
+        found = self.engine.advance(self.state, codes, start, counts)
+        if found and isinstance(column, CategoricalArray) and isinstance(self.book, CategoricalCodebook):
+            self._name_groups(column, moments, found)
+        return found
+
+    def _name_groups(self, column: CategoricalArray, per_label: np.ndarray, found: list[Transition]) -> None:
+        """For a transition on an "other known" group: the group's most frequent label in this batch."""
+        assert isinstance(self.book, CategoricalCodebook) and self.lanes is not None
+        book = self.book
+        for t in found:
+            code = int(self.lanes.target[t.lane])
+            if t.action != "fire" or book.groups == 1 or not book.other_code <= code < book.unseen_code:
+                continue
+            lookup = book.lookup(column)[:-1]
+            members = np.flatnonzero((lookup == code) & (per_label[:-1] > 0))
+            if members.size:
+                self.group_names[code] = column.categories[int(members[np.argmax(per_label[members])])]
 
     def describe(self, t: Transition) -> tuple[str, str]:
         """(message, severity) of a transition."""
@@ -145,6 +164,9 @@ class ColumnMonitor:
                     "new_category": "share of labels never seen in the reference"}[det]
             way = "rose" if share >= base else "fell"
             text = f"{what} {way} from {base:.2%} to about {share:.2%} {span}"
+            named = self.group_names.get(int(lanes.target[j])) if det == "mix" else None
+            if named is not None:
+                text += f" (mostly {named!r})"
             if det == "new_category" and self.recent_unseen:
                 text += f" (e.g. {', '.join(repr(u) for u in self.recent_unseen)})"
         return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
@@ -200,6 +222,7 @@ class ModelMonitor:
         self.rule_rates = RuleRates(config.rules, config.false_alarm_budget.column_events_per_false_alarm,
                                     config.block_size, config.alert_policy.resolve_fraction)
         self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
+        self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
 
     @property
     def calibrated(self) -> bool:
@@ -235,18 +258,31 @@ class ModelMonitor:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
+    def _with_derived(self, columns: Mapping[str, Column]) -> Mapping[str, Column]:
+        """The batch's columns plus what text columns are watched by: ``<name>.length``."""
+        texts = [name for name, role in self.roles.items() if role == "text"]
+        if not texts:
+            return columns
+        out = dict(columns)
+        for name in texts:
+            col = columns.get(name)
+            if isinstance(col, CategoricalArray):
+                out[f"{name}.length"] = text_lengths(col)
+        return out
+
     def _live_findings(self, batch: Batch) -> list[Finding]:
         n, start = len(batch), self.events
         findings: list[Finding] = []
+        columns = self._with_derived(batch.columns)
         for name, col in self.columns.items():
-            for t in col.observe(batch.columns.get(name), n, start):
+            for t in col.observe(columns.get(name), n, start):
                 message, severity = col.describe(t)
                 findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
-        self._segment_stats(batch, start)
+        self._segment_stats(batch, columns, start)
         self.events += n
         return findings
 
-    def _segment_stats(self, batch: Batch, start: int) -> None:
+    def _segment_stats(self, batch: Batch, columns: Mapping[str, Column], start: int) -> None:
         for tag in self.config.segments:
             seg = batch.segments.get(tag)
             if seg is None:
@@ -259,7 +295,7 @@ class ModelMonitor:
                 rows = np.flatnonzero(seg.codes == code)
                 stats = per_value.setdefault(label, {})
                 for name, col in self.columns.items():
-                    values = batch.columns.get(name)
+                    values = columns.get(name)
                     part = values.take(rows) if values is not None else _empty_like(col.kind, len(rows))
                     target = stats.setdefault(
                         name, NumericStats.empty() if col.kind == "numeric" else CategoricalStats.empty())
@@ -285,16 +321,34 @@ class ModelMonitor:
                 chosen[name] = kind
         books: dict[str, Codebook] = {}
         built = {}
+        self.roles = {}
+        columns = dict(reference.columns)
+        for name in sorted(chosen):
+            cc = cfg.columns.get(name)
+            inferred = (cc.role if cc is not None and cc.role else None) or infer_role(name, columns[name])
+            self.roles[name] = inferred
+            if inferred == "text" and isinstance(columns[name], CategoricalArray):
+                columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
+                chosen[f"{name}.length"] = "numeric"
         for name, kind in sorted(chosen.items()):
-            column = reference.columns[name]
+            column = columns[name]
+            role = self.roles.get(name)
             book: Codebook
-            if isinstance(column, NumericArray):  # i.e. kind == "numeric"
+            detectors = cfg.detectors_for(name, kind)
+            if role in ("identifier", "text"):  # a new value is the norm: only its absence is news
+                book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
+                        else CategoricalCodebook((), frozenset(), True))
+                user = cfg.columns.get(name)
+                detectors = tuple(user.detectors) if user is not None and user.detectors else ("missing",)
+            elif isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
+                if name.endswith(".length") and self.roles.get(name[:-7]) == "text":
+                    detectors = tuple(d for d in detectors if d != "missing")  # the text's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
             books[name] = book
             codes = book.encode(column)
-            built[name] = (codes, *build_lanes(book, codes, cfg.detectors_for(name, kind)))
+            built[name] = (codes, *build_lanes(book, codes, detectors))
         total_lanes = sum(len(b[1]) for b in built.values())
         n_columns = max(len(built), 1)
         log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
@@ -305,7 +359,7 @@ class ModelMonitor:
             col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
                                 cfg.block_size, cfg.alert_policy.resolve_fraction)
             if count_stats:  # warm-up events are events of the stream too
-                column = reference.columns[name]
+                column = columns[name]
                 if isinstance(col.stats, NumericStats):
                     assert isinstance(column, NumericArray)  # the stats were made for the column's kind
                     col.stats.update(column)
@@ -318,7 +372,8 @@ class ModelMonitor:
     def status(self) -> dict:
         return {
             "model": self.model, "events": self.events, "calibrated": self.calibrated,
-            "live_from": self.live_from, "columns": {k: c.status() for k, c in self.columns.items()},
+            "live_from": self.live_from,
+            "columns": {k: {**c.status(), "role": self.roles.get(k, c.kind)} for k, c in self.columns.items()},
             "open_alerts": [list(k) for k in self.policy.open_alerts()],
         }
 
@@ -329,6 +384,7 @@ class ModelMonitor:
             "columns": [c.to_dict() for c in self.columns.values()],
             "policy": self.policy.to_dict(),
             "rule_rates": self.rule_rates.to_dict(),
+            "roles": self.roles,
             "warmup": _batch_to_dict(warm) if warm is not None else None,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
@@ -344,6 +400,7 @@ class ModelMonitor:
         mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
         mon.rule_rates.load(raw.get("rule_rates") or {})
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
+        mon.roles = dict(raw.get("roles") or {})
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
         return mon

@@ -233,6 +233,7 @@ class Health:
 
 FETCH_SLICE = 0.05  # seconds per librdkafka consume call: it returns only when full or timed out
 COMMIT_EVERY = 1.0  # seconds between offset hints: the lost-state witness lags the state by about this much
+BACKLOG_SECONDS = 4.5  # how much longer than batch_seconds a batch may fill while the fetches come back full
 CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
 
 
@@ -346,33 +347,43 @@ class PartitionConsumer:
     async def take(self) -> dict:
         """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first.
 
-        A partition that feeds many models asks for more (:meth:`Pipeline.step_lines`).
+        A partition that feeds many models asks for more (:meth:`Pipeline.step_lines`); while
+        the fetches come back full (a backlog), the batch fills for up to ``BACKLOG_SECONDS`` more.
         """
         least = self.settings.batch_size
         size = sum(p.pipeline.step_lines(least) if p.pipeline else least for p in self.owned.values()) or least
         got: dict = {}
-        n, deadline = 0, None
+        n, deadline, latest, behind = 0, None, 0.0, False
         while n < size:
-            wait = FETCH_SLICE if deadline is None else min(FETCH_SLICE, deadline - self.loop.time())
-            if wait <= 0:
+            now = self.loop.time()
+            if deadline is not None and now >= deadline and (not behind or now >= latest):
                 break
+            wait = FETCH_SLICE if deadline is None or behind else min(FETCH_SLICE, deadline - now)
+            asked = min(size - n, CONSUME_RECORDS)
             more = await self._fetch(self._records, size - n, wait)
             if more is None:
                 return {}  # the partitions were reassigned meanwhile: each starts again at its stored offset
             if not more:
                 if deadline is None:
                     return got
+                behind = False
                 continue
             if self.kafka_down:
                 self.kafka_down = False
                 log.warning("kafka available again")
+            fetched = 0
             for tp, (offsets, values) in more.items():
                 have = got.setdefault(tp, ([], []))
                 have[0].extend(offsets)
                 have[1].extend(values)
-                n += len(offsets)
+                fetched += len(offsets)
+            n += fetched
+            # a full fetch means a backlog: the batch may then fill past batch_seconds (up to BACKLOG_SECONDS),
+            # since alerts wait on the backlog anyway and a full batch costs less per event
+            behind = fetched >= asked
             if deadline is None:
                 deadline = self.loop.time() + self.settings.batch_seconds
+                latest = deadline + BACKLOG_SECONDS
         return got
 
     def _records(self, most: int, timeout: float) -> dict | None:

@@ -21,7 +21,8 @@ import numpy as np
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.detectors.monitor import Monitor
 from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
-from inferwatch.testing.synthetic import COUNTRIES, COUNTRY_P, RATE, START, Columns, generate
+from inferwatch.testing.synthetic import (
+    COUNTRIES, COUNTRY_P, RATE, START, Columns, generate, log_columns, merchant_p)
 
 ARL0 = 1e9  # column-events between false alarms: the default budget
 REF_N = 20_000
@@ -103,11 +104,45 @@ def build(name: str, seed: int = 0) -> Scenario:
         logit = np.log(s.prediction / (1 - s.prediction))
         s.prediction[after] = 1 / (1 + np.exp(-(logit[after] + 0.5)))
         return Scenario(name, ref, s, c, "prediction", _const(_gauss_kl(0.5)))
+    if name.startswith("log_"):
+        return _log_scenario(name, seed)
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+def _log_scenario(name: str, seed: int) -> Scenario:
+    """Streams with the columns of real logs: ids, free text, a 400-level Zipf column, a stable 5 % missing
+    share, a boolean; the reference has them too."""
+    ref = generate(REF_N, seed=1000 + seed)
+    ref.log = log_columns(REF_N, seed=5000 + seed)
+    if name == "log_stationary":
+        s = generate(200_000, seed=2000 + seed)
+        s.log = log_columns(200_000, seed=6000 + seed, first_id=REF_N)
+        return Scenario(name, ref, s, None, None, None)
+    n, c = 40_000, 10_000
+    s = generate(n, seed=3000 + seed)
+    s.log = log_columns(n, seed=6000 + seed, first_id=REF_N)
+    rng = np.random.default_rng(7000 + seed)
+    if name == "log_tail_label_gains":  # rank 120 of 400 (0.2 %) rises to 3 % of the traffic
+        p = merchant_p()
+        k, share = 119, 0.03
+        after = (1 - share) / (1 - p[k]) * p
+        after[k] = share
+        hit = c + np.flatnonzero(rng.random(n - c) < (share - p[k]) / (1 - p[k]))
+        s.log["merchant"][hit] = f"m{k:03d}"
+        return Scenario(name, ref, s, c, "merchant", _const(_cat_kl(after, p)))
+    if name == "log_id_goes_missing":  # the request id is dropped from 10 % of the events
+        s.log["request_id"][c + np.flatnonzero(rng.random(n - c) < 0.10)] = None
+        p0 = 0.5 / REF_N
+        return Scenario(name, ref, s, c, "request_id", _const(0.1 * math.log(0.1 / p0) + 0.9 * math.log(0.9 / (1 - p0))))
+    if name == "log_boolean_rate":
+        s.log["has_3ds"][c:] = rng.random(n - c) < 0.6
+        return Scenario(name, ref, s, c, "has_3ds", _const(_cat_kl([0.6, 0.4], [0.7, 0.3])))
     raise ValueError(f"unknown scenario {name!r}")
 
 
 SCENARIOS = ("stationary", "seasonal", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
-             "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift")
+             "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
+             "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_boolean_rate")
 
 
 def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
@@ -120,7 +155,17 @@ def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
         "tenure_days": NumericArray(cols.tenure_days), "n_tx_24h": NumericArray(cols.n_tx_24h),
         "is_new": CategoricalArray(cols.is_new.astype(np.int64), ("false", "true")),
         "score_a": NumericArray(cols.score_a), "prediction": NumericArray(cols.prediction),
+        **_log_batch_columns(cols),
     })
+
+
+def _log_batch_columns(cols: Columns) -> dict:
+    if cols.log is None:
+        return {}
+    out: dict = {name: CategoricalArray.from_labels(list(cols.log[name]))
+                 for name in ("request_id", "note", "merchant", "channel")}
+    out["has_3ds"] = CategoricalArray(cols.log["has_3ds"].astype(np.int64), ("false", "true"))
+    return out
 
 
 @dataclass

@@ -35,6 +35,8 @@ class Columns:
     score_a: np.ndarray
     prediction: np.ndarray
 
+    log: dict[str, np.ndarray] | None = None  # real-log columns (see log_columns), when asked for
+
     def __len__(self) -> int:
         return len(self.amount)
 
@@ -63,6 +65,33 @@ def generate(n: int, seed: int, period: int | None = None, offset: int = 0) -> C
     score_a = rng.normal(0.0, 1.0, n)
     prediction = 1 / (1 + np.exp(-rng.normal(-2.0, 1.0, n)))
     return Columns(amount, age, country, device, tenure, n_tx, is_new, score_a, prediction)
+
+
+MERCHANTS = 400  # levels of the Zipf-like merchant column
+ZIPF_S = 1.1
+WORDS = ("card", "declined", "twice", "please", "refund", "the", "order", "arrived", "late", "thanks", "again",
+         "support", "charged", "wrong", "amount", "for", "my", "account")
+
+
+def merchant_p() -> np.ndarray:
+    """Shares of the merchant levels: Zipf-like, rank ``k`` has weight ``k ** -ZIPF_S``."""
+    w = np.arange(1, MERCHANTS + 1, dtype=np.float64) ** -ZIPF_S
+    return w / w.sum()
+
+
+def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
+    """Columns real inference logs carry: a request id (unique), free text (a customer note, ~60% empty),
+    a Zipf-like categorical of 400 levels, a code that is ~5% missing at a stable rate, and a boolean."""
+    rng = np.random.default_rng(seed)
+    request_id = np.array([f"req-{first_id + i:09d}-{rng.integers(1 << 30):08x}" for i in range(n)], dtype=object)
+    lengths = rng.integers(4, 16, n)
+    note = np.array([" ".join(rng.choice(WORDS, k)) for k in lengths], dtype=object)
+    note[rng.random(n) < 0.6] = None
+    merchant = np.array([f"m{k:03d}" for k in range(MERCHANTS)], dtype=object)[rng.choice(MERCHANTS, n, p=merchant_p())]
+    channel = np.array(("pos", "online", "moto"), dtype=object)[rng.choice(3, n, p=(0.5, 0.45, 0.05))]
+    channel[rng.random(n) < 0.05] = None
+    has_3ds = rng.random(n) < 0.7
+    return {"request_id": request_id, "note": note, "merchant": merchant, "channel": channel, "has_3ds": has_3ds}
 
 
 def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_time: float = START) -> list[bytes]:

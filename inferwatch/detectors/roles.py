@@ -1,0 +1,68 @@
+"""Column roles: what a column *is*, inferred from its baseline, so IDs and free text do not page.
+
+A categorical column whose baseline values are nearly all distinct is an
+``identifier`` (a request id, a user id): a label never seen before is the
+norm, so only its missing rate is watched. One whose values are long and
+mostly hold spaces is ``text``: its missing rate and its length (a numeric
+column ``<name>.length``) are watched. A numeric column named like an id
+(``id``, ``*_id``, ``*Id``, ``uuid``) with integer, nearly unique values is
+an ``identifier`` too (ids grow: their "distribution" always drifts). Any
+other column is watched by its kind. ``columns.<name>.role`` in the config
+overrides the inference.
+
+>>> import numpy as np
+>>> from inferwatch.detectors.types import CategoricalArray, NumericArray
+>>> ids = CategoricalArray.from_labels([f"req-{i}" for i in range(500)])
+>>> words = CategoricalArray.from_labels([f"the parcel {i % 40} was late again, please call" for i in range(500)])
+>>> infer_role("request_id", ids), infer_role("comment", words), infer_role("user", NumericArray(np.arange(500.0)))
+('identifier', 'text', 'numeric')
+>>> infer_role("user_id", NumericArray(np.arange(500.0)))
+'identifier'
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .types import CategoricalArray, Column, NumericArray
+
+__all__ = ["infer_role", "text_lengths", "MIN_VALUES", "UNIQUE_SHARE"]
+
+MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
+UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
+TEXT_BYTES = 24  # mean label length (bytes) from which a column with spaces may be free text
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$|[a-z0-9]Id$", re.IGNORECASE)
+
+
+def infer_role(name: str, column: Column) -> str:
+    """``identifier``, ``text``, or the column's kind (``numeric`` / ``categorical``)."""
+    if isinstance(column, NumericArray):
+        values = column.values[~np.isnan(column.values)]
+        if (_ID_NAME.search(name) and len(values) >= MIN_VALUES and np.all(values == np.round(values))
+                and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
+            return "identifier"
+        return "numeric"
+    assert isinstance(column, CategoricalArray)
+    present = column.codes[column.codes >= 0]
+    if len(present) < MIN_VALUES:
+        return "categorical"
+    counts = np.bincount(present, minlength=len(column.categories))
+    seen = np.flatnonzero(counts)
+    labels = [column.categories[i] for i in seen]
+    lengths = np.array([len(label.encode()) for label in labels], dtype=np.float64)
+    weights = counts[seen].astype(np.float64)
+    mean_length = float(lengths @ weights / weights.sum())
+    spaced = float(sum(w for label, w in zip(labels, weights) if " " in label.strip()) / weights.sum())
+    if mean_length >= TEXT_BYTES and spaced >= 0.5:
+        return "text"
+    if len(seen) >= UNIQUE_SHARE * len(present):
+        return "identifier"
+    return "categorical"
+
+
+def text_lengths(column: CategoricalArray) -> NumericArray:
+    """Length in characters of each value (NaN where missing): what a ``text`` column is watched by."""
+    per_label = np.array([len(label) for label in column.categories] + [np.nan], dtype=np.float64)
+    return NumericArray(per_label[column.codes])
