@@ -86,3 +86,35 @@ def test_bad_config_fails_before_reading_events(tmp_path):
     res = replay("--file", STREAM, "--config", cfg)
     assert res.returncode == 2
     assert b"default.bins" in res.stderr and res.stdout == b""
+
+
+def test_a_replay_of_mostly_dead_letters_says_so_first_and_fails(tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(STREAM.read_bytes().splitlines()[10] + b"\nnope\n{\"x\": 1}\nnope again\n")
+    res = replay("--file", events)
+    lines = res.stderr.decode().splitlines()
+    assert res.returncode == 1
+    assert "most messages were dead letters (3 of 4)" in lines[0] and "2 x invalid JSON" in lines[0]
+    assert any("dead letters by reason" in line for line in lines)
+    relaxed = replay("--file", events, "--allow-bad-input")
+    assert relaxed.returncode == 0 and "warning: most messages" in relaxed.stderr.decode()
+
+
+def test_a_reference_of_another_model_or_empty_fails_the_run(tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(b"".join(line.replace(b'"card-fraud"', b'"other-model"') + b"\n"
+                               for line in REFERENCE.read_bytes().splitlines()[:500]))
+    res = replay("--file", STREAM, "--reference", other, "--alerts-out", tmp_path / "a.jsonl")
+    assert res.returncode == 1 and "'other-model'" in res.stderr.decode().splitlines()[0]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"nope\n")
+    res = replay("--file", STREAM, "--reference", empty, "--alerts-out", tmp_path / "a.jsonl")
+    assert res.returncode == 1 and "reference held no valid event" in res.stderr.decode().splitlines()[0]
+
+
+def test_models_and_columns_named_in_the_config_but_never_seen_are_reported(tmp_path):
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("models:\n  card-fraud:\n    columns: {nothere: {type: numeric}}\n  ghost: {}\n")
+    res = replay("--file", STREAM, "--reference", REFERENCE, "--config", cfg, "--alerts-out", tmp_path / "a.jsonl")
+    said = [line for line in res.stderr.decode().splitlines() if "never seen" in line]
+    assert res.returncode == 0 and said and "'nothere'" in said[0] and "'ghost'" in said[0]

@@ -75,6 +75,9 @@ def replay(
     alerts_topic: str | None = typer.Option(None, "--alerts-topic",
                                                help="Also publish the alerts to this Kafka topic (keyed by model)."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
+    allow_bad_input: bool = typer.Option(False, "--allow-bad-input",
+                                         help="Exit 0 even when most messages are dead letters or the reference "
+                                              "is empty or of other models (it is still said)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""
@@ -112,11 +115,20 @@ def replay(
             sent = publish_alerts(bootstrap_servers, alerts_topic, alerts.lines())
             _line(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
     s = summary
+    problems = s.problems()
+    fatal = [p for p in problems if not allow_bad_input or s.events == 0]
+    for problem in problems:  # first: what makes the result worthless
+        _line(f"inferwatch replay: {'error' if problem in fatal else 'warning'}: {problem}"
+              + (f" (top reasons: {s.top_reasons()})" if s.reasons and "dead letters" in problem else ""))
     _line(f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
           f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
           f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s")
-    if s.events == 0:
-        _line("inferwatch replay: no valid event was monitored")
+    if s.reasons:
+        _line(f"inferwatch replay: dead letters by reason: {s.top_reasons(5)}")
+    if s.never_seen:
+        shown = ", ".join(s.never_seen[:10]) + (f" and {len(s.never_seen) - 10} more" if len(s.never_seen) > 10 else "")
+        _line(f"inferwatch replay: named in the config but never seen: {shown}")
+    if fatal:
         raise typer.Exit(1)
 
 

@@ -107,6 +107,8 @@ class Pipeline:
         self.guards = Guards(config, schema)
         self.monitor = monitor if monitor is not None else Monitor(config)
         self.fingerprint = config_fingerprint(config)
+        self.reference_events: int | None = None  # set by fit_reference
+        self.reference_models: set[str] = set()
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
@@ -146,7 +148,23 @@ class Pipeline:
             first += len(block)
         for _, parts in sorted(per_model.items()):
             self.monitor.fit_reference(concat_batches(parts))
-        return sum(len(b) for parts in per_model.values() for b in parts)
+        self.reference_events = sum(len(b) for parts in per_model.values() for b in parts)
+        self.reference_models = set(per_model)
+        return self.reference_events
+
+    def never_seen(self) -> list[str]:
+        """The models, and the columns of seen models, that the config names but the stream never carried."""
+        out = []
+        for model, mc in sorted(self.config.models.items()):
+            mon = self.monitor.models.get(model)
+            if mon is None:
+                out.append(f"model {model!r}")
+                continue
+            if not mon.calibrated:
+                continue
+            out += [f"column {name!r} of model {model!r}" for name, cc in sorted(mc.columns.items())
+                    if cc.enabled and name not in mon.columns]
+        return out
 
     def step(self, lines: Lines, first_index: int = 0, decisions: bool = False,
              observer: Observer | None = None, messages: bool = False) -> StepResult:

@@ -17,6 +17,7 @@ import os
 import stat
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from .lines import LineBlock
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
 from .runtime import single_threaded_blas
 
-__all__ = ["ReplaySummary", "read_chunks", "read_event_chunks", "open_events", "sample_lines", "reference_blocks",
+__all__ = ["ReplaySummary", "finish", "reason_of", "read_chunks", "read_event_chunks", "open_events", "sample_lines", "reference_blocks",
            "buffered_build", "replay_file", "write_step"]
 
 READ_BLOCK = 8 << 20
@@ -46,6 +47,27 @@ class ReplaySummary:
     resolved: int = 0
     models: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    reasons: Counter = field(default_factory=Counter)  # dead letters by reason (the error, details cut)
+    reference_events: int | None = None  # valid reference events used (None: no reference)
+    reference_models: set[str] = field(default_factory=set)
+    never_seen: list[str] = field(default_factory=list)  # models and columns the config names that never came
+
+    def problems(self) -> list[str]:
+        """What makes this run's result worthless, worst first (an empty list: none)."""
+        out = []
+        if self.reference_events == 0:
+            out.append("the reference held no valid event")
+        elif self.reference_events and self.models and not (self.reference_models & self.models):
+            out.append(f"the reference is of {_names(self.reference_models)}, the events of {_names(self.models)}: "
+                       "nothing was compared to it")
+        if self.dead_letters > self.events:
+            out.append(f"most messages were dead letters ({self.dead_letters:,} of {self.dead_letters + self.events:,})")
+        if self.events == 0 and not out:
+            out.append("no valid event was monitored")
+        return out
+
+    def top_reasons(self, k: int = 3) -> str:
+        return "; ".join(f"{n:,} x {why}" for why, n in self.reasons.most_common(k))
 
     @property
     def alerts(self) -> int:
@@ -61,7 +83,20 @@ class ReplaySummary:
             "alerts": self.alerts, "firing": self.firing, "resolved": self.resolved,
             "models": sorted(self.models), "seconds": round(self.seconds, 3),
             "events_per_second": round(self.rate),
+            "dead_letter_reasons": dict(self.reasons.most_common(10)),
+            "never_seen": self.never_seen,
         }
+
+
+def _names(models: set[str]) -> str:
+    shown = sorted(models)[:3]
+    more = f" and {len(models) - 3} more" if len(models) > 3 else ""
+    return "model " + ", ".join(repr(m) for m in shown) + more
+
+
+def reason_of(error: str) -> str:
+    """A dead letter's reason without its details (a parser's position), for counting."""
+    return error.split(" (")[0][:160]
 
 
 def read_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
@@ -214,8 +249,16 @@ def replay_file(
                        lambda i: {"file": source_name, "line": i})
             if progress is not None:
                 progress(done, total)
-    summary.seconds = time.perf_counter() - started
+    finish(summary, pipe, started)
     return summary
+
+
+def finish(summary: ReplaySummary, pipe: Pipeline, started: float) -> None:
+    """What the pipeline knows at the end: the reference it used, and what the config named but never came."""
+    summary.seconds = time.perf_counter() - started
+    summary.reference_events = pipe.reference_events
+    summary.reference_models = set(pipe.reference_models)
+    summary.never_seen = pipe.never_seen()
 
 
 def merged_chunks(chunks: Iterable[tuple[int, LineBlock, int]],
@@ -246,6 +289,8 @@ def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[i
     summary.blank_lines += result.blank
     summary.dead_letters += len(result.dead)
     summary.models |= result.models
+    for d in result.dead:
+        summary.reasons[reason_of(d.error)] += 1
     if dead_out is not None and result.dead:
         dead_out.write(b"".join(orjson.dumps(d.record(source(d.index))) + b"\n" for d in result.dead))
     if result.alerts:

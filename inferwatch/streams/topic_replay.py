@@ -28,7 +28,7 @@ from . import kcat_reader
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline
-from .replay import ReplaySummary, reference_blocks, write_step
+from .replay import ReplaySummary, finish, reference_blocks, write_step
 from .runtime import single_threaded_blas
 
 __all__ = ["parse_time", "replay_topic", "publish_alerts"]
@@ -109,7 +109,7 @@ def replay_topic(
         return summary
     total = sum(hi - lo for _, lo, hi in ranges)
 
-    def run() -> None:
+    def run() -> Pipeline:
         sample: list = []
         for tp, lo, hi in ranges:  # the head of every partition: one may hold only some models, or garbage
             head = min(hi, lo + SCHEMA_SAMPLE_LINES)
@@ -143,10 +143,11 @@ def replay_topic(
                 for reader in readers[i:]:
                     reader.close()
                 raise
+        return pipe
 
     with single_threaded_blas():
-        run()
-    summary.seconds = time.perf_counter() - started
+        pipe = run()
+    finish(summary, pipe, started)
     return summary
 
 
