@@ -201,6 +201,8 @@ class Decoder:
         self.schema = schema
         self.limits = limits or Limits()
         self.polars_schema = schema.polars()
+        self._fits_all = msgspec.json.Decoder(_screen_type(schema))
+        self.screen_first = False  # the last block needed the screen: screen the next one before parsing it
 
     def decode(self, lines: Lines, first_index: int = 0, messages: bool = False) -> Decoded:
         """Decode ``lines``; indices in the result count from ``first_index``.
@@ -271,11 +273,14 @@ class Decoder:
         """
         if idx.size == 0:
             return
+        if not screened and self.screen_first:  # the last block had bad lines: this one likely has too
+            self._screen_then_parse(lines, idx, frames, dead, first_index)
+            return
         try:
             if isinstance(lines, LineBlock) and idx.size == len(lines):
                 payload = lines.joined()
             else:
-                payload = b"\n".join([lines[i] for i in idx]) if idx.size > 1 else lines[idx[0]]
+                payload = b"\n".join(_pick(lines, idx)) if idx.size > 1 else lines[idx[0]]
             frame = pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)
             if len(frame) != idx.size:  # a message with a newline inside is not one line of NDJSON
                 raise ValueError("a message must be one JSON object on one line")
@@ -287,15 +292,21 @@ class Decoder:
                 dead.append(DeadLetter.of(*self._reason(lines[i], exc), first_index + i, lines[i]))
                 return
         if not screened:
-            problems = [self._problem(lines[i]) for i in idx.tolist()]
-            bad = np.fromiter((p is not None for p in problems), dtype=bool, count=idx.size)
-            for i, problem in zip(idx[bad].tolist(), [p for p in problems if p is not None]):
-                dead.append(DeadLetter.of(*problem, first_index + i, lines[i]))
-            self._parse(lines, idx[~bad], frames, dead, first_index, screened=True)
+            self._screen_then_parse(lines, idx, frames, dead, first_index)
             return
         half = idx.size // 2
         self._parse(lines, idx[:half], frames, dead, first_index, screened=True)
         self._parse(lines, idx[half:], frames, dead, first_index, screened=True)
+
+    def _screen_then_parse(self, lines, idx: np.ndarray, frames, dead, first_index) -> None:
+        """Dead letters for the lines the screen flags, one parse of the rest; remember whether any was bad."""
+        picked = _pick(lines, idx)
+        problems = [self._problem(line) for line in picked]
+        bad = np.fromiter((p is not None for p in problems), dtype=bool, count=idx.size)
+        dead += [DeadLetter.of(*problem, first_index + i, line)
+                 for i, line, problem in zip(idx.tolist(), picked, problems) if problem is not None]
+        self.screen_first = bool(bad.any())
+        self._parse(lines, idx[~bad], frames, dead, first_index, screened=True)
 
     def _reason(self, line: bytes, exc: Exception) -> tuple[str | None, str]:
         """(field at fault, why) for a line the fast reader refused."""
@@ -310,6 +321,11 @@ class Decoder:
         the wrong type where the schema wants a number or a boolean. Text
         columns take any value as its text, so nothing is flagged there.
         """
+        try:  # one typed decode (C) says a line passes every check below; only the others are worded
+            self._fits_all.decode(line)
+            return None
+        except (msgspec.DecodeError, RecursionError):
+            pass
         try:
             raw = _JSON_ANY.decode(line)
         except RecursionError:
@@ -570,6 +586,32 @@ def _first_wins(pairs: list) -> dict:
 def _name(value) -> str:
     return {bool: "a boolean", str: "a string", dict: "an object", list: "an array",
             type(None): "null"}.get(type(value), "a number")
+
+
+def _pick(lines: Lines, idx: np.ndarray) -> list[bytes]:
+    return lines.pick(idx) if isinstance(lines, LineBlock) else [lines[i] for i in idx.tolist()]
+
+
+_FITS = {"numeric": Union[float, None], "boolean": Union[bool, None], "categorical": Any}
+
+
+def _screen_type(schema: Schema) -> type:
+    """A msgspec type that decodes exactly the lines :meth:`Decoder._judge` passes (first-wins aside)."""
+
+    def struct(name: str, kinds: dict[str, Kind]) -> type:
+        fields = [(f"f{i}", _FITS[kind], None) for i, kind in enumerate(kinds.values())]
+        return msgspec.defstruct(name, fields, rename={f"f{i}": key for i, key in enumerate(kinds)})
+
+    scalar = Union[str, int, float, bool]
+    prediction: Any = Any
+    if isinstance(schema.prediction, dict):
+        prediction = Union[struct("Outputs", schema.prediction), None]
+    elif schema.prediction is not None:
+        prediction = _FITS[schema.prediction]
+    return msgspec.defstruct("Screened", [
+        ("event_id", scalar), ("model", scalar), ("timestamp", Union[str, int, float]),
+        ("features", struct("Features", schema.features)), ("prediction", prediction, None),
+        ("tags", Union[dict, None] if schema.tags else Any, None)])
 
 
 def _fits(value, kind: str) -> bool:

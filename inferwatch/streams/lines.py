@@ -56,6 +56,11 @@ class LineBlock:
             at += len(data) + 1
         return cls(b"\n".join(parts), np.concatenate(starts), np.concatenate(ends))
 
+    def pick(self, idx: np.ndarray) -> list[bytes]:
+        """The messages at ``idx``, as bytes (one pass, no per-item numpy indexing)."""
+        buf = self.buffer
+        return [buf[a:b] for a, b in zip(self.starts[idx].tolist(), self.ends[idx].tolist())]
+
     def lengths(self) -> np.ndarray:
         return self.ends - self.starts
 

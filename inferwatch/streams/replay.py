@@ -54,7 +54,7 @@ class ReplaySummary:
 
     def problems(self) -> list[str]:
         """What makes this run's result worthless, worst first (an empty list: none)."""
-        out = []
+        out = ["no valid event was monitored"] if self.events == 0 else []
         if self.reference_events == 0:
             out.append("the reference held no valid event")
         elif self.reference_events and self.models and not (self.reference_models & self.models):
@@ -62,8 +62,6 @@ class ReplaySummary:
                        "nothing was compared to it")
         if self.dead_letters > self.events:
             out.append(f"most messages were dead letters ({self.dead_letters:,} of {self.dead_letters + self.events:,})")
-        if self.events == 0 and not out:
-            out.append("no valid event was monitored")
         return out
 
     def top_reasons(self, k: int = 3) -> str:
