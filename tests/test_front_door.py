@@ -64,7 +64,7 @@ def test_events_from_standard_input_and_gzip_give_the_file_s_alerts(tmp_path):
 def test_the_closing_summary_is_one_line_when_stderr_is_not_a_terminal():
     res = _cli("replay", "--file", DEMO)
     summary, reasons = res.stderr.decode().splitlines()  # no progress bar: the counts, then the dead letters' reasons
-    assert summary.startswith("inferwatch replay: 30,000 events")
+    assert summary.startswith("inferwatch replay: 30,002 events")
     assert reasons.startswith("inferwatch replay: dead letters by reason: ")
 
 

@@ -44,6 +44,7 @@ from .lanes import LaneTable, build_lanes, calibrate
 from .roles import infer_role, text_lengths
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
+from .type_changes import TypeChanges
 from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArray
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
@@ -223,6 +224,7 @@ class ModelMonitor:
                                     config.block_size, config.alert_policy.resolve_fraction)
         self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
         self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
+        self.type_changes = TypeChanges()
 
     @property
     def calibrated(self) -> bool:
@@ -234,13 +236,16 @@ class ModelMonitor:
             reference = reference.take(np.arange(self.config.max_reference_events))
         self._calibrate(reference, count_stats=False)
 
-    def process(self, batch: Batch, rule_hits: np.ndarray | None = None) -> list[Alert]:
-        """Alerts of one batch; ``rule_hits`` (rules x events) feeds the guardrail alerts."""
+    def process(self, batch: Batch, rule_hits: np.ndarray | None = None,
+                invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
+        """Alerts of one batch; ``rule_hits`` (rules x events) feeds the guardrail alerts; ``invalid``
+        (column -> rows, what was wrong) the fields the decoder set to missing for their type."""
         if len(batch) == 0:
             return []
         findings: list[Finding] = []
         if rule_hits is not None and self.rule_rates.watched:
             findings += self.rule_rates.observe(rule_hits, self.events)
+        findings += self.type_changes.observe(invalid or {}, len(batch), self.events)
         live: Batch | None = batch
         offset = 0
         if not self.calibrated:
@@ -385,6 +390,7 @@ class ModelMonitor:
             "policy": self.policy.to_dict(),
             "rule_rates": self.rule_rates.to_dict(),
             "roles": self.roles,
+            "type_changes": self.type_changes.to_dict(),
             "warmup": _batch_to_dict(warm) if warm is not None else None,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
@@ -401,6 +407,7 @@ class ModelMonitor:
         mon.rule_rates.load(raw.get("rule_rates") or {})
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
         mon.roles = dict(raw.get("roles") or {})
+        mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
         return mon
@@ -422,8 +429,9 @@ class Monitor:
     def fit_reference(self, reference: Batch) -> None:
         self.model(reference.model).fit(reference)
 
-    def process(self, batch: Batch, rule_hits: np.ndarray | None = None) -> list[Alert]:
-        return self.model(batch.model).process(batch, rule_hits)
+    def process(self, batch: Batch, rule_hits: np.ndarray | None = None,
+                invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
+        return self.model(batch.model).process(batch, rule_hits, invalid)
 
     def status(self) -> dict:
         return {name: m.status() for name, m in sorted(self.models.items())}

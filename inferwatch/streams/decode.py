@@ -177,6 +177,7 @@ class Decoded:
     rows: list[np.ndarray] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     blank: int = 0
+    invalid: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # index -> (column, why) set missing
 
     @property
     def events(self) -> int:
@@ -203,15 +204,22 @@ class Decoder:
         self.polars_schema = schema.polars()
         self._fits_all = msgspec.json.Decoder(_screen_type(schema))
         self.screen_first = False  # the last block needed the screen: screen the next one before parsing it
+        self._invalid: dict[int, list[tuple[str, str]]] = {}
+        self.repair = False
 
-    def decode(self, lines: Lines, first_index: int = 0, messages: bool = False) -> Decoded:
+    def decode(self, lines: Lines, first_index: int = 0, messages: bool = False, repair: bool = False) -> Decoded:
         """Decode ``lines``; indices in the result count from ``first_index``.
+
+        With ``repair`` (monitoring), a feature or output of the wrong type is
+        set missing and reported in ``invalid``: the event still counts.
+        Without (the guard), such an event is a dead letter naming the field.
 
         A blank line of a file is skipped and counted (``blank``); with
         ``messages`` (Kafka records, where every message was sent on purpose)
         an empty or blank message is a dead letter.
         """
         out = Decoded()
+        self._invalid, self.repair = out.invalid, repair
         keep = self._screen(lines, first_index, out, messages)
         frames: list[tuple[np.ndarray, pl.DataFrame]] = []
         self._parse(lines, keep, frames, out.dead, first_index)
@@ -287,7 +295,7 @@ class Decoder:
             frames.append((idx, frame))
             return
         except Exception as exc:  # polars raises several types for bad input
-            if idx.size == 1:
+            if idx.size == 1 and screened:
                 i = int(idx[0])
                 dead.append(DeadLetter.of(*self._reason(lines[i], exc), first_index + i, lines[i]))
                 return
@@ -303,10 +311,59 @@ class Decoder:
         picked = _pick(lines, idx)
         problems = [self._problem(line) for line in picked]
         bad = np.fromiter((p is not None for p in problems), dtype=bool, count=idx.size)
-        dead += [DeadLetter.of(*problem, first_index + i, line)
-                 for i, line, problem in zip(idx.tolist(), picked, problems) if problem is not None]
+        fixed_rows, fixed_lines = [], []
+        for i, line, problem in zip(idx.tolist(), picked, problems):
+            if problem is None:
+                continue
+            fixed = self._repair(line) if self.repair and _of_a_field(problem) else None
+            if fixed is None:
+                dead.append(DeadLetter.of(*problem, first_index + i, line))
+            else:
+                fixed_rows.append(i)
+                fixed_lines.append(fixed[0])
+                self._invalid[first_index + i] = fixed[1]
         self.screen_first = bool(bad.any())
         self._parse(lines, idx[~bad], frames, dead, first_index, screened=True)
+        if fixed_rows:  # the events with a field of the wrong type, that field set missing: one parse
+            rows = np.asarray(fixed_rows, dtype=np.int64)
+            try:
+                frames.append((rows, pl.read_ndjson(io.BytesIO(b"\n".join(fixed_lines)), schema=self.polars_schema)))
+            except Exception as exc:  # not expected: the screen passed them; say so rather than lose them
+                for i in fixed_rows:
+                    self._invalid.pop(first_index + i, None)
+                    dead.append(DeadLetter.of(None, f"could not decode: {str(exc).splitlines()[0][:200]}",
+                                              first_index + i, lines[i]))
+
+    def _repair(self, line: bytes) -> tuple[bytes, list[tuple[str, str]]] | None:
+        """The event with every feature or output of the wrong type set to null, and what was wrong;
+        None when something else is wrong too (then it is a dead letter)."""
+        try:
+            raw = _JSON_ANY.decode(line)
+            if len(KEY_MARK.findall(line)) > count_keys(raw):
+                raw = json.loads(line, object_pairs_hook=_first_wins)
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            return None
+        wrong: list[tuple[str, str]] = []
+        found = self._judge(raw)
+        while found is not None:
+            if not _of_a_field(found) or len(wrong) > len(self.schema.columns()):
+                return None
+            name, why = found
+            assert name is not None  # _of_a_field
+            if name.startswith("features."):
+                raw["features"][name[9:]] = None
+                wrong.append((name[9:], why))
+            elif name == "prediction":
+                raw["prediction"] = None
+                wrong.append((name, why))
+            else:
+                raw["prediction"][name[11:]] = None
+                wrong.append((name, why))
+            found = self._judge(raw)
+        try:
+            return orjson.dumps(raw), wrong
+        except TypeError:  # an integer past 64 bits somewhere else: the reader could not take it either
+            return None
 
     def _reason(self, line: bytes, exc: Exception) -> tuple[str | None, str]:
         """(field at fault, why) for a line the fast reader refused."""
@@ -586,6 +643,12 @@ def _first_wins(pairs: list) -> dict:
 def _name(value) -> str:
     return {bool: "a boolean", str: "a string", dict: "an object", list: "an array",
             type(None): "null"}.get(type(value), "a number")
+
+
+def _of_a_field(problem: tuple[str | None, str]) -> bool:
+    """A feature or an output of the wrong type: the value is wrong, not the event."""
+    name, why = problem
+    return name is not None and name.startswith(("features.", "prediction")) and why.startswith("expected ")
 
 
 def _pick(lines: Lines, idx: np.ndarray) -> list[bytes]:

@@ -78,6 +78,7 @@ class StepResult:
     events: int = 0
     blank: int = 0
     models: set[str] = field(default_factory=set)
+    invalid: int = 0  # fields set missing for their type (the events counted)
 
 
 class Guards:
@@ -171,24 +172,39 @@ class Pipeline:
         """Decode, guard and monitor ``lines``; indices count from ``first_index``.
 
         Rule violations are computed once per model batch: they make the
-        decisions (when ``decisions``) and feed the guardrail alerts.
+        decisions (when ``decisions``) and feed the guardrail alerts. A
+        feature or output of the wrong type is set missing for the monitor
+        (the event counts, a ``type_changed`` alert says so); a guard with
+        rules is strict: with ``decisions`` such an event gets no decision but
+        a dead letter naming the field.
         ``observer(batch, hits, monitor, alerts)`` sees each batch after the
         core (backtests record their traces with it). ``messages``: the lines
         are Kafka messages, and an empty one is a dead letter (a file's blank
         line is skipped).
         """
-        decoded = self._admitted(self.decoder.decode(lines, first_index, messages), lines, first_index, count=True)
+        decoded = self._admitted(self.decoder.decode(lines, first_index, messages, repair=True), lines, first_index,
+                                 count=True)
         out = self._start(decoded)
+        out.invalid = sum(len(v) for v in decoded.invalid.values())
         alerts: list[tuple[int, str, str, Alert]] = []
+        refused: list[int] = []
         for batch, rows in zip(decoded.batches, decoded.rows):
             guard = self.guards.for_model(batch.model)
             hits = guard.violations(batch) if guard.rules else None
             if decisions:
-                out.decisions += zip(rows.tolist(), guard.decide(batch, hits))
-            found = self.monitor.process(batch, hits)
+                made = list(zip(rows.tolist(), guard.decide(batch, hits)))
+                if decoded.invalid and guard.rules:  # a guard is strict: a field of the wrong type is refused
+                    refused += [i for i, _ in made if i in decoded.invalid]
+                    made = [(i, d) for i, d in made if i not in decoded.invalid]
+                out.decisions += made
+            found = self.monitor.process(batch, hits, _invalid_rows(decoded.invalid, rows))
             if observer is not None:
                 observer(batch, hits, self.monitor, found)
             alerts += [(int(rows[a.row]), a.feature or "", a.detector, a) for a in found]
+        if refused:
+            out.dead += [DeadLetter.of(*_field_problem(decoded.invalid[i][0]), i, lines[i - first_index])
+                         for i in refused]
+            out.dead.sort(key=lambda d: d.index)
         alerts.sort(key=lambda a: a[:3])
         out.alerts = [(index, alert) for index, _, _, alert in alerts]
         out.decisions.sort(key=lambda d: d[0])
@@ -264,6 +280,23 @@ class Pipeline:
         except Exception as exc:  # a document that decodes but is not a state: name what broke
             raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
         return cls(config, schema, monitor)
+
+
+def _field_problem(wrong: tuple[str, str]) -> tuple[str, str]:
+    """(field, why) as a dead letter names it: ``features.<name>`` for a feature."""
+    column, why = wrong
+    return (column if column.startswith("prediction") else f"features.{column}"), why
+
+
+def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
+    """Column -> (batch rows whose value was set missing for its type, what the first one was)."""
+    if not invalid:
+        return {}
+    out: dict[str, tuple[list[int], str]] = {}
+    for row, index in enumerate(rows.tolist()):
+        for column, why in invalid.get(index, ()):
+            out.setdefault(column, ([], why))[0].append(row)
+    return {column: (np.asarray(found, dtype=np.int64), why) for column, (found, why) in out.items()}
 
 
 def monitor_of(data: bytes) -> Monitor:

@@ -1,0 +1,78 @@
+"""Type changes: a field that arrives with the wrong JSON type is a finding about that field.
+
+The decoder sets such a value to missing (the event still counts, every
+other column is still monitored) and tells the monitor which rows of which
+column carried what. One ``type_changed`` episode per column opens at the
+first such row and closes after ``clear_after`` of the model's events in a
+row without one.
+
+>>> import numpy as np
+>>> tc = TypeChanges()
+>>> [(f.action, f.row) for f in tc.observe({"amount": (np.array([3, 7]), "expected a number, got a string")}, 10, 0)]
+[('fire', 3)]
+>>> [(f.action, f.row) for f in TypeChanges(clear_after=5).observe({"x": (np.array([1, 2]), "...")}, 10, 0)]
+[('fire', 1), ('clear', 7)]
+>>> tc.observe({}, 500, 10), [(f.action, f.row) for f in tc.observe({}, 2000, 510)]
+([], [('clear', 497)])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .alerts import Finding
+
+__all__ = ["TypeChanges", "DETECTOR"]
+
+DETECTOR = "type_changed"
+CLEAR_AFTER = 1000
+
+
+class TypeChanges:
+    """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
+
+    def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None) -> None:
+        self.clear_after = clear_after
+        self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
+
+    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
+        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
+
+        The same events give the same findings however they are cut into batches.
+        """
+        out = []
+        for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
+            rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
+            seen = self.last.get(column)
+            for row in (start + rows).tolist():
+                if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
+                    out.append(self._clear(column, seen, start))
+                    seen = None
+                if seen is None:
+                    out.append(Finding(column, DETECTOR, "fire", row - start, 1.0, 0.0, "warning",
+                                       f"{column}: type changed: {why}; such values count as missing, the events "
+                                       f"and their other columns are still monitored", kind="data_quality"))
+                    seen = [row, 0]
+                seen[0], seen[1] = row, seen[1] + 1
+            if seen is not None and seen[0] + self.clear_after < start + n:
+                out.append(self._clear(column, seen, start))
+                seen = None
+            if seen is None:
+                self.last.pop(column, None)
+            else:
+                self.last[column] = seen
+        return sorted(out, key=lambda f: f.row)
+
+    def _clear(self, column: str, seen: list[int], start: int) -> Finding:
+        last, count = seen
+        return Finding(column, DETECTOR, "clear", last + self.clear_after - start, float(count), 0.0, "info",
+                       f"{column}: values of the expected type again for {self.clear_after:,} events "
+                       f"({count:,} of the wrong type in the episode)", kind="data_quality")
+
+    def to_dict(self) -> dict:
+        return {"clear_after": self.clear_after, "last": self.last}
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> TypeChanges:
+        raw = raw or {}
+        return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()})
