@@ -159,3 +159,43 @@ def test_a_feature_that_changes_type_is_one_finding_not_a_blackout():
     assert [(a.feature, a.kind) for a in typed] == [("age", "data_quality")]
     assert "got a string" in typed[0].message
     assert any(a.feature == "amount" and a.row >= 12_000 for a in firing if a.detector != "type_changed")
+
+
+def _two_models(n: int, drift_at: int) -> list[bytes]:
+    """Model "fraud": numeric prediction and card features; model "churn": named outputs and other features,
+    its ``prediction.score`` shifting at ``drift_at``. Interleaved on one stream."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    out = []
+    for i in range(n):
+        if i % 2 == 0:
+            event = {"event_id": f"f{i}", "model": "fraud", "timestamp": 1_793_491_200 + i,
+                     "features": {"amount": float(rng.lognormal(3, 1)), "country": str(rng.choice(["US", "DE"]))},
+                     "prediction": float(rng.random())}
+        else:
+            shift = 0.3 if i >= drift_at else 0.0
+            event = {"event_id": f"c{i}", "model": "churn", "timestamp": 1_793_491_200 + i,
+                     "features": {"tenure": int(rng.integers(1, 60)), "amount": str(rng.choice(["low", "high"]))},
+                     "prediction": {"score": float(min(rng.beta(2, 5) + shift, 1.0)), "label": "stay"}}
+        out.append(orjson.dumps(event))
+    return out
+
+
+def test_two_models_of_different_shapes_on_one_stream_each_get_their_schema():
+    """No dead letter: each model is decoded by its own schema (``amount`` is a number for one and a label
+    for the other), the second model's output drift is caught, and the schemas survive a state round trip."""
+    lines = _two_models(60_000, drift_at=40_000)
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 5000}})
+    pipe = Pipeline.build(config, lines[:1000])
+    first = pipe.step(lines[:20_000])
+    again = Pipeline.from_bytes(pipe.to_bytes(), config)
+    rest = again.step(lines[20_000:], 20_000)
+    assert not first.dead and not rest.dead and first.events + rest.events == len(lines)
+    assert not [a for _, a in first.alerts + rest.alerts if a.status == "firing" and a.model == "fraud"]
+    churn = [(i, a) for i, a in rest.alerts if a.model == "churn" and a.status == "firing"]
+    assert churn and all(a.feature == "prediction.score" and i >= 40_000 for i, a in churn)
+    columns = set(again.monitor.models["churn"].columns)
+    assert {"tenure", "amount", "prediction.score", "prediction.label"} <= columns
+    assert again.monitor.models["fraud"].columns["amount"].kind == "numeric"
+    assert again.monitor.models["churn"].columns["amount"].kind == "categorical"

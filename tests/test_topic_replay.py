@@ -36,7 +36,7 @@ def test_topic_replay_equals_file_replay(services, tmp_path, partitions):
     from_topic = [orjson.loads(x) for x in first.splitlines()]
     assert from_file and same(from_topic) == same(from_file)
     assert all(a["position"]["topic"] == topic for a in from_topic)
-    assert len(dead.read_bytes().splitlines()) == 15
+    assert len(dead.read_bytes().splitlines()) == 13  # and 2 events with a string for a number, counted
     second = replay("--topic", topic, "--from", "-1d", "--bootstrap-servers", bootstrap)
     assert second == first, "replaying the same range twice gives byte-identical alerts"
 

@@ -35,6 +35,7 @@ class Finding:
     severity: str
     message: str
     kind: str | None = None  # default: the detector's kind (drift, data_quality)
+    segment: tuple[str, str] | None = None  # (tag, value) when a segment's own detector found it
 
 
 @dataclass
@@ -49,15 +50,18 @@ class _Episode:
     severity: str = "warning"
     threshold: float = 0.0
     kind: str | None = None
+    segment: str | None = None  # "tag=value", for a segment's own detector
 
 
-def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int) -> str:
+def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int,
+             segment: str | None = None) -> str:
     """Deterministic id of one alert.
 
     >>> alert_id("fraud", "amount", "mean", 1, "firing", 0) == alert_id("fraud", "amount", "mean", 1, "firing", 0)
     True
     """
-    key = "\x1f".join([model, column or "", detector, str(episode), status, str(notice)])
+    parts = [model, column or "", detector, str(episode), status, str(notice)]
+    key = "\x1f".join(parts + [segment] if segment else parts)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -73,8 +77,9 @@ class AlertPolicy:
     def apply(self, findings: list[Finding], times: np.ndarray, event_ids: TextArray | np.ndarray) -> list[Alert]:
         """Turn this batch's findings into alerts, in row order."""
         by_key: dict[str, list[Finding]] = {}
-        for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector)):
-            by_key.setdefault(f"{f.column}\x1f{f.detector}", []).append(f)
+        for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector, f.segment or ())):
+            key = f"{f.column}\x1f{f.detector}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
+            by_key.setdefault(key, []).append(f)
         keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
         out: list[Alert] = []
         for key in sorted(keys):
@@ -84,7 +89,8 @@ class AlertPolicy:
 
     def _run_key(self, key, findings, times, event_ids) -> list[Alert]:
         ep = self.episodes.setdefault(key, _Episode())
-        column, detector = key.split("\x1f")
+        column, detector, *where = key.split("\x1f")
+        ep.segment = where[0] if where else None  # "tag=value"
         out: list[Alert] = []
         cursor = 0
         for f in findings:
@@ -142,8 +148,9 @@ class AlertPolicy:
     def _alert(self, ep, column, detector, status, severity, score, threshold, row, times, event_ids, message):
         notice = ep.notices if status == "firing" else 0
         return Alert(
-            alert_id=alert_id(self.model, column, detector, ep.number, status, notice),
+            alert_id=alert_id(self.model, column, detector, ep.number, status, notice, ep.segment),
             status=status, model=self.model, feature=column or None,
+            segment=dict([ep.segment.split("=", 1)]) if ep.segment else None,
             kind=ep.kind or DETECTOR_KIND.get(detector, "drift"),
             detector=detector, severity=severity, score=score, threshold=threshold,
             event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),

@@ -49,7 +49,7 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
-STATE_VERSION = 5  # 2: lane tables as bytes; 3: codebook and lanes encoded once per column; 4: roles; 5: tail groups
+STATE_VERSION = 6  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -209,6 +209,17 @@ class ColumnMonitor:
         return col
 
 
+SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
+
+
+@dataclass
+class SegmentMonitor:
+    """The column detectors of one segment (a tag's value), on that segment's events alone."""
+
+    columns: dict[str, ColumnMonitor]
+    events: int = 0
+
+
 class ModelMonitor:
     """Everything inferwatch knows about one model."""
 
@@ -225,6 +236,7 @@ class ModelMonitor:
         self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
         self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
         self.type_changes = TypeChanges()
+        self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
 
     @property
     def calibrated(self) -> bool:
@@ -283,8 +295,28 @@ class ModelMonitor:
             for t in col.observe(columns.get(name), n, start):
                 message, severity = col.describe(t)
                 findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
+        findings += self._segment_findings(batch, columns)
         self._segment_stats(batch, columns, start)
         self.events += n
+        return findings
+
+    def _segment_findings(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
+        """The detectors of each segment with a baseline of its own, on that segment's events."""
+        findings: list[Finding] = []
+        for (tag, value), seg in self.segment_monitors.items():
+            arr = batch.segments.get(tag)
+            if arr is None or value not in arr.categories:
+                continue
+            rows = np.flatnonzero(arr.codes == arr.categories.index(value))
+            if not rows.size:
+                continue
+            for name, col in seg.columns.items():
+                values = columns.get(name)
+                for t in col.observe(values.take(rows) if values is not None else None, len(rows), seg.events):
+                    message, severity = col.describe(t)
+                    findings.append(Finding(name, t.detector, t.action, int(rows[t.row]), t.score, t.threshold,
+                                            severity, f"[{tag}={value}] {message}", segment=(tag, value)))
+            seg.events += len(rows)
         return findings
 
     def _segment_stats(self, batch: Batch, columns: Mapping[str, Column], start: int) -> None:
@@ -324,8 +356,6 @@ class ModelMonitor:
             present = ~np.isnan(column.values) if isinstance(column, NumericArray) else column.codes >= 0
             if present.any():
                 chosen[name] = kind
-        books: dict[str, Codebook] = {}
-        built = {}
         self.roles = {}
         columns = dict(reference.columns)
         for name in sorted(chosen):
@@ -335,6 +365,26 @@ class ModelMonitor:
             if inferred == "text" and isinstance(columns[name], CategoricalArray):
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
+        built = self._build(columns, chosen)
+        by_segment = {}
+        for key, rows in self._segment_rows(reference).items():
+            part = {name: columns[name].take(rows) for name in chosen}
+            by_segment[key] = (len(rows), part, self._build(part, chosen))
+        # the budget is per column: a column's lanes, its segments' included, share it
+        total_lanes = sum(len(b[2]) for b in built.values()) + sum(
+            len(b[2]) for _, _, seg in by_segment.values() for b in seg.values())
+        n_columns = max(len(built), 1)
+        log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
+        self.columns = self._monitors(built, chosen, columns, log_arl0, count_stats)
+        self.segment_monitors = {
+            key: SegmentMonitor(self._monitors(seg, chosen, part, log_arl0, count_stats), n if count_stats else 0)
+            for key, (n, part, seg) in sorted(by_segment.items())}
+        self.live_from = self.events
+
+    def _build(self, columns: Mapping[str, Column], chosen: dict[str, str]) -> dict:
+        """name -> (codebook, reference codes, lane names, lane rows, p0) of every chosen column."""
+        cfg = self.config
+        built = {}
         for name, kind in sorted(chosen.items()):
             column = columns[name]
             role = self.roles.get(name)
@@ -351,17 +401,18 @@ class ModelMonitor:
                     detectors = tuple(d for d in detectors if d != "missing")  # the text's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
-            books[name] = book
             codes = book.encode(column)
-            built[name] = (codes, *build_lanes(book, codes, detectors))
-        total_lanes = sum(len(b[1]) for b in built.values())
-        n_columns = max(len(built), 1)
-        log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
-        self.columns = {}
-        for name, (codes, names, rows, p0) in built.items():
+            built[name] = (book, codes, *build_lanes(book, codes, detectors))
+        return built
+
+    def _monitors(self, built: dict, chosen: dict[str, str], columns: Mapping[str, Column], log_arl0: float,
+                  count_stats: bool) -> dict[str, ColumnMonitor]:
+        cfg = self.config
+        out = {}
+        for name, (book, codes, names, rows, p0) in built.items():
             lanes = calibrate(names, rows, p0, codes, log_arl0, cfg.block_size)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
-            col = ColumnMonitor(name, books[name], lanes, LaneState.fresh(lanes) if lanes else None, stats,
+            col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes) if lanes else None, stats,
                                 cfg.block_size, cfg.alert_policy.resolve_fraction)
             if count_stats:  # warm-up events are events of the stream too
                 column = columns[name]
@@ -371,8 +422,22 @@ class ModelMonitor:
                 else:
                     assert isinstance(column, CategoricalArray)
                     col.stats.update(column)
-            self.columns[name] = col
-        self.live_from = self.events
+            out[name] = col
+        return out
+
+    def _segment_rows(self, reference: Batch) -> dict[tuple[str, str], np.ndarray]:
+        """(tag, value) -> reference rows, for the values of each segment tag with a baseline of their own:
+        at least ``SEGMENT_MIN_EVENTS`` rows, the most frequent first, at most ``max_segment_values`` a tag."""
+        out = {}
+        for tag in self.config.segments:
+            seg = reference.segments.get(tag)
+            if seg is None:
+                continue
+            counts = np.bincount(seg.codes[seg.codes >= 0], minlength=len(seg.categories))
+            order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] >= SEGMENT_MIN_EVENTS]
+            for code in order[: self.config.max_segment_values]:
+                out[(tag, seg.categories[code])] = np.flatnonzero(seg.codes == code)
+        return out
 
     def status(self) -> dict:
         return {
@@ -391,6 +456,9 @@ class ModelMonitor:
             "rule_rates": self.rule_rates.to_dict(),
             "roles": self.roles,
             "type_changes": self.type_changes.to_dict(),
+            "segment_monitors": [{"tag": tag, "value": value, "events": seg.events,
+                                  "columns": [c.to_dict() for c in seg.columns.values()]}
+                                 for (tag, value), seg in sorted(self.segment_monitors.items())],
             "warmup": _batch_to_dict(warm) if warm is not None else None,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
@@ -408,6 +476,11 @@ class ModelMonitor:
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
         mon.roles = dict(raw.get("roles") or {})
         mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
+        block, fraction = config.block_size, config.alert_policy.resolve_fraction
+        mon.segment_monitors = {
+            (s["tag"], s["value"]): SegmentMonitor(
+                {c["name"]: ColumnMonitor.from_dict(c, block, fraction) for c in s["columns"]}, int(s["events"]))
+            for s in raw.get("segment_monitors") or []}
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
         return mon

@@ -163,6 +163,7 @@ class Alert:
     row: int
     message: str
     event_id: str = ""
+    segment: dict[str, str] | None = None  # {"region": "eu"}: found by that segment's own detectors
 
     def to_record(self, position) -> dict:
         """The wire record (without wall-clock fields): stable key order."""
@@ -171,6 +172,7 @@ class Alert:
             "status": self.status,
             "model": self.model,
             "feature": self.feature,
+            "segment": self.segment,
             "kind": self.kind,
             "detector": self.detector,
             "severity": self.severity,

@@ -735,6 +735,25 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     return Schema(kinds, pred_kind, tuple(tags))
 
 
+def fits(schema: Schema, stream: Schema) -> bool:
+    """Whether events of ``schema`` decode under ``stream`` without losing a column or a value.
+
+    >>> a = Schema({"x": "numeric"}, "numeric")
+    >>> fits(a, Schema({"x": "numeric", "y": "categorical"}, "numeric")), fits(a, Schema({"x": "categorical"}, "numeric"))
+    (True, False)
+    >>> fits(Schema({"x": "numeric"}, {"score": "numeric"}), Schema({"x": "numeric"}, "numeric"))
+    False
+    """
+    if any(stream.features.get(name) != kind for name, kind in schema.features.items()):
+        return False
+    mine, theirs = schema.prediction, stream.prediction
+    if mine is None:
+        return True
+    if isinstance(mine, dict):
+        return isinstance(theirs, dict) and all(theirs.get(k) == v for k, v in mine.items())
+    return mine == theirs
+
+
 def declared_kinds(config: MonitorConfig | None) -> dict[str, str]:
     """The kind every column of every model declares in ``columns`` (features, ``prediction``, ``prediction.<x>``)."""
     declared: dict[str, str] = {}

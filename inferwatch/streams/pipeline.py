@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 import numpy as np
@@ -41,14 +41,15 @@ from ..detectors.guard import BatchGuard
 from ..detectors.monitor import Monitor, concat_batches
 from ..detectors.types import Alert, Batch, Decision
 from ..errors import ConfigError, StateError
-from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, infer_schema
+from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
+OWN_SAMPLE_LINES = 256  # a new model's first events, to tell whether they fit the stream's schema
 EVENTS_PER_MODEL_STEP = 512  # a step grows with the models it feeds, so each sees about this many events
 MAX_STEP_LINES = 524_288
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: schemas of their own for some models
 
 Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
 
@@ -110,6 +111,7 @@ class Pipeline:
         self.fingerprint = config_fingerprint(config)
         self.reference_events: int | None = None  # set by fit_reference
         self.reference_models: set[str] = set()
+        self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
@@ -144,7 +146,8 @@ class Pipeline:
         per_model: dict[str, list[Batch]] = defaultdict(list)
         first = 0
         for block in blocks:
-            for batch in self.decoder.decode(block, first).batches:
+            decoded = self._own_schemas(self.decoder.decode(block, first, repair=True), block, first, False)
+            for batch in decoded.batches:
                 per_model[batch.model].append(batch)
             first += len(block)
         for _, parts in sorted(per_model.items()):
@@ -184,12 +187,13 @@ class Pipeline:
         """
         decoded = self._admitted(self.decoder.decode(lines, first_index, messages, repair=True), lines, first_index,
                                  count=True)
+        decoded = self._own_schemas(decoded, lines, first_index, messages)
         out = self._start(decoded)
         out.invalid = sum(len(v) for v in decoded.invalid.values())
         alerts: list[tuple[int, str, str, Alert]] = []
         refused: list[int] = []
         for batch, rows in zip(decoded.batches, decoded.rows):
-            guard = self.guards.for_model(batch.model)
+            guard = self._guards_of(batch.model).for_model(batch.model)
             hits = guard.violations(batch) if guard.rules else None
             if decisions:
                 made = list(zip(rows.tolist(), guard.decide(batch, hits)))
@@ -209,6 +213,42 @@ class Pipeline:
         out.alerts = [(index, alert) for index, _, _, alert in alerts]
         out.decisions.sort(key=lambda d: d[0])
         return out
+
+    def _guards_of(self, model: str) -> Guards:
+        own = self.own.get(model)
+        return own[2] if own is not None else self.guards
+
+    def _own_schemas(self, decoded: Decoded, lines: Lines, first_index: int, messages: bool) -> Decoded:
+        """Each model with a schema of its own decoded by it: a model seen for the first time gets one when
+        its events do not fit the stream's schema (other kinds, other outputs, columns the stream never had)."""
+        batches, kept_rows, changed = [], [], False
+        for batch, rows in zip(decoded.batches, decoded.rows):
+            model = batch.model
+            if model not in self.own and model not in self.monitor.models:
+                sample = [lines[i - first_index] for i in rows[:OWN_SAMPLE_LINES].tolist()]
+                schema = infer_schema(sample, self.config, stream_tags(self.config))
+                if not fits(schema, self.schema):
+                    self._adopt(model, schema)
+            if model not in self.own:
+                batches.append(batch)
+                kept_rows.append(rows)
+                continue
+            changed = True
+            again = self.own[model][1].decode([lines[i - first_index] for i in rows.tolist()], 0, messages,
+                                              repair=True)
+            for i in rows.tolist():
+                decoded.invalid.pop(i, None)
+            batches += again.batches
+            kept_rows += [rows[r] for r in again.rows]
+            decoded.dead += [replace(d, index=int(rows[d.index])) for d in again.dead]
+            decoded.invalid.update({int(rows[k]): v for k, v in again.invalid.items()})
+        if changed:
+            decoded.batches, decoded.rows = batches, kept_rows
+            decoded.dead.sort(key=lambda d: d.index)
+        return decoded
+
+    def _adopt(self, model: str, schema: Schema) -> None:
+        self.own[model] = (schema, Decoder(schema, self.config.limits), Guards(self.config, schema))
 
     def decide(self, lines: Lines, first_index: int = 0, messages: bool = False) -> StepResult:
         """Decode and guard ``lines`` (no monitoring): a decision per valid event, dead letters for the rest."""
@@ -256,7 +296,8 @@ class Pipeline:
 
     def to_bytes(self) -> bytes:
         return msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
-                                       "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes()})
+                                       "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes(),
+                                       "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())}})
 
     @classmethod
     def from_bytes(cls, data: bytes, config: MonitorConfig) -> Pipeline:
@@ -275,11 +316,15 @@ class Pipeline:
         try:
             schema = Schema.from_dict(raw["schema"])
             monitor = Monitor.from_bytes(raw["monitor"], config)
+            own = {m: Schema.from_dict(d) for m, d in raw["own"].items()}
         except StateError:
             raise
         except Exception as exc:  # a document that decodes but is not a state: name what broke
             raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
-        return cls(config, schema, monitor)
+        pipe = cls(config, schema, monitor)
+        for model, model_schema in own.items():
+            pipe._adopt(model, model_schema)
+        return pipe
 
 
 def _field_problem(wrong: tuple[str, str]) -> tuple[str, str]:

@@ -36,6 +36,7 @@ class Scenario:
     change_at: int | None
     column: str | None
     kl: Callable[[np.ndarray], np.ndarray] | None  # KL per event, by events since the change
+    config: dict | None = None  # monitor.yaml as a mapping (default: the defaults)
 
     def bound(self) -> float | None:
         if self.kl is None:
@@ -134,6 +135,11 @@ def _log_scenario(name: str, seed: int) -> Scenario:
         s.log["request_id"][c + np.flatnonzero(rng.random(n - c) < 0.10)] = None
         p0 = 0.5 / REF_N
         return Scenario(name, ref, s, c, "request_id", _const(0.1 * math.log(0.1 / p0) + 0.9 * math.log(0.9 / (1 - p0))))
+    if name == "log_segment_drift":  # score_a moves by 0.5 SD in region eu (30 % of events) only
+        eu = c + np.flatnonzero(s.log["region"][c:] == "eu")
+        s.score_a[eu] += 0.5
+        return Scenario(name, ref, s, c, "score_a", _const(0.3 * _gauss_kl(0.5)),
+                        {"default": {"segments": ["region"]}})
     if name == "log_boolean_rate":
         s.log["has_3ds"][c:] = rng.random(n - c) < 0.6
         return Scenario(name, ref, s, c, "has_3ds", _const(_cat_kl([0.6, 0.4], [0.7, 0.3])))
@@ -142,12 +148,14 @@ def _log_scenario(name: str, seed: int) -> Scenario:
 
 SCENARIOS = ("stationary", "seasonal", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
              "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
-             "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_boolean_rate")
+             "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_boolean_rate",
+             "log_segment_drift")
 
 
 def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
     n = len(cols)
     ids = np.array([f"e-{first + i:08d}" for i in range(n)], dtype=object)
+    segments = {"region": CategoricalArray.from_labels(list(cols.log["region"]))} if cols.log is not None else {}
     return Batch(model, ids, START + (first + np.arange(n)) / RATE, {
         "amount": NumericArray(cols.amount), "age": NumericArray(cols.age),
         "country": CategoricalArray.from_labels(list(cols.country)),
@@ -156,7 +164,7 @@ def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
         "is_new": CategoricalArray(cols.is_new.astype(np.int64), ("false", "true")),
         "score_a": NumericArray(cols.score_a), "prediction": NumericArray(cols.prediction),
         **_log_batch_columns(cols),
-    })
+    }, segments)
 
 
 def _log_batch_columns(cols: Columns) -> dict:
@@ -185,7 +193,7 @@ def score_alerts(sc: Scenario, firings: list[tuple[int, str]]) -> Score:
 
 
 def run_inferwatch(sc: Scenario, batch_size: int = 16_384) -> Score:
-    mon = Monitor(MonitorConfig())
+    mon = Monitor(MonitorConfig.model_validate(sc.config or {}))
     mon.fit_reference(to_batch(sc.reference))
     stream = to_batch(sc.stream, REF_N)
     firings = []

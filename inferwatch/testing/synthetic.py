@@ -67,6 +67,8 @@ def generate(n: int, seed: int, period: int | None = None, offset: int = 0) -> C
     return Columns(amount, age, country, device, tenure, n_tx, is_new, score_a, prediction)
 
 
+REGIONS = ("us", "eu", "apac")  # a tag: the segment of an event
+REGION_P = (0.6, 0.3, 0.1)
 MERCHANTS = 400  # levels of the Zipf-like merchant column
 ZIPF_S = 1.1
 WORDS = ("card", "declined", "twice", "please", "refund", "the", "order", "arrived", "late", "thanks", "again",
@@ -91,7 +93,9 @@ def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
     channel = np.array(("pos", "online", "moto"), dtype=object)[rng.choice(3, n, p=(0.5, 0.45, 0.05))]
     channel[rng.random(n) < 0.05] = None
     has_3ds = rng.random(n) < 0.7
-    return {"request_id": request_id, "note": note, "merchant": merchant, "channel": channel, "has_3ds": has_3ds}
+    region = np.array(REGIONS, dtype=object)[rng.choice(len(REGIONS), n, p=REGION_P)]
+    return {"request_id": request_id, "note": note, "merchant": merchant, "channel": channel, "has_3ds": has_3ds,
+            "region": region}
 
 
 def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_time: float = START) -> list[bytes]:
