@@ -1,7 +1,11 @@
 """Alert policy: detector transitions in, episodes of alerts out.
 
-One episode per (model, column, detector) gives one ``firing`` alert and one
-``resolved`` alert. ``cooldown_seconds`` of event time must pass clear
+One episode per (model, column, cause) gives one ``firing`` alert and one
+``resolved`` alert: the drift detectors of a column (``mean``, ``scale``,
+``shape``, ``mix``) are one cause, so a unit bug that moves all three is one
+alert, named by the detector that crossed first and lasting while any of
+them fires; ``missing``, ``new_category``, ``type_changed`` and each rule
+are causes of their own. ``cooldown_seconds`` of event time must pass clear
 before an episode resolves (a re-firing inside it continues the episode),
 and ``renotify_seconds`` repeats the firing alert while it lasts. Ids are a
 hash of (model, column, detector, episode number, status, notice number):
@@ -51,6 +55,9 @@ class _Episode:
     threshold: float = 0.0
     kind: str | None = None
     segment: str | None = None  # "tag=value", for a segment's own detector
+    first: str = ""  # the detector that opened the episode: the alerts' detector
+    active: list[str] = field(default_factory=list)  # detectors of the episode still firing
+    fired: list[str] = field(default_factory=list)  # every detector that fired in the episode
 
 
 def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int,
@@ -72,13 +79,19 @@ class AlertPolicy:
     episodes: dict[str, _Episode] = field(default_factory=dict)
 
     def open_alerts(self) -> list[tuple[str, ...]]:
-        return [tuple(k.split("\x1f")) for k, e in sorted(self.episodes.items()) if e.open]
+        """(column, detector[, "tag=value"]) of each open episode; the detector is the one that opened it."""
+        out = []
+        for key, ep in sorted(self.episodes.items()):
+            if ep.open:
+                column, group, *where = key.split("\x1f")
+                out.append((column, ep.first or group, *where))
+        return out
 
     def apply(self, findings: list[Finding], times: np.ndarray, event_ids: TextArray | np.ndarray) -> list[Alert]:
         """Turn this batch's findings into alerts, in row order."""
         by_key: dict[str, list[Finding]] = {}
         for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector, f.segment or ())):
-            key = f"{f.column}\x1f{f.detector}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
+            key = f"{f.column}\x1f{_group(f.detector)}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
             by_key.setdefault(key, []).append(f)
         keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
         out: list[Alert] = []
@@ -97,18 +110,26 @@ class AlertPolicy:
             cursor = self._deadlines(ep, column, detector, cursor, f.row, times, event_ids, out)
             t = float(times[f.row])
             if f.action == "fire":
-                if ep.clear_pending is not None:
-                    ep.clear_pending = None  # re-fired while cooling down: same episode
+                if ep.open:  # another detector of the same cause, or a re-firing while cooling down: same episode
+                    ep.clear_pending = None
+                    ep.active = sorted({*ep.active, f.detector})
+                    ep.fired = ep.fired + [f.detector] if f.detector not in ep.fired else ep.fired
                     continue
                 ep.number += 1
                 ep.open, ep.notices, ep.notified_at = True, 0, t
                 ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
+                ep.first, ep.active, ep.fired = f.detector, [f.detector], [f.detector]
                 out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
                                        f.row, times, event_ids, f.message))
             elif ep.open:
+                ep.active = [d for d in ep.active if d != f.detector]
+                if ep.active:  # the episode lasts while any of its detectors fires
+                    continue
                 ep.clear_pending, ep.clear_score, ep.clear_threshold = t, f.score, f.threshold
                 cursor = f.row
-                message = f.message
+                message = f.message if len(ep.fired) == 1 else (
+                    f"{column}: {', '.join(ep.fired)} all back within reference bounds "
+                    f"(last: {f.message.split(': ', 1)[-1]})")
                 if self.config.cooldown_seconds == 0.0:
                     self._resolve(ep, column, detector, f.row, times, event_ids, out, message)
             cursor = max(cursor, f.row)
@@ -147,12 +168,13 @@ class AlertPolicy:
 
     def _alert(self, ep, column, detector, status, severity, score, threshold, row, times, event_ids, message):
         notice = ep.notices if status == "firing" else 0
+        shown = ep.first or detector
         return Alert(
             alert_id=alert_id(self.model, column, detector, ep.number, status, notice, ep.segment),
             status=status, model=self.model, feature=column or None,
             segment=dict([ep.segment.split("=", 1)]) if ep.segment else None,
-            kind=ep.kind or DETECTOR_KIND.get(detector, "drift"),
-            detector=detector, severity=severity, score=score, threshold=threshold,
+            kind=ep.kind or DETECTOR_KIND.get(shown, "drift"),
+            detector=shown, severity=severity, score=score, threshold=threshold,
             event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),
         )
 
@@ -162,6 +184,12 @@ class AlertPolicy:
     @classmethod
     def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> AlertPolicy:
         return cls(model, config, {k: _Episode(**v) for k, v in raw.items()})
+
+
+def _group(detector: str) -> str:
+    """The episode a detector's findings belong to: the drift detectors of a column share one (one cause,
+    one alert); every other detector (missing, new labels, a type change, a rule) has its own."""
+    return "drift" if DETECTOR_KIND.get(detector) == "drift" else detector
 
 
 def _first_at_or_after(times: np.ndarray, lo: int, hi: int, deadline: float) -> int | None:

@@ -40,6 +40,7 @@ class NumericCodebook:
     """Bins ``(-inf, e0), [e0, e1), ..., [e_last, inf)``, then the missing code."""
 
     edges: np.ndarray
+    median: float = float("nan")  # of the reference's present values: what a message compares with
 
     kind = "numeric"
 
@@ -56,13 +57,14 @@ class NumericCodebook:
         present = values[~np.isnan(values)]
         if present.size == 0:
             return cls(np.empty(0))
+        median = float(np.median(present))
         distinct = np.unique(present)
         if distinct.size <= bins:
-            return cls(distinct.astype(np.float64))
+            return cls(distinct.astype(np.float64), median)
         probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
         probs = np.union1d(probs, [0.005, 0.02, 0.98, 0.995])  # finer tails: scale changes and unit bugs show there
         edges = np.unique(np.quantile(present, probs, method="inverted_cdf"))
-        return cls(edges.astype(np.float64))
+        return cls(edges.astype(np.float64), median)
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, NumericArray):
@@ -103,7 +105,7 @@ class NumericCodebook:
         return (dens[:-1] - dens[1:]) / width
 
     def to_dict(self) -> dict:
-        return {"kind": "numeric", "edges": self.edges.tolist()}
+        return {"kind": "numeric", "edges": self.edges.tolist(), "median": self.median}
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,6 @@ Codebook = NumericCodebook | CategoricalCodebook
 
 def codebook_from_dict(raw: dict) -> Codebook:
     if raw["kind"] == "numeric":
-        return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64))
+        return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64), float(raw.get("median", float("nan"))))
     return CategoricalCodebook(tuple(raw["top"]), frozenset(raw["known"]), bool(raw["open_vocabulary"]),
                                float(raw.get("unseen_share", 0.0)), int(raw.get("groups", 1)))

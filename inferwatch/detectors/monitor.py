@@ -87,9 +87,11 @@ class ColumnMonitor:
 
     def __post_init__(self) -> None:
         self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
-        self.recent_unseen: list[str] = []
         self._fixed: bytes | None = None  # the codebook and lanes, encoded (see to_dict)
         self.group_names: dict[int, str] = {}  # "other known" group -> its most frequent label when it fired
+        self.context: dict[int, dict] = {}  # lane -> the events at its last firing row (see _context)
+        self.tail = np.empty(0)  # the column's last present values (numeric), carried between batches
+        self.unseen_tail: list[str] = []  # its latest labels never seen in the reference (categorical)
 
     @property
     def kind(self) -> str:
@@ -109,10 +111,6 @@ class ColumnMonitor:
             assert isinstance(column, CategoricalArray) and isinstance(self.book, CategoricalCodebook)
             per_label = moments
             unseen = int(counts[:, self.book.unseen_code].sum(dtype=np.float64)) if not self.book.open_vocabulary else 0
-            if unseen:
-                lookup = self.book.lookup(column)[:-1]
-                present = np.flatnonzero((lookup == self.book.unseen_code) & (per_label[:-1] > 0))
-                self.recent_unseen = [column.categories[i] for i in present[:3]]
             self.stats.update(column, unseen, per_label)
         if self.engine is None:
             return []
@@ -120,7 +118,37 @@ class ColumnMonitor:
         found = self.engine.advance(self.state, codes, start, counts)
         if found and isinstance(column, CategoricalArray) and isinstance(self.book, CategoricalCodebook):
             self._name_groups(column, moments, found)
+        for t in found:
+            if t.action == "fire":
+                self.context[t.lane] = self._context(column, codes, t)
+        self._carry(column, codes)
         return found
+
+    def _context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
+        """What the events at and just before a firing row looked like: the median of the last present
+        values (at most ``TAIL``, within the detector's run), or the latest labels never seen before.
+        Earlier batches' events count too, so the words do not depend on where batches were cut."""
+        if isinstance(column, NumericArray):
+            upto = column.values[: t.row + 1]
+            recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-min(max(t.run_length, 1), TAIL):]
+            return {"median": float(np.median(recent))} if recent.size else {}
+        return {"examples": self._unseen_latest(column, codes[: t.row + 1])}
+
+    def _unseen_latest(self, column: Column, codes: np.ndarray) -> list[str]:
+        if not isinstance(self.book, CategoricalCodebook) or self.book.open_vocabulary:
+            return []
+        assert isinstance(column, CategoricalArray)
+        rows = np.flatnonzero(codes == self.book.unseen_code)[::-1][:64]  # latest first
+        labels = [column.categories[column.codes[r]] for r in rows.tolist()]
+        return list(dict.fromkeys(labels + self.unseen_tail))[:3]
+
+    def _carry(self, column: Column, codes: np.ndarray) -> None:
+        """Keep the last present values (numeric) or new labels (categorical) for the next batch's words."""
+        if isinstance(column, NumericArray):
+            values = column.values
+            self.tail = np.concatenate([self.tail, values[~np.isnan(values)][-TAIL:]])[-TAIL:]
+        else:
+            self.unseen_tail = self._unseen_latest(column, codes)
 
     def _name_groups(self, column: CategoricalArray, per_label: np.ndarray, found: list[Transition]) -> None:
         """For a transition on an "other known" group: the group's most frequent label in this batch."""
@@ -151,9 +179,12 @@ class ColumnMonitor:
         strongest = abs(theta) >= np.max(np.abs(lanes.theta[same]))
         severity = "critical" if strongest else "warning"
         span = f"over the last ~{run} events"
+        context = self.context.get(j, {})
         if det == "mean":
             way = "up" if theta > 0 else "down"
             text = f"values moved {way} by about {abs(estimate - ref):.2f} reference SDs (normal scores) {span}"
+            units = _in_units(context, self.book)
+            text = f"{units} {span}" if units else text
         elif det == "scale":
             way = "widened" if theta > 0 else "narrowed"
             text = f"spread {way} (squared normal scores {estimate - ref:+.2f} SDs from reference) {span}"
@@ -168,8 +199,9 @@ class ColumnMonitor:
             named = self.group_names.get(int(lanes.target[j])) if det == "mix" else None
             if named is not None:
                 text += f" (mostly {named!r})"
-            if det == "new_category" and self.recent_unseen:
-                text += f" (e.g. {', '.join(repr(u) for u in self.recent_unseen)})"
+            examples = context.get("examples")
+            if det == "new_category" and examples:
+                text += f" (e.g. {', '.join(repr(u) for u in examples)})"
         return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
 
     def status(self) -> dict:
@@ -196,6 +228,7 @@ class ColumnMonitor:
             "name": self.name, "fixed": fixed,
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
+            "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
         }
 
     @classmethod
@@ -206,9 +239,36 @@ class ColumnMonitor:
         col = cls(raw["name"], codebook_from_dict(fixed["book"]), lanes, state, stats_from_dict(raw["stats"]),
                   block, resolve_fraction)
         col._fixed = raw["fixed"]
+        col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
+        col.unseen_tail = list(raw["unseen_tail"])
         return col
 
 
+def _in_units(context: dict, book: Codebook) -> str | None:
+    """``median 20.1 -> 2,010 (about x100)`` in the column's own units, when both medians are known.
+
+    >>> _in_units({"median": 2010.0}, NumericCodebook(np.array([1.0, 50.0]), 20.1))
+    'median 20.1 -> 2,010 (about x100)'
+    """
+    now, before = context.get("median"), getattr(book, "median", float("nan"))
+    if now is None or before != before:
+        return None
+    text = f"median {_num(before)} -> {_num(now)}"
+    if before > 0 and now > 0 and (now / before >= 2 or now / before <= 0.5):
+        ratio = now / before
+        text += f" (about x{_num(ratio)})" if ratio >= 2 else f" (about /{_num(1 / ratio)})"
+    return text
+
+
+def _num(x: float) -> str:
+    """A number as a person reads it: 3 significant digits, thousands separated."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(x)))))
+    return f"{round(x, digits):,.{digits}f}"
+
+
+TAIL = 256  # present values a numeric column carries between batches, for the median in its messages
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 
 
