@@ -118,3 +118,35 @@ def test_models_and_columns_named_in_the_config_but_never_seen_are_reported(tmp_
     res = replay("--file", STREAM, "--reference", REFERENCE, "--config", cfg, "--alerts-out", tmp_path / "a.jsonl")
     said = [line for line in res.stderr.decode().splitlines() if "never seen" in line]
     assert res.returncode == 0 and said and "'nothere'" in said[0] and "'ghost'" in said[0]
+
+
+def _rich_log(path, n=12_000):
+    """A model's log with an id, a free-text note and named outputs (the columns real logs carry)."""
+    from inferwatch.testing.synthetic import generate, log_columns
+
+    cols, log = generate(n, seed=5), log_columns(n, seed=6)
+    lines = []
+    for i in range(n):
+        note = log["note"][i]
+        lines.append(orjson.dumps({
+            "event_id": f"e{i}", "model": "churn", "timestamp": 1_793_491_200 + i,
+            "features": {"request_id": log["request_id"][i], "note": note, "merchant": log["merchant"][i],
+                         "amount": float(cols.amount[i]), "has_3ds": bool(log["has_3ds"][i])},
+            "prediction": {"score": float(cols.prediction[i]), "label": "stay" if cols.prediction[i] < 0.5 else "go"},
+            "tags": {"region": log["region"][i]}}))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_profile_names_roles_and_writes_a_config_replay_takes_unchanged(tmp_path):
+    events, written = tmp_path / "log.jsonl", tmp_path / "monitor.yaml"
+    _rich_log(events)
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "profile", "--file", events, "--write", written],
+                         capture_output=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    rows = {line.split()[0]: line.split()[1:3] for line in res.stdout.decode().splitlines()[1:]}
+    assert rows["request_id"] == ["categorical", "identifier"] and rows["note"] == ["categorical", "text"]
+    assert rows["has_3ds"] == ["boolean", "boolean"] and rows["prediction.score"][0] == "numeric"
+    assert "note.length" in rows
+    plain = replay("--file", events)
+    pinned = replay("--file", events, "--config", written)
+    assert pinned.returncode == 0 and pinned.stdout == plain.stdout, pinned.stderr.decode()

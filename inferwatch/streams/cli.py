@@ -133,6 +133,35 @@ def replay(
 
 
 @app.command()
+def profile(
+    file: str = typer.Option(..., "--file", help="Events, one JSON object per line ('-': standard input)."),
+    reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False,
+                                             help="Baseline events; without it, each model's first warm-up events."),
+    config: Path | None = typer.Option(None, "--config", help="monitor.yaml to start from."),
+    write: Path | None = typer.Option(None, "--write", help="Write a starting monitor.yaml here."),
+    log_level: str = _log_level_option(),
+) -> None:
+    """Print, per model, every column with its kind, role, detectors and thresholds; optionally write a config."""
+    _logging(log_level)
+    cfg = _config(config)
+    _check_source(file, None, None, None)
+    if write is not None:
+        _check_outputs(write=write)
+    from .profile import describe, profile_file, starting_config
+
+    pipe = profile_file(file, cfg, reference)
+    if not pipe.monitor.models:
+        _line("inferwatch profile: no valid event in the file")
+        raise typer.Exit(1)
+    sys.stdout.write("\n".join(describe(pipe)) + "\n")
+    if write is not None:
+        import yaml
+
+        write.write_text(yaml.safe_dump(starting_config(pipe), sort_keys=False, default_flow_style=None))
+        _line(f"inferwatch profile: wrote {write}")
+
+
+@app.command()
 def backtest(
     config: list[Path] = typer.Option(..., "--config", help="A config to compare (give two or more)."),
     file: str | None = typer.Option(None, "--file", help="Events, one JSON object per line ('-': standard input)."),
