@@ -271,3 +271,33 @@ def test_a_lone_bad_event_is_judged_in_the_words_of_the_batch_reader():
         if isinstance(alone, Rejection):
             assert (alone.field, alone.error) == (in_batch.field, in_batch.error), line
     assert sum(isinstance(d, Rejection) for d in batched) >= 6
+
+
+def test_named_outputs_need_no_declaration_and_the_decision_carries_the_prediction_object():
+    """A rule on ``prediction.score`` alone: the event with named outputs is decided (not refused), and the
+    decision carries the prediction object with the output the rule fixed; both paths agree."""
+    from inferwatch.streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate({"default": {"rules": [
+        {"kind": "range", "field": "prediction.score", "min": 0, "max": 0.9, "action": "fix"}]}}))
+    event = {"event_id": "e1", "model": "churn", "timestamp": 1_793_491_200, "features": {"x": 1.0},
+             "prediction": {"score": 1.3, "label": "go"}}
+    fast = guard.check(event)
+    (batched,) = guard.check_batch([orjson.dumps(event), b'{"event_id":"e2","model":"churn","timestamp":"x"}'][:1])
+    assert fast.action == "fix" and fast.prediction == {"score": 0.9} and fast.original_prediction == {"score": 1.3}
+    assert batched.to_dict() == fast.to_dict()
+
+
+def test_without_rules_on_it_the_prediction_passes_through_as_it_came():
+    from inferwatch.streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate({"default": {"rules": [
+        {"kind": "range", "field": "amount", "min": 0, "max": 100, "action": "flag"}]}}))
+    objects = {"event_id": "e1", "model": "m", "timestamp": 1_793_491_200, "features": {"amount": 500.0},
+               "prediction": {"score": 0.7, "label": "go"}}
+    number = {**objects, "event_id": "e2", "prediction": 0.25}
+    decisions = [guard.check(objects), guard.check(number)] + guard.check_batch(
+        [orjson.dumps({**objects, "features": {"amount": "500"}}), orjson.dumps(number)])
+    assert [d.prediction for d in decisions if hasattr(d, "prediction")] == [
+        {"score": 0.7, "label": "go"}, 0.25, 0.25]
+    assert decisions[0].action == "flag"

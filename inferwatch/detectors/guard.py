@@ -66,6 +66,7 @@ class BatchGuard:
                     raise ValueError(f"{where}: {exc}") from None
             else:
                 self.checks.append(None)
+        self.outputs = [name[11:] for name in sorted(self.kinds) if name.startswith("prediction.")]
         self.ranks = np.array([_RANK[r.action] for r in rules], dtype=np.int8)
         self.one = [_scalar_check(rule, check) for rule, check in zip(rules, self.checks)]
         self.fields = sorted({r.field for r in rules if r.field}
@@ -116,8 +117,12 @@ class BatchGuard:
     def _record(self, event_id: str, model: str, violated: list[int], plain, j: int) -> Decision:
         rules = self.rules
         action = ACTIONS[max((self.ranks[i] for i in violated), default=0)]
-        original = plain["prediction"][j]
-        prediction = original
+        original: Value | dict[str, Value]
+        if self.outputs:  # named outputs: the prediction is their object
+            original = {name: plain[f"prediction.{name}"][j] for name in self.outputs}
+        else:
+            original = plain["prediction"][j]
+        prediction = dict(original) if isinstance(original, dict) else original
         fixed: dict[str, Value] = {}
         for i in violated:
             rule = rules[i]
@@ -125,7 +130,10 @@ class BatchGuard:
                 continue
             assert rule.field is not None  # a fix rule checks a field (an expression cannot fix)
             value = _fix(rule, plain[rule.field][j])
-            if rule.field != "prediction":
+            if rule.field.startswith("prediction.") and isinstance(prediction, dict):
+                if action == "fix":  # the output, corrected in the prediction the decision carries
+                    prediction[rule.field[11:]] = value
+            elif rule.field != "prediction":
                 fixed[rule.field] = value
             elif action == "fix":  # a stronger action decides the prediction instead
                 prediction = value

@@ -720,7 +720,7 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     for name, kind in declared.items():
         if not name.startswith("prediction"):
             kinds.setdefault(name, kind)
-    for name, kind in _rule_fields(config).items():  # a rule's field the sample never showed still has a column
+    for name, kind in rule_fields(config).items():  # a rule's field the sample never showed still has a column
         if not name.startswith("prediction"):
             kinds.setdefault(name, kind)
     kinds = {k: v for k, v in kinds.items() if v is not None}
@@ -765,7 +765,7 @@ def declared_kinds(config: MonitorConfig | None) -> dict[str, str]:
     return declared
 
 
-def _rule_fields(config: MonitorConfig | None) -> dict[str, str]:
+def rule_fields(config: MonitorConfig | None) -> dict[str, str]:
     """The kind each rule's field must have, for fields no column declares: a range is numeric, an allowed
     list of numbers numeric, anything else text (the decoder takes any value as text)."""
     out: dict[str, str] = {}

@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import KEY_MARK, DeadLetter, Schema, count_keys, declared_kinds
+from .decode import KEY_MARK, DeadLetter, Schema, count_keys, declared_kinds, rule_fields
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -62,11 +62,14 @@ class Guard:
     """Guardrails for a serving path. Field kinds come from the config's ``columns``."""
 
     def __init__(self, config: MonitorConfig) -> None:
-        kinds = declared_kinds(config)
+        kinds = {**rule_fields(config), **declared_kinds(config)}  # a rule's field needs no declaration
         prediction = kinds.pop("prediction", None)
         outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
         features = {k: v for k, v in kinds.items() if not k.startswith("prediction.")}
-        schema = Schema(features, outputs or prediction or "numeric")
+        # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
+        self._as_is = not outputs and prediction is None and not any(
+            "prediction" in (r.expression or "") for m in [*config.models.values(), config.default] for r in m.rules)
+        schema = Schema(features, outputs or prediction or ("categorical" if self._as_is else "numeric"))
         self.config = config
         self.schema = schema
         self.pipeline = Pipeline(config, schema)
@@ -144,6 +147,8 @@ class Guard:
                 if value is _WRONG:
                     return None
                 row["prediction." + name] = value
+        elif self._as_is:
+            row["prediction"] = prediction
         else:
             value = _plain(prediction, self._prediction)
             if value is _WRONG:
@@ -189,6 +194,9 @@ class Guard:
             if out[i] is None and not lines[i].strip():
                 out[i] = Rejection(i, None, "empty event")
         for row, decision in result.decisions:
+            if self._as_is:  # the batch reader kept the prediction as its JSON text
+                decision.prediction = _revive(decision.prediction)
+                decision.original_prediction = _revive(decision.original_prediction)
             out[row] = decision
         return out  # type: ignore[return-value]
 
@@ -221,6 +229,17 @@ def _time_ok(ts) -> bool:
     if t is int:
         return -_LIMIT <= ts <= _LIMIT and bool(in_range(from_epoch(ts)))
     return t is float and ts - ts == 0.0 and bool(in_range(from_epoch(ts)))
+
+
+def _revive(value):
+    """A prediction the batch reader read as text, as it came: an object, an array or a number."""
+    if isinstance(value, str):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+        return parsed if isinstance(parsed, (dict, list, int, float)) and not isinstance(parsed, bool) else value
+    return value
 
 
 def _raw(event: Any) -> bytes:
