@@ -235,12 +235,13 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_offset_and_bytes(services,
     config.write_text("limits: {max_message_bytes: 4096}\n")
     topic, app_id = monitor_to_end(services, path, tmp_path, "bad", config)
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]
-    assert sorted(d["source"]["offset"] for d in dead) == [1000, 1001, 1002, 1003]
+    # offset 1002 carries a string for a number: the event counts, with amount missing (a type change)
+    assert sorted(d["source"]["offset"] for d in dead) == [1000, 1001, 1003]
     for d in dead:
         assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]]
     assert any("over the cap" in d["error"] for d in dead)
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
-    assert state.events == len(good) and state.dead_letters == 4
+    assert state.events == len(good) + 1 and state.dead_letters == 3
 
 
 class OwnRedis:
