@@ -65,10 +65,13 @@ def build(name: str, seed: int = 0) -> Scenario:
     n, c = 40_000, 10_000
     if name == "stationary":
         return Scenario(name, ref, generate(200_000, seed=2000 + seed), None, None, None)
-    if name == "seasonal":
+    if name in ("seasonal", "seasonal_half_phase"):  # the cycle is in the reference; the stream starts in or out of step
         period = 4_000
         ref = generate(REF_N, seed=1000 + seed, period=period)
-        return Scenario(name, ref, generate(100_000, seed=2000 + seed, period=period, offset=REF_N), None, None, None)
+        offset = REF_N + (period // 2 if name == "seasonal_half_phase" else 0)
+        return Scenario(name, ref, generate(100_000, seed=2000 + seed, period=period, offset=offset), None, None, None)
+    if name == "stationary_1m":
+        return Scenario(name, ref, generate(1_000_000, seed=2000 + seed), None, None, None)
     s = generate(n, seed=3000 + seed)
     rng = np.random.default_rng(4000 + seed)
     after = slice(c, None)
@@ -146,10 +149,13 @@ def _log_scenario(name: str, seed: int) -> Scenario:
     raise ValueError(f"unknown scenario {name!r}")
 
 
-SCENARIOS = ("stationary", "seasonal", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
+SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
              "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_boolean_rate",
              "log_segment_drift")
+
+
+SLOW = ("stationary_1m",)  # in the benchmark's table, not in the test suite
 
 
 def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
