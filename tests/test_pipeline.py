@@ -199,3 +199,32 @@ def test_two_models_of_different_shapes_on_one_stream_each_get_their_schema():
     assert {"tenure", "amount", "prediction.score", "prediction.label"} <= columns
     assert again.monitor.models["fraud"].columns["amount"].kind == "numeric"
     assert again.monitor.models["churn"].columns["amount"].kind == "categorical"
+
+
+def test_a_column_first_seen_after_the_baseline_gets_a_baseline_of_its_own():
+    """``discount`` is absent for the first 12,000 events (the schema sample and the warm-up never see it),
+    then present; from event 30,000 it jumps x10. It is said once, baselined on its own first 10,000 events,
+    and its jump is caught, whatever the step size."""
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    lines = []
+    for i in range(40_000):
+        features = {"x": float(rng.normal())}
+        if i >= 12_000:
+            features["discount"] = float(rng.gamma(2.0, 5.0) * (10 if i >= 30_000 else 1))
+        lines.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                                   "features": features}))
+
+    def alerts(step: int) -> list[tuple]:
+        pipe = Pipeline.build(MonitorConfig(), lines[:1000])
+        out = []
+        for first in range(0, len(lines), step):
+            out += [(i, a.feature, a.detector, a.status) for i, a in pipe.step(lines[first:first + step], first).alerts]
+        return out
+
+    got = alerts(5_000)
+    assert got[:2] == [(12_000, "discount", "new_column", "firing"), (21_999, "discount", "new_column", "resolved")]
+    drift = [i for i, feature, detector, status in got[2:] if feature == "discount" and status == "firing"]
+    assert drift and 30_000 <= drift[0] < 30_200
+    assert alerts(3_333) == got

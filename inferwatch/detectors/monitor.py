@@ -269,6 +269,7 @@ def _num(x: float) -> str:
 
 
 TAIL = 256  # present values a numeric column carries between batches, for the median in its messages
+NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 
 
@@ -297,6 +298,8 @@ class ModelMonitor:
         self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
         self.type_changes = TypeChanges()
         self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
+        self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
+        self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
 
     @property
     def calibrated(self) -> bool:
@@ -356,8 +359,59 @@ class ModelMonitor:
                 message, severity = col.describe(t)
                 findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
         findings += self._segment_findings(batch, columns)
+        findings += self._late_columns(batch)
         self._segment_stats(batch, columns, start)
         self.events += n
+        return findings
+
+    def _late_columns(self, batch: Batch) -> list[Finding]:
+        """A column first seen after the baseline: said once, then watched against a baseline of its own
+        (its first ``warmup_events`` events from its first value on)."""
+        cfg, findings, n = self.config, [], len(batch)
+        for name, whole in sorted(batch.columns.items()):
+            column = whole
+            if name in self.columns or name in self.roles:
+                continue
+            cc = cfg.columns.get(name)
+            if (cc is None and not cfg.monitor_unlisted) or (cc is not None and not cc.enabled):
+                continue
+            present = np.flatnonzero(~np.isnan(column.values) if isinstance(column, NumericArray)
+                                     else column.codes >= 0)
+            held = self.late.get(name)
+            if held is None:
+                if not present.size:
+                    continue
+                first = int(present[0])
+                kind = "numeric" if isinstance(column, NumericArray) else "categorical"
+                findings.append(Finding(name, NEW_COLUMN, "fire", first, 1.0, 0.0, "warning",
+                                        f"{name}: a new {kind} column, not in the baseline; it is watched against "
+                                        f"its own first {cfg.warmup_events:,} events", kind="data_quality"))
+                column = column.take(np.arange(first, len(column)))
+                held = self.late[name] = []
+                offset = first
+            else:
+                offset = 0
+            held.append(column)
+            have = sum(len(c) for c in held)
+            if have >= cfg.warmup_events:
+                reference = concat_columns(held)
+                take = cfg.warmup_events
+                baseline = reference.take(np.arange(take))
+                kind = "numeric" if isinstance(baseline, NumericArray) else "categorical"
+                self.roles[name] = infer_role(name, baseline)
+                built = self._build({name: baseline}, {name: kind})
+                self.columns.update(self._monitors(built, {name: kind}, {name: baseline}, self.log_arl0, True))
+                del self.late[name]
+                row = offset + len(column) - (have - take) - 1
+                findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
+                                        f"{name}: baseline taken from its first {take:,} events; watched from here",
+                                        kind="data_quality"))
+                if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
+                    col = self.columns[name]
+                    for t in col.observe(whole.take(np.arange(row + 1, n)), n - row - 1, self.events + row + 1):
+                        message, severity = col.describe(t)
+                        findings.append(Finding(name, t.detector, t.action, row + 1 + t.row, t.score, t.threshold,
+                                                severity, message))
         return findings
 
     def _segment_findings(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
@@ -435,6 +489,7 @@ class ModelMonitor:
             len(b[2]) for _, _, seg in by_segment.values() for b in seg.values())
         n_columns = max(len(built), 1)
         log_arl0 = math.log(cfg.false_alarm_budget.column_events_per_false_alarm * max(total_lanes, 1) / n_columns)
+        self.log_arl0 = log_arl0
         self.columns = self._monitors(built, chosen, columns, log_arl0, count_stats)
         self.segment_monitors = {
             key: SegmentMonitor(self._monitors(seg, chosen, part, log_arl0, count_stats), n if count_stats else 0)
@@ -516,6 +571,10 @@ class ModelMonitor:
             "rule_rates": self.rule_rates.to_dict(),
             "roles": self.roles,
             "type_changes": self.type_changes.to_dict(),
+            "log_arl0": self.log_arl0,
+            "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)), np.zeros(len(c)),
+                                                {name: c}))
+                     for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
             "segment_monitors": [{"tag": tag, "value": value, "events": seg.events,
                                   "columns": [c.to_dict() for c in seg.columns.values()]}
                                  for (tag, value), seg in sorted(self.segment_monitors.items())],
@@ -536,6 +595,8 @@ class ModelMonitor:
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
         mon.roles = dict(raw.get("roles") or {})
         mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
+        mon.log_arl0 = float(raw.get("log_arl0", 0.0))
+        mon.late = {name: [_batch_from_dict(b).columns[name]] for name, b in (raw.get("late") or {}).items()}
         block, fraction = config.block_size, config.alert_policy.resolve_fraction
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(

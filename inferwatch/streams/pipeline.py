@@ -46,6 +46,7 @@ from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_sch
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
+NEW_KEYS_SAMPLE = 64  # lines of each step looked at for columns a known model's schema lacks
 OWN_SAMPLE_LINES = 256  # a new model's first events, to tell whether they fit the stream's schema
 EVENTS_PER_MODEL_STEP = 512  # a step grows with the models it feeds, so each sees about this many events
 MAX_STEP_LINES = 524_288
@@ -185,6 +186,7 @@ class Pipeline:
         are Kafka messages, and an empty one is a dead letter (a file's blank
         line is skipped).
         """
+        self._new_keys(lines)
         decoded = self._admitted(self.decoder.decode(lines, first_index, messages, repair=True), lines, first_index,
                                  count=True)
         decoded = self._own_schemas(decoded, lines, first_index, messages)
@@ -246,6 +248,31 @@ class Pipeline:
             decoded.batches, decoded.rows = batches, kept_rows
             decoded.dead.sort(key=lambda d: d.index)
         return decoded
+
+    def _new_keys(self, lines: Lines) -> None:
+        """Look at a few lines spread over the block: a known model whose events carry a feature or an output
+        its schema lacks gets its schema extended (the monitor gives such a column a baseline of its own)."""
+        if not len(lines) or not self.monitor.models:
+            return
+        picks = np.unique(np.linspace(0, len(lines) - 1, min(NEW_KEYS_SAMPLE, len(lines))).astype(np.int64))
+        by_model: dict[str, list[bytes]] = defaultdict(list)
+        for i in picks.tolist():
+            try:
+                model = orjson.loads(lines[i]).get("model")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(model, str) and model in self.monitor.models:
+                by_model[model].append(lines[i])
+        for model, sample in by_model.items():
+            current = self.own[model][0] if model in self.own else self.schema
+            found = infer_schema(sample, self.config, stream_tags(self.config))
+            features = {k: v for k, v in found.features.items() if k not in current.features}
+            prediction = current.prediction
+            if isinstance(found.prediction, dict) and isinstance(prediction, dict):
+                outputs = {k: v for k, v in found.prediction.items() if k not in prediction}
+                prediction = {**prediction, **outputs} if outputs else prediction
+            if features or prediction is not current.prediction:
+                self._adopt(model, Schema({**current.features, **features}, prediction, current.tags))
 
     def _adopt(self, model: str, schema: Schema) -> None:
         self.own[model] = (schema, Decoder(schema, self.config.limits), Guards(self.config, schema))
