@@ -268,7 +268,7 @@ def _num(x: float) -> str:
     return f"{round(x, digits):,.{digits}f}"
 
 
-TAIL = 256  # present values a numeric column carries between batches, for the median in its messages
+TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 
