@@ -4,9 +4,8 @@ import pytest
 
 from inferwatch.testing.scenarios import SCENARIOS, SLOW, build, run_inferwatch
 
-# delay / bound allowed per scenario (default 4). A label of a 400-level tail that gains mass is seen through
-# its hash group (one of 32), which dilutes its gain about fivefold; a per-label test would close the gap.
-TOLERANCE = {"log_tail_label_gains": 8}
+# delay / bound allowed per scenario (default 4)
+TOLERANCE: dict[str, float] = {}
 
 
 @pytest.mark.parametrize("name", [s for s in SCENARIOS if s not in SLOW])

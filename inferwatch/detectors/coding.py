@@ -32,7 +32,7 @@ from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS"]
 
-TAIL_GROUPS = 32  # "other known" groups of a categorical column with a long tail
+TAIL_GROUPS = 64  # "other known" groups of a categorical column with a long tail
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ class CategoricalCodebook:
     """Top labels, then "other known" groups, "unseen" and "missing" codes.
 
     The labels past the top are split by a stable hash into ``groups`` codes
-    (one when the tail is short), so one tail label that gains mass moves
+    (about two known labels a group, at most ``TAIL_GROUPS``; one when the
+    tail is short), so one tail label that gains mass moves
     its group's share enough to be seen, where it would be lost in a single
     "other" share. ``known`` holds every label of the reference when there
     were at most ``max_known`` of them; otherwise the column is
@@ -122,10 +123,10 @@ class CategoricalCodebook:
     reference never saw (Good-Turing: the reference's share of labels seen
     once).
 
-    >>> labels = ["a"] * 50 + [f"t{i}" for i in range(100)]
+    >>> labels = ["a"] * 50 + [f"t{i}" for i in range(150)]
     >>> book = CategoricalCodebook.from_reference(CategoricalArray.from_labels(labels))
     >>> book.groups, book.n_codes, book.code_of("a"), book.code_of("zz") == book.unseen_code
-    (32, 50, 0, True)
+    (64, 82, 0, True)
     """
 
     top: tuple[str, ...]
@@ -180,7 +181,8 @@ class CategoricalCodebook:
         open_vocab = len(labels) > max_known
         present = int(counts.sum())
         singletons = float(np.count_nonzero(counts == 1) / present) if present else 0.0
-        groups = TAIL_GROUPS if len(labels) - max_top >= 2 * TAIL_GROUPS else 1
+        tail = len(labels) - max_top
+        groups = min(TAIL_GROUPS, tail // 2) if tail >= 16 else 1  # about two known labels a group, or more
         return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab, singletons,
                    groups)
 
