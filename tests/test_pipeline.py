@@ -228,3 +228,32 @@ def test_a_column_first_seen_after_the_baseline_gets_a_baseline_of_its_own():
     drift = [i for i, feature, detector, status in got[2:] if feature == "discount" and status == "firing"]
     assert drift and 30_000 <= drift[0] < 30_200
     assert alerts(3_333) == got
+
+
+def test_the_dead_letter_rate_is_watched_like_a_column():
+    """1 % of the messages are unreadable, then 10 % from message 20,000: the stream's own ``dead_letters``
+    column fires soon after; a steady 30 % stays quiet."""
+    import numpy as np
+
+    def stream(share_before: float, share_after: float) -> list[bytes]:
+        rng = np.random.default_rng(4)
+        out = []
+        for i in range(30_000):
+            if rng.random() < (share_before if i < 20_000 else share_after):
+                out.append(b'{"event_id": "broken",')
+            else:
+                out.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                                         "features": {"x": float(rng.normal())}}))
+        return out
+
+    def dead_letter_alerts(lines: list[bytes]) -> list[int]:
+        pipe = Pipeline.build(MonitorConfig(), lines[:1000])
+        found = []
+        for first in range(0, len(lines), 4_000):
+            found += [i for i, a in pipe.step(lines[first:first + 4_000], first).alerts
+                      if a.model == "(stream)" and a.feature == "dead_letters" and a.status == "firing"]
+        return found
+
+    rising = dead_letter_alerts(stream(0.01, 0.10))
+    assert rising and 20_000 <= rising[0] < 20_300
+    assert dead_letter_alerts(stream(0.30, 0.30)) == []

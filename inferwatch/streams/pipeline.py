@@ -39,18 +39,19 @@ import orjson
 from ..detectors.config import MonitorConfig
 from ..detectors.guard import BatchGuard
 from ..detectors.monitor import Monitor, concat_batches
-from ..detectors.types import Alert, Batch, Decision
+from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArray
 from ..errors import ConfigError, StateError
 from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
+STREAM_MODEL = "(stream)"  # the pseudo-model whose column ``dead_letters`` is the stream's unreadable share
 NEW_KEYS_SAMPLE = 64  # lines of each step looked at for columns a known model's schema lacks
 OWN_SAMPLE_LINES = 256  # a new model's first events, to tell whether they fit the stream's schema
 EVENTS_PER_MODEL_STEP = 512  # a step grows with the models it feeds, so each sees about this many events
 MAX_STEP_LINES = 524_288
-PIPELINE_VERSION = 2  # 2: schemas of their own for some models
+PIPELINE_VERSION = 3  # 2: schemas of their own for some models; 3: the stream's last event time
 
 Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
 
@@ -113,6 +114,8 @@ class Pipeline:
         self.reference_events: int | None = None  # set by fit_reference
         self.reference_models: set[str] = set()
         self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
+        self.last_time = -np.inf  # the latest event time seen: an unreadable message's time
+        self.stream = Monitor(config)  # the stream's own pseudo-model, STREAM_MODEL: its dead-letter rate
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
@@ -207,6 +210,7 @@ class Pipeline:
             if observer is not None:
                 observer(batch, hits, self.monitor, found)
             alerts += [(int(rows[a.row]), a.feature or "", a.detector, a) for a in found]
+        alerts += self._watch_dead_letters(decoded, first_index)
         if refused:
             out.dead += [DeadLetter.of(*_field_problem(decoded.invalid[i][0]), i, lines[i - first_index])
                          for i in refused]
@@ -215,6 +219,27 @@ class Pipeline:
         out.alerts = [(index, alert) for index, _, _, alert in alerts]
         out.decisions.sort(key=lambda d: d[0])
         return out
+
+    def _watch_dead_letters(self, decoded: Decoded, first_index: int) -> list[tuple[int, str, str, Alert]]:
+        """The share of unreadable messages, watched like a column: ``dead_letters`` of the pseudo-model
+        ``(stream)``, in message order, baselined on the stream's first ``warmup_events`` messages."""
+        dead = np.asarray(sorted({d.index for d in decoded.dead}), dtype=np.int64)
+        read = np.concatenate(decoded.rows) if decoded.rows else np.empty(0, dtype=np.int64)
+        if not dead.size and not read.size:
+            return []
+        index = np.concatenate([read, dead])
+        times = np.concatenate([b.times for b in decoded.batches] + [np.full(dead.size, np.nan)])
+        order = np.argsort(index, kind="stable")
+        index, times = index[order], times[order]
+        filled = np.where(np.isnan(times), -np.inf, times)
+        filled = np.maximum.accumulate(np.maximum(filled, self.last_time))  # an unreadable message: the last time
+        filled[~np.isfinite(filled)] = 0.0
+        self.last_time = float(filled[-1])
+        flag = np.isin(index, dead).astype(np.int64)  # code 0: "dead letter", 1: "read"
+        batch = Batch(STREAM_MODEL, TextArray.from_list([f"message {i}" for i in index.tolist()]), filled,
+                      {"dead_letters": CategoricalArray(1 - flag, ("dead letter", "read"))})
+        found = self.stream.process(batch)
+        return [(int(index[a.row]), a.feature or "", a.detector, a) for a in found]
 
     def _guards_of(self, model: str) -> Guards:
         own = self.own.get(model)
@@ -301,6 +326,8 @@ class Pipeline:
             why = None
             if len(model.encode()) > limits.max_model_name_bytes:
                 why = f"name of {len(model.encode())} bytes, over the cap of {limits.max_model_name_bytes}"
+            elif model == STREAM_MODEL:
+                why = f"{model!r} is the name inferwatch gives the stream itself (its dead-letter rate)"
             elif limits.only_listed_models and model not in self.config.models:
                 why = f"{model[:80]!r} is not listed under models: (limits.only_listed_models)"
             elif count and model not in known and len(known) >= limits.max_models:
@@ -324,7 +351,8 @@ class Pipeline:
     def to_bytes(self) -> bytes:
         return msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
                                        "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes(),
-                                       "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())}})
+                                       "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())},
+                                       "last_time": self.last_time, "stream": self.stream.to_bytes()})
 
     @classmethod
     def from_bytes(cls, data: bytes, config: MonitorConfig) -> Pipeline:
@@ -344,11 +372,13 @@ class Pipeline:
             schema = Schema.from_dict(raw["schema"])
             monitor = Monitor.from_bytes(raw["monitor"], config)
             own = {m: Schema.from_dict(d) for m, d in raw["own"].items()}
+            last_time, stream = float(raw["last_time"]), Monitor.from_bytes(raw["stream"], config)
         except StateError:
             raise
         except Exception as exc:  # a document that decodes but is not a state: name what broke
             raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
         pipe = cls(config, schema, monitor)
+        pipe.last_time, pipe.stream = last_time, stream
         for model, model_schema in own.items():
             pipe._adopt(model, model_schema)
         return pipe
