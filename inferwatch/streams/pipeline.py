@@ -236,7 +236,8 @@ class Pipeline:
         filled[~np.isfinite(filled)] = 0.0
         self.last_time = float(filled[-1])
         flag = np.isin(index, dead).astype(np.int64)  # code 0: "dead letter", 1: "read"
-        batch = Batch(STREAM_MODEL, TextArray.from_list([f"message {i}" for i in index.tolist()]), filled,
+        no_ids = TextArray(b"", np.zeros(len(index) + 1, dtype=np.int64))  # a message has no id: its position says
+        batch = Batch(STREAM_MODEL, no_ids, filled,
                       {"dead_letters": CategoricalArray(1 - flag, ("dead letter", "read"))})
         found = self.stream.process(batch)
         return [(int(index[a.row]), a.feature or "", a.detector, a) for a in found]
