@@ -20,6 +20,7 @@ log = logging.getLogger("inferwatch.publish")
 
 from ..errors import KafkaUnavailable
 
+RENEW_AFTER = 30.0  # seconds of failing sends after which the producer is replaced
 Shrink = Callable[[str, tuple[bytes | None, bytes]], "tuple[bytes | None, bytes] | None"]
 
 
@@ -52,6 +53,7 @@ class BatchPublisher:
         self.producer = None
         self.starting = asyncio.Lock()  # several partitions' deliveries share one producer
         self.turn = -1
+        self.failing_since = 0.0
 
     async def _started(self):
         async with self.starting:
@@ -176,9 +178,20 @@ class BatchPublisher:
         return parts[self.turn % len(parts)]
 
     async def _outage(self, exc, failing: bool, delay: float) -> bool:
-        """Log the outage once and back off; the shared producer reconnects by itself."""
+        """Log the outage once and back off. The producer reconnects by itself; one that has failed for
+        ``RENEW_AFTER`` seconds on end is replaced (after a broker restart it can keep stale metadata)."""
+        now = asyncio.get_running_loop().time()
         if not failing:
             log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
+            self.failing_since = now
+        elif now - self.failing_since >= RENEW_AFTER and self.producer is not None:
+            log.info("kafka still unavailable after %.0f s: starting a new producer", now - self.failing_since)
+            producer, self.producer = self.producer, None
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=10)
+            except Exception as stop_error:  # a producer that cannot even stop is dropped all the same
+                log.info("the old producer did not stop cleanly (%s)", type(stop_error).__name__)
+            self.failing_since = now
         await asyncio.sleep(delay)
         return True
 
