@@ -163,6 +163,19 @@ class ColumnMonitor:
             if members.size:
                 self.group_names[code] = column.categories[int(members[np.argmax(per_label[members])])]
 
+    def watch(self, column: Column | None, n: int, start: int, at: np.ndarray | None = None,
+              segment: tuple[str, str] | None = None) -> list[Finding]:
+        """:meth:`observe`, each transition as a finding; ``at`` maps this column's rows to the batch's."""
+        out = []
+        for t in self.observe(column, n, start):
+            message, severity = self.describe(t)
+            if segment is not None:
+                message = f"[{segment[0]}={segment[1]}] {message}"
+            row = t.row if at is None else int(at[t.row])
+            out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
+                               segment=segment))
+        return out
+
     def describe(self, t: Transition) -> tuple[str, str]:
         """(message, severity) of a transition."""
         det = t.detector
@@ -355,9 +368,7 @@ class ModelMonitor:
         findings: list[Finding] = []
         columns = self._with_derived(batch.columns)
         for name, col in self.columns.items():
-            for t in col.observe(columns.get(name), n, start):
-                message, severity = col.describe(t)
-                findings.append(Finding(name, t.detector, t.action, t.row, t.score, t.threshold, severity, message))
+            findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
         findings += self._late_columns(batch)
         self._segment_stats(batch, columns, start)
@@ -407,11 +418,8 @@ class ModelMonitor:
                                         f"{name}: baseline taken from its first {take:,} events; watched from here",
                                         kind="data_quality"))
                 if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
-                    col = self.columns[name]
-                    for t in col.observe(whole.take(np.arange(row + 1, n)), n - row - 1, self.events + row + 1):
-                        message, severity = col.describe(t)
-                        findings.append(Finding(name, t.detector, t.action, row + 1 + t.row, t.score, t.threshold,
-                                                severity, message))
+                    rest = np.arange(row + 1, n)
+                    findings += self.columns[name].watch(whole.take(rest), len(rest), self.events + row + 1, rest)
         return findings
 
     def _segment_findings(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
@@ -426,10 +434,8 @@ class ModelMonitor:
                 continue
             for name, col in seg.columns.items():
                 values = columns.get(name)
-                for t in col.observe(values.take(rows) if values is not None else None, len(rows), seg.events):
-                    message, severity = col.describe(t)
-                    findings.append(Finding(name, t.detector, t.action, int(rows[t.row]), t.score, t.threshold,
-                                            severity, f"[{tag}={value}] {message}", segment=(tag, value)))
+                part = values.take(rows) if values is not None else None
+                findings += col.watch(part, len(rows), seg.events, rows, (tag, value))
             seg.events += len(rows)
         return findings
 

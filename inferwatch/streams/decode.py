@@ -338,9 +338,7 @@ class Decoder:
         """The event with every feature or output of the wrong type set to null, and what was wrong;
         None when something else is wrong too (then it is a dead letter)."""
         try:
-            raw = _JSON_ANY.decode(line)
-            if len(KEY_MARK.findall(line)) > count_keys(raw):
-                raw = json.loads(line, object_pairs_hook=_first_wins)
+            raw = _as_the_reader_reads(line, _JSON_ANY.decode(line))
         except (msgspec.DecodeError, RecursionError, ValueError):
             return None
         wrong: list[tuple[str, str]] = []
@@ -394,9 +392,10 @@ class Decoder:
                 return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
             return None, f"invalid JSON ({e})"
         found = self._judge(raw)
-        if found is not None and len(KEY_MARK.findall(line)) > count_keys(raw):
-            # duplicate keys: the reader keeps the first of each, msgspec the last; judge what the reader reads
-            found = self._judge(json.loads(line, object_pairs_hook=_first_wins))
+        if found is not None:
+            reread = _as_the_reader_reads(line, raw)
+            if reread is not raw:
+                found = self._judge(reread)
         return found
 
     def _judge(self, raw) -> tuple[str | None, str] | None:
@@ -443,11 +442,9 @@ class Decoder:
         if found is not None:
             return found
         try:  # the timestamp too, which the batch reader would judge later
-            raw = _JSON_ANY.decode(line)
+            raw = _as_the_reader_reads(line, _JSON_ANY.decode(line))
         except msgspec.DecodeError:
             return None
-        if len(KEY_MARK.findall(line)) > count_keys(raw):
-            raw = json.loads(line, object_pairs_hook=_first_wins)
         return _judge_time(raw["timestamp"]) if isinstance(raw, dict) else None
 
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
@@ -595,6 +592,14 @@ _PROBLEMS = {
     5: ("timestamp", "expected an RFC 3339 string or an epoch number (s, ms, us or ns)"),
     7: ("timestamp", "out of range: event times must fall in 1970-01-01 .. 2200-01-01"),
 }
+
+def _as_the_reader_reads(line: bytes, raw):
+    """The event as the batch reader reads it: with duplicate keys the reader keeps the first of each,
+    msgspec (``raw``) the last."""
+    if len(KEY_MARK.findall(line)) > count_keys(raw):
+        return json.loads(line, object_pairs_hook=_first_wins)
+    return raw
+
 
 def _judge_time(value) -> tuple[str, str] | None:
     """The timestamp's verdict when it is sure (a number, or RFC 3339 text, out of range; text with no digit)."""
