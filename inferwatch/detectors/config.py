@@ -145,7 +145,8 @@ class ModelConfig(_Strict):
 
     def detectors_for(self, column: str, kind: str) -> tuple[str, ...]:
         allowed = NUMERIC_DETECTORS if kind == "numeric" else CATEGORICAL_DETECTORS
-        chosen = self.columns.get(column, ColumnConfig()).detectors
+        declared = self.columns.get(column)
+        chosen = declared.detectors if declared is not None else None
         if chosen is None:
             return allowed
         wrong = [d for d in chosen if d not in allowed]

@@ -27,6 +27,8 @@ from .lanes import LaneTable
 
 __all__ = ["LaneState", "Transition", "BlockCusum"]
 
+_EPS32 = float(np.finfo(np.float32).eps)
+
 
 @dataclass
 class LaneState:
@@ -108,13 +110,18 @@ class BlockCusum:
         # values are these sums' CUSUM; a crossing is still found on the exact double-precision
         # path, and ``slack`` bounds the rounding (K products of at most ``block`` times the
         # largest increment, each rounded) so the single-precision screen never misses one.
-        self.table_and_positive = np.hstack([lanes.table, lanes.positive]).astype(np.float32)
-        largest = np.abs(self.table_and_positive[:, len(lanes.thresholds):]).max(axis=0, initial=0.0)
-        self.slack = (lanes.table.shape[0] + 2) * np.finfo(np.float32).eps * block * largest.astype(np.float64)
+        K, L = lanes.table.shape
+        self.table_and_positive = np.empty((K, 2 * L), dtype=np.float32)
+        self.table_and_positive[:, :L] = lanes.table
+        np.maximum(self.table_and_positive[:, :L], 0.0, out=self.table_and_positive[:, L:])
+        largest = self.table_and_positive[:, L:].max(axis=0, initial=0.0).astype(np.float64)
+        self.slack = (K + 2) * _EPS32 * block * largest
         self.h = lanes.thresholds
-        self.n_codes = lanes.table.shape[0]
-        detectors = np.asarray(lanes.detectors)
-        self.members = {name: np.flatnonzero(detectors == name) for name in lanes.detector_names()}
+        self.n_codes = K
+        members: dict[str, list[int]] = {}
+        for j, name in enumerate(lanes.detectors):
+            members.setdefault(name, []).append(j)
+        self.members = {name: np.asarray(members[name]) for name in sorted(members)}
 
     def advance(
         self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None

@@ -1,9 +1,11 @@
-"""Compiled per-event kernels: the only loops over events in the core.
+"""Compiled kernels: the only loops over events (and over codes and lanes) in the core.
 
 One pass per column turns values into codes, counts codes per block and
 accumulates the moments the statistics need. A numeric value finds its bin
 through a table indexed by the top 16 bits of its order-preserving integer
-key (sign, exponent and 4 mantissa bits), over the edges' range. A slot holds
+key (sign, exponent and 4 mantissa bits), over the edges' range (fewer bits
+when the edges span so many prefixes that the table would pass
+``MAX_BUCKETS`` rows: a column of both signs spans half the key space). A slot holds
 the lowest and highest code its values can take; when they differ by at most
 one (nearly always), one comparison with the edge between them decides,
 without a branch; only a slot spanning several edges does a binary search.
@@ -22,9 +24,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "block_walk", "open_block_end"]
+__all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "block_walk", "open_block_end",
+           "tilt_table"]
 
 _SIGN = np.uint64(1 << 63)
+MAX_BUCKETS = 4096  # rows of a numeric column's bucket table (2 bytes each when codes fit in a byte)
 
 # Per-block code counts are float32: exact up to 2**24 (a block holds at most 4,096 events), and the
 # CUSUM multiplies them by its table in single precision, twice the speed of double (see cusum.py).
@@ -37,31 +41,35 @@ def _keys(values: np.ndarray) -> np.ndarray:
     return np.where(bits >= _SIGN, ~bits, bits ^ _SIGN)
 
 
-def bucket_table(edges: np.ndarray) -> tuple[int, np.ndarray]:
-    """(first prefix, table): for each 16-bit key prefix from the first edge's to the last edge's,
-    the lowest and highest code its values can take (one row per prefix).
+def bucket_table(edges: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """(first prefix, shift, table): for each key prefix (the key's bits above ``shift``, 48 or more) from the
+    first edge's to the last edge's, the lowest and highest code its values can take (one row per prefix).
 
     A value whose prefix is below the range is under every edge (code 0),
     above it over every edge (code ``len(edges)``), so the table only spans
-    the edges (a few hundred rows for most columns). Bytes when the codes fit
-    in them: the slots a column's values touch then share fewer cache lines.
+    the edges (a few hundred rows for most columns, at most ``MAX_BUCKETS``).
+    Bytes when the codes fit in them: the slots a column's values touch then
+    share fewer cache lines.
     """
     dtype = np.uint8 if len(edges) < 255 else np.int32
     if len(edges) == 0:
-        return 1, np.zeros((0, 2), dtype=dtype)
+        return 1, 48, np.zeros((0, 2), dtype=dtype)
     keys = _keys(edges)
-    first, last = int(keys[0] >> np.uint64(48)), int(keys[-1] >> np.uint64(48))
-    rows = last - first + 1
-    floor = (keys >> np.uint64(48)).astype(np.int64) - first  # the prefix row each edge falls in
-    exact = (keys & np.uint64((1 << 48) - 1)) == 0  # an edge at a prefix's very first key is under all of it
+    low, high, shift = int(keys[0]), int(keys[-1]), 48
+    while (high >> shift) - (low >> shift) >= MAX_BUCKETS:
+        shift += 1
+    first, rows = low >> shift, (high >> shift) - (low >> shift) + 1
+    floor = (keys >> np.uint64(shift)).astype(np.int64) - first  # the prefix row each edge falls in
+    exact = (keys & np.uint64((1 << shift) - 1)) == 0  # an edge at a prefix's very first key is under all of it
     # lo[p]: edges <= the prefix's lowest key; hi[p]: edges <= its highest (counting sorts, no search)
-    lo = np.cumsum(np.bincount(np.where(exact, floor, floor + 1), minlength=rows + 1)[:rows])
-    hi = np.cumsum(np.bincount(floor, minlength=rows)[:rows])
-    return first, np.stack([lo, hi], axis=1).astype(dtype)
+    table = np.empty((rows, 2), dtype=dtype)
+    table[:, 0] = np.cumsum(np.bincount(np.where(exact, floor, floor + 1), minlength=rows + 1)[:rows])
+    table[:, 1] = np.cumsum(np.bincount(floor, minlength=rows)[:rows])
+    return first, shift, table
 
 
 @njit(cache=True, nogil=True)
-def _encode_numeric(values, bits, edges, first, table, missing, r, block, codes, counts):
+def _encode_numeric(values, bits, edges, first, prefix_shift, table, missing, r, block, codes, counts):
     n_present = 0
     total = 0.0
     squares = 0.0
@@ -80,7 +88,7 @@ def _encode_numeric(values, bits, edges, first, table, missing, r, block, codes,
             if key == sign:  # -0.0 sorts with +0.0
                 key = np.uint64(0)
             key = key ^ sign if key < sign else ~key
-            slot = np.int64(key >> np.uint64(48)) - first
+            slot = np.int64(key >> prefix_shift) - first
             if slot < 0:  # under the first edge's prefix: under every edge
                 lo = 0
                 hi = 0
@@ -127,13 +135,14 @@ def encode_numeric(values, edges, buckets, missing, r, block, n_codes):
     """
     n = len(values)
     n_blocks = (r + n - 1) // block + 1 if n else 0
-    first, table = buckets
+    first, prefix_shift, table = buckets
     codes = np.empty(n, dtype=table.dtype)
     counts = np.zeros((n_blocks, n_codes), dtype=COUNT_DTYPE)
     if values.dtype != np.float64 or not values.flags.c_contiguous:
         values = np.ascontiguousarray(values, dtype=np.float64)
     padded = np.append(edges, np.nan)
-    moments = _encode_numeric(values, values.view(np.uint64), padded, first, table, missing, r, block, codes, counts)
+    moments = _encode_numeric(values, values.view(np.uint64), padded, first, np.uint64(prefix_shift), table, missing,
+                               r, block, codes, counts)
     return codes, counts, moments
 
 
@@ -282,3 +291,48 @@ def open_block_end(table, codes, begin):
     out = np.empty(len(begin))
     _open_block_end(table, np.ascontiguousarray(codes), np.ascontiguousarray(begin, dtype=np.float64), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _tilt_table(p0, directions, supports, spec_support, theta, lane_spec, table, log_mgf, ref_mean):
+    S, K = directions.shape
+    spec_mean = np.zeros(S)
+    q = np.zeros((S, K))
+    support = np.empty((S, K), dtype=np.bool_)
+    for i in range(S):
+        total = 0.0
+        for k in range(K):
+            support[i, k] = supports[spec_support[i], k]
+            if support[i, k]:
+                total += p0[k]
+        for k in range(K):
+            if support[i, k]:
+                q[i, k] = p0[k] / total
+                spec_mean[i] += q[i, k] * directions[i, k]
+    for j in range(theta.shape[0]):
+        i = lane_spec[j]
+        mgf = 0.0
+        for k in range(K):
+            if support[i, k]:
+                mgf += q[i, k] * np.exp(theta[j] * directions[i, k])
+        log_mgf[j] = np.log(mgf)
+        ref_mean[j] = spec_mean[i]
+        for k in range(K):
+            if support[i, k]:
+                table[k, j] = theta[j] * directions[i, k] - log_mgf[j]
+
+
+def tilt_table(p0, directions, supports, spec_support, theta, lane_spec):
+    """(table, log M(theta), reference mean of the direction) of lanes tilting ``p0`` restricted to a support.
+
+    Spec ``i`` is a direction over codes and the codes it lives on
+    (``supports[spec_support[i]]``); lane ``j``
+    tilts spec ``lane_spec[j]`` by ``theta[j]``: ``table[k, j] = theta_j d_k -
+    log M_j`` on the support, 0 off it, with ``M_j`` the mean of ``exp(theta_j d)``
+    under ``p0`` renormalised on the support.
+    """
+    lanes = len(theta)
+    table = np.zeros((directions.shape[1], lanes))
+    log_mgf, ref_mean = np.empty(lanes), np.empty(lanes)
+    _tilt_table(p0, directions, supports, spec_support, theta, lane_spec, table, log_mgf, ref_mean)
+    return table, log_mgf, ref_mean

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .coding import CategoricalCodebook, Codebook, NumericCodebook
+from .kernels import tilt_table
 
 __all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate"]
 
@@ -143,29 +144,27 @@ def build_lanes(
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing)
         p0[book.unseen_code] = max(p0[book.unseen_code], book.unseen_share)
         p0 /= p0.sum()
-    # a spec is (detector, direction, support, target); a direction is a vector, or the code it indicates
-    specs: list[tuple[str, np.ndarray | int, np.ndarray, int]] = []
+    # a block is (detector, its directions (one row per spec), the codes they live on, the code each points at)
+    blocks: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     all_codes = np.ones(n_codes, dtype=bool)
+    eye = np.eye(n_codes)
     if isinstance(book, NumericCodebook):
         present = all_codes.copy()
         present[book.missing_code] = False
-        n_present = int(present.sum())
+        n_present = n_codes - 1
         if n_present >= 2:
-            q = p0[present] / p0[present].sum()
+            q = p0[:-1] / p0[:-1].sum()
             s = book.scores(q)
             s = (s - q @ s) / max(np.sqrt(q @ (s - q @ s) ** 2), 1e-12)
             sq = s**2
             sq = (sq - q @ sq) / max(np.sqrt(q @ (sq - q @ sq) ** 2), 1e-12)
-            score = np.zeros(n_codes)
-            score[present] = s
-            square = np.zeros(n_codes)
-            square[present] = sq
+            none = np.array([-1])  # the mean and scale lanes point at no one code
             if "mean" in detectors:
-                specs.append(("mean", score, present, -1))
+                blocks.append(("mean", np.append(s, 0.0)[None, :], present, none))
             if "scale" in detectors and n_present >= 3:
-                specs.append(("scale", square, present, -1))
+                blocks.append(("scale", np.append(sq, 0.0)[None, :], present, none))
             if "shape" in detectors and n_present >= 3:
-                specs += [("shape", int(k), present, int(k)) for k in np.flatnonzero(present)]
+                blocks.append(("shape", eye[:-1], present, np.arange(n_present)))
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(n_codes, dtype=bool)
@@ -173,33 +172,33 @@ def build_lanes(
         groups = slice(book.other_code, book.other_code + book.groups)
         mix_support[groups] = (counts[groups] > 0) | book.open_vocabulary
         if "mix" in detectors and mix_support.sum() >= 2:
-            specs += [("mix", int(k), mix_support, int(k)) for k in np.flatnonzero(mix_support)]
+            targets = np.flatnonzero(mix_support)
+            blocks.append(("mix", eye[targets], mix_support, targets))
         if "new_category" in detectors and not book.open_vocabulary:
-            specs.append(("new_category", book.unseen_code, all_codes, book.unseen_code))
+            blocks.append(("new_category", eye[[book.unseen_code]], all_codes, np.array([book.unseen_code])))
     if "missing" in detectors:
-        specs.append(("missing", book.missing_code, all_codes, book.missing_code))
-    if not specs:
+        blocks.append(("missing", eye[[book.missing_code]], all_codes, np.array([book.missing_code])))
+    if not blocks:
         return [], None, p0
-    support = np.array([sp[2] for sp in specs])
-    direction = np.zeros((len(specs), n_codes))
-    for i, (_, d, _, _) in enumerate(specs):
-        if isinstance(d, int):
-            direction[i, d] = 1.0
-        else:
-            direction[i] = d
-    direction = np.where(support, direction, 0.0)
-    q = np.where(support, p0, 0.0)
-    q /= q.sum(axis=1, keepdims=True)
-    ref_mean = np.sum(q * direction, axis=1)
-    per_spec = [len(thetas[sp[0]]) for sp in specs]
-    lane_spec = np.repeat(np.arange(len(specs)), per_spec)
-    theta = np.concatenate([np.asarray(thetas[sp[0]], dtype=np.float64) for sp in specs])
-    tilted = theta[:, None] * direction[lane_spec]
-    log_mgf = np.log(np.sum(q[lane_spec] * np.exp(tilted), axis=1))
-    columns = np.where(support[lane_spec], tilted - log_mgf[:, None], 0.0)
-    names = [specs[i][0] for i in lane_spec.tolist()]
-    target = np.asarray([sp[3] for sp in specs], dtype=np.int64)[lane_spec]
-    return names, LaneRows(columns.T, theta, log_mgf, ref_mean[lane_spec], target), p0
+    names: list[str] = []
+    theta: list[float] = []
+    lane_spec: list[int] = []
+    target: list[int] = []
+    spec_support: list[int] = []
+    for b, (det, dirs, _, points) in enumerate(blocks):
+        tilts = thetas[det]
+        for code in points.tolist():
+            lane_spec += [len(spec_support)] * len(tilts)
+            spec_support.append(b)
+            target += [code] * len(tilts)
+        theta += list(tilts) * len(dirs)
+        names += [det] * (len(dirs) * len(tilts))
+    directions = np.vstack([dirs for _, dirs, _, _ in blocks])
+    table, log_mgf, ref_mean = tilt_table(p0, directions, np.vstack([sup for _, _, sup, _ in blocks]),
+                                          np.asarray(spec_support), np.asarray(theta, dtype=np.float64),
+                                          np.asarray(lane_spec))
+    return names, LaneRows(table, np.asarray(theta, dtype=np.float64), log_mgf, ref_mean,
+                           np.asarray(target, dtype=np.int64)), p0
 
 
 def _variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
@@ -256,7 +255,7 @@ def calibrate(
     horizon = 2.0 * log_arl0 / np.where(usable, -mu, 1.0)
     phi = np.ones(len(rows))
     step = max(1, _CELLS // max(len(ref_codes), 1))  # lanes at a time, so events x lanes stays small
-    for j in range(0, len(rows) if len(ref_codes) else 0, step):
+    for j in range(0, len(rows) if len(ref_codes) >= 8 * block else 0, step):  # fewer: no batch means
         phi[j:j + step] = _variance_inflations(table[ref_codes, j:j + step], block, horizon[j:j + step])
     pessimistic = mu + sd * np.sqrt(phi / n)
     # a lane whose alternative the reference is too small to tell from noise is dropped

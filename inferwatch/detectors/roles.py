@@ -39,8 +39,10 @@ _ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$|[a-z0-9]Id$", re.IGNORECASE)
 def infer_role(name: str, column: Column) -> str:
     """``identifier``, ``text``, or the column's kind (``numeric`` / ``categorical``)."""
     if isinstance(column, NumericArray):
+        if not _ID_NAME.search(name):
+            return "numeric"
         values = column.values[~np.isnan(column.values)]
-        if (_ID_NAME.search(name) and len(values) >= MIN_VALUES and np.all(values == np.round(values))
+        if (len(values) >= MIN_VALUES and np.all(values == np.round(values))
                 and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
             return "identifier"
         return "numeric"

@@ -12,6 +12,7 @@ stderr and exit code 2; any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from contextlib import ExitStack
@@ -440,6 +441,9 @@ class _Tee:
 
 
 def main() -> None:
+    # Monitoring allocates many short-lived arrays and keeps long-lived state: collect cycles less often
+    # (each collection walks the state of every model; see benchmarks/RESULTS.md, 1,000 models).
+    gc.set_threshold(20_000, 50, 100)
     try:
         app()
     except ConfigError as exc:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -473,8 +474,10 @@ class Decoder:
             out.rows.append(first_index + index)
             return
         codes = table["model"].cast(pl.Enum(names)).to_physical().to_numpy()
+        order = np.argsort(codes, kind="stable")  # each model's rows, in order, one after the other
+        ends = np.cumsum(np.bincount(codes, minlength=len(names)))
         for k, name in enumerate(names):
-            rows = np.flatnonzero(codes == k)
+            rows = order[ends[k - 1] if k else 0:ends[k]]
             part = batch.take(rows)
             out.batches.append(Batch(name, part.event_ids, part.times, part.columns, part.segments))
             out.rows.append(first_index + index[rows])
@@ -698,8 +701,8 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     seen in the sample (numbers are numeric, strings categorical, booleans
     boolean; a column seen with mixed types is categorical).
     """
-    features: dict[str, set[str]] = {}
-    prediction: dict[str, set[str]] | set[str] | None = None
+    features: dict[str, set[type]] = defaultdict(set)  # the JSON types seen; kinds are settled at the end
+    prediction: dict[str, set[type]] | set[type] | None = None
     for line in lines:
         try:
             raw = orjson.loads(line)
@@ -708,18 +711,14 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
         if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
             continue
         for k, v in raw["features"].items():
-            if v is not None and not isinstance(v, (dict, list)):
-                features.setdefault(k, set()).add(_kind_of(v))
-            else:
-                features.setdefault(k, set())
+            features[k].add(type(v))
         pred = raw.get("prediction")
         if isinstance(pred, dict):
-            prediction = prediction if isinstance(prediction, dict) else {}
+            prediction = prediction if isinstance(prediction, dict) else defaultdict(set)
             for k, v in pred.items():
-                if v is not None and not isinstance(v, (dict, list)):
-                    prediction.setdefault(k, set()).add(_kind_of(v))
+                prediction[k].add(type(v))
         elif pred is not None and not isinstance(pred, list) and not isinstance(prediction, dict):
-            prediction = (prediction or set()) | {_kind_of(pred)}
+            prediction = (prediction or set()) | {type(pred)}
     declared = declared_kinds(config)
     kinds = {k: declared.get(k) or _settle(v) for k, v in sorted(features.items())}
     for name, kind in declared.items():
@@ -786,15 +785,12 @@ def rule_fields(config: MonitorConfig | None) -> dict[str, str]:
     return out
 
 
-def _kind_of(value) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "numeric"
-    return "categorical"
+_KIND_OF_TYPE = {bool: "boolean", int: "numeric", float: "numeric", str: "categorical"}
 
 
-def _settle(kinds: set[str]) -> str | None:
+def _settle(types: set[type]) -> str | None:
+    """The kind of a column seen with these JSON types: null, objects and arrays say nothing; mixed is categorical."""
+    kinds = {_KIND_OF_TYPE[t] for t in types if t in _KIND_OF_TYPE}
     if not kinds:
         return None
     return kinds.pop() if len(kinds) == 1 else "categorical"
