@@ -32,17 +32,19 @@ def test_the_partition_step_gives_the_file_replay_s_alerts_decisions_and_dead_le
     and every batch delivered twice (as after a crash): the file replay's output, each event counted once."""
     lines = DEMO.read_bytes().splitlines()
     offsets = list(range(1000, 1000 + len(lines)))  # offset = line + 1000
-    stored = PartitionState()
+    stored, fields = PartitionState(), {}
     alerts, decisions, dead = [], [], []
     for lo in range(0, len(lines), 7_000):
         for _ in range(2):  # a re-delivery of the same batch changes nothing
-            part = Partition("events", 3, PartitionState.from_bytes(stored.to_bytes()), stored.next_offset or -1)
+            part = Partition("events", 3, PartitionState.from_bytes(stored.to_bytes()), stored.next_offset or -1,
+                             fields=dict(fields))
             out = process_partition_batch(config, part, offsets[lo:lo + 7_000], lines[lo:lo + 7_000])
             if part.state.next_offset != stored.next_offset:
                 alerts += [orjson.loads(v) for _, v in out.alerts]
                 decisions += [v for _, v in out.decisions]
                 dead += [orjson.loads(v) for v in out.dead]
             stored = part.state
+            fields.update(part.unsaved)  # the store keeps earlier fields and overwrites the changed ones
     want_alerts, want_outputs, want_dead = _file_replay(config)
     # a guard with rules refuses the 2 events with a field of the wrong type; the monitor counts them all
     assert stored.events == 30_002 and stored.dead_letters == (15 if config.has_rules() else 13) == len(want_dead)
@@ -257,3 +259,25 @@ def test_the_dead_letter_rate_is_watched_like_a_column():
     rising = dead_letter_alerts(stream(0.01, 0.10))
     assert rising and 20_000 <= rising[0] < 20_300
     assert dead_letter_alerts(stream(0.30, 0.30)) == []
+
+
+def test_a_batch_rewrites_only_the_models_it_touched_and_a_missing_part_is_named():
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 200}})
+    lines = _events(["a", "b", "c"], 900)
+    pipe = Pipeline.build(config, lines)
+    pipe.step(lines)
+    head, fields = pipe.to_parts()
+    assert sorted(k for k in fields if k.startswith("model:")) == ["model:a", "model:b", "model:c"]
+    assert any(k.startswith("fixed:") for k in fields)
+    only_a = [line for line in _events(["a", "b", "c"], 1800)[900:] if orjson.loads(line)["model"] == "a"]
+    pipe.step(only_a)
+    head, changed = pipe.to_parts()
+    assert list(changed) == ["model:a"]  # calibrated before: its codebook and lanes are not written again
+    stored = {**fields, **changed}
+    again = Pipeline.from_parts(head, stored, config)
+    assert {m: mon.events for m, mon in again.monitor.models.items()} == {"a": 600, "b": 300, "c": 300}
+    with pytest.raises(StateError, match="'b'"):
+        Pipeline.from_parts(head, {k: v for k, v in stored.items() if k != "model:b"}, config)
+    blob = next(k for k in stored if k.startswith("fixed:"))
+    with pytest.raises(StateError, match=blob[len("fixed:"):]):
+        Pipeline.from_parts(head, {k: v for k, v in stored.items() if k != blob}, config)

@@ -15,24 +15,29 @@ def test_compare_and_set_refuses_a_stale_writer(services):
     async def scenario():
         store = RedisStateStore(services["REDIS_URL"], namespace=unique("ns"))
         try:
-            state, loaded = await store.load("t", 0)
-            assert (state.next_offset, loaded) == (0, -1)
+            state, loaded, fields = await store.load("t", 0)
+            assert (state.next_offset, loaded, fields) == (0, -1, {})
             state.next_offset, state.pipeline = 100, b"state-a"
-            await store.save("t", 0, state, loaded)
-            again, loaded_again = await store.load("t", 0)
+            await store.save("t", 0, state, loaded, {"model:a": b"a1", "model:b": b"b1"})
+            again, loaded_again, fields = await store.load("t", 0)
             assert (again.next_offset, again.pipeline, loaded_again) == (100, b"state-a", 100)
+            assert fields == {"model:a": b"a1", "model:b": b"b1"}
+            state.next_offset = 200
+            await store.save("t", 0, state, 100, {"model:b": b"b2"})  # only what changed is written
+            assert (await store.load("t", 0))[2] == {"model:a": b"a1", "model:b": b"b2"}
             stale = PartitionState(next_offset=50, pipeline=b"state-b")
             with pytest.raises(StaleState):
-                await store.save("t", 0, stale, -1)  # a worker that loaded before the first save
-            kept, _ = await store.load("t", 0)
-            assert kept.pipeline == b"state-a"
-            await store.save("t", 0, state, loaded)  # a retry after a lost reply: already stored, nothing written
-            assert (await store.load("t", 0))[0].pipeline == b"state-a"
+                await store.save("t", 0, stale, -1, {"model:a": b"stale"})  # a worker that loaded before the first save
+            kept, _, fields = await store.load("t", 0)
+            assert kept.pipeline == b"state-a" and fields["model:a"] == b"a1"
+            await store.save("t", 0, state, 100, {"model:a": b"late"})  # a retry after a lost reply: nothing written
+            assert (await store.load("t", 0))[2]["model:a"] == b"a1"
             assert list(await store.partitions()) == ["t:0"]
             await store.client.hset(store.key("t", 1), mapping={"next": "5", "doc": b"\x93not a state"})
             found = await store.partitions()
             assert isinstance(found["t:1"], StateError) and store.key("t", 1) in str(found["t:1"])
             assert found["t:0"].pipeline == b"state-a"  # an unreadable partition hides no other
+            assert (await store.partitions(fields=True))["t:0"][1]["model:b"] == b"b2"
         finally:
             await store.close()
 

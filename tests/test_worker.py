@@ -211,7 +211,8 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(services
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]
     assert state.events == n and state.next_offset == n
-    model = Pipeline.from_bytes(state.pipeline, MonitorConfig()).monitor.models["card-fraud"]
+    head, fields = read_partitions(redis_url, app_id, fields=True)[f"{topic}:0"]
+    model = Pipeline.from_parts(head.pipeline, fields, MonitorConfig()).monitor.models["card-fraud"]
     assert model.events == n
     for name, column in model.columns.items():
         assert column.stats.count == n, name

@@ -27,6 +27,7 @@ violation rate (``inferwatch.detectors.rule_rates``) from the model's first even
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -49,7 +50,7 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
-STATE_VERSION = 6  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments
+STATE_VERSION = 7  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments, 7 per model
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -88,6 +89,7 @@ class ColumnMonitor:
     def __post_init__(self) -> None:
         self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
         self._fixed: bytes | None = None  # the codebook and lanes, encoded (see to_dict)
+        self._digest = ""  # of _fixed
         self.group_names: dict[int, str] = {}  # "other known" group -> its most frequent label when it fired
         self.context: dict[int, dict] = {}  # lane -> the events at its last firing row (see _context)
         self.tail = np.empty(0)  # the column's last present values (numeric), carried between batches
@@ -231,27 +233,41 @@ class ColumnMonitor:
                 }
         return out
 
-    def to_dict(self) -> dict:
-        """The column's state; the codebook and lanes, fixed since calibration, are encoded once and kept."""
+    def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
+        """The column's state; the codebook and lanes, fixed since calibration, are encoded once and kept.
+
+        With ``blobs``, the fixed part is put there under its digest and the
+        state names it by that digest (a store then writes it once).
+        """
         fixed = self._fixed
         if fixed is None:
             fixed = self._fixed = msgspec.msgpack.encode(
                 {"book": self.book.to_dict(), "lanes": self.lanes.to_dict() if self.lanes else None})
+            self._digest = hashlib.blake2b(fixed, digest_size=16).hexdigest()
+        if blobs is not None:
+            blobs[self._digest] = fixed
         return {
-            "name": self.name, "fixed": fixed,
+            "name": self.name, "fixed": self._digest if blobs is not None else fixed,
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
             "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
         }
 
     @classmethod
-    def from_dict(cls, raw: dict, block: int, resolve_fraction: float) -> ColumnMonitor:
-        fixed = msgspec.msgpack.decode(raw["fixed"])
+    def from_dict(cls, raw: dict, block: int, resolve_fraction: float,
+                  blobs: Mapping[str, bytes] | None = None) -> ColumnMonitor:
+        data = raw["fixed"]
+        if isinstance(data, str):  # a digest: the fixed part is kept apart
+            if blobs is None or data not in blobs:
+                raise StateError(f"column {raw['name']!r}: its codebook and lanes ({data}) are not in the state")
+            data = blobs[data]
+        fixed = msgspec.msgpack.decode(data)
         lanes = LaneTable.from_dict(fixed["lanes"]) if fixed["lanes"] else None
         state = LaneState.from_dict(raw["state"]) if raw["state"] else None
         col = cls(raw["name"], codebook_from_dict(fixed["book"]), lanes, state, stats_from_dict(raw["stats"]),
                   block, resolve_fraction)
-        col._fixed = raw["fixed"]
+        col._fixed = data
+        col._digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
         return col
@@ -568,11 +584,12 @@ class ModelMonitor:
             "open_alerts": [list(k) for k in self.policy.open_alerts()],
         }
 
-    def to_dict(self) -> dict:
+    def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
+        """The model's state (with ``blobs``: the columns' fixed parts go there, see :meth:`ColumnMonitor.to_dict`)."""
         warm = concat_batches(self.warmup) if self.warmup else None
         return {
             "model": self.model, "events": self.events, "live_from": self.live_from,
-            "columns": [c.to_dict() for c in self.columns.values()],
+            "columns": [c.to_dict(blobs) for c in self.columns.values()],
             "policy": self.policy.to_dict(),
             "rule_rates": self.rule_rates.to_dict(),
             "roles": self.roles,
@@ -582,7 +599,7 @@ class ModelMonitor:
                                                 {name: c}))
                      for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
             "segment_monitors": [{"tag": tag, "value": value, "events": seg.events,
-                                  "columns": [c.to_dict() for c in seg.columns.values()]}
+                                  "columns": [c.to_dict(blobs) for c in seg.columns.values()]}
                                  for (tag, value), seg in sorted(self.segment_monitors.items())],
             "warmup": _batch_to_dict(warm) if warm is not None else None,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
@@ -590,11 +607,12 @@ class ModelMonitor:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict, config: ModelConfig) -> ModelMonitor:
+    def from_dict(cls, raw: dict, config: ModelConfig, blobs: Mapping[str, bytes] | None = None) -> ModelMonitor:
         mon = cls(raw["model"], config)
         mon.events = int(raw["events"])
         mon.live_from = raw["live_from"]
-        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, config.block_size, config.alert_policy.resolve_fraction)
+        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, config.block_size, config.alert_policy.resolve_fraction,
+                                                          blobs)
                        for c in raw["columns"]}
         mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
         mon.rule_rates.load(raw.get("rule_rates") or {})
@@ -606,7 +624,7 @@ class ModelMonitor:
         block, fraction = config.block_size, config.alert_policy.resolve_fraction
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
-                {c["name"]: ColumnMonitor.from_dict(c, block, fraction) for c in s["columns"]}, int(s["events"]))
+                {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))
             for s in raw.get("segment_monitors") or []}
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
@@ -614,11 +632,16 @@ class ModelMonitor:
 
 
 class Monitor:
-    """All models of a stream."""
+    """All models of a stream.
+
+    ``dirty`` names the models changed since the last :meth:`take_parts`,
+    so a store can rewrite only those.
+    """
 
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
         self.models: dict[str, ModelMonitor] = {}
+        self.dirty: set[str] = set()
 
     def model(self, name: str) -> ModelMonitor:
         mon = self.models.get(name)
@@ -627,10 +650,12 @@ class Monitor:
         return mon
 
     def fit_reference(self, reference: Batch) -> None:
+        self.dirty.add(reference.model)
         self.model(reference.model).fit(reference)
 
     def process(self, batch: Batch, rule_hits: np.ndarray | None = None,
                 invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
+        self.dirty.add(batch.model)
         return self.model(batch.model).process(batch, rule_hits, invalid)
 
     def status(self) -> dict:
@@ -648,6 +673,35 @@ class Monitor:
         mon = cls(config)
         for m in raw["models"]:
             mon.models[m["model"]] = ModelMonitor.from_dict(m, config.for_model(m["model"]))
+        return mon
+
+    def take_parts(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """(model -> its state, digest -> fixed part) of the models changed since the last call.
+
+        >>> mon = Monitor(MonitorConfig())
+        >>> _ = mon.process(Batch("m", TextArray.from_list(["a"]), np.zeros(1), {"x": NumericArray(np.ones(1))}))
+        >>> models, blobs = mon.take_parts()
+        >>> list(models), mon.take_parts()
+        (['m'], ({}, {}))
+        """
+        models: dict[str, bytes] = {}
+        blobs: dict[str, bytes] = {}
+        for name in sorted(self.dirty):
+            models[name] = msgspec.msgpack.encode({"version": STATE_VERSION,
+                                                   **self.models[name].to_dict(blobs)})
+        self.dirty.clear()
+        return models, blobs
+
+    @classmethod
+    def from_parts(cls, models: Mapping[str, bytes], blobs: Mapping[str, bytes], config: MonitorConfig) -> Monitor:
+        """The monitor :meth:`take_parts` saved: every model's latest state, with the fixed parts they name."""
+        mon = cls(config)
+        for name, data in models.items():
+            raw = msgspec.msgpack.decode(data)
+            if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+                found = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
+                raise StateError(f"model {name!r}: state version {found!r} is not {STATE_VERSION}; rebuild the state")
+            mon.models[name] = ModelMonitor.from_dict(raw, config.for_model(name), blobs)
         return mon
 
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -51,7 +52,7 @@ NEW_KEYS_SAMPLE = 64  # lines of each step looked at for columns a known model's
 OWN_SAMPLE_LINES = 64  # lines of a model seen for the first time that its schema is inferred from
 EVENTS_PER_MODEL_STEP = 512  # a step grows with the models it feeds, so each sees about this many events
 MAX_STEP_LINES = 524_288
-PIPELINE_VERSION = 3  # 2: schemas of their own for some models; 3: the stream's last event time
+PIPELINE_VERSION = 4  # 2: schemas of their own for some models; 3: the stream's last event time; 4: in parts
 
 Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
 
@@ -116,6 +117,7 @@ class Pipeline:
         self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
         self.last_time = -np.inf  # the latest event time seen: an unreadable message's time
         self.stream = Monitor(config)  # the stream's own pseudo-model, STREAM_MODEL: its dead-letter rate
+        self._handed: set[str] = set()  # digests of the fixed parts to_parts gave out (a store has them)
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
@@ -349,29 +351,40 @@ class Pipeline:
         return StepResult(dead=decoded.dead, events=decoded.events, blank=decoded.blank,
                           models={b.model for b in decoded.batches})
 
-    def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
-                                       "schema": self.schema.to_dict(), "monitor": self.monitor.to_bytes(),
+    def to_parts(self, everything: bool = False) -> tuple[bytes, dict[str, bytes]]:
+        """The state as a store keeps it: (head, fields).
+
+        The head holds the schema, the config fingerprint, the model names and
+        the stream's own monitor; the fields are the state of each model changed
+        since the last call (``model:<name>``) and each codebook-and-lanes part
+        not handed out before (``fixed:<digest>``: written once, shared by
+        digest). A store that keeps the fields of earlier calls and overwrites
+        these has the whole state. ``everything``: every model and part.
+        """
+        if everything:
+            self.monitor.dirty.update(self.monitor.models)
+            self._handed.clear()
+        models, blobs = self.monitor.take_parts()
+        fields = {f"model:{name}": data for name, data in models.items()}
+        fields.update({f"fixed:{d}": data for d, data in blobs.items() if d not in self._handed})
+        self._handed.update(blobs)
+        head = msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
+                                       "schema": self.schema.to_dict(), "models": sorted(self.monitor.models),
                                        "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())},
                                        "last_time": self.last_time, "stream": self.stream.to_bytes()})
+        return head, fields
 
     @classmethod
-    def from_bytes(cls, data: bytes, config: MonitorConfig) -> Pipeline:
-        """The pipeline saved by :meth:`to_bytes`; :class:`StateError` if it was built otherwise or is unreadable."""
-        try:
-            raw = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError as exc:
-            raise StateError(f"the pipeline state does not decode ({exc})") from None
-        if not isinstance(raw, dict) or raw.get("version") != PIPELINE_VERSION:
-            found = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
-            raise StateError(f"the pipeline state has version {found!r}, this inferwatch reads {PIPELINE_VERSION}")
+    def from_parts(cls, head: bytes, fields: Mapping[str, bytes], config: MonitorConfig) -> Pipeline:
+        """The pipeline saved by :meth:`to_parts`; :class:`StateError` if it was built otherwise or is unreadable."""
+        raw = _head(head)
         fingerprint = config_fingerprint(config)
         if raw.get("config") != fingerprint:
             raise StateError(f"the pipeline state was built with another config (fingerprint {raw.get('config')!r}, "
                              f"this config is {fingerprint!r})")
         try:
             schema = Schema.from_dict(raw["schema"])
-            monitor = Monitor.from_bytes(raw["monitor"], config)
+            monitor = monitor_of(head, fields, config)
             own = {m: Schema.from_dict(d) for m, d in raw["own"].items()}
             last_time, stream = float(raw["last_time"]), Monitor.from_bytes(raw["stream"], config)
         except StateError:
@@ -380,9 +393,36 @@ class Pipeline:
             raise StateError(f"the pipeline state is unreadable ({type(exc).__name__}: {exc})") from None
         pipe = cls(config, schema, monitor)
         pipe.last_time, pipe.stream = last_time, stream
+        pipe._handed = {k[len("fixed:"):] for k in fields if k.startswith("fixed:")}
         for model, model_schema in own.items():
             pipe._adopt(model, model_schema)
         return pipe
+
+    def to_bytes(self) -> bytes:
+        """The whole state in one document (:meth:`to_parts` with everything)."""
+        head, fields = self.to_parts(everything=True)
+        return msgspec.msgpack.encode({"head": head, "fields": fields})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> Pipeline:
+        """The pipeline saved by :meth:`to_bytes`; :class:`StateError` if it was built otherwise or is unreadable."""
+        try:
+            raw = msgspec.msgpack.decode(data, type=dict[str, Any])
+            head, fields = raw["head"], raw["fields"]
+        except (msgspec.DecodeError, KeyError) as exc:
+            raise StateError(f"the pipeline state does not decode ({type(exc).__name__}: {exc})") from None
+        return cls.from_parts(head, fields, config)
+
+
+def _head(head: bytes) -> dict:
+    try:
+        raw = msgspec.msgpack.decode(head)
+    except msgspec.DecodeError as exc:
+        raise StateError(f"the pipeline state does not decode ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("version") != PIPELINE_VERSION:
+        found = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
+        raise StateError(f"the pipeline state has version {found!r}, this inferwatch reads {PIPELINE_VERSION}")
+    return raw
 
 
 def _field_problem(wrong: tuple[str, str]) -> tuple[str, str]:
@@ -402,11 +442,16 @@ def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -
     return {column: (np.asarray(found, dtype=np.int64), why) for column, (found, why) in out.items()}
 
 
-def monitor_of(data: bytes) -> Monitor:
-    """The monitor of a saved pipeline, whatever config built it (read-only, for ``inferwatch status``)."""
+def monitor_of(head: bytes, fields: Mapping[str, bytes], config: MonitorConfig | None = None) -> Monitor:
+    """The monitor of a state saved by :meth:`Pipeline.to_parts` (any config: read-only, for ``inferwatch status``)."""
+    raw = _head(head)
     try:
-        raw = msgspec.msgpack.decode(data)
-        return Monitor.from_bytes(raw["monitor"], MonitorConfig())
+        names = list(raw["models"])
+        missing = [n for n in names if f"model:{n}" not in fields]
+        if missing:
+            raise StateError(f"the state lists {len(missing)} model(s) with no state field, e.g. {missing[0][:80]!r}")
+        blobs = {k[len("fixed:"):]: v for k, v in fields.items() if k.startswith("fixed:")}
+        return Monitor.from_parts({n: fields[f"model:{n}"] for n in names}, blobs, config or MonitorConfig())
     except StateError:
         raise
     except Exception as exc:

@@ -1,8 +1,13 @@
 """Partition state in Redis: the monitor's state and the partition's next offset, written together.
 
 One hash per (namespace, topic, partition) holds ``next`` (the next offset to
-read) and ``doc`` (a msgpack document with that offset, the stream schema and
-the core's state bytes). A save is one Lua script: it writes both only if
+read), ``doc`` (a msgpack document with that offset, counters and the
+pipeline's head: schema, config fingerprint, model names), a field per model
+(``model:<name>``, its detectors' state) and a field per codebook-and-lanes
+part (``fixed:<digest>``, written once, when a model is calibrated). A save
+writes ``next``, ``doc`` and only the fields that changed (the models the batch
+touched), so 1,000 models in a partition do not rewrite 1,000 states for a
+batch of one. A save is one Lua script: it writes them only if
 ``next`` is still what the worker loaded, so state and offset never disagree,
 and a worker that lost the partition in a rebalance cannot overwrite the new
 owner's progress (:class:`StaleState`). A save whose ``next`` is already
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -36,7 +42,7 @@ _AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 __all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
 log = logging.getLogger("inferwatch.state")
-DOC_VERSION = 2
+DOC_VERSION = 3  # 3: models in fields of their own
 
 
 
@@ -45,15 +51,18 @@ local current = redis.call('HGET', KEYS[1], 'next')
 if current == ARGV[2] then return 1 end
 if (current or '-1') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'next', ARGV[2], 'doc', ARGV[3])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
 return 1
 """
 
 
 class PartitionState(msgspec.Struct):
-    """A partition's stored document: its next offset, the pipeline's state bytes and counters."""
+    """A partition's stored document: its next offset, the pipeline's head and counters."""
 
     next_offset: int = 0
-    pipeline: bytes | None = None  # Pipeline.to_bytes(): schema, monitor, config fingerprint
+    pipeline: bytes | None = None  # the head of Pipeline.to_parts(): schema, model names, config fingerprint
     events: int = 0
     dead_letters: int = 0
     version: int = DOC_VERSION
@@ -83,23 +92,17 @@ class RedisStateStore:
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}partition:{topic}:{partition}"
 
-    async def load(self, topic: str, partition: int) -> tuple[PartitionState, int]:
-        """The state, and the ``next`` value to pass back to :meth:`save` (-1 if new)."""
+    async def load(self, topic: str, partition: int) -> tuple[PartitionState, int, dict[str, bytes]]:
+        """The state, the ``next`` value to pass back to :meth:`save` (-1 if new), and the other fields."""
         key = self.key(topic, partition)
         try:
-            stored, data = await self.client.hmget(key, ["next", "doc"])
+            found = await self.client.hgetall(key)
         except _REFUSED as exc:
             raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
         except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
-        if stored is None and not data:
-            return PartitionState(), -1
-        if not data or stored is None:
-            raise StateError(f"{key}: the hash holds {'no document' if not data else 'no next offset'}")
-        state = PartitionState.from_bytes(data, key)
-        if stored != str(state.next_offset).encode():
-            raise StateError(f"{key}: next offset {stored!r} disagrees with the document's {state.next_offset}")
-        return state, state.next_offset
+        state, stored, fields = _split(key, found)
+        return state, stored, fields
 
     async def reset(self, topic: str, partition: int) -> None:
         """Delete a partition's state (one that cannot be trusted, when the policy says start over)."""
@@ -125,10 +128,14 @@ class RedisStateStore:
             return "appendonly is off and there are no snapshot points"
         return None
 
-    async def save(self, topic: str, partition: int, state: PartitionState, loaded: int) -> None:
+    async def save(self, topic: str, partition: int, state: PartitionState, loaded: int,
+                   fields: dict[str, bytes] | None = None) -> None:
+        """Write the state, its offset and ``fields`` (the models that changed), if ``next`` is still ``loaded``."""
+        args: list[str | bytes] = [str(loaded), str(state.next_offset), state.to_bytes()]
+        for name, value in sorted((fields or {}).items()):
+            args += [name, value]
         try:
-            done = await self.save_script(keys=[self.key(topic, partition)],
-                                          args=[str(loaded), str(state.next_offset), state.to_bytes()])
+            done = await self.save_script(keys=[self.key(topic, partition)], args=args)
         except _REFUSED as exc:
             raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
         except _AWAY as exc:
@@ -136,34 +143,60 @@ class RedisStateStore:
         if not done:
             raise StaleState(f"{topic}:{partition} moved on since offset {loaded}")
 
-    async def partitions(self) -> dict[str, PartitionState | StateError]:
-        """Every partition's state; an unreadable one is its :class:`StateError`, not an exception."""
+    async def partitions(self, fields: bool = False) -> dict[str, Any]:
+        """Every partition's state (with ``fields``: ``(state, fields)``); an unreadable one is its
+        :class:`StateError`, not an exception."""
         try:
             keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}partition:*")]
-            values = [await self.client.hget(k, "doc") for k in keys]
+            if fields:
+                values = [await self.client.hgetall(k) for k in keys]
+            else:
+                values = [dict(zip((b"next", b"doc"), await self.client.hmget(k, ["next", "doc"]))) for k in keys]
         except _REFUSED as exc:
             raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
         except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
-        out: dict[str, PartitionState | StateError] = {}
+        out: dict[str, Any] = {}
         for k, v in zip(keys, values):
-            if v:
-                try:
-                    out[k.decode()[len(self.prefix) + len("partition:"):]] = PartitionState.from_bytes(v, k.decode())
-                except StateError as exc:
-                    out[k.decode()[len(self.prefix) + len("partition:"):]] = exc
+            name = k.decode()[len(self.prefix) + len("partition:"):]
+            try:
+                state, stored, found = _split(k.decode(), {a: b for a, b in v.items() if b is not None})
+                if stored >= 0:
+                    out[name] = (state, found) if fields else state
+            except StateError as exc:
+                out[name] = exc
         return out
 
     async def close(self) -> None:
         await self.client.aclose()
 
 
-def read_partitions(url: str, namespace: str) -> dict[str, PartitionState | StateError]:
-    """Every partition state of a namespace, ``{"topic:partition": state}`` (blocking, for tools and tests)."""
+def _split(key: str, found: dict[bytes, bytes]) -> tuple[PartitionState, int, dict[str, bytes]]:
+    """A partition hash read back: (its document, its ``next``, -1 if there is none, its other fields)."""
+    stored, data = found.pop(b"next", None), found.pop(b"doc", None)
+    if stored is None and not data:
+        if found:
+            raise StateError(f"{key}: the hash holds {len(found)} field(s) but no document and no next offset")
+        return PartitionState(), -1, {}
+    if not data or stored is None:
+        raise StateError(f"{key}: the hash holds {'no document' if not data else 'no next offset'}")
+    state = PartitionState.from_bytes(data, key)
+    if stored != str(state.next_offset).encode():
+        raise StateError(f"{key}: next offset {stored!r} disagrees with the document's {state.next_offset}")
+    try:
+        fields = {k.decode(): v for k, v in found.items()}
+    except UnicodeDecodeError:
+        raise StateError(f"{key}: a field name is not UTF-8") from None
+    return state, state.next_offset, fields
+
+
+def read_partitions(url: str, namespace: str, fields: bool = False) -> dict[str, Any]:
+    """Every partition state of a namespace, ``{"topic:partition": state}`` (with ``fields``: ``(state, fields)``;
+    an unreadable one is its :class:`StateError`). Blocking, for tools and tests."""
     async def read():
         store = RedisStateStore(url, namespace)
         try:
-            return await store.partitions()
+            return await store.partitions(fields)
         finally:
             await store.close()
 

@@ -13,14 +13,15 @@ __all__ = ["collect", "render"]
 
 
 def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None) -> dict:
-    partitions = read_partitions(redis_url, app_id)
+    partitions = read_partitions(redis_url, app_id, fields=True)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
     report: dict = {"models": {}, "partitions": {}, "unreadable": {}}
     merged: dict[str, dict[str, object]] = {}  # model -> column -> statistics merged over partitions
-    for name, state in sorted(partitions.items()):
-        if isinstance(state, StateError):  # named and shown; every other partition is still reported
-            report["unreadable"][name] = str(state)
+    for name, stored in sorted(partitions.items()):
+        if isinstance(stored, StateError):  # named and shown; every other partition is still reported
+            report["unreadable"][name] = str(stored)
             continue
+        state, fields = stored
         report["partitions"][name] = {
             "next_offset": state.next_offset, "events": state.events, "dead_letters": state.dead_letters,
             "lag": max(ends[name] - state.next_offset, 0) if name in ends else None,
@@ -28,7 +29,7 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
         if not state.pipeline:
             continue
         try:
-            monitor = monitor_of(state.pipeline)
+            monitor = monitor_of(state.pipeline, fields)
         except StateError as exc:
             report["unreadable"][name] = str(exc)
             continue

@@ -87,6 +87,8 @@ class Partition:
     loaded: int
     pipeline: Pipeline | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
     restarted: bool = False  # started over under --on-lost-state when it was assigned
+    fields: dict[str, bytes] = field(default_factory=dict)  # stored state fields: loaded, then those to write
+    unsaved: dict[str, bytes] = field(default_factory=dict)  # the fields changed since the last save
 
 
 @dataclass
@@ -114,8 +116,9 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     if not offsets:
         return out
     if part.pipeline is None:
-        part.pipeline = (Pipeline.from_bytes(state.pipeline, config) if state.pipeline
+        part.pipeline = (Pipeline.from_parts(state.pipeline, part.fields, config) if state.pipeline
                          else Pipeline.build(config, values[:SCHEMA_SAMPLE_LINES]))
+        part.fields = {}  # read into the pipeline: no need to keep them
     pipe = part.pipeline
     result = pipe.step(values, decisions=config.has_rules(), messages=True)
     source = {"topic": part.topic, "partition": part.number}
@@ -124,7 +127,8 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     out.alerts = [(a.model.encode(), orjson.dumps(a.to_record({**source, "offset": offsets[i]})))
                   for i, a in result.alerts]
     out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
-    state.pipeline = pipe.to_bytes()
+    state.pipeline, changed = pipe.to_parts()
+    part.unsaved.update(changed)
     state.next_offset = offsets[-1] + 1
     state.events += result.events
     state.dead_letters += len(out.dead)
@@ -504,9 +508,9 @@ class PartitionConsumer:
         key = self.store.key(topic, number)
         pipeline, problem = None, None
         try:
-            state, loaded = await retrying("redis", lambda: self.store.load(topic, number))
+            state, loaded, fields = await retrying("redis", lambda: self.store.load(topic, number))
             if state.pipeline:
-                pipeline = Pipeline.from_bytes(state.pipeline, self.config)
+                pipeline = Pipeline.from_parts(state.pipeline, fields, self.config)
             problem = lost_state(state, loaded, seen)
         except StateError as exc:
             state, loaded, problem = PartitionState(), -1, str(exc)
@@ -562,10 +566,12 @@ class PartitionConsumer:
         if refused:
             self.metrics.refused.inc(refused)
         try:
-            await retrying("redis", lambda: self.store.save(part.topic, part.number, part.state, part.loaded))
+            await retrying("redis", lambda: self.store.save(part.topic, part.number, part.state, part.loaded,
+                                                            part.unsaved))
         except StaleState as exc:
             raise Resync(str(exc)) from None
         part.loaded = part.state.next_offset
+        part.unsaved = {}
         self.metrics.observe(part.state, before, out.alerts, time.perf_counter() - started)
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
