@@ -87,3 +87,21 @@ def test_a_share_that_falls_is_said_to_fall():
     mon.fit_reference(batch(0.8, 20_000, 0))
     messages = [a.message for a in mon.process(batch(0.6, 5_000, 20_000))]
     assert messages and all(" fell from " in m and " rose " not in m for m in messages), messages
+
+
+def test_segments_survive_a_warm_up_cut_into_batches_and_saved_midway():
+    """The warm-up is kept across batches (and in the saved state): its segment tags too, so each segment
+    value gets detectors of its own however the warm-up was cut."""
+    config = MonitorConfig.model_validate({"default": {"segments": ["region"], "warmup_events": 2400}})
+    rng = np.random.default_rng(3)
+
+    def batch(lo, n):
+        regions = CategoricalArray.from_labels(["eu" if i % 2 else "us" for i in range(lo, lo + n)])
+        return Batch("m", [f"e{i}" for i in range(lo, lo + n)], np.arange(lo, lo + n, dtype=float),
+                     {"x": NumericArray(rng.normal(size=n))}, {"region": regions})
+
+    mon = Monitor(config)
+    for lo in range(0, 3000, 700):
+        mon.process(batch(lo, min(700, 3000 - lo)))
+        mon = Monitor.from_bytes(mon.to_bytes(), config)  # as a worker restarted after each batch would
+    assert sorted(mon.models["m"].segment_monitors) == [("region", "eu"), ("region", "us")]

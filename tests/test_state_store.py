@@ -54,3 +54,36 @@ def test_unreachable_redis_is_state_unavailable():
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_status_shows_segments_and_what_the_config_names_but_never_came(services):
+    """A worker's saved parts read back by ``inferwatch status``: per-segment detectors, never-seen names."""
+    import orjson
+
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.streams.pipeline import Pipeline
+    from inferwatch.streams.status import collect
+
+    config = MonitorConfig.model_validate({
+        "default": {"segments": ["region"], "warmup_events": 2400},
+        "models": {"ghost": {}, "m": {"columns": {"absent": {"type": "numeric"}}}}})
+    lines = [orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                           "features": {"x": i % 7}, "tags": {"region": "eu" if i % 2 else "us"}}) for i in range(3000)]
+    pipe = Pipeline.build(config, lines)
+    pipe.step(lines)
+    head, fields = pipe.to_parts()
+    app_id = unique("status")
+
+    async def save():
+        store = RedisStateStore(services["REDIS_URL"], namespace=app_id)
+        try:
+            await store.save("t", 0, PartitionState(next_offset=3000, pipeline=head, events=3000), -1, fields)
+        finally:
+            await store.close()
+
+    asyncio.run(save())
+    report = collect(services["REDIS_URL"], app_id, config=config)
+    segments = report["models"]["m"]["segments"]
+    assert sorted(segments) == ["region=eu", "region=us"] and segments["region=eu"]["events"] == 1500
+    assert any(name.startswith("x/") for name in segments["region=us"]["detectors"])
+    assert report["never_seen"] == ["model 'ghost'", "column 'absent' of model 'm'"]

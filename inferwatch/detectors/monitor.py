@@ -706,18 +706,22 @@ class Monitor:
 
 
 def concat_batches(batches: list[Batch]) -> Batch:
-    """Concatenate batches of one model; columns missing from a batch are missing values."""
+    """Concatenate batches of one model; columns (and segment tags) missing from a batch are missing values."""
     names = sorted({k for b in batches for k in b.columns})
     columns = {}
     for name in names:
         kind = next(("numeric" if isinstance(b.columns[name], NumericArray) else "categorical")
                     for b in batches if name in b.columns)
         columns[name] = concat_columns([b.columns.get(name) or _empty_like(kind, len(b)) for b in batches])
+    segments = {tag: cast(CategoricalArray, concat_columns([b.segments.get(tag) or _empty_like("categorical", len(b))
+                                                             for b in batches]))
+                for tag in sorted({k for b in batches for k in b.segments})}
     return Batch(
         batches[0].model,
         TextArray.concat([b.event_ids for b in batches]),
         np.concatenate([b.times for b in batches]),
         columns,
+        segments,
     )
 
 
@@ -729,7 +733,10 @@ def _batch_to_dict(b: Batch) -> dict:
         else:
             cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(),
                           "categories": list(c.categories)}
-    return {"model": b.model, "event_ids": b.event_ids.tolist(), "times": b.times.tobytes(), "columns": cols}
+    tags = {tag: {"codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
+            for tag, c in b.segments.items()}
+    return {"model": b.model, "event_ids": b.event_ids.tolist(), "times": b.times.tobytes(), "columns": cols,
+            "segments": tags}
 
 
 def _batch_from_dict(raw: dict) -> Batch:
@@ -739,5 +746,7 @@ def _batch_from_dict(raw: dict) -> Batch:
             cols[name] = NumericArray(np.frombuffer(c["values"], dtype=np.float64).copy())
         else:
             cols[name] = CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
+    tags = {tag: CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
+            for tag, c in (raw.get("segments") or {}).items()}
     return Batch(raw["model"], TextArray.from_list(raw["event_ids"]),
-                 np.frombuffer(raw["times"], dtype=np.float64).copy(), cols)
+                 np.frombuffer(raw["times"], dtype=np.float64).copy(), cols, tags)

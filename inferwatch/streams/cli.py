@@ -317,14 +317,17 @@ def status(
     bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
                                                     help="To report consumer lag."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    config_path: Path | None = typer.Option(None, "--config",
+                                            help="The worker's config: also list what it names but never came."),
     log_level: str = _log_level_option(),
 ) -> None:
-    """Per model: events, dead letters, drift statistics against thresholds, open alerts; per partition: offsets and lag."""
+    """Per model: events, dead letters, drift statistics against thresholds (also per segment), open alerts;
+    per partition: offsets and lag."""
     _logging(log_level)
     _require_extras(("redis", "redis"))
     from .status import collect, render
 
-    report = collect(redis_url, app_id, model, bootstrap_servers)
+    report = collect(redis_url, app_id, model, bootstrap_servers, _config(config_path) if config_path else None)
     if as_json:
         import orjson
 

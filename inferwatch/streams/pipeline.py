@@ -44,7 +44,8 @@ from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArra
 from ..errors import ConfigError, StateError
 from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
 
-__all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "SCHEMA_SAMPLE_LINES"]
+__all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "never_seen",
+           "SCHEMA_SAMPLE_LINES"]
 
 SCHEMA_SAMPLE_LINES = 1000  # lines of the stream (and of the reference) the schema is inferred from
 STREAM_MODEL = "(stream)"  # the pseudo-model whose column ``dead_letters`` is the stream's unreadable share
@@ -164,17 +165,7 @@ class Pipeline:
 
     def never_seen(self) -> list[str]:
         """The models, and the columns of seen models, that the config names but the stream never carried."""
-        out = []
-        for model, mc in sorted(self.config.models.items()):
-            mon = self.monitor.models.get(model)
-            if mon is None:
-                out.append(f"model {model!r}")
-                continue
-            if not mon.calibrated:
-                continue
-            out += [f"column {name!r} of model {model!r}" for name, cc in sorted(mc.columns.items())
-                    if cc.enabled and name not in mon.columns]
-        return out
+        return never_seen(self.config, self.monitor.models)
 
     def step(self, lines: Lines, first_index: int = 0, decisions: bool = False,
              observer: Observer | None = None, messages: bool = False) -> StepResult:
@@ -440,6 +431,22 @@ def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -
         for column, why in invalid.get(index, ()):
             out.setdefault(column, ([], why))[0].append(row)
     return {column: (np.asarray(found, dtype=np.int64), why) for column, (found, why) in out.items()}
+
+
+def never_seen(config: MonitorConfig, models: Mapping[str, Any]) -> list[str]:
+    """The models the config names that ``models`` (name -> ModelMonitor) lacks, and the columns it names
+    that a calibrated model does not watch."""
+    out = []
+    for model, mc in sorted(config.models.items()):
+        mon = models.get(model)
+        if mon is None:
+            out.append(f"model {model!r}")
+            continue
+        if not mon.calibrated:
+            continue
+        out += [f"column {name!r} of model {model!r}" for name, cc in sorted(mc.columns.items())
+                if cc.enabled and name not in mon.columns]
+    return out
 
 
 def monitor_of(head: bytes, fields: Mapping[str, bytes], config: MonitorConfig | None = None) -> Monitor:

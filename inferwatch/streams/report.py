@@ -102,6 +102,11 @@ def _column_figure(name: str, ct: ColumnTrace, trace: ModelTrace, alerts: list[d
     return fig
 
 
+def _segment(segment: dict | None) -> str:
+    """``region=eu`` for an alert on one segment, empty for the whole model."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(segment.items())) if segment else ""
+
+
 def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
@@ -135,9 +140,10 @@ def write_report(runs: list[ConfigRun], path: Path, title: str) -> int:
                      in zip(trace.rule_labels, trace.rule_actions, trace.violations)]))
                 parts.append(_table(["final action", "events"], [[a, f"{k:,}"] for a, k in trace.actions.items()]))
         parts.append("<h3>alerts</h3>" + _table(
-            ["status", "model", "feature", "kind", "detector", "severity", "event time", "position", "message"],
-            [[a["status"], a["model"], a["feature"] or "", a["kind"], a["detector"], a["severity"], a["event_time"],
-              a["position"], a["message"]] for a in run.alerts],
+            ["status", "model", "segment", "feature", "kind", "detector", "severity", "event time", "position",
+             "message"],
+            [[a["status"], a["model"], _segment(a.get("segment")), a["feature"] or "", a["kind"], a["detector"],
+              a["severity"], a["event_time"], a["position"], a["message"]] for a in run.alerts],
             [a["status"] for a in run.alerts]))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style>

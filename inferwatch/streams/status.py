@@ -6,16 +6,22 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import StateError
-from .pipeline import monitor_of
+from ..detectors.config import MonitorConfig
+from .pipeline import monitor_of, never_seen
 from .state_store import read_partitions
 
 __all__ = ["collect", "render"]
 
 
-def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None) -> dict:
+def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None,
+            config: MonitorConfig | None = None) -> dict:
+    """What the worker's states say: per model (merged over partitions) its columns and segments, each detector
+    at its partition nearest the threshold; per partition its offsets; with ``config``, what it names but no
+    partition has seen."""
     partitions = read_partitions(redis_url, app_id, fields=True)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
-    report: dict = {"models": {}, "partitions": {}, "unreadable": {}}
+    report: dict = {"models": {}, "partitions": {}, "unreadable": {}, "never_seen": []}
+    seen: dict = {}  # model -> its monitor in some partition (calibrated if any is)
     merged: dict[str, dict[str, object]] = {}  # model -> column -> statistics merged over partitions
     for name, stored in sorted(partitions.items()):
         if isinstance(stored, StateError):  # named and shown; every other partition is still reported
@@ -34,10 +40,19 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
             report["unreadable"][name] = str(exc)
             continue
         for m, mon in sorted(monitor.models.items()):
+            if m not in seen or (mon.calibrated and not seen[m].calibrated):
+                seen[m] = mon
             if model and m != model:
                 continue
             info = mon.status()
-            entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": []})
+            entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": [],
+                                                    "segments": {}})
+            for (tag, value), seg in sorted(mon.segment_monitors.items()):
+                shown_seg = entry["segments"].setdefault(f"{tag}={value}", {"events": 0, "detectors": {}})
+                shown_seg["events"] += seg.events
+                for column, col in seg.columns.items():
+                    for det, d in col.status()["detectors"].items():
+                        _nearest(shown_seg["detectors"], f"{column}/{det}", d)
             entry["events"] += info["events"]
             entry["partitions"].append(name)
             entry["open_alerts"] += info["open_alerts"]
@@ -46,11 +61,18 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
                 stats[column] = stats[column].merged(col.stats) if column in stats else col.stats  # type: ignore[attr-defined]
                 shown = entry["columns"].setdefault(column, {"kind": col.kind, "detectors": {}})
                 shown["stats"] = stats[column].summary()  # type: ignore[attr-defined]
-                for det, d in info["columns"][column]["detectors"].items():  # the partition nearest its threshold
-                    seen = shown["detectors"].get(det)
-                    if seen is None or d["score"] / d["threshold"] > seen["score"] / seen["threshold"]:
-                        shown["detectors"][det] = d
+                for det, d in info["columns"][column]["detectors"].items():
+                    _nearest(shown["detectors"], det, d)
+    if config is not None:
+        report["never_seen"] = never_seen(config, seen)
     return report
+
+
+def _nearest(shown: dict, name: str, d: dict) -> None:
+    """Keep, of the partitions' detectors ``name``, the one nearest its threshold."""
+    kept = shown.get(name)
+    if kept is None or d["score"] / d["threshold"] > kept["score"] / kept["threshold"]:
+        shown[name] = d
 
 
 def _end_offsets(bootstrap: str, partitions) -> dict[str, int]:
@@ -75,6 +97,8 @@ def render(report: dict, console: Console) -> None:
     console.print(parts)
     for name, problem in report.get("unreadable", {}).items():
         console.print(f"[red]unreadable state[/red] {name}: {problem}")
+    for name in report.get("never_seen", []):
+        console.print(f"[yellow]named in the config, never seen[/yellow]: {name}")
     for model, info in report["models"].items():
         table = Table(title=f"{model}: {info['events']:,} events, open alerts: "
                             f"{', '.join('/'.join(a) for a in info['open_alerts']) or 'none'}")
@@ -83,4 +107,9 @@ def render(report: dict, console: Console) -> None:
         for column, c in sorted(info["columns"].items()):
             for det, d in sorted(c["detectors"].items()):
                 table.add_row(column, det, f"{d['score']:.1f}", f"{d['threshold']:.1f}", "yes" if d["open"] else "")
+        for segment, seg in info.get("segments", {}).items():
+            for name, d in sorted(seg["detectors"].items()):
+                column, det = name.rsplit("/", 1)
+                table.add_row(f"{column} [{segment}]", det, f"{d['score']:.1f}", f"{d['threshold']:.1f}",
+                              "yes" if d["open"] else "")
         console.print(table)

@@ -182,7 +182,8 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.events = Counter("inferwatch_events", "Valid events monitored", ["partition"])
         self.dead = Counter("inferwatch_dead_letters", "Invalid events sent to the dead-letter topic", ["partition"])
-        self.alerts = Counter("inferwatch_alerts", "Alerts published", ["model", "status"])
+        # segment: "tag=value", or "" for the whole model (at most max_segment_values values a tag)
+        self.alerts = Counter("inferwatch_alerts", "Alerts published", ["model", "segment", "status"])
         self.batch = Histogram("inferwatch_batch_seconds", "Time to process one partition batch",
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.lag = Gauge("inferwatch_consumer_lag", "Events in the partition not yet monitored", ["topic", "partition"])
@@ -194,7 +195,8 @@ class WorkerMetrics:
         self.dead.labels("all").inc(state.dead_letters - before[1])
         for _, raw in alerts:
             alert = orjson.loads(raw)
-            self.alerts.labels(alert["model"], alert["status"]).inc()
+            where = ",".join(f"{k}={v}" for k, v in sorted((alert.get("segment") or {}).items()))
+            self.alerts.labels(alert["model"], where, alert["status"]).inc()
         self.batch.observe(seconds)
 
 
