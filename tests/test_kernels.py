@@ -60,3 +60,15 @@ def test_open_block_end_is_bit_for_bit_the_numpy_formula(n_codes, n_lanes, data)
     path = begin + np.cumsum(table[codes], axis=0)
     path -= np.minimum.accumulate(np.minimum(path, 0.0), axis=0)
     assert open_block_end(table, codes, begin).tobytes() == path[-1].tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(1, 50),
+                  elements=st.floats(1e-300, 1.0) | st.sampled_from([0.0, 1.0, 0.5, 0.02425, 0.97575])))
+def test_normal_quantile_is_scipy_s_ndtri(p):
+    """The core's own normal quantile (scipy is not a dependency of the core) agrees with scipy's."""
+    from scipy.special import ndtri
+
+    from inferwatch.detectors.kernels import normal_quantile
+
+    np.testing.assert_allclose(normal_quantile(p), ndtri(p), rtol=1e-11, atol=1e-14)
