@@ -256,18 +256,19 @@ class ColumnMonitor:
     @classmethod
     def from_dict(cls, raw: dict, block: int, resolve_fraction: float,
                   blobs: Mapping[str, bytes] | None = None) -> ColumnMonitor:
-        data = raw["fixed"]
+        data, digest = raw["fixed"], None
         if isinstance(data, str):  # a digest: the fixed part is kept apart
             if blobs is None or data not in blobs:
                 raise StateError(f"column {raw['name']!r}: its codebook and lanes ({data}) are not in the state")
-            data = blobs[data]
+            digest = data
+            data = blobs[digest]
         fixed = msgspec.msgpack.decode(data)
         lanes = LaneTable.from_dict(fixed["lanes"]) if fixed["lanes"] else None
         state = LaneState.from_dict(raw["state"]) if raw["state"] else None
         col = cls(raw["name"], codebook_from_dict(fixed["book"]), lanes, state, stats_from_dict(raw["stats"]),
                   block, resolve_fraction)
         col._fixed = data
-        col._digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        col._digest = digest or hashlib.blake2b(data, digest_size=16).hexdigest()
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
         return col
@@ -725,16 +726,22 @@ def concat_batches(batches: list[Batch]) -> Batch:
     )
 
 
+def _labels_to_dict(c: CategoricalArray) -> dict:
+    return {"codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
+
+
+def _labels_from_dict(raw: dict) -> CategoricalArray:
+    return CategoricalArray(np.frombuffer(raw["codes"], dtype=np.int64).copy(), tuple(raw["categories"]))
+
+
 def _batch_to_dict(b: Batch) -> dict:
     cols = {}
     for name, c in b.columns.items():
         if isinstance(c, NumericArray):
             cols[name] = {"kind": "numeric", "values": c.values.tobytes()}
         else:
-            cols[name] = {"kind": "categorical", "codes": c.codes.astype(np.int64).tobytes(),
-                          "categories": list(c.categories)}
-    tags = {tag: {"codes": c.codes.astype(np.int64).tobytes(), "categories": list(c.categories)}
-            for tag, c in b.segments.items()}
+            cols[name] = {"kind": "categorical", **_labels_to_dict(c)}
+    tags = {tag: _labels_to_dict(c) for tag, c in b.segments.items()}
     return {"model": b.model, "event_ids": b.event_ids.tolist(), "times": b.times.tobytes(), "columns": cols,
             "segments": tags}
 
@@ -745,8 +752,7 @@ def _batch_from_dict(raw: dict) -> Batch:
         if c["kind"] == "numeric":
             cols[name] = NumericArray(np.frombuffer(c["values"], dtype=np.float64).copy())
         else:
-            cols[name] = CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
-    tags = {tag: CategoricalArray(np.frombuffer(c["codes"], dtype=np.int64).copy(), tuple(c["categories"]))
-            for tag, c in (raw.get("segments") or {}).items()}
+            cols[name] = _labels_from_dict(c)
+    tags = {tag: _labels_from_dict(c) for tag, c in (raw.get("segments") or {}).items()}
     return Batch(raw["model"], TextArray.from_list(raw["event_ids"]),
                  np.frombuffer(raw["times"], dtype=np.float64).copy(), cols, tags)

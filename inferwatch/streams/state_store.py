@@ -101,8 +101,7 @@ class RedisStateStore:
             raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
         except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
-        state, stored, fields = _split(key, found)
-        return state, stored, fields
+        return _split(key, found)
 
     async def reset(self, topic: str, partition: int) -> None:
         """Delete a partition's state (one that cannot be trusted, when the policy says start over)."""

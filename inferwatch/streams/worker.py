@@ -87,7 +87,7 @@ class Partition:
     loaded: int
     pipeline: Pipeline | None = None  # decoded once, kept between batches (its lookup tables are costly to rebuild)
     restarted: bool = False  # started over under --on-lost-state when it was assigned
-    fields: dict[str, bytes] = field(default_factory=dict)  # stored state fields: loaded, then those to write
+    fields: dict[str, bytes] = field(default_factory=dict)  # stored fields, when the pipeline is built from them here
     unsaved: dict[str, bytes] = field(default_factory=dict)  # the fields changed since the last save
 
 
