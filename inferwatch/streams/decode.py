@@ -33,7 +33,7 @@ from .lines import LineBlock
 from .timeparse import epoch_seconds, from_epoch, in_range, rfc3339_one, rfc3339_seconds
 
 __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "dead_letter_shrinker",
-           "SAFE_DEAD_LETTER_BYTES"]
+           "SAFE_DEAD_LETTER_BYTES", "event_times"]
 
 # A dead letter that fits any Kafka topic's default size limit (message.max.bytes, 1,048,588):
 # the stand-in for one a dead-letter topic with a smaller limit than ours refused.
@@ -628,6 +628,56 @@ def _judge_time(value) -> tuple[str, str] | None:
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
 _WANT_TOP = {"event_id": "a string", "model": "a string", "timestamp": "an RFC 3339 string or an epoch number"}
 _JSON_ANY = msgspec.json.Decoder()
+
+
+class _Stamped(msgspec.Struct):
+    timestamp: Any = None
+
+
+_STAMP = msgspec.json.Decoder(_Stamped)  # reads the timestamp alone, skipping the rest of the event
+_STAMPS = msgspec.json.Decoder(list[_Stamped])
+
+
+def _stamp(line: bytes) -> Any:
+    try:
+        return _STAMP.decode(line).timestamp
+    except msgspec.DecodeError:
+        return None
+
+
+def event_times(lines: Lines) -> np.ndarray:
+    """Each message's event time in epoch seconds, read as the decoder reads it (RFC 3339, or an epoch number
+    of s, ms, us or ns by magnitude); NaN when it has none that is readable and in range.
+
+    >>> event_times([b'{"timestamp": "2026-11-01T00:00:00Z"}', b'{"timestamp": 1793491200000}', b"[1]", b""]).tolist()
+    [1793491200.0, 1793491200.0, nan, nan]
+    """
+    numbers = np.full(len(lines), np.nan)
+    texts: list[str] = []
+    at: list[int] = []
+    try:  # every message at once; one that is not an object of valid JSON sends it line by line
+        stamps = [s.timestamp for s in _STAMPS.decode(b"[" + b",".join(lines) + b"]")] if len(lines) else []
+        if len(stamps) != len(lines):  # a message holding several values, e.g. "1,2"
+            raise msgspec.DecodeError
+    except msgspec.DecodeError:
+        stamps = [_stamp(line) for line in lines]
+    kinds = set(map(type, stamps))
+    if kinds == {str}:  # the usual streams: one kind of timestamp throughout
+        texts, at = stamps, list(range(len(stamps)))
+    elif kinds <= {int, float}:
+        numbers = np.asarray(stamps, dtype=np.float64)
+    else:
+        for i, ts in enumerate(stamps):
+            if isinstance(ts, str):
+                texts.append(ts)
+                at.append(i)
+            elif isinstance(ts, (int, float)) and not isinstance(ts, bool):
+                numbers[i] = float(ts)
+    out = epoch_seconds(numbers)
+    if texts:
+        out[at] = _seconds(pl.Series(texts, dtype=pl.String))
+    out[~in_range(out)] = np.nan
+    return out
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 KEY_MARK = re.compile(rb'"\s*:')  # at least one per key (more when a string holds one): a cheap bound on the keys
 

@@ -39,7 +39,8 @@ class LineBlock:
         return self.buffer[self.starts[i]:self.ends[i]]
 
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
+        buf = self.buffer
+        return (buf[a:b] for a, b in zip(self.starts.tolist(), self.ends.tolist()))
 
     @classmethod
     def concat(cls, blocks: list[LineBlock]) -> LineBlock:

@@ -1,37 +1,43 @@
 """Replay a time range of a Kafka topic through the core, into in-memory state.
 
 Per partition the start is found with ``offsets_for_times`` and the end is
-``--to`` (also by time) or the end offset taken when the replay starts.
-Partitions are monitored one after the other, in partition order, each in
-offset order: the same range gives the same alerts every time. Each
-partition is read by a child process while the previous one is monitored:
-``kcat`` when it is on the PATH (:mod:`streams.kcat_reader`, about half
-the CPU a record), else librdkafka through confluent-kafka
-(:mod:`streams.kafka_reader`). The consumers join no group and commit nothing, so
-the live worker's group and state are never touched. With events keyed by
-model (one model, one partition), a topic replay gives the same alerts as a
-file replay of the same events.
+``--to`` (also by time) or the end offset taken when the replay starts. Each
+partition is read by a child process: ``kcat`` when it is on the PATH
+(:mod:`streams.kcat_reader`, about half the CPU a record), else librdkafka
+through confluent-kafka (:mod:`streams.kafka_reader`). The consumers join no
+group and commit nothing, so the live worker's group and state are never
+touched.
+
+The partitions are merged into one stream in event time
+(:func:`in_event_time`): a model's detectors see its events in the order of
+their timestamps, however the producers spread them over partitions (keyed
+by model, by request id, or not keyed at all), and a topic replay of events
+in time order gives the alerts of a file replay of the same events. The
+same range gives the same alerts every time.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from ..detectors.config import MonitorConfig
 from ..errors import ConfigError, KafkaUnavailable
 from . import kcat_reader
+from .decode import Lines, event_times
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline
 from .replay import ReplaySummary, finish, reference_blocks, write_step
 from .runtime import single_threaded_blas
 
-__all__ = ["parse_time", "replay_topic", "publish_alerts"]
+__all__ = ["parse_time", "replay_topic", "publish_alerts", "in_event_time"]
 
 CONNECT_SECONDS = 15.0  # how long an unreachable broker is waited for before the replay gives up
 
@@ -119,36 +125,108 @@ def replay_topic(
         done = [0]
         chunk = lines_per_chunk or config.batch_size
         open_reader = kcat_reader.KcatRangeReader if kcat_reader.available() else RangeReader
-        readers = [open_reader(bootstrap, tp.topic, tp.partition, lo, hi, chunk) for tp, lo, hi in ranges[:1]]
-        for i, (tp, lo, hi) in enumerate(ranges):
-            if i + 1 < len(ranges):  # the next partition fetches while this one is monitored
-                nxt = ranges[i + 1]
-                readers.append(open_reader(bootstrap, nxt[0].topic, nxt[0].partition, nxt[1], nxt[2], chunk))
-
-            def handle(offsets, values, tp=tp):
-                result = pipe.step(values, decisions=outputs_out is not None, observer=observer, messages=True)
-
-                def where(i):
-                    return {"topic": tp.topic, "partition": tp.partition, "offset": int(offsets[i])}
-
-                write_step(result, summary, where, alerts_out, outputs_out, dead_letters_out, where)
-                done[0] += len(offsets)
-                if progress is not None:
-                    progress(done[0], total)
-
-            try:
-                for offsets, values in readers[i]:
-                    handle(offsets, values)
-            except BaseException:
-                for reader in readers[i:]:
-                    reader.close()
-                raise
+        readers = [open_reader(bootstrap, tp.topic, tp.partition, lo, hi, chunk) for tp, lo, hi in ranges]
+        partitions = [tp.partition for tp, _, _ in ranges]
+        try:
+            held: list[tuple[np.ndarray, np.ndarray, Lines]] = []
+            for merged in in_event_time([iter(r) for r in readers]):
+                held.append(merged)
+                if sum(len(v) for _, _, v in held) < pipe.step_lines(chunk):
+                    continue
+                step(pipe, held, partitions, done)
+                held = []
+            if held:
+                step(pipe, held, partitions, done)
+        finally:
+            for reader in readers:
+                reader.close()
         return pipe
+
+    def step(pipe: Pipeline, held, partitions: list[int], done: list[int]) -> None:
+        sources = np.concatenate([s for s, _, _ in held])
+        offsets = np.concatenate([o for _, o, _ in held])
+        values = held[0][2] if len(held) == 1 else [v for _, _, part in held for v in part]
+        result = pipe.step(values, decisions=outputs_out is not None, observer=observer, messages=True)
+
+        def where(i):
+            return {"topic": topic, "partition": partitions[int(sources[i])], "offset": int(offsets[i])}
+
+        write_step(result, summary, where, alerts_out, outputs_out, dead_letters_out, where)
+        done[0] += len(values)
+        if progress is not None:
+            progress(done[0], total)
 
     with single_threaded_blas():
         pipe = run()
     finish(summary, pipe, started)
     return summary
+
+
+def in_event_time(sources: list[Iterator[tuple[np.ndarray, Lines]]]) -> Iterator[tuple[np.ndarray, np.ndarray, Lines]]:
+    """Merge partitions, each a stream of (offsets, values) chunks, into one stream in event time.
+
+    Yields (source index, offset, value) arrays in order. A message's place
+    is its partition's latest event time so far (a message with no readable
+    time, or one older than its partition's latest, keeps its place in its
+    partition: Kafka's order within a partition is kept), ties broken by
+    partition then offset. A message is released once every partition not yet
+    at its end has read past its time (the watermark), so a partition whose
+    times run ahead waits for the others; the order never depends on where
+    the chunks were cut.
+
+    >>> a = iter([(np.array([0, 1]), [b'{"timestamp": 1}', b'{"timestamp": 5}'])])
+    >>> b = iter([(np.array([0, 1]), [b'{"timestamp": 2}', b'{"timestamp": 3}'])])
+    >>> [(int(s), int(o)) for src, off, _ in in_event_time([a, b]) for s, o in zip(src, off)]
+    [(0, 0), (1, 0), (1, 1), (0, 1)]
+    """
+    n = len(sources)
+    if n == 1:  # one partition: its own order, its chunks as they come
+        for offs, vals in sources[0]:
+            yield np.zeros(len(offs), dtype=np.int64), np.asarray(offs, dtype=np.int64), vals
+        return
+    keys = [np.empty(0) for _ in range(n)]
+    offsets = [np.empty(0, dtype=np.int64) for _ in range(n)]
+    values: list[list[bytes]] = [[] for _ in range(n)]
+    ended, latest = [False] * n, [-np.inf] * n
+
+    def pull(s: int) -> None:
+        """Append partition ``s``'s next chunk to what it holds (or mark it ended)."""
+        chunk = next(sources[s], None)
+        if chunk is None:
+            ended[s] = True
+            return
+        vals = list(chunk[1])
+        times = np.nan_to_num(event_times(vals), nan=-np.inf)
+        fresh = np.maximum.accumulate(np.concatenate([[latest[s]], times]))[1:]
+        keys[s] = np.concatenate([keys[s], fresh])
+        offsets[s] = np.concatenate([offsets[s], np.asarray(chunk[0], dtype=np.int64)])
+        values[s] += vals
+        if len(vals):
+            latest[s] = float(fresh[-1])
+
+    while True:
+        for s in range(n):
+            while not ended[s] and not len(keys[s]):
+                pull(s)
+        if not any(len(k) for k in keys):
+            return
+        # every partition still reading has read up to its last key: what lies strictly below the least of them
+        # is in its final order (ties wait, so chunk boundaries never change the order)
+        mark = min((float(keys[s][-1]) for s in range(n) if not ended[s]), default=np.inf)
+        cut = [int(np.searchsorted(keys[s], mark, side="left")) for s in range(n)]
+        if not any(cut):
+            for s in range(n):
+                if not ended[s] and keys[s][-1] == mark:
+                    pull(s)
+            continue
+        key = np.concatenate([keys[s][:k] for s, k in enumerate(cut)])
+        source = np.concatenate([np.full(k, s, dtype=np.int64) for s, k in enumerate(cut)])
+        offset = np.concatenate([offsets[s][:k] for s, k in enumerate(cut)])
+        taken = [v for s, k in enumerate(cut) for v in values[s][:k]]
+        for s, k in enumerate(cut):
+            keys[s], offsets[s], values[s] = keys[s][k:], offsets[s][k:], values[s][k:]
+        order = np.lexsort((offset, source, key))
+        yield source[order], offset[order], [taken[i] for i in order.tolist()]
 
 
 def publish_alerts(bootstrap: str, topic: str, lines: list[bytes]) -> int:
