@@ -205,8 +205,11 @@ class CategoricalCodebook:
         if not isinstance(column, CategoricalArray):
             raise TypeError(f"categorical codebook got {type(column).__name__}")
         lookup = np.empty(len(column.categories) + 1, dtype=np.uint8 if self.n_codes <= 256 else np.int64)
-        for i, label in enumerate(column.categories):
-            lookup[i] = self.code_of(label)
+        if self.open_vocabulary and not self.top and self.groups == 1:  # ids, free text: any label is "a value"
+            lookup[:-1] = self.other_code
+        else:
+            for i, label in enumerate(column.categories):
+                lookup[i] = self.code_of(label)
         lookup[-1] = self.missing_code  # code -1 indexes the last slot
         return lookup
 
