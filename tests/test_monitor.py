@@ -105,3 +105,32 @@ def test_segments_survive_a_warm_up_cut_into_batches_and_saved_midway():
         mon.process(batch(lo, min(700, 3000 - lo)))
         mon = Monitor.from_bytes(mon.to_bytes(), config)  # as a worker restarted after each batch would
     assert sorted(mon.models["m"].segment_monitors) == [("region", "eu"), ("region", "us")]
+
+
+def test_repeated_ids_are_caught_whatever_the_batches():
+    """An id column pages only when ids start to repeat (a retried or double-logged request): the
+    ``<id>.repeat`` share, with the same alerts however the stream is cut into batches."""
+    rng = np.random.default_rng(5)
+    n, change = 30_000, 20_000
+    ids = [f"req-{i}" for i in range(n)]
+    for i in range(change, n):
+        if rng.random() < 0.05:
+            ids[i] = ids[i - int(rng.integers(1, 500))]  # a recent request logged again
+    x = rng.normal(size=n)
+
+    def run(size):
+        mon = Monitor(MonitorConfig())
+        alerts = []
+        for lo in range(0, n, size):
+            hi = min(lo + size, n)
+            alerts += mon.process(Batch("m", [f"e{i}" for i in range(lo, hi)], np.arange(lo, hi, dtype=float),
+                                        {"request_id": CategoricalArray.from_labels(ids[lo:hi]),
+                                         "x": NumericArray(x[lo:hi])}))
+        return mon, [(a.feature, a.detector, a.status, a.event_id) for a in alerts]
+
+    mon, alerts = run(4096)
+    assert mon.models["m"].roles["request_id"] == "identifier"
+    fired = [a for a in alerts if a[2] == "firing"]
+    assert [a[:2] for a in fired] == [("request_id.repeat", "mix")]
+    assert int(fired[0][3][1:]) >= change  # not before the change
+    assert run(1000)[1] == alerts

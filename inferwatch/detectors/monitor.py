@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
-from .roles import infer_role, text_lengths
+from .roles import REPEAT_LABELS, infer_role, repeats, text_lengths
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .type_changes import TypeChanges
@@ -301,6 +301,8 @@ def _num(x: float) -> str:
 TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
+# the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
+REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
 
 
 @dataclass
@@ -330,6 +332,7 @@ class ModelMonitor:
         self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
+        self.recent_ids: dict[str, np.ndarray] = {}  # identifier column -> hashes of its last ids (see repeats)
 
     @property
     def calibrated(self) -> bool:
@@ -369,15 +372,19 @@ class ModelMonitor:
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
     def _with_derived(self, columns: Mapping[str, Column]) -> Mapping[str, Column]:
-        """The batch's columns plus what text columns are watched by: ``<name>.length``."""
+        """The batch's columns plus what text and id columns are watched by: ``<name>.length``, and
+        ``<name>.repeat`` (carrying each id column's last ids on to the next batch)."""
         texts = [name for name, role in self.roles.items() if role == "text"]
-        if not texts:
+        ids = [name for name in self.recent_ids if name in columns]
+        if not texts and not ids:
             return columns
         out = dict(columns)
         for name in texts:
             col = columns.get(name)
             if isinstance(col, CategoricalArray):
                 out[f"{name}.length"] = text_lengths(col)
+        for name in ids:
+            out[f"{name}.repeat"], self.recent_ids[name] = repeats(columns[name], self.recent_ids[name])
         return out
 
     def _live_findings(self, batch: Batch) -> list[Finding]:
@@ -502,6 +509,13 @@ class ModelMonitor:
             if inferred == "text" and isinstance(columns[name], CategoricalArray):
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
+        self.recent_ids = {}
+        for name in sorted(chosen):
+            if self.roles.get(name) == "identifier":
+                columns[f"{name}.repeat"], recent = repeats(columns[name], np.empty(0, dtype=np.uint64))
+                chosen[f"{name}.repeat"] = "categorical"
+                # warm-up events are the stream's: their ids carry on; a reference file's do not
+                self.recent_ids[name] = recent if count_stats else np.empty(0, dtype=np.uint64)
         built = self._build(columns, chosen)
         by_segment = {}
         for key, rows in self._segment_rows(reference).items():
@@ -528,7 +542,13 @@ class ModelMonitor:
             role = self.roles.get(name)
             book: Codebook
             detectors = cfg.detectors_for(name, kind)
-            if role in ("identifier", "text"):  # a new value is the norm: only its absence is news
+            thetas: dict[str, tuple[float, ...]] | None = None
+            if name.endswith(".repeat") and self.roles.get(name[:-7]) == "identifier":
+                book = CategoricalCodebook(REPEAT_LABELS, frozenset(REPEAT_LABELS), False)
+                user = cfg.columns.get(name)
+                detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
+                thetas = REPEAT_THETAS
+            elif role in ("identifier", "text"):  # a new value is the norm: only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
                 user = cfg.columns.get(name)
@@ -540,7 +560,7 @@ class ModelMonitor:
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
             codes = book.encode(column)
-            built[name] = (book, codes, *build_lanes(book, codes, detectors))
+            built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas))
         return built
 
     def _monitors(self, built: dict, chosen: dict[str, str], columns: Mapping[str, Column], log_arl0: float,
@@ -596,6 +616,7 @@ class ModelMonitor:
             "roles": self.roles,
             "type_changes": self.type_changes.to_dict(),
             "log_arl0": self.log_arl0,
+            "recent_ids": {name: ids.astype("<u8").tobytes() for name, ids in sorted(self.recent_ids.items())},
             "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)), np.zeros(len(c)),
                                                 {name: c}))
                      for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
@@ -621,6 +642,8 @@ class ModelMonitor:
         mon.roles = dict(raw.get("roles") or {})
         mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
         mon.log_arl0 = float(raw.get("log_arl0", 0.0))
+        mon.recent_ids = {name: np.frombuffer(ids, dtype="<u8").astype(np.uint64)
+                          for name, ids in (raw.get("recent_ids") or {}).items()}
         mon.late = {name: [_batch_from_dict(b).columns[name]] for name, b in (raw.get("late") or {}).items()}
         block, fraction = config.block_size, config.alert_policy.resolve_fraction
         mon.segment_monitors = {

@@ -2,7 +2,9 @@
 
 A categorical column whose baseline values are nearly all distinct is an
 ``identifier`` (a request id, a user id): a label never seen before is the
-norm, so only its missing rate is watched. One whose values are long and
+norm, so its missing rate is watched, and its repeat rate: ``<name>.repeat``
+says, per event, whether its id is one of the column's last ``REPEAT_WINDOW``
+ids (a retried or double-logged request). One whose values are long and
 mostly hold spaces is ``text``: its missing rate and its length (a numeric
 column ``<name>.length``) are watched. A numeric column named like an id
 (``id``, ``*_id``, ``*Id``, ``uuid``) with integer, nearly unique values is
@@ -23,16 +25,19 @@ overrides the inference.
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["infer_role", "text_lengths", "MIN_VALUES", "UNIQUE_SHARE"]
+__all__ = ["infer_role", "text_lengths", "repeats", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS"]
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
 TEXT_BYTES = 24  # mean label length (bytes) from which a column with spaces may be free text
+REPEAT_WINDOW = 4096  # an id seen among the column's last this many ids is a repeat
+REPEAT_LABELS = ("new", "repeat")
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$|[a-z0-9]Id$", re.IGNORECASE)
 
 
@@ -68,3 +73,38 @@ def text_lengths(column: CategoricalArray) -> NumericArray:
     """Length in characters of each value (NaN where missing): what a ``text`` column is watched by."""
     per_label = np.array([len(label) for label in column.categories] + [np.nan], dtype=np.float64)
     return NumericArray(per_label[column.codes])
+
+
+def repeats(column: Column, recent: np.ndarray, window: int = REPEAT_WINDOW) -> tuple[CategoricalArray, np.ndarray]:
+    """Per event, ``repeat`` when its id is among the ``window`` ids before it (``recent`` holds the hashes
+    of the ids before this batch), else ``new`` (missing where the id is); and the hashes to carry on.
+
+    The answer depends only on the order of the ids, not on where batches are cut.
+
+    >>> ids = CategoricalArray.from_labels(["a", "b", "a", None, "c", "b"])
+    >>> flags, recent = repeats(ids, np.empty(0, dtype=np.uint64))
+    >>> [flags.categories[c] if c >= 0 else None for c in flags.codes]
+    ['new', 'new', 'repeat', None, 'new', 'repeat']
+    >>> flags, _ = repeats(CategoricalArray.from_labels(["c", "z"]), recent, window=2)
+    >>> [flags.categories[c] for c in flags.codes]
+    ['repeat', 'new']
+    """
+    if isinstance(column, NumericArray):
+        present = ~np.isnan(column.values)
+        hashes = (column.values[present] + 0.0).view(np.uint64)
+    else:
+        assert isinstance(column, CategoricalArray)
+        present = column.codes >= 0
+        per_label = np.fromiter((zlib.crc32(label.encode("utf-8", "surrogatepass")) for label in column.categories),
+                                dtype=np.uint64, count=len(column.categories))
+        hashes = per_label[column.codes[present]]
+    seq = np.concatenate([recent.astype(np.uint64), hashes])
+    pos = np.arange(len(seq))
+    order = np.lexsort((pos, seq))  # by id, then by position: each occurrence follows the one before it
+    same = np.concatenate([[False], seq[order][1:] == seq[order][:-1]])
+    gap = np.concatenate([[0], np.diff(pos[order])])
+    repeated = np.zeros(len(seq), dtype=bool)
+    repeated[order] = same & (gap <= window)
+    codes = np.full(len(present), -1, dtype=np.int64)
+    codes[present] = repeated[len(recent):].astype(np.int64)
+    return CategoricalArray(codes, REPEAT_LABELS), seq[-window:].copy()

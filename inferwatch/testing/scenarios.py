@@ -138,6 +138,13 @@ def _log_scenario(name: str, seed: int) -> Scenario:
         s.log["request_id"][c + np.flatnonzero(rng.random(n - c) < 0.10)] = None
         p0 = 0.5 / REF_N
         return Scenario(name, ref, s, c, "request_id", _const(0.1 * math.log(0.1 / p0) + 0.9 * math.log(0.9 / (1 - p0))))
+    if name == "log_ids_repeat":  # 2 % of the events log again a request of the last 500 (retries, double writes)
+        ids = s.log["request_id"]
+        for i in c + np.flatnonzero(rng.random(n - c) < 0.02):
+            ids[i] = ids[i - int(rng.integers(1, 500))]
+        p0 = 0.5 / REF_N
+        return Scenario(name, ref, s, c, "request_id.repeat",
+                        _const(0.02 * math.log(0.02 / p0) + 0.98 * math.log(0.98 / (1 - p0))))
     if name == "log_segment_drift":  # score_a moves by 0.5 SD in region eu (30 % of events) only
         eu = c + np.flatnonzero(s.log["region"][c:] == "eu")
         s.score_a[eu] += 0.5
@@ -151,7 +158,7 @@ def _log_scenario(name: str, seed: int) -> Scenario:
 
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
              "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
-             "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_boolean_rate",
+             "log_stationary", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat", "log_boolean_rate",
              "log_segment_drift")
 
 
