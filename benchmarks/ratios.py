@@ -10,7 +10,8 @@
    ``--seconds`` each): one event per request, all valid against half invalid
    (valid decisions per second; target >= 0.5).
 
-Usage: ``python benchmarks/ratios.py [--seconds 8]``; the files come from
+Usage: ``python benchmarks/ratios.py [--seconds 8] [--runs 3]`` (worker figures: medians of
+``--runs`` pairs run A B A B; the group join makes single runs vary by 2x); the files come from
 ``benchmarks/bad_input.py`` (run it first). Uses ``KAFKA_BOOTSTRAP_SERVERS``
 and ``REDIS_URL`` or starts ``scripts/services``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,26 +99,42 @@ def http_ratio(clean: Path, seconds: float) -> None:
           f"{h:,.0f} valid decisions/s ({refused:,} of {requests:,} answered 400); ratio {h / c:.2f} (target >= 0.5)")
 
 
+def paired(runs: int, first, second) -> tuple[list[float], list[float]]:
+    """``runs`` pairs of timings, A B A B, so that a slow minute of the machine hits both alike."""
+    a, b = [], []
+    for _ in range(runs):
+        a.append(first())
+        b.append(second())
+    return a, b
+
+
+def summary(name: str, n: int, base: str, base_s: list[float], other: str, other_s: list[float]) -> str:
+    ratios = sorted(x / y for x, y in zip(base_s, other_s))
+    mid = statistics.median
+    return (f"worker, {n:,} events, median of {len(ratios)} pairs: {base} {mid(base_s):.2f} s ({n / mid(base_s):,.0f} "
+            f"events/s); {other} {mid(other_s):.2f} s ({n / mid(other_s):,.0f} {name}/s); ratio {mid(ratios):.2f} "
+            f"(pairs {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.5)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--model-events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="pairs of worker runs; the medians are printed")
     args = parser.parse_args()
     paths = write_files(args.events)
     http_ratio(paths["clean"], args.seconds)
     env, _ = services_up()
     n = args.events
-    clean = worker_seconds(env, paths["clean"], n)
-    half = worker_seconds(env, paths["half"], 2 * n)
-    print(f"worker, {n:,} valid events: clean {clean:.2f} s ({n / clean:,.0f} events/s); with {n:,} invalid messages "
-          f"between them {half:.2f} s ({n / half:,.0f} valid events/s); ratio {clean / half:.2f} (target >= 0.5)")
+    clean, half = paired(args.runs, lambda: worker_seconds(env, paths["clean"], n),
+                         lambda: worker_seconds(env, paths["half"], 2 * n))
+    print(summary("valid events", n, "clean", clean, f"with {n:,} invalid messages between them", half))
     one_path, many_path, config = many_models_files(args.model_events)
     m = args.model_events
-    one = worker_seconds(env, one_path, m, "--config", str(config))
-    many = worker_seconds(env, many_path, m, "--config", str(config))
-    print(f"worker, {m:,} events: one model {one:.2f} s ({m / one:,.0f} events/s); 1,000 models {many:.2f} s "
-          f"({m / many:,.0f} events/s); ratio {one / many:.2f} (target >= 0.5)")
+    one, many = paired(args.runs, lambda: worker_seconds(env, one_path, m, "--config", str(config)),
+                       lambda: worker_seconds(env, many_path, m, "--config", str(config)))
+    print(summary("events", m, "one model", one, "1,000 models (1,000 events each)", many))
 
 
 if __name__ == "__main__":

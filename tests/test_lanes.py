@@ -5,7 +5,8 @@ import math
 import numpy as np
 
 from inferwatch.detectors.coding import CategoricalCodebook, NumericCodebook
-from inferwatch.detectors.lanes import _variance_inflation, build_lanes, calibrate
+from inferwatch.detectors.kernels import bin_scores, variance_inflation
+from inferwatch.detectors.lanes import build_lanes, calibrate
 from inferwatch.detectors.types import CategoricalArray, NumericArray
 
 
@@ -43,5 +44,27 @@ def test_a_cycle_in_the_reference_widens_its_own_thresholds():
     rng = np.random.default_rng(2)
     iid = rng.normal(size=40000)
     cyclic = iid + 2.0 * np.sin(2 * np.pi * np.arange(40000) / 4000)
-    assert _variance_inflation(iid, 32, 1e9) < 1.05
-    assert _variance_inflation(cyclic, 32, 1e9) > 10
+    assert variance_inflation(iid, 32, 1e9) < 1.05
+    assert variance_inflation(cyclic, 32, 1e9) > 10
+
+
+def test_columns_of_one_shape_share_a_layout_not_their_directions():
+    """Two columns with the same bins get the same lanes (one cached layout), each tilted along its own
+    reference's normal scores: nothing of the first column's directions reaches the second."""
+    rng = np.random.default_rng(5)
+    even = rng.choice(10, 4000).astype(float)
+    skewed = rng.choice(10, 4000, p=np.arange(1, 11) / 55).astype(float)
+    lanes = []
+    for values in (even, skewed, even):
+        book = NumericCodebook.from_reference(values, 16)
+        names, rows, p0 = build_lanes(book, book.encode(NumericArray(values)), ("mean", "scale", "missing"))
+        scores = bin_scores(p0[:-1])[0]
+        q = p0[:-1] / p0[:-1].sum()
+        for j in np.flatnonzero(np.asarray(names) == "mean"):
+            theta = rows.theta[j]
+            expected = theta * scores - math.log(float(q @ np.exp(theta * scores)))
+            assert np.allclose(rows.table[:-1, j], expected, atol=1e-12)
+        lanes.append((names, rows.table))
+    assert lanes[0][0] == lanes[1][0] == lanes[2][0]
+    assert not np.allclose(lanes[0][1], lanes[1][1])
+    assert np.array_equal(lanes[0][1], lanes[2][1])

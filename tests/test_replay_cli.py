@@ -1,6 +1,7 @@
 """``inferwatch replay`` on the bundled demo, as a user runs it."""
 
 import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,17 @@ def test_profile_names_roles_and_writes_a_config_replay_takes_unchanged(tmp_path
     plain = replay("--file", events)
     pinned = replay("--file", events, "--config", written)
     assert pinned.returncode == 0 and pinned.stdout == plain.stdout, pinned.stderr.decode()
+
+
+def test_the_command_line_keeps_freed_memory_before_polars_loads():
+    """The allocator options are set by ``main`` before any subcommand imports polars (jemalloc reads them
+    once); glibc takes the mallopt calls; a user's own setting is left alone."""
+    probe = ("import os, sys; from inferwatch.streams import cli; "
+             "print('polars' in sys.modules, cli.keep_freed_memory(), os.environ['_RJEM_MALLOC_CONF'])")
+    clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF" and not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env=clean).stdout.split()
+    assert out == ["False", "True", "dirty_decay_ms:-1,muzzy_decay_ms:-1"]
+    mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**clean, "_RJEM_MALLOC_CONF": "narenas:2", "MALLOC_TRIM_THRESHOLD_": "0"}).stdout.split()
+    assert mine == ["False", "False", "narenas:2"]

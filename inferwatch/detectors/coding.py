@@ -19,14 +19,13 @@ them a function of per-block code counts, which are cheap and mergeable.
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
 
-from .kernels import bucket_table, encode_labels, encode_numeric, normal_quantile
+from .kernels import bucket_table, encode_labels, encode_numeric, reference_edges
 from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS"]
@@ -62,18 +61,8 @@ class NumericCodebook:
 
     @classmethod
     def from_reference(cls, values: np.ndarray, bins: int = 16) -> NumericCodebook:
-        present = np.sort(values[~np.isnan(values)])  # one sort gives the median, the distinct values and the cuts
-        n = present.size
-        if n == 0:
-            return cls(np.empty(0))
-        median = float(present[n // 2] if n % 2 else 0.5 * (present[n // 2 - 1] + present[n // 2]))
-        new = np.concatenate([[True], present[1:] != present[:-1]])
-        if np.count_nonzero(new) <= bins:
-            return cls(present[new].astype(np.float64), median)
-        # the inverted CDF: the smallest value with at least a share p of the values at or under it
-        cuts = present[np.clip(np.ceil(_cut_shares(bins) * n).astype(np.int64) - 1, 0, n - 1)]
-        edges = cuts[np.concatenate([[True], cuts[1:] != cuts[:-1]])]  # sorted: distinct is a neighbour test
-        return cls(edges.astype(np.float64), median)
+        edges, median = reference_edges(values, _cut_shares(bins), bins)
+        return cls(edges, float(median))
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, NumericArray):
@@ -100,18 +89,6 @@ class NumericCodebook:
         lo = "-inf" if code == 0 else f"{self.edges[code - 1]:.4g}"
         hi = "inf" if code == len(self.edges) else f"{self.edges[code]:.4g}"
         return f"[{lo}, {hi})"
-
-    def scores(self, p_present: np.ndarray) -> np.ndarray:
-        """Normal scores of the bins: E[Z | Z falls in the bin's quantile range].
-
-        ``p_present`` is the reference share of each present bin (summing to 1).
-        """
-        cum = np.clip(np.concatenate([[0.0], np.cumsum(p_present)]), 0.0, 1.0)
-        upper = normal_quantile(np.clip(cum, 1e-12, 1 - 1e-12))
-        dens = np.exp(-0.5 * upper**2) / math.sqrt(2.0 * math.pi)  # the normal pdf
-        dens[0] = dens[-1] = 0.0
-        width = np.maximum(np.diff(cum), 1e-12)
-        return (dens[:-1] - dens[1:]) / width
 
     def to_dict(self) -> dict:
         return {"kind": "numeric", "edges": self.edges.tolist(), "median": self.median}

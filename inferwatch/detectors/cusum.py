@@ -83,6 +83,14 @@ class Transition:
     run_length: int
 
 
+def _lanes_of(detectors: tuple[str, ...], name: str) -> np.ndarray:
+    """The lanes of one detector: neighbours, as build_lanes makes them (a slice), or anywhere."""
+    first, count = detectors.index(name), detectors.count(name)
+    if detectors[first:first + count] == (name,) * count:
+        return np.arange(first, first + count)
+    return np.flatnonzero(np.asarray(detectors) == name)
+
+
 class BlockCusum:
     """Advance a column's lanes over batches of codes.
 
@@ -105,7 +113,6 @@ class BlockCusum:
         self.block = block
         self.resolve_fraction = resolve_fraction
         self.table = lanes.table
-        self.positive = lanes.positive
         # Block sums in single precision (twice the speed of double in the product). The carried
         # values are these sums' CUSUM; a crossing is still found on the exact double-precision
         # path, and ``slack`` bounds the rounding (K products of at most ``block`` times the
@@ -118,10 +125,7 @@ class BlockCusum:
         self.slack = (K + 2) * _EPS32 * block * largest
         self.h = lanes.thresholds
         self.n_codes = K
-        members: dict[str, list[int]] = {}
-        for j, name in enumerate(lanes.detectors):
-            members.setdefault(name, []).append(j)
-        self.members = {name: np.asarray(members[name]) for name in sorted(members)}
+        self.members = {name: _lanes_of(lanes.detectors, name) for name in sorted(set(lanes.detectors))}
 
     def advance(
         self, state: LaneState, codes: np.ndarray, start: int, counts: np.ndarray | None = None

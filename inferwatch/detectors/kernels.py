@@ -27,7 +27,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "block_walk", "open_block_end",
-           "tilt_table", "normal_quantile"]
+           "tilt_table", "normal_quantile", "bin_scores", "lane_thresholds", "variance_inflation",
+           "reference_edges"]
 
 _SIGN = np.uint64(1 << 63)
 MAX_BUCKETS = 4096  # rows of a numeric column's bucket table (2 bytes each when codes fit in a byte)
@@ -394,3 +395,182 @@ def normal_quantile(p: np.ndarray) -> np.ndarray:
     out = np.empty_like(p)
     _normal_quantile(p, _ACKLAM_A, _ACKLAM_B, _ACKLAM_C, _ACKLAM_D, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _standardized(x, q):
+    mean = 0.0
+    for k in range(x.shape[0]):
+        mean += q[k] * x[k]
+    var = 0.0
+    for k in range(x.shape[0]):
+        var += q[k] * (x[k] - mean) ** 2
+    scale = max(math.sqrt(var), 1e-12)
+    for k in range(x.shape[0]):
+        x[k] = (x[k] - mean) / scale
+
+
+@njit(cache=True, nogil=True)
+def _bin_scores(p_present, a, b, c, d, s, sq):
+    K = p_present.shape[0]
+    total = 0.0
+    for k in range(K):
+        total += p_present[k]
+    q = p_present / total
+    cum = np.empty(K + 1)
+    cum[0] = 0.0
+    for k in range(K):
+        cum[k + 1] = min(max(cum[k] + q[k], 0.0), 1.0)
+    clipped = np.minimum(np.maximum(cum, 1e-12), 1.0 - 1e-12)
+    upper = np.empty(K + 1)
+    _normal_quantile(clipped, a, b, c, d, upper)
+    dens = np.exp(-0.5 * upper**2) / math.sqrt(2.0 * math.pi)
+    dens[0] = 0.0
+    dens[K] = 0.0
+    for k in range(K):
+        s[k] = (dens[k] - dens[k + 1]) / max(cum[k + 1] - cum[k], 1e-12)
+    _standardized(s, q)
+    for k in range(K):
+        sq[k] = s[k] * s[k]
+    _standardized(sq, q)
+
+
+def bin_scores(p_present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normal scores of bins with shares ``p_present`` (E[Z | Z in the bin's quantile range]), and their
+    squares, each standardised to mean 0 and variance 1 under those shares: the directions of the
+    ``mean`` and ``scale`` lanes.
+
+    >>> s, sq = bin_scores(np.array([0.25, 0.25, 0.25, 0.25]))
+    >>> s.round(2).tolist(), abs(round(float(sq @ np.full(4, 0.25)), 12))
+    ([-1.37, -0.35, 0.35, 1.37], 0.0)
+    """
+    p = np.ascontiguousarray(p_present, dtype=np.float64)
+    s, sq = np.empty_like(p), np.empty_like(p)
+    _bin_scores(p, _ACKLAM_A, _ACKLAM_B, _ACKLAM_C, _ACKLAM_D, s, sq)
+    return s, sq
+
+
+@njit(cache=True, nogil=True)
+def _inflation(llr, block, reach):
+    """Long-run over i.i.d. variance of ``llr`` by overlapping batch means of ``block * 2**m`` events, up to
+    ``reach`` and an eighth of the events; each estimate discounted by one standard error (i.i.d.: 1.0)."""
+    n = llr.shape[0]
+    phi = 1.0
+    if n < 8 * block:
+        return phi
+    mean, sq_mean = 0.0, 0.0
+    for i in range(n):
+        mean += llr[i]
+        sq_mean += llr[i] * llr[i]
+    mean /= n
+    sq_mean /= n
+    var = 0.0
+    csum = np.empty(n + 1)
+    csum[0] = 0.0
+    for i in range(n):
+        centred = llr[i] - mean
+        var += centred * centred
+        csum[i + 1] = csum[i] + centred
+    var /= n
+    if not var > 1e-12 * sq_mean:
+        return phi
+    size = block
+    while size <= n // 8 and size <= reach:
+        total = 0.0
+        for i in range(n + 1 - size):
+            total += (csum[i + size] - csum[i]) ** 2
+        ratio = total / (n + 1 - size) / (size * var)
+        phi = max(phi, ratio / (1.0 + math.sqrt(2.0 / (1.5 * n / size))))
+        size *= 2
+    return phi
+
+
+def variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
+    """Long-run over i.i.d. variance of a lane's increments ``llr`` (see :func:`lane_thresholds`).
+
+    >>> variance_inflation(np.tile([1.0, -1.0], 512), 32, 1e9)
+    1.0
+    """
+    return float(_inflation(np.ascontiguousarray(llr, dtype=np.float64), int(block), max(float(horizon), block)))
+
+
+@njit(cache=True, nogil=True)
+def _lane_thresholds(table, p0, ref_codes, log_arl0, block, out):
+    K, L = table.shape
+    n = ref_codes.shape[0]
+    llr = np.empty(n)
+    for j in range(L):
+        mu, m2 = 0.0, 0.0
+        for k in range(K):
+            mu += p0[k] * table[k, j]
+            m2 += p0[k] * table[k, j] ** 2
+        sd = math.sqrt(max(m2 - mu * mu, 0.0))
+        out[j] = np.nan
+        if not (mu < 0.0 and sd > 0.0):
+            continue
+        phi = 1.0
+        if n >= 8 * block:
+            for i in range(n):
+                llr[i] = table[ref_codes[i], j]
+            phi = _inflation(llr, block, max(2.0 * log_arl0 / -mu, block))
+        pessimistic = mu + sd * math.sqrt(phi / max(n, 1))
+        if pessimistic <= 0.25 * mu:
+            out[j] = log_arl0 * phi * (mu / pessimistic)
+
+
+def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, log_arl0: float,
+                    block: int) -> np.ndarray:
+    """The threshold of each lane (``table``: codes x lanes), NaN for a lane the reference cannot calibrate.
+
+    ``h = log(ARL0) * phi * kappa``: ``phi`` is the lane's variance inflation measured on the reference's
+    codes up to its memory ``2 log(ARL0) / -mean`` (a daily cycle in the reference widens its own
+    thresholds), ``kappa = mean / (mean + SD sqrt(phi / n))`` covers the error of a reference of ``n``
+    events; a lane whose pessimistic drift is not clearly negative (above a quarter of its mean) is dropped.
+    One compiled pass, lane by lane.
+    """
+    out = np.empty(table.shape[1])
+    _lane_thresholds(np.ascontiguousarray(table), np.ascontiguousarray(p0, dtype=np.float64),
+                     np.ascontiguousarray(ref_codes, dtype=np.int64), float(log_arl0), int(block), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _reference_edges(values, shares, bins):
+    present = np.empty(values.shape[0])
+    n = 0
+    for v in values:
+        if not np.isnan(v):
+            present[n] = v
+            n += 1
+    present = np.sort(present[:n])
+    if n == 0:
+        return np.empty(0), np.nan
+    median = present[n // 2] if n % 2 else 0.5 * (present[n // 2 - 1] + present[n // 2])
+    distinct = 1
+    for i in range(1, n):
+        if present[i] != present[i - 1]:
+            distinct += 1
+    if distinct > bins:  # the inverted CDF: the smallest value with at least a share p of the values at or under it
+        cuts = np.empty(shares.shape[0])
+        for j in range(shares.shape[0]):
+            cuts[j] = present[min(max(int(math.ceil(shares[j] * n)) - 1, 0), n - 1)]
+        present, n = cuts, cuts.shape[0]
+    edges = np.empty(n)
+    edges[0] = present[0]
+    k = 1
+    for i in range(1, n):
+        if present[i] != present[i - 1]:  # sorted: distinct is a neighbour test
+            edges[k] = present[i]
+            k += 1
+    return edges[:k], median
+
+
+def reference_edges(values: np.ndarray, shares: np.ndarray, bins: int) -> tuple[np.ndarray, float]:
+    """(bin edges, median) of a numeric reference: its distinct values when at most ``bins``, else its
+    quantiles at ``shares``, deduplicated; NaN are missing values. One sort, compiled.
+
+    >>> edges, median = reference_edges(np.array([3.0, np.nan, 1.0, 3.0, 2.0]), np.array([0.5]), 16)
+    >>> edges.tolist(), median
+    ([1.0, 2.0, 3.0], 2.5)
+    """
+    return _reference_edges(np.ascontiguousarray(values, dtype=np.float64), shares, int(bins))

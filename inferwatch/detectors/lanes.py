@@ -33,11 +33,12 @@ widens its own thresholds, an i.i.d. column keeps ``phi = 1``) and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from .coding import CategoricalCodebook, Codebook, NumericCodebook
-from .kernels import tilt_table
+from .kernels import bin_scores, lane_thresholds, tilt_table
 
 __all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate"]
 
@@ -49,8 +50,6 @@ DETECTOR_KIND = {
     "new_category": "data_quality",
     "missing": "data_quality",
 }
-
-_CELLS = 2_000_000  # events x lanes per batch-means pass in calibration (16 MB of float64)
 
 DEFAULT_THETAS = {
     "mean": (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0, 2.0),
@@ -135,7 +134,6 @@ def build_lanes(
     thetas: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[list[str], LaneRows | None, np.ndarray]:
     """Uncalibrated lanes for a column: (detector names, their rows, smoothed p0); every tilt at once."""
-    thetas = {**DEFAULT_THETAS, **(thetas or {})}
     n_codes = book.n_codes
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
@@ -144,96 +142,98 @@ def build_lanes(
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing)
         p0[book.unseen_code] = max(p0[book.unseen_code], book.unseen_share)
         p0 /= p0.sum()
-    # a block is (detector, its directions (one row per spec), the codes they live on, the code each points at)
-    blocks: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
-    all_codes = np.ones(n_codes, dtype=bool)
-    eye = np.eye(n_codes)
+    layout = _layout(n_codes, _blocks(book, counts, detectors), tuple(sorted((thetas or {}).items())))
+    if layout is None:
+        return [], None, p0
+    directions = layout.directions
+    if layout.filled:  # the mean and scale lanes' directions: the bins' normal scores and their squares
+        directions = directions.copy()
+        scores = bin_scores(p0[:-1])
+        for row, which in layout.filled:
+            directions[row, :-1] = scores[which]
+    table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
+                                          layout.lane_spec)
+    return list(layout.names), LaneRows(table, layout.theta, log_mgf, ref_mean, layout.target), p0
+
+
+def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> tuple:
+    """The lanes a column gets, as a key: (detector, the codes it points at (-1: none), the codes it lives on)
+    per block; the support is "all", "present" (all but missing) or a mask."""
+    blocks: list[tuple[str, tuple[int, ...], object]] = []
     if isinstance(book, NumericCodebook):
-        present = all_codes.copy()
-        present[book.missing_code] = False
-        n_present = n_codes - 1
-        if n_present >= 2:
-            q = p0[:-1] / p0[:-1].sum()
-            s = book.scores(q)
-            s = (s - q @ s) / max(np.sqrt(q @ (s - q @ s) ** 2), 1e-12)
-            sq = s**2
-            sq = (sq - q @ sq) / max(np.sqrt(q @ (sq - q @ sq) ** 2), 1e-12)
-            none = np.array([-1])  # the mean and scale lanes point at no one code
-            if "mean" in detectors:
-                blocks.append(("mean", np.append(s, 0.0)[None, :], present, none))
-            if "scale" in detectors and n_present >= 3:
-                blocks.append(("scale", np.append(sq, 0.0)[None, :], present, none))
-            if "shape" in detectors and n_present >= 3:
-                blocks.append(("shape", eye[:-1], present, np.arange(n_present)))
+        n_present = book.n_codes - 1
+        if n_present >= 2 and "mean" in detectors:
+            blocks.append(("mean", (-1,), "present"))
+        if n_present >= 3 and "scale" in detectors:
+            blocks.append(("scale", (-1,), "present"))
+        if n_present >= 3 and "shape" in detectors:
+            blocks.append(("shape", tuple(range(n_present)), "present"))
     else:
         assert isinstance(book, CategoricalCodebook)
-        mix_support = np.zeros(n_codes, dtype=bool)
+        mix_support = np.zeros(book.n_codes, dtype=bool)
         mix_support[: len(book.top)] = True
         groups = slice(book.other_code, book.other_code + book.groups)
         mix_support[groups] = (counts[groups] > 0) | book.open_vocabulary
         if "mix" in detectors and mix_support.sum() >= 2:
-            targets = np.flatnonzero(mix_support)
-            blocks.append(("mix", eye[targets], mix_support, targets))
+            blocks.append(("mix", tuple(np.flatnonzero(mix_support).tolist()), mix_support.tobytes()))
         if "new_category" in detectors and not book.open_vocabulary:
-            blocks.append(("new_category", eye[[book.unseen_code]], all_codes, np.array([book.unseen_code])))
+            blocks.append(("new_category", (book.unseen_code,), "all"))
     if "missing" in detectors:
-        blocks.append(("missing", eye[[book.missing_code]], all_codes, np.array([book.missing_code])))
+        blocks.append(("missing", (book.missing_code,), "all"))
+    return tuple(blocks)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each lane of a column sits: one spec (a direction over codes, on a support) per target of a
+    block, one lane per tilt of a spec. ``filled`` lists the spec rows whose direction depends on p0."""
+
+    names: tuple[str, ...]
+    directions: np.ndarray
+    supports: np.ndarray
+    spec_support: np.ndarray
+    lane_spec: np.ndarray
+    theta: np.ndarray
+    target: np.ndarray
+    filled: tuple[tuple[int, int], ...]
+
+
+@lru_cache(maxsize=4096)
+def _layout(n_codes: int, blocks: tuple, thetas: tuple) -> _Layout | None:
+    """The lane layout of a column's blocks (see :func:`_blocks`); columns of one shape share it."""
     if not blocks:
-        return [], None, p0
+        return None
+    tilts_of = {**DEFAULT_THETAS, **dict(thetas)}
+    present = np.ones(n_codes, dtype=bool)
+    present[-1] = False  # a numeric column's missing code is its last
     names: list[str] = []
-    theta: list[float] = []
-    lane_spec: list[int] = []
-    target: list[int] = []
+    rows: list[np.ndarray] = []
+    supports: list[np.ndarray] = []
     spec_support: list[int] = []
-    for b, (det, dirs, _, points) in enumerate(blocks):
-        tilts = thetas[det]
-        for code in points.tolist():
-            lane_spec += [len(spec_support)] * len(tilts)
+    lane_spec: list[int] = []
+    theta: list[float] = []
+    target: list[int] = []
+    filled: list[tuple[int, int]] = []
+    for b, (det, points, support) in enumerate(blocks):
+        tilts = tilts_of[det]
+        supports.append(present if support == "present" else np.ones(n_codes, dtype=bool) if support == "all"
+                        else np.frombuffer(support, dtype=bool))
+        for code in points:
+            if code < 0:
+                filled.append((len(rows), 0 if det == "mean" else 1))
+            direction = np.zeros(n_codes)
+            if code >= 0:
+                direction[code] = 1.0
+            lane_spec += [len(rows)] * len(tilts)
+            rows.append(direction)
             spec_support.append(b)
             target += [code] * len(tilts)
-        theta += list(tilts) * len(dirs)
-        names += [det] * (len(dirs) * len(tilts))
-    directions = np.vstack([dirs for _, dirs, _, _ in blocks])
-    table, log_mgf, ref_mean = tilt_table(p0, directions, np.vstack([sup for _, _, sup, _ in blocks]),
-                                          np.asarray(spec_support), np.asarray(theta, dtype=np.float64),
-                                          np.asarray(lane_spec))
-    return names, LaneRows(table, np.asarray(theta, dtype=np.float64), log_mgf, ref_mean,
-                           np.asarray(target, dtype=np.int64)), p0
-
-
-def _variance_inflation(llr: np.ndarray, block: int, horizon: float) -> float:
-    """Long-run over i.i.d. variance of ``llr``, by overlapping batch means.
-
-    Batches of ``block * m`` events for ``m = 1, 2, 4, ...`` up to the lane's
-    memory ``horizon`` (and an eighth of the reference). Each estimate is
-    discounted by one standard error, so an i.i.d. column keeps 1.0.
-    """
-    return float(_variance_inflations(llr[:, None], block, np.asarray([horizon]))[0])
-
-
-def _variance_inflations(llr: np.ndarray, block: int, horizons: np.ndarray) -> np.ndarray:
-    """:func:`_variance_inflation` of every column of ``llr`` (events x lanes) at once."""
-    n, lanes = llr.shape
-    phi = np.ones(lanes)
-    if n < 8 * block:
-        return phi
-    centred = llr - llr.mean(axis=0)
-    var = np.mean(centred**2, axis=0)
-    live = var > 1e-12 * np.mean(llr**2, axis=0)
-    if not live.any():
-        return phi
-    csum = np.concatenate([np.zeros((1, lanes)), np.cumsum(centred, axis=0)])
-    reach = np.maximum(horizons, block)
-    size = block
-    safe_var = np.where(live, var, 1.0)
-    while size <= n // 8 and size <= reach.max():
-        sums = csum[size:] - csum[:-size]
-        ratio = np.mean(sums**2, axis=0) / (size * safe_var)
-        dof = 1.5 * n / size
-        use = live & (size <= reach)
-        phi = np.where(use, np.maximum(phi, ratio / (1.0 + np.sqrt(2.0 / dof))), phi)
-        size *= 2
-    return phi
+            theta += list(tilts)
+            names += [det] * len(tilts)
+    out = _Layout(tuple(names), np.vstack(rows), np.vstack(supports), np.asarray(spec_support),
+                  np.asarray(lane_spec), np.asarray(theta, dtype=np.float64), np.asarray(target, dtype=np.int64),
+                  tuple(filled))
+    return out  # shared by every column of this shape: read, never written
 
 
 def calibrate(
@@ -248,26 +248,14 @@ def calibrate(
     if rows is None or not len(rows):
         return None
     table = rows.table  # codes x lanes
-    n = max(len(ref_codes), 1)
-    mu = p0 @ table
-    sd = np.sqrt(np.maximum(p0 @ table**2 - mu**2, 0.0))
-    usable = (mu < 0.0) & (sd > 0.0)
-    horizon = 2.0 * log_arl0 / np.where(usable, -mu, 1.0)
-    phi = np.ones(len(rows))
-    step = max(1, _CELLS // max(len(ref_codes), 1))  # lanes at a time, so events x lanes stays small
-    for j in range(0, len(rows) if len(ref_codes) >= 8 * block else 0, step):  # fewer: no batch means
-        phi[j:j + step] = _variance_inflations(table[ref_codes, j:j + step], block, horizon[j:j + step])
-    pessimistic = mu + sd * np.sqrt(phi / n)
-    # a lane whose alternative the reference is too small to tell from noise is dropped
-    usable &= pessimistic <= 0.25 * mu
-    keep = np.flatnonzero(usable)
+    thresholds = lane_thresholds(table, p0, ref_codes, log_arl0, block)
+    keep = np.flatnonzero(~np.isnan(thresholds))
     if not len(keep):
         return None
-    kappa = mu[keep] / pessimistic[keep]
     return LaneTable(
-        detectors=tuple(names[j] for j in keep.tolist()),
+        detectors=tuple(map(names.__getitem__, keep.tolist())),
         table=np.ascontiguousarray(table[:, keep]),
-        thresholds=log_arl0 * phi[keep] * kappa,
+        thresholds=thresholds[keep],
         theta=rows.theta[keep],
         log_mgf=rows.log_mgf[keep],
         ref_mean=rows.ref_mean[keep],

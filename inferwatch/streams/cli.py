@@ -22,6 +22,7 @@ import typer
 
 from .. import __version__
 from ..errors import ConfigError, InferwatchError
+from .allocator import keep_freed_memory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -447,6 +448,7 @@ def main() -> None:
     # Monitoring allocates many short-lived arrays and keeps long-lived state: collect cycles less often
     # (each collection walks the state of every model; see benchmarks/RESULTS.md, 1,000 models).
     gc.set_threshold(20_000, 50, 100)
+    keep_freed_memory()  # before polars is imported (see allocator.py)
     try:
         app()
     except ConfigError as exc:
