@@ -37,18 +37,14 @@ import orjson
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.pipeline import Pipeline
 from inferwatch.streams.state_store import read_partitions
-from inferwatch.testing.services import ROOT, create_topic, services_up, unique
+from inferwatch.testing.services import ROOT, create_topic, listen_port, services_up, unique
 from inferwatch.testing.synthetic import generate, to_lines
 
 SERVICES = str(ROOT / "scripts" / "services")
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return listen_port()  # below the ephemeral range: no client connection can take it first
 
 
 def hostile() -> list[bytes]:

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from inferwatch.testing.services import listen_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -220,9 +222,7 @@ def _wait_port(port: int) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return listen_port()  # below the ephemeral range: no client connection can take it first
 
 
 # --- topic to topic ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import orjson  # noqa: E402
 
 from inferwatch.streams.state_store import read_partitions  # noqa: E402
 from inferwatch.testing.datafile import events_file  # noqa: E402
-from inferwatch.testing.services import create_topic, services_up, unique  # noqa: E402
+from inferwatch.testing.services import create_topic, listen_port, services_up, unique  # noqa: E402
 
 
 def progress(redis_url, app_id, topic) -> int:
@@ -158,11 +158,7 @@ def cpu_seconds(procs) -> float:
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return listen_port()  # below the ephemeral range: no client connection can take it first
 
 
 async def raw_loop(bootstrap, topic, total) -> float:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.guard import Guard, Rejection
 from inferwatch.streams.http_guard import build_http_app, listen
+from inferwatch.testing.services import listen_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
@@ -226,9 +227,7 @@ def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
     config = tmp_path / "rules.yaml"
     import yaml
     config.write_text(yaml.safe_dump(ALL_RULES))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = listen_port()
     proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
     try:

@@ -16,7 +16,7 @@ import pytest
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.pipeline import Pipeline
 from inferwatch.streams.state_store import read_partitions
-from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
+from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, listen_port, unique, wait_until
 
 DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
 pytestmark = pytest.mark.integration
@@ -84,11 +84,7 @@ class Worker:
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return listen_port()  # below the ephemeral range: no client connection can take it first
 
 
 def partition_states(redis_url, app_id):

@@ -28,6 +28,22 @@ def services_down() -> None:
     subprocess.run([str(ROOT / "scripts" / "services"), "down"], check=True, timeout=120)
 
 
+def listen_port() -> int:
+    """A free TCP port for a server a test starts, chosen below the kernel's ephemeral range.
+
+    A port the kernel handed out (bind to port 0) and closed again can be
+    taken, before the server binds it, by any outgoing connection (a Kafka or
+    Redis client): ephemeral ports come from the same range. A port below the
+    range is never given to an outgoing connection. ``scripts/listen_port.py``
+    picks it (``scripts/services`` uses it too).
+    """
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "listen_port.py")], capture_output=True, text=True,
+                         check=True, timeout=30)
+    return int(out.stdout)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
