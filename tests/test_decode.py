@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from inferwatch.detectors.config import Limits
 from inferwatch.detectors.types import CategoricalArray, NumericArray
-from inferwatch.streams.decode import Decoder, Schema, infer_schema
+from inferwatch.streams.decode import DeadLetter, Decoder, Schema, infer_schema
 from inferwatch.streams.lines import LineBlock
 
 SCHEMA = Schema({"amount": "numeric", "country": "categorical", "flag": "boolean"}, "numeric")
@@ -272,3 +272,13 @@ def test_duplicate_keys_get_one_reading_in_the_guard():
         "rules": [{"kind": "expression", "expression": "amount > 10000", "action": "block"}]}}))
     event = b'{"event_id":"e","model":"m","timestamp":1793491200,"features":{"amount":20000,"amount":5}}'
     assert guard.check(event).action == guard.check_batch([event])[0].action == "block"
+
+
+@settings(max_examples=300, deadline=None)
+@given(error=st.text(), raw=st.binary(max_size=3000), offset=st.integers(0, 2**62),
+       cap=st.one_of(st.none(), st.integers(600, 8192)))
+def test_a_dead_letter_encodes_to_its_record_byte_for_byte(error, raw, offset, cap):
+    """The typed fast path writes exactly what ``record`` says (any error text, any bytes, under or over the cap)."""
+    dead = DeadLetter(error, 0, raw)
+    source = {"topic": "t", "partition": 3, "offset": offset}
+    assert dead.encoded(source, cap) == orjson.dumps(dead.record(source, cap))

@@ -290,7 +290,7 @@ def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[i
     for d in result.dead:
         summary.reasons[reason_of(d.error)] += 1
     if dead_out is not None and result.dead:
-        dead_out.write(b"".join(orjson.dumps(d.record(source(d.index))) + b"\n" for d in result.dead))
+        dead_out.write(b"".join(d.encoded(source(d.index)) + b"\n" for d in result.dead))
     if result.alerts:
         for _, alert in result.alerts:
             if alert.status == "firing":

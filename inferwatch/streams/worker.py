@@ -123,7 +123,7 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     result = pipe.step(values, decisions=config.has_rules(), messages=True)
     source = {"topic": part.topic, "partition": part.number}
     cap = config.limits.dead_letter_bytes
-    out.dead = [orjson.dumps(d.record({**source, "offset": offsets[d.index]}, cap)) for d in result.dead]
+    out.dead = [d.encoded({**source, "offset": offsets[d.index]}, cap) for d in result.dead]
     out.alerts = [(a.model.encode(), orjson.dumps(a.to_record({**source, "offset": offsets[i]})))
                   for i, a in result.alerts]
     out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
