@@ -16,6 +16,7 @@ and its reply): it succeeds and writes nothing. The same events from the
 same state give the same state, whoever saved it. After a crash the worker resumes at
 the offset the state says, and skips every event below it.
 
+A Redis Cluster is used as it is (the save touches one key, hence one slot).
 Redis errors surface as :class:`StateUnavailable`; callers retry with back-off.
 """
 
@@ -27,17 +28,18 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AuthenticationError, AuthorizationError, ClusterDownError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from redis.exceptions import AuthenticationError, AuthorizationError, ReadOnlyError
 
 from ..errors import ConfigError, StaleState, StateError, StateUnavailable
 
 # redis-py makes a refused password a ConnectionError: it is a configuration error, not an outage to wait out
 _REFUSED = (AuthenticationError, AuthorizationError)
-# an outage, retried by the caller: a connection or a timeout, or a replica promoted mid-failover (read-only)
-_AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+# an outage, retried by the caller: a connection or a timeout, a replica promoted mid-failover (read-only),
+# or a cluster with a slot not served yet
+_AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError)
 
 __all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
@@ -82,45 +84,66 @@ class PartitionState(msgspec.Struct):
 
 
 class RedisStateStore:
-    """Load and save :class:`PartitionState` documents under ``inferwatch:<namespace>:``."""
+    """Load and save :class:`PartitionState` documents under ``inferwatch:<namespace>:``.
+
+    A Redis Cluster is recognised at the first call (``INFO cluster``) and
+    spoken to as one: every write is one key (a partition's hash), so the
+    save script always runs within one slot, on the master that owns it.
+    """
 
     def __init__(self, url: str, namespace: str = "live") -> None:
-        self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.url = url
+        self.client: Any = None  # a Redis or a RedisCluster client, chosen at the first call
         self.prefix = f"inferwatch:{namespace}:"
-        self.save_script = self.client.register_script(_SAVE)  # our constant Lua, run by Redis (EVALSHA)
+        self.cluster = False
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}partition:{topic}:{partition}"
 
-    async def load(self, topic: str, partition: int) -> tuple[PartitionState, int, dict[str, bytes]]:
-        """The state, the ``next`` value to pass back to :meth:`save` (-1 if new), and the other fields."""
-        key = self.key(topic, partition)
+    async def _connect(self) -> Any:
+        if self.client is None:
+            plain = aioredis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            try:
+                enabled = (await plain.info("cluster")).get("cluster_enabled") in (1, "1")
+            except ResponseError:  # INFO disabled (managed Redis): a single server, as most are
+                enabled = False
+            if enabled:
+                await plain.aclose()
+                plain = RedisCluster.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self.client, self.cluster = plain, enabled
+            self.save_script = plain.register_script(_SAVE)  # our constant Lua, run by Redis (EVALSHA)
+        return self.client
+
+    async def _run(self, call):
+        """``await call(client)``; a refused password is a config error, an outage :class:`StateUnavailable`."""
         try:
-            found = await self.client.hgetall(key)
+            return await call(await self._connect())
         except _REFUSED as exc:
             raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
         except _AWAY as exc:
             raise StateUnavailable(str(exc)) from exc
+
+    async def load(self, topic: str, partition: int) -> tuple[PartitionState, int, dict[str, bytes]]:
+        """The state, the ``next`` value to pass back to :meth:`save` (-1 if new), and the other fields."""
+        key = self.key(topic, partition)
+        found = await self._run(lambda client: client.hgetall(key))
         return _split(key, found)
 
     async def reset(self, topic: str, partition: int) -> None:
         """Delete a partition's state (one that cannot be trusted, when the policy says start over)."""
-        try:
-            await self.client.delete(self.key(topic, partition))
-        except _REFUSED as exc:
-            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
-        except _AWAY as exc:
-            raise StateUnavailable(str(exc)) from exc
+        await self._run(lambda client: client.delete(self.key(topic, partition)))
 
     async def persistence(self) -> str | None:
         """Why a restart of this Redis would lose the states (no AOF, no snapshots), or None; None if unknown."""
+        async def read(client) -> dict:
+            config = dict(await client.config_get("appendonly"))
+            config.update(await client.config_get("save"))
+            return config
+
         try:
-            config = await self.client.config_get("appendonly")
-            config.update(await self.client.config_get("save"))
-        except _REFUSED as exc:
-            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
-        except _AWAY as exc:
-            raise StateUnavailable(str(exc)) from exc
+            config = await self._run(read)
+        except (ConfigError, StateUnavailable):
+            raise
         except Exception:  # CONFIG is often disabled on managed Redis: nothing to say
             return None
         if config.get("appendonly") == "no" and not config.get("save"):
@@ -133,28 +156,20 @@ class RedisStateStore:
         args: list[str | bytes] = [str(loaded), str(state.next_offset), state.to_bytes()]
         for name, value in sorted((fields or {}).items()):
             args += [name, value]
-        try:
-            done = await self.save_script(keys=[self.key(topic, partition)], args=args)
-        except _REFUSED as exc:
-            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
-        except _AWAY as exc:
-            raise StateUnavailable(str(exc)) from exc
+        done = await self._run(lambda client: self.save_script(keys=[self.key(topic, partition)], args=args))
         if not done:
             raise StaleState(f"{topic}:{partition} moved on since offset {loaded}")
 
     async def partitions(self, fields: bool = False) -> dict[str, Any]:
         """Every partition's state (with ``fields``: ``(state, fields)``); an unreadable one is its
         :class:`StateError`, not an exception."""
-        try:
-            keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}partition:*")]
+        async def read(client) -> tuple[list, list]:
+            keys = sorted({k async for k in client.scan_iter(match=f"{self.prefix}partition:*")})
             if fields:
-                values = [await self.client.hgetall(k) for k in keys]
-            else:
-                values = [dict(zip((b"next", b"doc"), await self.client.hmget(k, ["next", "doc"]))) for k in keys]
-        except _REFUSED as exc:
-            raise ConfigError(f"redis refused the credentials of --redis-url / REDIS_URL ({exc})") from None
-        except _AWAY as exc:
-            raise StateUnavailable(str(exc)) from exc
+                return keys, [await client.hgetall(k) for k in keys]
+            return keys, [dict(zip((b"next", b"doc"), await client.hmget(k, ["next", "doc"]))) for k in keys]
+
+        keys, values = await self._run(read)
         out: dict[str, Any] = {}
         for k, v in zip(keys, values):
             name = k.decode()[len(self.prefix) + len("partition:"):]
@@ -167,7 +182,8 @@ class RedisStateStore:
         return out
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self.client is not None:
+            await self.client.aclose()
 
 
 def _split(key: str, found: dict[bytes, bytes]) -> tuple[PartitionState, int, dict[str, bytes]]:
