@@ -31,6 +31,7 @@ from ..detectors.config import MonitorConfig
 from ..errors import ConfigError, KafkaUnavailable
 from . import kcat_reader
 from .decode import Lines, event_times
+from .event_time import EventTimeMerger
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline
@@ -184,49 +185,29 @@ def in_event_time(sources: list[Iterator[tuple[np.ndarray, Lines]]]) -> Iterator
         for offs, vals in sources[0]:
             yield np.zeros(len(offs), dtype=np.int64), np.asarray(offs, dtype=np.int64), vals
         return
-    keys = [np.empty(0) for _ in range(n)]
-    offsets = [np.empty(0, dtype=np.int64) for _ in range(n)]
-    values: list[list[bytes]] = [[] for _ in range(n)]
-    ended, latest = [False] * n, [-np.inf] * n
+    merger = EventTimeMerger(range(n))
 
     def pull(s: int) -> None:
-        """Append partition ``s``'s next chunk to what it holds (or mark it ended)."""
+        """Give the merger partition ``s``'s next chunk (or close it at its end)."""
         chunk = next(sources[s], None)
         if chunk is None:
-            ended[s] = True
+            merger.close(s)
             return
         vals = list(chunk[1])
-        times = np.nan_to_num(event_times(vals), nan=-np.inf)
-        fresh = np.maximum.accumulate(np.concatenate([[latest[s]], times]))[1:]
-        keys[s] = np.concatenate([keys[s], fresh])
-        offsets[s] = np.concatenate([offsets[s], np.asarray(chunk[0], dtype=np.int64)])
-        values[s] += vals
-        if len(vals):
-            latest[s] = float(fresh[-1])
+        merger.push(s, chunk[0], event_times(vals), vals)
 
     while True:
         for s in range(n):
-            while not ended[s] and not len(keys[s]):
+            while s not in merger.closed and not len(merger.keys[s]):
                 pull(s)
-        if not any(len(k) for k in keys):
+        if not merger.pending():
             return
-        # every partition still reading has read up to its last key: what lies strictly below the least of them
-        # is in its final order (ties wait, so chunk boundaries never change the order)
-        mark = min((float(keys[s][-1]) for s in range(n) if not ended[s]), default=np.inf)
-        cut = [int(np.searchsorted(keys[s], mark, side="left")) for s in range(n)]
-        if not any(cut):
-            for s in range(n):
-                if not ended[s] and keys[s][-1] == mark:
-                    pull(s)
+        source, offset, values = merger.release()
+        if not len(source):  # what is held ties with the watermark: read on where it is set
+            for s in merger.holding():
+                pull(s)
             continue
-        key = np.concatenate([keys[s][:k] for s, k in enumerate(cut)])
-        source = np.concatenate([np.full(k, s, dtype=np.int64) for s, k in enumerate(cut)])
-        offset = np.concatenate([offsets[s][:k] for s, k in enumerate(cut)])
-        taken = [v for s, k in enumerate(cut) for v in values[s][:k]]
-        for s, k in enumerate(cut):
-            keys[s], offsets[s], values[s] = keys[s][k:], offsets[s][k:], values[s][k:]
-        order = np.lexsort((offset, source, key))
-        yield source[order], offset[order], [taken[i] for i in order.tolist()]
+        yield source, offset, values
 
 
 def publish_alerts(bootstrap: str, topic: str, lines: list[bytes]) -> int:

@@ -1,0 +1,148 @@
+"""Event-time merge of several sources (Kafka partitions): one order, whatever the arrival.
+
+A message's place is its source's latest event time so far (its *key*: a
+message with no readable time, or one older than its source's latest, keeps
+its place within its source, so Kafka's order within a partition is kept),
+ties broken by source, then offset. A message is released once every source
+still open has read past its key (the *watermark*, the least of the open
+sources' latest keys): keys strictly below it are in their final order, so
+the order never depends on how the sources' messages were cut into chunks,
+nor on which source's chunk came first. A source that will send nothing more
+(its end, in a replay; an idle source, in a live run) is closed and no
+longer holds the others back.
+
+The merger keeps, per source, the last offset it released: a chunk read again
+(after a restart) releases nothing twice. Its state is plain data
+(:meth:`EventTimeMerger.to_dict`), for a store that is not this process.
+
+>>> m = EventTimeMerger([0, 1])
+>>> m.push(0, [0, 1], [1.0, 5.0], [b"a", b"b"])
+>>> m.push(1, [0, 1], [2.0, 3.0], [b"c", b"d"])
+>>> m.release()[2]  # below source 1's latest (3.0): source 0 may still send a time under 5.0
+[b'a', b'c']
+>>> m.close(1)  # source 1 is done: the watermark is source 0's latest (5.0); a tie waits
+>>> m.release()[2]
+[b'd']
+>>> m.close(0)
+>>> m.release()[2]
+[b'b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["EventTimeMerger"]
+
+
+class EventTimeMerger:
+    """Buffers of open sources, released in event time below their watermark (see the module's text)."""
+
+    def __init__(self, sources: Iterable[int]) -> None:
+        self.keys: dict[int, np.ndarray] = {}
+        self.offsets: dict[int, np.ndarray] = {}
+        self.values: dict[int, list[bytes]] = {}
+        self.latest: dict[int, float] = {}  # a source's latest key: what it has read up to
+        self.released: dict[int, int] = {}  # a source's last offset released (or pushed past): a re-read is dropped
+        self.closed: set[int] = set()
+        for s in sources:
+            self._open(int(s))
+
+    def _open(self, s: int) -> None:
+        self.keys[s] = np.empty(0)
+        self.offsets[s] = np.empty(0, dtype=np.int64)
+        self.values[s] = []
+        self.latest.setdefault(s, -np.inf)
+        self.released.setdefault(s, -1)
+
+    @property
+    def sources(self) -> list[int]:
+        return sorted(self.keys)
+
+    def push(self, source: int, offsets: Sequence[int] | np.ndarray, times: Sequence[float] | np.ndarray,
+             values: list[bytes]) -> None:
+        """Messages of one source, in offset order; ``times`` in epoch seconds, NaN when unreadable.
+
+        Offsets at or below what the source already gave are dropped (a chunk read again); a closed
+        source opens again.
+        """
+        s = int(source)
+        if s not in self.keys:
+            self._open(s)
+        self.closed.discard(s)
+        offs = np.asarray(offsets, dtype=np.int64)
+        last = int(self.offsets[s][-1]) if len(self.offsets[s]) else self.released[s]
+        fresh = offs > last
+        if not fresh.all():
+            keep = np.flatnonzero(fresh)
+            offs, times = offs[keep], np.asarray(times, dtype=np.float64)[keep]
+            values = [values[i] for i in keep.tolist()]
+        if not len(offs):
+            return
+        t = np.nan_to_num(np.asarray(times, dtype=np.float64), nan=-np.inf)
+        keys = np.maximum.accumulate(np.concatenate([[self.latest[s]], t]))[1:]
+        self.keys[s] = np.concatenate([self.keys[s], keys])
+        self.offsets[s] = np.concatenate([self.offsets[s], offs])
+        self.values[s] = self.values[s] + list(values)
+        self.latest[s] = float(keys[-1])
+
+    def close(self, source: int) -> None:
+        """The source sends nothing more (for now): it no longer holds the watermark back."""
+        self.closed.add(int(source))
+
+    def watermark(self) -> float:
+        """The least latest key of the open sources (+inf when every source is closed)."""
+        return min((self.latest[s] for s in self.keys if s not in self.closed), default=np.inf)
+
+    def holding(self) -> list[int]:
+        """Open sources whose latest key is the watermark: the ones to read from before more can go."""
+        mark = self.watermark()
+        return [s for s in self.sources if s not in self.closed and self.latest[s] == mark]
+
+    def pending(self) -> int:
+        return sum(len(k) for k in self.keys.values())
+
+    def release(self) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+        """(sources, offsets, values) of every held message whose key is below the watermark, in order."""
+        mark = self.watermark()
+        order_of = self.sources
+        cut = {s: int(np.searchsorted(self.keys[s], mark, side="left")) for s in order_of}
+        if not any(cut.values()):
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), []
+        key = np.concatenate([self.keys[s][:cut[s]] for s in order_of])
+        source = np.concatenate([np.full(cut[s], s, dtype=np.int64) for s in order_of])
+        offset = np.concatenate([self.offsets[s][:cut[s]] for s in order_of])
+        taken = [v for s in order_of for v in self.values[s][:cut[s]]]
+        for s in order_of:
+            k = cut[s]
+            if k:
+                self.released[s] = int(self.offsets[s][k - 1])
+                self.keys[s], self.offsets[s], self.values[s] = self.keys[s][k:], self.offsets[s][k:], self.values[s][k:]
+        order = np.lexsort((offset, source, key))
+        return source[order], offset[order], [taken[i] for i in order.tolist()]
+
+    def to_dict(self) -> dict:
+        """Plain data (numbers, bytes, lists): what :meth:`from_dict` takes back."""
+        return {"sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
+                                     "offsets": self.offsets[s].astype("<i8").tobytes(),
+                                     "values": list(self.values[s]), "latest": self.latest[s],
+                                     "released": self.released[s], "closed": s in self.closed}
+                            for s in self.sources}}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> EventTimeMerger:
+        m = cls([])
+        for name, part in raw["sources"].items():
+            s = int(name)
+            m.keys[s] = np.frombuffer(part["keys"], dtype="<f8").astype(np.float64)
+            m.offsets[s] = np.frombuffer(part["offsets"], dtype="<i8").astype(np.int64)
+            m.values[s] = [bytes(v) for v in part["values"]]
+            if len(m.keys[s]) != len(m.offsets[s]) or len(m.offsets[s]) != len(m.values[s]):
+                raise ValueError(f"source {s}: {len(m.keys[s])} keys, {len(m.offsets[s])} offsets and "
+                                 f"{len(m.values[s])} values")
+            m.latest[s], m.released[s] = float(part["latest"]), int(part["released"])
+            if part["closed"]:
+                m.closed.add(s)
+        return m
