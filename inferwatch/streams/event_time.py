@@ -119,7 +119,8 @@ class EventTimeMerger:
             k = cut[s]
             if k:
                 self.released[s] = int(self.offsets[s][k - 1])
-                self.keys[s], self.offsets[s], self.values[s] = self.keys[s][k:], self.offsets[s][k:], self.values[s][k:]
+                self.keys[s], self.offsets[s] = self.keys[s][k:], self.offsets[s][k:]
+                self.values[s] = self.values[s][k:]
         order = np.lexsort((offset, source, key))
         return source[order], offset[order], [taken[i] for i in order.tolist()]
 
