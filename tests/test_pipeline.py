@@ -43,8 +43,9 @@ def test_the_partition_step_gives_the_file_replay_s_alerts_decisions_and_dead_le
                 alerts += [orjson.loads(v) for _, v in out.alerts]
                 decisions += [v for _, v in out.decisions]
                 dead += [orjson.loads(v) for v in out.dead]
-            stored = part.state
-            fields.update(part.unsaved)  # the store keeps earlier fields and overwrites the changed ones
+            assert out.state == part.state and out.state is not part.state  # a copy: the next batch may run on
+            stored = out.state
+            fields.update(out.fields)  # the store keeps earlier fields and overwrites the changed ones
     want_alerts, want_outputs, want_dead = _file_replay(config)
     # a guard with rules refuses the 2 events with a field of the wrong type; the monitor counts them all
     assert stored.events == 30_002 and stored.dead_letters == (15 if config.has_rules() else 13) == len(want_dead)

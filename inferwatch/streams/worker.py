@@ -98,15 +98,25 @@ class PartitionOutput:
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead: list[bytes] = field(default_factory=list)
     decisions: list[tuple[bytes, bytes]] = field(default_factory=list)
+    state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
+    fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
 
 def process_partition_batch(config: MonitorConfig, part: Partition, offsets: list[int],
                             values: list[bytes]) -> PartitionOutput:
-    """The pipeline step over one partition's events; update ``part.state``; return what to publish.
+    """The pipeline step over one partition's events; update ``part.state``; return what to publish, and
+    a copy of the state to save after it.
 
     Events below ``part.state.next_offset`` were already counted and are
     skipped. No I/O: the caller publishes the output, then saves the state.
     """
+    out = _monitor_batch(config, part, offsets, values)
+    out.state = msgspec.structs.replace(part.state)
+    out.fields, part.unsaved = part.unsaved, {}
+    return out
+
+
+def _monitor_batch(config: MonitorConfig, part: Partition, offsets: list[int], values: list[bytes]) -> PartitionOutput:
     out = PartitionOutput()
     state = part.state
     if offsets and offsets[0] < state.next_offset:
@@ -538,10 +548,22 @@ class PartitionConsumer:
         return fresh, start, None
 
     async def _process_batches(self) -> None:
+        """Monitor each fetched batch in a thread while the batch before it is published and saved.
+
+        A partition's batches are saved in order (each save names the
+        ``next`` the one before wrote), and a batch is saved only after what it
+        produced was acknowledged; a batch counts as done (``queue.task_done``)
+        once it is saved, so a rebalance waits for it.
+        """
+        behind: list | None = None  # the finishing saves of the batch before
         while True:
+            if behind is not None and self.queue.empty():  # nothing to overlap with: finish it now
+                await self._settle(behind)
+                behind = None
+                continue
             batch = await self.queue.get()
             try:
-                finishing = []
+                done = []
                 for tp in sorted(batch, key=lambda t: t[1]):
                     part = self.owned.get(tp)
                     if part is None:  # revoked since it was read: the new owner counts it
@@ -550,14 +572,30 @@ class PartitionConsumer:
                     started = time.perf_counter()
                     before = (part.state.events, part.state.dead_letters)
                     out = await asyncio.to_thread(process_partition_batch, self.config, part, offsets, values)
-                    # publish and save this partition while the next one is computed
-                    finishing.append(asyncio.ensure_future(self.finish(tp, part, out, before, started)))
-                if finishing:  # every save ends before a failure is raised: none is left running behind a resync
-                    for outcome in await asyncio.gather(*finishing, return_exceptions=True):
-                        if isinstance(outcome, BaseException):
-                            raise outcome
-            finally:
+                    done.append((tp, part, out, before, started))
+            except BaseException:
+                if behind is not None:  # no save is left running behind a failure
+                    await asyncio.gather(*behind, return_exceptions=True)
+                    self.queue.task_done()
                 self.queue.task_done()
+                raise
+            if behind is not None:
+                try:
+                    await self._settle(behind)  # the batch before is saved: this one's saves may follow it
+                except BaseException:
+                    self.queue.task_done()  # this batch is dropped: the state is reloaded from Redis
+                    raise
+            behind = [asyncio.ensure_future(self.finish(tp, part, out, before, started))
+                      for tp, part, out, before, started in done]
+
+    async def _settle(self, finishing: list) -> None:
+        """Wait for every save of one batch (none is left running behind a resync), then mark it done."""
+        try:
+            for outcome in await asyncio.gather(*finishing, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        finally:
+            self.queue.task_done()
 
     async def finish(self, tp, part: Partition, out: PartitionOutput, before, started: float) -> None:
         """Publish one partition batch's output, wait for the acks, then save its state and offset."""
@@ -567,17 +605,16 @@ class PartitionConsumer:
              (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=dead_letter_shrinker(s.dead_letter_topic))
         if refused:
             self.metrics.refused.inc(refused)
+        state = out.state if out.state is not None else part.state
         try:
-            await retrying("redis", lambda: self.store.save(part.topic, part.number, part.state, part.loaded,
-                                                            part.unsaved))
+            await retrying("redis", lambda: self.store.save(part.topic, part.number, state, part.loaded, out.fields))
         except StaleState as exc:
             raise Resync(str(exc)) from None
-        part.loaded = part.state.next_offset
-        part.unsaved = {}
-        self.metrics.observe(part.state, before, out.alerts, time.perf_counter() - started)
+        part.loaded = state.next_offset
+        self.metrics.observe(state, before, out.alerts, time.perf_counter() - started)
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
-            self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - part.state.next_offset, 0))
+            self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - state.next_offset, 0))
         self._note_health()
 
     def _note_health(self) -> None:
