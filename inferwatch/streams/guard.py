@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import KEY_MARK, DeadLetter, Schema, count_keys, declared_kinds, rule_fields
+from .decode import DeadLetter, Schema, count_keys, declared_kinds, key_marks, rule_fields
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -105,7 +105,7 @@ class Guard:
                 text = event if isinstance(event, bytes) else event.encode()
                 size = len(text)
                 event = orjson.loads(text)
-                if not isinstance(event, dict) or len(KEY_MARK.findall(text)) > count_keys(event):
+                if not isinstance(event, dict) or key_marks(text) > count_keys(event):
                     return None  # duplicate keys: orjson keeps the last, the batch decoder the first; it decides
             else:
                 return None
