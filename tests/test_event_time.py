@@ -77,3 +77,18 @@ def test_an_open_source_holds_the_others_back_until_it_is_closed():
     assert m.release()[2] == [b"late"]  # c's time is source 0's latest: source 0 may send another 3.0
     m.close(0)
     assert m.release()[2] == [b"c"] and m.holding() == [1]
+
+
+def test_a_closed_source_stays_closed_on_a_re_read_and_comes_back_late_not_early():
+    m = EventTimeMerger([0, 1])
+    m.push(0, [0, 1], [1.0, 2.0], [b"a", b"b"])
+    m.push(1, [0], [1.5], [b"c"])
+    m.close(1)
+    m.push(1, [0], [1.5], [b"c"])  # read again: nothing new, so the source does not hold the others back
+    m.push(0, [2], [5.0], [b"d"])
+    assert m.release()[2] == [b"a", b"c", b"b"] and 1 in m.closed
+    m.push(1, [1], [1.7], [b"late"])  # back, older than what went: placed at the release point, after b
+    m.close(0)
+    m.close(1)
+    assert m.release()[2] == [b"late", b"d"]
+    assert m.pending() == 0

@@ -9,10 +9,10 @@ import sys
 
 import orjson
 import pytest
+from test_worker import DEMO, Worker, end_offsets
 
 from inferwatch.streams.state_store import PartitionState, RedisStateStore, read_partitions
 from inferwatch.testing.services import ROOT, create_topic, kcat_consume, kcat_produce, unique, wait_until
-from test_worker import DEMO, Worker, end_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +79,36 @@ def test_a_worker_on_a_cluster_killed_mid_stream_counts_exactly(services, redis_
                              "--redis-url", redis_cluster, "--bootstrap-servers", bootstrap],
                             capture_output=True, cwd=ROOT, check=True, timeout=60)
     assert orjson.loads(status.stdout)["models"]["card-fraud"]["events"] == 30_002
+
+
+def test_a_cluster_that_does_not_answer_is_an_outage_to_wait_out(redis_cluster):
+    """Every master paused: the store says the state is unavailable (the worker retries), not a crash;
+    resumed: the state is there."""
+    import os
+    import signal
+
+    from inferwatch.errors import StateUnavailable
+
+    pids = [int(p.read_text()) for p in (ROOT / "tests" / ".services" / "cluster").glob("*.pid")]
+    if os.environ.get("REDIS_CLUSTER_URL") or len(pids) != 3:
+        pytest.skip("the cluster was not started by scripts/services: its servers cannot be paused here")
+    namespace = unique("outage")
+
+    async def run():
+        store = RedisStateStore(redis_cluster, namespace)
+        try:
+            await store.save("t", 0, PartitionState(next_offset=7), -1)
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(StateUnavailable):
+                    await store.load("t", 0)
+            finally:
+                for pid in pids:
+                    os.kill(pid, signal.SIGCONT)
+            return await store.load("t", 0)
+        finally:
+            await store.close()
+
+    state, loaded, _ = asyncio.run(run())
+    assert loaded == 7 and state.next_offset == 7

@@ -9,7 +9,9 @@ sources' latest keys): keys strictly below it are in their final order, so
 the order never depends on how the sources' messages were cut into chunks,
 nor on which source's chunk came first. A source that will send nothing more
 (its end, in a replay; an idle source, in a live run) is closed and no
-longer holds the others back.
+longer holds the others back; if it sends again, it is open again, and a
+message of it older than what was released meanwhile is late: it takes the
+place of the last release, not its own.
 
 The merger keeps, per source, the last offset it released: a chunk read again
 (after a restart) releases nothing twice. Its state is plain data
@@ -47,6 +49,7 @@ class EventTimeMerger:
         self.latest: dict[int, float] = {}  # a source's latest key: what it has read up to
         self.released: dict[int, int] = {}  # a source's last offset released (or pushed past): a re-read is dropped
         self.closed: set[int] = set()
+        self.released_key = -np.inf  # the greatest key released so far: no message is placed before it
         for s in sources:
             self._open(int(s))
 
@@ -69,20 +72,22 @@ class EventTimeMerger:
         source opens again.
         """
         s = int(source)
-        if s not in self.keys:
-            self._open(s)
-        self.closed.discard(s)
         offs = np.asarray(offsets, dtype=np.int64)
-        last = int(self.offsets[s][-1]) if len(self.offsets[s]) else self.released[s]
+        last = int(self.offsets[s][-1]) if len(self.offsets.get(s, ())) else self.released.get(s, -1)
         fresh = offs > last
         if not fresh.all():
             keep = np.flatnonzero(fresh)
             offs, times = offs[keep], np.asarray(times, dtype=np.float64)[keep]
             values = [values[i] for i in keep.tolist()]
-        if not len(offs):
+        if not len(offs):  # nothing new: a closed source stays closed
             return
+        if s not in self.keys:
+            self._open(s)
+        self.closed.discard(s)
         t = np.nan_to_num(np.asarray(times, dtype=np.float64), nan=-np.inf)
-        keys = np.maximum.accumulate(np.concatenate([[self.latest[s]], t]))[1:]
+        # a source that comes back after the others moved on is late: its messages take the release point
+        start = max(self.latest[s], self.released_key)
+        keys = np.maximum.accumulate(np.concatenate([[start], t]))[1:]
         self.keys[s] = np.concatenate([self.keys[s], keys])
         self.offsets[s] = np.concatenate([self.offsets[s], offs])
         self.values[s] = self.values[s] + list(values)
@@ -122,11 +127,12 @@ class EventTimeMerger:
                 self.keys[s], self.offsets[s] = self.keys[s][k:], self.offsets[s][k:]
                 self.values[s] = self.values[s][k:]
         order = np.lexsort((offset, source, key))
+        self.released_key = max(self.released_key, float(key[order[-1]]))
         return source[order], offset[order], [taken[i] for i in order.tolist()]
 
     def to_dict(self) -> dict:
         """Plain data (numbers, bytes, lists): what :meth:`from_dict` takes back."""
-        return {"sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
+        return {"released_key": self.released_key, "sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
                                      "offsets": self.offsets[s].astype("<i8").tobytes(),
                                      "values": list(self.values[s]), "latest": self.latest[s],
                                      "released": self.released[s], "closed": s in self.closed}
@@ -134,16 +140,25 @@ class EventTimeMerger:
 
     @classmethod
     def from_dict(cls, raw: dict) -> EventTimeMerger:
+        """The merger :meth:`to_dict` wrote; ValueError when the data cannot be one."""
         m = cls([])
-        for name, part in raw["sources"].items():
-            s = int(name)
-            m.keys[s] = np.frombuffer(part["keys"], dtype="<f8").astype(np.float64)
-            m.offsets[s] = np.frombuffer(part["offsets"], dtype="<i8").astype(np.int64)
-            m.values[s] = [bytes(v) for v in part["values"]]
-            if len(m.keys[s]) != len(m.offsets[s]) or len(m.offsets[s]) != len(m.values[s]):
-                raise ValueError(f"source {s}: {len(m.keys[s])} keys, {len(m.offsets[s])} offsets and "
-                                 f"{len(m.values[s])} values")
-            m.latest[s], m.released[s] = float(part["latest"]), int(part["released"])
-            if part["closed"]:
-                m.closed.add(s)
+        try:
+            m.released_key = float(raw["released_key"])
+            for name, part in raw["sources"].items():
+                s = int(name)
+                keys = np.frombuffer(part["keys"], dtype="<f8").astype(np.float64)
+                offsets = np.frombuffer(part["offsets"], dtype="<i8").astype(np.int64)
+                values = [bytes(v) for v in part["values"]]
+                latest, released = float(part["latest"]), int(part["released"])
+                if not len(keys) == len(offsets) == len(values):
+                    raise ValueError(f"{len(keys)} keys, {len(offsets)} offsets and {len(values)} values")
+                if len(keys) and (np.any(keys[1:] < keys[:-1]) or np.any(offsets[1:] <= offsets[:-1])
+                                  or keys[-1] > latest or offsets[0] <= released):
+                    raise ValueError("keys or offsets out of order")
+                m.keys[s], m.offsets[s], m.values[s] = keys, offsets, values
+                m.latest[s], m.released[s] = latest, released
+                if part["closed"]:
+                    m.closed.add(s)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an event-time merger's state: {exc}") from None
         return m

@@ -29,7 +29,14 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AuthenticationError, AuthorizationError, ClusterDownError, ReadOnlyError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -38,8 +45,9 @@ from ..errors import ConfigError, StaleState, StateError, StateUnavailable
 # redis-py makes a refused password a ConnectionError: it is a configuration error, not an outage to wait out
 _REFUSED = (AuthenticationError, AuthorizationError)
 # an outage, retried by the caller: a connection or a timeout, a replica promoted mid-failover (read-only),
-# or a cluster with a slot not served yet
-_AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, OSError)
+# a cluster with a slot not served yet, or a cluster none of whose nodes answers (redis-py says so with its
+# RedisClusterException, SlotNotCoveredError included; a cluster URL it cannot use fails when the client is made)
+_AWAY = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, RedisClusterException, OSError)
 
 __all__ = ["StateUnavailable", "StaleState", "PartitionState", "RedisStateStore", "read_partitions", "retrying"]
 
@@ -107,9 +115,15 @@ class RedisStateStore:
                 enabled = (await plain.info("cluster")).get("cluster_enabled") in (1, "1")
             except ResponseError:  # INFO disabled (managed Redis): a single server, as most are
                 enabled = False
+            except BaseException:
+                await plain.aclose()  # no client is kept from a call that failed: the next call makes one
+                raise
             if enabled:
                 await plain.aclose()
-                plain = RedisCluster.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+                try:
+                    plain = RedisCluster.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+                except RedisClusterException as exc:  # e.g. a database other than 0 in the URL
+                    raise ConfigError(f"--redis-url / REDIS_URL names a Redis Cluster it cannot use: {exc}") from None
             self.client, self.cluster = plain, enabled
             self.save_script = plain.register_script(_SAVE)  # our constant Lua, run by Redis (EVALSHA)
         return self.client

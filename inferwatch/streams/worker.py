@@ -574,10 +574,13 @@ class PartitionConsumer:
                     out = await asyncio.to_thread(process_partition_batch, self.config, part, offsets, values)
                     done.append((tp, part, out, before, started))
             except BaseException:
-                if behind is not None:  # no save is left running behind a failure
-                    await asyncio.gather(*behind, return_exceptions=True)
+                try:
+                    if behind is not None:  # no save is left running behind a failure
+                        await asyncio.gather(*behind, return_exceptions=True)
+                finally:
+                    if behind is not None:
+                        self.queue.task_done()
                     self.queue.task_done()
-                self.queue.task_done()
                 raise
             if behind is not None:
                 try:
@@ -605,7 +608,8 @@ class PartitionConsumer:
              (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=dead_letter_shrinker(s.dead_letter_topic))
         if refused:
             self.metrics.refused.inc(refused)
-        state = out.state if out.state is not None else part.state
+        state = out.state
+        assert state is not None  # process_partition_batch always gives the copy to save
         try:
             await retrying("redis", lambda: self.store.save(part.topic, part.number, state, part.loaded, out.fields))
         except StaleState as exc:
