@@ -28,6 +28,10 @@ __all__ = ["NumericStats", "CategoricalStats", "stats_from_dict"]
 
 KLL_K = 200
 FREQUENT_LG_MAX = 6  # 64 counters: bounded whatever the cardinality
+# A batch feeds the frequent-items sketch its 256 most frequent labels (an id column has a label per event:
+# one update each was a tenth of a rich replay). A label over 1/64 of a batch's events, the share the 64
+# counters keep, is always among them (256 labels over 1/64 would be four times the batch).
+SKETCH_LABELS = 256
 # The quantile sketch sees 1 value in 32 (by event index, so partitions sample alike and merge). Its
 # quantiles are a summary for people, not a detector input: past ~200,000 events of a column the
 # sketch's own rank error (1.65% at 99% confidence) exceeds the sampling error.
@@ -155,7 +159,10 @@ class CategoricalStats:
         self.missing += int(per_label[-1])
         self.unseen += unseen
         counts = per_label[:-1]
-        for i in np.flatnonzero(counts):
+        present = np.flatnonzero(counts)
+        if len(present) > SKETCH_LABELS:  # an id or text column: its batch's most frequent labels (see SKETCH_LABELS)
+            present = np.sort(present[np.argpartition(-counts[present], SKETCH_LABELS)[:SKETCH_LABELS]])
+        for i in present.tolist():
             self.sketch.update(column.categories[i], int(counts[i]))
 
     def merged(self, other: CategoricalStats) -> CategoricalStats:
