@@ -48,12 +48,17 @@ def events_20_columns(n: int, seed: int, regions: int = 0) -> list[bytes]:
     return out
 
 
-def parts_of(lines: list[bytes], config: MonitorConfig) -> tuple[int, int, int]:
-    """(head bytes, bytes of the models' own parts, bytes of the fixed parts) after the whole stream."""
+def stored(lines: list[bytes], config: MonitorConfig, step: int = 2_000) -> tuple[bytes, dict[str, bytes]]:
+    """What a store keeps after the whole stream: the head and every field."""
     pipe = Pipeline.build(config, lines[:256])
-    for lo in range(0, len(lines), 2_000):
-        pipe.step(lines[lo:lo + 2_000])
-    head, fields = pipe.to_parts(everything=True)
+    for lo in range(0, len(lines), step):
+        pipe.step(lines[lo:lo + step])
+    return pipe.to_parts(everything=True)
+
+
+def parts_of(lines: list[bytes], config: MonitorConfig, step: int = 2_000) -> tuple[int, int, int]:
+    """(head bytes, bytes of the models' own parts, bytes of the fixed parts) after the whole stream."""
+    head, fields = stored(lines, config, step)
     own = sum(len(v) for k, v in fields.items() if k.startswith("model:"))
     fixed = sum(len(v) for k, v in fields.items() if k.startswith("fixed:"))
     return len(head), own, fixed
@@ -81,7 +86,8 @@ def main() -> None:
           f"(rewritten when a batch touches the model), fixed part {plain[2]:,} bytes (written once), "
           f"head {plain[0]:,} bytes")
     regions = 8
-    tagged = parts_of(events_20_columns(EVENTS, 1, regions), MonitorConfig.model_validate({"default": {"segments": ["region"]}}))
+    by_region = MonitorConfig.model_validate({"default": {"segments": ["region"]}})
+    tagged = parts_of(events_20_columns(EVENTS, 1, regions), by_region)
     print(f"with a segment tag of {regions} values (each with a baseline of its own): own part {tagged[1]:,} bytes, "
           f"fixed part {tagged[2]:,} bytes: per segment value {(tagged[1] - plain[1]) / regions:,.0f} + "
           f"{(tagged[2] - plain[2]) / regions:,.0f} bytes")
@@ -90,17 +96,12 @@ def main() -> None:
 
     config = MonitorConfig.model_validate(yaml.safe_load(config_path.read_text()))
     lines = many.read_bytes().splitlines()
-    pipe = Pipeline.build(config, lines[:256])
-    for lo in range(0, len(lines), 131_072):
-        pipe.step(lines[lo:lo + 131_072])
-    head, fields = pipe.to_parts(everything=True)
-    own = sum(len(v) for k, v in fields.items() if k.startswith("model:"))
-    fixed = sum(len(v) for k, v in fields.items() if k.startswith("fixed:"))
+    head_bytes, own, fixed = parts_of(lines, config, 131_072)
     print(f"1,000 models (9 columns each, 1,000 events each): own parts {own:,} bytes ({own / 1000:,.0f} a model), "
-          f"fixed parts {fixed:,} bytes ({fixed / 1000:,.0f} a model), head {len(head):,} bytes")
+          f"fixed parts {fixed:,} bytes ({fixed / 1000:,.0f} a model), head {head_bytes:,} bytes")
     url = os.environ.get("REDIS_URL")
     if url:
-        used = redis_usage(url, head, fields)
+        used = redis_usage(url, *stored(lines, config, 131_072))
         print(f"in Redis (MEMORY USAGE of the partition's hash): {used:,} bytes ({used / 1000:,.0f} a model)")
 
 
