@@ -72,3 +72,15 @@ def test_normal_quantile_is_scipy_s_ndtri(p):
     from inferwatch.detectors.kernels import normal_quantile
 
     np.testing.assert_allclose(normal_quantile(p), ndtri(p), rtol=1e-11, atol=1e-14)
+
+
+def test_a_reference_of_signed_zeros_gives_one_unsigned_edge():
+    """-0.0 and 0.0 are one value: the edge and the median carry no sign whichever zero a sort puts first."""
+    from inferwatch.detectors.coding import NumericCodebook
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        values = rng.choice([-0.0, 0.0, 1.0, 2.0, 3.0], 2_000)
+        book = NumericCodebook.from_reference(values, 16)
+        assert not np.signbit(book.edges).any() and book.edges.tolist() == [0.0, 1.0, 2.0, 3.0]
+        assert book.label(1) == "[0, 1)" and not np.signbit(book.median)

@@ -540,7 +540,7 @@ def _reference_edges(values, shares, bins):
     n = 0
     for v in values:
         if not np.isnan(v):
-            present[n] = v
+            present[n] = v + 0.0  # -0.0 is 0.0: which zero comes first in a sort would decide an edge's sign
             n += 1
     present = np.sort(present[:n])
     if n == 0:

@@ -142,7 +142,8 @@ def build_lanes(
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing)
         p0[book.unseen_code] = max(p0[book.unseen_code], book.unseen_share)
         p0 /= p0.sum()
-    layout = _layout(n_codes, _blocks(book, counts, detectors), tuple(sorted((thetas or {}).items())))
+    tilts = tuple(sorted((name, tuple(float(t) for t in values)) for name, values in (thetas or {}).items()))
+    layout = _layout(n_codes, _blocks(book, counts, detectors), tilts)
     if layout is None:
         return [], None, p0
     directions = layout.directions
@@ -198,9 +199,10 @@ class _Layout:
     filled: tuple[tuple[int, int], ...]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=128)  # an entry holds its specs' directions: up to ~1 MB for a column of 256 categories
 def _layout(n_codes: int, blocks: tuple, thetas: tuple) -> _Layout | None:
-    """The lane layout of a column's blocks (see :func:`_blocks`); columns of one shape share it."""
+    """The lane layout of a column's blocks (see :func:`_blocks`); columns of one shape share it.
+    ``DEFAULT_THETAS`` is read once per shape: it is a constant."""
     if not blocks:
         return None
     tilts_of = {**DEFAULT_THETAS, **dict(thetas)}
