@@ -43,9 +43,6 @@ from inferwatch.testing.synthetic import generate, to_lines
 SERVICES = str(ROOT / "scripts" / "services")
 
 
-def free_port() -> int:
-    return listen_port()  # below the ephemeral range: no client connection can take it first
-
 
 def hostile() -> list[bytes]:
     ms = {"event_id": "ms-1", "model": "card-fraud", "timestamp": 1_793_491_200_000,
@@ -111,7 +108,7 @@ def expected_events(parts: dict[int, list[bytes]]) -> dict[int, int]:
 
 class OwnRedis:
     def __init__(self, folder: Path) -> None:
-        self.port, self.dir, self.proc = free_port(), folder, None
+        self.port, self.dir, self.proc = listen_port(), folder, None
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -154,7 +151,7 @@ class Workers:
         self.procs[i] = subprocess.Popen(
             [sys.executable, "-m", "inferwatch", "worker", "--events-topic", self.topic, "--app-id", self.app_id,
              "--alerts-topic", f"{self.topic}-alerts", "--dead-letters-topic", f"{self.topic}-dead",
-             "--batch-size", "2000", "--metrics-port", "0", "--web-port", str(free_port()),
+             "--batch-size", "2000", "--metrics-port", "0", "--web-port", str(listen_port()),
              "--on-lost-state", self.policy], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:

@@ -169,7 +169,7 @@ async def _open_loop(port: int, bodies: list[bytes], rate: float, seconds: float
 def http(evs: list[dict], seconds: float, tmp: Path) -> list[dict]:
     config = tmp / "guard-rules.yaml"
     config.write_text(yaml.safe_dump(RULES))
-    port = free_port()
+    port = listen_port()
     proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
     try:
@@ -221,9 +221,6 @@ def _wait_port(port: int) -> None:
     raise RuntimeError("the guard did not start")
 
 
-def free_port() -> int:
-    return listen_port()  # below the ephemeral range: no client connection can take it first
-
 
 # --- topic to topic ---------------------------------------------------------------------------------
 
@@ -241,7 +238,7 @@ def topic(evs: list[dict], seconds: float, tmp: Path) -> dict:
     config.write_text(yaml.safe_dump(RULES))
     proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--from-topic", source, "--to-topic", f"{source}-out", "--dead-letter-topic",
-                             f"{source}-dead", "--app-id", unique("guard"), "--web-port", str(free_port())],
+                             f"{source}-dead", "--app-id", unique("guard"), "--web-port", str(listen_port())],
                             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
     rate = 5000

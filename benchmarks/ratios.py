@@ -34,10 +34,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bad_input import BAD, many_models_files, write_files  # noqa: E402
-from guard import RULES, _wait_port, free_port  # noqa: E402
+from guard import RULES, _wait_port  # noqa: E402
 
 from inferwatch.streams.state_store import read_partitions  # noqa: E402
-from inferwatch.testing.services import create_topic, kcat_produce, services_up, unique  # noqa: E402
+from inferwatch.testing.services import create_topic, kcat_produce, listen_port, services_up, unique  # noqa: E402
 
 
 def worker_seconds(env: dict, path: Path, total: int, *extra: str) -> float:
@@ -49,8 +49,8 @@ def worker_seconds(env: dict, path: Path, total: int, *extra: str) -> float:
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
-         "--dead-letters-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(free_port()),
-         "--web-port", str(free_port()), *extra],
+         "--dead-letters-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(listen_port()),
+         "--web-port", str(listen_port()), *extra],
         env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
@@ -84,7 +84,7 @@ def http_ratio(clean: Path, seconds: float) -> None:
         files = {"clean": Path(tmp) / "clean.jsonl", "half": Path(tmp) / "half.jsonl"}
         files["clean"].write_bytes(b"\n".join(good) + b"\n")
         files["half"].write_bytes(b"".join(x + b"\n" + BAD[i % len(BAD)] + b"\n" for i, x in enumerate(good)))
-        port = free_port()
+        port = listen_port()
         proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                                  "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.DEVNULL)
         try:

@@ -40,11 +40,11 @@ def start_workers(env, topic, count, extra=()):
     app_id = unique("bench")
     procs = []
     for _ in range(count):
-        port = free_port()
+        port = listen_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
              "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", str(port),
-             "--web-port", str(free_port()), *extra],
+             "--web-port", str(listen_port()), *extra],
             env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         proc.metrics_port = port
         procs.append(proc)
@@ -157,9 +157,6 @@ def cpu_seconds(procs) -> float:
     return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
 
 
-def free_port() -> int:
-    return listen_port()  # below the ephemeral range: no client connection can take it first
-
 
 async def raw_loop(bootstrap, topic, total) -> float:
     from aiokafka import AIOKafkaConsumer
@@ -209,7 +206,7 @@ def latency(env, n=60_000, rate=2_000) -> list[float]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "inferwatch", "worker", "--events-topic", topic, "--alerts-topic", f"{topic}-alerts",
          "--dead-letter-topic", f"{topic}-dead", "--app-id", app_id, "--metrics-port", "0", "--config", str(config),
-         "--web-port", str(free_port()), "--batch-size", "500"],
+         "--web-port", str(listen_port()), "--batch-size", "500"],
         env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)

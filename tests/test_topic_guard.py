@@ -10,7 +10,7 @@ import orjson
 import pytest
 import yaml
 from test_http_guard import ALL_RULES, crafted_events
-from test_worker import free_port, monitor_to_end, replay_alerts
+from test_worker import monitor_to_end, replay_alerts
 
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.guard import Guard, Rejection
@@ -20,6 +20,7 @@ from inferwatch.testing.services import (
     kcat_consume,
     kcat_consume_partitions,
     kcat_produce,
+    listen_port,
     unique,
     wait_until,
 )
@@ -42,10 +43,10 @@ def test_topic_guard_keeps_partition_and_order_and_equals_in_process_and_http(se
     config = tmp_path / "rules.yaml"
     config.write_text(yaml.safe_dump(ALL_RULES))
     target, dead = f"{source}-out", f"{source}-dead"
-    port = free_port()
+    port = listen_port()
     proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                              "--from-topic", source, "--to-topic", target, "--dead-letter-topic", dead,
-                             "--app-id", unique("guard"), "--web-port", str(free_port()),
+                             "--app-id", unique("guard"), "--web-port", str(listen_port()),
                              "--bootstrap-servers", bootstrap,
                              "--http", f"127.0.0.1:{port}"], cwd=ROOT,
                             stdout=open(tmp_path / "guard.log", "wb"), stderr=subprocess.STDOUT)

@@ -39,7 +39,7 @@ class Worker:
 
     def start(self):
         self.starts += 1
-        self.metrics_port, self.web_port = free_port(), free_port()
+        self.metrics_port, self.web_port = listen_port(), listen_port()
         log = open(self.tmp / f"worker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             self.args + ["--web-port", str(self.web_port), "--metrics-port", str(self.metrics_port)],
@@ -82,9 +82,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-
-def free_port() -> int:
-    return listen_port()  # below the ephemeral range: no client connection can take it first
 
 
 def partition_states(redis_url, app_id):
@@ -245,7 +242,7 @@ class OwnRedis:
     """A Redis server of this test's own, with an append-only file so a restart keeps its data."""
 
     def __init__(self, tmp: Path):
-        self.port, self.dir = free_port(), tmp / "redis-aof"
+        self.port, self.dir = listen_port(), tmp / "redis-aof"
         self.dir.mkdir()
         self.proc = None
 

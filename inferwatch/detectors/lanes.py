@@ -232,10 +232,10 @@ def _layout(n_codes: int, blocks: tuple, thetas: tuple) -> _Layout | None:
             target += [code] * len(tilts)
             theta += list(tilts)
             names += [det] * len(tilts)
-    out = _Layout(tuple(names), np.vstack(rows), np.vstack(supports), np.asarray(spec_support),
-                  np.asarray(lane_spec), np.asarray(theta, dtype=np.float64), np.asarray(target, dtype=np.int64),
-                  tuple(filled))
-    return out  # shared by every column of this shape: read, never written
+    # shared by every column of this shape: read, never written
+    return _Layout(tuple(names), np.vstack(rows), np.vstack(supports), np.asarray(spec_support),
+                   np.asarray(lane_spec), np.asarray(theta, dtype=np.float64), np.asarray(target, dtype=np.int64),
+                   tuple(filled))
 
 
 def calibrate(

@@ -2,9 +2,10 @@
 
 A step allocates and frees the same large buffers (the lines, the decoded
 columns, per-model parts) again and again; given back each time, every page
-of the next step faults in afresh. With 1,000 models a step holds 512k lines
-and those page faults were a fifth of the replay's time (``benchmarks/RESULTS.md``).
-The peak is unchanged: what is kept is what the last step used.
+of the next step faults in afresh. With 1,000 models a step holds 512k lines;
+kept, the page faults of that replay fell from 317,000 to 197,000 and its
+peak rose from 909 to 1,063 MiB (``benchmarks/RESULTS.md``): what is kept is
+about what the largest step used, not more with every step.
 
 :func:`keep_freed_memory` must run before polars is imported: its allocator
 (jemalloc) reads its options once, when it first allocates.

@@ -497,12 +497,12 @@ class Decoder:
             return
         codes = table["model"].cast(pl.Enum(names)).to_physical().to_numpy()
         order = np.argsort(codes, kind="stable")  # each model's rows, in order, one after the other
-        ends = np.cumsum(np.bincount(codes, minlength=len(names))).tolist()
+        bounds = [0] + np.cumsum(np.bincount(codes, minlength=len(names))).tolist()
         grouped, rows = batch.take(order), first_index + index[order]
-        for k, name in enumerate(names):
-            part = grouped.slice(ends[k - 1] if k else 0, ends[k])
+        for name, lo, hi in zip(names, bounds, bounds[1:]):
+            part = grouped.slice(lo, hi)
             out.batches.append(Batch(name, part.event_ids, part.times, part.columns, part.segments))
-            out.rows.append(rows[ends[k - 1] if k else 0:ends[k]])
+            out.rows.append(rows[lo:hi])
 
     def _columns(self, table: pl.DataFrame) -> tuple[dict[str, Column], dict[str, CategoricalArray], list[str]]:
         """Every output as an array, and the models in order of appearance, in two polars queries.
