@@ -1,11 +1,11 @@
-"""Publishing many records fast: aiokafka batches, not one Faust send per record.
+"""Publishing many records fast: librdkafka batches in its own threads, not one Faust send per record.
 
-Faust's ``topic.send`` costs tens of microseconds a record; a guard or a
-worker that emits a decision per event would spend more time sending than
-deciding. :class:`BatchPublisher` appends records to aiokafka's
-``create_batch``/``send_batch`` per partition (or ``send`` when the
-partition comes from the key) and returns the futures of the broker's acks,
-which the caller awaits before it lets its input offsets be committed.
+Faust's ``topic.send`` costs tens of microseconds a record, aiokafka's batches
+a few (in Python, on the event loop the monitor shares a core with);
+librdkafka's ``produce`` takes about a microsecond and batches, sends and
+retries in C threads. :meth:`BatchPublisher.deliver` queues records, waits
+for the broker's acks, and says which were refused; the caller lets its input
+offsets be committed only after that.
 """
 
 from __future__ import annotations
@@ -14,196 +14,148 @@ import asyncio
 import logging
 from typing import Callable
 
+from ..errors import KafkaUnavailable
+
 __all__ = ["BatchPublisher", "ensure_topics", "Shrink"]
 
 log = logging.getLogger("inferwatch.publish")
 
-from ..errors import KafkaUnavailable
-
-RENEW_AFTER = 30.0  # seconds of failing sends after which the producer is replaced
 Shrink = Callable[[str, tuple[bytes | None, bytes]], "tuple[bytes | None, bytes] | None"]
+Record = tuple[bytes | None, bytes]
+Send = tuple[str, "int | None", list[Record]]  # (topic, partition or None: chosen from the key, records)
+
+MAX_RECORD_BYTES = 8 << 20  # the largest record the producer takes at all; the topic's own limit may be lower
+MESSAGE_TIMEOUT_MS = 120_000  # librdkafka retries an unacknowledged record this long, then hands it back to us
+QUEUE_MESSAGES = 2_000_000  # records librdkafka may hold unacknowledged (a batch of dead letters fits)
 
 
-def _errors():
-    from aiokafka import errors
+def _codes(*names: str) -> frozenset[int]:
+    from confluent_kafka import KafkaError
 
-    too_large = (errors.MessageSizeTooLargeError, errors.RecordTooLargeError, errors.RecordListTooLargeError)
-    fatal = (errors.TopicAuthorizationFailedError, errors.InvalidTopicError, errors.CorruptRecordException)
-    return too_large, fatal
+    return frozenset(getattr(KafkaError, name) for name in names)
 
 
-def _transient(exc) -> bool:
-    """An error a later attempt may not meet: a broker away, a timeout, a leader moving."""
-    from aiokafka import errors
-
-    return bool(getattr(exc, "retriable", False)) or isinstance(
-        exc, (errors.KafkaTimeoutError, errors.KafkaConnectionError, errors.RequestTimedOutError,
-              errors.NodeNotReadyError))
-
-
-def _failed(exc: BaseException) -> asyncio.Future:
-    future = asyncio.get_running_loop().create_future()
-    future.set_exception(exc)
-    return future
+def _transient(error) -> bool:
+    """An error a later attempt may not meet: a broker away, a timeout, a leader moving, a topic being made."""
+    return error.retriable() or error.code() in _codes(
+        "_MSG_TIMED_OUT", "_TIMED_OUT", "_TIMED_OUT_QUEUE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "REQUEST_TIMED_OUT",
+        "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION")
 
 
 class BatchPublisher:
+    """One librdkafka producer shared by every caller; :meth:`deliver` returns once the broker acknowledged."""
+
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.producer = None
-        self.starting = asyncio.Lock()  # several partitions' deliveries share one producer
-        self.turn = -1
-        self.failing_since = 0.0
+        self.down = False  # an outage was said, its end not yet
 
-    async def _started(self):
-        async with self.starting:
-            if self.producer is None:
-                from aiokafka import AIOKafkaProducer
+    def _started(self):
+        if self.producer is None:
+            from confluent_kafka import Producer
 
-                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=0,
-                                            max_request_size=8 << 20)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self.producer = producer
+            from .kafka_reader import librdkafka_log
+
+            self.producer = Producer({
+                "bootstrap.servers": self.bootstrap_servers, "acks": "all", "enable.idempotence": True,
+                "linger.ms": 2, "message.max.bytes": MAX_RECORD_BYTES, "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+                "queue.buffering.max.messages": QUEUE_MESSAGES, "queue.buffering.max.kbytes": 1 << 21,
+                "partitioner": "murmur2_random",  # a key goes where Java's producer (and aiokafka) would put it
+                "delivery.report.only.error": True,  # a callback per failed record only: an ack costs no Python
+                "error_cb": self._error, "logger": librdkafka_log})
         return self.producer
 
-    async def to_partition(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> list:
-        """Send ``records`` (key, value) to one partition, in order; return (records, ack future) per batch."""
-        from aiokafka.errors import RecordTooLargeError
+    def _error(self, error) -> None:
+        """In a flush thread: say once that no broker answers (librdkafka keeps retrying by itself)."""
+        if error.fatal():
+            log.error("kafka: fatal producer error %s", error.str())
+        elif not self.down and error.code() in _codes("_ALL_BROKERS_DOWN"):
+            self.down = True
+            log.warning("kafka unavailable (%s): retrying, nothing is dropped", error.str())
 
-        producer = await self._started()
-        out, batch, members = [], producer.create_batch(), []
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                if members:
-                    out.append((members, await producer.send_batch(batch, topic, partition=partition)))
-                batch, members = producer.create_batch(), []
-                if batch.append(key=key, value=value, timestamp=None) is None:  # over the request size alone
-                    out.append(([(key, value)], _failed(RecordTooLargeError(f"{len(value)} bytes"))))
-                    batch = producer.create_batch()
-                    continue
-            members.append((key, value))
-        if members:
-            out.append((members, await producer.send_batch(batch, topic, partition=partition)))
-        return out
-
-    async def keyed(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> list:
-        """Send ``records`` with the partition chosen from each key; return the ack futures."""
-        from aiokafka.errors import MessageSizeTooLargeError
-
-        producer = await self._started()
-        futures = []
-        for key, value in records:
-            try:
-                futures.append(await producer.send(topic, value=value, key=key))
-            except MessageSizeTooLargeError as exc:  # over the producer's request size: refused before sending
-                futures.append(_failed(exc))
-        return futures
-
-    async def deliver(self, sends: list[tuple[str, int | None, list[tuple[bytes | None, bytes]]]],
-                      shrink: Shrink | None = None) -> int:
+    async def deliver(self, sends: list[Send], shrink: Shrink | None = None) -> int:
         """Send every (topic, partition or None for keyed, records) and wait for the acks; return records refused.
 
-        Outages are retried with back-off, logging once when Kafka goes and
-        once when it is back (at least once: a retry may repeat records).
-        Only what was not acknowledged is sent again, never a whole batch
-        because one record failed. A record the broker refuses for good (too
-        large) is first isolated, then offered to ``shrink(topic, record)``
-        for a smaller stand-in (a truncated dead letter); if there is none,
-        or that is refused too, it is logged, counted and dropped: nothing is
-        retried for ever that can never succeed.
+        Outages are retried (librdkafka retries for ``MESSAGE_TIMEOUT_MS``, then
+        this loop sends what timed out again, with back-off), logging once when
+        Kafka goes and once when it is back. Only what was not acknowledged is
+        sent again, never a whole batch because one record failed. A record
+        the broker refuses for good (too large) is first sent alone (it may
+        have shared a request with others), then offered to
+        ``shrink(topic, record)`` for a smaller stand-in (a truncated dead
+        letter); if there is none, or that is refused too, it is logged,
+        counted and dropped: nothing is retried for ever that can never succeed.
         """
-        from aiokafka.errors import KafkaError
-
-        too_large, fatal = _errors()
-        pending = [(topic, partition, list(records)) for topic, partition, records in sends if records]
-        refused, delay, failing = 0, 0.2, False
-        while pending:
-            jobs, retry, outage = [], [], None
-            for topic, partition, records in pending:
-                try:
-                    jobs += await self._send(topic, partition, records)
-                except KafkaError as exc:  # the producer could not start or take them: an outage; keep the rest
-                    if not _transient(exc):
-                        raise
-                    outage = exc
-                    retry.append((topic, partition, records))
-            results = await asyncio.gather(*(future for *_, future in jobs), return_exceptions=True)
-            for (topic, partition, records, _), result in zip(jobs, results):
-                if not isinstance(result, BaseException):
-                    continue
-                if isinstance(result, too_large):
-                    if len(records) > 1:  # find the one: each record alone
-                        retry += [(topic, partition, [record]) for record in records]
+        too_large = _codes("MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_MSG_SIZE")
+        rounds: list[tuple[list[Send], bool]] = [([s for s in sends if s[2]], False)]  # (sends, each record alone)
+        refused, delay = 0, 0.2
+        while rounds:
+            todo, alone = rounds.pop(0)
+            retry, outage = [], None
+            for topic, partition, record, error in await self._round(todo):
+                if error.code() in too_large:
+                    if not alone:
+                        rounds.append(([(topic, partition, [record])], True))
                         continue
-                    smaller = shrink(topic, records[0]) if shrink is not None else None
-                    if smaller is not None and len(smaller[1]) < len(records[0][1]):
-                        retry.append((topic, partition, [smaller]))
+                    smaller = shrink(topic, record) if shrink is not None else None
+                    if smaller is not None and len(smaller[1]) < len(record[1]):
+                        rounds.append(([(topic, partition, [smaller])], True))
                         continue
                     refused += 1
                     log.error("kafka refused a record of %d bytes on %s for good (%s): dropped",
-                              len(records[0][1]), topic, type(result).__name__)
-                elif isinstance(result, fatal) or (isinstance(result, KafkaError) and not _transient(result)):
-                    raise result  # refused for a reason no retry can change (authorisation, an invalid topic)
-                elif isinstance(result, KafkaError):
-                    outage = result
-                    retry.append((topic, partition, records))
-                else:
-                    raise result
-            pending = retry
+                              len(record[1]), topic, error.name())
+                elif _transient(error):
+                    outage = error
+                    retry.append((topic, partition, [record]))
+                else:  # refused for a reason no retry can change (authorisation, an invalid topic)
+                    from confluent_kafka import KafkaException
+
+                    raise KafkaException(error)
             if outage is not None:
-                failing = await self._outage(outage, failing, delay)
+                rounds.insert(0, (retry, alone))
+                await self._outage(outage, delay)
                 delay = min(delay * 2, 10.0)
-        if failing:
+        if self.down:
+            self.down = False
             log.warning("kafka available again: publishing resumed")
         return refused
 
-    async def _send(self, topic: str, partition: int | None, records: list) -> list:
-        """(topic, partition, the records of one request, its ack future) for each request made."""
-        if partition is None and all(key is None for key, _ in records):
-            partition = await self._any_partition(topic)  # unkeyed (dead letters): batched, not one send each
-        if partition is None:
-            futures = await self.keyed(topic, records)
-            return [(topic, None, [record], future) for record, future in zip(records, futures)]
-        return [(topic, partition, batch, future) for batch, future in await self.to_partition(topic, partition, records)]
+    async def _round(self, sends: list[Send]) -> list:
+        """Queue every record, wait until librdkafka holds none; (topic, partition, record, error) per failure."""
+        from confluent_kafka import KafkaException
 
-    async def _any_partition(self, topic: str) -> int:
-        """A partition of ``topic`` for unkeyed records, taking each in turn call by call."""
-        producer = await self._started()
-        parts = sorted(await producer.partitions_for(topic))
-        self.turn += 1
-        return parts[self.turn % len(parts)]
+        producer = self._started()
+        failures: list = []
+        for topic, partition, records in sends:
+            def failed(error, msg, topic=topic, partition=partition) -> None:  # in a flush thread, failures only
+                failures.append((topic, partition, (msg.key(), msg.value()), error))
 
-    async def _outage(self, exc, failing: bool, delay: float) -> bool:
-        """Log the outage once and back off. The producer reconnects by itself; one that has failed for
-        ``RENEW_AFTER`` seconds on end is replaced (after a broker restart it can keep stale metadata)."""
-        now = asyncio.get_running_loop().time()
-        if not failing:
-            log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", exc)
-            self.failing_since = now
-        elif now - self.failing_since >= RENEW_AFTER and self.producer is not None:
-            log.info("kafka still unavailable after %.0f s: starting a new producer", now - self.failing_since)
-            producer, self.producer = self.producer, None
-            try:
-                await asyncio.wait_for(producer.stop(), timeout=10)
-            except Exception as stop_error:  # a producer that cannot even stop is dropped all the same
-                log.info("the old producer did not stop cleanly (%s)", type(stop_error).__name__)
-            self.failing_since = now
+            number = -1 if partition is None else partition
+            for key, value in records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key, number, on_delivery=failed)
+                        break
+                    except BufferError:  # librdkafka's queue is full: let it drain a little
+                        await asyncio.to_thread(producer.flush, 0.5)
+                    except KafkaException as exc:  # refused before sending: over message.max.bytes
+                        failures.append((topic, partition, (key, value), exc.args[0]))
+                        break
+        while await asyncio.to_thread(producer.flush, 1.0):
+            pass
+        return failures
+
+    async def _outage(self, error, delay: float) -> None:
+        if not self.down:
+            self.down = True
+            log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", error.str())
         await asyncio.sleep(delay)
-        return True
-
-    @staticmethod
-    async def wait(futures: list) -> None:
-        if futures:
-            await asyncio.gather(*futures)
 
     async def stop(self) -> None:
+        """Wait (a little) for what is still queued; a record not acknowledged was never counted as sent."""
         if self.producer is not None:
-            await self.producer.stop()
-            self.producer = None
+            producer, self.producer = self.producer, None
+            await asyncio.to_thread(producer.flush, 5.0)
 
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1,

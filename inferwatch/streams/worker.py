@@ -6,7 +6,8 @@ librdkafka's consumer (confluent-kafka) in a thread of its own. Faust's
 per-event agent stream costs about 120 us an event on this machine
 (``benchmarks/worker.py`` measures a bare agent at ~8,000 events/s), and
 aiokafka ~3 us a record (a Python object each, on the event loop), both more
-than the monitoring itself, so the events go through neither.
+than the monitoring itself, so the events go through neither; what the
+worker publishes goes through librdkafka's producer (:mod:`.publish`).
 
 Per partition batch:
 
