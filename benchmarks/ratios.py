@@ -10,7 +10,7 @@
    ``--seconds`` each): one event per request, all valid against half invalid
    (valid decisions per second; target >= 0.5).
 
-Usage: ``python benchmarks/ratios.py [--seconds 8] [--runs 3]`` (worker figures: medians of
+Usage: ``python benchmarks/ratios.py [--seconds 5] [--runs 3]`` (every figure: the median of
 ``--runs`` pairs run A B A B; the group join makes single runs vary by 2x); the files come from
 ``benchmarks/bad_input.py`` (run it first). Uses ``KAFKA_BOOTSTRAP_SERVERS``
 and ``REDIS_URL`` or starts ``scripts/services``.
@@ -74,7 +74,7 @@ def wrk_valid_rate(port: int, bodies: Path, seconds: float) -> tuple[float, int,
     return (r["requests"] - r["not_2xx"]) / r["seconds"], r["requests"], r["not_2xx"]
 
 
-def http_ratio(clean: Path, seconds: float) -> None:
+def http_ratio(clean: Path, seconds: float, runs: int) -> None:
     import yaml
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,13 +90,17 @@ def http_ratio(clean: Path, seconds: float) -> None:
         try:
             _wait_port(port)
             wrk_valid_rate(port, files["clean"], 2)  # warm-up
-            rates = {name: wrk_valid_rate(port, f, seconds) for name, f in files.items()}
+            clean_runs, half_runs = paired(runs, lambda: wrk_valid_rate(port, files["clean"], seconds),
+                                           lambda: wrk_valid_rate(port, files["half"], seconds))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    (c, _, _), (h, requests, refused) = rates["clean"], rates["half"]
-    print(f"http guard, closed loop, 4 connections x {seconds:.0f} s: clean {c:,.0f} decisions/s; half invalid "
-          f"{h:,.0f} valid decisions/s ({refused:,} of {requests:,} answered 400); ratio {h / c:.2f} (target >= 0.5)")
+    ratios = sorted(h[0] / c[0] for c, h in zip(clean_runs, half_runs))
+    c = statistics.median(r[0] for r in clean_runs)
+    h, requests, refused = sorted(half_runs)[len(half_runs) // 2]
+    print(f"http guard, closed loop, 4 connections x {seconds:.0f} s, median of {runs} pairs: clean {c:,.0f} "
+          f"decisions/s; half invalid {h:,.0f} valid decisions/s ({refused:,} of {requests:,} answered 400); "
+          f"ratio {statistics.median(ratios):.2f} (pairs {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.5)")
 
 
 def paired(runs: int, first, second) -> tuple[list[float], list[float]]:
@@ -118,13 +122,13 @@ def summary(name: str, n: int, base: str, base_s: list[float], other: str, other
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--model-events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="pairs of worker runs; the medians are printed")
     args = parser.parse_args()
     paths = write_files(args.events)
-    http_ratio(paths["clean"], args.seconds)
+    http_ratio(paths["clean"], args.seconds, args.runs)
     env, _ = services_up()
     n = args.events
     clean, half = paired(args.runs, lambda: worker_seconds(env, paths["clean"], n),

@@ -332,13 +332,12 @@ class Decoder:
     def _screen_then_parse(self, lines, idx: np.ndarray, frames, dead, first_index) -> None:
         """Dead letters for the lines the screen flags, one parse of the rest; remember whether any was bad."""
         picked = _pick(lines, idx)
-        problems = [self._problem(line) for line in picked]
-        bad = np.fromiter((p is not None for p in problems), dtype=bool, count=idx.size)
+        verdicts = [self._verdict(line) for line in picked]
+        bad = np.fromiter((v[0] is not None for v in verdicts), dtype=bool, count=idx.size)
         fixed_rows, fixed_lines = [], []
-        for i, line, problem in zip(idx.tolist(), picked, problems):
-            if problem is None:
-                continue
-            fixed = self._repair(line) if self.repair and _of_a_field(problem) else None
+        for j in np.flatnonzero(bad).tolist():
+            i, line, (problem, raw) = int(idx[j]), picked[j], verdicts[j]
+            fixed = self._repair(raw) if self.repair and _of_a_field(problem) else None
             if fixed is None:
                 dead.append(DeadLetter.of(*problem, first_index + i, line))
             else:
@@ -357,13 +356,10 @@ class Decoder:
                     dead.append(DeadLetter.of(None, f"could not decode: {str(exc).splitlines()[0][:200]}",
                                               first_index + i, lines[i]))
 
-    def _repair(self, line: bytes) -> tuple[bytes, list[tuple[str, str]]] | None:
-        """The event with every feature or output of the wrong type set to null, and what was wrong;
-        None when something else is wrong too (then it is a dead letter)."""
-        try:
-            raw = _as_the_reader_reads(line, _JSON_ANY.decode(line))
-        except (msgspec.DecodeError, RecursionError, ValueError):
-            return None
+    def _repair(self, raw: dict) -> tuple[bytes, list[tuple[str, str]]] | None:
+        """The event (parsed as the reader reads it, by :meth:`_verdict`; changed in place) with every feature
+        or output of the wrong type set to null, and what was wrong; None when something else is wrong too
+        (then it is a dead letter)."""
         wrong: list[tuple[str, str]] = []
         found = self._judge(raw)
         while found is not None:
@@ -399,27 +395,35 @@ class Decoder:
         the wrong type where the schema wants a number or a boolean. Text
         columns take any value as its text, so nothing is flagged there.
         """
+        return self._verdict(line)[0]
+
+    def _verdict(self, line: bytes) -> tuple[tuple[str | None, str] | None, Any]:
+        """:meth:`_problem`'s verdict, and the event as parsed when a field's value is at fault (else None)."""
         try:  # one typed decode (C) says a line passes every check below; only the others are worded
             self._fits_all.decode(line)
-            return None
+            return None, None
         except (msgspec.DecodeError, RecursionError):
             pass
         try:
             raw = _JSON_ANY.decode(line)
         except RecursionError:
-            return None, "invalid JSON: nested too deeply"
+            return (None, "invalid JSON: nested too deeply"), None
         except msgspec.DecodeError as e:
             if _SURROGATE.search(line):  # the reader takes lone surrogate escapes, msgspec does not: let it judge
-                return None
+                return None, None
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
-                return None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"
-            return None, f"invalid JSON ({e})"
+                return (None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"), None
+            return (None, f"invalid JSON ({e})"), None
         found = self._judge(raw)
-        if found is not None:
-            reread = _as_the_reader_reads(line, raw)
-            if reread is not raw:
-                found = self._judge(reread)
-        return found
+        if found is None:
+            return None, None
+        name = found[0]
+        if name is None or ("." not in name and name not in raw):  # not an object, or a top-level key absent:
+            return found, None  # the same verdict whichever of duplicate keys is read
+        reread = _as_the_reader_reads(line, raw)
+        if reread is not raw:
+            found = self._judge(reread)
+        return found, reread
 
     def _judge(self, raw) -> tuple[str | None, str] | None:
         """The screen's verdict on a parsed event (see :meth:`_problem`)."""
