@@ -5,7 +5,8 @@
 Needs the local services of ``scripts/services`` (it stops and starts the
 broker, so ``KAFKA_BOOTSTRAP_SERVERS`` must not point elsewhere) and runs its
 own Redis, with AOF, so it can restart it. Two phases, each with two workers
-on a 4-partition topic: events keyed by model, then not keyed at all. The
+on a 4-partition topic: events keyed by model (``--keyed-by-model``), then not
+keyed at all (routed by model, merged in event time). The
 stream holds a hostile corpus mixed in (a 1,000,000-byte invalid message,
 epoch-millisecond timestamps, a deeply nested array, duplicate keys, empty
 messages, a 900 KB model name). During each phase, at random moments:
@@ -138,8 +139,10 @@ class OwnRedis:
 class Workers:
     """Two ``inferwatch worker`` processes of one app id; logs kept per start."""
 
-    def __init__(self, bootstrap: str, redis: OwnRedis, topic: str, app_id: str, folder: Path) -> None:
+    def __init__(self, bootstrap: str, redis: OwnRedis, topic: str, app_id: str, folder: Path,
+                 extra: tuple[str, ...] = ()) -> None:
         self.bootstrap, self.redis, self.topic, self.app_id, self.dir = bootstrap, redis, topic, app_id, folder
+        self.extra = extra
         self.procs: list[subprocess.Popen | None] = [None, None]
         self.logs: list[Path] = []
         self.policy = "fail"
@@ -152,7 +155,7 @@ class Workers:
             [sys.executable, "-m", "inferwatch", "worker", "--events-topic", self.topic, "--app-id", self.app_id,
              "--alerts-topic", f"{self.topic}-alerts", "--dead-letters-topic", f"{self.topic}-dead",
              "--batch-size", "2000", "--metrics-port", "0", "--web-port", str(listen_port()),
-             "--on-lost-state", self.policy], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+             "--on-lost-state", self.policy, *self.extra], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:
         for i in range(2):
@@ -177,17 +180,21 @@ class Workers:
         return [i for i, p in enumerate(self.procs) if p is not None and p.poll() is not None]
 
 
-def progress(redis: OwnRedis, app_id: str, topic: str) -> dict[int, tuple[int, int]]:
-    """(next offset, events) per partition, as stored."""
+def progress(redis: OwnRedis, app_id: str, topic: str, routed: bool = False) -> dict[int, tuple[int, int]]:
+    """(next offset, events) per partition, as stored. Routed: the route stage's next offsets per partition
+    (events 0), and under -1 the events of every model partition (detect stage)."""
     try:
-        states = read_partitions(redis.url, app_id)
+        states = read_partitions(redis.url, app_id + (":route" if routed else ""))
+        detected = read_partitions(redis.url, app_id) if routed else {}
     except ConnectionError:
         return {}
     out = {}
     for key, state in states.items():
         name, _, p = key.rpartition(":")
         if name == topic and not isinstance(state, Exception):
-            out[int(p)] = (state.next_offset, state.events)
+            out[int(p)] = (state.next_offset, 0 if routed else state.events)
+    if routed:
+        out[-1] = (0, sum(s.events for s in detected.values() if not isinstance(s, Exception)))
     return out
 
 
@@ -197,7 +204,10 @@ def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng
     parts = produce(bootstrap, topic, stream(args.events, rng), keyed)
     expected = expected_events(parts)
     ends = {p: len(v) for p, v in parts.items()}
-    workers = Workers(bootstrap, redis, topic, app_id, folder)
+    # keyed by model: detection per partition; not keyed: routed by model, merged in event time
+    routed = not keyed
+    workers = Workers(bootstrap, redis, topic, app_id, folder,
+                      ("--idle-seconds", "1") if routed else ("--keyed-by-model",))
     workers.start_all()
     faults = (["kill"] * args.kills + ["redis"] * (args.redis_restarts - 1) + ["broker"] * args.broker_restarts)
     rng.shuffle(faults)
@@ -220,10 +230,11 @@ def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng
                         report["crashes"] += 1
                         print(f"  unexpected exit {code} of worker {i}:\n{log[-1500:]}")
                 workers.start(i)
-            now = progress(redis, app_id, topic)
+            now = progress(redis, app_id, topic, routed)
             if now != last:
                 last, last_change = now, time.monotonic()
-            waiting = any(now.get(p, (0, 0))[0] < end_ for p, end_ in ends.items())
+            waiting = any(now.get(p, (0, 0))[0] < end_ for p, end_ in ends.items()) or (
+                routed and now.get(-1, (0, 0))[1] < sum(expected.values()))
             if waiting and not outage and time.monotonic() - last_change > 30:
                 report["stalls"] += 1
                 print(f"  silent stall: no progress for 30 s at {now}")
@@ -270,14 +281,19 @@ def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng
             workers.procs = [None, None]
             workers.start_all()
     while time.monotonic() < deadline:
-        now = progress(redis, app_id, topic)
-        if all(now.get(p, (0, 0))[0] >= end_ for p, end_ in ends.items()):
+        now = progress(redis, app_id, topic, routed)
+        if all(now.get(p, (0, 0))[0] >= end_ for p, end_ in ends.items()) and (
+                not routed or now.get(-1, (0, 0))[1] >= sum(expected.values())):
             break
         watch(1.0)
-    final = progress(redis, app_id, topic)
+    final = progress(redis, app_id, topic, routed)
     workers.stop_all()
-    report["lost"] = sum(max(0, expected[p] - final.get(p, (0, 0))[1]) for p in ends)
-    report["twice"] = sum(max(0, final.get(p, (0, 0))[1] - expected[p]) for p in ends)
+    if routed:  # a model's events come from every partition: counted in total
+        got, want = final.get(-1, (0, 0))[1], sum(expected.values())
+        report["lost"], report["twice"] = max(0, want - got), max(0, got - want)
+    else:
+        report["lost"] = sum(max(0, expected[p] - final.get(p, (0, 0))[1]) for p in ends)
+        report["twice"] = sum(max(0, final.get(p, (0, 0))[1] - expected[p]) for p in ends)
     report["stuck"] = sum(1 for p, end_ in ends.items() if final.get(p, (0, 0))[0] < end_)
     return report
 
@@ -292,7 +308,7 @@ def recreate_phase(bootstrap: str, redis: OwnRedis, rng: random.Random, folder: 
     workers = Workers(bootstrap, redis, topic, app_id, folder)
     workers.start(0)
     for _ in range(1200):
-        if progress(redis, app_id, topic).get(0, (0, 0))[0] >= 3006:
+        if progress(redis, app_id, topic, routed).get(0, (0, 0))[0] >= 3006:
             break
         time.sleep(0.1)
     time.sleep(6)  # the offset hint is committed every 5 s
@@ -315,10 +331,10 @@ def recreate_phase(bootstrap: str, redis: OwnRedis, rng: random.Random, folder: 
     workers.policy = "resume-earliest"
     workers.start(0)
     for _ in range(1200):  # the old state says 3006: wait for the fresh one to reach the new end exactly
-        if progress(redis, app_id, topic).get(0, (0, 0))[0] == len(parts[0]):
+        if progress(redis, app_id, topic, routed).get(0, (0, 0))[0] == len(parts[0]):
             break
         time.sleep(0.1)
-    final = progress(redis, app_id, topic).get(0, (0, 0))
+    final = progress(redis, app_id, topic, routed).get(0, (0, 0))
     workers.stop_all()
     expected = expected_events(parts)[0]
     return {"named": named, "lost_cases": 1, "lost": max(0, expected - final[1]), "twice": max(0, final[1] - expected),

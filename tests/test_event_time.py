@@ -7,10 +7,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferwatch.streams.event_time import EventTimeMerger
+from inferwatch.streams.event_time import JUMP_SECONDS, EventTimeMerger, event_keys
 
 # per source: a list of event times (NaN: unreadable), offsets 0..n-1
-SOURCES = st.lists(st.lists(st.one_of(st.integers(0, 30).map(float), st.just(float("nan"))), max_size=25),
+SOURCES = st.lists(st.lists(st.one_of(st.integers(0, 30).map(float), st.integers(0, 3).map(lambda x: 1000.0 * x), st.just(float("nan"))), max_size=25),
                    min_size=2, max_size=4)
 
 
@@ -48,12 +48,18 @@ def run(times: list[list[float]], plan: list[int], cuts: int, redeliver: bool, r
 
 
 def reference_order(times: list[list[float]]) -> list[tuple[int, int]]:
-    """By (source's running max time, source, offset), unreadable times keeping their place."""
+    """By (place, source, offset): the running max of the readable times, a jump of more than JUMP_SECONDS
+    counted only when the readable time before it jumped too (then the lesser); unreadable ones keep their place."""
     rows = []
     for s, t in enumerate(times):
-        key = -np.inf
+        key, before = -np.inf, None
         for o, x in enumerate(t):
-            key = key if np.isnan(x) else max(key, x)
+            if not np.isnan(x):
+                if x <= key + JUMP_SECONDS or key == -np.inf:
+                    key = max(key, x)
+                elif before is not None and before > key + JUMP_SECONDS:
+                    key = max(key, min(x, before))
+                before = x
             rows.append((key, s, o))
     return [(s, o) for _, s, o in sorted(rows)]
 
@@ -67,13 +73,13 @@ def test_any_arrival_gives_the_one_order_and_nothing_twice(times, plan, cuts, re
 
 def test_an_open_source_holds_the_others_back_until_it_is_closed():
     m = EventTimeMerger([0, 1])
-    m.push(0, [0, 1, 2], [1.0, 2.0, 3.0], [b"a", b"b", b"c"])
+    m.push(0, [0, 1, 2], [1.0, 2.0, 3.0], [b"a", b"b", b"c"], keyed=True)
     assert m.release()[2] == [] and m.holding() == [1]  # source 1 has said nothing: its watermark is -inf
     m.close(1)  # idle: it no longer counts
     assert m.release()[2] == [b"a", b"b"] and m.pending() == 1
-    m.push(1, [0], [2.5], [b"late"])  # it speaks again: open, and its time is the watermark
+    m.push(1, [0], [2.5], [b"late"], keyed=True)  # it speaks again: open, and its time is the watermark
     assert m.release()[2] == [] and m.watermark() == 2.5
-    m.push(1, [1], [9.0], [b"x"])
+    m.push(1, [1], [9.0], [b"x"], keyed=True)
     assert m.release()[2] == [b"late"]  # c's time is source 0's latest: source 0 may send another 3.0
     m.close(0)
     assert m.release()[2] == [b"c"] and m.holding() == [1]
@@ -81,14 +87,34 @@ def test_an_open_source_holds_the_others_back_until_it_is_closed():
 
 def test_a_closed_source_stays_closed_on_a_re_read_and_comes_back_late_not_early():
     m = EventTimeMerger([0, 1])
-    m.push(0, [0, 1], [1.0, 2.0], [b"a", b"b"])
-    m.push(1, [0], [1.5], [b"c"])
+    m.push(0, [0, 1], [1.0, 2.0], [b"a", b"b"], keyed=True)
+    m.push(1, [0], [1.5], [b"c"], keyed=True)
     m.close(1)
-    m.push(1, [0], [1.5], [b"c"])  # read again: nothing new, so the source does not hold the others back
-    m.push(0, [2], [5.0], [b"d"])
+    m.push(1, [0], [1.5], [b"c"], keyed=True)  # read again: nothing new, so the source does not hold the others back
+    m.push(0, [2], [5.0], [b"d"], keyed=True)
     assert m.release()[2] == [b"a", b"c", b"b"] and 1 in m.closed
-    m.push(1, [1], [1.7], [b"late"])  # back, older than what went: placed at the release point, after b
+    m.push(1, [1], [1.7], [b"late"], keyed=True)  # back, older than what went: placed at the release point, after b
     m.close(0)
     m.close(1)
     assert m.release()[2] == [b"late", b"d"]
     assert m.pending() == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(times=st.lists(st.one_of(st.floats(0, 100), st.floats(0, 3) .map(lambda x: 1000.0 * x), st.just(float("nan"))),
+                      max_size=30), cut=st.integers(0, 30))
+def test_places_do_not_depend_on_where_a_source_is_cut(times, cut):
+    """event_keys over a whole source equals event_keys over two pieces, the state carried between them."""
+    whole, _ = event_keys(times)
+    first, recent = event_keys(times[:cut])
+    latest = first[-1] if len(first) else -np.inf
+    second, _ = event_keys(times[cut:], latest, recent)
+    assert np.concatenate([first, second]).tolist() == whole.tolist()
+
+
+def test_a_lone_timestamp_far_off_does_not_move_its_source():
+    """One event an hour ahead (a clock gone wrong) keeps its neighbours' place; two in a row move it."""
+    keys, _ = event_keys([10.0, 11.0, 3_600.0, 12.0, 13.0])
+    assert keys.tolist() == [10.0, 11.0, 11.0, 12.0, 13.0]
+    keys, _ = event_keys([10.0, 11.0, 3_600.0, 3_601.0, 3_602.0])
+    assert keys.tolist() == [10.0, 11.0, 11.0, 3_600.0, 3_602.0]

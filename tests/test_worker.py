@@ -340,7 +340,8 @@ def two_models(path: Path) -> None:
 
 
 def test_one_partition_one_worker_equals_four_partitions_two_workers(services, tmp_path):
-    """Events keyed by model: the alerts do not depend on the partition count or the worker count."""
+    """Events keyed by model, ``--keyed-by-model``: the alerts do not depend on the partition count or the
+    worker count."""
     bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
     data = tmp_path / "two-models.jsonl"
     two_models(data)
@@ -350,7 +351,11 @@ def test_one_partition_one_worker_equals_four_partitions_two_workers(services, t
         create_topic(bootstrap, topic, partitions)
         kcat_produce(bootstrap, topic, data, keyed_by="model")
         app_id = unique("app")
-        running = [Worker(services, topic, app_id, tmp_path).start() for _ in range(workers)]
+        running = []
+        for _ in range(workers):
+            w = Worker(services, topic, app_id, tmp_path)
+            w.args.append("--keyed-by-model")  # detection per partition: the producers keep a model together
+            running.append(w.start())
         try:
             ends = end_offsets(bootstrap, topic)
             wait_until(lambda: all(w.alive() for w in running) and offsets_done(redis_url, app_id, topic, ends), 300, f"{partitions} partition(s) done")

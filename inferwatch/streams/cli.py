@@ -240,6 +240,15 @@ def worker(
                                       help="A stored state that was lost, does not decode, was built with another "
                                            "config or is past the log's end: fail (stop, naming it), "
                                            "resume-earliest or resume-latest (start that partition over)."),
+    keyed_by_model: bool = typer.Option(False, "--keyed-by-model",
+                                        help="The producers key events by model: detect per partition, no "
+                                             "routing (the default routes a topic of several partitions by model)."),
+    model_partitions: int | None = typer.Option(None, "--model-partitions", min=1,
+                                                help="Partitions of the by-model topic <app-id>-by-model when the "
+                                                     "worker makes it (default: as many as the events topic)."),
+    idle_seconds: float = typer.Option(5.0, "--idle-seconds", min=0.1,
+                                       help="A partition with nothing new this long stops holding back the "
+                                            "event-time merge of the others until it sends again."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
@@ -253,7 +262,9 @@ def worker(
 
     settings = WorkerSettings(bootstrap_servers, redis_url, events_topic, alerts_topic, dead_letters_topic,
                               outputs_topic, app_id, batch_size, web_port=web_port,
-                              metrics_port=metrics_port or None, bind_host=bind_host, on_lost_state=on_lost_state)
+                              metrics_port=metrics_port or None, bind_host=bind_host, on_lost_state=on_lost_state,
+                              keyed_by_model=keyed_by_model, model_partitions=model_partitions,
+                              idle_seconds=idle_seconds)
     metrics = f"http://{bind_host}:{metrics_port}/metrics" if metrics_port else "off"
     _line(f"inferwatch worker: reading {events_topic} as group {app_id}; alerts to {alerts_topic}, dead letters to "
           f"{dead_letters_topic}" + (f", decisions to {outputs_topic}" if cfg.has_rules() else "")

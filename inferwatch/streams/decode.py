@@ -33,7 +33,7 @@ from .lines import LineBlock
 from .timeparse import epoch_seconds, from_epoch, in_range, rfc3339_one, rfc3339_seconds
 
 __all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "dead_letter_shrinker",
-           "SAFE_DEAD_LETTER_BYTES", "event_times"]
+           "SAFE_DEAD_LETTER_BYTES", "event_times", "models_and_times"]
 
 # A dead letter that fits any Kafka topic's default size limit (message.max.bytes, 1,048,588):
 # the stand-in for one a dead-letter topic with a smaller limit than ours refused.
@@ -672,17 +672,29 @@ _JSON_ANY = msgspec.json.Decoder()
 
 class _Stamped(msgspec.Struct):
     timestamp: Any = None
+    model: Any = None
 
 
-_STAMP = msgspec.json.Decoder(_Stamped)  # reads the timestamp alone, skipping the rest of the event
+_STAMP = msgspec.json.Decoder(_Stamped)  # reads the timestamp and model alone, skipping the rest of the event
 _STAMPS = msgspec.json.Decoder(list[_Stamped])
+_NONE = _Stamped()
 
 
-def _stamp(line: bytes) -> Any:
+def _stamp(line: bytes) -> _Stamped:
     try:
-        return _STAMP.decode(line).timestamp
+        return _STAMP.decode(line)
     except msgspec.DecodeError:
-        return None
+        return _NONE
+
+
+def _stamped(lines: Lines) -> list[_Stamped]:
+    try:  # every message at once; one that is not an object of valid JSON sends it line by line
+        stamps = _STAMPS.decode(b"[" + b",".join(lines) + b"]") if len(lines) else []
+        if len(stamps) != len(lines):  # a message holding several values, e.g. "1,2"
+            raise msgspec.DecodeError
+    except msgspec.DecodeError:
+        stamps = [_stamp(line) for line in lines]
+    return stamps
 
 
 def event_times(lines: Lines) -> np.ndarray:
@@ -692,15 +704,24 @@ def event_times(lines: Lines) -> np.ndarray:
     >>> event_times([b'{"timestamp": "2026-11-01T00:00:00Z"}', b'{"timestamp": 1793491200000}', b"[1]", b""]).tolist()
     [1793491200.0, 1793491200.0, nan, nan]
     """
-    numbers = np.full(len(lines), np.nan)
+    return _times([s.timestamp for s in _stamped(lines)])
+
+
+def models_and_times(lines: Lines) -> tuple[list[Any], np.ndarray]:
+    """Each message's ``model`` as it is (None when missing or unreadable) and its :func:`event_times`.
+
+    >>> models, times = models_and_times([b'{"model": "a", "timestamp": 1793491200}', b"oops"])
+    >>> models, times.tolist()
+    (['a', None], [1793491200.0, nan])
+    """
+    stamps = _stamped(lines)
+    return [s.model for s in stamps], _times([s.timestamp for s in stamps])
+
+
+def _times(stamps: list[Any]) -> np.ndarray:
+    numbers = np.full(len(stamps), np.nan)
     texts: list[str] = []
     at: list[int] = []
-    try:  # every message at once; one that is not an object of valid JSON sends it line by line
-        stamps = [s.timestamp for s in _STAMPS.decode(b"[" + b",".join(lines) + b"]")] if len(lines) else []
-        if len(stamps) != len(lines):  # a message holding several values, e.g. "1,2"
-            raise msgspec.DecodeError
-    except msgspec.DecodeError:
-        stamps = [_stamp(line) for line in lines]
     kinds = set(map(type, stamps))
     if kinds == {str}:  # the usual streams: one kind of timestamp throughout
         texts, at = stamps, list(range(len(stamps)))
@@ -718,6 +739,8 @@ def event_times(lines: Lines) -> np.ndarray:
         out[at] = _seconds(pl.Series(texts, dtype=pl.String))
     out[~in_range(out)] = np.nan
     return out
+
+
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 KEY_MARK = re.compile(rb'"\s*:')  # at least one per key (more when a string holds one): a cheap bound on the keys
 

@@ -1,9 +1,10 @@
 """Event-time merge of several sources (Kafka partitions): one order, whatever the arrival.
 
-A message's place is its source's latest event time so far (its *key*: a
-message with no readable time, or one older than its source's latest, keeps
-its place within its source, so Kafka's order within a partition is kept),
-ties broken by source, then offset. A message is released once every source
+A message's place is its source's latest event time so far (its *key*,
+:func:`event_keys`: a message with no readable time, or one older than its
+source's latest, keeps its place within its source, so Kafka's order within
+a partition is kept; a lone time far ahead does not move it), ties broken by
+source, then offset. A message is released once every source
 still open has read past its key (the *watermark*, the least of the open
 sources' latest keys): keys strictly below it are in their final order, so
 the order never depends on how the sources' messages were cut into chunks,
@@ -15,7 +16,9 @@ place of the last release, not its own.
 
 The merger keeps, per source, the last offset it released: a chunk read again
 (after a restart) releases nothing twice. Its state is plain data
-(:meth:`EventTimeMerger.to_dict`), for a store that is not this process.
+(:meth:`EventTimeMerger.to_dict`), for a store that is not this process, or
+without the held messages (:meth:`EventTimeMerger.resume`), for a caller
+that can read them again.
 
 >>> m = EventTimeMerger([0, 1])
 >>> m.push(0, [0, 1], [1.0, 5.0], [b"a", b"b"])
@@ -36,7 +39,50 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["EventTimeMerger"]
+__all__ = ["EventTimeMerger", "event_keys"]
+
+
+JUMP_SECONDS = 300.0  # a time this far past its source's place moves it only when the next readable time agrees
+
+
+def event_keys(times, latest: float = -np.inf, recent: tuple[float, ...] = ()) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Each message's place in its source, and the source's last readable time (to carry on with).
+
+    The place is the running maximum of the readable times, except that a
+    time more than ``JUMP_SECONDS`` past the place moves it only when the
+    readable time before it was past the place too (then to the lesser of
+    the two): a lone timestamp far ahead of its neighbours (a clock gone
+    wrong, a unit slip) does not hold its source's later messages back, a
+    source that really moved on (two such times in a row) moves. A message
+    with no readable time (NaN) keeps the place of the one before.
+    ``latest`` and ``recent`` carry the source's state from the call before.
+
+    >>> keys, recent = event_keys([1.0, 2.0, 9000.0, 3.0, float("nan"), 4.0])
+    >>> keys.tolist(), recent
+    ([1.0, 2.0, 2.0, 3.0, 3.0, 4.0], (4.0,))
+    >>> event_keys([1.0, 9000.0, 9001.0, 9002.0])[0].tolist()
+    [1.0, 1.0, 9000.0, 9002.0]
+    """
+    t = np.asarray(times, dtype=np.float64)
+    readable = ~np.isnan(t)
+    if not readable.any():
+        return np.full(len(t), latest), recent
+    filled = np.where(readable, t, -np.inf)
+    running = np.maximum.accumulate(np.concatenate([[latest], filled]))
+    placed = running[:-1]
+    if not np.any((filled > placed + JUMP_SECONDS) & (placed > -np.inf)):  # the usual stream: the running maximum
+        return running[1:], (float(t[readable][-1]),)
+    keys = np.empty(len(t))
+    key, before = latest, (recent[-1] if recent else None)
+    for i, x in enumerate(t.tolist()):
+        if x == x:  # readable
+            if x <= key + JUMP_SECONDS or key == -np.inf:  # a first time sets the place
+                key = max(key, x)
+            elif before is not None and before > key + JUMP_SECONDS:
+                key = max(key, min(x, before))
+            before = x
+        keys[i] = key
+    return keys, ((before,) if before is not None else ())
 
 
 class EventTimeMerger:
@@ -49,6 +95,8 @@ class EventTimeMerger:
         self.latest: dict[int, float] = {}  # a source's latest key: what it has read up to
         self.released: dict[int, int] = {}  # a source's last offset released (or pushed past): a re-read is dropped
         self.closed: set[int] = set()
+        self.next: dict[int, int] = {}  # a source's offset after the last message or word seen: older words are dropped
+        self.recent: dict[int, tuple[float, ...]] = {}  # a source's last two readable times (see event_keys)
         self.released_key = -np.inf  # the greatest key released so far: no message is placed before it
         for s in sources:
             self._open(int(s))
@@ -59,14 +107,16 @@ class EventTimeMerger:
         self.values[s] = []
         self.latest.setdefault(s, -np.inf)
         self.released.setdefault(s, -1)
+        self.next.setdefault(s, 0)
 
     @property
     def sources(self) -> list[int]:
         return sorted(self.keys)
 
     def push(self, source: int, offsets: Sequence[int] | np.ndarray, times: Sequence[float] | np.ndarray,
-             values: list[bytes]) -> None:
-        """Messages of one source, in offset order; ``times`` in epoch seconds, NaN when unreadable.
+             values: list, keyed: bool = False) -> None:
+        """Messages of one source, in offset order; ``times`` in epoch seconds, NaN when unreadable
+        (``keyed``: their places, as :func:`event_keys` gave them where they were read).
 
         Offsets at or below what the source already gave are dropped (a chunk read again); a closed
         source opens again.
@@ -84,7 +134,10 @@ class EventTimeMerger:
         if s not in self.keys:
             self._open(s)
         self.closed.discard(s)
-        t = np.nan_to_num(np.asarray(times, dtype=np.float64), nan=-np.inf)
+        if keyed:
+            t = np.nan_to_num(np.asarray(times, dtype=np.float64), nan=-np.inf)
+        else:
+            t, self.recent[s] = event_keys(times, self.latest[s], self.recent.get(s, ()))
         # a source that comes back after the others moved on is late: its messages take the release point
         start = max(self.latest[s], self.released_key)
         keys = np.maximum.accumulate(np.concatenate([[start], t]))[1:]
@@ -92,6 +145,31 @@ class EventTimeMerger:
         self.offsets[s] = np.concatenate([self.offsets[s], offs])
         self.values[s] = self.values[s] + list(values)
         self.latest[s] = float(keys[-1])
+        self.next[s] = max(self.next.get(s, 0), int(offs[-1]) + 1)
+
+    def advance(self, source: int, next_offset: int, key: float, idle: bool = False) -> None:
+        """A source's word: it has read up to ``next_offset``, as far as event time ``key``, and everything
+        of it below that offset meant for this merger was pushed. ``idle``: it has nothing more for now, and is
+        closed until it sends again; otherwise it is open. A word older than what the source gave is dropped.
+
+        >>> m = EventTimeMerger([0, 1])
+        >>> m.push(0, [0, 1], [4.0, 7.0], [b"a", b"b"])
+        >>> m.advance(1, 40, 6.0)  # source 1 read as far as 6.0 (its events went elsewhere)
+        >>> m.release()[2]
+        [b'a']
+        """
+        s = int(source)
+        if s not in self.keys:
+            self._open(s)
+        if next_offset < self.next.get(s, 0):
+            return
+        self.next[s] = int(next_offset)
+        if idle:
+            self.closed.add(s)
+        else:
+            self.closed.discard(s)
+        if key == key:  # not NaN
+            self.latest[s] = max(self.latest[s], float(key))
 
     def close(self, source: int) -> None:
         """The source sends nothing more (for now): it no longer holds the watermark back."""
@@ -135,8 +213,48 @@ class EventTimeMerger:
         return {"released_key": self.released_key, "sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
                                      "offsets": self.offsets[s].astype("<i8").tobytes(),
                                      "values": list(self.values[s]), "latest": self.latest[s],
-                                     "released": self.released[s], "closed": s in self.closed}
+                                     "released": self.released[s], "closed": s in self.closed,
+                                     "recent": list(self.recent.get(s, ()))}
                             for s in self.sources}}
+
+    def resume(self) -> dict:
+        """The state without the held messages, which the caller reads again from its input (the merger
+        drops what it released before): a source holding messages goes back to just before the first.
+
+        >>> m = EventTimeMerger([0, 1])
+        >>> m.push(0, [0, 1], [1.0, 5.0], [b"a", b"b"])
+        >>> m.push(1, [0], [3.0], [b"c"])
+        >>> m.release()[2]
+        [b'a']
+        >>> again = EventTimeMerger.resumed(m.resume())
+        >>> again.push(0, [0, 1], [1.0, 5.0], [b"a", b"b"])  # read again: the first was released already
+        >>> again.push(1, [0], [3.0], [b"c"])
+        >>> again.close(0), again.close(1), again.release()[2]
+        (None, None, [b'c', b'b'])
+        """
+        sources = {}
+        for s in self.sources:
+            held = len(self.keys[s]) > 0
+            sources[str(s)] = {"latest": float(self.keys[s][0]) if held else self.latest[s],
+                               "released": self.released[s], "closed": s in self.closed,
+                               "next": int(self.offsets[s][0]) if held else self.next[s]}
+        return {"released_key": self.released_key, "sources": sources}
+
+    @classmethod
+    def resumed(cls, raw: dict) -> EventTimeMerger:
+        """The merger :meth:`resume` described; ValueError when the data cannot be one."""
+        m = cls([])
+        try:
+            m.released_key = float(raw["released_key"])
+            for name, part in raw["sources"].items():
+                s = int(name)
+                m._open(s)
+                m.latest[s], m.released[s], m.next[s] = float(part["latest"]), int(part["released"]), int(part["next"])
+                if part["closed"]:
+                    m.closed.add(s)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not an event-time merger's state: {exc}") from None
+        return m
 
     @classmethod
     def from_dict(cls, raw: dict) -> EventTimeMerger:
@@ -157,6 +275,8 @@ class EventTimeMerger:
                     raise ValueError("keys or offsets out of order")
                 m.keys[s], m.offsets[s], m.values[s] = keys, offsets, values
                 m.latest[s], m.released[s] = latest, released
+                m.recent[s] = tuple(float(x) for x in part.get("recent", ()))[-2:]
+                m.next[s] = int(offsets[-1]) + 1 if len(offsets) else released + 1
                 if part["closed"]:
                     m.closed.add(s)
         except (KeyError, TypeError, ValueError) as exc:

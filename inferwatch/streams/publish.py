@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import KafkaUnavailable
 
-__all__ = ["BatchPublisher", "ensure_topics", "Shrink"]
+__all__ = ["BatchPublisher", "ensure_topics", "topic_partitions", "Shrink"]
 
 log = logging.getLogger("inferwatch.publish")
 
@@ -164,8 +164,8 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
 
     ``configs`` gives topic settings by name (the dead-letter topic's ``max.message.bytes``).
     """
-    from kafka.admin import KafkaAdminClient, NewTopic
     from kafka import errors
+    from kafka.admin import KafkaAdminClient, NewTopic
 
     # a broker away (before or during these calls) is an outage, which the caller waits out;
     # RetriableError covers the rest of kafka-python's transient errors (a leader moving, a timeout)
@@ -186,3 +186,18 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
             admin.close()
     except outage as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
+
+
+def topic_partitions(bootstrap_servers: str, topic: str) -> int:
+    """How many partitions ``topic`` has; 0 when it does not exist (asked without creating it: blocking)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from .kafka_reader import librdkafka_log
+
+    try:  # every topic's metadata: asking for one by name may create it where the broker creates on demand
+        found = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log}).list_topics(timeout=10)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read the topics of {bootstrap_servers} ({exc.args[0].name()})") from None
+    meta = found.topics.get(topic)
+    return 0 if meta is None or meta.error is not None else len(meta.partitions)

@@ -76,6 +76,14 @@ class PartitionState(msgspec.Struct):
     events: int = 0
     dead_letters: int = 0
     version: int = DOC_VERSION
+    latest: float = float("-inf")  # route stage: the partition's place in event time (its merge key)
+    recent: list[float] = msgspec.field(default_factory=list)  # route stage: its last two readable event times
+    resume_offset: int = -1  # detect stage: where to read again after a restart (-1: next_offset)
+    merger: bytes | None = None  # detect stage: the event-time merge's marks (EventTimeMerger.resume), msgpack
+
+    def start(self) -> int:
+        """The offset to read from when the partition is assigned."""
+        return max(self.resume_offset if self.resume_offset >= 0 else self.next_offset, 0)
 
     def to_bytes(self) -> bytes:
         return msgspec.msgpack.encode(self)

@@ -26,8 +26,10 @@ because another worker moved the partition on makes this worker rejoin the
 group and reload every state. Redis or Kafka outages pause the loop and are
 retried with back-off.
 
-Detection state is per partition: produce events keyed by model so that a
-model's events share a partition (see the README).
+On a topic of several partitions the same machinery runs twice: a route
+stage sends each event to its model's partition of an internal topic, and a
+detect stage merges those in event time before the pipeline (see
+:mod:`.routing`), so the alerts do not depend on the partitioning.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
+from ..errors import StateError
 from .decode import dead_letter_shrinker
+from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
-from .publish import BatchPublisher, ensure_topics
+from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
+from .routing import by_model_topic, marks_of, merge_batch, resume_offset, route_batch
 from .runtime import faust_datadir, single_threaded_blas
-from ..errors import StateError
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
 __all__ = ["WorkerSettings", "Partition", "PartitionOutput", "build_app", "process_partition_batch"]
@@ -76,6 +80,28 @@ class WorkerSettings:
     bind_host: str = "127.0.0.1"  # where /metrics and Faust's web server listen (0.0.0.0 in a container)
     session_timeout: float = 10.0  # a killed worker's partitions move after this long
     on_lost_state: str = "fail"  # fail | resume-earliest | resume-latest: a state that cannot be trusted
+    keyed_by_model: bool = False  # the producers key events by model: detection per partition, no routing
+    model_partitions: int | None = None  # partitions of the by-model topic when it is made (default: the events')
+    idle_seconds: float = 5.0  # a partition with nothing new this long stops holding the others' merge back
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What one consumer of the worker does (see :mod:`.routing`).
+
+    ``direct``: the events topic's partitions through the pipeline, state per
+    partition (a topic of one partition, or producers keyed by model);
+    ``route`` and ``detect``: the two stages of any other partitioning.
+    """
+
+    kind: str  # direct | route | detect
+    topic: str  # what it reads
+    group: str
+    namespace: str  # its states' Redis namespace
+    by_model: str = ""  # the internal topic: written by route, read by detect
+    partitions: int = 1  # the internal topic's partitions
+    sources: int = 1  # the events topic's partitions
+    events: str = ""  # the events topic (detect: where its events were read, for positions)
 
 
 @dataclass
@@ -90,6 +116,10 @@ class Partition:
     restarted: bool = False  # started over under --on-lost-state when it was assigned
     fields: dict[str, bytes] = field(default_factory=dict)  # stored fields, when the pipeline is built from them here
     unsaved: dict[str, bytes] = field(default_factory=dict)  # the fields changed since the last save
+    merger: EventTimeMerger | None = None  # detect stage: the event-time merge of the source partitions
+    quiet_since: float = field(default_factory=time.monotonic)  # route stage: when its last batch was read
+    idle_said: bool = False  # route stage: its idle mark was sent since
+    busy: int = 0  # its batches taken and not saved yet
 
 
 @dataclass
@@ -99,6 +129,8 @@ class PartitionOutput:
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead: list[bytes] = field(default_factory=list)
     decisions: list[tuple[bytes, bytes]] = field(default_factory=list)
+    routed: list[tuple[bytes, bytes]] = field(default_factory=list)  # route stage: events keyed by model
+    marks: list[tuple[int, bytes]] = field(default_factory=list)  # route stage: (internal partition, mark)
     state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
     fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
@@ -117,30 +149,80 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     return out
 
 
-def _monitor_batch(config: MonitorConfig, part: Partition, offsets: list[int], values: list[bytes]) -> PartitionOutput:
+def route_partition_batch(config: MonitorConfig, stage: Stage, part: Partition, offsets: list[int],
+                          values: list[bytes]) -> PartitionOutput:
+    """The route stage over one events-topic partition's batch: each event to its model's partition, then marks."""
     out = PartitionOutput()
+    offsets, values = _unseen(part.state, offsets, values)
+    if offsets:
+        out.routed, out.marks = route_batch(part.state, part.number, offsets, values,
+                                            config.limits.max_model_name_bytes, stage.partitions)
+    out.state = msgspec.structs.replace(part.state)
+    return out
+
+
+def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition, offsets: list[int],
+                           values: list[bytes]) -> PartitionOutput:
+    """The detect stage over one by-model partition's batch: merge in event time, monitor what is released."""
     state = part.state
-    if offsets and offsets[0] < state.next_offset:
-        keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
-        offsets = [offsets[i] for i in keep]
-        values = [values[i] for i in keep]
+    if part.merger is None:
+        try:
+            part.merger = (EventTimeMerger.resumed(msgspec.msgpack.decode(state.merger)) if state.merger
+                           else EventTimeMerger(range(stage.sources)))
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise StateError(f"{part.topic}:{part.number}: the stored event-time merge is unreadable ({exc})") from None
+    out = PartitionOutput(state=msgspec.structs.replace(state))
     if not offsets:
         return out
+    released = merge_batch(part.merger, offsets, values)
+    for at in released.unreadable:
+        log.error("%s:%d offset %d is not an inferwatch record: skipped", part.topic, part.number, at)
+    if released.values:
+        srcs, offs = released.sources.tolist(), released.offsets.tolist()
+        out = _run_pipeline(config, part, released.values,
+                            lambda i: {"topic": stage.events, "partition": srcs[i], "offset": offs[i]})
+    state.next_offset = max(state.next_offset, offsets[-1] + 1)  # records read again after a restart: no step back
+    state.resume_offset = resume_offset(part.merger, state.next_offset)
+    state.merger = msgspec.msgpack.encode(part.merger.resume())
+    out.state = msgspec.structs.replace(state)
+    out.fields, part.unsaved = part.unsaved, {}
+    return out
+
+
+def _unseen(state: PartitionState, offsets: list[int], values: list[bytes]) -> tuple[list[int], list[bytes]]:
+    """The records at or past the stored next offset (the others were counted before a restart)."""
+    if offsets and offsets[0] < state.next_offset:
+        keep = [i for i, off in enumerate(offsets) if off >= state.next_offset]
+        return [offsets[i] for i in keep], [values[i] for i in keep]
+    return offsets, values
+
+
+def _monitor_batch(config: MonitorConfig, part: Partition, offsets: list[int], values: list[bytes]) -> PartitionOutput:
+    offsets, values = _unseen(part.state, offsets, values)
+    if not offsets:
+        return PartitionOutput()
+    where = {"topic": part.topic, "partition": part.number}
+    out = _run_pipeline(config, part, values, lambda i: {**where, "offset": offsets[i]})
+    part.state.next_offset = offsets[-1] + 1
+    return out
+
+
+def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], position) -> PartitionOutput:
+    """The pipeline step over ``values``; ``position(i)`` says where the i-th was read (alerts, dead letters)."""
+    out = PartitionOutput()
+    state = part.state
     if part.pipeline is None:
         part.pipeline = (Pipeline.from_parts(state.pipeline, part.fields, config) if state.pipeline
                          else Pipeline.build(config, values[:SCHEMA_SAMPLE_LINES]))
         part.fields = {}  # read into the pipeline: no need to keep them
     pipe = part.pipeline
     result = pipe.step(values, decisions=config.has_rules(), messages=True)
-    source = {"topic": part.topic, "partition": part.number}
     cap = config.limits.dead_letter_bytes
-    out.dead = [d.encoded({**source, "offset": offsets[d.index]}, cap) for d in result.dead]
-    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record({**source, "offset": offsets[i]})))
-                  for i, a in result.alerts]
+    out.dead = [d.encoded(position(d.index), cap) for d in result.dead]
+    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record(position(i)))) for i, a in result.alerts]
     out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
     state.pipeline, changed = pipe.to_parts()
     part.unsaved.update(changed)
-    state.next_offset = offsets[-1] + 1
     state.events += result.events
     state.dead_letters += len(out.dead)
     return out
@@ -270,10 +352,11 @@ class PartitionConsumer:
     """
 
     def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, stage: Stage | None = None) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
+        self.stage = stage or Stage("direct", settings.events_topic, settings.app_id, settings.app_id)
         self.health = health or Health(started=time.monotonic())
-        self.store = RedisStateStore(settings.redis_url, namespace=settings.app_id)
+        self.store = RedisStateStore(settings.redis_url, namespace=self.stage.namespace)
         self.publisher = BatchPublisher(settings.bootstrap_servers)
         self.owned: dict = {}  # (topic, partition) -> Partition
         self.generation = 0  # bumped by every assignment: a batch being gathered across one is dropped
@@ -290,7 +373,7 @@ class PartitionConsumer:
         s = self.settings
         self.loop = asyncio.get_running_loop()
         missing = await retrying("redis", self.store.persistence)
-        if missing:
+        if missing and self.stage.kind != "route":  # said once per worker
             log.warning("redis keeps no persistence (%s): a restart loses every state, and the worker will stop "
                         "on it (--on-lost-state)", missing)
         topics = [s.alerts_topic, s.dead_letter_topic] + ([s.outputs_topic] if self.config.has_rules() else [])
@@ -316,7 +399,7 @@ class PartitionConsumer:
         self.owned.clear()
         self.queue = asyncio.Queue(maxsize=1)
         self.consumer = Consumer({
-            "bootstrap.servers": s.bootstrap_servers, "group.id": s.app_id, "enable.auto.commit": False,
+            "bootstrap.servers": s.bootstrap_servers, "group.id": self.stage.group, "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": int(s.session_timeout * 1000),
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
@@ -325,7 +408,7 @@ class PartitionConsumer:
             "error_cb": self._kafka_error, "logger": librdkafka_log,
             "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
         })
-        self.consumer.subscribe([s.events_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+        self.consumer.subscribe([self.stage.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         self.processing = asyncio.create_task(self._process_batches())
         try:
@@ -333,6 +416,8 @@ class PartitionConsumer:
                 if self.processing.done():  # a failure stops the worker at once, not at the next message
                     self.processing.result()
                 batch = await self.take()
+                if not batch and self.stage.kind == "route":
+                    await self._idle_marks()
                 if batch:
                     put = asyncio.ensure_future(self.queue.put(batch))
                     await asyncio.wait([put, self.processing], return_when=asyncio.FIRST_COMPLETED)
@@ -414,7 +499,7 @@ class PartitionConsumer:
         got = self.consumer.consume(num_messages=min(most, CONSUME_RECORDS), timeout=timeout)
         if self.generation != generation:
             for (topic, number), part in list(self.owned.items()):
-                self.consumer.seek(TopicPartition(topic, number, max(part.state.next_offset, 0)))
+                self.consumer.seek(TopicPartition(topic, number, part.state.start()))
             return None
         errors = [m.error() for m in got]
         if any(e is not None for e in errors):  # transient ones (a broker away) carry on inside librdkafka
@@ -427,7 +512,7 @@ class PartitionConsumer:
         partitions = [m.partition() for m in got]
         offsets = [m.offset() for m in got]
         values = [m.value() or b"" for m in got]
-        topic = self.settings.events_topic
+        topic = self.stage.topic
         if partitions[0] == partitions[-1] and partitions.count(partitions[0]) == len(partitions):
             grouped = {partitions[0]: (offsets, values)}
         else:
@@ -503,7 +588,7 @@ class PartitionConsumer:
         starts = []
         for tp in partitions:
             part = await self.load((tp.topic, tp.partition), logs.get((tp.topic, tp.partition)))
-            starts.append(max(part.state.next_offset, 0))
+            starts.append(part.state.start())
         self.metrics.assigned.set(len(self.owned))
         return starts
 
@@ -572,7 +657,9 @@ class PartitionConsumer:
                     offsets, values = batch[tp]
                     started = time.perf_counter()
                     before = (part.state.events, part.state.dead_letters)
-                    out = await asyncio.to_thread(process_partition_batch, self.config, part, offsets, values)
+                    part.quiet_since, part.idle_said = time.monotonic(), False
+                    part.busy += 1
+                    out = await asyncio.to_thread(self._process, part, offsets, values)
                     done.append((tp, part, out, before, started))
             except BaseException:
                 try:
@@ -601,12 +688,39 @@ class PartitionConsumer:
         finally:
             self.queue.task_done()
 
+    def _process(self, part: Partition, offsets: list[int], values: list[bytes]) -> PartitionOutput:
+        """In a thread: the stage's work on one partition batch (no I/O)."""
+        kind = self.stage.kind
+        if kind == "route":
+            return route_partition_batch(self.config, self.stage, part, offsets, values)
+        if kind == "detect":
+            return detect_partition_batch(self.config, self.stage, part, offsets, values)
+        return process_partition_batch(self.config, part, offsets, values)
+
+    async def _idle_marks(self) -> None:
+        """Route stage: a partition with nothing new for ``idle_seconds``, all of it saved, tells every model's
+        stage so once, and stops holding their merge back until it sends again."""
+        if not self.queue.empty():
+            return
+        now, stage = time.monotonic(), self.stage
+        for part in list(self.owned.values()):
+            if part.idle_said or now - part.quiet_since < self.settings.idle_seconds:
+                continue
+            if part.busy:
+                continue  # a batch of it is still being saved
+            marks = marks_of(part.state, part.number, stage.partitions, idle=True)
+            part.idle_said = True  # before the wait: a batch read meanwhile says it is not idle any more
+            await self.publisher.deliver([(stage.by_model, q, [(None, mark)]) for q, mark in marks])
+
     async def finish(self, tp, part: Partition, out: PartitionOutput, before, started: float) -> None:
         """Publish one partition batch's output, wait for the acks, then save its state and offset."""
         s = self.settings
-        refused = await self.publisher.deliver(
-            [(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
-             (s.dead_letter_topic, None, [(None, v) for v in out.dead])], shrink=dead_letter_shrinker(s.dead_letter_topic))
+        sends = [(s.outputs_topic, None, out.decisions), (s.alerts_topic, None, out.alerts),
+                 (s.dead_letter_topic, None, [(None, v) for v in out.dead])]
+        if self.stage.kind == "route":  # the events first, then the marks that say they were all sent
+            sends = [(self.stage.by_model, None, out.routed)] + [(self.stage.by_model, q, [(None, mark)])
+                                                                 for q, mark in out.marks]
+        refused = await self.publisher.deliver(sends, shrink=dead_letter_shrinker(s.dead_letter_topic))
         if refused:
             self.metrics.refused.inc(refused)
         state = out.state
@@ -616,7 +730,9 @@ class PartitionConsumer:
         except StaleState as exc:
             raise Resync(str(exc)) from None
         part.loaded = state.next_offset
-        self.metrics.observe(state, before, out.alerts, time.perf_counter() - started)
+        part.busy -= 1
+        if self.stage.kind != "route":  # routed events are counted once, where they are monitored
+            self.metrics.observe(state, before, out.alerts, time.perf_counter() - started)
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - state.next_offset, 0))
@@ -674,10 +790,14 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
 
     @app.task
     async def monitor() -> None:
-        consumer = PartitionConsumer(config, settings, metrics, health)
-        app.consumer_view = consumer  # type: ignore[attr-defined]
         try:
-            await consumer.run()
+            stages = await plan_stages(settings)
+            if len(stages) > 1:
+                log.info("%s has %d partitions: events routed by model through %s (%d partitions)",
+                         settings.events_topic, stages[0].sources, stages[0].by_model, stages[0].partitions)
+            consumers = [PartitionConsumer(config, settings, metrics, health, stage) for stage in stages]
+            app.consumer_view = ConsumerView(consumers)  # type: ignore[attr-defined]
+            await _all_or_none([c.run() for c in consumers])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # stop the whole worker, now and visibly: a supervisor restarts it
@@ -687,6 +807,62 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
             os.kill(os.getpid(), signal.SIGTERM)  # Faust's own graceful stop
 
     return app
+
+
+async def plan_stages(settings: WorkerSettings) -> list[Stage]:
+    """The worker's consumers: one direct stage for a topic of one partition (or events keyed by model),
+    else the route and detect stages over the by-model topic (made here when it does not exist)."""
+    s = settings
+    direct = Stage("direct", s.events_topic, s.app_id, s.app_id, events=s.events_topic)
+    if s.keyed_by_model:
+        return [direct]
+    said = False
+    while not (sources := await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, s.bootstrap_servers,
+                                                                              s.events_topic))):
+        if not said:
+            log.warning("waiting for the events topic %s to be created", s.events_topic)
+            said = True
+        await asyncio.sleep(1.0)
+    if sources == 1:
+        return [direct]
+    by_model = by_model_topic(s.app_id)
+    sizes = {by_model: {"max.message.bytes": str(MAX_RECORD_BYTES)}}
+    await retrying("kafka", lambda: asyncio.to_thread(ensure_topics, s.bootstrap_servers, [by_model],
+                                                      s.model_partitions or sources, sizes))
+    partitions = await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, s.bootstrap_servers, by_model))
+    route = Stage("route", s.events_topic, s.app_id, f"{s.app_id}:route", by_model, partitions, sources, s.events_topic)
+    return [route, Stage("detect", by_model, by_model, s.app_id, by_model, partitions, sources, s.events_topic)]
+
+
+async def _all_or_none(coroutines: list) -> None:
+    """Run them together; the first to fail stops the others, and its error is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class ConsumerView:
+    """What ``/healthz`` reads of the worker's consumers, taken together."""
+
+    def __init__(self, consumers: list[PartitionConsumer]) -> None:
+        self.consumers = consumers
+
+    @property
+    def kafka_down(self) -> bool:
+        return any(c.kafka_down for c in self.consumers)
+
+    @property
+    def owned(self) -> dict:
+        return {(c.stage.kind, tp): p for c in self.consumers for tp, p in c.owned.items()}
+
+    def lag(self) -> int:
+        return sum(c.lag() for c in self.consumers)
 
 
 def run_worker(config: MonitorConfig, settings: WorkerSettings, loglevel: str = "warning") -> None:
