@@ -308,7 +308,7 @@ def recreate_phase(bootstrap: str, redis: OwnRedis, rng: random.Random, folder: 
     workers = Workers(bootstrap, redis, topic, app_id, folder)
     workers.start(0)
     for _ in range(1200):
-        if progress(redis, app_id, topic, routed).get(0, (0, 0))[0] >= 3006:
+        if progress(redis, app_id, topic).get(0, (0, 0))[0] >= 3006:
             break
         time.sleep(0.1)
     time.sleep(6)  # the offset hint is committed every 5 s
@@ -331,10 +331,10 @@ def recreate_phase(bootstrap: str, redis: OwnRedis, rng: random.Random, folder: 
     workers.policy = "resume-earliest"
     workers.start(0)
     for _ in range(1200):  # the old state says 3006: wait for the fresh one to reach the new end exactly
-        if progress(redis, app_id, topic, routed).get(0, (0, 0))[0] == len(parts[0]):
+        if progress(redis, app_id, topic).get(0, (0, 0))[0] == len(parts[0]):
             break
         time.sleep(0.1)
-    final = progress(redis, app_id, topic, routed).get(0, (0, 0))
+    final = progress(redis, app_id, topic).get(0, (0, 0))
     workers.stop_all()
     expected = expected_events(parts)[0]
     return {"named": named, "lost_cases": 1, "lost": max(0, expected - final[1]), "twice": max(0, final[1] - expected),

@@ -83,7 +83,7 @@ def in_process(lines: list[bytes], config: MonitorConfig) -> dict[str, float]:
             released.append(merge_batch(merger, list(range(lo, lo + len(values))), values).values)
         for s in range(SOURCES):
             merger.close(s)
-        released.append(merger.release()[2])
+        released.append([raw for _, raw in merger.release()[2]])
 
     def pipeline(batches: list[list[bytes]]) -> None:
         pipe = Pipeline.build(config, batches[0][:1000])

@@ -57,7 +57,9 @@ class BatchPublisher:
             from .kafka_reader import librdkafka_log
 
             self.producer = Producer({
-                "bootstrap.servers": self.bootstrap_servers, "acks": "all", "enable.idempotence": True,
+                # one request in flight per broker keeps each partition's order through retries without the
+                # idempotent producer, whose id comes from a coordinator that can take seconds after a restart
+                "bootstrap.servers": self.bootstrap_servers, "acks": "all", "max.in.flight.requests.per.connection": 1,
                 "linger.ms": 2, "message.max.bytes": MAX_RECORD_BYTES, "message.timeout.ms": MESSAGE_TIMEOUT_MS,
                 "queue.buffering.max.messages": QUEUE_MESSAGES, "queue.buffering.max.kbytes": 1 << 21,
                 "partitioner": "murmur2_random",  # a key goes where Java's producer (and aiokafka) would put it

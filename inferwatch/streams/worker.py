@@ -416,8 +416,8 @@ class PartitionConsumer:
                 if self.processing.done():  # a failure stops the worker at once, not at the next message
                     self.processing.result()
                 batch = await self.take()
-                if not batch and self.stage.kind == "route":
-                    await self._idle_marks()
+                if self.stage.kind == "route":  # even while others have a backlog: they must not wait for it
+                    await self._idle_marks(skip=batch.keys())
                 if batch:
                     put = asyncio.ensure_future(self.queue.put(batch))
                     await asyncio.wait([put, self.processing], return_when=asyncio.FIRST_COMPLETED)
@@ -697,17 +697,18 @@ class PartitionConsumer:
             return detect_partition_batch(self.config, self.stage, part, offsets, values)
         return process_partition_batch(self.config, part, offsets, values)
 
-    async def _idle_marks(self) -> None:
-        """Route stage: a partition with nothing new for ``idle_seconds``, all of it saved, tells every model's
-        stage so once, and stops holding their merge back until it sends again."""
-        if not self.queue.empty():
-            return
+    async def _idle_marks(self, skip=()) -> None:
+        """Route stage: a partition read to its end, with nothing new for ``idle_seconds`` and all of it saved,
+        tells every model's stage so once, and stops holding their merge back until it sends again."""
         now, stage = time.monotonic(), self.stage
-        for part in list(self.owned.values()):
-            if part.idle_said or now - part.quiet_since < self.settings.idle_seconds:
+        for tp, part in list(self.owned.items()):
+            if part.idle_said or now - part.quiet_since < self.settings.idle_seconds or tp in skip:
                 continue
-            if part.busy:
-                continue  # a batch of it is still being saved
+            if part.busy or self.highwater.get(tp, -1) > part.state.next_offset:
+                if now - part.quiet_since > 10 * self.settings.idle_seconds:
+                    log.debug("%s:%d quiet for %.0f s but not idle: %d batches unsaved, end %s, next %d", tp[0],
+                              tp[1], now - part.quiet_since, part.busy, self.highwater.get(tp), part.state.next_offset)
+                continue  # a batch of it is still being saved, or it has more to read
             marks = marks_of(part.state, part.number, stage.partitions, idle=True)
             part.idle_said = True  # before the wait: a batch read meanwhile says it is not idle any more
             await self.publisher.deliver([(stage.by_model, q, [(None, mark)]) for q, mark in marks])
