@@ -63,6 +63,7 @@ class BatchPublisher:
                 "linger.ms": 2, "message.max.bytes": MAX_RECORD_BYTES, "message.timeout.ms": MESSAGE_TIMEOUT_MS,
                 "queue.buffering.max.messages": QUEUE_MESSAGES, "queue.buffering.max.kbytes": 1 << 21,
                 "partitioner": "murmur2_random",  # a key goes where Java's producer (and aiokafka) would put it
+                "reconnect.backoff.max.ms": 1000,  # a broker back after a restart is used within a second, not ten
                 "delivery.report.only.error": True,  # a callback per failed record only: an ack costs no Python
                 "error_cb": self._error, "logger": librdkafka_log})
         return self.producer

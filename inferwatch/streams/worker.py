@@ -405,7 +405,7 @@ class PartitionConsumer:
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
             "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
             **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
-            "error_cb": self._kafka_error, "logger": librdkafka_log,
+            "error_cb": self._kafka_error, "logger": librdkafka_log, "reconnect.backoff.max.ms": 1000,
             "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
         })
         self.consumer.subscribe([self.stage.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
