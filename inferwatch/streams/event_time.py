@@ -218,7 +218,7 @@ class EventTimeMerger:
                             for s in self.sources}}
 
     def resume(self) -> dict:
-        """The state without the held messages, which the caller reads again from its input (the merger
+        """:meth:`to_dict` without the held messages, which the caller reads again from its input (the merger
         drops what it released before): a source holding messages goes back to just before the first.
 
         >>> m = EventTimeMerger([0, 1])
@@ -226,7 +226,7 @@ class EventTimeMerger:
         >>> m.push(1, [0], [3.0], [b"c"])
         >>> m.release()[2]
         [b'a']
-        >>> again = EventTimeMerger.resumed(m.resume())
+        >>> again = EventTimeMerger.from_dict(m.resume())
         >>> again.push(0, [0, 1], [1.0, 5.0], [b"a", b"b"])  # read again: the first was released already
         >>> again.push(1, [0], [3.0], [b"c"])
         >>> again.close(0), again.close(1), again.release()[2]
@@ -241,32 +241,17 @@ class EventTimeMerger:
         return {"released_key": self.released_key, "sources": sources}
 
     @classmethod
-    def resumed(cls, raw: dict) -> EventTimeMerger:
-        """The merger :meth:`resume` described; ValueError when the data cannot be one."""
-        m = cls([])
-        try:
-            m.released_key = float(raw["released_key"])
-            for name, part in raw["sources"].items():
-                s = int(name)
-                m._open(s)
-                m.latest[s], m.released[s], m.next[s] = float(part["latest"]), int(part["released"]), int(part["next"])
-                if part["closed"]:
-                    m.closed.add(s)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not an event-time merger's state: {exc}") from None
-        return m
-
-    @classmethod
     def from_dict(cls, raw: dict) -> EventTimeMerger:
-        """The merger :meth:`to_dict` wrote; ValueError when the data cannot be one."""
+        """The merger :meth:`to_dict` (or :meth:`resume`, without held messages) wrote; ValueError when the
+        data cannot be one."""
         m = cls([])
         try:
             m.released_key = float(raw["released_key"])
             for name, part in raw["sources"].items():
                 s = int(name)
-                keys = np.frombuffer(part["keys"], dtype="<f8").astype(np.float64)
-                offsets = np.frombuffer(part["offsets"], dtype="<i8").astype(np.int64)
-                values = [bytes(v) for v in part["values"]]
+                keys = np.frombuffer(part.get("keys", b""), dtype="<f8").astype(np.float64)
+                offsets = np.frombuffer(part.get("offsets", b""), dtype="<i8").astype(np.int64)
+                values = [bytes(v) for v in part.get("values", ())]
                 latest, released = float(part["latest"]), int(part["released"])
                 if not len(keys) == len(offsets) == len(values):
                     raise ValueError(f"{len(keys)} keys, {len(offsets)} offsets and {len(values)} values")
@@ -276,9 +261,9 @@ class EventTimeMerger:
                 m.keys[s], m.offsets[s], m.values[s] = keys, offsets, values
                 m.latest[s], m.released[s] = latest, released
                 m.recent[s] = tuple(float(x) for x in part.get("recent", ()))[-2:]
-                m.next[s] = int(offsets[-1]) + 1 if len(offsets) else released + 1
+                m.next[s] = int(part.get("next", int(offsets[-1]) + 1 if len(offsets) else released + 1))
                 if part["closed"]:
                     m.closed.add(s)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not an event-time merger's state: {exc}") from None
         return m

@@ -167,7 +167,7 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     state = part.state
     if part.merger is None:
         try:
-            part.merger = (EventTimeMerger.resumed(msgspec.msgpack.decode(state.merger)) if state.merger
+            part.merger = (EventTimeMerger.from_dict(msgspec.msgpack.decode(state.merger)) if state.merger
                            else EventTimeMerger(range(stage.sources)))
         except (msgspec.DecodeError, ValueError) as exc:
             raise StateError(f"{part.topic}:{part.number}: the stored event-time merge is unreadable ({exc})") from None
