@@ -42,6 +42,7 @@ from inferwatch.testing.services import ROOT, create_topic, listen_port, service
 from inferwatch.testing.synthetic import generate, to_lines
 
 SERVICES = str(ROOT / "scripts" / "services")
+STATIC = True  # each worker restarts under its --instance-id, as a supervisor with stable names restarts it
 
 
 
@@ -60,44 +61,80 @@ def hostile() -> list[bytes]:
 
 def stream(n: int, rng: random.Random) -> list[bytes]:
     lines = to_lines(generate(n, seed=rng.randrange(1 << 30)), first_id=0)
-    lines = [line.replace(b'"model":"card-fraud"', b'"model":"card-fraud-eu"') if i % 3 == 0 else line
-             for i, line in enumerate(lines)]
+    models = (b'"model":"card-fraud-eu"', b'"model":"card-fraud-us"', b'"model":"card-fraud"')
+    lines = [line.replace(b'"model":"card-fraud"', models[i % 3]) for i, line in enumerate(lines)]
     for bad in hostile():
         lines.insert(rng.randrange(len(lines)), bad)
     return lines
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes], keyed: bool) -> dict[int, list[bytes]]:
-    """Produce every value; return what each partition received, in order (read back with the offsets)."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+class Feed:
+    """The stream, produced chunk by chunk while the faults go on, so they hit a worker with work to do."""
 
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 2_000_000, "linger.ms": 20,
-                         "partitioner": "murmur2_random"})
-    for value in values:
-        key = None
-        if keyed:
-            try:
-                key = str(orjson.loads(value).get("model", ""))[:64].encode()
-            except (orjson.JSONDecodeError, AttributeError):
-                key = b"?"
-        producer.produce(topic, value, key=key)
-        producer.poll(0)
-    assert producer.flush(120) == 0
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("read"), "enable.auto.commit": False,
-                         "fetch.message.max.bytes": 4_000_000})
-    parts: dict[int, list[bytes]] = {}
-    try:
-        meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        for p in meta.partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            consumer.assign([TopicPartition(topic, p, lo)])
-            got: list[bytes] = []
-            while len(got) < hi - lo:
-                got += [m.value() or b"" for m in consumer.consume(1000, timeout=5) if m.error() is None]
-            parts[p] = got
-    finally:
-        consumer.close()
-    return parts
+    def __init__(self, bootstrap: str, topic: str, values: list[bytes], keyed: bool, chunks: int) -> None:
+        from confluent_kafka import Producer
+
+        self.bootstrap, self.topic, self.values, self.keyed = bootstrap, topic, values, keyed
+        self.producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 2_000_000, "linger.ms": 5,
+                                  "partitioner": "murmur2_random", "message.timeout.ms": 600_000,
+                                  "log_level": 0})  # its retries through the broker restarts are expected
+        self.size = -(-len(values) // chunks)
+        self.sent = 0
+        self.ends: dict[int, int] = {}  # partition -> offset after the last acknowledged record
+        self.valid = 0  # events among the values sent, as the pipeline counts them
+        self.sample = values[:300]
+
+    def _acked(self, error, message) -> None:
+        assert error is None, error
+        p = message.partition()
+        self.ends[p] = max(self.ends.get(p, 0), message.offset() + 1)
+
+    def more(self) -> None:
+        """Produce the next chunk (waiting for the acks: a broker restart delays it, loses nothing)."""
+        chunk = self.values[self.sent:self.sent + self.size]
+        for value in chunk:
+            key = None
+            if self.keyed:
+                try:
+                    key = str(orjson.loads(value).get("model", ""))[:64].encode()
+                except (orjson.JSONDecodeError, AttributeError):
+                    key = b"?"
+            self.producer.produce(self.topic, value, key=key, on_delivery=self._acked)
+            self.producer.poll(0)
+        assert self.producer.flush(600) == 0
+        self.sent += len(chunk)
+        self.valid += Pipeline.build(MonitorConfig(), self.sample).step(chunk, messages=True).events
+
+    @property
+    def done(self) -> bool:
+        return self.sent >= len(self.values)
+
+    def read_back(self) -> dict[int, list[bytes]]:
+        """What each partition received, in order."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": unique("read"),
+                             "enable.auto.commit": False, "fetch.message.max.bytes": 4_000_000})
+        parts: dict[int, list[bytes]] = {}
+        try:
+            meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+            for p in meta.partitions:
+                lo, hi = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=30)
+                consumer.assign([TopicPartition(self.topic, p, lo)])
+                got: list[bytes] = []
+                while len(got) < hi - lo:
+                    got += [m.value() or b"" for m in consumer.consume(1000, timeout=5) if m.error() is None]
+                parts[p] = got
+        finally:
+            consumer.close()
+        return parts
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], keyed: bool) -> dict[int, list[bytes]]:
+    """Produce every value at once; return what each partition received, in order."""
+    feed = Feed(bootstrap, topic, values, keyed, 1)
+    feed.more()
+    return feed.read_back()
 
 
 def expected_events(parts: dict[int, list[bytes]]) -> dict[int, int]:
@@ -146,6 +183,7 @@ class Workers:
         self.procs: list[subprocess.Popen | None] = [None, None]
         self.logs: list[Path] = []
         self.policy = "fail"
+        self.static = STATIC
 
     def start(self, i: int) -> None:
         log = self.dir / f"{self.app_id}-{i}-{len(self.logs)}.log"
@@ -155,7 +193,10 @@ class Workers:
             [sys.executable, "-m", "inferwatch", "worker", "--events-topic", self.topic, "--app-id", self.app_id,
              "--alerts-topic", f"{self.topic}-alerts", "--dead-letters-topic", f"{self.topic}-dead",
              "--batch-size", "2000", "--metrics-port", "0", "--web-port", str(listen_port()),
-             "--on-lost-state", self.policy, *self.extra], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+             "--on-lost-state", self.policy, *self.extra, *self.instance(i)], env=env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+
+    def instance(self, i: int) -> tuple[str, ...]:
+        return ("--instance-id", f"worker-{i}") if self.static else ()
 
     def start_all(self) -> None:
         for i in range(2):
@@ -201,20 +242,18 @@ def progress(redis: OwnRedis, app_id: str, topic: str, routed: bool = False) -> 
 def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng: random.Random, folder: Path) -> dict:
     topic, app_id = unique(f"faults-{name}"), unique("app")
     create_topic(bootstrap, topic, 4)
-    parts = produce(bootstrap, topic, stream(args.events, rng), keyed)
-    expected = expected_events(parts)
-    ends = {p: len(v) for p, v in parts.items()}
+    faults = (["kill"] * args.kills + ["redis"] * (args.redis_restarts - 1) + ["broker"] * args.broker_restarts)
+    rng.shuffle(faults)
+    faults.append("redis-empty")
+    feed = Feed(bootstrap, topic, stream(args.events, rng), keyed, len(faults))
+    ends = feed.ends
     # keyed by model: detection per partition; not keyed: routed by model, merged in event time
     routed = not keyed
     workers = Workers(bootstrap, redis, topic, app_id, folder,
                       ("--idle-seconds", "1") if routed else ("--keyed-by-model",))
     workers.start_all()
-    faults = (["kill"] * args.kills + ["redis"] * (args.redis_restarts - 1) + ["broker"] * args.broker_restarts)
-    rng.shuffle(faults)
-    faults.append("redis-empty")
     report = {"crashes": 0, "stalls": 0, "named": 0, "lost_cases": 0}
     last, last_change, outage = None, time.monotonic(), False
-    deadline = time.monotonic() + args.minutes * 60
 
     def watch(seconds: float) -> None:
         nonlocal last, last_change
@@ -234,15 +273,19 @@ def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng
             if now != last:
                 last, last_change = now, time.monotonic()
             waiting = any(now.get(p, (0, 0))[0] < end_ for p, end_ in ends.items()) or (
-                routed and now.get(-1, (0, 0))[1] < sum(expected.values()))
+                routed and now.get(-1, (0, 0))[1] < feed.valid)
             if waiting and not outage and time.monotonic() - last_change > 30:
                 report["stalls"] += 1
-                print(f"  silent stall: no progress for 30 s at {now}")
+                print(f"  {time.strftime('%H:%M:%S')} silent stall: no progress for 30 s at {now}", flush=True)
                 last_change = time.monotonic()
             time.sleep(0.2)
 
     for fault in faults:
+        feed.more()
         watch(rng.uniform(0.5, 3.0))
+        if args.verbose:
+            now = progress(redis, app_id, topic, routed)
+            print(f"  {time.strftime('%H:%M:%S')} {fault} (progress {now})", flush=True)
         if fault == "kill":
             i = rng.randrange(2)
             workers.kill(i)
@@ -280,6 +323,12 @@ def run_phase(name: str, args, bootstrap: str, redis: OwnRedis, keyed: bool, rng
             workers.policy = "resume-earliest"
             workers.procs = [None, None]
             workers.start_all()
+    while not feed.done:
+        feed.more()
+    parts = feed.read_back()
+    expected = expected_events(parts)
+    assert ends == {p: len(v) for p, v in parts.items() if v}, (ends, {p: len(v) for p, v in parts.items()})
+    deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
         now = progress(redis, app_id, topic, routed)
         if all(now.get(p, (0, 0))[0] >= end_ for p, end_ in ends.items()) and (
@@ -349,6 +398,8 @@ def main() -> None:
     parser.add_argument("--broker-restarts", type=int, default=5)
     parser.add_argument("--minutes", type=float, default=6.0, help="per phase, at most, after the faults")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="print each fault as it is injected")
+    parser.add_argument("--phases", default="keyed,unkeyed,recreated", help="which phases to run, comma-separated")
     args = parser.parse_args()
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         sys.exit("unset KAFKA_BOOTSTRAP_SERVERS: this script stops and starts the local broker")
@@ -361,9 +412,12 @@ def main() -> None:
     started = time.monotonic()
     rows = []
     try:
+        chosen = args.phases.split(",")
         for name, keyed in (("keyed", True), ("unkeyed", False)):
-            rows.append((name, run_phase(name, args, bootstrap, redis, keyed, rng, folder)))
-        rows.append(("topic re-created", recreate_phase(bootstrap, redis, rng, folder)))
+            if name in chosen:
+                rows.append((name, run_phase(name, args, bootstrap, redis, keyed, rng, folder)))
+        if "recreated" in chosen:
+            rows.append(("topic re-created", recreate_phase(bootstrap, redis, rng, folder)))
     finally:
         redis.stop()
     print(f"fault injection: {args.events:,} events + 6 hostile per phase, {args.kills} kill -9, "

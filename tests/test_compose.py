@@ -61,6 +61,12 @@ def test_worker_command_options_and_environment_exist(worker):
     assert metrics_port in " ".join(svc["healthcheck"]["test"])
 
 
+def test_each_worker_has_its_own_instance_id():
+    """Static group membership: two workers under one instance id would fence each other."""
+    ids = [SERVICES[w]["environment"].get("INFERWATCH_INSTANCE_ID") for w in WORKERS]
+    assert all(ids) and len(set(ids)) == len(ids)
+
+
 def test_mounted_config_and_dockerfile_exist():
     worker = SERVICES[WORKERS[0]]
     host, container = worker["volumes"][0].split(":")[:2]

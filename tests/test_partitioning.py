@@ -40,23 +40,25 @@ def counted(redis_url: str, app_id: str) -> int:
     return sum(s.events + s.dead_letters for s in read_partitions(redis_url, app_id).values())
 
 
-def workers(services, topic: str, app_id: str, tmp: Path, n: int) -> list[Worker]:
+def workers(services, topic: str, app_id: str, tmp: Path, n: int, named: bool = False) -> list[Worker]:
+    """``named``: each with its own ``--instance-id``, kept across its restarts (static group membership)."""
     out = []
-    for _ in range(n):
+    for i in range(n):
         w = Worker(services, topic, app_id, tmp)
-        w.args += ["--idle-seconds", "1"]
+        w.args += ["--idle-seconds", "1"] + (["--instance-id", f"worker-{i}"] if named else [])
         w.tmp = tmp / f"w{len(out)}-{app_id}"
         w.tmp.mkdir()
         out.append(w)
     return out
 
 
-def monitor(services, topic: str, total: int, tmp: Path, n: int, kill_at: list[int] = ()) -> tuple[str, list[dict]]:
+def monitor(services, topic: str, total: int, tmp: Path, n: int, kill_at: list[int] = (),
+            named: bool = False) -> tuple[str, list[dict]]:
     """``n`` workers on ``topic`` until every message is counted (``kill -9`` of a random one at each count in
     ``kill_at``, then a restart); (app id, its alerts)."""
     redis_url = services["REDIS_URL"]
     app_id = unique("app")
-    running = workers(services, topic, app_id, tmp, n)
+    running = workers(services, topic, app_id, tmp, n, named)
     rng = random.Random(5)
     try:
         for w in running:
@@ -120,12 +122,13 @@ def test_file_one_partition_round_robin_and_keyed_by_event_id_give_the_same_aler
 
 
 def test_kill_9_of_any_worker_counts_exactly_and_keeps_the_alert_ids(services, tmp_path):
-    """Round-robin over 4 partitions, two workers, a random one killed three times: every message counted
-    once, per model and column, and the clean run's alerts."""
+    """Round-robin over 4 partitions, two workers (each restarted under its --instance-id), a random one
+    killed three times: every message counted once, per model and column, and the clean run's alerts."""
     bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
     topic = unique("anykill")
     total = deal(bootstrap, topic, DEMO, 4, tmp_path, "round-robin")
-    app_id, alerts = monitor(services, topic, total, tmp_path, 2, kill_at=[6_000, 14_000, 22_000])
+    app_id, alerts = monitor(services, topic, total, tmp_path, 2, kill_at=[6_000, 14_000, 22_000],
+                             named=True)
     states = read_partitions(redis_url, app_id)
     assert sum(s.events for s in states.values()) == 30_002 and sum(s.dead_letters for s in states.values()) == 13
     assert {a["alert_id"] for a in alerts} == {a["alert_id"] for a in replay_alerts(DEMO)}

@@ -185,6 +185,9 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
                                                   topic_configs=(configs or {}).get(topic, {}))])
                 except errors.TopicAlreadyExistsError:
                     pass
+                except errors.InvalidReplicationFactorError:  # one replica is asked for: no broker is up yet
+                    raise KafkaUnavailable(f"no broker of {bootstrap_servers} takes topics yet (fenced after a "
+                                           "restart?)") from None
         finally:
             admin.close()
     except outage as exc:

@@ -38,6 +38,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class WorkerSettings:
     keyed_by_model: bool = False  # the producers key events by model: detection per partition, no routing
     model_partitions: int | None = None  # partitions of the by-model topic when it is made (default: the events')
     idle_seconds: float = 5.0  # a partition with nothing new this long stops holding the others' merge back
+    instance_id: str | None = None  # static group membership: a restarted worker takes its partitions back at once
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,28 @@ BACKLOG_SECONDS = 4.5  # how much longer than batch_seconds a batch may fill whi
 CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
 
 
+class KafkaLink:
+    """Whether Kafka answers, shared by a worker's consumers: one line when it goes away, one when it is back."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self._lock = threading.Lock()
+
+    def lost(self, error) -> None:
+        with self._lock:
+            if self.down:
+                return
+            self.down = True
+        log.warning("kafka unavailable, librdkafka keeps retrying: %s", error)
+
+    def back(self) -> None:
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+        log.warning("kafka available again")
+
+
 class Resync(Exception):
     """Another worker saved a partition we hold: start over from the states in Redis."""
 
@@ -352,7 +376,7 @@ class PartitionConsumer:
     """
 
     def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics,
-                 health: Health | None = None, stage: Stage | None = None) -> None:
+                 health: Health | None = None, stage: Stage | None = None, kafka: KafkaLink | None = None) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
         self.stage = stage or Stage("direct", settings.events_topic, settings.app_id, settings.app_id)
         self.health = health or Health(started=time.monotonic())
@@ -367,7 +391,7 @@ class PartitionConsumer:
         self.processing: asyncio.Task | None = None
         self.committed_at = 0.0
         self.highwater: dict = {}  # (topic, partition) -> end offset, noted by the fetch thread
-        self.kafka_down = False
+        self.kafka = kafka or KafkaLink()
 
     async def run(self) -> None:
         s = self.settings
@@ -407,6 +431,7 @@ class PartitionConsumer:
             **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
             "error_cb": self._kafka_error, "logger": librdkafka_log, "reconnect.backoff.max.ms": 1000,
             "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
         })
         self.consumer.subscribe([self.stage.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
@@ -433,18 +458,16 @@ class PartitionConsumer:
         """librdkafka reconnects by itself: say once that Kafka is away (a fatal error is logged as one)."""
         if error.fatal():
             log.error("kafka: fatal error %s", error)
-        elif not self.kafka_down:
-            self.kafka_down = True
-            log.warning("kafka unavailable, librdkafka keeps retrying: %s", error)
+        else:
+            self.kafka.lost(error)
 
     def _kafka_stats(self, stats: str) -> None:
         """In the fetch thread: after an outage, say once that a broker answers again (even with nothing to read)."""
-        if not self.kafka_down:
+        if not self.kafka.down:
             return
         brokers = orjson.loads(stats).get("brokers", {}).values()
         if any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers):
-            self.kafka_down = False
-            log.warning("kafka available again")
+            self.kafka.back()
 
     async def take(self) -> dict:
         """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first.
@@ -470,9 +493,7 @@ class PartitionConsumer:
                     return got
                 behind = False
                 continue
-            if self.kafka_down:
-                self.kafka_down = False
-                log.warning("kafka available again")
+            self.kafka.back()
             fetched = 0
             for tp, (offsets, values) in more.items():
                 have = got.setdefault(tp, ([], []))
@@ -744,7 +765,7 @@ class PartitionConsumer:
         h.progress = time.monotonic()
         h.partitions = len(self.owned)
         h.lag = self.lag()
-        h.kafka_down = self.kafka_down
+        h.kafka_down = self.kafka.down
 
     def lag(self) -> int:
         """Events in the owned partitions not yet saved (as of the last fetch)."""
@@ -796,7 +817,8 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
             if len(stages) > 1:
                 log.info("%s has %d partitions: events routed by model through %s (%d partitions)",
                          settings.events_topic, stages[0].sources, stages[0].by_model, stages[0].partitions)
-            consumers = [PartitionConsumer(config, settings, metrics, health, stage) for stage in stages]
+            kafka = KafkaLink()  # the stages' consumers say an outage once, together
+            consumers = [PartitionConsumer(config, settings, metrics, health, stage, kafka) for stage in stages]
             app.consumer_view = ConsumerView(consumers)  # type: ignore[attr-defined]
             await _all_or_none([c.run() for c in consumers])
         except asyncio.CancelledError:
@@ -856,7 +878,7 @@ class ConsumerView:
 
     @property
     def kafka_down(self) -> bool:
-        return any(c.kafka_down for c in self.consumers)
+        return any(c.kafka.down for c in self.consumers)
 
     @property
     def owned(self) -> dict:
