@@ -286,7 +286,7 @@ def test_redis_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
         worker.stop()
         redis.stop()
     log = b"".join(p.read_bytes() for p in tmp_path.glob("worker-*.log"))
-    assert b"redis unavailable" in log and b"redis available again" in log
+    assert log.count(b"redis unavailable") == 1 and log.count(b"redis available again") == 1, log.decode()
     redis.start()
     try:
         state = partition_states(redis.url, app_id)[f"{topic}:0"]
@@ -318,6 +318,8 @@ def test_kafka_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
         log = tmp_path / "worker-1.log"
         if "kafka unavailable" in log.read_text(errors="replace"):  # an outage said is an outage ended, once
             wait_until(lambda: "kafka available again" in log.read_text(errors="replace"), 60, "the end-of-outage line")
+        text = log.read_text(errors="replace")
+        assert text.count("kafka unavailable") <= 1 and text.count("kafka available again") <= 1, text
     finally:
         worker.stop()
     state = partition_states(redis_url, app_id)[f"{topic}:0"]

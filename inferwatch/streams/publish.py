@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 from ..errors import KafkaUnavailable
+from .outage import outage
 
 __all__ = ["BatchPublisher", "ensure_topics", "topic_partitions", "Shrink"]
 
@@ -48,7 +49,7 @@ class BatchPublisher:
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.producer = None
-        self.down = False  # an outage was said, its end not yet
+        self.kafka = outage("kafka")
 
     def _started(self):
         if self.producer is None:
@@ -72,9 +73,8 @@ class BatchPublisher:
         """In a flush thread: say once that no broker answers (librdkafka keeps retrying by itself)."""
         if error.fatal():
             log.error("kafka: fatal producer error %s", error.str())
-        elif not self.down and error.code() in _codes("_ALL_BROKERS_DOWN"):
-            self.down = True
-            log.warning("kafka unavailable (%s): retrying, nothing is dropped", error.str())
+        elif error.code() in _codes("_ALL_BROKERS_DOWN"):
+            self.kafka.lost(error.str())
 
     async def deliver(self, sends: list[Send], shrink: Shrink | None = None) -> int:
         """Send every (topic, partition or None for keyed, records) and wait for the acks; return records refused.
@@ -118,9 +118,7 @@ class BatchPublisher:
                 rounds.insert(0, (retry, alone))
                 await self._outage(outage, delay)
                 delay = min(delay * 2, 10.0)
-        if self.down:
-            self.down = False
-            log.warning("kafka available again: publishing resumed")
+        self.kafka.back()
         return refused
 
     async def _round(self, sends: list[Send]) -> list:
@@ -149,9 +147,7 @@ class BatchPublisher:
         return failures
 
     async def _outage(self, error, delay: float) -> None:
-        if not self.down:
-            self.down = True
-            log.warning("kafka unavailable (%s): retrying with back-off, nothing is dropped", error.str())
+        self.kafka.lost(error.str())
         await asyncio.sleep(delay)
 
     async def stop(self) -> None:

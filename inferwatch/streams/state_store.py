@@ -41,6 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigError, StaleState, StateError, StateUnavailable
+from .outage import outage
 
 # redis-py makes a refused password a ConnectionError: it is a configuration error, not an outage to wait out
 _REFUSED = (AuthenticationError, AuthorizationError)
@@ -241,18 +242,15 @@ def read_partitions(url: str, namespace: str, fields: bool = False) -> dict[str,
 
 
 async def retrying(what: str, call, *, first: float = 0.2, most: float = 10.0):
-    """Await ``call()`` until it stops raising :class:`ConnectionError`; log once per outage."""
-    delay, down = first, False
+    """Await ``call()`` until it stops raising :class:`ConnectionError`; one log line per outage in the process."""
+    delay, service = first, outage(what)
     while True:
         try:
             result = await call()
         except ConnectionError as exc:
-            if not down:
-                log.warning("%s unavailable, retrying with back-off: %s", what, exc)
-                down = True
+            service.lost(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, most)
             continue
-        if down:
-            log.warning("%s available again", what)
+        service.back()
         return result

@@ -38,7 +38,6 @@ import asyncio
 import logging
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from ..errors import StateError
 from .decode import dead_letter_shrinker
 from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
+from .outage import outage
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
 from .routing import by_model_topic, marks_of, merge_batch, resume_offset, route_batch
@@ -338,28 +338,6 @@ BACKLOG_SECONDS = 4.5  # how much longer than batch_seconds a batch may fill whi
 CONSUME_RECORDS = 5_000  # per consume call: it holds the GIL while it builds them, and the monitoring thread waits
 
 
-class KafkaLink:
-    """Whether Kafka answers, shared by a worker's consumers: one line when it goes away, one when it is back."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self._lock = threading.Lock()
-
-    def lost(self, error) -> None:
-        with self._lock:
-            if self.down:
-                return
-            self.down = True
-        log.warning("kafka unavailable, librdkafka keeps retrying: %s", error)
-
-    def back(self) -> None:
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        log.warning("kafka available again")
-
-
 class Resync(Exception):
     """Another worker saved a partition we hold: start over from the states in Redis."""
 
@@ -376,7 +354,7 @@ class PartitionConsumer:
     """
 
     def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics,
-                 health: Health | None = None, stage: Stage | None = None, kafka: KafkaLink | None = None) -> None:
+                 health: Health | None = None, stage: Stage | None = None) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
         self.stage = stage or Stage("direct", settings.events_topic, settings.app_id, settings.app_id)
         self.health = health or Health(started=time.monotonic())
@@ -391,7 +369,7 @@ class PartitionConsumer:
         self.processing: asyncio.Task | None = None
         self.committed_at = 0.0
         self.highwater: dict = {}  # (topic, partition) -> end offset, noted by the fetch thread
-        self.kafka = kafka or KafkaLink()
+        self.kafka = outage("kafka")
 
     async def run(self) -> None:
         s = self.settings
@@ -462,15 +440,16 @@ class PartitionConsumer:
             self.kafka.lost(error)
 
     def _kafka_stats(self, stats: str) -> None:
-        """In the fetch thread: after an outage, say once that a broker answers again (even with nothing to read)."""
-        if not self.kafka.down:
-            return
+        """In the fetch thread, every 2 s: whether a broker answers (says an outage's end even with nothing to read,
+        and confirms a loss reported just after an outage ended)."""
         brokers = orjson.loads(stats).get("brokers", {}).values()
         if any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers):
             self.kafka.back()
+        elif self.kafka.down:
+            self.kafka.lost("no broker answers")
 
     async def take(self) -> dict:
-        """(offsets, values) per partition: about ``batch_size`` each, waiting at most ``batch_seconds`` after the first.
+        """(offsets, values) per partition: about ``batch_size`` each, at most ``batch_seconds`` after the first.
 
         A partition that feeds many models asks for more (:meth:`Pipeline.step_lines`); while
         the fetches come back full (a backlog), the batch fills for up to ``BACKLOG_SECONDS`` more.
@@ -817,8 +796,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
             if len(stages) > 1:
                 log.info("%s has %d partitions: events routed by model through %s (%d partitions)",
                          settings.events_topic, stages[0].sources, stages[0].by_model, stages[0].partitions)
-            kafka = KafkaLink()  # the stages' consumers say an outage once, together
-            consumers = [PartitionConsumer(config, settings, metrics, health, stage, kafka) for stage in stages]
+            consumers = [PartitionConsumer(config, settings, metrics, health, stage) for stage in stages]
             app.consumer_view = ConsumerView(consumers)  # type: ignore[attr-defined]
             await _all_or_none([c.run() for c in consumers])
         except asyncio.CancelledError:
