@@ -359,13 +359,13 @@ class ModelMonitor:
         if not self.calibrated:
             have = sum(len(b) for b in self.warmup)
             take = min(len(batch), self.config.warmup_events - have)
-            self.warmup.append(batch.take(np.arange(take)))
+            self.warmup.append(batch.slice(0, take))
             self.events += take
             if have + take >= self.config.warmup_events:
                 reference = concat_batches(self.warmup)
                 self.warmup = []
                 self._calibrate(reference, count_stats=True)
-            live = batch.take(np.arange(take, len(batch))) if take < len(batch) else None
+            live = batch.slice(take, len(batch)) if take < len(batch) else None
             offset = take
         if live is not None:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
@@ -607,7 +607,9 @@ class ModelMonitor:
 
     def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
         """The model's state (with ``blobs``: the columns' fixed parts go there, see :meth:`ColumnMonitor.to_dict`)."""
-        warm = concat_batches(self.warmup) if self.warmup else None
+        if len(self.warmup) > 1:  # joined once, not at every save while the warm-up fills
+            self.warmup = [concat_batches(self.warmup)]
+        warm = self.warmup[0] if self.warmup else None
         return {
             "model": self.model, "events": self.events, "live_from": self.live_from,
             "columns": [c.to_dict(blobs) for c in self.columns.values()],

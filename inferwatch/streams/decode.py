@@ -493,18 +493,21 @@ class Decoder:
             table, index, times = table.filter(pl.Series(~bad)), index[~bad], times[~bad]
         if len(table) == 0:
             return
+        models = table["model"].unique(maintain_order=True)
+        bounds = [0, len(table)]
+        if len(models) > 1:  # each model's rows, in order, one after the other: one gather of the whole table
+            codes = table["model"].cast(pl.Enum(models.to_list())).to_physical().to_numpy()
+            order = np.argsort(codes, kind="stable")
+            table, index, times = table[order], index[order], times[order]
+            bounds = [0] + np.cumsum(np.bincount(codes, minlength=len(models))).tolist()
         columns, segments, names = self._columns(table)
-        batch = Batch(names[0], _text(table["event_id"]), times, columns, segments)
+        batch, rows = Batch(names[0], _text(table["event_id"]), times, columns, segments), first_index + index
         if len(names) == 1:
             out.batches.append(batch)
-            out.rows.append(first_index + index)
+            out.rows.append(rows)
             return
-        codes = table["model"].cast(pl.Enum(names)).to_physical().to_numpy()
-        order = np.argsort(codes, kind="stable")  # each model's rows, in order, one after the other
-        bounds = [0] + np.cumsum(np.bincount(codes, minlength=len(names))).tolist()
-        grouped, rows = batch.take(order), first_index + index[order]
         for name, lo, hi in zip(names, bounds, bounds[1:]):
-            part = grouped.slice(lo, hi)
+            part = batch.slice(lo, hi)
             out.batches.append(Batch(name, part.event_ids, part.times, part.columns, part.segments))
             out.rows.append(rows[lo:hi])
 
