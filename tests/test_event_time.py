@@ -118,3 +118,29 @@ def test_a_lone_timestamp_far_off_does_not_move_its_source():
     assert keys.tolist() == [10.0, 11.0, 11.0, 12.0, 13.0]
     keys, _ = event_keys([10.0, 11.0, 3_600.0, 3_601.0, 3_602.0])
     assert keys.tolist() == [10.0, 11.0, 11.0, 3_600.0, 3_602.0]
+
+
+def late_run(restart: str | None) -> tuple[list[bytes], int]:
+    """A source closed (idle) comes back with one time older than what was released, and one newer."""
+    m = EventTimeMerger([0, 1])
+    m.push(0, [0, 1], [1.0, 2.0], [b"a", b"b"], keyed=True)
+    m.push(1, [0], [1.5], [b"c"], keyed=True)
+    m.close(1)
+    m.push(0, [2], [5.0], [b"d"], keyed=True)
+    out = m.release()[2]
+    m.push(1, [1, 2], [1.7, 6.0], [b"late", b"x"], keyed=True)
+    if restart == "whole":  # the state with its held messages, through a store
+        m = EventTimeMerger.from_dict(msgspec.msgpack.decode(msgspec.msgpack.encode(m.to_dict())))
+    elif restart == "resume":  # without them: they are read again
+        m = EventTimeMerger.from_dict(msgspec.msgpack.decode(msgspec.msgpack.encode(m.resume())))
+        m.push(0, [2], [5.0], [b"d"], keyed=True)
+        m.push(1, [1, 2], [1.7, 6.0], [b"late", b"x"], keyed=True)
+    m.close(0)
+    m.close(1)
+    return out + m.release()[2], m.late
+
+
+def test_a_late_message_is_counted_once_when_released_whatever_the_restart():
+    assert late_run(None) == ([b"a", b"c", b"b", b"late", b"d", b"x"], 1)
+    assert late_run("whole") == late_run(None)
+    assert late_run("resume") == late_run(None)

@@ -7,6 +7,7 @@ import random
 import subprocess
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from test_worker import DEMO, Worker, replay_alerts
@@ -53,11 +54,11 @@ def workers(services, topic: str, app_id: str, tmp: Path, n: int, named: bool = 
 
 
 def monitor(services, topic: str, total: int, tmp: Path, n: int, kill_at: list[int] = (),
-            named: bool = False) -> tuple[str, list[dict]]:
+            named: bool = False, app_id: str | None = None) -> tuple[str, list[dict]]:
     """``n`` workers on ``topic`` until every message is counted (``kill -9`` of a random one at each count in
     ``kill_at``, then a restart); (app id, its alerts)."""
     redis_url = services["REDIS_URL"]
-    app_id = unique("app")
+    app_id = app_id or unique("app")
     running = workers(services, topic, app_id, tmp, n, named)
     rng = random.Random(5)
     try:
@@ -147,3 +148,11 @@ def test_an_idle_partition_holds_detection_back_no_longer_than_its_timeout(servi
                        timeout=120)
     app_id, _ = monitor(services, topic, len(lines), tmp_path, 1)
     assert counted(redis_url, app_id) == len(lines)
+    # the idle partition speaks again with times before all that was released: late, counted once, kept
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"\n".join(line.replace(b'"timestamp":"2026-', b'"timestamp":"2025-') for line in lines[:10]))
+    subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-p", "3", "-l", str(old)], check=True, timeout=120)
+    (tmp_path / "again").mkdir()
+    monitor(services, topic, len(lines) + 10, tmp_path / "again", 1, app_id=app_id)
+    mergers = [msgspec.msgpack.decode(s.merger) for s in read_partitions(redis_url, app_id).values() if s.merger]
+    assert sum(m["late"] for m in mergers) == 10

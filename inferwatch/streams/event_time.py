@@ -12,7 +12,8 @@ nor on which source's chunk came first. A source that will send nothing more
 (its end, in a replay; an idle source, in a live run) is closed and no
 longer holds the others back; if it sends again, it is open again, and a
 message of it older than what was released meanwhile is late: it takes the
-place of the last release, not its own.
+place of the last release, not its own, and is counted in ``late`` when it is
+released (once, however often it is read again).
 
 The merger keeps, per source, the last offset it released: a chunk read again
 (after a restart) releases nothing twice. Its state is plain data
@@ -98,6 +99,9 @@ class EventTimeMerger:
         self.next: dict[int, int] = {}  # a source's offset after the last message or word seen: older words are dropped
         self.recent: dict[int, tuple[float, ...]] = {}  # a source's last two readable times (see event_keys)
         self.released_key = -np.inf  # the greatest key released so far: no message is placed before it
+        self.own: dict[int, float] = {}  # a source's place by its own times (``latest`` without the late lift)
+        self.own_keys: dict[int, np.ndarray] = {}  # per held message: its place by its source's own times
+        self.late = 0  # messages released after a message placed later than them (see the module's text)
         for s in sources:
             self._open(int(s))
 
@@ -105,7 +109,9 @@ class EventTimeMerger:
         self.keys[s] = np.empty(0)
         self.offsets[s] = np.empty(0, dtype=np.int64)
         self.values[s] = []
+        self.own_keys[s] = np.empty(0)
         self.latest.setdefault(s, -np.inf)
+        self.own.setdefault(s, self.latest[s])
         self.released.setdefault(s, -1)
         self.next.setdefault(s, 0)
 
@@ -137,10 +143,12 @@ class EventTimeMerger:
         if keyed:
             t = np.nan_to_num(np.asarray(times, dtype=np.float64), nan=-np.inf)
         else:
-            t, self.recent[s] = event_keys(times, self.latest[s], self.recent.get(s, ()))
+            t, self.recent[s] = event_keys(times, self.own[s], self.recent.get(s, ()))
+        own = np.maximum.accumulate(np.concatenate([[self.own[s]], t]))[1:]
         # a source that comes back after the others moved on is late: its messages take the release point
-        start = max(self.latest[s], self.released_key)
-        keys = np.maximum.accumulate(np.concatenate([[start], t]))[1:]
+        keys = np.maximum(own, max(self.latest[s], self.released_key))
+        self.own[s] = float(own[-1])
+        self.own_keys[s] = np.concatenate([self.own_keys[s], own])
         self.keys[s] = np.concatenate([self.keys[s], keys])
         self.offsets[s] = np.concatenate([self.offsets[s], offs])
         self.values[s] = self.values[s] + list(values)
@@ -170,6 +178,7 @@ class EventTimeMerger:
             self.closed.discard(s)
         if key == key:  # not NaN
             self.latest[s] = max(self.latest[s], float(key))
+            self.own[s] = max(self.own[s], float(key))
 
     def close(self, source: int) -> None:
         """The source sends nothing more (for now): it no longer holds the watermark back."""
@@ -202,7 +211,8 @@ class EventTimeMerger:
             k = cut[s]
             if k:
                 self.released[s] = int(self.offsets[s][k - 1])
-                self.keys[s], self.offsets[s] = self.keys[s][k:], self.offsets[s][k:]
+                self.late += int(np.count_nonzero(self.own_keys[s][:k] < self.released_key))
+                self.keys[s], self.offsets[s], self.own_keys[s] = self.keys[s][k:], self.offsets[s][k:], self.own_keys[s][k:]
                 self.values[s] = self.values[s][k:]
         order = np.lexsort((offset, source, key))
         self.released_key = max(self.released_key, float(key[order[-1]]))
@@ -210,8 +220,10 @@ class EventTimeMerger:
 
     def to_dict(self) -> dict:
         """Plain data (numbers, bytes, lists): what :meth:`from_dict` takes back."""
-        return {"released_key": self.released_key, "sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
+        return {"released_key": self.released_key, "late": self.late,
+                "sources": {str(s): {"keys": self.keys[s].astype("<f8").tobytes(),
                                      "offsets": self.offsets[s].astype("<i8").tobytes(),
+                                     "own_keys": self.own_keys[s].astype("<f8").tobytes(), "own": self.own[s],
                                      "values": list(self.values[s]), "latest": self.latest[s],
                                      "released": self.released[s], "closed": s in self.closed,
                                      "recent": list(self.recent.get(s, ()))}
@@ -236,9 +248,10 @@ class EventTimeMerger:
         for s in self.sources:
             held = len(self.keys[s]) > 0
             sources[str(s)] = {"latest": float(self.keys[s][0]) if held else self.latest[s],
+                               "own": float(self.own_keys[s][0]) if held else self.own[s],
                                "released": self.released[s], "closed": s in self.closed,
                                "next": int(self.offsets[s][0]) if held else self.next[s]}
-        return {"released_key": self.released_key, "sources": sources}
+        return {"released_key": self.released_key, "late": self.late, "sources": sources}
 
     @classmethod
     def from_dict(cls, raw: dict) -> EventTimeMerger:
@@ -247,6 +260,7 @@ class EventTimeMerger:
         m = cls([])
         try:
             m.released_key = float(raw["released_key"])
+            m.late = int(raw.get("late", 0))
             for name, part in raw["sources"].items():
                 s = int(name)
                 keys = np.frombuffer(part.get("keys", b""), dtype="<f8").astype(np.float64)
@@ -258,8 +272,12 @@ class EventTimeMerger:
                 if len(keys) and (np.any(keys[1:] < keys[:-1]) or np.any(offsets[1:] <= offsets[:-1])
                                   or keys[-1] > latest or offsets[0] <= released):
                     raise ValueError("keys or offsets out of order")
-                m.keys[s], m.offsets[s], m.values[s] = keys, offsets, values
+                own_keys = np.frombuffer(part.get("own_keys", b""), dtype="<f8").astype(np.float64)
+                if len(own_keys) != len(keys):
+                    own_keys = keys.copy()  # a state written before own places were kept
+                m.keys[s], m.offsets[s], m.values[s], m.own_keys[s] = keys, offsets, values, own_keys
                 m.latest[s], m.released[s] = latest, released
+                m.own[s] = float(part.get("own", latest))
                 m.recent[s] = tuple(float(x) for x in part.get("recent", ()))[-2:]
                 m.next[s] = int(part.get("next", int(offsets[-1]) + 1 if len(offsets) else released + 1))
                 if part["closed"]:

@@ -133,6 +133,7 @@ class PartitionOutput:
     decisions: list[tuple[bytes, bytes]] = field(default_factory=list)
     routed: list[tuple[bytes, bytes]] = field(default_factory=list)  # route stage: events keyed by model
     marks: list[tuple[int, bytes]] = field(default_factory=list)  # route stage: (internal partition, mark)
+    late: int = 0  # detect stage: events released after the merge had moved past their time
     state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
     fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
@@ -176,6 +177,7 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     out = PartitionOutput(state=msgspec.structs.replace(state))
     if not offsets:
         return out
+    late = part.merger.late
     released = merge_batch(part.merger, offsets, values)
     for at in released.unreadable:
         log.error("%s:%d offset %d is not an inferwatch record: skipped", part.topic, part.number, at)
@@ -188,6 +190,10 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     state.merger = msgspec.msgpack.encode(part.merger.resume())
     out.state = msgspec.structs.replace(state)
     out.fields, part.unsaved = part.unsaved, {}
+    out.late = part.merger.late - late
+    if out.late:
+        log.info("%s:%d: %d events came after the merge had moved past their time (late): monitored at the "
+                 "merge's place", part.topic, part.number, out.late)
     return out
 
 
@@ -284,6 +290,8 @@ class WorkerMetrics:
         self.lag = Gauge("inferwatch_consumer_lag", "Events in the partition not yet monitored", ["topic", "partition"])
         self.assigned = Gauge("inferwatch_assigned_partitions", "Partitions this worker owns")
         self.refused = Counter("inferwatch_refused_records", "Records Kafka refused for good (too large), dropped")
+        self.late = Counter("inferwatch_late_events", "Events that reached the event-time merge after it had moved "
+                            "past their time: monitored at the merge's place, not their own")
 
     def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
         self.events.labels("all").inc(state.events - before[0])
@@ -724,6 +732,8 @@ class PartitionConsumer:
         refused = await self.publisher.deliver(sends, shrink=dead_letter_shrinker(s.dead_letter_topic))
         if refused:
             self.metrics.refused.inc(refused)
+        if out.late:
+            self.metrics.late.inc(out.late)
         state = out.state
         assert state is not None  # process_partition_batch always gives the copy to save
         try:
