@@ -212,7 +212,8 @@ class EventTimeMerger:
             if k:
                 self.released[s] = int(self.offsets[s][k - 1])
                 self.late += int(np.count_nonzero(self.own_keys[s][:k] < self.released_key))
-                self.keys[s], self.offsets[s], self.own_keys[s] = self.keys[s][k:], self.offsets[s][k:], self.own_keys[s][k:]
+                self.keys[s], self.offsets[s] = self.keys[s][k:], self.offsets[s][k:]
+                self.own_keys[s] = self.own_keys[s][k:]
                 self.values[s] = self.values[s][k:]
         order = np.lexsort((offset, source, key))
         self.released_key = max(self.released_key, float(key[order[-1]]))
