@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Action", "RuleConfig", "DetectorName", "FalseAlarmBudget", "AlertPolicyConfig", "ColumnConfig",
-    "ModelConfig", "Limits", "MonitorConfig",
+    "LabelsConfig", "ModelConfig", "Limits", "MonitorConfig",
 ]
 
 DetectorName = Literal["mean", "scale", "shape", "mix", "new_category", "missing"]
@@ -58,6 +58,36 @@ class AlertPolicyConfig(_Strict):
     cooldown_seconds: float = Field(default=0.0, ge=0.0, le=366 * 86400)
     renotify_seconds: float | None = Field(default=None, gt=0.0, le=366 * 86400)
     resolve_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class LabelsConfig(_Strict):
+    """How long a prediction waits for its label (and a label for its prediction), and how many wait.
+
+    ``max_delay`` is seconds of event time, or text such as ``7d``, ``12h``, ``30m``.
+
+    >>> LabelsConfig(max_delay="2d").max_delay, LabelsConfig(max_delay=90).max_delay
+    (172800.0, 90.0)
+    """
+
+    max_delay: float = Field(default=7 * 86400, gt=0.0, le=366 * 86400)
+    max_pending: int = Field(default=1_000_000, ge=1, le=100_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _duration(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("max_delay"), str):
+            text = data["max_delay"].strip()
+            unit = _UNITS.get(text[-1:])
+            try:
+                seconds = float(text[:-1]) * unit if unit else float(text)
+            except ValueError:
+                raise ValueError(f"max_delay: expected seconds or a duration such as 7d, 12h, 30m; got {text!r}") \
+                    from None
+            data = {**data, "max_delay": seconds}
+        return data
 
 
 class ColumnConfig(_Strict):
@@ -142,6 +172,7 @@ class ModelConfig(_Strict):
     false_alarm_budget: FalseAlarmBudget = Field(default_factory=FalseAlarmBudget)
     alert_policy: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
 
     def detectors_for(self, column: str, kind: str) -> tuple[str, ...]:
         allowed = NUMERIC_DETECTORS if kind == "numeric" else CATEGORICAL_DETECTORS

@@ -71,6 +71,10 @@ def replay(
     config: Path | None = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
     reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False,
                                              help="Baseline events; without it, a warm-up prefix of the stream."),
+    labels: Path | None = typer.Option(None, "--labels", exists=True, dir_okay=False,
+                                       help="Labels, one {event_id, model, timestamp, label} per line: joined to "
+                                            "their predictions as the events' time reaches theirs; performance "
+                                            "watched (with --file)."),
     alerts_out: Path | None = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
     dead_letters_out: Path | None = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
     outputs_out: Path | None = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
@@ -89,6 +93,8 @@ def replay(
     _check_outputs(alerts_out=alerts_out, dead_letters_out=dead_letters_out, outputs_out=outputs_out)
     if alerts_topic and not bootstrap_servers:
         raise ConfigError("--alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+    if labels is not None and file is None:
+        raise ConfigError("--labels is read with --file (a topic replay does not join labels yet)")
     err = _stderr()
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
@@ -102,7 +108,7 @@ def replay(
             from .replay import replay_file
 
             summary = replay_file(file, cfg, alerts, reference=reference, dead_letters_out=dead, progress=update,
-                                  outputs_out=outputs)
+                                  outputs_out=outputs, labels=labels)
         else:
             from .topic_replay import parse_time, replay_topic
 
@@ -130,6 +136,8 @@ def replay(
     if s.never_seen:
         shown = ", ".join(s.never_seen[:10]) + (f" and {len(s.never_seen) - 10} more" if len(s.never_seen) > 10 else "")
         _line(f"inferwatch replay: named in the config but never seen: {shown}")
+    for line in s.labels:
+        _line(f"inferwatch replay: {line}")
     if fatal:
         raise typer.Exit(1)
 

@@ -43,6 +43,7 @@ from ..detectors.monitor import Monitor, concat_batches
 from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArray
 from ..errors import ConfigError, StateError
 from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
+from .labels import PerformanceWatch
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "never_seen",
            "SCHEMA_SAMPLE_LINES"]
@@ -61,8 +62,8 @@ Observer = Callable[[Batch, "np.ndarray | None", Monitor, list], None]
 def config_fingerprint(config: MonitorConfig) -> str:
     """A short digest of what decides detection and decisions: ``models`` and ``default`` (key order aside).
 
-    ``limits`` and ``batch_size`` are left out: they decide which messages
-    are read, not what a state means.
+    ``limits``, ``batch_size`` and ``labels`` are left out: they decide which
+    messages are read and how long labels are waited for, not what a state means.
 
     >>> a = MonitorConfig.model_validate({"models": {"a": {}, "b": {"warmup_events": 500}}})
     >>> b = MonitorConfig.model_validate({"models": {"b": {"warmup_events": 500}, "a": {}}, "limits": {"max_models": 9}})
@@ -70,6 +71,8 @@ def config_fingerprint(config: MonitorConfig) -> str:
     (True, False)
     """
     meaning = config.model_dump(mode="json", include={"models", "default"})
+    for model in [meaning["default"], *meaning["models"].values()]:
+        model.pop("labels", None)  # the label join's waits: states kept before it existed stay valid
     return hashlib.sha256(orjson.dumps(meaning, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -118,6 +121,7 @@ class Pipeline:
         self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
         self.last_time = -np.inf  # the latest event time seen: an unreadable message's time
         self.stream = Monitor(config)  # the stream's own pseudo-model, STREAM_MODEL: its dead-letter rate
+        self.performance: PerformanceWatch | None = None  # with labels (replay --labels): see streams/labels.py
         self._handed: set[str] = set()  # digests of the fixed parts to_parts gave out (a store has them)
 
     @classmethod
@@ -203,7 +207,11 @@ class Pipeline:
             if observer is not None:
                 observer(batch, hits, self.monitor, found)
             alerts += [(int(rows[a.row]), a.feature or "", a.detector, a) for a in found]
+            if self.performance is not None:
+                alerts += self.performance.predictions(batch, rows)
         alerts += self._watch_dead_letters(decoded, first_index)
+        if self.performance is not None:
+            alerts += self.performance.arrive(self.last_time)
         if refused:
             out.dead += [DeadLetter.of(*_field_problem(decoded.invalid[i][0]), i, lines[i - first_index])
                          for i in refused]
@@ -211,6 +219,13 @@ class Pipeline:
         alerts.sort(key=lambda a: a[:3])
         out.alerts = [(index, alert) for index, _, _, alert in alerts]
         out.decisions.sort(key=lambda d: d[0])
+        return out
+
+    def finish_labels(self) -> StepResult:
+        """The end of the stream, with labels: the labels still to come arrive; their alerts."""
+        out = StepResult()
+        if self.performance is not None:
+            out.alerts = [(i, a) for i, _, _, a in sorted(self.performance.finish(), key=lambda a: a[:3])]
         return out
 
     def _watch_dead_letters(self, decoded: Decoded, first_index: int) -> list[tuple[int, str, str, Alert]]:

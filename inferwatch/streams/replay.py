@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from ..detectors.config import MonitorConfig
+from .labels import LabelFeed, PerformanceWatch
 from .lines import LineBlock
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
 from .runtime import single_threaded_blas
@@ -51,6 +52,7 @@ class ReplaySummary:
     reference_events: int | None = None  # valid reference events used (None: no reference)
     reference_models: set[str] = field(default_factory=set)
     never_seen: list[str] = field(default_factory=list)  # models and columns the config names that never came
+    labels: list[str] = field(default_factory=list)  # with labels: the join's counts and the estimates' calibration
 
     def problems(self) -> list[str]:
         """What makes this run's result worthless, worst first (an empty list: none)."""
@@ -227,11 +229,14 @@ def replay_file(
     outputs_out: IO[bytes] | None = None,
     observer: Observer | None = None,
     lines_per_chunk: int | None = None,
+    labels: str | Path | None = None,
 ) -> ReplaySummary:
     """Run the core over a JSONL file (``-``: standard input; gzip read transparently) with in-memory state.
 
     Writes alerts (and guard decisions, and dead letters) as JSON lines;
-    ``position`` in an alert is the 0-based line index.
+    ``position`` in an alert is the 0-based line index. ``labels``: a labels
+    file, joined to the predictions as the events' time reaches the labels'
+    (:mod:`.labels`).
     """
     started = time.perf_counter()
     summary = ReplaySummary()
@@ -239,6 +244,8 @@ def replay_file(
     total = Path(events).stat().st_size if source_name != "-" else None
     chunks = read_event_chunks(events, lines_per_chunk or config.batch_size)
     pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1])
+    if labels is not None:
+        pipe.performance = PerformanceWatch(config, LabelFeed.from_file(labels))
     chunk = lines_per_chunk or config.batch_size
     with single_threaded_blas():
         for first, lines, done in merged_chunks(chunks, lambda: pipe.step_lines(chunk)):
@@ -247,6 +254,9 @@ def replay_file(
                        lambda i: {"file": source_name, "line": i})
             if progress is not None:
                 progress(done, total)
+        if pipe.performance is not None:
+            write_step(pipe.finish_labels(), summary, lambda i: i, alerts_out)
+            summary.labels = pipe.performance.summary()
     finish(summary, pipe, started)
     return summary
 
