@@ -80,7 +80,7 @@ def test_no_change_no_performance_alert_and_the_estimate_is_trusted(tmp_path):
     events, labels = labelled(tmp_path, n=80_000)
     alerts, said = run(events, labels)
     assert performance(alerts) == []
-    assert "the scores look calibrated" in said[1], said
+    assert "the scores look calibrated" in said[-1] and "median 2.0 min" in said[1], said
 
 
 def test_moving_into_the_unsure_region_is_estimated_before_any_label(tmp_path):
@@ -124,3 +124,37 @@ def test_the_cli_takes_labels_and_says_what_was_joined(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "labels: 5,000 joined" in res.stderr
+
+
+def test_reference_labels_inline_give_the_baseline_at_once(tmp_path):
+    """The reference carries its labels inline: the realized error rate is watched from the first label on
+    (no warm-up of 10,000 labelled predictions), so a change early in the stream is caught."""
+    ref_dir, stream_dir = tmp_path / "ref", tmp_path / "stream"
+    ref_dir.mkdir()
+    stream_dir.mkdir()
+    ref_events, ref_labels = labelled(ref_dir, n=30_000, seed=5)
+    label_of = {orjson.loads(line)["event_id"]: orjson.loads(line)["label"] for line in ref_labels.read_bytes().splitlines()}
+    reference = tmp_path / "reference.jsonl"
+    reference.write_bytes(b"".join(orjson.dumps({**(e := orjson.loads(line)), "label": label_of[e["event_id"]]}) + b"\n"
+                                   for line in ref_events.read_bytes().splitlines()))
+    events, labels = labelled(stream_dir, n=12_000, change=2_000, flip=0.10)
+    out = tmp_path / "alerts.jsonl"
+    with open(out, "wb") as f:
+        summary = replay_file(events, MonitorConfig(), f, reference=reference, labels=labels)
+    alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    fired = [a for a in performance(alerts) if a["detector"] == "error_rate" and a["status"] == "firing"]
+    assert fired and 2_000 <= fired[0]["position"] < 8_000, performance(alerts)
+    assert "30,000 labelled predictions" in summary.labels[-1]
+
+
+def test_labels_that_stop_coming_raise_a_coverage_alert(tmp_path):
+    """Every label comes 2 minutes late until event 30,000; then none: once the predictions after the stop
+    have waited max_delay (3 minutes), label_coverage fires (data_quality)."""
+    events, labels = labelled(tmp_path, n=80_000)
+    kept = [line for line in labels.read_bytes().splitlines() if int(orjson.loads(line)["event_id"][1:]) < 30_000]
+    labels.write_bytes(b"\n".join(kept) + b"\n")
+    config = MonitorConfig.model_validate({"default": {"labels": {"max_delay": "3m"}}})
+    alerts, said = run(events, labels, config)
+    fired = [a for a in alerts if a["detector"] == "label_coverage" and a["status"] == "firing"]
+    assert fired and fired[0]["kind"] == "data_quality" and 30_000 <= fired[0]["position"] < 32_000, alerts
+    assert [a for a in alerts if a["kind"] == "performance"] == []  # no label, no performance word

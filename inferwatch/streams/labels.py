@@ -30,7 +30,7 @@ A pending prediction keeps its id, time, position and the outputs' values
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,17 @@ class _Label(msgspec.Struct):
     label: Any = None
 
 
+class _Labelled(msgspec.Struct):
+    """A reference event with its label inline."""
+
+    model: str
+    prediction: Any = None
+    label: Any = None
+    event_id: str = ""
+
+
 _DECODE = msgspec.json.Decoder(_Label)
+_REFERENCE = msgspec.json.Decoder(_Labelled)
 
 
 @dataclass
@@ -109,6 +119,7 @@ class _ModelJoin:
     waiting: OrderedDict = field(default_factory=OrderedDict)  # event_id -> _Pending, oldest first
     early: OrderedDict = field(default_factory=OrderedDict)  # event_id -> (label time, label): before the prediction
     rows: list[tuple[_Pending, Any]] = field(default_factory=list)  # joined, in arrival order, not yet watched
+    resolved: list[tuple[_Pending, int]] = field(default_factory=list)  # (prediction, 0 labelled / 1 expired)
 
 
 @dataclass
@@ -133,7 +144,52 @@ class PerformanceWatch:
         self.kinds: dict[tuple[str, str], str] = {}  # (model, output) -> numeric | categorical
         self.calibration: dict[tuple[str, str], tuple[float, float, float, int]] = {}
         self._first: dict[tuple[str, str], tuple[list, list]] = {}  # probabilities and labels until the warm-up
+        self.delays: list[float] = []  # seconds from each joined prediction to its label
+        self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
+
+    def fit_reference(self, lines) -> int:
+        """Baselines from reference events that carry their ``label`` inline (the others are skipped): the
+        realized performance's, the estimate's, and the estimate's calibration. Returns the labelled events."""
+        by_output: dict[tuple[str, str], tuple[list, list]] = {}
+        for line in lines:
+            try:
+                event = _REFERENCE.decode(line)
+            except msgspec.DecodeError:
+                continue
+            if event.label is None or event.prediction is None:
+                continue
+            outputs = event.prediction if isinstance(event.prediction, dict) else {"": event.prediction}
+            for out, value in outputs.items():
+                label = event.label.get(out) if isinstance(event.label, dict) else event.label
+                if label is None or value is None or isinstance(value, (dict, list)):
+                    continue
+                held = by_output.setdefault((event.model, f"prediction.{out}" if out else "prediction"), ([], []))
+                held[0].append(value)
+                held[1].append(label)
+        used = 0
+        for (model, output), (values, labels) in sorted(by_output.items()):
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if numeric:
+                predicted: Any = NumericArray(np.array(values, dtype=np.float64))
+                self.kinds[(model, output)] = "numeric"
+                self.probability[(model, output)] = is_probability(predicted.values)
+            else:
+                text = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+                cats = tuple(sorted(set(text)))
+                predicted = CategoricalArray(np.array([cats.index(t) for t in text], dtype=np.int64), cats)
+                self.kinds[(model, output)] = "categorical"
+            n = len(values)
+            ids, times = TextArray.from_list([""] * n), np.zeros(n)
+            columns = outcome_columns(predicted, labels, self.probability.get((model, output)))
+            lane = _lane(self.realized, model, output)
+            self.realized.models[lane].fit(Batch(lane, ids, times, columns))
+            if self.probability.get((model, output)):
+                lane = _lane(self.estimated, model, output)
+                self.estimated.models[lane].fit(Batch(lane, ids, times, estimate_columns(predicted)))
+                self.calibration[(model, output)] = calibration_gap(predicted.values, labels)
+            used += n
+        return used
 
     def _join(self, model: str) -> _ModelJoin:
         join = self.joins.get(model)
@@ -164,13 +220,12 @@ class PerformanceWatch:
             pending = _Pending(float(batch.times[i]), int(rows[i]), event_id, {k: v[i] for k, v in values.items()})
             early = join.early.pop(event_id, None)
             if early is not None:
-                join.rows.append((pending, early[1]))
+                self._joined(join, pending, early[1], early[0])
                 continue
             join.waiting[event_id] = pending
             join.waiting.move_to_end(event_id)
             if len(join.waiting) > cap:
-                join.waiting.popitem(last=False)
-                self.counts.expired += 1
+                self._expired(join, join.waiting.popitem(last=False)[1])
         return self._estimate(batch, outputs, rows)
 
     def _estimate(self, batch: Batch, outputs: dict, rows: np.ndarray) -> list[tuple[int, str, str, Alert]]:
@@ -191,9 +246,9 @@ class PerformanceWatch:
             join = self._join(model)
             pending = join.waiting.pop(event_id, None)
             if pending is not None and t - pending.time <= self._horizon(model):
-                join.rows.append((pending, label))
+                self._joined(join, pending, label, t)
             elif pending is not None:
-                self.counts.expired += 1
+                self._expired(join, pending)
             else:
                 join.early[event_id] = (t, label)
         self._expire()
@@ -208,6 +263,15 @@ class PerformanceWatch:
             join.early.clear()
         return found
 
+    def _joined(self, join: _ModelJoin, pending: _Pending, label: Any, at: float) -> None:
+        join.rows.append((pending, label))
+        join.resolved.append((pending, 0))
+        self.delays.append(at - pending.time)
+
+    def _expired(self, join: _ModelJoin, pending: _Pending) -> None:
+        join.resolved.append((pending, 1))
+        self.counts.expired += 1
+
     def _horizon(self, model: str) -> float:
         return self.config.for_model(model).labels.max_delay
 
@@ -220,8 +284,7 @@ class PerformanceWatch:
                 first = next(iter(join.waiting.values()))
                 if self.clock - first.time <= horizon:
                     break
-                join.waiting.popitem(last=False)
-                self.counts.expired += 1
+                self._expired(join, join.waiting.popitem(last=False)[1])
             while join.early:
                 t, _ = next(iter(join.early.values()))
                 if self.clock - t <= horizon:
@@ -232,6 +295,16 @@ class PerformanceWatch:
     def _watch(self) -> list[tuple[int, str, str, Alert]]:
         out: list[tuple[int, str, str, Alert]] = []
         for model, join in sorted(self.joins.items()):
+            if join.resolved:  # the share of predictions labelled within max_delay, watched like a column
+                done, join.resolved = join.resolved, []
+                codes = np.array([code for _, code in done], dtype=np.int64)
+                lane = _lane(self.coverage, model, "prediction")
+                found = self.coverage.process(Batch(lane, TextArray.from_list([p.event_id for p, _ in done]),
+                                                    np.array([p.time for p, _ in done]),
+                                                    {"label_coverage": CategoricalArray(codes, ("labelled", "unlabelled"))}))
+                out += [(done[a.row][0].index, "prediction", "label_coverage",
+                         replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
+                        for a in found]
             if not join.rows:
                 continue
             rows, join.rows = join.rows, []
@@ -275,10 +348,13 @@ class PerformanceWatch:
         c = self.counts
         lines = [f"labels: {c.joined:,} joined, {c.expired:,} predictions expired unlabelled, {c.orphaned:,} labels "
                  f"without their prediction, {c.unreadable:,} unreadable, {c.waiting:,} predictions still waiting"]
+        if self.delays:
+            q = np.percentile(self.delays, [50, 90, 99])
+            lines.append(f"label delay (event time): median {_span(q[0])}, 90 % {_span(q[1])}, 99 % {_span(q[2])}")
         for (model, output), (est, real, se, n) in sorted(self.calibration.items()):
             trusted = abs(est - real) <= 2 * se + 0.005
             lines.append(f"estimate {model} {output}: estimated error rate {est:.1%} against {real:.1%} realized "
-                         f"(+/- {se:.1%}) on its first {n:,} labelled predictions: "
+                         f"(+/- {se:.1%}) on {n:,} labelled predictions: "
                          + ("the scores look calibrated" if trusted else "not calibrated: do not trust the estimate"))
         return lines
 
@@ -292,6 +368,12 @@ def _lane(monitor: Monitor, model: str, output: str) -> str:
 
 
 def replace_model(alert: Alert, model: str) -> Alert:
-    from dataclasses import replace
-
     return replace(alert, model=model)
+
+
+def _span(seconds: float) -> str:
+    """A duration for a person: ``90 s``, ``12.5 min``, ``3.2 h``, ``2.1 d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"

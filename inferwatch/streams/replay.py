@@ -246,6 +246,8 @@ def replay_file(
     pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1])
     if labels is not None:
         pipe.performance = PerformanceWatch(config, LabelFeed.from_file(labels))
+        # reference events may carry their label inline: the performance's baselines
+        pipe.performance.fit_reference([line for block in reference_blocks(reference) or [] for line in block])
     chunk = lines_per_chunk or config.batch_size
     with single_threaded_blas():
         for first, lines, done in merged_chunks(chunks, lambda: pipe.step_lines(chunk)):
