@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ START = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 
 
 def stamp(t: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, shift: float = 0.0,
@@ -41,8 +42,8 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
         events.append(orjson.dumps({"event_id": f"e{i}", "model": "churn", "timestamp": stamp(t),
                                     "features": {"x": round(float(x[i]), 5)}, "prediction": round(float(p[i]), 5)}))
         if rng.random() < keep:
-            labels.append((t + delay, orjson.dumps({"event_id": f"e{i}", "model": "churn", "timestamp": stamp(t + delay),
-                                                    "label": bool(y[i])})))
+            record = {"event_id": f"e{i}", "model": "churn", "timestamp": stamp(t + delay), "label": bool(y[i])}
+            labels.append((t + delay, orjson.dumps(record)))
     labels.sort(key=lambda r: r[0])
     ev, lab = folder / "events.jsonl", folder / "labels.jsonl"
     ev.write_bytes(b"\n".join(events) + b"\n")
@@ -133,10 +134,10 @@ def test_reference_labels_inline_give_the_baseline_at_once(tmp_path):
     ref_dir.mkdir()
     stream_dir.mkdir()
     ref_events, ref_labels = labelled(ref_dir, n=30_000, seed=5)
-    label_of = {orjson.loads(line)["event_id"]: orjson.loads(line)["label"] for line in ref_labels.read_bytes().splitlines()}
+    label_of = {r["event_id"]: r["label"] for r in map(orjson.loads, ref_labels.read_bytes().splitlines())}
     reference = tmp_path / "reference.jsonl"
-    reference.write_bytes(b"".join(orjson.dumps({**(e := orjson.loads(line)), "label": label_of[e["event_id"]]}) + b"\n"
-                                   for line in ref_events.read_bytes().splitlines()))
+    reference.write_bytes(b"".join(orjson.dumps({**e, "label": label_of[e["event_id"]]}) + b"\n"
+                                   for e in map(orjson.loads, ref_events.read_bytes().splitlines())))
     events, labels = labelled(stream_dir, n=12_000, change=2_000, flip=0.10)
     out = tmp_path / "alerts.jsonl"
     with open(out, "wb") as f:

@@ -39,8 +39,14 @@ import numpy as np
 
 from ..detectors.config import MonitorConfig
 from ..detectors.monitor import ModelMonitor, Monitor
-from ..detectors.performance import ESTIMATED, as_performance, calibration_gap, estimate_columns, is_probability
-from ..detectors.performance import outcome_columns
+from ..detectors.performance import (
+    ESTIMATED,
+    as_performance,
+    calibration_gap,
+    estimate_columns,
+    is_probability,
+    outcome_columns,
+)
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
 from .decode import event_times
 
@@ -299,9 +305,9 @@ class PerformanceWatch:
                 done, join.resolved = join.resolved, []
                 codes = np.array([code for _, code in done], dtype=np.int64)
                 lane = _lane(self.coverage, model, "prediction")
+                coverage = CategoricalArray(codes, ("labelled", "unlabelled"))
                 found = self.coverage.process(Batch(lane, TextArray.from_list([p.event_id for p, _ in done]),
-                                                    np.array([p.time for p, _ in done]),
-                                                    {"label_coverage": CategoricalArray(codes, ("labelled", "unlabelled"))}))
+                                                    np.array([p.time for p, _ in done]), {"label_coverage": coverage}))
                 out += [(done[a.row][0].index, "prediction", "label_coverage",
                          replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
                         for a in found]
