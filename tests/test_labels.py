@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -13,43 +12,7 @@ import orjson
 from inferwatch.detectors.config import MonitorConfig
 from inferwatch.streams.labels import LabelFeed, PerformanceWatch
 from inferwatch.streams.replay import replay_file
-
-START = 1_793_491_200.0  # 2026-11-01T00:00:00Z
-
-
-def stamp(t: float) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, shift: float = 0.0,
-             delay: float = 120.0, seed: int = 3, keep: float = 1.0) -> tuple[Path, Path]:
-    """A calibrated binary classifier, 10 ms between events, each label known ``delay`` s after its event.
-    From ``change`` on: a share ``flip`` of the labels flipped (concept drift: inputs and scores unchanged),
-    or ``x`` moved by ``shift`` towards the model's unsure region. ``keep``: the share of events labelled."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 1, n)
-    if change is not None and shift:
-        x[change:] = x[change:] * 0.4 + shift * 0.0  # squeezed towards 0, where the score is near 0.5
-    p = 1 / (1 + np.exp(-2.5 * x))
-    y = rng.random(n) < p
-    if change is not None and flip:
-        y[change:] ^= rng.random(n - change) < flip
-    events, labels = [], []
-    for i in range(n):
-        t = START + i * 0.01
-        events.append(orjson.dumps({"event_id": f"e{i}", "model": "churn", "timestamp": stamp(t),
-                                    "features": {"x": round(float(x[i]), 5)}, "prediction": round(float(p[i]), 5)}))
-        if rng.random() < keep:
-            record = {"event_id": f"e{i}", "model": "churn", "timestamp": stamp(t + delay), "label": bool(y[i])}
-            labels.append((t + delay, orjson.dumps(record)))
-    labels.sort(key=lambda r: r[0])
-    ev, lab = folder / "events.jsonl", folder / "labels.jsonl"
-    ev.write_bytes(b"\n".join(events) + b"\n")
-    lab.write_bytes(b"\n".join(line for _, line in labels) + b"\n")
-    return ev, lab
-
+from inferwatch.testing.labelled import labelled
 
 def run(events: Path, labels: Path, config: MonitorConfig | None = None) -> tuple[list[dict], list[str]]:
     out = events.parent / "alerts.jsonl"
@@ -87,7 +50,7 @@ def test_no_change_no_performance_alert_and_the_estimate_is_trusted(tmp_path):
 def test_moving_into_the_unsure_region_is_estimated_before_any_label(tmp_path):
     """x squeezed towards 0 from event 30,000: the scores crowd near 0.5; the label-free estimate fires
     although every label comes a day late (after the stream's end)."""
-    events, labels = labelled(tmp_path, change=30_000, shift=1.0, delay=86_400.0)
+    events, labels = labelled(tmp_path, change=30_000, squeeze=0.4, delay=86_400.0)
     alerts, _ = run(events, labels)
     estimated = [a for a in performance(alerts) if a["detector"] == "estimated_error_rate"
                  and a["status"] == "firing"]
@@ -159,3 +122,18 @@ def test_labels_that_stop_coming_raise_a_coverage_alert(tmp_path):
     fired = [a for a in alerts if a["detector"] == "label_coverage" and a["status"] == "firing"]
     assert fired and fired[0]["kind"] == "data_quality" and 30_000 <= fired[0]["position"] < 32_000, alerts
     assert [a for a in alerts if a["kind"] == "performance"] == []  # no label, no performance word
+
+
+def test_a_regression_whose_error_grows_raises_abs_error(tmp_path):
+    events, labels = labelled(tmp_path, n=40_000, change=20_000, regression=True, noise=2.0)
+    alerts, _ = run(events, labels)
+    fired = [a for a in performance(alerts) if a["detector"] == "abs_error" and a["status"] == "firing"]
+    assert fired and 20_000 <= fired[0]["position"] < 21_000, performance(alerts)
+    assert not [a for a in performance(alerts) if a["detector"].startswith("estimated")]  # not a probability
+
+
+def test_an_overconfident_model_is_said_not_calibrated_and_stays_quiet(tmp_path):
+    events, labels = labelled(tmp_path, n=40_000, overconfident=True)
+    alerts, said = run(events, labels)
+    assert performance(alerts) == []
+    assert "not calibrated: do not trust the estimate" in said[-1], said

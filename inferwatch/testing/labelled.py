@@ -1,0 +1,62 @@
+"""Labelled streams with known changes, for the performance tests and benchmark.
+
+A binary classifier whose score ``p = sigmoid(slope * x)`` is calibrated
+(each label is drawn with probability ``p``), or a regression whose error is
+normal, 10 ms between events, each label known ``delay`` seconds after its
+event. From ``change`` on, one of: a share ``flip`` of the labels flipped
+(concept drift: inputs and scores unchanged), ``x`` squeezed by ``squeeze``
+towards 0 where the score is near 0.5 (the unsure region), or the
+regression's error scaled by ``noise``. ``overconfident``: the scores are
+sharpened (not calibrated) while the labels follow the true probability.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+START = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+
+
+def stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, squeeze: float = 1.0,
+             noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
+             seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn") -> tuple[Path, Path]:
+    """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n)
+    after = slice(change, None) if change is not None else slice(n, None)
+    x[after] *= squeeze
+    if regression:
+        prediction = 10.0 + 3.0 * x
+        scale = np.ones(n)
+        scale[after] = noise
+        truth: np.ndarray = prediction + rng.normal(0, 1, n) * scale
+    else:
+        p = 1 / (1 + np.exp(-slope * x))
+        truth = rng.random(n) < p
+        truth[after] ^= rng.random(len(truth[after])) < flip
+        prediction = 1 / (1 + np.exp(-2 * slope * x)) if overconfident else p
+    events, labels = [], []
+    keep_it = rng.random(n) < keep
+    for i in range(n):
+        t = START + i * 0.01
+        events.append(orjson.dumps({"event_id": f"e{i}", "model": model, "timestamp": stamp(t),
+                                    "features": {"x": round(float(x[i]), 5)},
+                                    "prediction": round(float(prediction[i]), 5)}))
+        if keep_it[i]:
+            label = round(float(truth[i]), 5) if regression else bool(truth[i])
+            labels.append((t + delay, orjson.dumps({"event_id": f"e{i}", "model": model,
+                                                    "timestamp": stamp(t + delay), "label": label})))
+    labels.sort(key=lambda r: r[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    ev, lab = folder / "events.jsonl", folder / "labels.jsonl"
+    ev.write_bytes(b"\n".join(events) + b"\n")
+    lab.write_bytes(b"\n".join(line for _, line in labels) + b"\n")
+    return ev, lab
