@@ -14,6 +14,7 @@ from inferwatch.streams.labels import LabelFeed, PerformanceWatch
 from inferwatch.streams.replay import replay_file
 from inferwatch.testing.labelled import labelled
 
+
 def run(events: Path, labels: Path, config: MonitorConfig | None = None) -> tuple[list[dict], list[str]]:
     out = events.parent / "alerts.jsonl"
     with open(out, "wb") as f:
@@ -34,6 +35,7 @@ def test_concept_drift_is_caught_from_the_labels_alone(tmp_path):
     assert fired, alerts
     first = fired[0]
     assert first["feature"] == "prediction" and first["model"] == "churn"
+    assert first["event_id"] == f"e{first['position']}"  # the prediction's
     assert 30_000 <= first["position"] < 36_000  # the prediction's line, soon after the change
     assert "error rate rose from 18" in first["message"]
     assert not [a for a in alerts if a["kind"] == "drift" and a["status"] == "firing"]  # the inputs did not move
@@ -121,6 +123,7 @@ def test_labels_that_stop_coming_raise_a_coverage_alert(tmp_path):
     alerts, said = run(events, labels, config)
     fired = [a for a in alerts if a["detector"] == "label_coverage" and a["status"] == "firing"]
     assert fired and fired[0]["kind"] == "data_quality" and 30_000 <= fired[0]["position"] < 32_000, alerts
+    assert fired[0]["event_id"] == f"e{fired[0]['position']}"
     assert [a for a in alerts if a["kind"] == "performance"] == []  # no label, no performance word
 
 

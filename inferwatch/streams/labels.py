@@ -29,7 +29,7 @@ A pending prediction keeps its id, time, position and the outputs' values
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from ..detectors.performance import (
     outcome_columns,
 )
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
-from .decode import event_times
+from .decode import _times
 
 __all__ = ["LabelFeed", "PerformanceWatch"]
 
@@ -56,6 +56,7 @@ __all__ = ["LabelFeed", "PerformanceWatch"]
 class _Label(msgspec.Struct):
     event_id: str
     model: str
+    timestamp: Any = None
     label: Any = None
 
 
@@ -69,63 +70,60 @@ class _Labelled(msgspec.Struct):
 
 
 _DECODE = msgspec.json.Decoder(_Label)
+_DECODE_ALL = msgspec.json.Decoder(list[_Label])
 _REFERENCE = msgspec.json.Decoder(_Labelled)
 
 
 @dataclass
 class LabelFeed:
-    """Labels in the order they became known: ``(time, model, event_id, label)``; unreadable lines counted."""
+    """Labels in the order they became known (columns: times, models, event ids, labels); unreadable lines
+    counted (no ``event_id``, ``model``, usable ``timestamp`` or ``label``)."""
 
-    records: list[tuple[float, str, str, Any]]
+    times: np.ndarray
+    models: list[str]
+    ids: list[str]
+    labels: list[Any]
     unreadable: int = 0
     sent: int = 0
 
     @classmethod
     def from_lines(cls, lines: list[bytes]) -> LabelFeed:
         lines = [line for line in lines if line.strip()]
-        times = event_times(lines)
-        records, bad = [], 0
-        for line, t in zip(lines, times.tolist()):
-            try:
-                label = _DECODE.decode(line)
-            except msgspec.DecodeError:
-                bad += 1
-                continue
-            if t != t or label.label is None:  # no usable time, or no label: nothing to join
-                bad += 1
-                continue
-            records.append((t, label.model, label.event_id, label.label))
-        records.sort(key=lambda r: r[0])  # stable: labels of one time keep the file's order
-        return cls(records, bad)
+        try:  # the usual file: every line a label, read in one call
+            records: list[_Label | None] = list(_DECODE_ALL.decode(b"[" + b",".join(lines) + b"]"))
+        except msgspec.DecodeError:
+            records = []
+            for line in lines:
+                try:
+                    records.append(_DECODE.decode(line))
+                except msgspec.DecodeError:
+                    records.append(None)
+        good = [r for r in records if r is not None and r.label is not None]
+        times = _times([r.timestamp for r in good]) if good else np.empty(0)
+        usable = ~np.isnan(times)
+        order = np.flatnonzero(usable)[np.argsort(times[usable], kind="stable")]  # labels of one time: file order
+        keep = order.tolist()
+        return cls(times[order], [good[i].model for i in keep], [good[i].event_id for i in keep],
+                   [good[i].label for i in keep], len(records) - len(keep))
 
     @classmethod
     def from_file(cls, path: str | Path) -> LabelFeed:
         return cls.from_lines(Path(path).read_bytes().splitlines())
 
-    def until(self, clock: float) -> list[tuple[float, str, str, Any]]:
-        """The labels known by event time ``clock`` and not given out before."""
+    def until(self, clock: float) -> tuple[int, int]:
+        """The range of the labels known by event time ``clock`` and not given out before."""
         lo = self.sent
-        hi = lo
-        while hi < len(self.records) and self.records[hi][0] <= clock:
-            hi += 1
-        self.sent = hi
-        return self.records[lo:hi]
-
-
-@dataclass
-class _Pending:
-    time: float
-    index: int
-    event_id: str
-    values: dict[str, Any]  # output -> the prediction (a number, a label's text, or None)
+        self.sent = max(lo, int(np.searchsorted(self.times, clock, side="right")))
+        return lo, self.sent
 
 
 @dataclass
 class _ModelJoin:
-    waiting: OrderedDict = field(default_factory=OrderedDict)  # event_id -> _Pending, oldest first
-    early: OrderedDict = field(default_factory=OrderedDict)  # event_id -> (label time, label): before the prediction
-    rows: list[tuple[_Pending, Any]] = field(default_factory=list)  # joined, in arrival order, not yet watched
-    resolved: list[tuple[_Pending, int]] = field(default_factory=list)  # (prediction, 0 labelled / 1 expired)
+    outputs: tuple[str, ...] = ()  # the model's prediction columns, in the order of a pending entry's values
+    waiting: dict = field(default_factory=dict)  # event_id -> (time, index, *values), oldest first
+    early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
+    joined: list = field(default_factory=list)  # [(event ids, pending entries, labels, label times)], not yet watched
+    resolved: list = field(default_factory=list)  # [(event ids, pending entries, 0 labelled / 1 expired)]
 
 
 @dataclass
@@ -150,7 +148,7 @@ class PerformanceWatch:
         self.kinds: dict[tuple[str, str], str] = {}  # (model, output) -> numeric | categorical
         self.calibration: dict[tuple[str, str], tuple[float, float, float, int]] = {}
         self._first: dict[tuple[str, str], tuple[list, list]] = {}  # probabilities and labels until the warm-up
-        self.delays: list[float] = []  # seconds from each joined prediction to its label
+        self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
 
@@ -209,29 +207,38 @@ class PerformanceWatch:
                    or name.startswith("prediction.")}
         if not outputs:
             return []
-        values: dict[str, list] = {}
-        for name, col in outputs.items():
-            key = (batch.model, name)
+        join = self._join(batch.model)
+        if not join.outputs:
+            join.outputs = tuple(sorted(outputs))
+        values = []
+        for name in join.outputs:
+            col, key = outputs.get(name), (batch.model, name)
             if isinstance(col, NumericArray):
                 self.kinds.setdefault(key, "numeric")
                 self.probability.setdefault(key, is_probability(col.values))
-                values[name] = [None if v != v else v for v in col.values.tolist()]
-            else:
-                assert isinstance(col, CategoricalArray)
+                values.append(col.values.tolist())  # NaN: no prediction
+            elif isinstance(col, CategoricalArray):
                 self.kinds.setdefault(key, "categorical")
-                values[name] = [col.categories[c] if c >= 0 else None for c in col.codes.tolist()]
-        join, cap = self._join(batch.model), self.config.for_model(batch.model).labels.max_pending
+                values.append([col.categories[c] if c >= 0 else None for c in col.codes.tolist()])
+            else:
+                values.append([None] * len(batch))
         ids = batch.event_ids.tolist()
-        for i, event_id in enumerate(ids):
-            pending = _Pending(float(batch.times[i]), int(rows[i]), event_id, {k: v[i] for k, v in values.items()})
-            early = join.early.pop(event_id, None)
-            if early is not None:
-                self._joined(join, pending, early[1], early[0])
-                continue
-            join.waiting[event_id] = pending
-            join.waiting.move_to_end(event_id)
-            if len(join.waiting) > cap:
-                self._expired(join, join.waiting.popitem(last=False)[1])
+        entries = zip(batch.times.tolist(), rows.tolist(), *values)
+        if join.early:  # labels that came first: joined now, at the prediction
+            fresh = []
+            for event_id, entry in zip(ids, entries):
+                early = join.early.pop(event_id, None)
+                if early is None:
+                    fresh.append((event_id, entry))
+                else:
+                    self._joined(join, [event_id], [entry], [early[1]], [early[0]])
+            join.waiting.update(fresh)
+        else:
+            join.waiting.update(zip(ids, entries))
+        over = len(join.waiting) - self.config.for_model(batch.model).labels.max_pending
+        if over > 0:
+            old = list(itertools.islice(join.waiting, over))
+            self._expired(join, old, [join.waiting.pop(k) for k in old])
         return self._estimate(batch, outputs, rows)
 
     def _estimate(self, batch: Batch, outputs: dict, rows: np.ndarray) -> list[tuple[int, str, str, Alert]]:
@@ -248,15 +255,40 @@ class PerformanceWatch:
     def arrive(self, clock: float) -> list[tuple[int, str, str, Alert]]:
         """Labels known by ``clock`` joined; expired predictions and labels dropped; joined pairs watched."""
         self.clock = max(self.clock, clock)
-        for t, model, event_id, label in self.feed.until(self.clock):
-            join = self._join(model)
-            pending = join.waiting.pop(event_id, None)
-            if pending is not None and t - pending.time <= self._horizon(model):
-                self._joined(join, pending, label, t)
-            elif pending is not None:
-                self._expired(join, pending)
+        lo, hi = self.feed.until(self.clock)
+        if hi > lo:
+            f = self.feed
+            models = f.models[lo:hi]
+            times_all, ids_all, labels_all = f.times[lo:hi].tolist(), f.ids[lo:hi], f.labels[lo:hi]
+            if models.count(models[0]) == len(models):  # the usual: one model's labels
+                groups = {models[0]: (ids_all, times_all, labels_all)}
             else:
-                join.early[event_id] = (t, label)
+                groups = {}
+                for m, event_id, t, label in zip(models, ids_all, times_all, labels_all):
+                    g = groups.setdefault(m, ([], [], []))
+                    g[0].append(event_id)
+                    g[1].append(t)
+                    g[2].append(label)
+            for model, (ids, at, given) in groups.items():
+                join, horizon = self._join(model), self._horizon(model)
+                found = [join.waiting.pop(event_id, None) for event_id in ids]
+                keys, entries, labels, times = [], [], [], []
+                late, late_keys = [], []
+                for event_id, entry, t, label in zip(ids, found, at, given):
+                    if entry is None:
+                        join.early[event_id] = (t, label)
+                    elif t - entry[0] <= horizon:
+                        keys.append(event_id)
+                        entries.append(entry)
+                        labels.append(label)
+                        times.append(t)
+                    else:
+                        late_keys.append(event_id)
+                        late.append(entry)
+                if entries:
+                    self._joined(join, keys, entries, labels, times)
+                if late:
+                    self._expired(join, late_keys, late)
         self._expire()
         return self._watch()
 
@@ -269,14 +301,13 @@ class PerformanceWatch:
             join.early.clear()
         return found
 
-    def _joined(self, join: _ModelJoin, pending: _Pending, label: Any, at: float) -> None:
-        join.rows.append((pending, label))
-        join.resolved.append((pending, 0))
-        self.delays.append(at - pending.time)
+    def _joined(self, join: _ModelJoin, ids: list, entries: list, labels: list, at: list) -> None:
+        join.joined.append((ids, entries, labels, at))
+        join.resolved.append((ids, entries, 0))
 
-    def _expired(self, join: _ModelJoin, pending: _Pending) -> None:
-        join.resolved.append((pending, 1))
-        self.counts.expired += 1
+    def _expired(self, join: _ModelJoin, ids: list, entries: list) -> None:
+        join.resolved.append((ids, entries, 1))
+        self.counts.expired += len(entries)
 
     def _horizon(self, model: str) -> float:
         return self.config.for_model(model).labels.max_delay
@@ -286,51 +317,59 @@ class PerformanceWatch:
             return
         for model, join in self.joins.items():
             horizon = self._horizon(model)
-            while join.waiting:
-                first = next(iter(join.waiting.values()))
-                if self.clock - first.time <= horizon:
+            old = []
+            for event_id, entry in join.waiting.items():  # oldest first
+                if self.clock - entry[0] <= horizon:
                     break
-                self._expired(join, join.waiting.popitem(last=False)[1])
-            while join.early:
-                t, _ = next(iter(join.early.values()))
+                old.append(event_id)
+            if old:
+                self._expired(join, old, [join.waiting.pop(k) for k in old])
+            gone = []
+            for event_id, (t, _) in join.early.items():
                 if self.clock - t <= horizon:
                     break
-                join.early.popitem(last=False)
-                self.counts.orphaned += 1
+                gone.append(event_id)
+            for k in gone:
+                del join.early[k]
+            self.counts.orphaned += len(gone)
 
     def _watch(self) -> list[tuple[int, str, str, Alert]]:
         out: list[tuple[int, str, str, Alert]] = []
         for model, join in sorted(self.joins.items()):
             if join.resolved:  # the share of predictions labelled within max_delay, watched like a column
                 done, join.resolved = join.resolved, []
-                codes = np.array([code for _, code in done], dtype=np.int64)
+                entries = [e for _, part, _ in done for e in part]
+                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for _, part, code in done])
+                index = np.array([e[1] for e in entries], dtype=np.int64)
                 lane = _lane(self.coverage, model, "prediction")
                 coverage = CategoricalArray(codes, ("labelled", "unlabelled"))
-                found = self.coverage.process(Batch(lane, TextArray.from_list([p.event_id for p, _ in done]),
-                                                    np.array([p.time for p, _ in done]), {"label_coverage": coverage}))
-                out += [(done[a.row][0].index, "prediction", "label_coverage",
+                found = self.coverage.process(Batch(lane, TextArray.from_list([k for keys, _, _ in done for k in keys]),
+                                                    np.array([e[0] for e in entries]), {"label_coverage": coverage}))
+                out += [(int(index[a.row]), "prediction", "label_coverage",
                          replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
                         for a in found]
-            if not join.rows:
+            if not join.joined:
                 continue
-            rows, join.rows = join.rows, []
-            self.counts.joined += len(rows)
-            outputs = sorted({name for pending, _ in rows for name in pending.values})
-            for name in outputs:
+            done, join.joined = join.joined, []
+            ids = TextArray.from_list([k for keys, _, _, _ in done for k in keys])
+            entries = [e for _, part, _, _ in done for e in part]
+            labels_all = [label for _, _, part, _ in done for label in part]
+            at = np.array([t for _, _, _, part in done for t in part])
+            times = np.array([e[0] for e in entries])
+            index = np.array([e[1] for e in entries], dtype=np.int64)
+            self.counts.joined += len(entries)
+            self.delays.append(at - times)
+            for k, name in enumerate(join.outputs):
                 label_of = (lambda lb, name=name: lb.get(name[len("prediction."):]) if isinstance(lb, dict) else lb)
-                labels = [label_of(label) for _, label in rows]
-                ids = TextArray.from_list([p.event_id for p, _ in rows])
-                times = np.array([p.time for p, _ in rows])
-                index = np.array([p.index for p, _ in rows], dtype=np.int64)
+                labels = labels_all if join.outputs == ("prediction",) else [label_of(lb) for lb in labels_all]
                 key = (model, name)
+                shown = [e[2 + k] for e in entries]
                 if self.kinds.get(key) == "categorical":
-                    shown = [p.values.get(name) for p, _ in rows]
-                    cats = tuple(sorted({s for s in shown if s is not None}))
-                    codes = np.array([cats.index(s) if s is not None else -1 for s in shown], dtype=np.int64)
+                    cats = tuple(sorted({v for v in shown if v is not None}))
+                    codes = np.array([cats.index(v) if v is not None else -1 for v in shown], dtype=np.int64)
                     predicted: Any = CategoricalArray(codes, cats)
                 else:
-                    predicted = NumericArray(np.array([np.nan if p.values.get(name) is None
-                                                       else float(p.values[name]) for p, _ in rows]))
+                    predicted = NumericArray(np.array(shown, dtype=np.float64))
                     if self.probability.get(key) and key not in self.calibration:
                         self._calibration(key, predicted.values, labels)
                 columns = outcome_columns(predicted, labels, self.probability.get(key))
@@ -355,7 +394,7 @@ class PerformanceWatch:
         lines = [f"labels: {c.joined:,} joined, {c.expired:,} predictions expired unlabelled, {c.orphaned:,} labels "
                  f"without their prediction, {c.unreadable:,} unreadable, {c.waiting:,} predictions still waiting"]
         if self.delays:
-            q = np.percentile(self.delays, [50, 90, 99])
+            q = np.percentile(np.concatenate(self.delays), [50, 90, 99])
             lines.append(f"label delay (event time): median {_span(q[0])}, 90 % {_span(q[1])}, 99 % {_span(q[2])}")
         for (model, output), (est, real, se, n) in sorted(self.calibration.items()):
             trusted = abs(est - real) <= 2 * se + 0.005
