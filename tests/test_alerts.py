@@ -43,3 +43,36 @@ def test_ids_are_deterministic():
     a = run(AlertPolicyConfig(), [(0, [finding("fire", 5)], 10)])
     b = run(AlertPolicyConfig(), [(0, [finding("fire", 5)], 10)])
     assert a == b
+
+
+def test_episodes_that_open_close_together_share_an_incident():
+    """x at 5, y at 50 while x is open: one incident; z at 500, after both closed and past the 100 s window:
+    a new one. Resolved alerts keep their episode's incident."""
+    policy = AlertPolicy("m", AlertPolicyConfig(incident_window_seconds=100))
+    times = np.arange(1000, dtype=float)
+    ids = np.array([f"e{i}" for i in range(1000)], dtype=object)
+
+    def f(column, action, row):
+        return Finding(column, "mean", action, row, 30.0, 25.0, "warning", "msg")
+
+    alerts = policy.apply([f("x", "fire", 5), f("y", "fire", 50), f("x", "clear", 60), f("y", "clear", 120),
+                           f("z", "fire", 500)], times, ids)
+    incident = {(a.feature, a.status): a.incident_id for a in alerts}
+    assert incident[("x", "firing")] == incident[("y", "firing")] == incident[("x", "resolved")]
+    assert incident[("y", "resolved")] == incident[("x", "firing")]
+    assert incident[("z", "firing")] not in (None, incident[("x", "firing")])
+    again = AlertPolicy("m", AlertPolicyConfig(incident_window_seconds=100))
+    assert [a.incident_id for a in again.apply([f("x", "fire", 5)], times, ids)] == [incident[("x", "firing")]]
+
+
+def test_an_episode_opening_within_the_window_joins_the_closed_incident():
+    policy = AlertPolicy("m", AlertPolicyConfig(incident_window_seconds=100))
+    times = np.arange(1000, dtype=float)
+    ids = np.array([f"e{i}" for i in range(1000)], dtype=object)
+    alerts = policy.apply([Finding("x", "mean", "fire", 5, 30.0, 25.0, "warning", "msg"),
+                           Finding("x", "mean", "clear", 10, 1.0, 25.0, "info", "msg"),
+                           Finding("y", "missing", "fire", 80, 30.0, 25.0, "warning", "msg")], times, ids)
+    assert len({a.incident_id for a in alerts}) == 1
+    restored = AlertPolicy.from_dict("m", policy.config, policy.to_dict())  # the incident survives a restart
+    later = restored.apply([Finding("z", "mean", "fire", 150, 30.0, 25.0, "warning", "msg")], times, ids)
+    assert later[0].incident_id == alerts[0].incident_id  # 70 s after y opened

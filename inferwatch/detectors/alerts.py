@@ -10,6 +10,14 @@ before an episode resolves (a re-firing inside it continues the episode),
 and ``renotify_seconds`` repeats the firing alert while it lasts. Ids are a
 hash of (model, column, detector, episode number, status, notice number):
 the same events always give the same ids, so downstream can de-duplicate.
+
+Episodes of one model that open close together are one *incident*: an
+episode that opens while another is open, or within
+``incident_window_seconds`` (event time) of the last one that opened, joins
+its incident; otherwise it opens a new one. Every alert of an episode
+(firing, reminders, resolved) carries its incident's id, a hash of the model
+and the id of the alert that opened it, so one page can stand for all of
+them.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ class _Episode:
     severity: str = "warning"
     threshold: float = 0.0
     kind: str | None = None
+    incident: str = ""  # the id of the incident this episode belongs to
+    started: float = float("-inf")  # event time it opened
     segment: str | None = None  # "tag=value", for a segment's own detector
     first: str = ""  # the detector that opened the episode: the alerts' detector
     active: list[str] = field(default_factory=list)  # detectors of the episode still firing
@@ -116,7 +126,8 @@ class AlertPolicy:
                     ep.fired = ep.fired + [f.detector] if f.detector not in ep.fired else ep.fired
                     continue
                 ep.number += 1
-                ep.open, ep.notices, ep.notified_at = True, 0, t
+                ep.open, ep.notices, ep.notified_at, ep.started = True, 0, t, t
+                ep.incident = self._incident(t, column, detector, ep)
                 ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
                 ep.first, ep.active, ep.fired = f.detector, [f.detector], [f.detector]
                 out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
@@ -161,6 +172,17 @@ class AlertPolicy:
                 return hi
         return hi
 
+    def _incident(self, t: float, column: str, detector: str, ep: _Episode) -> str:
+        """The incident an episode opening at ``t`` joins: the one of an open episode or of the latest opened
+        within the window, else a new one (named after this episode's firing alert)."""
+        window = self.config.incident_window_seconds
+        joined = [e for e in self.episodes.values() if e is not ep and e.incident
+                  and (e.open or t - e.started <= window)]
+        if joined:
+            return max(joined, key=lambda e: (e.started, e.incident)).incident
+        opener = alert_id(self.model, column, detector, ep.number, "firing", 0, ep.segment)
+        return hashlib.sha256(f"{self.model}\x1fincident\x1f{opener}".encode()).hexdigest()[:24]
+
     def _resolve(self, ep, column, detector, row, times, event_ids, out, message) -> None:
         out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,
                                row, times, event_ids, message))
@@ -176,6 +198,7 @@ class AlertPolicy:
             kind=ep.kind or DETECTOR_KIND.get(shown, "drift"),
             detector=shown, severity=severity, score=score, threshold=threshold,
             event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),
+            incident_id=ep.incident or None,
         )
 
     def to_dict(self) -> dict:

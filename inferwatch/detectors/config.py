@@ -53,9 +53,12 @@ class AlertPolicyConfig(_Strict):
     episode. ``renotify_seconds`` re-sends a firing alert while an episode
     lasts (off by default). ``resolve_fraction`` is the share of its
     threshold every lane must fall to before an episode can close.
+    ``incident_window_seconds``: an episode opening this long (event time)
+    after the model's last one, with none open, starts a new incident.
     """
 
     cooldown_seconds: float = Field(default=0.0, ge=0.0, le=366 * 86400)
+    incident_window_seconds: float = Field(default=600.0, ge=0.0, le=366 * 86400)
     renotify_seconds: float | None = Field(default=None, gt=0.0, le=366 * 86400)
     resolve_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
 

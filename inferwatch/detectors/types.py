@@ -189,6 +189,7 @@ class Alert:
     message: str
     event_id: str = ""
     segment: dict[str, str] | None = None  # {"region": "eu"}: found by that segment's own detectors
+    incident_id: str | None = None  # shared by the alerts of one incident (see alerts.py)
 
     def to_record(self, position) -> dict:
         """The wire record (without wall-clock fields): stable key order."""
@@ -198,6 +199,7 @@ class Alert:
             "model": self.model,
             "feature": self.feature,
             "segment": self.segment,
+            "incident_id": self.incident_id,
             "kind": self.kind,
             "detector": self.detector,
             "severity": self.severity,

@@ -80,6 +80,11 @@ def replay(
     outputs_out: Path | None = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
     alerts_topic: str | None = typer.Option(None, "--alerts-topic",
                                                help="Also publish the alerts to this Kafka topic (keyed by model)."),
+    alertmanager_url: str | None = typer.Option(None, "--alertmanager-url",
+                                                help="Also post the alerts to this Prometheus Alertmanager (API v2)."),
+    webhook_url: str | None = typer.Option(None, "--webhook-url",
+                                           help="Also post the alerts here as JSON (signed with "
+                                                "INFERWATCH_WEBHOOK_SECRET when it is set)."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
     allow_bad_input: bool = typer.Option(False, "--allow-bad-input",
                                          help="Exit 0 even when most messages are dead letters or the reference "
@@ -95,12 +100,16 @@ def replay(
         raise ConfigError("--alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
     if labels is not None and file is None:
         raise ConfigError("--labels is read with --file (a topic replay does not join labels yet)")
+    from .notify import AlertmanagerSink, WebhookSink
+
+    sinks = ([AlertmanagerSink(alertmanager_url)] if alertmanager_url else []) + (
+        [WebhookSink(webhook_url)] if webhook_url else [])
     err = _stderr()
     show = err.is_terminal if progress is None else progress
     with ExitStack() as stack:
         alerts = stack.enter_context(open(alerts_out, "wb")) if alerts_out else sys.stdout.buffer
-        if alerts_topic:
-            alerts = _Tee(alerts if alerts_out else None)
+        if alerts_topic or sinks:
+            alerts = _Tee(alerts if alerts_out or not alerts_topic else None)
         dead = stack.enter_context(open(dead_letters_out, "wb")) if dead_letters_out else None
         outputs = stack.enter_context(open(outputs_out, "wb")) if outputs_out else None
         update = _progress_bar(stack, err, file, topic) if show else None
@@ -122,6 +131,11 @@ def replay(
 
             sent = publish_alerts(bootstrap_servers, alerts_topic, alerts.lines())
             _line(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
+        for sink in sinks:
+            import orjson
+
+            records = [orjson.loads(line) for line in alerts.lines()]
+            _line(f"inferwatch replay: {sink.send(records):,} alerts posted to {sink.poster.what}")
     s = summary
     problems = s.problems()
     fatal = [p for p in problems if not allow_bad_input or s.events == 0]

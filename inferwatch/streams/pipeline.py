@@ -72,7 +72,8 @@ def config_fingerprint(config: MonitorConfig) -> str:
     """
     meaning = config.model_dump(mode="json", include={"models", "default"})
     for model in [meaning["default"], *meaning["models"].values()]:
-        model.pop("labels", None)  # the label join's waits: states kept before it existed stay valid
+        model.pop("labels", None)  # the label join's waits and the incidents' window decide no detection:
+        model.get("alert_policy", {}).pop("incident_window_seconds", None)  # states kept before them stay valid
     return hashlib.sha256(orjson.dumps(meaning, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
