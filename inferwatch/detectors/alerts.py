@@ -23,7 +23,7 @@ them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,8 @@ from .lanes import DETECTOR_KIND
 from .types import Alert, TextArray
 
 __all__ = ["Finding", "AlertPolicy", "alert_id"]
+
+_INCIDENT = "\x1fincident"  # the key of the incident's state among the episodes' (no column starts with it)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class AlertPolicy:
     model: str
     config: AlertPolicyConfig
     episodes: dict[str, _Episode] = field(default_factory=dict)
+    # the model's current incident: its id, the event time its last episode opened, its open episodes' keys
+    incident: dict = field(default_factory=lambda: {"id": "", "last": float("-inf"), "open": []})
+    _opened: dict = field(default_factory=dict, repr=False)  # this batch's opening alert ids -> rows
 
     def open_alerts(self) -> list[tuple[str, ...]]:
         """(column, detector[, "tag=value"]) of each open episode; the detector is the one that opened it."""
@@ -108,7 +113,7 @@ class AlertPolicy:
         for key in sorted(keys):
             out.extend(self._run_key(key, by_key.get(key, []), times, event_ids))
         out.sort(key=lambda a: (a.row, a.feature or "", a.detector, a.status))
-        return out
+        return self._incidents(out)
 
     def _run_key(self, key, findings, times, event_ids) -> list[Alert]:
         ep = self.episodes.setdefault(key, _Episode())
@@ -127,7 +132,6 @@ class AlertPolicy:
                     continue
                 ep.number += 1
                 ep.open, ep.notices, ep.notified_at, ep.started = True, 0, t, t
-                ep.incident = self._incident(t, column, detector, ep)
                 ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
                 ep.first, ep.active, ep.fired = f.detector, [f.detector], [f.detector]
                 out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
@@ -172,16 +176,28 @@ class AlertPolicy:
                 return hi
         return hi
 
-    def _incident(self, t: float, column: str, detector: str, ep: _Episode) -> str:
-        """The incident an episode opening at ``t`` joins: the one of an open episode or of the latest opened
-        within the window, else a new one (named after this episode's firing alert)."""
-        window = self.config.incident_window_seconds
-        joined = [e for e in self.episodes.values() if e is not ep and e.incident
-                  and (e.open or t - e.started <= window)]
-        if joined:
-            return max(joined, key=lambda e: (e.started, e.incident)).incident
-        opener = alert_id(self.model, column, detector, ep.number, "firing", 0, ep.segment)
-        return hashlib.sha256(f"{self.model}\x1fincident\x1f{opener}".encode()).hexdigest()[:24]
+    def _incidents(self, alerts: list[Alert]) -> list[Alert]:
+        """Each alert with its incident, decided in event order (so batch cuts change nothing): an episode
+        opening while one of the incident's is open, or within the window of the last that opened, joins it;
+        otherwise it opens a new incident, named after its firing alert."""
+        inc = self.incident
+        out = []
+        opening = {a.alert_id for a in alerts if a.status == "firing" and a.row in self._opened.get(a.alert_id, ())}
+        self._opened.clear()
+        for a in alerts:
+            key = f"{a.feature or ''}\x1f{_group(a.detector)}" + (
+                "\x1f" + ",".join(f"{k}={v}" for k, v in a.segment.items()) if a.segment else "")
+            ep = self.episodes[key]
+            if a.alert_id in opening:
+                if not (inc["open"] or a.event_time - inc["last"] <= self.config.incident_window_seconds):
+                    inc["id"] = hashlib.sha256(f"{self.model}\x1fincident\x1f{a.alert_id}".encode()).hexdigest()[:24]
+                inc["open"] = sorted({*inc["open"], key})
+                inc["last"] = a.event_time
+                ep.incident = inc["id"]
+            elif a.status == "resolved":
+                inc["open"] = [k for k in inc["open"] if k != key]
+            out.append(replace(a, incident_id=ep.incident or None))
+        return out
 
     def _resolve(self, ep, column, detector, row, times, event_ids, out, message) -> None:
         out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,
@@ -191,22 +207,26 @@ class AlertPolicy:
     def _alert(self, ep, column, detector, status, severity, score, threshold, row, times, event_ids, message):
         notice = ep.notices if status == "firing" else 0
         shown = ep.first or detector
+        made = alert_id(self.model, column, detector, ep.number, status, notice, ep.segment)
+        if status == "firing" and notice == 0:  # an episode opens: its incident is decided in event order
+            self._opened.setdefault(made, set()).add(int(row))
         return Alert(
-            alert_id=alert_id(self.model, column, detector, ep.number, status, notice, ep.segment),
+            alert_id=made,
             status=status, model=self.model, feature=column or None,
             segment=dict([ep.segment.split("=", 1)]) if ep.segment else None,
             kind=ep.kind or DETECTOR_KIND.get(shown, "drift"),
             detector=shown, severity=severity, score=score, threshold=threshold,
             event_time=float(times[row]), row=int(row), message=message, event_id=str(event_ids[row]),
-            incident_id=ep.incident or None,
         )
 
     def to_dict(self) -> dict:
-        return {k: vars(e).copy() for k, e in self.episodes.items()}
+        return {**{k: vars(e).copy() for k, e in self.episodes.items()}, _INCIDENT: dict(self.incident)}
 
     @classmethod
     def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> AlertPolicy:
-        return cls(model, config, {k: _Episode(**v) for k, v in raw.items()})
+        policy = cls(model, config, {k: _Episode(**v) for k, v in raw.items() if k != _INCIDENT})
+        policy.incident.update(raw.get(_INCIDENT) or {})
+        return policy
 
 
 def _group(detector: str) -> str:

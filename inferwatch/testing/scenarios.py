@@ -193,6 +193,8 @@ def _log_batch_columns(cols: Columns) -> dict:
 class Score:
     delay: int | None
     false_alarms: int
+    alerts: int = 0  # firing alerts
+    pages: int = 0  # incidents among them: what a person grouping by incident_id receives
 
 
 def score_alerts(sc: Scenario, firings: list[tuple[int, str]]) -> Score:
@@ -209,11 +211,14 @@ def run_inferwatch(sc: Scenario, batch_size: int = 16_384) -> Score:
     mon = Monitor(MonitorConfig.model_validate(sc.config or {}))
     mon.fit_reference(to_batch(sc.reference))
     stream = to_batch(sc.stream, REF_N)
-    firings = []
+    firings, incidents = [], set()
     for lo in range(0, len(sc.stream), batch_size):
         part = stream.take(np.arange(lo, min(lo + batch_size, len(sc.stream))))
-        firings += [(lo + a.row, a.feature) for a in mon.process(part) if a.status == "firing"]
-    return Score(*vars(score_alerts(sc, firings)).values())
+        fired = [a for a in mon.process(part) if a.status == "firing"]
+        firings += [(lo + a.row, a.feature) for a in fired]
+        incidents |= {a.incident_id for a in fired}
+    score = score_alerts(sc, firings)
+    return Score(score.delay, score.false_alarms, len(firings), len(incidents))
 
 
 def run_river(sc: Scenario, make) -> Score:
@@ -246,7 +251,8 @@ def _summary(scores: list[Score], expect_change: bool) -> tuple[str, int, float 
 
 
 def main() -> None:
-    """Each scenario on ``--seeds`` independent streams (default 5): mean delay, false alarms summed."""
+    """Each scenario on ``--seeds`` independent streams (default 5): mean delay, false alarms summed, firing
+    alerts and pages (incidents) summed."""
     import argparse
 
     from river.drift import ADWIN, PageHinkley
@@ -254,8 +260,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     seeds = range(parser.parse_args().seeds)
-    head = (f"{'scenario':18} {'column':12} {'delay':>7} {'min-max':>9} {'FA':>3} {'bound':>7} {'ratio':>6} | "
-            f"{'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>5}")
+    head = (f"{'scenario':18} {'column':12} {'delay':>7} {'min-max':>9} {'FA':>3} {'bound':>7} {'ratio':>6} "
+            f"{'alerts':>6} {'pages':>5} | {'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>5}")
     print(f"budget: ARL0 = {ARL0:.0e} column-events; bound = delay at which cumulated KL reaches ln(ARL0) = "
           f"{math.log(ARL0):.1f}; {len(seeds)} seeds per scenario (delay = mean, FA = sum)")
     print(head)
@@ -273,8 +279,9 @@ def main() -> None:
         ratio = f"{mean / bound:.2f}" if mean is not None and bound else "-"
         caught = [s.delay for s in ours if s.delay is not None]
         spread = f"{min(caught)}-{max(caught)}" if caught else "-"
+        alerts, pages = sum(s.alerts for s in ours), sum(s.pages for s in ours)
         print(f"{name:18} {sc.column or '-':12} {text:>7} {spread:>9} {false:>3} {(f'{bound:.0f}' if bound else '-'):>7} "
-              f"{ratio:>6} | {a_text:>7} {a_false:>4} | {p_text:>7} {p_false:>5}", flush=True)
+              f"{ratio:>6} {alerts:>6} {pages:>5} | {a_text:>7} {a_false:>4} | {p_text:>7} {p_false:>5}", flush=True)
 
 
 if __name__ == "__main__":
