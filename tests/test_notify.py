@@ -131,3 +131,34 @@ def test_a_refusal_is_a_config_error_and_an_outage_is_waited_then_named():
         WebhookSink(f"http://127.0.0.1:{listen_port()}/", patience=1.0).send([{"alert_id": "a"}])
     with pytest.raises(ConfigError):
         AlertmanagerSink("localhost:9093")
+
+
+def test_the_worker_posts_its_alerts_to_alertmanager_without_waiting_on_it(services, alertmanager, receiver,
+                                                                             tmp_path):
+    """The live worker on the demo: Alertmanager gets the unit bug's episode, grouped by its incident, with
+    the alert the alerts topic has."""
+    from test_worker import Worker
+
+    from inferwatch.testing.services import create_topic, kcat_consume, kcat_produce, unique
+
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = unique("notify")
+    create_topic(bootstrap, topic, 1)
+    kcat_produce(bootstrap, topic, DEMO)
+    worker = Worker(services, topic, unique("app"), tmp_path)
+    worker.args += ["--alertmanager-url", alertmanager]
+    worker.start()
+
+    def unit_bug() -> list[dict]:
+        return [a for _, b in receiver.got for a in orjson.loads(b)["alerts"]
+                if a["labels"].get("feature") == "amount" and a["labels"]["detector"] == "mean"]
+
+    try:
+        wait_until(lambda: unit_bug(), 240, "the unit bug's page")
+    finally:
+        worker.stop()
+    live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
+    mine = [a for a in live if a["feature"] == "amount" and a["detector"] == "mean" and a["status"] == "firing"]
+    page = unit_bug()[0]
+    assert page["labels"]["incident_id"] == mine[0]["incident_id"] and page["status"] == "firing"
+    assert page["annotations"]["alert_id"] == mine[0]["alert_id"]

@@ -276,6 +276,12 @@ def worker(
         help="A name for this worker that stays the same across its restarts (a pod name): static group "
              "membership, so a restarted worker takes its partitions back at once instead of after the 10 s "
              "session timeout. Unique per worker of one --app-id."),
+    alertmanager_url: str | None = typer.Option(None, "--alertmanager-url",
+                                                help="Also post the alerts to this Prometheus Alertmanager (API v2); "
+                                                     "firing ones re-sent every 60 s while they last."),
+    webhook_url: str | None = typer.Option(None, "--webhook-url",
+                                           help="Also post the alerts here as JSON (signed with "
+                                                "INFERWATCH_WEBHOOK_SECRET when it is set)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
@@ -291,7 +297,8 @@ def worker(
                               outputs_topic, app_id, batch_size, web_port=web_port,
                               metrics_port=metrics_port or None, bind_host=bind_host, on_lost_state=on_lost_state,
                               keyed_by_model=keyed_by_model, model_partitions=model_partitions,
-                              idle_seconds=idle_seconds, instance_id=instance_id or None)
+                              idle_seconds=idle_seconds, instance_id=instance_id or None,
+                              alertmanager_url=alertmanager_url, webhook_url=webhook_url)
     metrics = f"http://{bind_host}:{metrics_port}/metrics" if metrics_port else "off"
     _line(f"inferwatch worker: reading {events_topic} as group {app_id}; alerts to {alerts_topic}, dead letters to "
           f"{dead_letters_topic}" + (f", decisions to {outputs_topic}" if cfg.has_rules() else "")

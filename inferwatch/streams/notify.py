@@ -46,7 +46,7 @@ import orjson
 from ..errors import ConfigError, ServiceUnavailable
 from .outage import outage
 
-__all__ = ["AlertmanagerSink", "WebhookSink", "alertmanager_alert"]
+__all__ = ["AlertmanagerSink", "Notifier", "WebhookSink", "alertmanager_alert"]
 
 log = logging.getLogger("inferwatch")
 
@@ -113,17 +113,26 @@ class AlertmanagerSink:
 
     def __init__(self, url: str, patience: float = 120.0) -> None:
         self.poster = _Poster(url.rstrip("/") + "/api/v2/alerts", "alertmanager", patience)
-        self.severity: dict[tuple, str] = {}  # an open episode's firing severity, for its resolved alert
+        self.open: dict[tuple, dict] = {}  # an open episode's firing alert: re-sent, and its severity resolves it
 
     def send(self, records: list[dict]) -> int:
         alerts = []
         for record in records:
             key = _episode(record)
             if record["status"] == "firing":
-                self.severity[key] = record["severity"]
+                self.open[key] = record
                 alerts.append(alertmanager_alert(record))
             else:
-                alerts.append(alertmanager_alert(record, self.severity.pop(key, None)))
+                firing = self.open.pop(key, None)
+                alerts.append(alertmanager_alert(record, firing["severity"] if firing else None))
+        if alerts:
+            self.poster.post(orjson.dumps(alerts))
+        return len(alerts)
+
+    def resend(self) -> int:
+        """The open episodes' firing alerts again: Alertmanager resolves an alert not re-sent within its
+        ``resolve_timeout``."""
+        alerts = [alertmanager_alert(record) for record in self.open.values()]
         if alerts:
             self.poster.post(orjson.dumps(alerts))
         return len(alerts)
@@ -146,3 +155,83 @@ class WebhookSink:
             headers["X-Inferwatch-Signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         self.poster.post(body, headers)
         return len(records)
+
+
+class Notifier:
+    """Posts alerts from a thread of its own, so monitoring never waits on a receiver.
+
+    A bounded queue of batches (``capacity`` alerts): when a receiver is away
+    longer than the queue lasts, new alerts are dropped and counted
+    (``dropped``), never the monitoring held back. Each receiver is retried
+    while it is away (one log line per outage). Alertmanager's open firing
+    alerts are re-sent every ``resend_seconds``. The alerts topic stays the
+    durable record: a notification lost in a crash is not sent again.
+    """
+
+    def __init__(self, sinks: list, capacity: int = 10_000, resend_seconds: float = 60.0) -> None:
+        import queue
+        import threading
+
+        self.sinks, self.capacity, self.resend_seconds = sinks, capacity, resend_seconds
+        self.queue: queue.Queue = queue.Queue()
+        self.queued = 0
+        self.dropped = 0
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._empty = queue.Empty
+        self._thread = threading.Thread(target=self._run, name="inferwatch-notify", daemon=True)
+        self._thread.start()
+
+    def offer(self, records: list[dict]) -> None:
+        if not records:
+            return
+        with self._lock:
+            if self.queued + len(records) > self.capacity:
+                self.dropped += len(records)
+                if self.dropped == len(records):
+                    log.warning("notifications: the receivers are behind, %d queued; new alerts are dropped "
+                                "(counted) until they catch up", self.queued)
+                return
+            self.queued += len(records)
+        self.queue.put(records)
+
+    def _run(self) -> None:
+        next_resend = time.monotonic() + self.resend_seconds
+        while True:
+            try:
+                records = self.queue.get(timeout=max(0.0, next_resend - time.monotonic()))
+            except self._empty:
+                records = None
+            if records is None or time.monotonic() >= next_resend:
+                for sink in self.sinks:
+                    if isinstance(sink, AlertmanagerSink):
+                        self._deliver(sink.resend)
+                next_resend = time.monotonic() + self.resend_seconds
+            if records is not None:
+                for sink in self.sinks:
+                    self._deliver(lambda sink=sink, records=records: sink.send(records))
+                with self._lock:
+                    self.queued -= len(records)
+                    self.sent += len(records)
+                self.queue.task_done()
+
+    def _deliver(self, call) -> None:
+        while True:
+            try:
+                call()
+                return
+            except ServiceUnavailable:  # still away after the sink's patience: keep trying, it is said already
+                continue
+            except ConfigError as exc:  # refused for good: said, and these alerts are not sent there
+                log.error("notifications: %s", exc)
+                return
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every queued alert was sent; True if they were."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.queued == 0:
+                    return True
+            time.sleep(0.05)
+        return False

@@ -85,6 +85,8 @@ class WorkerSettings:
     model_partitions: int | None = None  # partitions of the by-model topic when it is made (default: the events')
     idle_seconds: float = 5.0  # a partition with nothing new this long stops holding the others' merge back
     instance_id: str | None = None  # static group membership: a restarted worker takes its partitions back at once
+    alertmanager_url: str | None = None  # also post alerts to this Alertmanager (API v2)
+    webhook_url: str | None = None  # also post alerts here as JSON
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,8 @@ class WorkerMetrics:
         self.refused = Counter("inferwatch_refused_records", "Records Kafka refused for good (too large), dropped")
         self.late = Counter("inferwatch_late_events", "Events that reached the event-time merge after it had moved "
                             "past their time: monitored at the merge's place, not their own")
+        self.dropped = Counter("inferwatch_notifications_dropped", "Alerts not posted to Alertmanager or the "
+                               "webhook because their receivers were too far behind (they are on the alerts topic)")
 
     def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
         self.events.labels("all").inc(state.events - before[0])
@@ -362,7 +366,7 @@ class PartitionConsumer:
     """
 
     def __init__(self, config: MonitorConfig, settings: WorkerSettings, metrics: WorkerMetrics,
-                 health: Health | None = None, stage: Stage | None = None) -> None:
+                 health: Health | None = None, stage: Stage | None = None, notifier=None) -> None:
         self.config, self.settings, self.metrics = config, settings, metrics
         self.stage = stage or Stage("direct", settings.events_topic, settings.app_id, settings.app_id)
         self.health = health or Health(started=time.monotonic())
@@ -378,6 +382,7 @@ class PartitionConsumer:
         self.committed_at = 0.0
         self.highwater: dict = {}  # (topic, partition) -> end offset, noted by the fetch thread
         self.kafka = outage("kafka")
+        self.notifier = notifier  # streams.notify.Notifier, shared by the worker's stages
 
     async def run(self) -> None:
         s = self.settings
@@ -734,6 +739,10 @@ class PartitionConsumer:
             self.metrics.refused.inc(refused)
         if out.late:
             self.metrics.late.inc(out.late)
+        if self.notifier is not None and out.alerts:  # after the alerts topic has them: never before, never waited on
+            dropped = self.notifier.dropped
+            self.notifier.offer([orjson.loads(raw) for _, raw in out.alerts])
+            self.metrics.dropped.inc(self.notifier.dropped - dropped)
         state = out.state
         assert state is not None  # process_partition_batch always gives the copy to save
         try:
@@ -799,6 +808,13 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
         code, body = health.report(time.monotonic())
         return web.json(body, status=code)
 
+    notifier = None
+    if settings.alertmanager_url or settings.webhook_url:
+        from .notify import AlertmanagerSink, Notifier, WebhookSink
+
+        notifier = Notifier(([AlertmanagerSink(settings.alertmanager_url)] if settings.alertmanager_url else [])
+                            + ([WebhookSink(settings.webhook_url)] if settings.webhook_url else []))
+
     @app.task
     async def monitor() -> None:
         try:
@@ -806,7 +822,7 @@ def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
             if len(stages) > 1:
                 log.info("%s has %d partitions: events routed by model through %s (%d partitions)",
                          settings.events_topic, stages[0].sources, stages[0].by_model, stages[0].partitions)
-            consumers = [PartitionConsumer(config, settings, metrics, health, stage) for stage in stages]
+            consumers = [PartitionConsumer(config, settings, metrics, health, stage, notifier) for stage in stages]
             app.consumer_view = ConsumerView(consumers)  # type: ignore[attr-defined]
             await _all_or_none([c.run() for c in consumers])
         except asyncio.CancelledError:
