@@ -140,3 +140,17 @@ def test_an_overconfident_model_is_said_not_calibrated_and_stays_quiet(tmp_path)
     alerts, said = run(events, labels)
     assert performance(alerts) == []
     assert "not calibrated: do not trust the estimate" in said[-1], said
+
+
+def test_backtest_takes_labels_and_compares_the_configs_on_performance(tmp_path):
+    """Two configs over a concept drift: the longer warm-up still catches it; both see the same join."""
+    from inferwatch.streams.backtest import backtest, difference_rows
+
+    events, labels = labelled(tmp_path, n=40_000, change=20_000, flip=0.10)
+    configs = [("default", MonitorConfig()),
+               ("short", MonitorConfig.model_validate({"default": {"warmup_events": 5_000}}))]
+    runs = backtest(configs, events, labels=labels)
+    for run in runs:
+        assert any(a["detector"] == "error_rate" and a["status"] == "firing" for a in run.alerts), run.name
+    rows = dict(difference_rows(runs))
+    assert rows["labels"][0] == rows["labels"][1] and rows["labels"][0].startswith("40,000 joined")

@@ -113,13 +113,14 @@ def _observer(models: dict[str, ModelTrace]) -> Callable:
 
 
 def run_config(name: str, config: MonitorConfig, file: Path | None = None, reference: Path | None = None,
-               topic: tuple | None = None) -> ConfigRun:
-    """Replay one config over a file, or over ``topic = (bootstrap, topic, start, end)``."""
+               topic: tuple | None = None, labels: Path | None = None) -> ConfigRun:
+    """Replay one config over a file (with its ``labels``, if any), or over ``topic = (bootstrap, topic, start,
+    end)``."""
     models: dict[str, ModelTrace] = {}
     out = io.BytesIO()
     if file is not None:
         summary = replay_file(file, config, out, reference=reference, observer=_observer(models),
-                              lines_per_chunk=TRACE_CHUNK)
+                              lines_per_chunk=TRACE_CHUNK, labels=labels)
     else:
         from .topic_replay import replay_topic
 
@@ -131,8 +132,8 @@ def run_config(name: str, config: MonitorConfig, file: Path | None = None, refer
 
 
 def backtest(configs: list[tuple[str, MonitorConfig]], file: Path | None = None, reference: Path | None = None,
-             topic: tuple | None = None) -> list[ConfigRun]:
-    return [run_config(name, cfg, file, reference, topic) for name, cfg in configs]
+             topic: tuple | None = None, labels: Path | None = None) -> list[ConfigRun]:
+    return [run_config(name, cfg, file, reference, topic, labels) for name, cfg in configs]
 
 
 def difference_rows(runs: list[ConfigRun]) -> list[tuple[str, list[str]]]:
@@ -142,6 +143,9 @@ def difference_rows(runs: list[ConfigRun]) -> list[tuple[str, list[str]]]:
         ("dead letters", [f"{r.summary.dead_letters:,}" for r in runs]),
         ("alerts firing / resolved", [f"{r.summary.firing} / {r.summary.resolved}" for r in runs]),
     ]
+    if any(r.summary.labels for r in runs):  # with labels: the join's counts (the same for every config)
+        rows.append(("labels", [r.summary.labels[0].removeprefix("labels: ") if r.summary.labels else "-"
+                                for r in runs]))
     models = sorted({m for r in runs for m in r.models})
     for model in models:
         traces = [r.models.get(model, ModelTrace()) for r in runs]

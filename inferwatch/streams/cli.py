@@ -194,6 +194,8 @@ def backtest(
     end: str | None = typer.Option(None, "--to"),
     bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     reference: Path | None = typer.Option(None, "--reference", exists=True, dir_okay=False),
+    labels: Path | None = typer.Option(None, "--labels", exists=True, dir_okay=False,
+                                       help="Labels joined to the predictions (with --file): performance alerts."),
     report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     alerts_dir: Path | None = typer.Option(None, "--alerts-dir", help="Write each config's alerts to DIR/<config>.alerts.jsonl."),
     log_level: str = _log_level_option(),
@@ -219,7 +221,9 @@ def backtest(
 
         now = time.time()
         source = (bootstrap_servers, topic, parse_time(start, now), parse_time(end, now) if end else None)
-    runs = run_backtest(configs, Path(file) if file and file != "-" else file, reference, source)
+    if labels is not None and file is None:
+        raise ConfigError("--labels is read with --file (a topic backtest does not join labels yet)")
+    runs = run_backtest(configs, Path(file) if file and file != "-" else file, reference, source, labels)
     table = Table(title=f"backtest of {len(runs)} configs on {file or topic}")
     table.add_column("")
     for run in runs:
