@@ -239,3 +239,64 @@ def test_guard_command_serves_http_and_refuses_a_bad_rule(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_token_and_tls_guard_only_what_must_be(tmp_path):
+    """A whole ``inferwatch guard --http`` process with a token file and a certificate: HTTPS only; every path
+    but /healthz needs the bearer token (401 without, /metrics included); the token never in the output."""
+    import ssl
+    import time
+
+    cert, key, token = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "token"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=120)
+    token.write_text("s3cret-token\n")
+    config = tmp_path / "rules.yaml"
+    config.write_text(orjson.dumps(ALL_RULES).decode())
+    port = listen_port()
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config), "--http",
+                             f"127.0.0.1:{port}", "--token-file", str(token), "--tls-cert", str(cert),
+                             "--tls-key", str(key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    context = ssl.create_default_context(cafile=str(cert))
+
+    def call(method: str, path: str, token: str | None = None, data: bytes | None = None) -> int:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+        try:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            conn.request(method, path, body=data, headers=headers)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        for _ in range(600):  # the socket is bound before the server runs: wait for the process to serve
+            try:
+                if call("GET", "/healthz") == 200:
+                    break
+            except (ConnectionError, OSError):
+                time.sleep(0.1)
+        event = orjson.dumps(crafted_events()[0])
+        assert call("POST", "/v1/guard", None, event) == 401
+        assert call("POST", "/v1/guard", "wrong", event) == 401
+        assert call("POST", "/v1/guard", "s3cret-token", event) == 200
+        assert call("GET", "/metrics") == 401 and call("GET", "/metrics", "s3cret-token") == 200
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):  # no plain HTTP
+            plain = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            plain.request("GET", "/healthz")
+            assert plain.getresponse().status != 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert b"s3cret-token" not in out + err and b"https://" in err
+
+
+def test_tls_needs_both_files_and_the_token_file_must_hold_one(tmp_path):
+    config = tmp_path / "rules.yaml"
+    config.write_text(orjson.dumps(ALL_RULES).decode())
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for extra, named in ((["--tls-cert", str(config)], b"--tls-key"), (["--token-file", str(empty)], b"--token-file")):
+        res = subprocess.run([sys.executable, "-m", "inferwatch", "guard", "--config", str(config), "--http",
+                              f"127.0.0.1:{listen_port()}", *extra], capture_output=True, timeout=120)
+        assert res.returncode == 2 and named in res.stderr, res.stderr

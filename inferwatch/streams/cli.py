@@ -321,6 +321,13 @@ def guard(
     app_id: str = typer.Option("inferwatch-guard", "--app-id", help="Kafka consumer group of the topic guard."),
     web_port: int = typer.Option(6067, "--web-port", min=1, max=65535, help="Faust's web server port (topic guard)."),
     bind_host: str = typer.Option("127.0.0.1", "--bind-host", help="Address for Faust's web server (topic guard)."),
+    token_file: Path | None = typer.Option(None, "--token-file",
+                                           help="With --http: a file holding the bearer token every request but "
+                                                "/healthz must carry (or INFERWATCH_GUARD_TOKEN; never the token "
+                                                "itself on the command line)."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="With --http: serve HTTPS with this certificate "
+                                                                 "(PEM) and --tls-key."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="With --http: the certificate's private key (PEM)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """The serving-path guard: HTTP (--http) and/or topic to topic (--from-topic, --to-topic)."""
@@ -336,6 +343,7 @@ def guard(
         _require_extras(("faust", "kafka"), ("aiokafka", "kafka"), ("kafka", "kafka"))
     from .guard import Guard
 
+    security = _http_security(token_file, tls_cert, tls_key) if http else None
     engine = Guard(cfg)
     sock = None
     if http:
@@ -346,17 +354,41 @@ def guard(
             sock = listen(host, port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from None
-        _line(f"inferwatch guard: serving http://{host}:{port}/v1/guard")
+        scheme = "https" if security is not None and security.certfile else "http"
+        _line(f"inferwatch guard: serving {scheme}://{host}:{port}/v1/guard"
+              + (" (bearer token required)" if security is not None and security.token else ""))
     if from_topic is None:
         from .http_guard import serve_http
 
-        serve_http(engine, sock)
+        serve_http(engine, sock, security)
         return
     from .topic_guard import TopicGuardSettings, run_topic_guard
 
     settings = TopicGuardSettings(bootstrap_servers, from_topic, to_topic, dead_letters_topic, app_id,
-                                  web_port=web_port, bind_host=bind_host)
+                                  web_port=web_port, bind_host=bind_host, http_security=security)
     run_topic_guard(engine, settings, sock, level)
+
+
+def _http_security(token_file: Path | None, cert: Path | None, key: Path | None):
+    """The HTTP guard's token and TLS files, checked at start-up (each problem names its option)."""
+    import os
+
+    from .http_guard import HttpSecurity
+
+    token = os.environ.get("INFERWATCH_GUARD_TOKEN") or None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
+        if not token:
+            raise ConfigError(f"--token-file {token_file}: the file is empty")
+    if (cert is None) != (key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{option} {path}: no such file")
+    return HttpSecurity(token, str(cert) if cert else None, str(key) if key else None)
 
 
 @app.command()

@@ -6,14 +6,19 @@ on: 400 with every problem and the field at fault (``{"errors": [{"index",
 "field", "error"}]}``), 413 for a body over ``max_body_bytes`` or a list
 over ``max_events``; 404 and 405 in the same form. The same
 :class:`streams.guard.Guard` as in process, so the decisions are the same.
+
+With a token (:class:`HttpSecurity`), every path but ``/healthz`` needs the
+header ``Authorization: Bearer <token>`` (compared in constant time), else
+401; with a certificate and key, the server speaks TLS only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import hmac
 import socket
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 import orjson
@@ -25,7 +30,19 @@ from .guard import Guard, Rejection
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["GuardApp", "build_http_app", "http_server", "listen", "serve_http", "openapi_document"]
+__all__ = ["GuardApp", "HttpSecurity", "build_http_app", "http_server", "listen", "serve_http", "openapi_document"]
+
+
+@dataclass(frozen=True)
+class HttpSecurity:
+    """Who may call the HTTP guard, and over what: a bearer token, TLS certificate and key files."""
+
+    token: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def __repr__(self) -> str:  # the token never shows in a log or a stack dump
+        return f"HttpSecurity(token={'set' if self.token else None}, certfile={self.certfile!r})"
 
 
 class GuardMetrics:
@@ -40,9 +57,10 @@ class GuardMetrics:
                                  registry=self.registry)
 
 
-def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> GuardApp:
+def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000,
+                   token: str | None = None) -> GuardApp:
     """The ASGI application of ``guard``: serve it with :func:`http_server` (or any ASGI server)."""
-    return GuardApp(guard, max_body_bytes, max_events)
+    return GuardApp(guard, max_body_bytes, max_events, token)
 
 
 class _ClientGone(Exception):
@@ -57,8 +75,10 @@ class GuardApp:
     body, so the server's cost per request stays small next to the guard's.
     """
 
-    def __init__(self, guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000) -> None:
+    def __init__(self, guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000,
+                 token: str | None = None) -> None:
         self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
+        self.authorization = f"Bearer {token}".encode() if token else None
         self.metrics = GuardMetrics()
         self.openapi = orjson.dumps(openapi_document())
         self.routes = {
@@ -71,6 +91,11 @@ class GuardApp:
         if scope["type"] != "http":
             return  # lifespan is switched off in http_server; nothing else is spoken here
         method, path = scope["method"], scope["path"]
+        if self.authorization is not None and path != "/healthz" and not self._authorized(scope):
+            self.metrics.requests.labels("401").inc()
+            return await _respond(send, 401, JSON_TYPE, orjson.dumps({"errors": [_error(
+                None, "missing or wrong bearer token (Authorization: Bearer <token>)")]}),
+                [(b"www-authenticate", b'Bearer realm="inferwatch"')])
         if path == "/v1/guard" and method == "POST":
             started = time.perf_counter()
             try:
@@ -87,6 +112,10 @@ class GuardApp:
         known = path == "/v1/guard" or any(p == path for _, p in self.routes)
         code, error = (405, f"{method} not allowed on {path}") if known else (404, f"no such path: {path}")
         await _respond(send, code, JSON_TYPE, orjson.dumps({"errors": [_error(None, error)]}))
+
+    def _authorized(self, scope: dict) -> bool:
+        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        return hmac.compare_digest(given, self.authorization or b"")
 
     async def _read_body(self, scope: dict, receive) -> bytes | None:
         """The whole body, or None when it is over the cap (stops reading as soon as it is)."""
@@ -140,9 +169,10 @@ _JSON = msgspec.json.Encoder()  # decisions are msgspec records; dicts and lists
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-async def _respond(send, code: int, content_type: bytes, body: bytes) -> None:
+async def _respond(send, code: int, content_type: bytes, body: bytes, extra: list | None = None) -> None:
     await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                            *(extra or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -212,7 +242,7 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def http_server(guard: Guard) -> uvicorn.Server:
+def http_server(guard: Guard, security: HttpSecurity | None = None) -> uvicorn.Server:
     """uvicorn with httptools and uvloop, no access log (the guard sits in a serving path).
 
     Idle keep-alive connections stay open 75 s (nginx's and aiohttp's default;
@@ -221,14 +251,16 @@ def http_server(guard: Guard) -> uvicorn.Server:
     """
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(build_http_app(guard), loop="uvloop", http="httptools", lifespan="off",
-                                         access_log=False, log_level="warning", server_header=False,
-                                         proxy_headers=False, timeout_keep_alive=75))
+    security = security or HttpSecurity()
+    return uvicorn.Server(uvicorn.Config(build_http_app(guard, token=security.token), loop="uvloop",
+                                         http="httptools", lifespan="off", access_log=False, log_level="warning",
+                                         server_header=False, proxy_headers=False, timeout_keep_alive=75,
+                                         ssl_certfile=security.certfile, ssl_keyfile=security.keyfile))
 
 
-def serve_http(guard: Guard, sock: socket.socket) -> None:
+def serve_http(guard: Guard, sock: socket.socket, security: HttpSecurity | None = None) -> None:
     """Serve on ``sock`` until stopped (SIGINT or SIGTERM)."""
     import gc
 
     gc.freeze()  # the config and compiled rules are long-lived: keep them out of collections
-    http_server(guard).run(sockets=[sock])
+    http_server(guard, security).run(sockets=[sock])

@@ -42,6 +42,7 @@ class TopicGuardSettings:
     batch_seconds: float = 0.005  # a serving path: wait little for a batch to fill
     web_port: int = 6067
     bind_host: str = "127.0.0.1"
+    http_security: object = None  # http_guard.HttpSecurity of the HTTP guard it serves beside, if any
 
 
 def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: str, **settings) -> faust.App:
@@ -125,6 +126,6 @@ def run_topic_guard(guard: Guard, settings: TopicGuardSettings, http: socket.soc
 
         @app.task
         async def serve_http() -> None:
-            await http_server(guard).serve(sockets=[http])
+            await http_server(guard, settings.http_security).serve(sockets=[http])
 
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
