@@ -148,6 +148,13 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     assert _metric(metrics, 'inferwatch_dead_letters_total{partition="all"}') == 13
     assert _metric(metrics, 'inferwatch_alerts_total{model="card-fraud",segment="",status="firing"}') == 4  # unit bug, new country, 2 type changes
     assert "inferwatch_batch_seconds_bucket" in metrics and "inferwatch_consumer_lag" in metrics
+    # open episodes: the unit bug and the new country; the type changes resolved
+    assert _metric(metrics, 'inferwatch_open_alerts{detector="mean",feature="amount",model="card-fraud",segment=""}') == 1
+    assert _metric(metrics, 'inferwatch_open_alerts{detector="type_changed",feature="amount",model="card-fraud",'
+                            'segment=""}') is None
+    assert sum(1 for line in metrics.splitlines() if line.startswith("inferwatch_open_alerts{")) == 2
+    checked = subprocess.run([promtool(), "check", "metrics"], input=metrics.encode(), capture_output=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
     assert live and key(live) == key(replay_alerts(DEMO))
     status = subprocess.run([sys.executable, "-m", "inferwatch", "status", "--json", "--app-id", app_id,
@@ -164,6 +171,18 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     assert len(dead) == 13
     for d in dead:
         assert base64.b64decode(d["raw"]) == lines[d["source"]["offset"]] and d["error"]
+
+
+def promtool() -> str:
+    """Debian's promtool (package prometheus), installed when missing, as scripts/services does."""
+    import shutil
+
+    found = shutil.which("promtool")
+    if found is None:
+        subprocess.run([str(ROOT / "scripts" / "services"), "install"], check=True, timeout=900)
+        found = shutil.which("promtool")
+    assert found, "promtool is not installed"
+    return found
 
 
 def _metric(text: str, series: str) -> float | None:

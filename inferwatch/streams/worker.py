@@ -294,6 +294,9 @@ class WorkerMetrics:
         self.refused = Counter("inferwatch_refused_records", "Records Kafka refused for good (too large), dropped")
         self.late = Counter("inferwatch_late_events", "Events that reached the event-time merge after it had moved "
                             "past their time: monitored at the merge's place, not their own")
+        self.open = Gauge("inferwatch_open_alerts", "1 per open alert episode (model, column, the detector that "
+                          "opened it, segment); at most max_models x columns x detectors x segment values",
+                          ["model", "feature", "detector", "segment"])
         self.dropped = Counter("inferwatch_notifications_dropped", "Alerts not posted to Alertmanager or the "
                                "webhook because their receivers were too far behind (they are on the alerts topic)")
 
@@ -304,7 +307,27 @@ class WorkerMetrics:
             alert = orjson.loads(raw)
             where = ",".join(f"{k}={v}" for k, v in sorted((alert.get("segment") or {}).items()))
             self.alerts.labels(alert["model"], where, alert["status"]).inc()
+            self.opened(alert["model"], alert.get("feature") or "", alert["detector"], where,
+                        alert["status"] == "firing")
         self.batch.observe(seconds)
+
+    def opened(self, model: str, feature: str, detector: str, segment: str, is_open: bool) -> None:
+        """The open-alerts gauge: a series per open episode, gone when it resolves."""
+        if is_open:
+            self.open.labels(model, feature, detector, segment).set(1)
+        else:
+            try:
+                self.open.remove(model, feature, detector, segment)
+            except KeyError:
+                pass
+
+    def loaded(self, pipeline) -> None:
+        """A partition's episodes still open when its state was loaded (a restart keeps the gauge right)."""
+        if pipeline is None:
+            return
+        for name, model in pipeline.monitor.models.items():
+            for column, detector, *where in model.policy.open_alerts():
+                self.opened(name, column, detector, where[0] if where else "", True)
 
 
 STALL_SECONDS = 60.0  # events waiting and nothing saved for this long: /healthz says "stalled"
@@ -628,6 +651,7 @@ class PartitionConsumer:
         if problem is not None:
             state, loaded, pipeline = await self._start_over(tp, key, problem, seen)
         part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline, restarted=problem is not None)
+        self.metrics.loaded(pipeline)
         return part
 
     async def _start_over(self, tp, key: str, problem: str, seen: LogView | None) -> tuple[PartitionState, int, None]:
