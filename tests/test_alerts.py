@@ -76,3 +76,33 @@ def test_an_episode_opening_within_the_window_joins_the_closed_incident():
     restored = AlertPolicy.from_dict("m", policy.config, policy.to_dict())  # the incident survives a restart
     later = restored.apply([Finding("z", "mean", "fire", 150, 30.0, 25.0, "warning", "msg")], times, ids)
     assert later[0].incident_id == alerts[0].incident_id  # 70 s after y opened
+
+
+def test_an_episode_reopening_where_it_resolved_stays_in_its_incident():
+    """amount's episode resolves and reopens at row 10 (cool-down 0), 900 s after it first opened: a new
+    incident; zip opens 900 s later, past the window, while amount is open again: it joins amount's."""
+    policy = AlertPolicy("m", AlertPolicyConfig())
+    times = np.arange(20) * 100.0
+    ids = np.array([str(i) for i in range(20)], dtype=object)
+
+    def f(column, detector, action, row):
+        return Finding(column, detector, action, row, 1.0, 1.0, "warning", "x")
+
+    alerts = policy.apply([f("amount", "scale", "fire", 1), f("amount", "mean", "fire", 2),
+                           f("amount", "scale", "clear", 3), f("amount", "mean", "clear", 10),
+                           f("amount", "scale", "fire", 10), f("zip", "missing", "fire", 19)], times, ids)
+    incident = {(a.row, a.feature, a.status): a.incident_id for a in alerts}
+    assert incident[(10, "amount", "resolved")] == incident[(1, "amount", "firing")]
+    assert incident[(19, "zip", "firing")] == incident[(10, "amount", "firing")] != incident[(1, "amount", "firing")]
+
+
+def test_a_rule_named_incident_keeps_its_episodes_across_a_restart():
+    policy = AlertPolicy("m", AlertPolicyConfig())
+    times = np.arange(10, dtype=float)
+    ids = np.array([str(i) for i in range(10)], dtype=object)
+    first = policy.apply([Finding("", "incident", "fire", 1, 1.0, 1.0, "warning", "x")], times, ids)
+    restored = AlertPolicy.from_dict("m", policy.config, policy.to_dict())
+    later = restored.apply([Finding("", "incident", "clear", 2, 0.0, 1.0, "info", "x"),
+                            Finding("", "incident", "fire", 5, 1.0, 1.0, "warning", "x")], times, ids)
+    assert [a.status for a in later] == ["resolved", "firing"]
+    assert later[1].alert_id != first[0].alert_id  # the second episode, not the first again

@@ -154,3 +154,16 @@ def test_backtest_takes_labels_and_compares_the_configs_on_performance(tmp_path)
         assert any(a["detector"] == "error_rate" and a["status"] == "firing" for a in run.alerts), run.name
     rows = dict(difference_rows(runs))
     assert rows["labels"][0] == rows["labels"][1] and rows["labels"][0].startswith("40,000 joined")
+
+
+def test_numeric_event_ids_and_a_repeated_id_are_counted_right():
+    from inferwatch.detectors.types import Batch, NumericArray
+
+    watch = PerformanceWatch(MonitorConfig(), LabelFeed.from_lines([
+        b'{"event_id": 7, "model": "m", "timestamp": 200, "label": 1}']))
+    batch = Batch("m", ["7", "8", "8"], np.array([100.0, 101.0, 102.0]),
+                  {"prediction": NumericArray(np.array([0.9, 0.2, 0.3]))})
+    watch.predictions(batch, np.array([0, 1, 2]))
+    watch.finish()
+    c = watch.counts
+    assert (c.unreadable, c.joined, c.expired, c.waiting) == (0, 1, 1, 1)  # "8" came twice: the first expired

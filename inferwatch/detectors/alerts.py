@@ -33,7 +33,9 @@ from .types import Alert, TextArray
 
 __all__ = ["Finding", "AlertPolicy", "alert_id"]
 
-_INCIDENT = "\x1fincident"  # the key of the incident's state among the episodes' (no column starts with it)
+# the key of the incident's state among the episodes': an episode's key is "column<US>group[<US>tag=value]", so
+# none has an empty group and a last part without "="
+_INCIDENT = "\x1f\x1fincident"
 
 
 @dataclass(frozen=True)
@@ -181,12 +183,15 @@ class AlertPolicy:
         opening while one of the incident's is open, or within the window of the last that opened, joins it;
         otherwise it opens a new incident, named after its firing alert."""
         inc = self.incident
-        out = []
         opening = {a.alert_id for a in alerts if a.status == "firing" and a.row in self._opened.get(a.alert_id, ())}
         self._opened.clear()
-        for a in alerts:
-            key = f"{a.feature or ''}\x1f{_group(a.detector)}" + (
-                "\x1f" + ",".join(f"{k}={v}" for k, v in a.segment.items()) if a.segment else "")
+        keys = [f"{a.feature or ''}\x1f{_group(a.detector)}" + (
+            "\x1f" + ",".join(f"{k}={v}" for k, v in a.segment.items()) if a.segment else "") for a in alerts]
+        # an episode that resolves where the same key opens again: the resolution first
+        order = sorted(range(len(alerts)), key=lambda i: (alerts[i].row, keys[i], alerts[i].status != "resolved"))
+        incident_of: dict[int, str] = {}
+        for i in order:
+            a, key = alerts[i], keys[i]
             ep = self.episodes[key]
             if a.alert_id in opening:
                 if not (inc["open"] or a.event_time - inc["last"] <= self.config.incident_window_seconds):
@@ -196,8 +201,8 @@ class AlertPolicy:
                 ep.incident = inc["id"]
             elif a.status == "resolved":
                 inc["open"] = [k for k in inc["open"] if k != key]
-            out.append(replace(a, incident_id=ep.incident or None))
-        return out
+            incident_of[i] = ep.incident
+        return [replace(a, incident_id=incident_of[i] or None) for i, a in enumerate(alerts)]
 
     def _resolve(self, ep, column, detector, row, times, event_ids, out, message) -> None:
         out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,

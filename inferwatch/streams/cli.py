@@ -375,7 +375,7 @@ def _http_security(token_file: Path | None, cert: Path | None, key: Path | None)
 
     from .http_guard import HttpSecurity
 
-    token = os.environ.get("INFERWATCH_GUARD_TOKEN") or None
+    token = os.environ.get("INFERWATCH_GUARD_TOKEN", "").strip() or None
     if token_file is not None:
         try:
             token = token_file.read_text().strip()

@@ -115,7 +115,9 @@ class GuardApp:
 
     def _authorized(self, scope: dict) -> bool:
         given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        return hmac.compare_digest(given, self.authorization or b"")
+        scheme, _, credentials = given.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(b"Bearer " + credentials.strip(),
+                                                                     self.authorization or b"")
 
     async def _read_body(self, scope: dict, receive) -> bytes | None:
         """The whole body, or None when it is over the cap (stops reading as soon as it is)."""

@@ -54,7 +54,7 @@ __all__ = ["LabelFeed", "PerformanceWatch"]
 
 
 class _Label(msgspec.Struct):
-    event_id: str
+    event_id: str | int  # a number is taken as its text, as in events
     model: str
     timestamp: Any = None
     label: Any = None
@@ -103,7 +103,7 @@ class LabelFeed:
         usable = ~np.isnan(times)
         order = np.flatnonzero(usable)[np.argsort(times[usable], kind="stable")]  # labels of one time: file order
         keep = order.tolist()
-        return cls(times[order], [good[i].model for i in keep], [good[i].event_id for i in keep],
+        return cls(times[order], [good[i].model for i in keep], [str(good[i].event_id) for i in keep],
                    [good[i].label for i in keep], len(records) - len(keep))
 
     @classmethod
@@ -232,9 +232,13 @@ class PerformanceWatch:
                     fresh.append((event_id, entry))
                 else:
                     self._joined(join, [event_id], [entry], [early[1]], [early[0]])
+            before = len(join.waiting)
             join.waiting.update(fresh)
+            self._superseded(join, before, len(fresh))
         else:
+            before = len(join.waiting)
             join.waiting.update(zip(ids, entries))
+            self._superseded(join, before, len(ids))
         over = len(join.waiting) - self.config.for_model(batch.model).labels.max_pending
         if over > 0:
             old = list(itertools.islice(join.waiting, over))
@@ -300,6 +304,13 @@ class PerformanceWatch:
         for join in self.joins.values():
             join.early.clear()
         return found
+
+    def _superseded(self, join: _ModelJoin, before: int, added: int) -> None:
+        """Predictions whose event id came again before their label: the later one waits, the earlier is
+        counted expired (a label names one prediction)."""
+        lost = before + added - len(join.waiting)
+        if lost:
+            self.counts.expired += lost
 
     def _joined(self, join: _ModelJoin, ids: list, entries: list, labels: list, at: list) -> None:
         join.joined.append((ids, entries, labels, at))

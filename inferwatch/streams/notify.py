@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import logging
 import os
 import time
@@ -94,12 +95,12 @@ class _Poster:
                 self.service.back()
                 return
             except urllib.error.HTTPError as exc:
-                if exc.code < 500:
+                if exc.code < 500 and exc.code not in (408, 429):  # a timeout or "too many" is worth a retry
                     raise ConfigError(f"{self.what} at {self.url} refused the alerts: HTTP {exc.code} "
                                       f"{exc.read()[:200].decode(errors='replace')}") from None
                 problem = f"HTTP {exc.code}"
-            except (urllib.error.URLError, OSError) as exc:
-                problem = str(getattr(exc, "reason", exc))
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                problem = str(getattr(exc, "reason", exc)) or type(exc).__name__
             self.service.lost(problem)
             if time.monotonic() + delay > deadline:
                 raise ServiceUnavailable(f"{self.what} at {self.url} unreachable for {self.patience:.0f} s "
@@ -116,17 +117,18 @@ class AlertmanagerSink:
         self.open: dict[tuple, dict] = {}  # an open episode's firing alert: re-sent, and its severity resolves it
 
     def send(self, records: list[dict]) -> int:
-        alerts = []
+        alerts, now_open = [], dict(self.open)
         for record in records:
             key = _episode(record)
             if record["status"] == "firing":
-                self.open[key] = record
+                now_open[key] = record
                 alerts.append(alertmanager_alert(record))
             else:
-                firing = self.open.pop(key, None)
+                firing = now_open.pop(key, None)
                 alerts.append(alertmanager_alert(record, firing["severity"] if firing else None))
         if alerts:
             self.poster.post(orjson.dumps(alerts))
+        self.open = now_open  # only once posted: a retry after an outage pairs them again
         return len(alerts)
 
     def resend(self) -> int:
@@ -224,6 +226,9 @@ class Notifier:
                 continue
             except ConfigError as exc:  # refused for good: said, and these alerts are not sent there
                 log.error("notifications: %s", exc)
+                return
+            except Exception as exc:  # noqa: BLE001 (the thread must outlive anything a receiver does)
+                log.error("notifications: %s: %s; these alerts are not posted", type(exc).__name__, exc)
                 return
 
     def drain(self, timeout: float) -> bool:
