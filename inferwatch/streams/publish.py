@@ -118,7 +118,8 @@ class BatchPublisher:
                 rounds.insert(0, (retry, alone))
                 await self._outage(outage, delay)
                 delay = min(delay * 2, 10.0)
-        self.kafka.back()
+        if any(records for _, _, records in sends):  # the broker acknowledged something: it is back
+            self.kafka.back()
         return refused
 
     async def _round(self, sends: list[Send]) -> list:

@@ -508,7 +508,6 @@ class PartitionConsumer:
                     return got
                 behind = False
                 continue
-            self.kafka.back()
             fetched = 0
             for tp, (offsets, values) in more.items():
                 have = got.setdefault(tp, ([], []))
