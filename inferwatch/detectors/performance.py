@@ -118,9 +118,10 @@ def calibration_gap(predicted: np.ndarray, labels: list) -> tuple[float, float, 
 _SHARE = re.compile(r"^error_rate: share of '(right|wrong)' (rose|fell) from ([0-9.]+)% to about ([0-9.]+)%")
 
 
-def as_performance(alert: Alert, output: str) -> Alert:
+def as_performance(alert: Alert, output: str, model: str | None = None) -> Alert:
     """An alert of a performance column, said as one: kind ``performance``, the metric as its detector, the
-    model's output as its feature (the id stays the column's: the same change, the same id).
+    model's output as its feature, ``model`` as its model (the id stays the column's: the same change, the
+    same id).
 
     >>> from inferwatch.detectors.types import Alert
     >>> a = Alert("id", "firing", "m", "error_rate", "drift", "mix", "critical", 30.0, 27.0, 0.0, 5,
@@ -138,4 +139,5 @@ def as_performance(alert: Alert, output: str) -> Alert:
             before, after = f"{100 - float(before):.2f}", f"{100 - float(after):.2f}"
         message = (f"{output}: error rate {way} from {before}% to about {after}%"
                    + alert.message[said.end():].replace(" events", " labelled predictions", 1))
-    return replace(alert, kind="performance", detector=metric, feature=output, message=message)
+    return replace(alert, model=model or alert.model, kind="performance", detector=metric, feature=output,
+                   message=message)

@@ -131,10 +131,11 @@ def replay(
 
             sent = publish_alerts(bootstrap_servers, alerts_topic, alerts.lines())
             _line(f"inferwatch replay: {sent:,} alerts published to {alerts_topic}")
-        for sink in sinks:
+        if sinks:
             import orjson
 
             records = [orjson.loads(line) for line in alerts.lines()]
+        for sink in sinks:
             _line(f"inferwatch replay: {sink.send(records):,} alerts posted to {sink.poster.what}")
     s = summary
     problems = s.problems()

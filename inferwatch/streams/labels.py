@@ -179,9 +179,7 @@ class PerformanceWatch:
                 self.kinds[(model, output)] = "numeric"
                 self.probability[(model, output)] = is_probability(predicted.values)
             else:
-                text = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
-                cats = tuple(sorted(set(text)))
-                predicted = CategoricalArray(np.array([cats.index(t) for t in text], dtype=np.int64), cats)
+                predicted = _categorical([str(v).lower() if isinstance(v, bool) else str(v) for v in values])
                 self.kinds[(model, output)] = "categorical"
             n = len(values)
             ids, times = TextArray.from_list([""] * n), np.zeros(n)
@@ -252,7 +250,7 @@ class PerformanceWatch:
                 continue
             model = _lane(self.estimated, batch.model, name)
             found = self.estimated.process(Batch(model, batch.event_ids, batch.times, estimate_columns(col)))
-            out += [(int(rows[a.row]), name, ESTIMATED, as_performance(replace_model(a, batch.model), name))
+            out += [(int(rows[a.row]), name, ESTIMATED, as_performance(a, name, batch.model))
                     for a in found]
         return out
 
@@ -376,16 +374,14 @@ class PerformanceWatch:
                 key = (model, name)
                 shown = [e[2 + k] for e in entries]
                 if self.kinds.get(key) == "categorical":
-                    cats = tuple(sorted({v for v in shown if v is not None}))
-                    codes = np.array([cats.index(v) if v is not None else -1 for v in shown], dtype=np.int64)
-                    predicted: Any = CategoricalArray(codes, cats)
+                    predicted: Any = _categorical(shown)
                 else:
                     predicted = NumericArray(np.array(shown, dtype=np.float64))
                     if self.probability.get(key) and key not in self.calibration:
                         self._calibration(key, predicted.values, labels)
                 columns = outcome_columns(predicted, labels, self.probability.get(key))
                 found = self.realized.process(Batch(_lane(self.realized, model, name), ids, times, columns))
-                out += [(int(index[a.row]), name, a.feature or "", as_performance(replace_model(a, model), name))
+                out += [(int(index[a.row]), name, a.feature or "", as_performance(a, name, model))
                         for a in found]
         return out
 
@@ -423,8 +419,11 @@ def _lane(monitor: Monitor, model: str, output: str) -> str:
     return name
 
 
-def replace_model(alert: Alert, model: str) -> Alert:
-    return replace(alert, model=model)
+def _categorical(labels: list) -> CategoricalArray:
+    """Predicted classes as a column (None: missing)."""
+    cats = tuple(sorted({v for v in labels if v is not None}))
+    code = {c: i for i, c in enumerate(cats)}
+    return CategoricalArray(np.array([code[v] if v is not None else -1 for v in labels], dtype=np.int64), cats)
 
 
 def _span(seconds: float) -> str:

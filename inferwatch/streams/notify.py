@@ -230,13 +230,3 @@ class Notifier:
             except Exception as exc:  # noqa: BLE001 (the thread must outlive anything a receiver does)
                 log.error("notifications: %s: %s; these alerts are not posted", type(exc).__name__, exc)
                 return
-
-    def drain(self, timeout: float) -> bool:
-        """Wait (at most ``timeout`` s) until every queued alert was sent; True if they were."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.queued == 0:
-                    return True
-            time.sleep(0.05)
-        return False
