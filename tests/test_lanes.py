@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from inferwatch.detectors.coding import CategoricalCodebook, NumericCodebook
-from inferwatch.detectors.kernels import bin_scores, variance_inflation
+from inferwatch.detectors.kernels import bin_scores, lane_thresholds, variance_inflation
 from inferwatch.detectors.lanes import build_lanes, calibrate
 from inferwatch.detectors.types import CategoricalArray, NumericArray
 
@@ -68,3 +68,24 @@ def test_columns_of_one_shape_share_a_layout_not_their_directions():
     assert lanes[0][0] == lanes[1][0] == lanes[2][0]
     assert not np.allclose(lanes[0][1], lanes[1][1])
     assert np.array_equal(lanes[0][1], lanes[2][1])
+
+
+def _indicator_lane(p0: float, theta: float) -> np.ndarray:
+    """The llr table (2 codes x 1 lane) of a lane tilting the share of code 0 by ``theta``."""
+    log_m = math.log(1 - p0 + p0 * math.exp(theta))
+    return np.array([[theta - log_m], [-log_m]])
+
+
+def test_a_lane_whose_drift_a_reference_cannot_pin_down_is_dropped():
+    # A tail label at 0.76 % of a 10,000-event reference: its share is known to about +-0.09 points.
+    p0, n = 0.0076, 10_000
+    ref_codes = (np.random.default_rng(3).random(n) >= p0).astype(np.int64)  # code 0: the label
+    shares = np.array([p0, 1 - p0])
+    weak, strong = _indicator_lane(p0, 0.4), _indicator_lane(p0, 1.0)
+    # the weak lane's drift turns positive if the true share is ~2.6 standard errors above the estimate:
+    # on a long stationary stream it would then cross any threshold (a false alarm)
+    true_share = p0 + 2.6 * math.sqrt(p0 * (1 - p0) / n)
+    assert true_share * weak[0, 0] + (1 - true_share) * weak[1, 0] > 0
+    assert np.isnan(lane_thresholds(weak, shares, ref_codes, math.log(1e9), 64)[0])
+    # a lane with a clear margin is kept
+    assert np.isfinite(lane_thresholds(strong, shares, ref_codes, math.log(1e9), 64)[0])
