@@ -21,33 +21,23 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-
-from inferwatch.testing.synthetic import generate, log_columns, to_lines
+from inferwatch.testing.synthetic import generate, log_columns, rich_lines, to_lines
 
 DATA = Path(__file__).resolve().parent / "data"
 LOOP = "import orjson,sys\nfor line in open(sys.argv[1], 'rb'):\n    orjson.loads(line)\n"
 
 
-def rich_lines(n: int) -> list[bytes]:
-    cols, log = generate(n, seed=21), log_columns(n, seed=22)
-    out = []
-    for i, line in enumerate(to_lines(cols)):
-        event = orjson.loads(line)
-        event["features"].update({
-            "request_id": log["request_id"][i], "note": log["note"][i], "merchant": log["merchant"][i],
-            "channel": log["channel"][i], "has_3ds": bool(log["has_3ds"][i])})
-        event["prediction"] = {"score": event["prediction"], "label": "fraud" if event["prediction"] > 0.5 else "ok"}
-        event["tags"] = {"region": log["region"][i]}
-        out.append(orjson.dumps(event))
-    return out
+def rich_events(n: int) -> list[bytes]:
+    cols = generate(n, seed=21)
+    cols.log = log_columns(n, seed=22)
+    return rich_lines(cols)
 
 
 def files(n: int) -> dict[str, Path]:
     DATA.mkdir(exist_ok=True)
     paths = {"rich": DATA / f"log_rich_{n}.jsonl", "plain": DATA / f"log_plain_{n}.jsonl"}
     if not paths["rich"].exists():
-        paths["rich"].write_bytes(b"\n".join(rich_lines(n)) + b"\n")
+        paths["rich"].write_bytes(b"\n".join(rich_events(n)) + b"\n")
     if not paths["plain"].exists():
         paths["plain"].write_bytes(b"\n".join(to_lines(generate(n, seed=21))) + b"\n")
     return paths

@@ -124,6 +124,22 @@ def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_
     return out
 
 
+def rich_lines(cols: Columns, first_id: int = 0) -> list[bytes]:
+    """:func:`to_lines` with the real-log columns (``cols.log``) among the features, named outputs (a score
+    and a label) and the region as a tag."""
+    assert cols.log is not None
+    log, out = cols.log, []
+    for i, line in enumerate(to_lines(cols, first_id=first_id)):
+        event = orjson.loads(line)
+        event["features"].update({
+            "request_id": log["request_id"][i], "note": log["note"][i], "merchant": log["merchant"][i],
+            "channel": log["channel"][i], "has_3ds": bool(log["has_3ds"][i])})
+        event["prediction"] = {"score": event["prediction"], "label": "fraud" if event["prediction"] > 0.5 else "ok"}
+        event["tags"] = {"region": log["region"][i]}
+        out.append(orjson.dumps(event))
+    return out
+
+
 def _rfc3339(ts: float) -> str:
     from inferwatch.detectors.timefmt import rfc3339
 
