@@ -42,7 +42,19 @@ def test_demo_catches_the_unit_bug_and_the_new_country(demo):
     assert 0 <= unit["position"] - UNIT_BUG_LINE < 50
     new = first[("country", "new_category")]
     assert 0 <= new["position"] - NEW_COUNTRY_LINE < 1000 and "'BR'" in new["message"]
+    records = [a for a in alerts if a["kind"] == "incident"]
+    alerts = [a for a in alerts if a["kind"] != "incident"]
     assert {a["feature"] for a in alerts} == {"amount", "country"}, "no alert on a column that did not change"
+    # one incident: every alert and every record carries its id
+    assert len({a["incident_id"] for a in alerts + records}) == 1
+    said = [(r["status"], r["message"].split(" on ")[0], r["incident"]["cause"]) for r in records]
+    assert said == [("firing", "incident opened", "a data-quality failure upstream: amount"),
+                    ("resolved", "incident resolved", "a data-quality failure upstream: amount"),
+                    ("firing", "incident reopened", "one upstream column changed units: amount (about x110)"),
+                    ("firing", "incident updated", "one upstream column changed units: amount (about x110)")]
+    last = records[-1]["incident"]
+    assert last["columns"] == ["amount", "country"] and last["first"] == "amount" and not last["prediction_moved"]
+    assert "x110" in last["changes"][0]["message"] and records[-1]["position"] == new["position"]
     for a in alerts:
         assert set(a) >= {"alert_id", "status", "model", "feature", "kind", "detector", "severity", "score",
                           "threshold", "event_time", "position", "message"}

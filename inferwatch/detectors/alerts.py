@@ -11,7 +11,9 @@ and ``renotify_seconds`` repeats the firing alert while it lasts. Ids are a
 hash of (model, column, detector, episode number, status, notice number):
 the same events always give the same ids, so downstream can de-duplicate.
 
-Episodes of one model that open close together are one *incident*: an
+Episodes of one model that open close together are one *incident* (its
+records, in :attr:`AlertPolicy.records`, are described in
+:mod:`inferwatch.detectors.incidents`): an
 episode that opens while another is open, or within
 ``incident_window_seconds`` (event time) of the last one that opened, joins
 its incident; otherwise it opens a new one. Every alert of an episode
@@ -22,13 +24,16 @@ them.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .config import AlertPolicyConfig
+from .incidents import add_member, details, summary_of
 from .lanes import DETECTOR_KIND
+from .timefmt import rfc3339
 from .types import Alert, TextArray
 
 __all__ = ["Finding", "AlertPolicy", "alert_id"]
@@ -52,6 +57,7 @@ class Finding:
     message: str
     kind: str | None = None  # default: the detector's kind (drift, data_quality)
     segment: tuple[str, str] | None = None  # (tag, value) when a segment's own detector found it
+    factor: float | None = None  # a numeric column's median at the firing over its reference median
 
 
 @dataclass
@@ -94,6 +100,7 @@ class AlertPolicy:
     # the model's current incident: its id, the event time its last episode opened, its open episodes' keys
     incident: dict = field(default_factory=lambda: {"id": "", "last": float("-inf"), "open": []})
     _opened: dict = field(default_factory=dict, repr=False)  # this batch's opening alert ids -> rows
+    records: list = field(default_factory=list, repr=False)  # the last batch's incident records (see incidents.py)
 
     def open_alerts(self) -> list[tuple[str, ...]]:
         """(column, detector[, "tag=value"]) of each open episode; the detector is the one that opened it."""
@@ -105,7 +112,9 @@ class AlertPolicy:
         return out
 
     def apply(self, findings: list[Finding], times: np.ndarray, event_ids: TextArray | np.ndarray) -> list[Alert]:
-        """Turn this batch's findings into alerts, in row order."""
+        """Turn this batch's findings into alerts, in row order; the incident records they make go to
+        :attr:`records` (replaced on each call)."""
+        self.records = []
         by_key: dict[str, list[Finding]] = {}
         for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector, f.segment or ())):
             key = f"{f.column}\x1f{_group(f.detector)}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
@@ -136,8 +145,8 @@ class AlertPolicy:
                 ep.open, ep.notices, ep.notified_at, ep.started = True, 0, t, t
                 ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
                 ep.first, ep.active, ep.fired = f.detector, [f.detector], [f.detector]
-                out.append(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
-                                       f.row, times, event_ids, f.message))
+                out.append(replace(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
+                                               f.row, times, event_ids, f.message), factor=f.factor))
             elif ep.open:
                 ep.active = [d for d in ep.active if d != f.detector]
                 if ep.active:  # the episode lasts while any of its detectors fires
@@ -190,19 +199,51 @@ class AlertPolicy:
         # an episode that resolves where the same key opens again: the resolution first
         order = sorted(range(len(alerts)), key=lambda i: (alerts[i].row, keys[i], alerts[i].status != "resolved"))
         incident_of: dict[int, str] = {}
+        records: dict[int, list[Alert]] = {}  # incident records due after alert i
         for i in order:
             a, key = alerts[i], keys[i]
             ep = self.episodes[key]
+            due = None
             if a.alert_id in opening:
                 if not (inc["open"] or a.event_time - inc["last"] <= self.config.incident_window_seconds):
                     inc["id"] = hashlib.sha256(f"{self.model}\x1fincident\x1f{a.alert_id}".encode()).hexdigest()[:24]
+                    inc["summary"], inc["records"] = summary_of(inc["id"], a.event_time), 0
+                reopened = not inc["open"] and inc.get("records", 0) > 0  # it had resolved: it fires again
                 inc["open"] = sorted({*inc["open"], key})
                 inc["last"] = a.event_time
                 ep.incident = inc["id"]
-            elif a.status == "resolved":
+                where = ",".join(f"{k}={v}" for k, v in a.segment.items()) if a.segment else None
+                if add_member(inc.setdefault("summary", summary_of(inc["id"], a.event_time)), a.feature or "(model)",
+                              a.detector, a.kind, a.severity, a.score / a.threshold if a.threshold else 0.0,
+                              a.message, where, a.factor) or reopened:
+                    due = "firing"
+            elif a.status == "resolved" and key in inc["open"]:
                 inc["open"] = [k for k in inc["open"] if k != key]
+                due = None if inc["open"] else "resolved"
             incident_of[i] = ep.incident
+            if due is not None and inc.get("summary"):
+                records.setdefault(i, []).append(self._incident_record(inc, due, a))
+        self.records = [r for i in sorted(records) for r in records[i]]
         return [replace(a, incident_id=incident_of[i] or None) for i, a in enumerate(alerts)]
+
+    def _incident_record(self, inc: dict, status: str, trigger: Alert) -> Alert:
+        """The incident's record after ``trigger`` (see :mod:`inferwatch.detectors.incidents`)."""
+        s = inc["summary"]
+        inc["records"] = inc.get("records", 0) + 1
+        made = hashlib.sha256(f"{self.model}\x1fincident\x1f{inc['id']}\x1f{inc['records']}".encode()).hexdigest()
+        said = details(s, rfc3339(s["opened_at"]))
+        columns = ", ".join(said["columns"][:6]) + (f" and {len(said['columns']) - 6} more"
+                                                   if len(said["columns"]) > 6 else "")
+        way = "resolved" if status == "resolved" else ("opened" if inc["records"] == 1 else
+                                                       "reopened" if inc.get("was_resolved") else "updated")
+        inc["was_resolved"] = status == "resolved"
+        message = (f"incident {way} on {self.model}: {said['alerts']} alert(s) on {columns}; "
+                   f"likely cause: {said['cause']}.")
+        strongest = max((c[1] for c in s["changes"]), default=0.0)
+        return replace(trigger, alert_id=made[:24], status=status, feature=None, segment=None, kind="incident",
+                       detector="incident", severity="info" if status == "resolved" else s["severity"],
+                       score=strongest, threshold=1.0, message=message, incident_id=inc["id"], incident=said,
+                       factor=None)
 
     def _resolve(self, ep, column, detector, row, times, event_ids, out, message) -> None:
         out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,
@@ -225,7 +266,7 @@ class AlertPolicy:
         )
 
     def to_dict(self) -> dict:
-        return {**{k: vars(e).copy() for k, e in self.episodes.items()}, _INCIDENT: dict(self.incident)}
+        return {**{k: vars(e).copy() for k, e in self.episodes.items()}, _INCIDENT: copy.deepcopy(self.incident)}
 
     @classmethod
     def from_dict(cls, model: str, config: AlertPolicyConfig, raw: dict) -> AlertPolicy:

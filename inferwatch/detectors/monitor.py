@@ -174,8 +174,9 @@ class ColumnMonitor:
             if segment is not None:
                 message = f"[{segment[0]}={segment[1]}] {message}"
             row = t.row if at is None else int(at[t.row])
+            factor = _factor(self.context.get(t.lane, {}), self.book) if t.action == "fire" else None
             out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
-                               segment=segment))
+                               segment=segment, factor=factor))
         return out
 
     def describe(self, t: Transition) -> tuple[str, str]:
@@ -284,10 +285,18 @@ def _in_units(context: dict, book: Codebook) -> str | None:
     if now is None or before != before:
         return None
     text = f"median {_num(before)} -> {_num(now)}"
-    if before > 0 and now > 0 and (now / before >= 2 or now / before <= 0.5):
-        ratio = now / before
+    ratio = _factor(context, book)
+    if ratio is not None and (ratio >= 2 or ratio <= 0.5):
         text += f" (about x{_num(ratio)})" if ratio >= 2 else f" (about /{_num(1 / ratio)})"
     return text
+
+
+def _factor(context: dict, book: Codebook) -> float | None:
+    """The median of the values at a firing over the reference median, when both are known and positive."""
+    now, before = context.get("median"), getattr(book, "median", float("nan"))
+    if now is None or not before > 0 or not now > 0:
+        return None
+    return float(now / before)
 
 
 def _num(x: float) -> str:
@@ -683,6 +692,14 @@ class Monitor:
                 invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
         self.dirty.add(batch.model)
         return self.model(batch.model).process(batch, rule_hits, invalid)
+
+    def take_incidents(self, model: str) -> list[Alert]:
+        """The incident records (alerts of kind ``incident``) the model's last :meth:`process` made, once."""
+        mon = self.models.get(model)
+        if mon is None:
+            return []
+        out, mon.policy.records = mon.policy.records, []
+        return out
 
     def status(self) -> dict:
         return {name: m.status() for name, m in sorted(self.models.items())}

@@ -190,6 +190,8 @@ class Alert:
     event_id: str = ""
     segment: dict[str, str] | None = None  # {"region": "eu"}: found by that segment's own detectors
     incident_id: str | None = None  # shared by the alerts of one incident (see alerts.py)
+    incident: dict | None = None  # an incident record's summary (kind "incident"; see incidents.py)
+    factor: float | None = None  # a numeric column's median now over its reference median (not on the wire)
 
     def to_record(self, position) -> dict:
         """The wire record (without wall-clock fields): stable key order."""
@@ -209,6 +211,7 @@ class Alert:
             "position": position,
             "event_id": self.event_id,
             "message": self.message,
+            **({"incident": self.incident} if self.incident is not None else {}),
         }
 
 

@@ -61,7 +61,7 @@ class ConfigRun:
         """(model, column) -> its first firing alert."""
         out: dict[tuple[str, str], dict] = {}
         for a in self.alerts:
-            if a["status"] == "firing":
+            if a["status"] == "firing" and a["kind"] != "incident":
                 out.setdefault((a["model"], a["feature"] or "(model)"), a)
         return out
 

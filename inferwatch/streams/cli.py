@@ -144,7 +144,7 @@ def replay(
         _line(f"inferwatch replay: {'error' if problem in fatal else 'warning'}: {problem}"
               + (f" (top reasons: {s.top_reasons()})" if s.reasons and "dead letters" in problem else ""))
     _line(f"inferwatch replay: {s.events:,} events, {s.dead_letters:,} dead letters, "
-          f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved), "
+          f"{s.alerts:,} alerts ({s.firing} firing, {s.resolved} resolved) in {len(s.incidents)} incident(s), "
           f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s")
     if s.reasons:
         _line(f"inferwatch replay: dead letters by reason: {s.top_reasons(5)}")

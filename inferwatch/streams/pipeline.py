@@ -205,9 +205,10 @@ class Pipeline:
                     made = [(i, d) for i, d in made if i not in decoded.invalid]
                 out.decisions += made
             found = self.monitor.process(batch, hits, _invalid_rows(decoded.invalid, rows))
+            found += self.monitor.take_incidents(batch.model)
             if observer is not None:
                 observer(batch, hits, self.monitor, found)
-            alerts += [(int(rows[a.row]), a.feature or "", a.detector, a) for a in found]
+            alerts += [(int(rows[a.row]), _order(a), a.detector, a) for a in found]
             if self.performance is not None:
                 alerts += self.performance.predictions(batch, rows)
         alerts += self._watch_dead_letters(decoded, first_index)
@@ -248,8 +249,8 @@ class Pipeline:
         no_ids = TextArray(b"", np.zeros(len(index) + 1, dtype=np.int64))  # a message has no id: its position says
         batch = Batch(STREAM_MODEL, no_ids, filled,
                       {"dead_letters": CategoricalArray(1 - flag, ("dead letter", "read"))})
-        found = self.stream.process(batch)
-        return [(int(index[a.row]), a.feature or "", a.detector, a) for a in found]
+        found = self.stream.process(batch) + self.stream.take_incidents(STREAM_MODEL)
+        return [(int(index[a.row]), _order(a), a.detector, a) for a in found]
 
     def _guards_of(self, model: str) -> Guards:
         own = self.own.get(model)
@@ -436,6 +437,11 @@ def _field_problem(wrong: tuple[str, str]) -> tuple[str, str]:
     """(field, why) as a dead letter names it: ``features.<name>`` for a feature."""
     column, why = wrong
     return (column if column.startswith("prediction") else f"features.{column}"), why
+
+
+def _order(alert: Alert) -> str:
+    """An alert's place among those of one message: by column; an incident record after the alert it follows."""
+    return "\U0010ffff" if alert.kind == "incident" else alert.feature or ""
 
 
 def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:

@@ -46,6 +46,7 @@ class ReplaySummary:
     blank_lines: int = 0
     firing: int = 0
     resolved: int = 0
+    incidents: set[str] = field(default_factory=set)  # ids of the incidents whose records were written
     models: set[str] = field(default_factory=set)
     seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)  # dead letters by reason (the error, details cut)
@@ -80,7 +81,7 @@ class ReplaySummary:
     def as_dict(self) -> dict:
         return {
             "events": self.events, "dead_letters": self.dead_letters, "blank_lines": self.blank_lines,
-            "alerts": self.alerts, "firing": self.firing, "resolved": self.resolved,
+            "alerts": self.alerts, "firing": self.firing, "resolved": self.resolved, "incidents": len(self.incidents),
             "models": sorted(self.models), "seconds": round(self.seconds, 3),
             "events_per_second": round(self.rate),
             "dead_letter_reasons": dict(self.reasons.most_common(10)),
@@ -305,7 +306,9 @@ def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[i
         dead_out.write(b"".join(d.encoded(source(d.index)) + b"\n" for d in result.dead))
     if result.alerts:
         for _, alert in result.alerts:
-            if alert.status == "firing":
+            if alert.kind == "incident":
+                summary.incidents.add(alert.incident_id or "")
+            elif alert.status == "firing":
                 summary.firing += 1
             else:
                 summary.resolved += 1

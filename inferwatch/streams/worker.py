@@ -305,6 +305,8 @@ class WorkerMetrics:
         self.dead.labels("all").inc(state.dead_letters - before[1])
         for _, raw in alerts:
             alert = orjson.loads(raw)
+            if alert["kind"] == "incident":  # a record about alerts, not an alert of a column
+                continue
             where = ",".join(f"{k}={v}" for k, v in sorted((alert.get("segment") or {}).items()))
             self.alerts.labels(alert["model"], where, alert["status"]).inc()
             self.opened(alert["model"], alert.get("feature") or "", alert["detector"], where,

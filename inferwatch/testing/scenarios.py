@@ -324,7 +324,7 @@ def run_inferwatch(sc: Scenario, batch_size: int = 16_384) -> Score:
     firings, incidents = [], set()
     for lo in range(0, len(sc.stream), batch_size):
         part = stream.take(np.arange(lo, min(lo + batch_size, len(sc.stream))))
-        fired = [a for a in mon.process(part) if a.status == "firing"]
+        fired = [a for a in mon.process(part) if a.status == "firing" and a.kind != "incident"]
         firings += [(lo + a.row, a.feature) for a in fired]
         incidents |= {a.incident_id for a in fired}
     score = score_alerts(sc, firings)
@@ -343,7 +343,7 @@ def run_pipeline(sc: Scenario, batch_size: int = 16_384) -> Score:
     for lo in range(0, len(stream), batch_size):
         out = pipe.step(stream[lo:lo + batch_size], lo)
         assert not out.dead, out.dead[:1]
-        fired = [(i, a) for i, a in out.alerts if a.status == "firing"]
+        fired = [(i, a) for i, a in out.alerts if a.status == "firing" and a.kind != "incident"]
         firings += [(i, a.feature if a.model == "card-fraud" else f"{a.model}/{a.feature}") for i, a in fired]
         incidents |= {a.incident_id for _, a in fired}
     score = score_alerts(sc, firings)
