@@ -61,8 +61,18 @@ def test_report_renders_in_headless_chromium_without_script_errors(backtested):
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=180).stdout
     body = dom[dom.index("<body"):dom.index(">", dom.index("<body"))]
     assert "data-errors" not in body, body
-    assert 'data-plots="18"' in body, body
-    assert dom.count('class="main-svg"') >= 18
+    assert 'data-plots="9"' in body, body  # one figure per monitored column, the two configs overlaid in it
+    assert dom.count('class="main-svg"') >= 9
+    # what changed, first: the columns that moved and the incident's likely cause, per config
+    head = dom[dom.index("What changed"):dom.index("Configs compared")]
+    assert head.count("card-fraud: 2 of 9 columns moved (amount, country) in 1 incident(s): one upstream column "
+                      "changed units: amount") == 2
+    # the moved columns come first, reference against current: amount's median went from ~20 to ~2,000
+    amount = dom[dom.index("<h3>amount</h3>"):dom.index("<h3>country</h3>")]
+    median = amount[amount.index("median"):]
+    cells = [c.split("<")[0] for c in median.split("<td>")[1:3]]
+    assert 10 < float(cells[0].replace(",", "")) < 40 and float(cells[1].replace(",", "")) > 1000
+    assert dom.index("<h3>amount</h3>") < dom.index("<h3>age</h3>")
     shot = tmp / "report.png"
     subprocess.run([*flags, "--window-size=1400,2400", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=180)

@@ -28,7 +28,7 @@ def cli_command(name: str) -> click.Command:
 
 
 def test_services_and_health_checks():
-    assert {"kafka", "redis"} <= set(SERVICES) and len(WORKERS) == 2
+    assert {"kafka", "redis", "prometheus", "alertmanager"} <= set(SERVICES) and len(WORKERS) == 2
     for name, svc in SERVICES.items():
         assert "healthcheck" in svc and svc["healthcheck"]["test"], name
     env = SERVICES["kafka"]["environment"]
@@ -36,8 +36,8 @@ def test_services_and_health_checks():
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@kafka:")
     assert "CONTROLLER" in env["KAFKA_LISTENERS"] and env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
     assert any(v.endswith(env["KAFKA_LOG_DIRS"]) for v in SERVICES["kafka"]["volumes"])
-    redis_cmd = SERVICES["redis"]["command"]
-    assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
+    redis_cmd = " ".join(SERVICES["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--aclfile" in redis_cmd
     assert any(v.endswith(":/data") for v in SERVICES["redis"]["volumes"])
     assert set(COMPOSE["volumes"]) >= {"kafka-data", "redis-data"}
 
@@ -54,11 +54,55 @@ def test_worker_command_options_and_environment_exist(worker):
     envvars = {p.envvar for p in sub.params if getattr(p, "envvar", None)}
     assert set(svc["environment"]) <= envvars
     assert svc["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(":")[0] == "kafka"
-    assert svc["environment"]["REDIS_URL"].startswith("redis://redis:")
-    assert svc["depends_on"] == {"kafka": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    assert svc["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")  # Redis asks for a password
+    assert svc["environment"]["REDIS_URL"].endswith("@redis:6379/0")
+    assert svc["depends_on"] == {name: {"condition": "service_healthy"} for name in ("kafka", "redis", "alertmanager")}
     metrics_port = command[command.index("--metrics-port") + 1]
-    assert any(str(p).endswith(f":{metrics_port}") for p in svc["ports"])
+    assert "ports" not in svc and metrics_port in svc["expose"]  # scraped inside the network, not published
     assert metrics_port in " ".join(svc["healthcheck"]["test"])
+    scrape = yaml.safe_load((ROOT / "examples/prometheus/prometheus.yml").read_text())["scrape_configs"]
+    assert any(f"{worker}:{metrics_port}" in t for job in scrape for c in job["static_configs"] for t in c["targets"])
+    alertmanager = SERVICES["alertmanager"]
+    port = alertmanager["ports"][0].rsplit(":", 1)[-1]
+    assert command[command.index("--alertmanager-url") + 1] == f"http://alertmanager:{port}"
+
+
+def test_nothing_is_published_without_a_reason():
+    """Redis is not published; Kafka only through its SASL listener; the UIs on the host's loopback only."""
+    assert "ports" not in SERVICES["redis"]
+    kafka = SERVICES["kafka"]
+    env = kafka["environment"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = {item.split("://")[0]: item.rsplit(":", 1)[1] for item in env["KAFKA_LISTENERS"].split(",")}
+    for published in kafka["ports"]:
+        port = published.split(":")[-1]
+        name = next(n for n, p in listeners.items() if p == port)
+        assert protocols[name].startswith("SASL_"), f"Kafka's {name} listener is published without authentication"
+        assert env[f"KAFKA_LISTENER_NAME_{name}_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    for name in ("prometheus", "alertmanager"):
+        assert all(p.startswith("127.0.0.1:") for p in SERVICES[name]["ports"]), name
+
+
+def test_prometheus_and_alertmanager_configs_are_valid():
+    """The real checkers: Debian's promtool on the Prometheus config (and the rules it loads), amtool on
+    Alertmanager's; the mounted folders hold them."""
+    import shutil
+    import subprocess
+
+    from test_worker import promtool
+
+    for name, path in (("prometheus", "examples/prometheus"), ("alertmanager", "examples/alertmanager")):
+        host, container = SERVICES[name]["volumes"][0].split(":")[:2]
+        assert (ROOT / host).resolve() == (ROOT / path).resolve()
+        assert any(container in arg for arg in SERVICES[name]["command"])
+    res = subprocess.run([promtool(), "check", "config", "prometheus.yml"], cwd=ROOT / "examples/prometheus",
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool (Debian's prometheus-alertmanager) is not installed"
+    res = subprocess.run([amtool, "check-config", "alertmanager.yml"], cwd=ROOT / "examples/alertmanager",
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_each_worker_has_its_own_instance_id():

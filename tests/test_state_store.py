@@ -2,6 +2,7 @@
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from inferwatch.errors import StateError
@@ -87,3 +88,67 @@ def test_status_shows_segments_and_what_the_config_names_but_never_came(services
     assert sorted(segments) == ["region=eu", "region=us"] and segments["region=eu"]["events"] == 1500
     assert any(name.startswith("x/") for name in segments["region=us"]["detectors"])
     assert report["never_seen"] == ["model 'ghost'", "column 'absent' of model 'm'"]
+
+
+def test_status_shows_the_latest_incident_and_column_statistics_and_can_watch(services, tmp_path):
+    """A unit bug's incident, read back by ``status`` (its cause, its columns) with each column's statistics; the
+    same view redrawn by ``status --watch`` until interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from inferwatch.testing.services import wait_until
+
+    import orjson
+    from rich.console import Console
+
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.streams.pipeline import Pipeline
+    from inferwatch.streams.status import collect, render
+
+    rng = np.random.default_rng(5)
+    amount = np.round(np.exp(rng.normal(3.0, 1.0, 8000)), 2)
+    amount[6000:] *= 100  # cents: a unit bug at event 6,000
+    lines = [orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                           "features": {"amount": float(a), "country": "FR" if i % 3 else "DE"}})
+             for i, a in enumerate(amount)]
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 4000}})
+    pipe = Pipeline.build(config, lines)
+    pipe.step(lines)
+    head, fields = pipe.to_parts()
+    app_id = unique("status-incident")
+
+    async def save():
+        store = RedisStateStore(services["REDIS_URL"], namespace=app_id)
+        try:
+            await store.save("t", 0, PartitionState(next_offset=len(lines), pipeline=head, events=len(lines)), -1,
+                             fields)
+        finally:
+            await store.close()
+
+    asyncio.run(save())
+    report = collect(services["REDIS_URL"], app_id)
+    incident = report["models"]["m"]["incident"]
+    assert incident["open"] and incident["columns"] == ["amount"]
+    assert incident["cause"].startswith("one upstream column changed units: amount")
+    console = Console(record=True, width=200)
+    render(report, console)
+    text = console.export_text()
+    assert "likely cause: one upstream column changed units" in text and "FR 67%" in text
+
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "status", "--redis-url", services["REDIS_URL"],
+                             "--app-id", app_id, "--watch", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "200"})
+    seen: list[bytes] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read1(65536), b"")), daemon=True)
+    reader.start()
+    try:  # two views (it refreshes), then interrupt it as a person would
+        wait_until(lambda: b"".join(seen).count(b"likely cause") >= 2 or proc.poll() is not None, 120,
+                   "status --watch to show the incident twice")
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()

@@ -153,6 +153,11 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     assert _metric(metrics, 'inferwatch_open_alerts{detector="type_changed",feature="amount",model="card-fraud",'
                             'segment=""}') is None
     assert sum(1 for line in metrics.splitlines() if line.startswith("inferwatch_open_alerts{")) == 2
+    # evidence over threshold: the unit bug's detector is past 1, a column that did not change is under it
+    assert _metric(metrics, 'inferwatch_evidence_ratio{detector="mean",feature="amount",model="card-fraud",'
+                            'segment=""}') >= 1
+    assert 0 <= _metric(metrics, 'inferwatch_evidence_ratio{detector="mean",feature="age",model="card-fraud",'
+                                 'segment=""}') < 1
     checked = subprocess.run([promtool(), "check", "metrics"], input=metrics.encode(), capture_output=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]

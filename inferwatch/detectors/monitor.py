@@ -128,11 +128,15 @@ class ColumnMonitor:
 
     def _context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
         """What the events at and just before a firing row looked like: the median of the last present
-        values (at most ``TAIL``, within the detector's run), or the latest labels never seen before.
-        Earlier batches' events count too, so the words do not depend on where batches were cut."""
+        values (the latest third of the detector's run, at least 8 and at most ``TAIL``), or the latest labels
+        never seen before. Earlier batches' events count too, so the words do not depend on where batches were
+        cut."""
         if isinstance(column, NumericArray):
             upto = column.values[: t.row + 1]
-            recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-min(max(t.run_length, 1), TAIL):]
+            # the latest third of the detector's run (at least 8 values): a run often starts before the change,
+            # its end is past it
+            k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
+            recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-k:]
             return {"median": float(np.median(recent))} if recent.size else {}
         return {"examples": self._unseen_latest(column, codes[: t.row + 1])}
 
@@ -233,6 +237,14 @@ class ColumnMonitor:
                     "open": bool(self.state.open[det]),
                 }
         return out
+
+    def evidence(self) -> dict[str, float]:
+        """Per detector, its lanes' highest evidence over threshold (1 is where it fires); empty without lanes."""
+        if self.lanes is None or self.state is None:
+            return {}
+        ratio = self.state.value / self.lanes.thresholds
+        names = np.asarray(self.lanes.detectors)
+        return {det: float(ratio[names == det].max()) for det in self.lanes.detector_names()}
 
     def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
         """The column's state; the codebook and lanes, fixed since calibration, are encoded once and kept.
@@ -604,6 +616,14 @@ class ModelMonitor:
             order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] >= SEGMENT_MIN_EVENTS]
             for code in order[: self.config.max_segment_values]:
                 out[(tag, seg.categories[code])] = np.flatnonzero(seg.codes == code)
+        return out
+
+    def evidence(self) -> list[tuple[str, str, str, float]]:
+        """(column, detector, segment ``tag=value`` or "", evidence over threshold) of every detector."""
+        out = [(name, det, "", ratio) for name, col in self.columns.items() for det, ratio in col.evidence().items()]
+        for (tag, value), seg in sorted(self.segment_monitors.items()):
+            out += [(name, det, f"{tag}={value}", ratio) for name, col in seg.columns.items()
+                    for det, ratio in col.evidence().items()]
         return out
 
     def status(self) -> dict:

@@ -22,12 +22,14 @@ from ..detectors.config import MonitorConfig
 from ..detectors.guard import ACTIONS
 from ..detectors.monitor import Monitor
 from ..detectors.types import Batch, CategoricalArray, NumericArray
-from .replay import ReplaySummary, replay_file
+from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
+from .replay import ReplaySummary, reference_blocks, replay_file
 
 __all__ = ["ColumnTrace", "ModelTrace", "ConfigRun", "run_config", "backtest", "difference_rows"]
 
 TRACE_CHUNK = 500  # lines per chunk: the trace's time resolution (results do not depend on it)
 SAMPLE_PER_CHUNK = 100
+BASELINE_SAMPLE = 20_000  # numeric baseline values kept per column (the reference's, or the warm-up's)
 
 
 @dataclass
@@ -38,12 +40,19 @@ class ColumnTrace:
     counts: list[dict[str, int]] = field(default_factory=list)  # categorical: label counts per point
     sample_times: list[np.ndarray] = field(default_factory=list)  # numeric: thinned values
     sample_values: list[np.ndarray] = field(default_factory=list)
+    # the baseline (the reference's events, or the warm-up's): what "before" is compared with
+    baseline_values: list[np.ndarray] = field(default_factory=list)  # numeric: present values (a sample)
+    baseline_counts: dict[str, int] = field(default_factory=dict)  # categorical: label counts
+    baseline_events: int = 0
+    baseline_missing: int = 0
+    monitored: bool = False  # the column has detectors (a disabled column is left out of the report)
 
 
 @dataclass
 class ModelTrace:
-    times: list[float] = field(default_factory=list)  # event time at the end of each point
+    times: list[float] = field(default_factory=list)  # each point's median event time
     columns: dict[str, ColumnTrace] = field(default_factory=dict)
+    events: int = 0  # stream events seen (the warm-up's are the first ``live_from``)
     rule_labels: list[str] = field(default_factory=list)
     rule_actions: list[str] = field(default_factory=list)
     violations: np.ndarray | None = None  # per rule
@@ -57,19 +66,57 @@ class ConfigRun:
     alerts: list[dict]
     models: dict[str, ModelTrace]
 
-    def first_firing(self) -> dict[tuple[str, str], dict]:
-        """(model, column) -> its first firing alert."""
+    def first_firing(self, drift_first: bool = False) -> dict[tuple[str, str], dict]:
+        """(model, column) -> its first firing alert (``drift_first``: its first drift alert, if it has one)."""
         out: dict[tuple[str, str], dict] = {}
         for a in self.alerts:
             if a["status"] == "firing" and a["kind"] != "incident":
-                out.setdefault((a["model"], a["feature"] or "(model)"), a)
+                key = (a["model"], a["feature"] or "(model)")
+                if key not in out or (drift_first and a["kind"] == "drift" and out[key]["kind"] != "drift"):
+                    out[key] = a
         return out
 
 
-def _observer(models: dict[str, ModelTrace]) -> Callable:
+def _baseline(trace: ModelTrace, batch: Batch, rows: slice) -> None:
+    """Add ``batch[rows]`` to each column's baseline."""
+    for name, column in batch.columns.items():
+        numeric = isinstance(column, NumericArray)
+        ct = trace.columns.setdefault(name, ColumnTrace("numeric" if numeric else "categorical"))
+        if numeric:
+            values = column.values[rows]
+            present = values[~np.isnan(values)]
+            room = BASELINE_SAMPLE - sum(len(v) for v in ct.baseline_values)
+            if room > 0:
+                ct.baseline_values.append(present[:room])
+            missing = len(values) - len(present)
+        else:
+            assert isinstance(column, CategoricalArray)
+            codes = column.codes[rows]
+            missing = int((codes < 0).sum())
+            found, counts = np.unique(codes[codes >= 0], return_counts=True)
+            for c, k in zip(found.tolist(), counts.tolist()):
+                label = column.categories[c]
+                ct.baseline_counts[label] = ct.baseline_counts.get(label, 0) + k
+        ct.baseline_events += len(column.codes[rows]) if not numeric else len(column.values[rows])
+        ct.baseline_missing += missing
+
+
+def reference_observer(models: dict[str, ModelTrace]) -> Callable:
+    """Records reference events as each column's baseline."""
+    def observe(batch: Batch, *_) -> None:
+        _baseline(models.setdefault(batch.model, ModelTrace()), batch, slice(None))
+    return observe
+
+
+def _observer(models: dict[str, ModelTrace], with_reference: bool) -> Callable:
     def observe(batch: Batch, hits, monitor: Monitor, _alerts) -> None:
         trace = models.setdefault(batch.model, ModelTrace())
         mon = monitor.models[batch.model]
+        if not with_reference and mon.live_from is not None and trace.events < mon.live_from:
+            _baseline(trace, batch, slice(0, mon.live_from - trace.events))  # the warm-up is the baseline
+        elif not with_reference and mon.live_from is None:
+            _baseline(trace, batch, slice(None))
+        trace.events += len(batch)
         rules = mon.config.rules
         if rules and not trace.rule_labels:
             trace.rule_labels = [r.label for r in rules]
@@ -83,12 +130,13 @@ def _observer(models: dict[str, ModelTrace]) -> Callable:
                 trace.actions[ACTIONS[rank]] += int(count)
         else:
             trace.actions["pass"] += len(batch)
-        trace.times.append(float(batch.times[-1]))
+        trace.times.append(float(np.median(batch.times)))  # an event stamped far off does not move the point
         point = len(trace.times) - 1
         for name, column in batch.columns.items():
             numeric = isinstance(column, NumericArray)
             ct = trace.columns.setdefault(name, ColumnTrace("numeric" if numeric else "categorical"))
             monitored = mon.columns.get(name)
+            ct.monitored = ct.monitored or (monitored is not None and monitored.lanes is not None)
             if monitored is not None and monitored.lanes is not None:
                 ratio = monitored.state.value / monitored.lanes.thresholds
                 for det in monitored.lanes.detector_names():
@@ -118,15 +166,21 @@ def run_config(name: str, config: MonitorConfig, file: Path | None = None, refer
     end)``."""
     models: dict[str, ModelTrace] = {}
     out = io.BytesIO()
+    if reference is not None:  # the reference's events, decoded as the stream's are: each column's baseline
+        blocks = reference_blocks(reference) or []
+        pipe = Pipeline.build(config, [line for block in blocks for line in block][:SCHEMA_SAMPLE_LINES])
+        for block in blocks:
+            pipe.step(block, observer=reference_observer(models))
+    observe = _observer(models, reference is not None)
     if file is not None:
-        summary = replay_file(file, config, out, reference=reference, observer=_observer(models),
+        summary = replay_file(file, config, out, reference=reference, observer=observe,
                               lines_per_chunk=TRACE_CHUNK, labels=labels)
     else:
         from .topic_replay import replay_topic
 
         bootstrap, name_of_topic, start, end = topic
         summary = replay_topic(bootstrap, name_of_topic, start, end, config, out, reference=reference,
-                               observer=_observer(models), lines_per_chunk=TRACE_CHUNK)
+                               observer=observe, lines_per_chunk=TRACE_CHUNK)
     alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
     return ConfigRun(name, summary, alerts, models)
 

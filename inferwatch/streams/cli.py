@@ -402,23 +402,48 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     config_path: Path | None = typer.Option(None, "--config",
                                             help="The worker's config: also list what it names but never came."),
+    watch: float | None = typer.Option(None, "--watch", min=0.5,
+                                       help="Refresh every this many seconds until interrupted (Ctrl-C)."),
     log_level: str = _log_level_option(),
 ) -> None:
-    """Per model: events, dead letters, drift statistics against thresholds (also per segment), open alerts;
-    per partition: offsets and lag."""
+    """Per model: events, dead letters, drift statistics against thresholds (also per segment), column statistics,
+    open alerts and the latest incident; per partition: offsets and lag."""
     _logging(log_level)
     _require_extras(("redis", "redis"))
-    from .status import collect, render
+    from .status import collect, render, view
 
-    report = collect(redis_url, app_id, model, bootstrap_servers, _config(config_path) if config_path else None)
+    config = _config(config_path) if config_path else None
+    report = collect(redis_url, app_id, model, bootstrap_servers, config)
     if as_json:
         import orjson
 
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        from rich.console import Console
+        return
+    from rich.console import Console
 
+    if watch is None:
         render(report, Console())
+        return
+    import time
+
+    from rich.live import Live
+
+    console = Console()
+    try:
+        if console.is_terminal:  # redrawn in place
+            with Live(view(report), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(watch)
+                    report = collect(redis_url, app_id, model, bootstrap_servers, config)
+                    live.update(view(report), refresh=True)
+        while True:  # a pipe or a file: one view after the other
+            console.print(view(report))
+            console.rule(f"refreshed every {watch:g} s; Ctrl-C to stop")
+            sys.stdout.flush()
+            time.sleep(watch)
+            report = collect(redis_url, app_id, model, bootstrap_servers, config)
+    except KeyboardInterrupt:
+        pass
 
 
 def _config(path: Path | None):

@@ -121,6 +121,11 @@ class AlertmanagerSink:
         for record in records:
             key = _episode(record)
             if record["status"] == "firing":
+                before = now_open.get(key)
+                if before is not None and before["severity"] != record["severity"]:  # an incident record's
+                    # severity rose: the label set changed, so the old one is ended rather than left to expire
+                    alerts.append(alertmanager_alert({**before, "status": "resolved",
+                                                      "event_time": record["event_time"]}))
                 now_open[key] = record
                 alerts.append(alertmanager_alert(record))
             else:

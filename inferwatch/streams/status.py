@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
-from ..errors import StateError
 from ..detectors.config import MonitorConfig
+from ..detectors.incidents import details
+from ..detectors.timefmt import rfc3339
+from ..errors import StateError
 from .pipeline import monitor_of, never_seen
 from .state_store import read_partitions
 
-__all__ = ["collect", "render"]
+__all__ = ["collect", "render", "view"]
 
 
 def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: str | None = None,
@@ -46,7 +48,8 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
                 continue
             info = mon.status()
             entry = report["models"].setdefault(m, {"events": 0, "columns": {}, "open_alerts": [], "partitions": [],
-                                                    "segments": {}})
+                                                    "segments": {}, "incident": None})
+            _latest_incident(entry, mon.policy.incident)
             for (tag, value), seg in sorted(mon.segment_monitors.items()):
                 shown_seg = entry["segments"].setdefault(f"{tag}={value}", {"events": 0, "detectors": {}})
                 shown_seg["events"] += seg.events
@@ -68,6 +71,20 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
     return report
 
 
+def _latest_incident(entry: dict, incident: dict) -> None:
+    """Keep the model's latest incident over the partitions: id, open or not, its columns and likely cause."""
+    summary = incident.get("summary")
+    if not incident.get("id") or not summary:
+        return
+    kept = entry["incident"]
+    if kept is not None and kept["last_opened"] >= incident["last"]:
+        return
+    said = details(summary, rfc3339(summary["opened_at"]))
+    entry["incident"] = {"incident_id": incident["id"], "open": bool(incident.get("open")),
+                         "last_opened": incident["last"], "columns": said["columns"], "segments": said["segments"],
+                         "alerts": said["alerts"], "cause": said["cause"], "opened_at": said["opened_at"]}
+
+
 def _nearest(shown: dict, name: str, d: dict) -> None:
     """Keep, of the partitions' detectors ``name``, the one nearest its threshold."""
     kept = shown.get(name)
@@ -87,29 +104,60 @@ def _end_offsets(bootstrap: str, partitions) -> dict[str, int]:
         consumer.close()
 
 
+def _stats(stats: dict | None) -> str:
+    """A column's statistics in a few words: missing share, then median and 5-95 % range, or the top labels."""
+    if not stats or not stats.get("count"):
+        return ""
+    missing = f"{stats['missing'] / stats['count']:.1%} missing"
+    if "p50" in stats:
+        if stats["p50"] is None:
+            return missing
+        return f"{missing}; median {stats['p50']:.4g} ({stats['p05']:.4g} to {stats['p95']:.4g})"
+    top = ", ".join(f"{label} {n / stats['count']:.0%}" for label, n in (stats.get("top") or [])[:3])
+    return f"{missing}; {top}" if top else missing
+
+
 def render(report: dict, console: Console) -> None:
+    console.print(view(report))
+
+
+def view(report: dict) -> Group:
+    """The report as one renderable (``status --watch`` redraws it)."""
+    out: list = []
     parts = Table(title="partitions")
     for col in ("partition", "next offset", "lag", "events", "dead letters"):
         parts.add_column(col)
     for name, p in report["partitions"].items():
         parts.add_row(name, str(p["next_offset"]), "-" if p["lag"] is None else str(p["lag"]), str(p["events"]),
                       str(p["dead_letters"]))
-    console.print(parts)
+    out.append(parts)
     for name, problem in report.get("unreadable", {}).items():
-        console.print(f"[red]unreadable state[/red] {name}: {problem}")
+        out.append(f"[red]unreadable state[/red] {name}: {problem}")
     for name in report.get("never_seen", []):
-        console.print(f"[yellow]named in the config, never seen[/yellow]: {name}")
+        out.append(f"[yellow]named in the config, never seen[/yellow]: {name}")
     for model, info in report["models"].items():
         table = Table(title=f"{model}: {info['events']:,} events, open alerts: "
                             f"{', '.join('/'.join(a) for a in info['open_alerts']) or 'none'}")
-        for col in ("column", "detector", "score", "threshold", "open"):
+        for col in ("column", "detector", "score", "threshold", "open", "statistics"):
             table.add_column(col)
         for column, c in sorted(info["columns"].items()):
+            said = _stats(c.get("stats"))
             for det, d in sorted(c["detectors"].items()):
-                table.add_row(column, det, f"{d['score']:.1f}", f"{d['threshold']:.1f}", "yes" if d["open"] else "")
+                table.add_row(column, det, f"{d['score']:.1f}", f"{d['threshold']:.1f}", "yes" if d["open"] else "",
+                              said)
+                said = ""
+            if said:
+                table.add_row(column, "", "", "", "", said)
         for segment, seg in info.get("segments", {}).items():
             for name, d in sorted(seg["detectors"].items()):
                 column, det = name.rsplit("/", 1)
                 table.add_row(f"{column} [{segment}]", det, f"{d['score']:.1f}", f"{d['threshold']:.1f}",
-                              "yes" if d["open"] else "")
-        console.print(table)
+                              "yes" if d["open"] else "", "")
+        out.append(table)
+        incident = info.get("incident")
+        if incident:
+            state = "[red]open[/red]" if incident["open"] else "resolved"
+            out.append(f"incident {incident['incident_id']} ({state}, opened {incident['opened_at']}): "
+                          f"{incident['alerts']} alert(s) on {', '.join(incident['columns'])}; "
+                          f"likely cause: {incident['cause']}")
+    return Group(*out)

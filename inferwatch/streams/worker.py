@@ -136,6 +136,7 @@ class PartitionOutput:
     routed: list[tuple[bytes, bytes]] = field(default_factory=list)  # route stage: events keyed by model
     marks: list[tuple[int, bytes]] = field(default_factory=list)  # route stage: (internal partition, mark)
     late: int = 0  # detect stage: events released after the merge had moved past their time
+    evidence: list[tuple[str, str, str, str, float]] = field(default_factory=list)  # (model, column, det, seg, ratio)
     state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
     fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
@@ -235,6 +236,9 @@ def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], p
     part.unsaved.update(changed)
     state.events += result.events
     state.dead_letters += len(out.dead)
+    # the stepped models' evidence, read here, in the thread that steps the monitors (tens of us a model)
+    out.evidence = [(m, *e) for m in sorted(result.models) if m in pipe.monitor.models
+                    for e in pipe.monitor.models[m].evidence()]
     return out
 
 
@@ -294,13 +298,19 @@ class WorkerMetrics:
         self.refused = Counter("inferwatch_refused_records", "Records Kafka refused for good (too large), dropped")
         self.late = Counter("inferwatch_late_events", "Events that reached the event-time merge after it had moved "
                             "past their time: monitored at the merge's place, not their own")
+        self.evidence = Gauge("inferwatch_evidence_ratio", "Each detector's highest evidence over its threshold "
+                              "(an alert fires at 1), after each batch of the model; at most max_models x columns x "
+                              "detectors x segment values", ["model", "feature", "detector", "segment"])
         self.open = Gauge("inferwatch_open_alerts", "1 per open alert episode (model, column, the detector that "
                           "opened it, segment); at most max_models x columns x detectors x segment values",
                           ["model", "feature", "detector", "segment"])
         self.dropped = Counter("inferwatch_notifications_dropped", "Alerts not posted to Alertmanager or the "
                                "webhook because their receivers were too far behind (they are on the alerts topic)")
 
-    def observe(self, state, before, alerts: list[bytes], seconds: float) -> None:
+    def observe(self, state, before, alerts: list[bytes], seconds: float,
+                evidence: list[tuple[str, str, str, str, float]] = ()) -> None:
+        for model, feature, detector, segment, ratio in evidence:
+            self.evidence.labels(model, feature, detector, segment).set(round(ratio, 4))
         self.events.labels("all").inc(state.events - before[0])
         self.dead.labels("all").inc(state.dead_letters - before[1])
         for _, raw in alerts:
@@ -777,7 +787,7 @@ class PartitionConsumer:
         part.loaded = state.next_offset
         part.busy -= 1
         if self.stage.kind != "route":  # routed events are counted once, where they are monitored
-            self.metrics.observe(state, before, out.alerts, time.perf_counter() - started)
+            self.metrics.observe(state, before, out.alerts, time.perf_counter() - started, out.evidence)
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - state.next_offset, 0))
