@@ -95,7 +95,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="inferwatch-burst-"))
     events, config = folder / "burst.jsonl", folder / "monitor.yaml"
     stream(events, args.models)
-    config.write_text(f"default:\n  warmup_events: {WARMUP}\n")
+    config.write_text(f"default:\n  warmup_events: {WARMUP}\nlimits:\n  max_models: {args.models}\n")
     webhook, paged = Receiver(), Receiver()
     up = subprocess.run([str(ROOT / "scripts" / "services"), "alertmanager-up", paged.url], capture_output=True,
                         text=True, check=True)

@@ -23,6 +23,7 @@ import typer
 from .. import __version__
 from ..errors import ConfigError, InferwatchError
 from .allocator import keep_freed_memory
+from .secret_url import secret_option
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -80,9 +81,11 @@ def replay(
     outputs_out: Path | None = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
     alerts_topic: str | None = typer.Option(None, "--alerts-topic",
                                                help="Also publish the alerts to this Kafka topic (keyed by model)."),
-    alertmanager_url: str | None = typer.Option(None, "--alertmanager-url",
+    alertmanager_url: str | None = typer.Option(
+        None, "--alertmanager-url", envvar="INFERWATCH_ALERTMANAGER_URL", callback=secret_option,
                                                 help="Also post the alerts to this Prometheus Alertmanager (API v2)."),
-    webhook_url: str | None = typer.Option(None, "--webhook-url",
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", envvar="INFERWATCH_WEBHOOK_URL", callback=secret_option,
                                            help="Also post the alerts here as JSON (signed with "
                                                 "INFERWATCH_WEBHOOK_SECRET when it is set)."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
@@ -257,7 +260,7 @@ def worker(
     outputs_topic: str = typer.Option("inferwatch-guarded-outputs", "--outputs-topic",
                                       help="Guard decisions, one per event, when the config has rules."),
     bootstrap_servers: str = typer.Option(..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS"),
-    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
+    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL", callback=secret_option),
     app_id: str = typer.Option("inferwatch", "--app-id", help="Kafka consumer group and Faust app id."),
     batch_size: int = typer.Option(20000, "--batch-size", min=1, help="About this many events per partition batch (waiting at most 0.5 s)."),
     web_port: int = typer.Option(6066, "--web-port", min=1, max=65535, help="Faust's web server port."),
@@ -281,10 +284,12 @@ def worker(
         help="A name for this worker that stays the same across its restarts (a pod name): static group "
              "membership, so a restarted worker takes its partitions back at once instead of after the 10 s "
              "session timeout. Unique per worker of one --app-id."),
-    alertmanager_url: str | None = typer.Option(None, "--alertmanager-url",
+    alertmanager_url: str | None = typer.Option(
+        None, "--alertmanager-url", envvar="INFERWATCH_ALERTMANAGER_URL", callback=secret_option,
                                                 help="Also post the alerts to this Prometheus Alertmanager (API v2); "
                                                      "firing ones re-sent every 60 s while they last."),
-    webhook_url: str | None = typer.Option(None, "--webhook-url",
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", envvar="INFERWATCH_WEBHOOK_URL", callback=secret_option,
                                            help="Also post the alerts here as JSON (signed with "
                                                 "INFERWATCH_WEBHOOK_SECRET when it is set)."),
     log_level: str = _log_level_option(),
@@ -394,7 +399,7 @@ def _http_security(token_file: Path | None, cert: Path | None, key: Path | None)
 
 @app.command()
 def status(
-    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL"),
+    redis_url: str = typer.Option(..., "--redis-url", envvar="REDIS_URL", callback=secret_option),
     app_id: str = typer.Option("inferwatch", "--app-id", help="The worker's app id (its Redis namespace)."),
     model: str | None = typer.Option(None, "--model", help="Only this model."),
     bootstrap_servers: str | None = typer.Option(None, "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",

@@ -46,6 +46,7 @@ import orjson
 
 from ..errors import ConfigError, ServiceUnavailable
 from .outage import outage
+from .secret_url import SecretURL, reveal
 
 __all__ = ["AlertmanagerSink", "Notifier", "WebhookSink", "alertmanager_alert"]
 
@@ -81,13 +82,13 @@ class _Poster:
     def __init__(self, url: str, what: str, patience: float) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{what} URL must start with http:// or https://, got {url!r}")
-        self.url, self.what, self.patience = url, what, patience
+        self.url, self.what, self.patience = SecretURL(url), what, patience
         self.service = outage(what)
 
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> None:
         deadline, delay = time.monotonic() + self.patience, 0.2
         while True:
-            request = urllib.request.Request(self.url, data=body, method="POST",
+            request = urllib.request.Request(reveal(self.url), data=body, method="POST",
                                              headers={"Content-Type": "application/json", **(headers or {})})
             try:
                 with urllib.request.urlopen(request, timeout=10) as answer:

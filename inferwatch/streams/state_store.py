@@ -42,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigError, StaleState, StateError, StateUnavailable
 from .outage import outage
+from .secret_url import SecretURL, reveal
 
 # redis-py makes a refused password a ConnectionError: it is a configuration error, not an outage to wait out
 _REFUSED = (AuthenticationError, AuthorizationError)
@@ -109,7 +110,7 @@ class RedisStateStore:
     """
 
     def __init__(self, url: str, namespace: str = "live") -> None:
-        self.url = url
+        self.url = SecretURL(url)  # its password never shows in a repr, a log line or a stack dump
         self.client: Any = None  # a Redis or a RedisCluster client, chosen at the first call
         self.prefix = f"inferwatch:{namespace}:"
         self.cluster = False
@@ -119,7 +120,7 @@ class RedisStateStore:
 
     async def _connect(self) -> Any:
         if self.client is None:
-            plain = aioredis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            plain = aioredis.Redis.from_url(reveal(self.url), socket_timeout=5, socket_connect_timeout=5)
             try:
                 enabled = (await plain.info("cluster")).get("cluster_enabled") in (1, "1")
             except ResponseError:  # INFO disabled (managed Redis): a single server, as most are
@@ -130,7 +131,7 @@ class RedisStateStore:
             if enabled:
                 await plain.aclose()
                 try:
-                    plain = RedisCluster.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+                    plain = RedisCluster.from_url(reveal(self.url), socket_timeout=5, socket_connect_timeout=5)
                 except RedisClusterException as exc:  # e.g. a database other than 0 in the URL
                     raise ConfigError(f"--redis-url / REDIS_URL names a Redis Cluster it cannot use: {exc}") from None
             self.client, self.cluster = plain, enabled
