@@ -300,3 +300,90 @@ def test_tls_needs_both_files_and_the_token_file_must_hold_one(tmp_path):
         res = subprocess.run([sys.executable, "-m", "inferwatch", "guard", "--config", str(config), "--http",
                               f"127.0.0.1:{listen_port()}", *extra], capture_output=True, timeout=120)
         assert res.returncode == 2 and named in res.stderr, res.stderr
+
+
+@pytest.fixture
+def roomy(tmp_path):
+    """``inferwatch guard --http`` in a process of its own (production caps: 8 MiB, 10,000 events)."""
+    import yaml
+
+    config = tmp_path / "rules.yaml"
+    config.write_text(yaml.safe_dump(ALL_RULES))
+    port = listen_port()
+    proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
+                             "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
+    assert b"serving" in proc.stderr.readline()  # the port is bound before the "serving" line
+    yield "127.0.0.1", port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_a_long_list_does_not_hold_the_other_clients(guard, roomy):
+    """While one client's 10,000 events are decided, another's single events are answered (the list is decided
+    in chunks, the event loop free between them); the long list's answer is whole and the same."""
+    import time
+
+    parsed = []
+    for line in demo_events(12_000):
+        try:
+            parsed.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    events = [e for e, d in zip(parsed, guard.check_batch(parsed)) if not isinstance(d, Rejection)][:10_000]
+    assert len(events) == 10_000
+    body, done = orjson.dumps(events), {}
+
+    def long_list():
+        conn = http.client.HTTPConnection(*roomy, timeout=120)
+        started = time.perf_counter()
+        conn.request("POST", "/v1/guard", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+        done["long"] = (response.status, time.perf_counter() - started, answer)
+
+    conn = http.client.HTTPConnection(*roomy, timeout=30)
+    one = orjson.dumps(events[0])
+    for batch in (one, orjson.dumps(events[:100])):  # the server's first calls load its compiled kernels
+        conn.request("POST", "/v1/guard", body=batch, headers={"Content-Type": "application/json"})
+        assert conn.getresponse().read()
+    worker = threading.Thread(target=long_list)
+    worker.start()
+    waits = []  # a single event's answer time while the long list is in work (one is always in flight)
+    while worker.is_alive():
+        sent = time.perf_counter()
+        conn.request("POST", "/v1/guard", body=one, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200 and orjson.loads(response.read())["event_id"] == events[0]["event_id"]
+        waits.append(time.perf_counter() - sent)
+    worker.join()
+    status, took, answer = done["long"]
+    decisions = orjson.loads(answer)
+    assert status == 200 and len(decisions) == len(events)
+    assert decisions == [orjson.loads(orjson.dumps(d.to_dict())) for d in guard.check_batch(events)]
+    # before, the loop was held while the whole list was decided: the single event in flight waited for it
+    assert max(waits) < took / 4, (max(waits), took)
+
+
+def test_a_body_over_the_cap_sent_whole_gets_its_413():
+    """A client that sends its whole body before reading (Python's urllib, with Connection: close) reads the 413."""
+    import urllib.error
+    import urllib.request
+
+    import uvicorn
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(build_http_app(Guard(MonitorConfig()), max_body_bytes=1 << 20),
+                                          http="httptools", lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        host, port = sock.getsockname()
+        body = b"[" + b"0," * (7 << 18) + b"0]"  # 3.5 MiB: more than the kernel's buffers hold on loopback
+        request = urllib.request.Request(f"http://{host}:{port}/v1/guard", data=body,
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 413 and b"too large" in refused.value.read()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -10,10 +10,19 @@ over ``max_events``; 404 and 405 in the same form. The same
 With a token (:class:`HttpSecurity`), every path but ``/healthz`` needs the
 header ``Authorization: Bearer <token>`` (compared in constant time), else
 401; with a certificate and key, the server speaks TLS only.
+
+One client cannot hold the others: a list of events is decided
+``CHUNK_EVENTS`` at a time, the event loop serving other requests between
+chunks; at most ``MAX_HEAVY`` such lists are in work at once (another gets
+503 with ``Retry-After``); a body over the cap is read and discarded up to
+``LINGER_FACTOR`` times the cap (then 413, which the client can read: a
+client that sends its whole body before reading sees the answer, not a
+reset), past that the connection is closed after the 413.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import socket
 import time
@@ -63,6 +72,11 @@ def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int 
     return GuardApp(guard, max_body_bytes, max_events, token)
 
 
+CHUNK_EVENTS = 64  # events of a list decided between two turns of the event loop (about 4 ms of work)
+MAX_HEAVY = 2  # lists of more than CHUNK_EVENTS events in work at once; more get 503
+LINGER_FACTOR = 4  # an oversize body is read (and dropped) up to this many times the cap before the 413
+
+
 class _ClientGone(Exception):
     """The client disconnected before its body was read: there is no one to answer."""
 
@@ -78,6 +92,7 @@ class GuardApp:
     def __init__(self, guard: Guard, max_body_bytes: int = 8 << 20, max_events: int = 10_000,
                  token: str | None = None) -> None:
         self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
+        self.heavy = 0  # lists of events in work (see MAX_HEAVY)
         self.authorization = f"Bearer {token}".encode() if token else None
         self.metrics = GuardMetrics()
         self.openapi = orjson.dumps(openapi_document())
@@ -102,10 +117,16 @@ class GuardApp:
                 body = await self._read_body(scope, receive)
             except _ClientGone:
                 return
-            code, payload = (413, _too_large(self.max_body_bytes)) if body is None else self._answer(body)
+            extra = None
+            if body is None:
+                code, payload = 413, _too_large(self.max_body_bytes)
+                if not await self._linger(scope, receive):
+                    extra = [(b"connection", b"close")]
+            else:
+                code, payload, extra = await self._answer_soon(body)
             self.metrics.requests.labels(str(code)).inc()
             self.metrics.latency.observe(time.perf_counter() - started)
-            return await _respond(send, code, JSON_TYPE, _JSON.encode(payload))
+            return await _respond(send, code, JSON_TYPE, _JSON.encode(payload), extra)
         route = self.routes.get((method, path))
         if route is not None:
             return await _respond(send, *route())
@@ -137,6 +158,58 @@ class GuardApp:
             if not message.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def _linger(self, scope: dict, receive) -> bool:
+        """Read and drop the rest of an oversize body, up to ``LINGER_FACTOR`` times the cap (so the 413 is
+        read, not reset); False when it is longer than that or the client is gone (the connection closes)."""
+        bound = LINGER_FACTOR * self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > bound):
+                return False
+        size = 0
+        try:
+            while size <= bound:
+                message = await asyncio.wait_for(receive(), timeout=10.0)
+                if message["type"] == "http.disconnect":
+                    return False
+                size += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    return True
+        except asyncio.TimeoutError:
+            pass
+        return False
+
+    async def _answer_soon(self, body: bytes) -> tuple[int, object, list | None]:
+        """:meth:`_answer`, a long list in chunks with the event loop free between them (see the module)."""
+        if body[:1] != b"[" or len(body) < 4096:  # one event, or a short list: at once
+            return (*self._answer(body), None)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return (*self._answer(body), None)
+        if not isinstance(parsed, list) or len(parsed) <= CHUNK_EVENTS or len(parsed) > self.max_events:
+            return (*self._answer(body), None)
+        if self.heavy >= MAX_HEAVY:
+            return 503, {"errors": [_error(None, f"{MAX_HEAVY} long lists of events are in work already: "
+                                                 "retry shortly")]}, [(b"retry-after", b"1")]
+        self.heavy += 1
+        try:
+            decisions: list = []
+            for lo in range(0, len(parsed), CHUNK_EVENTS):
+                if lo:
+                    await asyncio.sleep(0)  # the other requests' turn
+                decisions += self.guard.check_batch(parsed[lo:lo + CHUNK_EVENTS])
+        finally:
+            self.heavy -= 1
+        return (*self._decided(decisions), None)
+
+    def _decided(self, decisions: list) -> tuple[int, object]:
+        errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
+        if errors:
+            return 400, {"errors": errors}
+        for d in decisions:
+            self.metrics.decisions.labels(d.action).inc()
+        return 200, decisions
+
     def _answer(self, body: bytes) -> tuple[int, object]:
         guard, metrics = self.guard, self.metrics
         try:
@@ -155,13 +228,7 @@ class GuardApp:
             if len(parsed) > self.max_events:
                 return 413, {"errors": [_error(None, f"{len(parsed)} events in one request, "
                                                      f"over the cap of {self.max_events}")]}
-            decisions = guard.check_batch(parsed)
-            errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
-            if errors:
-                return 400, {"errors": errors}
-            for d in decisions:
-                metrics.decisions.labels(d.action).inc()
-            return 200, decisions
+            return self._decided(guard.check_batch(parsed))
         return 400, {"errors": [_error(None, "expected an event (object) or a list of events, "
                                              f"got {type(parsed).__name__}")]}
 
@@ -244,8 +311,12 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
+MAX_CONNECTIONS = 1024  # connections and requests in progress; beyond, uvicorn answers 503
+
+
 def http_server(guard: Guard, security: HttpSecurity | None = None) -> uvicorn.Server:
-    """uvicorn with httptools and uvloop, no access log (the guard sits in a serving path).
+    """uvicorn with httptools and uvloop, no access log (the guard sits in a serving path); at most
+    ``MAX_CONNECTIONS`` connections and requests at once (503 beyond).
 
     Idle keep-alive connections stay open 75 s (nginx's and aiohttp's default;
     uvicorn's own is 5 s): a client's pooled connection closed under it races
@@ -257,6 +328,7 @@ def http_server(guard: Guard, security: HttpSecurity | None = None) -> uvicorn.S
     return uvicorn.Server(uvicorn.Config(build_http_app(guard, token=security.token), loop="uvloop",
                                          http="httptools", lifespan="off", access_log=False, log_level="warning",
                                          server_header=False, proxy_headers=False, timeout_keep_alive=75,
+                                         limit_concurrency=MAX_CONNECTIONS,
                                          ssl_certfile=security.certfile, ssl_keyfile=security.keyfile))
 
 
