@@ -174,7 +174,7 @@ class GuardApp:
                 size += len(message.get("body", b""))
                 if not message.get("more_body"):
                     return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return False
 
