@@ -63,6 +63,17 @@ class Worker:
         except urllib.error.HTTPError as exc:
             return exc.code, orjson.loads(exc.read())
 
+    def get(self, path: str) -> int:
+        """The HTTP status of ``GET path`` on the worker's web port (Faust's web server)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
     def alive(self) -> bool:
         """True while the worker runs; fails the test at once, with its log, if it exited."""
         if self.proc.poll() is not None:
@@ -143,6 +154,10 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
         wait_until(lambda: worker.alive() and offsets_done(redis_url, app_id, topic, ends), 240, "the worker to reach the end of the topic")
         metrics = wait_until(lambda: _metric(worker.metrics(), 'inferwatch_events_total{partition="all"}') == 30002
                              and worker.metrics(), 30, "the metrics to count every event")
+        # Faust's web port serves /healthz only: its pages of table contents, router, stats and graph are off
+        assert worker.health()[0] == 200
+        for page in ("/table/", "/router/", "/stats/", "/graph/"):
+            assert worker.get(page) == 404, page
     finally:
         worker.stop()
     assert _metric(metrics, 'inferwatch_dead_letters_total{partition="all"}') == 13

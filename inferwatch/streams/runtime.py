@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["single_threaded_blas", "faust_datadir"]
+__all__ = ["single_threaded_blas", "faust_datadir", "FAUST_WEB_PAGES_OFF"]
+
+# Faust's own web pages (its tables' contents, the router, stats, graph, performance) are off: the web port
+# serves only what inferwatch adds (/healthz), and a table's contents are nobody's business on the network.
+FAUST_WEB_PAGES_OFF = {"web_router_enabled": False, "web_tables_enabled": False, "web_graph_enabled": False,
+                       "web_stats_enabled": False, "web_metrics_enabled": False}
 
 
 def single_threaded_blas():

@@ -23,7 +23,7 @@ import orjson
 from .decode import DeadLetter, dead_letter_shrinker
 from .guard import Guard, Rejection
 from .publish import BatchPublisher, ensure_topics
-from .runtime import faust_datadir
+from .runtime import FAUST_WEB_PAGES_OFF, faust_datadir
 
 __all__ = ["TopicGuardSettings", "build_topic_guard_app", "prepare_topics", "run_topic_guard"]
 
@@ -49,7 +49,7 @@ def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: 
     """A Faust app on raw bytes with in-memory tables (the state that matters lives elsewhere)."""
     return faust.App(app_id, broker=f"kafka://{bootstrap_servers}", store="memory://", value_serializer="raw",
                      key_serializer="raw", web_port=web_port, web_host=web_host, datadir=faust_datadir(app_id),
-                     **settings)
+                     **{**FAUST_WEB_PAGES_OFF, **settings})
 
 
 def prepare_topics(settings: TopicGuardSettings, dead_letter_bytes: int) -> int:

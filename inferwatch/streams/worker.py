@@ -57,7 +57,7 @@ from .outage import outage
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
 from .routing import by_model_topic, marks_of, merge_batch, resume_offset, route_batch
-from .runtime import faust_datadir, single_threaded_blas
+from .runtime import FAUST_WEB_PAGES_OFF, faust_datadir, single_threaded_blas
 from .state_store import PartitionState, RedisStateStore, StaleState, retrying
 
 __all__ = ["WorkerSettings", "Partition", "PartitionOutput", "build_app", "process_partition_batch"]
@@ -829,7 +829,7 @@ class WorkerApp(faust.App):
 def build_app(config: MonitorConfig, settings: WorkerSettings) -> faust.App:
     app = WorkerApp(settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
                     datadir=faust_datadir(settings.app_id),
-                    web_port=settings.web_port, web_host=settings.bind_host)
+                    web_port=settings.web_port, web_host=settings.bind_host, **FAUST_WEB_PAGES_OFF)
     metrics = WorkerMetrics()
     health = Health(started=time.monotonic())
 
