@@ -11,10 +11,11 @@ With a token (:class:`HttpSecurity`), every path but ``/healthz`` needs the
 header ``Authorization: Bearer <token>`` (compared in constant time), else
 401; with a certificate and key, the server speaks TLS only.
 
-One client cannot hold the others: a list of events is decided
-``CHUNK_EVENTS`` at a time, the event loop serving other requests between
-chunks; at most ``MAX_HEAVY`` such lists are in work at once (another gets
-503 with ``Retry-After``); a body over the cap is read and discarded up to
+One client cannot hold the others: a long list of events is decided in a
+thread of its own, by a guard of its own (the same config, so the same
+decisions), ``CHUNK_EVENTS`` at a time, while the event loop answers the
+other requests; at most ``MAX_HEAVY`` such lists are in work at once
+(another gets 503 with ``Retry-After``); a body over the cap is read and discarded up to
 ``LINGER_FACTOR`` times the cap (then 413, which the client can read: a
 client that sends its whole body before reading sees the answer, not a
 reset), past that the connection is closed after the 413.
@@ -72,7 +73,7 @@ def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int 
     return GuardApp(guard, max_body_bytes, max_events, token)
 
 
-CHUNK_EVENTS = 64  # events of a list decided between two turns of the event loop (about 4 ms of work)
+CHUNK_EVENTS = 256  # events of a long list decided at a time in the heavy-work thread
 MAX_HEAVY = 2  # lists of more than CHUNK_EVENTS events in work at once; more get 503
 LINGER_FACTOR = 4  # an oversize body is read (and dropped) up to this many times the cap before the 413
 
@@ -93,6 +94,8 @@ class GuardApp:
                  token: str | None = None) -> None:
         self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
         self.heavy = 0  # lists of events in work (see MAX_HEAVY)
+        self._heavy_guard: Guard | None = None  # long lists' own guard, built on first use (see _decide_long)
+        self._heavy_pool = None
         self.authorization = f"Bearer {token}".encode() if token else None
         self.metrics = GuardMetrics()
         self.openapi = orjson.dumps(openapi_document())
@@ -193,14 +196,26 @@ class GuardApp:
                                                  "retry shortly")]}, [(b"retry-after", b"1")]
         self.heavy += 1
         try:
-            decisions: list = []
-            for lo in range(0, len(parsed), CHUNK_EVENTS):
-                if lo:
-                    await asyncio.sleep(0)  # the other requests' turn
-                decisions += self.guard.check_batch(parsed[lo:lo + CHUNK_EVENTS])
+            decisions = await asyncio.get_running_loop().run_in_executor(self._pool(), self._decide_long, parsed)
         finally:
             self.heavy -= 1
         return (*self._decided(decisions), None)
+
+    def _pool(self):
+        if self._heavy_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._heavy_pool = ThreadPoolExecutor(1, thread_name_prefix="inferwatch-long-lists")
+            self._heavy_guard = Guard(self.guard.config)
+        return self._heavy_pool
+
+    def _decide_long(self, events: list) -> list:
+        """In the heavy-work thread, with its own guard (a guard's decoder is not shared between threads)."""
+        assert self._heavy_guard is not None
+        out: list = []
+        for lo in range(0, len(events), CHUNK_EVENTS):
+            out += self._heavy_guard.check_batch(events[lo:lo + CHUNK_EVENTS])
+        return out
 
     def _decided(self, decisions: list) -> tuple[int, object]:
         errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
