@@ -154,6 +154,12 @@ def test_backtest_takes_labels_and_compares_the_configs_on_performance(tmp_path)
         assert any(a["detector"] == "error_rate" and a["status"] == "firing" for a in run.alerts), run.name
     rows = dict(difference_rows(runs))
     assert rows["labels"][0] == rows["labels"][1] and rows["labels"][0].startswith("40,000 joined")
+    from inferwatch.streams.report import write_report
+
+    write_report(runs, tmp_path / "report.html", "labels")  # the report has the performance alerts of both
+    page = (tmp_path / "report.html").read_text()
+    performance = page[page.index("<h3>performance</h3>"):]
+    assert "error rate rose" in performance and "<td>default</td>" in performance and "<td>short</td>" in performance
 
 
 def test_numeric_event_ids_and_a_repeated_id_are_counted_right():

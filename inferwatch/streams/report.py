@@ -165,6 +165,20 @@ def _column_figure(name: str, model: str, runs: list[ConfigRun], split: float | 
     return fig
 
 
+def _segments_and_performance(runs: list[ConfigRun], model: str) -> list[str]:
+    """Tables of the model's segment alerts (found by a segment's own detectors) and performance alerts (from
+    labels, or the label-free estimate), per config; nothing when it has none."""
+    out = []
+    wanted = (("segments", lambda a: a.get("segment")), ("performance", lambda a: a["kind"] == "performance"))
+    for title, keep in wanted:
+        rows = [[run.name, a["status"], _segment(a.get("segment")), a["feature"] or "", a["detector"], a["event_time"],
+                 a["message"]] for run in runs for a in run.alerts if a["model"] == model and keep(a)]
+        if rows:
+            out.append(f"<h3>{title}</h3>" + _table(["config", "status", "segment", "column", "detector", "event time",
+                                                     "message"], rows, [r[1] for r in rows]))
+    return out
+
+
 def _incidents(alerts: list[dict]) -> dict[str, dict]:
     """incident id -> its last record."""
     return {a["incident_id"]: a for a in alerts if a["kind"] == "incident"}
@@ -217,7 +231,8 @@ def write_report(runs: list[ConfigRun], path: Path, title: str) -> int:
     plots = 0
     for run in runs:
         lines = "".join(f"<li>{html.escape(line)}</li>" for line in headline(run))
-        parts.append((f"<h3>{html.escape(run.name)}</h3>" if len(runs) > 1 else "") + f'<ul class="headline">{lines}</ul>')
+        named = f"<h3>{html.escape(run.name)}</h3>" if len(runs) > 1 else ""
+        parts.append(named + f'<ul class="headline">{lines}</ul>')
     rows = difference_rows(runs)
     classes = ["differs" if len(set(cells)) > 1 else "" for _, cells in rows]
     parts.append("<h2>Configs compared</h2>" + _table(["", *[r.name for r in runs]],
@@ -225,6 +240,7 @@ def write_report(runs: list[ConfigRun], path: Path, title: str) -> int:
     firsts = [r.first_firing(drift_first=True) for r in runs]
     for model in sorted({m for r in runs for m in r.models}):
         parts.append(f"<h2>model {html.escape(model)}</h2>")
+        parts += _segments_and_performance(runs, model)
         columns = sorted({c for r in runs if model in r.models for c, ct in r.models[model].columns.items()
                           if ct.monitored})
         split = {c: min((_epoch(f[(model, c)]["event_time"]) for f in firsts if (model, c) in f), default=None)
