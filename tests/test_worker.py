@@ -161,6 +161,7 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     finally:
         worker.stop()
     assert _metric(metrics, 'inferwatch_dead_letters_total{partition="all"}') == 13
+    assert _metric(metrics, 'inferwatch_model_events_total{model="card-fraud"}') == 30002
     assert _metric(metrics, 'inferwatch_alerts_total{model="card-fraud",segment="",status="firing"}') == 4  # unit bug, new country, 2 type changes
     assert "inferwatch_batch_seconds_bucket" in metrics and "inferwatch_consumer_lag" in metrics
     # open episodes: the unit bug and the new country; the type changes resolved

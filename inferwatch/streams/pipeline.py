@@ -87,6 +87,7 @@ class StepResult:
     events: int = 0
     blank: int = 0
     models: set[str] = field(default_factory=set)
+    per_model: dict[str, int] = field(default_factory=dict)  # events monitored, by model
     invalid: int = 0  # fields set missing for their type (the events counted)
 
 
@@ -356,8 +357,11 @@ class Pipeline:
 
     @staticmethod
     def _start(decoded: Decoded) -> StepResult:
+        per_model: dict[str, int] = {}
+        for b in decoded.batches:
+            per_model[b.model] = per_model.get(b.model, 0) + len(b)
         return StepResult(dead=decoded.dead, events=decoded.events, blank=decoded.blank,
-                          models={b.model for b in decoded.batches})
+                          models=set(per_model), per_model=per_model)
 
     def to_parts(self, everything: bool = False) -> tuple[bytes, dict[str, bytes]]:
         """The state as a store keeps it: (head, fields).

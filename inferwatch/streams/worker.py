@@ -137,6 +137,7 @@ class PartitionOutput:
     marks: list[tuple[int, bytes]] = field(default_factory=list)  # route stage: (internal partition, mark)
     late: int = 0  # detect stage: events released after the merge had moved past their time
     evidence: list[tuple[str, str, str, str, float]] = field(default_factory=list)  # (model, column, det, seg, ratio)
+    per_model: dict[str, int] = field(default_factory=dict)  # events monitored, by model
     state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
     fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
@@ -239,6 +240,7 @@ def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], p
     # the stepped models' evidence, read here, in the thread that steps the monitors (tens of us a model)
     out.evidence = [(m, *e) for m in sorted(result.models) if m in pipe.monitor.models
                     for e in pipe.monitor.models[m].evidence()]
+    out.per_model = result.per_model
     return out
 
 
@@ -288,6 +290,8 @@ class WorkerMetrics:
 
     def __init__(self) -> None:
         self.events = Counter("inferwatch_events", "Valid events monitored", ["partition"])
+        self.model_events = Counter("inferwatch_model_events", "Valid events monitored, by model (at most "
+                                    "max_models series)", ["model"])
         self.dead = Counter("inferwatch_dead_letters", "Invalid events sent to the dead-letter topic", ["partition"])
         # segment: "tag=value", or "" for the whole model (at most max_segment_values values a tag)
         self.alerts = Counter("inferwatch_alerts", "Alerts published", ["model", "segment", "status"])
@@ -308,7 +312,9 @@ class WorkerMetrics:
                                "webhook because their receivers were too far behind (they are on the alerts topic)")
 
     def observe(self, state, before, alerts: list[bytes], seconds: float,
-                evidence: list[tuple[str, str, str, str, float]] = ()) -> None:
+                evidence: list[tuple[str, str, str, str, float]] = (), per_model: dict[str, int] | None = None) -> None:
+        for model, n in (per_model or {}).items():
+            self.model_events.labels(model).inc(n)
         for model, feature, detector, segment, ratio in evidence:
             self.evidence.labels(model, feature, detector, segment).set(round(ratio, 4))
         self.events.labels("all").inc(state.events - before[0])
@@ -787,7 +793,8 @@ class PartitionConsumer:
         part.loaded = state.next_offset
         part.busy -= 1
         if self.stage.kind != "route":  # routed events are counted once, where they are monitored
-            self.metrics.observe(state, before, out.alerts, time.perf_counter() - started, out.evidence)
+            self.metrics.observe(state, before, out.alerts, time.perf_counter() - started, out.evidence,
+                                 out.per_model)
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - state.next_offset, 0))
