@@ -160,6 +160,11 @@ def test_backtest_takes_labels_and_compares_the_configs_on_performance(tmp_path)
     page = (tmp_path / "report.html").read_text()
     performance = page[page.index("<h3>performance</h3>"):]
     assert "error rate rose" in performance and "<td>default</td>" in performance and "<td>short</td>" in performance
+    assert "error rate: realized vs estimated" in page
+    trace = runs[0].models["churn"].performance  # the concept drift: the realized error rises, the estimate does not
+    before = np.nanmean(trace.realized[:len(trace.realized) // 2 - 2])
+    after = np.nanmean(trace.realized[len(trace.realized) // 2 + 2:])
+    assert after > before + 0.05 and abs(np.mean(trace.estimated[:20]) - np.mean(trace.estimated[-20:])) < 0.03
 
 
 def test_numeric_event_ids_and_a_repeated_id_are_counted_right():

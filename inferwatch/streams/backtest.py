@@ -25,7 +25,8 @@ from ..detectors.types import Batch, CategoricalArray, NumericArray
 from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
 from .replay import ReplaySummary, reference_blocks, replay_file
 
-__all__ = ["ColumnTrace", "ModelTrace", "ConfigRun", "run_config", "backtest", "difference_rows"]
+__all__ = ["ColumnTrace", "ModelTrace", "PerformanceTrace", "ConfigRun", "run_config", "backtest", "difference_rows",
+           "performance_trace"]
 
 TRACE_CHUNK = 500  # lines per chunk: the trace's time resolution (results do not depend on it)
 SAMPLE_PER_CHUNK = 100
@@ -49,10 +50,48 @@ class ColumnTrace:
 
 
 @dataclass
+class PerformanceTrace:
+    """A probability output's error rate through time, per window of predictions: realized (from the labels
+    that came) and estimated from the scores alone (the mean of ``min(p, 1 - p)``, the label-free estimate)."""
+
+    times: list[float]
+    realized: list[float]  # NaN where no prediction of the window got its label
+    estimated: list[float]
+    labelled: list[int]
+
+
+PERFORMANCE_WINDOWS = 60
+
+
+def performance_trace(scored: list[tuple[np.ndarray, list, np.ndarray]], labels: dict[str, float]
+                      ) -> PerformanceTrace | None:
+    """Windows of a model's scored predictions (in stream order) against their labels (event id -> 0/1)."""
+    if not scored:
+        return None
+    times = np.concatenate([t for t, _, _ in scored])
+    ids = [i for _, part, _ in scored for i in part]
+    p = np.concatenate([v for _, _, v in scored])
+    label = np.array([labels.get(i, np.nan) for i in ids])
+    out = PerformanceTrace([], [], [], [])
+    for part in np.array_split(np.arange(len(p)), min(PERFORMANCE_WINDOWS, len(p))):
+        known = part[~np.isnan(label[part]) & ~np.isnan(p[part])]
+        out.times.append(float(np.median(times[part])))
+        wrong = (p[known] >= 0.5) != (label[known] >= 0.5)
+        out.realized.append(float(wrong.mean()) if known.size else float("nan"))
+        present = p[part][~np.isnan(p[part])]
+        out.estimated.append(float(np.minimum(present, 1 - present).mean()) if present.size else float("nan"))
+        out.labelled.append(int(known.size))
+    return out
+
+
+@dataclass
 class ModelTrace:
     times: list[float] = field(default_factory=list)  # each point's median event time
     columns: dict[str, ColumnTrace] = field(default_factory=dict)
     events: int = 0  # stream events seen (the warm-up's are the first ``live_from``)
+    # a probability output's predictions, for the realized-vs-estimated figure (with labels)
+    scored: list[tuple[np.ndarray, list, np.ndarray]] = field(default_factory=list)  # (times, event ids, p)
+    performance: PerformanceTrace | None = None
     rule_labels: list[str] = field(default_factory=list)
     rule_actions: list[str] = field(default_factory=list)
     violations: np.ndarray | None = None  # per rule
@@ -67,10 +106,11 @@ class ConfigRun:
     models: dict[str, ModelTrace]
 
     def first_firing(self, drift_first: bool = False) -> dict[tuple[str, str], dict]:
-        """(model, column) -> its first firing alert (``drift_first``: its first drift alert, if it has one)."""
+        """(model, column) -> its first firing alert (``drift_first``: its first drift alert, if it has one, and
+        never a performance alert: those are about the labels, not the column's values)."""
         out: dict[tuple[str, str], dict] = {}
         for a in self.alerts:
-            if a["status"] == "firing" and a["kind"] != "incident":
+            if a["status"] == "firing" and a["kind"] != "incident" and not (drift_first and a["kind"] == "performance"):
                 key = (a["model"], a["feature"] or "(model)")
                 if key not in out or (drift_first and a["kind"] == "drift" and out[key]["kind"] != "drift"):
                     out[key] = a
@@ -131,6 +171,10 @@ def _observer(models: dict[str, ModelTrace], with_reference: bool) -> Callable:
         else:
             trace.actions["pass"] += len(batch)
         trace.times.append(float(np.median(batch.times)))  # an event stamped far off does not move the point
+        scores = batch.columns.get("prediction")
+        if isinstance(scores, NumericArray) and len(scores) and np.nanmin(scores.values) >= 0 \
+                and np.nanmax(scores.values) <= 1:
+            trace.scored.append((batch.times.copy(), batch.event_ids.tolist(), scores.values.copy()))
         point = len(trace.times) - 1
         for name, column in batch.columns.items():
             numeric = isinstance(column, NumericArray)
@@ -182,6 +226,17 @@ def run_config(name: str, config: MonitorConfig, file: Path | None = None, refer
         summary = replay_topic(bootstrap, name_of_topic, start, end, config, out, reference=reference,
                                observer=observe, lines_per_chunk=TRACE_CHUNK)
     alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    if labels is not None:  # the realized against the estimated error rate, per model with a probability output
+        from ..detectors.performance import labels_of
+        from .labels import LabelFeed
+
+        feed = LabelFeed.from_file(labels)
+        known = labels_of(feed.labels)
+        for model, trace in models.items():
+            given = {i: float(v) for m, i, v in zip(feed.models, feed.ids, known) if m == model and v == v}
+            trace.performance = performance_trace(trace.scored, given)
+    for trace in models.values():
+        trace.scored = []
     return ConfigRun(name, summary, alerts, models)
 
 

@@ -7,8 +7,10 @@ out): the reference's statistics against the current ones (since the
 column's first alert), and one figure with every config overlaid: each
 detector's evidence over its threshold with alert episodes shaded, the
 reference's and the current distribution on the same bins, and the missing
-share against the reference's. Last, each config's guard decisions and
-alerts. ``document.body.dataset.plots`` counts the plots
+share against the reference's. With labels, per model with a probability
+output: the realized error rate (from the labels) against the estimated one
+(from the scores alone) through time, performance alert episodes shaded.
+Last, each config's guard decisions and alerts. ``document.body.dataset.plots`` counts the plots
 drawn and ``dataset.errors`` collects script errors, so a headless browser
 can check that the page rendered.
 """
@@ -51,7 +53,7 @@ def _episodes(alerts: list[dict], model: str, column: str, end: float) -> list[t
     """(start, end, detector) of each alert episode on a column."""
     out, open_at = [], {}
     for a in alerts:
-        if a["model"] != model or (a["feature"] or "") != column:
+        if a["model"] != model or (a["feature"] or "") != column or a["kind"] in ("incident", "performance"):
             continue
         t = _epoch(a["event_time"])
         if a["status"] == "firing" and a["detector"] not in open_at:
@@ -179,6 +181,39 @@ def _segments_and_performance(runs: list[ConfigRun], model: str) -> list[str]:
     return out
 
 
+def _performance_figure(runs: list[ConfigRun], model: str) -> go.Figure | None:
+    """Realized against estimated error rate through time (with labels), performance alert episodes shaded."""
+    trace = next((r.models[model].performance for r in runs if model in r.models and r.models[model].performance),
+                 None)
+    if trace is None:
+        return None
+    x = _dates(trace.times)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=trace.realized, mode="lines+markers", name="realized (labels)"))
+    fig.add_trace(go.Scatter(x=x, y=trace.estimated, mode="lines", name="estimated (scores alone)",
+                             line_dash="dash"))
+    lo, hi = min(trace.times), max(trace.times)
+    for run in runs:
+        prefix = f"{run.name}: " if len(runs) > 1 else ""
+        episodes: dict[str, float] = {}
+        for a in run.alerts:
+            if a["model"] != model or a["kind"] != "performance":
+                continue
+            t = min(max(_epoch(a["event_time"]), lo), hi)
+            if a["status"] == "firing":
+                episodes.setdefault(a["detector"], t)
+            elif a["detector"] in episodes:
+                start = episodes.pop(a["detector"])
+                fig.add_vrect(x0=_dates([start])[0], x1=_dates([t])[0], fillcolor="#b00020", opacity=0.10,
+                              line_width=0, annotation_text=prefix + a["detector"], annotation_position="top left")
+        for det, start in episodes.items():
+            fig.add_vrect(x0=_dates([start])[0], x1=_dates([hi])[0], fillcolor="#b00020", opacity=0.10,
+                          line_width=0, annotation_text=prefix + det, annotation_position="top left")
+    fig.update_layout(title=f"{model} · error rate: realized vs estimated", height=320, yaxis_title="error rate",
+                      margin=dict(l=40, r=20, t=60, b=40))
+    return fig
+
+
 def _incidents(alerts: list[dict]) -> dict[str, dict]:
     """incident id -> its last record."""
     return {a["incident_id"]: a for a in alerts if a["kind"] == "incident"}
@@ -189,18 +224,21 @@ def headline(run: ConfigRun) -> list[str]:
     out = []
     for model, trace in sorted(run.models.items()):
         moved = sorted({a["feature"] for a in run.alerts if a["model"] == model and a["status"] == "firing"
-                        and a["kind"] != "incident" and a["feature"]})
+                        and a["kind"] not in ("incident", "performance") and a["feature"]})
+        performance = sorted({a["detector"] for a in run.alerts if a["model"] == model and a["status"] == "firing"
+                              and a["kind"] == "performance"})
+        dropped = f"; its performance alerts: {', '.join(performance)}" if performance else ""
         watched = sum(1 for ct in trace.columns.values() if ct.monitored)
         incidents = [r for r in _incidents(run.alerts).values() if r["model"] == model]
         if not moved:
-            out.append(f"{model}: no column moved ({watched} watched).")
+            out.append(f"{model}: no column moved ({watched} watched){dropped}.")
             continue
         said = f"{model}: {len(moved)} of {watched} columns moved ({', '.join(moved)})"
         if incidents:
             causes = "; ".join(f"{r['incident']['cause']} ({r['status'] == 'resolved' and 'resolved' or 'open'})"
                                for r in incidents)
             said += f" in {len(incidents)} incident(s): {causes}"
-        out.append(said + ".")
+        out.append(said + dropped + ".")
     return out
 
 
@@ -241,6 +279,11 @@ def write_report(runs: list[ConfigRun], path: Path, title: str) -> int:
     for model in sorted({m for r in runs for m in r.models}):
         parts.append(f"<h2>model {html.escape(model)}</h2>")
         parts += _segments_and_performance(runs, model)
+        figure = _performance_figure(runs, model)
+        if figure is not None:
+            parts.append(figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{plots}",
+                                        config={"displaylogo": False}))
+            plots += 1
         columns = sorted({c for r in runs if model in r.models for c, ct in r.models[model].columns.items()
                           if ct.monitored})
         split = {c: min((_epoch(f[(model, c)]["event_time"]) for f in firsts if (model, c) in f), default=None)
