@@ -57,12 +57,32 @@ def test_unreachable_redis_is_state_unavailable():
     asyncio.run(scenario())
 
 
+def saved_as_a_worker_would(redis_url: str, name: str, config, lines: list[bytes]) -> str:
+    """``lines`` through a pipeline, its parts saved as partition ``t:0`` of a new app id (returned)."""
+    from inferwatch.streams.pipeline import Pipeline
+
+    pipe = Pipeline.build(config, lines)
+    pipe.step(lines)
+    head, fields = pipe.to_parts()
+    app_id = unique(name)
+
+    async def save():
+        store = RedisStateStore(redis_url, namespace=app_id)
+        try:
+            await store.save("t", 0, PartitionState(next_offset=len(lines), pipeline=head, events=len(lines)), -1,
+                             fields)
+        finally:
+            await store.close()
+
+    asyncio.run(save())
+    return app_id
+
+
 def test_status_shows_segments_and_what_the_config_names_but_never_came(services):
     """A worker's saved parts read back by ``inferwatch status``: per-segment detectors, never-seen names."""
     import orjson
 
     from inferwatch.detectors.config import MonitorConfig
-    from inferwatch.streams.pipeline import Pipeline
     from inferwatch.streams.status import collect
 
     config = MonitorConfig.model_validate({
@@ -70,19 +90,7 @@ def test_status_shows_segments_and_what_the_config_names_but_never_came(services
         "models": {"ghost": {}, "m": {"columns": {"absent": {"type": "numeric"}}}}})
     lines = [orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
                            "features": {"x": i % 7}, "tags": {"region": "eu" if i % 2 else "us"}}) for i in range(3000)]
-    pipe = Pipeline.build(config, lines)
-    pipe.step(lines)
-    head, fields = pipe.to_parts()
-    app_id = unique("status")
-
-    async def save():
-        store = RedisStateStore(services["REDIS_URL"], namespace=app_id)
-        try:
-            await store.save("t", 0, PartitionState(next_offset=3000, pipeline=head, events=3000), -1, fields)
-        finally:
-            await store.close()
-
-    asyncio.run(save())
+    app_id = saved_as_a_worker_would(services["REDIS_URL"], "status", config, lines)
     report = collect(services["REDIS_URL"], app_id, config=config)
     segments = report["models"]["m"]["segments"]
     assert sorted(segments) == ["region=eu", "region=us"] and segments["region=eu"]["events"] == 1500
@@ -99,14 +107,12 @@ def test_status_shows_the_latest_incident_and_column_statistics_and_can_watch(se
     import sys
     import threading
 
-    from inferwatch.testing.services import wait_until
-
     import orjson
     from rich.console import Console
 
     from inferwatch.detectors.config import MonitorConfig
-    from inferwatch.streams.pipeline import Pipeline
     from inferwatch.streams.status import collect, render
+    from inferwatch.testing.services import wait_until
 
     rng = np.random.default_rng(5)
     amount = np.round(np.exp(rng.normal(3.0, 1.0, 8000)), 2)
@@ -115,20 +121,7 @@ def test_status_shows_the_latest_incident_and_column_statistics_and_can_watch(se
                            "features": {"amount": float(a), "country": "FR" if i % 3 else "DE"}})
              for i, a in enumerate(amount)]
     config = MonitorConfig.model_validate({"default": {"warmup_events": 4000}})
-    pipe = Pipeline.build(config, lines)
-    pipe.step(lines)
-    head, fields = pipe.to_parts()
-    app_id = unique("status-incident")
-
-    async def save():
-        store = RedisStateStore(services["REDIS_URL"], namespace=app_id)
-        try:
-            await store.save("t", 0, PartitionState(next_offset=len(lines), pipeline=head, events=len(lines)), -1,
-                             fields)
-        finally:
-            await store.close()
-
-    asyncio.run(save())
+    app_id = saved_as_a_worker_would(services["REDIS_URL"], "status-incident", config, lines)
     report = collect(services["REDIS_URL"], app_id)
     incident = report["models"]["m"]["incident"]
     assert incident["open"] and incident["columns"] == ["amount"]

@@ -51,7 +51,7 @@ def add_member(s: dict, column: str, detector: str, kind: str, severity: str, st
     numeric column's median now to its reference median, when known.
     """
     cause = f"{column}/{kind if kind != 'data_quality' else detector}"
-    new = (cause not in s.setdefault("causes", []) or column not in s["columns"]
+    new = (cause not in s["causes"] or column not in s["columns"]
            or (segment is not None and segment not in s["segments"]))
     if cause not in s["causes"]:
         s["causes"].append(cause)

@@ -226,25 +226,31 @@ class ColumnMonitor:
 
     def status(self) -> dict:
         out: dict[str, Any] = {"kind": self.kind, "stats": self.stats.summary(), "detectors": {}}
-        if self.lanes is not None:
-            assert self.state is not None  # a column with lanes has their state
-            ratio = self.state.value / self.lanes.thresholds
-            for det in self.lanes.detector_names():
-                idx = np.flatnonzero(np.asarray(self.lanes.detectors) == det)
-                j = idx[np.argmax(ratio[idx])]
-                out["detectors"][det] = {
-                    "score": float(self.state.value[j]), "threshold": float(self.lanes.thresholds[j]),
-                    "open": bool(self.state.open[det]),
-                }
+        for det, j in self._strongest().items():
+            assert self.state is not None and self.lanes is not None
+            out["detectors"][det] = {
+                "score": float(self.state.value[j]), "threshold": float(self.lanes.thresholds[j]),
+                "open": bool(self.state.open[det]),
+            }
         return out
 
     def evidence(self) -> dict[str, float]:
         """Per detector, its lanes' highest evidence over threshold (1 is where it fires); empty without lanes."""
         if self.lanes is None or self.state is None:
             return {}
+        return {det: float(self.state.value[j] / self.lanes.thresholds[j]) for det, j in self._strongest().items()}
+
+    def _strongest(self) -> dict[str, int]:
+        """Per detector, its lane nearest (or furthest past) its threshold; empty without lanes."""
+        if self.lanes is None or self.state is None:
+            return {}
         ratio = self.state.value / self.lanes.thresholds
         names = np.asarray(self.lanes.detectors)
-        return {det: float(ratio[names == det].max()) for det in self.lanes.detector_names()}
+        out = {}
+        for det in self.lanes.detector_names():
+            idx = np.flatnonzero(names == det)
+            out[det] = int(idx[np.argmax(ratio[idx])])
+        return out
 
     def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
         """The column's state; the codebook and lanes, fixed since calibration, are encoded once and kept.

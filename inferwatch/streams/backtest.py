@@ -137,7 +137,7 @@ def _baseline(trace: ModelTrace, batch: Batch, rows: slice) -> None:
             for c, k in zip(found.tolist(), counts.tolist()):
                 label = column.categories[c]
                 ct.baseline_counts[label] = ct.baseline_counts.get(label, 0) + k
-        ct.baseline_events += len(column.codes[rows]) if not numeric else len(column.values[rows])
+        ct.baseline_events += len(values) if numeric else len(codes)
         ct.baseline_missing += missing
 
 
@@ -181,12 +181,9 @@ def _observer(models: dict[str, ModelTrace], with_reference: bool) -> Callable:
             ct = trace.columns.setdefault(name, ColumnTrace("numeric" if numeric else "categorical"))
             monitored = mon.columns.get(name)
             ct.monitored = ct.monitored or (monitored is not None and monitored.lanes is not None)
-            if monitored is not None and monitored.lanes is not None:
-                ratio = monitored.state.value / monitored.lanes.thresholds
-                for det in monitored.lanes.detector_names():
-                    lanes = monitored.engine.members[det]
-                    series = ct.ratio.setdefault(det, [float("nan")] * point)
-                    series.append(float(ratio[lanes].max()))
+            if monitored is not None:
+                for det, ratio in monitored.evidence().items():
+                    ct.ratio.setdefault(det, [float("nan")] * point).append(ratio)
             for series in ct.ratio.values():
                 series.extend([float("nan")] * (point + 1 - len(series)))
             if numeric:

@@ -86,9 +86,12 @@ class StepResult:
     dead: list[DeadLetter] = field(default_factory=list)
     events: int = 0
     blank: int = 0
-    models: set[str] = field(default_factory=set)
     per_model: dict[str, int] = field(default_factory=dict)  # events monitored, by model
     invalid: int = 0  # fields set missing for their type (the events counted)
+
+    @property
+    def models(self) -> set[str]:
+        return set(self.per_model)
 
 
 class Guards:
@@ -361,7 +364,7 @@ class Pipeline:
         for b in decoded.batches:
             per_model[b.model] = per_model.get(b.model, 0) + len(b)
         return StepResult(dead=decoded.dead, events=decoded.events, blank=decoded.blank,
-                          models=set(per_model), per_model=per_model)
+                          per_model=per_model)
 
     def to_parts(self, everything: bool = False) -> tuple[bytes, dict[str, bytes]]:
         """The state as a store keeps it: (head, fields).
