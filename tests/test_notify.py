@@ -75,18 +75,26 @@ def test_alertmanager_gets_the_alerts_and_groups_them_by_incident(alertmanager, 
     alerts = replay("--alertmanager-url", alertmanager)
     incidents = {a["incident_id"] for a in alerts}
     assert None not in incidents and {a["status"] for a in alerts} == {"firing", "resolved"}
-    wait_until(lambda: any(orjson.loads(b)["status"] == "firing" for _, b in receiver.got), 60, "a notification")
-    notes = [orjson.loads(body) for _, body in receiver.got]
-    assert {n["groupLabels"]["incident_id"] for n in notes} == incidents  # one group per incident
-    # an episode is one Alertmanager alert (its labels); one that fired and resolved in one post is resolved
-    # (Alertmanager drops an empty label: an incident record has no feature)
-    sent = {(a["labels"].get("feature", ""), a["labels"]["detector"]): a for n in notes for a in n["alerts"]}
     firing = [a for a in alerts if a["status"] == "firing"]
-    assert {(a["feature"] or "", a["detector"]) for a in firing} == set(sent)
-    # the incident's record is in its group: the page says the likely cause beside the columns' alerts
-    records = [a for n in notes for a in n["alerts"] if a["labels"]["detector"] == "incident"]
-    assert any("likely cause: one upstream column changed units: amount" in a["annotations"]["summary"]
-               for a in records)
+    episodes = {(a["feature"] or "", a["detector"]) for a in firing}
+
+    def notified() -> dict:
+        # an episode is one Alertmanager alert (its labels); one that fired and resolved in one post is resolved
+        # (Alertmanager drops an empty label: an incident record has no feature). A group may come in several posts.
+        notes = [orjson.loads(body) for _, body in list(receiver.got)]
+        return {(a["labels"].get("feature", ""), a["labels"]["detector"]): a for n in notes for a in n["alerts"]}
+
+    def cause_paged() -> bool:
+        # the incident's record is in its group: the page says the likely cause beside the columns' alerts
+        notes = [orjson.loads(body) for _, body in list(receiver.got)]
+        return any("likely cause: one upstream column changed units: amount" in a["annotations"]["summary"]
+                   for n in notes for a in n["alerts"] if a["labels"]["detector"] == "incident")
+
+    wait_until(lambda: episodes <= set(notified()) and cause_paged(), 60, "every episode and the cause notified")
+    notes = [orjson.loads(body) for _, body in list(receiver.got)]
+    assert {n["groupLabels"]["incident_id"] for n in notes} == incidents  # one group per incident
+    sent = notified()
+    assert set(sent) == episodes
     first = sent[(firing[0]["feature"], firing[0]["detector"])]
     assert {k: first["labels"][k] for k in ("model", "feature", "detector", "kind", "incident_id")} == {
         k: firing[0][k] for k in ("model", "feature", "detector", "kind", "incident_id")}
