@@ -178,3 +178,54 @@ def test_numeric_event_ids_and_a_repeated_id_are_counted_right():
     watch.finish()
     c = watch.counts
     assert (c.unreadable, c.joined, c.expired, c.waiting) == (0, 1, 1, 1)  # "8" came twice: the first expired
+
+
+def _steps(pipe, lines: list[bytes], chunk: int, feed_labels=None, reload=None) -> list[dict]:
+    """Alert records of ``pipe`` over ``lines`` in steps of ``chunk``; ``feed_labels(clock)`` gives the labels
+    known by then (a live worker's merge); ``reload(pipe)`` replaces the pipeline between steps."""
+    out = []
+    for first in range(0, len(lines), chunk):
+        part = lines[first:first + chunk]
+        if feed_labels is not None:
+            pipe.performance.feed.append(feed_labels(orjson.loads(part[-1])["timestamp"]))
+        out += [a.to_record(i) for i, a in pipe.step(part, first).alerts]
+        if reload is not None:
+            pipe = reload(pipe)
+    if feed_labels is not None:
+        pipe.performance.feed.append(feed_labels(None))
+    return out + [a.to_record(i) for i, a in pipe.finish_labels().alerts]
+
+
+def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(tmp_path):
+    """A live worker's detect stage: labels appended as its merge releases them, the pipeline (and its label
+    join) saved to parts and read back after every step. Same alerts as one replay with the whole labels file."""
+    from inferwatch.streams.pipeline import PERFORMANCE_FIELD, Pipeline
+
+    events, labels = labelled(tmp_path, change=30_000, flip=0.10)
+    lines, config = events.read_bytes().splitlines(), MonitorConfig()
+    straight = Pipeline.build(config, lines[:1000])
+    straight.performance = PerformanceWatch(config, LabelFeed.from_file(labels))
+    want = _steps(straight, lines, 7_000)
+    assert [a for a in want if a["kind"] == "performance" and a["status"] == "firing"]
+
+    label_lines = labels.read_bytes().splitlines()
+    label_times = LabelFeed.from_lines(label_lines).times  # the file is in label-time order
+    given = [0]
+
+    def released(clock):
+        hi = len(label_lines) if clock is None else int(np.searchsorted(label_times, LabelFeed.from_lines(
+            [orjson.dumps({"event_id": "x", "model": "m", "timestamp": clock, "label": 0})]).times[0], "right"))
+        out, given[0] = label_lines[given[0]:hi], hi
+        return out
+
+    stored: dict[str, bytes] = {}
+
+    def reload(pipe):
+        head, fields = pipe.to_parts()
+        assert PERFORMANCE_FIELD in fields
+        stored.update(fields)
+        return Pipeline.from_parts(head, stored, config)
+
+    live = Pipeline.build(config, lines[:1000])
+    live.performance = PerformanceWatch(config, LabelFeed.empty())
+    assert _steps(live, lines, 7_000, released, reload) == want

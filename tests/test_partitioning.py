@@ -156,3 +156,61 @@ def test_an_idle_partition_holds_detection_back_no_longer_than_its_timeout(servi
     monitor(services, topic, len(lines) + 10, tmp_path / "again", 1, app_id=app_id)
     mergers = [msgspec.msgpack.decode(s.merger) for s in read_partitions(redis_url, app_id).values() if s.merger]
     assert sum(m["late"] for m in mergers) == 10
+
+
+def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(services, tmp_path):
+    """Concept drift (10 % of the labels flipped from event 30,000): the events round-robin over 2 partitions,
+    the labels on a topic of their own, one worker with ``--labels-topic``, killed once while it works. Its
+    performance alerts (ids, statuses, the predictions' events and places) are those of ``replay --file
+    --labels``, each once. (Labels later than the last event wait for more events: left out of both.)"""
+    from inferwatch.streams.labels import LabelFeed
+    from inferwatch.testing.labelled import labelled
+
+    bootstrap, redis_url = services["KAFKA_BOOTSTRAP_SERVERS"], services["REDIS_URL"]
+    events, labels = labelled(tmp_path, change=30_000, flip=0.10)
+    last = LabelFeed.from_lines([orjson.dumps({"event_id": "x", "model": "m", "label": 0,
+                                               "timestamp": orjson.loads(events.read_bytes().splitlines()[-1])[
+                                                   "timestamp"]})]).times[0]
+    lines = labels.read_bytes().splitlines()
+    known = lines[:int((LabelFeed.from_lines(lines).times <= last).sum())]  # the file is in label-time order
+    labels.write_bytes(b"\n".join(known) + b"\n")
+    reference = [a for a in replay_alerts(events, ["--labels", str(labels)])
+                 if a["detector"] != "label_coverage"]  # the end of a file expires what still waits: not live
+    performance = {a["alert_id"] for a in reference if a["kind"] == "performance"}
+    assert performance and {a["kind"] for a in reference} == {"performance"}
+
+    topic, labels_topic, app_id = unique("perf"), unique("labels"), unique("app")
+    total = deal(bootstrap, topic, events, 2, tmp_path, "round-robin")
+    deal(bootstrap, labels_topic, labels, 1, tmp_path, "round-robin")
+    [w] = workers(services, topic, app_id, tmp_path, 1)
+    w.args += ["--labels-topic", labels_topic]
+    alerts_of = lambda: [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]  # noqa: E731
+    try:
+        w.start()
+        wait_until(lambda: counted(redis_url, app_id) >= total // 2, 240, "half the events counted", 0.05)
+        w.kill()
+        w.start()
+        wait_until(lambda: counted(redis_url, app_id) >= total and performance <= {a["alert_id"] for a in alerts_of()},
+                   300, "every event counted and the performance alerts out")
+        text = w.metrics()
+    finally:
+        w.stop()
+    assert counted(redis_url, app_id) == total
+    # the metrics say what the join did since the restart, and how near the error rate is to its threshold
+    joined = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith('inferwatch_labels_total{outcome="joined"}')]
+    assert joined and 0 < joined[0] <= len(known)
+    assert 'detector="error_rate",feature="prediction",model="churn"' in text
+    # and so does status, from Redis: every known label joined (the ones after the kill too, none twice)
+    from inferwatch.streams.status import collect
+
+    [join] = collect(redis_url, app_id)["labels"].values()
+    assert join["joined"] + join["waiting"] == total and join["joined"] == len(known) and join["expired"] == 0
+    assert join["evidence"]["churn/prediction/error_rate"] >= 1.0  # the drift is still there at the end
+    alerts = alerts_of()
+    assert same(alerts) == same(reference)
+    sent = {a["alert_id"]: a for a in reference}
+    assert all(a["event_id"] == sent[a["alert_id"]]["event_id"] for a in alerts)
+    for a in alerts:  # the prediction's place: line i of the file was dealt to partition i % 2, offset i // 2
+        line = sent[a["alert_id"]]["position"]
+        assert a["position"] == {"topic": topic, "partition": line % 2, "offset": line // 2}

@@ -255,6 +255,9 @@ def backtest(
 def worker(
     config: Path | None = typer.Option(None, "--config", help="monitor.yaml; calibrated defaults without it."),
     events_topic: str = typer.Option("inference-events", "--events-topic"),
+    labels_topic: str | None = typer.Option(
+        None, "--labels-topic", help="Labels ({event_id, model, timestamp, label}) joined to their predictions by "
+        "(model, event_id) in event time: performance alerts, label coverage."),
     alerts_topic: str = typer.Option("inferwatch-alerts", "--alerts-topic"),
     dead_letters_topic: str = typer.Option("inferwatch-dead-letters", "--dead-letters-topic", "--dead-letter-topic"),
     outputs_topic: str = typer.Option("inferwatch-guarded-outputs", "--outputs-topic",
@@ -308,9 +311,11 @@ def worker(
                               metrics_port=metrics_port or None, bind_host=bind_host, on_lost_state=on_lost_state,
                               keyed_by_model=keyed_by_model, model_partitions=model_partitions,
                               idle_seconds=idle_seconds, instance_id=instance_id or None,
-                              alertmanager_url=alertmanager_url, webhook_url=webhook_url)
+                              alertmanager_url=alertmanager_url, webhook_url=webhook_url,
+                              labels_topic=labels_topic or None)
     metrics = f"http://{bind_host}:{metrics_port}/metrics" if metrics_port else "off"
-    _line(f"inferwatch worker: reading {events_topic} as group {app_id}; alerts to {alerts_topic}, dead letters to "
+    _line(f"inferwatch worker: reading {events_topic}" + (f" and labels from {labels_topic}" if labels_topic else "")
+          + f" as group {app_id}; alerts to {alerts_topic}, dead letters to "
           f"{dead_letters_topic}" + (f", decisions to {outputs_topic}" if cfg.has_rules() else "")
           + f"; metrics {metrics}")
     run_worker(cfg, settings, level)

@@ -105,6 +105,11 @@ class EventTimeMerger:
         for s in sources:
             self._open(int(s))
 
+    def open(self, source: int) -> None:
+        """Take one more source (a no-op for one it has): it holds the merge back until it says how far it read."""
+        if int(source) not in self.keys:
+            self._open(int(source))
+
     def _open(self, s: int) -> None:
         self.keys[s] = np.empty(0)
         self.offsets[s] = np.empty(0, dtype=np.int64)

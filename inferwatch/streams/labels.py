@@ -48,6 +48,7 @@ from ..detectors.performance import (
     outcome_columns,
 )
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
+from ..errors import StateError
 from .decode import _times
 
 __all__ = ["LabelFeed", "PerformanceWatch"]
@@ -68,6 +69,9 @@ class _Labelled(msgspec.Struct):
     label: Any = None
     event_id: str = ""
 
+
+STATE_VERSION = 1  # of PerformanceWatch.to_bytes
+MAX_DELAYS_KEPT = 100_000  # label delays a saved state keeps for the summary's percentiles (the latest)
 
 _DECODE = msgspec.json.Decoder(_Label)
 _DECODE_ALL = msgspec.json.Decoder(list[_Label])
@@ -110,6 +114,40 @@ class LabelFeed:
     def from_file(cls, path: str | Path) -> LabelFeed:
         return cls.from_lines(Path(path).read_bytes().splitlines())
 
+    @classmethod
+    def empty(cls) -> LabelFeed:
+        return cls(np.empty(0), [], [], [])
+
+    def append(self, lines: list[bytes]) -> int:
+        """More labels (a live worker's, as its merge releases them): kept in time order with the ones not given
+        out yet. Returns the unreadable lines among them."""
+        more = LabelFeed.from_lines(lines)
+        lo = self.sent
+        times = np.concatenate([self.times[lo:], more.times])
+        order = np.argsort(times, kind="stable")
+        keep = order.tolist()
+        models, ids, labels = self.models[lo:] + more.models, self.ids[lo:] + more.ids, self.labels[lo:] + more.labels
+        self.times = times[order]
+        self.models, self.ids = [models[i] for i in keep], [ids[i] for i in keep]
+        self.labels = [labels[i] for i in keep]
+        self.sent = 0
+        self.unreadable += more.unreadable
+        return more.unreadable
+
+    def to_dict(self) -> dict:
+        """The labels not given out yet."""
+        lo = self.sent
+        return {"times": self.times[lo:].astype("<f8").tobytes(), "models": self.models[lo:], "ids": self.ids[lo:],
+                "labels": self.labels[lo:], "unreadable": self.unreadable}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> LabelFeed:
+        times = np.frombuffer(raw["times"], dtype="<f8").astype(np.float64)
+        models, ids, labels = list(raw["models"]), list(raw["ids"]), list(raw["labels"])
+        if not len(times) == len(models) == len(ids) == len(labels):
+            raise ValueError("the labels feed's columns differ in length")
+        return cls(times, models, ids, labels, int(raw["unreadable"]))
+
     def until(self, clock: float) -> tuple[int, int]:
         """The range of the labels known by event time ``clock`` and not given out before."""
         lo = self.sent
@@ -151,6 +189,53 @@ class PerformanceWatch:
         self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
+        self.places: np.ndarray | None = None  # per line of the step: what a prediction's alerts name as its index
+
+    def to_bytes(self) -> bytes:
+        """The join (pending predictions and early labels), its counts, the three monitors and the labels not
+        given out yet: a live worker's state (:meth:`from_bytes`)."""
+        joins = {m: {"outputs": list(j.outputs), "waiting": j.waiting, "early": j.early, "joined": j.joined,
+                     "resolved": j.resolved} for m, j in self.joins.items()}
+        delays = np.concatenate(self.delays)[-MAX_DELAYS_KEPT:] if self.delays else np.empty(0)
+        return msgspec.msgpack.encode({
+            "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
+            "counts": vars(self.counts),
+            "kinds": [[m, o, k] for (m, o), k in self.kinds.items()],
+            "probability": [[m, o, p] for (m, o), p in self.probability.items()],
+            "calibration": [[m, o, list(c)] for (m, o), c in self.calibration.items()],
+            "first": [[m, o, list(a), list(b)] for (m, o), (a, b) in self._first.items()],
+            "delays": delays.astype("<f8").tobytes(), "clock": self.clock, "realized": self.realized.to_bytes(),
+            "estimated": self.estimated.to_bytes(), "coverage": self.coverage.to_bytes()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: MonitorConfig) -> PerformanceWatch:
+        """The watch :meth:`to_bytes` saved; :class:`StateError` when it is not one."""
+        try:
+            raw = msgspec.msgpack.decode(data)
+            if raw.get("version") != STATE_VERSION:
+                raise StateError(f"the labels state has version {raw.get('version')!r}, this inferwatch reads "
+                                 f"{STATE_VERSION}")
+            watch = cls(config, LabelFeed.from_dict(raw["feed"]))
+            for model, j in raw["joins"].items():
+                waiting = {k: tuple(e) for k, e in j["waiting"].items()}
+                early = {k: tuple(e) for k, e in j["early"].items()}
+                watch.joins[model] = _ModelJoin(tuple(j["outputs"]), waiting, early, j["joined"], j["resolved"])
+            watch.counts = LabelCounts(**raw["counts"])
+            watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
+            watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
+            watch.calibration = {(m, o): tuple(c) for m, o, c in raw["calibration"]}
+            watch._first = {(m, o): (list(a), list(b)) for m, o, a, b in raw["first"]}
+            delays = np.frombuffer(raw["delays"], dtype="<f8").astype(np.float64)
+            watch.delays = [delays] if len(delays) else []
+            watch.clock = float(raw["clock"])
+            watch.realized = Monitor.from_bytes(raw["realized"], config)
+            watch.estimated = Monitor.from_bytes(raw["estimated"], config)
+            watch.coverage = Monitor.from_bytes(raw["coverage"], config)
+        except StateError:
+            raise
+        except Exception as exc:  # a document that decodes but is not a state: name what broke
+            raise StateError(f"the labels state is unreadable ({type(exc).__name__}: {exc})") from None
+        return watch
 
     def fit_reference(self, lines) -> int:
         """Baselines from reference events that carry their ``label`` inline (the others are skipped): the
@@ -221,6 +306,8 @@ class PerformanceWatch:
             else:
                 values.append([None] * len(batch))
         ids = batch.event_ids.tolist()
+        if self.places is not None:
+            rows = self.places[rows]
         entries = zip(batch.times.tolist(), rows.tolist(), *values)
         if join.early:  # labels that came first: joined now, at the prediction
             fresh = []
@@ -394,6 +481,22 @@ class PerformanceWatch:
         if len(held[0]) >= warmup:
             self.calibration[key] = calibration_gap(np.array(held[0][:warmup]), held[1][:warmup])
             del self._first[key]
+
+    def evidence(self) -> list[tuple[str, str, str, str, float]]:
+        """(model, output, metric, segment, evidence over threshold) of the realized and estimated performance
+        and of the label coverage, as alerts name them (1 is where one fires)."""
+        strongest: dict[tuple[str, str, str, str], float] = {}
+        for monitor in (self.realized, self.estimated, self.coverage):
+            for lane, mon in sorted(monitor.models.items()):
+                model, _, output = lane.partition("\x1f")
+                for metric, _, segment, ratio in mon.evidence():  # the metric's detectors: the strongest
+                    key = (model, output or "prediction", metric, segment)
+                    strongest[key] = max(strongest.get(key, 0.0), ratio)
+        return [(*key, ratio) for key, ratio in strongest.items()]
+
+    def progress(self) -> dict[str, int]:
+        """The join's counts so far, and the predictions waiting now."""
+        return {**vars(self.counts), "waiting": sum(len(j.waiting) for j in self.joins.values())}
 
     def summary(self) -> list[str]:
         """Lines for the run's summary: the join's counts, and each estimate against the realized error."""

@@ -111,6 +111,8 @@ class Guards:
         return self.guards.get(model) or self.guards["default"]
 
 
+PERFORMANCE_FIELD = "performance"  # the label join, when the pipeline has one (see to_parts)
+
 class Pipeline:
     """Decode, guard and monitor; the state is the schema and the monitor."""
 
@@ -225,6 +227,15 @@ class Pipeline:
         alerts.sort(key=lambda a: a[:3])
         out.alerts = [(index, alert) for index, _, _, alert in alerts]
         out.decisions.sort(key=lambda d: d[0])
+        return out
+
+    def labels_arrived(self) -> StepResult:
+        """Labels given since the last step (a live worker's, with no event to step): those known by the
+        stream's clock are joined now; their alerts."""
+        out = StepResult()
+        if self.performance is not None:
+            out.alerts = [(i, a) for i, _, _, a in sorted(self.performance.arrive(self.last_time),
+                                                          key=lambda a: a[:3])]
         return out
 
     def finish_labels(self) -> StepResult:
@@ -375,6 +386,7 @@ class Pipeline:
         not handed out before (``fixed:<digest>``: written once, shared by
         digest). A store that keeps the fields of earlier calls and overwrites
         these has the whole state. ``everything``: every model and part.
+        With labels, the label join's whole state is one more field, ``performance``.
         """
         if everything:
             self.monitor.dirty.update(self.monitor.models)
@@ -383,6 +395,8 @@ class Pipeline:
         fields = {f"model:{name}": data for name, data in models.items()}
         fields.update({f"fixed:{d}": data for d, data in blobs.items() if d not in self._handed})
         self._handed.update(blobs)
+        if self.performance is not None:  # the label join (a live worker's labels topic): rewritten each time
+            fields[PERFORMANCE_FIELD] = self.performance.to_bytes()
         head = msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
                                        "schema": self.schema.to_dict(), "models": sorted(self.monitor.models),
                                        "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())},
@@ -409,6 +423,8 @@ class Pipeline:
         pipe = cls(config, schema, monitor)
         pipe.last_time, pipe.stream = last_time, stream
         pipe._handed = {k[len("fixed:"):] for k in fields if k.startswith("fixed:")}
+        if PERFORMANCE_FIELD in fields:
+            pipe.performance = PerformanceWatch.from_bytes(fields[PERFORMANCE_FIELD], config)
         for model, model_schema in own.items():
             pipe._adopt(model, model_schema)
         return pipe

@@ -9,7 +9,8 @@ from ..detectors.config import MonitorConfig
 from ..detectors.incidents import details
 from ..detectors.timefmt import rfc3339
 from ..errors import StateError
-from .pipeline import monitor_of, never_seen
+from .labels import PerformanceWatch
+from .pipeline import PERFORMANCE_FIELD, monitor_of, never_seen
 from .state_store import read_partitions
 
 __all__ = ["collect", "render", "view"]
@@ -22,7 +23,7 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
     partition has seen."""
     partitions = read_partitions(redis_url, app_id, fields=True)
     ends = _end_offsets(bootstrap, partitions) if bootstrap else {}
-    report: dict = {"models": {}, "partitions": {}, "unreadable": {}, "never_seen": []}
+    report: dict = {"models": {}, "partitions": {}, "unreadable": {}, "never_seen": [], "labels": {}}
     seen: dict = {}  # model -> its monitor in some partition (calibrated if any is)
     merged: dict[str, dict[str, object]] = {}  # model -> column -> statistics merged over partitions
     for name, stored in sorted(partitions.items()):
@@ -34,6 +35,11 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
             "next_offset": state.next_offset, "events": state.events, "dead_letters": state.dead_letters,
             "lag": max(ends[name] - state.next_offset, 0) if name in ends else None,
         }
+        if PERFORMANCE_FIELD in fields:
+            try:
+                _labels(report["labels"], name, PerformanceWatch.from_bytes(fields[PERFORMANCE_FIELD], MonitorConfig()))
+            except StateError as exc:
+                report["unreadable"][name] = str(exc)
         if not state.pipeline:
             continue
         try:
@@ -69,6 +75,12 @@ def collect(redis_url: str, app_id: str, model: str | None = None, bootstrap: st
     if config is not None:
         report["never_seen"] = never_seen(config, seen)
     return report
+
+
+def _labels(shown: dict, partition: str, watch: PerformanceWatch) -> None:
+    """A partition's label join: its counts, and per model output its performance metrics' evidence."""
+    shown[partition] = {**watch.progress(), "evidence": {f"{m}/{out}/{metric}" + (f" [{seg}]" if seg else ""): ratio
+                                                         for m, out, metric, seg, ratio in watch.evidence()}}
 
 
 def _latest_incident(entry: dict, incident: dict) -> None:
@@ -131,6 +143,15 @@ def view(report: dict) -> Group:
         parts.add_row(name, str(p["next_offset"]), "-" if p["lag"] is None else str(p["lag"]), str(p["events"]),
                       str(p["dead_letters"]))
     out.append(parts)
+    if report.get("labels"):
+        joins = Table(title="labels (joined to their predictions)")
+        for col in ("partition", "joined", "expired", "orphaned", "unreadable", "waiting", "performance (evidence)"):
+            joins.add_column(col)
+        for name, j in report["labels"].items():
+            said = ", ".join(f"{k} {v:.2f}" for k, v in sorted(j["evidence"].items()))
+            joins.add_row(name, *(f"{j[k]:,}" for k in ("joined", "expired", "orphaned", "unreadable", "waiting")),
+                          said or "-")
+        out.append(joins)
     for name, problem in report.get("unreadable", {}).items():
         out.append(f"[red]unreadable state[/red] {name}: {problem}")
     for name in report.get("never_seen", []):

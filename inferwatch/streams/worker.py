@@ -44,17 +44,20 @@ from dataclasses import dataclass, field
 
 import faust
 import msgspec
+import numpy as np
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
+from ..detectors.types import Alert
 from ..errors import StateError
 from .decode import dead_letter_shrinker
 from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
+from .labels import LabelFeed, PerformanceWatch
 from .outage import outage
-from .pipeline import SCHEMA_SAMPLE_LINES, Pipeline
+from .pipeline import PERFORMANCE_FIELD, SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
 from .routing import by_model_topic, marks_of, merge_batch, resume_offset, route_batch
 from .runtime import FAUST_WEB_PAGES_OFF, faust_datadir, single_threaded_blas
@@ -87,6 +90,7 @@ class WorkerSettings:
     instance_id: str | None = None  # static group membership: a restarted worker takes its partitions back at once
     alertmanager_url: str | None = None  # also post alerts to this Alertmanager (API v2)
     webhook_url: str | None = None  # also post alerts here as JSON
+    labels_topic: str | None = None  # labels joined to their predictions: performance alerts (see .labels)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class Stage:
     partitions: int = 1  # the internal topic's partitions
     sources: int = 1  # the events topic's partitions
     events: str = ""  # the events topic (detect: where its events were read, for positions)
+    source_base: int = 0  # route: the source number of its topic's partition 0 (the labels topic's follow the events')
+    labels_from: int = 0  # detect: the sources at or above this are the labels topic's partitions (0: no labels)
 
 
 @dataclass
@@ -124,6 +130,8 @@ class Partition:
     quiet_since: float = field(default_factory=time.monotonic)  # route stage: when its last batch was read
     idle_said: bool = False  # route stage: its idle mark was sent since
     busy: int = 0  # its batches taken and not saved yet
+    performance: PerformanceWatch | None = None  # detect stage with labels: the label join (the pipeline's, once built)
+    labels_said: dict[str, int] = field(default_factory=dict)  # the join's counts the metrics have (from the load on)
 
 
 @dataclass
@@ -138,6 +146,7 @@ class PartitionOutput:
     late: int = 0  # detect stage: events released after the merge had moved past their time
     evidence: list[tuple[str, str, str, str, float]] = field(default_factory=list)  # (model, column, det, seg, ratio)
     per_model: dict[str, int] = field(default_factory=dict)  # events monitored, by model
+    labels: dict[str, int] = field(default_factory=dict)  # detect stage with labels: the join's counts, after it
     state: PartitionState | None = None  # the state to save once these are published (a copy: the next batch
     fields: dict[str, bytes] = field(default_factory=dict)  # may be monitored meanwhile), and its changed fields
 
@@ -162,7 +171,7 @@ def route_partition_batch(config: MonitorConfig, stage: Stage, part: Partition, 
     out = PartitionOutput()
     offsets, values = _unseen(part.state, offsets, values)
     if offsets:
-        out.routed, out.marks = route_batch(part.state, part.number, offsets, values,
+        out.routed, out.marks = route_batch(part.state, part.number + stage.source_base, offsets, values,
                                             config.limits.max_model_name_bytes, stage.partitions)
     out.state = msgspec.structs.replace(part.state)
     return out
@@ -178,6 +187,8 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
                            else EventTimeMerger(range(stage.sources)))
         except (msgspec.DecodeError, ValueError) as exc:
             raise StateError(f"{part.topic}:{part.number}: the stored event-time merge is unreadable ({exc})") from None
+        for source in range(stage.sources):  # a labels topic given since the state was saved: its sources join
+            part.merger.open(source)
     out = PartitionOutput(state=msgspec.structs.replace(state))
     if not offsets:
         return out
@@ -185,15 +196,41 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     released = merge_batch(part.merger, offsets, values)
     for at in released.unreadable:
         log.error("%s:%d offset %d is not an inferwatch record: skipped", part.topic, part.number, at)
-    if released.values:
-        srcs, offs = released.sources.tolist(), released.offsets.tolist()
-        out = _run_pipeline(config, part, released.values,
-                            lambda i: {"topic": stage.events, "partition": srcs[i], "offset": offs[i]})
+    values, sources, offsets_read = released.values, released.sources, released.offsets
+    if stage.labels_from and values:
+        is_label = sources >= stage.labels_from
+        if is_label.any():
+            labels = [values[i] for i in np.flatnonzero(is_label).tolist()]
+            watch = _label_watch(config, part)
+            if watch.feed.append(labels):
+                log.warning("%s:%d: unreadable labels among %d (no event_id, model, timestamp or label): counted",
+                            part.topic, part.number, len(labels))
+            keep = np.flatnonzero(~is_label)
+            values, sources, offsets_read = [values[i] for i in keep.tolist()], sources[keep], offsets_read[keep]
+            if part.pipeline is None:
+                part.unsaved[PERFORMANCE_FIELD] = watch.to_bytes()
+            elif not len(keep):  # labels alone: those the stream's clock has reached are joined now
+                out = _labels_arrived(part, stage)
+    if values:
+        srcs, offs = sources.tolist(), offsets_read.tolist()
+        if stage.labels_from:
+            _label_watch(config, part).places = sources.astype(np.int64) * PLACE_SOURCE + offsets_read
+
+        def position(i: int, alert=None) -> dict:
+            if alert is not None and stage.labels_from and _from_labels(alert):  # a prediction of an earlier batch
+                return _place(stage, i)
+            return {"topic": stage.events, "partition": srcs[i], "offset": offs[i]}
+
+        out = _run_pipeline(config, part, values, position)
     state.next_offset = max(state.next_offset, offsets[-1] + 1)  # records read again after a restart: no step back
     state.resume_offset = resume_offset(part.merger, state.next_offset)
     state.merger = msgspec.msgpack.encode(part.merger.resume())
     out.state = msgspec.structs.replace(state)
     out.fields, part.unsaved = part.unsaved, {}
+    if stage.labels_from and (part.performance is not None or part.pipeline is not None):
+        watch = _label_watch(config, part)
+        out.labels = watch.progress()
+        out.evidence += watch.evidence()
     out.late = part.merger.late - late
     if out.late:
         log.info("%s:%d: %d events came after the merge had moved past their time (late): monitored at the "
@@ -214,24 +251,27 @@ def _monitor_batch(config: MonitorConfig, part: Partition, offsets: list[int], v
     if not offsets:
         return PartitionOutput()
     where = {"topic": part.topic, "partition": part.number}
-    out = _run_pipeline(config, part, values, lambda i: {**where, "offset": offsets[i]})
+    out = _run_pipeline(config, part, values, lambda i, alert=None: {**where, "offset": offsets[i]})
     part.state.next_offset = offsets[-1] + 1
     return out
 
 
 def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], position) -> PartitionOutput:
-    """The pipeline step over ``values``; ``position(i)`` says where the i-th was read (alerts, dead letters)."""
+    """The pipeline step over ``values``; ``position(i, alert=None)`` says where the i-th was read (alerts, dead
+    letters)."""
     out = PartitionOutput()
     state = part.state
     if part.pipeline is None:
         part.pipeline = (Pipeline.from_parts(state.pipeline, part.fields, config) if state.pipeline
                          else Pipeline.build(config, values[:SCHEMA_SAMPLE_LINES]))
         part.fields = {}  # read into the pipeline: no need to keep them
+        if part.performance is not None:  # labels came before the first event (or since the state was read)
+            part.pipeline.performance = part.performance
     pipe = part.pipeline
     result = pipe.step(values, decisions=config.has_rules(), messages=True)
     cap = config.limits.dead_letter_bytes
     out.dead = [d.encoded(position(d.index), cap) for d in result.dead]
-    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record(position(i)))) for i, a in result.alerts]
+    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record(position(i, a)))) for i, a in result.alerts]
     out.decisions = [(d.model.encode(), _JSON.encode(d)) for _, d in result.decisions]
     state.pipeline, changed = pipe.to_parts()
     part.unsaved.update(changed)
@@ -245,6 +285,44 @@ def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], p
 
 
 _JSON = msgspec.json.Encoder()
+PLACE_SOURCE = 1 << 40  # a pending prediction's place: source partition * PLACE_SOURCE + offset
+
+
+def _labels_arrived(part: Partition, stage: Stage) -> PartitionOutput:
+    """Detect stage, a batch of labels and no event: the joins they make, and the state that keeps them."""
+    pipe = part.pipeline
+    assert pipe is not None
+    result = pipe.labels_arrived()
+    out = PartitionOutput()
+    out.alerts = [(a.model.encode(), orjson.dumps(a.to_record(_place(stage, i)))) for i, a in result.alerts]
+    part.state.pipeline, changed = pipe.to_parts()
+    part.unsaved.update(changed)
+    return out
+
+
+def _place(stage: Stage, place: int) -> dict:
+    """Where a prediction waiting for its label was read (its place: see PLACE_SOURCE)."""
+    source, offset = divmod(int(place), PLACE_SOURCE)
+    return {"topic": stage.events, "partition": source, "offset": offset}
+
+
+def _label_watch(config: MonitorConfig, part: Partition) -> PerformanceWatch:
+    """The detect partition's label join: its pipeline's, else the one stored, else a new one."""
+    if part.pipeline is not None and part.pipeline.performance is not None:
+        return part.pipeline.performance
+    if part.performance is None:
+        raw = part.fields.get(PERFORMANCE_FIELD)
+        part.performance = (PerformanceWatch.from_bytes(raw, config) if raw
+                            else PerformanceWatch(config, LabelFeed.empty()))
+        if part.pipeline is not None:
+            part.pipeline.performance = part.performance
+    return part.performance
+
+
+def _from_labels(alert: Alert) -> bool:
+    """An alert of the label join: its index is a prediction's place (possibly of an earlier batch)."""
+    return alert.kind == "performance" or alert.detector == "label_coverage"
+
 
 
 @dataclass(frozen=True)
@@ -308,6 +386,10 @@ class WorkerMetrics:
         self.open = Gauge("inferwatch_open_alerts", "1 per open alert episode (model, column, the detector that "
                           "opened it, segment); at most max_models x columns x detectors x segment values",
                           ["model", "feature", "detector", "segment"])
+        self.labels = Counter("inferwatch_labels", "Labels and predictions through the label join, by outcome: "
+                              "joined, expired (a prediction unlabelled within max_delay), orphaned (a label whose "
+                              "prediction never came), unreadable", ["outcome"])
+        self.waiting = Gauge("inferwatch_labels_waiting", "Predictions waiting for their label", ["partition"])
         self.dropped = Counter("inferwatch_notifications_dropped", "Alerts not posted to Alertmanager or the "
                                "webhook because their receivers were too far behind (they are on the alerts topic)")
 
@@ -328,6 +410,12 @@ class WorkerMetrics:
             self.opened(alert["model"], alert.get("feature") or "", alert["detector"], where,
                         alert["status"] == "firing")
         self.batch.observe(seconds)
+
+    def joined(self, partition: str, counts: dict[str, int], before: dict[str, int]) -> None:
+        """The label join's progress in one batch (counts are totals kept in the state)."""
+        for outcome in ("joined", "expired", "orphaned", "unreadable"):
+            self.labels.labels(outcome).inc(max(counts[outcome] - before.get(outcome, 0), 0))
+        self.waiting.labels(partition).set(counts["waiting"])
 
     def opened(self, model: str, feature: str, detector: str, segment: str, is_open: bool) -> None:
         """The open-alerts gauge: a series per open episode, gone when it resolves."""
@@ -657,17 +745,23 @@ class PartitionConsumer:
         """The partition's state, checked: a state that cannot be trusted is handled by ``--on-lost-state``."""
         topic, number = tp
         key = self.store.key(topic, number)
-        pipeline, problem = None, None
+        pipeline, problem, performance = None, None, None
         try:
             state, loaded, fields = await retrying("redis", lambda: self.store.load(topic, number))
             if state.pipeline:
                 pipeline = Pipeline.from_parts(state.pipeline, fields, self.config)
+            elif PERFORMANCE_FIELD in fields:  # labels came, no event yet
+                performance = PerformanceWatch.from_bytes(fields[PERFORMANCE_FIELD], self.config)
             problem = lost_state(state, loaded, seen)
         except StateError as exc:
             state, loaded, problem = PartitionState(), -1, str(exc)
         if problem is not None:
             state, loaded, pipeline = await self._start_over(tp, key, problem, seen)
-        part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline, restarted=problem is not None)
+            performance = None
+        part = self.owned[tp] = Partition(topic, number, state, loaded, pipeline, restarted=problem is not None,
+                                          performance=performance)
+        watch = pipeline.performance if pipeline is not None and pipeline.performance is not None else performance
+        part.labels_said = watch.progress() if watch is not None else {}
         self.metrics.loaded(pipeline)
         return part
 
@@ -763,7 +857,7 @@ class PartitionConsumer:
                     log.debug("%s:%d quiet for %.0f s but not idle: %d batches unsaved, end %s, next %d", tp[0],
                               tp[1], now - part.quiet_since, part.busy, self.highwater.get(tp), part.state.next_offset)
                 continue  # a batch of it is still being saved, or it has more to read
-            marks = marks_of(part.state, part.number, stage.partitions, idle=True)
+            marks = marks_of(part.state, part.number + stage.source_base, stage.partitions, idle=True)
             part.idle_said = True  # before the wait: a batch read meanwhile says it is not idle any more
             await self.publisher.deliver([(stage.by_model, q, [(None, mark)]) for q, mark in marks])
 
@@ -795,6 +889,9 @@ class PartitionConsumer:
         if self.stage.kind != "route":  # routed events are counted once, where they are monitored
             self.metrics.observe(state, before, out.alerts, time.perf_counter() - started, out.evidence,
                                  out.per_model)
+        if out.labels:
+            self.metrics.joined(f"{part.topic}:{part.number}", out.labels, part.labels_said)
+            part.labels_said = out.labels
         highwater = self.highwater.get(tp, -1)
         if highwater >= 0:
             self.metrics.lag.labels(part.topic, str(part.number)).set(max(highwater - state.next_offset, 0))
@@ -883,16 +980,11 @@ async def plan_stages(settings: WorkerSettings) -> list[Stage]:
     else the route and detect stages over the by-model topic (made here when it does not exist)."""
     s = settings
     direct = Stage("direct", s.events_topic, s.app_id, s.app_id, events=s.events_topic)
-    if s.keyed_by_model:
+    if s.keyed_by_model and not s.labels_topic:
         return [direct]
-    said = False
-    while not (sources := await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, s.bootstrap_servers,
-                                                                              s.events_topic))):
-        if not said:
-            log.warning("waiting for the events topic %s to be created", s.events_topic)
-            said = True
-        await asyncio.sleep(1.0)
-    if sources == 1:
+    sources = await _partitions_of(s.bootstrap_servers, s.events_topic, "events")
+    labels = await _partitions_of(s.bootstrap_servers, s.labels_topic, "labels") if s.labels_topic else 0
+    if sources == 1 and not labels:
         return [direct]
     by_model = by_model_topic(s.app_id)
     sizes = {by_model: {"max.message.bytes": str(MAX_RECORD_BYTES)}}
@@ -900,7 +992,25 @@ async def plan_stages(settings: WorkerSettings) -> list[Stage]:
                                                       s.model_partitions or sources, sizes))
     partitions = await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, s.bootstrap_servers, by_model))
     route = Stage("route", s.events_topic, s.app_id, f"{s.app_id}:route", by_model, partitions, sources, s.events_topic)
-    return [route, Stage("detect", by_model, by_model, s.app_id, by_model, partitions, sources, s.events_topic)]
+    detect = Stage("detect", by_model, by_model, s.app_id, by_model, partitions, sources + labels, s.events_topic,
+                   labels_from=sources if labels else 0)
+    if not labels:
+        return [route, detect]
+    assert s.labels_topic is not None
+    route_labels = Stage("route", s.labels_topic, f"{s.app_id}-labels", f"{s.app_id}:route-labels", by_model,
+                         partitions, sources + labels, s.events_topic, source_base=sources)
+    return [route, route_labels, detect]
+
+
+async def _partitions_of(servers: str, topic: str, what: str) -> int:
+    """The topic's partition count, once it exists (waiting for it, said once)."""
+    said = False
+    while not (count := await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, servers, topic))):
+        if not said:
+            log.warning("waiting for the %s topic %s to be created", what, topic)
+            said = True
+        await asyncio.sleep(1.0)
+    return count
 
 
 async def _all_or_none(coroutines: list) -> None:
