@@ -29,3 +29,18 @@ def redis_cluster(services):
     yield out.stdout.strip().split("=", 1)[1]
     if not os.environ.get("INFERWATCH_KEEP_SERVICES"):
         subprocess.run([str(ROOT / "scripts" / "services"), "cluster-down"], check=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl():
+    """A second real broker whose clients must log in (SASL/PLAIN), started by ``scripts/services kafka-sasl-up``:
+    ``KAFKA_SASL_BOOTSTRAP_SERVERS``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``."""
+    import subprocess
+
+    from inferwatch.testing.services import ROOT
+
+    script = str(ROOT / "scripts" / "services")
+    out = subprocess.run([script, "kafka-sasl-up"], capture_output=True, text=True, check=True, timeout=600).stdout
+    yield dict(line.split("=", 1) for line in out.split())
+    if not os.environ.get("INFERWATCH_KEEP_SERVICES"):
+        subprocess.run([script, "kafka-sasl-down"], check=True, timeout=120)

@@ -162,3 +162,30 @@ def test_kcat_and_librdkafka_readers_give_the_same_records(services, chunk):
         assert all(len(o) == chunk for o, _ in chunks[:-1])
         results.append(([int(x) for o, _ in chunks for x in o], [v for _, block in chunks for v in block]))
     assert results[0] == results[1] == (list(range(lo, hi)), values[lo:hi])
+
+
+def test_a_topic_replay_with_labels_gives_the_file_replay_s_performance_alerts(services, tmp_path):
+    """Concept drift in the labels only; the events round-robin over 3 partitions. ``replay --topic --labels``
+    gives the performance alerts of ``replay --file --labels`` (ids, statuses, the predictions), each naming
+    where its prediction was read."""
+    from inferwatch.testing.labelled import labelled
+
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
+    events, labels = labelled(tmp_path, change=30_000, flip=0.10)
+    topic = unique("labelled")
+    create_topic(bootstrap, topic, 3)
+    lines = events.read_bytes().splitlines()
+    for p in range(3):
+        part = tmp_path / f"part-{p}.jsonl"
+        part.write_bytes(b"\n".join(lines[p::3]) + b"\n")
+        subprocess.run(["kcat", "-b", bootstrap, "-t", topic, "-P", "-p", str(p), "-l", str(part)], check=True,
+                       timeout=120)
+    from_file = [orjson.loads(x) for x in replay("--file", events, "--labels", labels).splitlines()]
+    from_topic = [orjson.loads(x) for x in replay("--topic", topic, "--from", "-1d", "--bootstrap-servers", bootstrap,
+                                                  "--labels", labels).splitlines()]
+    key = sorted((a["alert_id"], a["detector"], a["status"], a["event_id"]) for a in from_file)
+    assert [k for k in key if k[1] == "error_rate"] and sorted(
+        (a["alert_id"], a["detector"], a["status"], a["event_id"]) for a in from_topic) == key
+    line_of = {a["alert_id"]: a["position"] for a in from_file}
+    assert all(a["position"] == {"topic": topic, "partition": line_of[a["alert_id"]] % 3,
+                                 "offset": line_of[a["alert_id"]] // 3} for a in from_topic)

@@ -75,7 +75,7 @@ def replay(
     labels: Path | None = typer.Option(None, "--labels", exists=True, dir_okay=False,
                                        help="Labels, one {event_id, model, timestamp, label} per line: joined to "
                                             "their predictions as the events' time reaches theirs; performance "
-                                            "watched (with --file)."),
+                                            "watched."),
     alerts_out: Path | None = typer.Option(None, "--alerts-out", help="Write alerts here (JSON lines); stdout if absent."),
     dead_letters_out: Path | None = typer.Option(None, "--dead-letters-out", help="Write invalid events here."),
     outputs_out: Path | None = typer.Option(None, "--outputs-out", help="Write a guard decision per event here."),
@@ -101,8 +101,8 @@ def replay(
     _check_outputs(alerts_out=alerts_out, dead_letters_out=dead_letters_out, outputs_out=outputs_out)
     if alerts_topic and not bootstrap_servers:
         raise ConfigError("--alerts-topic needs --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
-    if labels is not None and file is None:
-        raise ConfigError("--labels is read with --file (a topic replay does not join labels yet)")
+    if alerts_topic:
+        _kafka_settings()
     from .notify import AlertmanagerSink, WebhookSink
 
     sinks = ([AlertmanagerSink(alertmanager_url)] if alertmanager_url else []) + (
@@ -127,7 +127,7 @@ def replay(
             now = time.time()
             summary = replay_topic(bootstrap_servers, topic, parse_time(start, now),
                                    parse_time(end, now) if end else None, cfg, alerts, dead, update, outputs,
-                                   reference=reference)
+                                   reference=reference, labels=labels)
         alerts.flush()
         if alerts_topic:
             from .topic_replay import publish_alerts
@@ -300,6 +300,7 @@ def worker(
     """Live monitoring: consume events from Kafka, state in Redis, alerts and dead letters to Kafka."""
     level = _logging(log_level)
     cfg = _config(config)
+    _kafka_settings()
     if on_lost_state not in ("fail", "resume-earliest", "resume-latest"):
         raise ConfigError(f"--on-lost-state: expected fail, resume-earliest or resume-latest, got {on_lost_state!r}")
     _require_extras(("faust", "kafka"), ("confluent_kafka", "kafka"), ("aiokafka", "kafka"), ("redis", "redis"),
@@ -348,6 +349,8 @@ def guard(
         raise ConfigError("give --http HOST:PORT, or --from-topic and --to-topic, or both")
     if from_topic is not None and (not to_topic or not bootstrap_servers):
         raise ConfigError("--from-topic needs --to-topic and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
+    if from_topic is not None:
+        _kafka_settings()
     if http is not None:
         _require_extras(("uvicorn", "http"), ("prometheus_client", "http"))
     if from_topic is not None:
@@ -423,6 +426,8 @@ def status(
     from .status import collect, render, view
 
     config = _config(config_path) if config_path else None
+    if bootstrap_servers:
+        _kafka_settings()
     report = collect(redis_url, app_id, model, bootstrap_servers, config)
     if as_json:
         import orjson
@@ -474,6 +479,15 @@ def _check_source(file: str | None, topic: str | None, start: str | None,
         raise ConfigError("--topic needs --from and --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS)")
     if file is not None and start is not None:
         raise ConfigError("--from and --to apply to --topic only")
+    if topic is not None:
+        _kafka_settings()
+
+
+def _kafka_settings() -> None:
+    """The Kafka login and TLS settings (KAFKA_SECURITY_PROTOCOL, ...) checked now: a wrong one fails at start."""
+    from .kafka_security import kafka_security
+
+    kafka_security()
 
 
 def _check_outputs(**paths: Path | None) -> None:

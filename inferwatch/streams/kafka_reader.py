@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .kafka_security import kafka_security
 from .lines import LineBlock
 
 __all__ = ["consumer", "RangeReader", "records"]
@@ -52,6 +53,7 @@ def consumer(bootstrap: str):
         "bootstrap.servers": bootstrap, "group.id": "inferwatch-replay", "enable.auto.commit": False,
         "enable.auto.offset.store": False, "fetch.wait.max.ms": 10,
         "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20, **QUEUE_BY_SIZE, "logger": librdkafka_log,
+        **kafka_security().librdkafka(),
     })
 
 

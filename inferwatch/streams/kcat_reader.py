@@ -39,7 +39,11 @@ QUEUE_SETTINGS = tuple(arg for key, value in QUEUE_BY_SIZE.items() for arg in ("
 
 
 def available() -> bool:
-    return shutil.which("kcat") is not None
+    """kcat is installed, and the cluster asks for no credentials (kcat would take them on its command line,
+    which every user of the machine can read: a secured cluster is read with librdkafka's consumer)."""
+    from .kafka_security import kafka_security
+
+    return shutil.which("kcat") is not None and kafka_security().plain
 
 
 @njit(cache=True, nogil=True)

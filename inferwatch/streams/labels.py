@@ -51,7 +51,19 @@ from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, Text
 from ..errors import StateError
 from .decode import _times
 
-__all__ = ["LabelFeed", "PerformanceWatch"]
+__all__ = ["LabelFeed", "PerformanceWatch", "PLACE_SOURCE", "from_labels", "places"]
+
+PLACE_SOURCE = 1 << 40  # a pending prediction's place on Kafka: source partition * PLACE_SOURCE + offset
+
+
+def places(partitions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The places of messages read on Kafka (partition, offset), as the join keeps them for its alerts."""
+    return partitions.astype(np.int64) * PLACE_SOURCE + offsets.astype(np.int64)
+
+
+def from_labels(alert: Alert) -> bool:
+    """An alert of the label join: its index is a prediction's place (possibly of an earlier step)."""
+    return alert.kind == "performance" or alert.detector == "label_coverage"
 
 
 class _Label(msgspec.Struct):
@@ -189,7 +201,7 @@ class PerformanceWatch:
         self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
-        self.places: np.ndarray | None = None  # per line of the step: what a prediction's alerts name as its index
+        self.places: np.ndarray | None = None  # per line of a step: what its predictions' alerts give as index
 
     def to_bytes(self) -> bytes:
         """The join (pending predictions and early labels), its counts, the three monitors and the labels not
@@ -284,8 +296,9 @@ class PerformanceWatch:
             join = self.joins[model] = _ModelJoin()
         return join
 
-    def predictions(self, batch: Batch, rows: np.ndarray) -> list[tuple[int, str, str, Alert]]:
-        """A model batch's predictions: wait for their labels (or meet the ones already there); the estimate."""
+    def predictions(self, batch: Batch, rows: np.ndarray, first_index: int = 0) -> list[tuple[int, str, str, Alert]]:
+        """A model batch's predictions (at ``rows`` of a step whose first line is ``first_index``): wait for
+        their labels (or meet the ones already there); the estimate."""
         outputs = {name: col for name, col in batch.columns.items() if name == "prediction"
                    or name.startswith("prediction.")}
         if not outputs:
@@ -307,7 +320,7 @@ class PerformanceWatch:
                 values.append([None] * len(batch))
         ids = batch.event_ids.tolist()
         if self.places is not None:
-            rows = self.places[rows]
+            rows = self.places[rows - first_index]
         entries = zip(batch.times.tolist(), rows.tolist(), *values)
         if join.early:  # labels that came first: joined now, at the prediction
             fresh = []

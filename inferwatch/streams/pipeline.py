@@ -216,7 +216,7 @@ class Pipeline:
                 observer(batch, hits, self.monitor, found)
             alerts += [(int(rows[a.row]), _order(a), a.detector, a) for a in found]
             if self.performance is not None:
-                alerts += self.performance.predictions(batch, rows)
+                alerts += self.performance.predictions(batch, rows, first_index)
         alerts += self._watch_dead_letters(decoded, first_index)
         if self.performance is not None:
             alerts += self.performance.arrive(self.last_time)

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 from ..errors import KafkaUnavailable
+from .kafka_security import kafka_security
 from .outage import outage
 
 __all__ = ["BatchPublisher", "ensure_topics", "topic_partitions", "Shrink"]
@@ -66,7 +67,7 @@ class BatchPublisher:
                 "partitioner": "murmur2_random",  # a key goes where Java's producer (and aiokafka) would put it
                 "reconnect.backoff.max.ms": 1000,  # a broker back after a restart is used within a second, not ten
                 "delivery.report.only.error": True,  # a callback per failed record only: an ack costs no Python
-                "error_cb": self._error, "logger": librdkafka_log})
+                "error_cb": self._error, "logger": librdkafka_log, **kafka_security().librdkafka()})
         return self.producer
 
     def _error(self, error) -> None:
@@ -173,7 +174,7 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
                                                       "KafkaTimeoutError", "NodeNotReadyError", "RetriableError")
                    if hasattr(errors, name))
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **kafka_security().kafka_python())
         try:
             have = set(admin.list_topics())
             for topic in dict.fromkeys(t for t in topics if t not in have):
@@ -188,7 +189,8 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
         finally:
             admin.close()
     except outage as exc:
-        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
+        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})"
+                               f"{kafka_security().hint()}") from None
 
 
 def topic_partitions(bootstrap_servers: str, topic: str) -> int:
@@ -199,8 +201,10 @@ def topic_partitions(bootstrap_servers: str, topic: str) -> int:
     from .kafka_reader import librdkafka_log
 
     try:  # every topic's metadata: asking for one by name may create it where the broker creates on demand
-        found = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log}).list_topics(timeout=10)
+        found = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log,
+                             **kafka_security().librdkafka()}).list_topics(timeout=10)
     except KafkaException as exc:
-        raise KafkaUnavailable(f"cannot read the topics of {bootstrap_servers} ({exc.args[0].name()})") from None
+        raise KafkaUnavailable(f"cannot read the topics of {bootstrap_servers} ({exc.args[0].name()})"
+                               f"{kafka_security().hint()}") from None
     meta = found.topics.get(topic)
     return 0 if meta is None or meta.error is not None else len(meta.partitions)

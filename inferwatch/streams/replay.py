@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from ..detectors.config import MonitorConfig
+from ..detectors.types import Alert
 from .labels import LabelFeed, PerformanceWatch
 from .lines import LineBlock
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
@@ -253,12 +254,12 @@ def replay_file(
     with single_threaded_blas():
         for first, lines, done in merged_chunks(chunks, lambda: pipe.step_lines(chunk)):
             result = pipe.step(lines, first, decisions=outputs_out is not None, observer=observer)
-            write_step(result, summary, lambda i: i, alerts_out, outputs_out, dead_letters_out,
+            write_step(result, summary, lambda i, _: i, alerts_out, outputs_out, dead_letters_out,
                        lambda i: {"file": source_name, "line": i})
             if progress is not None:
                 progress(done, total)
         if pipe.performance is not None:
-            write_step(pipe.finish_labels(), summary, lambda i: i, alerts_out)
+            write_step(pipe.finish_labels(), summary, lambda i, _: i, alerts_out)
             summary.labels = pipe.performance.summary()
     finish(summary, pipe, started)
     return summary
@@ -289,12 +290,12 @@ def merged_chunks(chunks: Iterable[tuple[int, LineBlock, int]],
         yield first, LineBlock.concat(held), done
 
 
-def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[int], object],
+def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[int, Alert], object],
                alerts_out: IO[bytes], outputs_out: IO[bytes] | None = None, dead_out: IO[bytes] | None = None,
                source: Callable[[int], dict] | None = None) -> None:
     """Write one step's alerts, decisions and dead letters as JSON lines, and count them.
 
-    ``position(index)`` is an alert's ``position``; ``source(index)`` a dead letter's ``source``.
+    ``position(index, alert)`` is an alert's ``position``; ``source(index)`` a dead letter's ``source``.
     """
     summary.events += result.events
     summary.blank_lines += result.blank
@@ -312,7 +313,7 @@ def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[i
                 summary.firing += 1
             else:
                 summary.resolved += 1
-        alerts_out.write(b"".join(orjson.dumps(a.to_record(position(i))) + b"\n" for i, a in result.alerts))
+        alerts_out.write(b"".join(orjson.dumps(a.to_record(position(i, a))) + b"\n" for i, a in result.alerts))
     if outputs_out is not None and result.decisions:
         outputs_out.write(b"".join(_JSON.encode(d) + b"\n" for _, d in result.decisions))
 

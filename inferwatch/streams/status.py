@@ -109,7 +109,9 @@ def _end_offsets(bootstrap: str, partitions) -> dict[str, int]:
 
     wanted = [TopicPartition(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])) for k in partitions
               if not isinstance(partitions[k], StateError)]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    from .kafka_security import kafka_security
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **kafka_security().kafka_python())
     try:
         return {f"{tp.topic}:{tp.partition}": off for tp, off in consumer.end_offsets(wanted).items()}
     finally:

@@ -22,6 +22,7 @@ import orjson
 
 from .decode import DeadLetter, dead_letter_shrinker
 from .guard import Guard, Rejection
+from .kafka_security import kafka_security
 from .publish import BatchPublisher, ensure_topics
 from .runtime import FAUST_WEB_PAGES_OFF, faust_datadir
 
@@ -49,14 +50,14 @@ def raw_faust_app(app_id: str, bootstrap_servers: str, web_port: int, web_host: 
     """A Faust app on raw bytes with in-memory tables (the state that matters lives elsewhere)."""
     return faust.App(app_id, broker=f"kafka://{bootstrap_servers}", store="memory://", value_serializer="raw",
                      key_serializer="raw", web_port=web_port, web_host=web_host, datadir=faust_datadir(app_id),
-                     **{**FAUST_WEB_PAGES_OFF, **settings})
+                     **{**FAUST_WEB_PAGES_OFF, **kafka_security().faust(), **settings})
 
 
 def prepare_topics(settings: TopicGuardSettings, dead_letter_bytes: int) -> int:
     """The source's partition count; create the target and dead-letter topics with it when missing."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, **kafka_security().kafka_python())
     try:
         source = consumer.partitions_for_topic(settings.from_topic)
         if not source:

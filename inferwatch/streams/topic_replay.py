@@ -28,12 +28,15 @@ from typing import IO
 import numpy as np
 
 from ..detectors.config import MonitorConfig
+from ..detectors.types import Alert
 from ..errors import ConfigError, KafkaUnavailable
 from . import kcat_reader
 from .decode import Lines, event_times
 from .event_time import EventTimeMerger
 from .kafka_reader import RangeReader, records
 from .kafka_reader import consumer as kafka_consumer
+from .kafka_security import kafka_security
+from .labels import PLACE_SOURCE, LabelFeed, PerformanceWatch, from_labels, places
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline
 from .replay import ReplaySummary, finish, reference_blocks, write_step
 from .runtime import single_threaded_blas
@@ -76,7 +79,7 @@ def _ranges(bootstrap: str, topic: str, start: float, end: float | None) -> list
             meta = consumer.list_topics(topic, timeout=CONNECT_SECONDS).topics.get(topic)
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap} within {CONNECT_SECONDS:g}s "
-                                   f"({exc.args[0].str() if exc.args else exc})") from None
+                                   f"({exc.args[0].str() if exc.args else exc}){kafka_security().hint()}") from None
         if meta is None or meta.error is not None or not meta.partitions:
             raise ConfigError(f"--topic: {topic!r} does not exist or has no partitions")
         tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
@@ -107,8 +110,10 @@ def replay_topic(
     reference: str | Path | None = None,
     observer: Observer | None = None,
     lines_per_chunk: int | None = None,
+    labels: str | Path | None = None,
 ) -> ReplaySummary:
-    """Run the core over the events of ``topic`` with timestamps in [start, end)."""
+    """Run the core over the events of ``topic`` with timestamps in [start, end); ``labels``: a labels file
+    joined to the predictions as in a file replay (:mod:`.labels`)."""
     started = time.perf_counter()
     ranges = _ranges(bootstrap, topic, start, end)
     summary = ReplaySummary()
@@ -123,6 +128,9 @@ def replay_topic(
             for _, values in records(bootstrap, tp.topic, tp.partition, lo, head, SCHEMA_SAMPLE_LINES):
                 sample.extend(values)
         pipe = Pipeline.build(config, sample, reference_blocks(reference))
+        if labels is not None:
+            pipe.performance = PerformanceWatch(config, LabelFeed.from_file(labels))
+            pipe.performance.fit_reference([line for block in reference_blocks(reference) or [] for line in block])
         done = [0]
         chunk = lines_per_chunk or config.batch_size
         open_reader = kcat_reader.KcatRangeReader if kcat_reader.available() else RangeReader
@@ -138,6 +146,9 @@ def replay_topic(
                 held = []
             if held:
                 step(pipe, held, partitions, done)
+            if pipe.performance is not None:
+                write_step(pipe.finish_labels(), summary, where_of([], np.empty(0), np.empty(0)), alerts_out)
+                summary.labels = pipe.performance.summary()
         finally:
             for reader in readers:
                 reader.close()
@@ -147,15 +158,23 @@ def replay_topic(
         sources = np.concatenate([s for s, _, _ in held])
         offsets = np.concatenate([o for _, o, _ in held])
         values = held[0][2] if len(held) == 1 else [v for _, _, part in held for v in part]
+        if pipe.performance is not None:
+            pipe.performance.places = places(np.asarray(partitions)[sources], offsets)
         result = pipe.step(values, decisions=outputs_out is not None, observer=observer, messages=True)
-
-        def where(i):
-            return {"topic": topic, "partition": partitions[int(sources[i])], "offset": int(offsets[i])}
-
+        where = where_of(partitions, sources, offsets)
         write_step(result, summary, where, alerts_out, outputs_out, dead_letters_out, where)
         done[0] += len(values)
         if progress is not None:
             progress(done[0], total)
+
+    def where_of(partitions: list[int], sources: np.ndarray, offsets: np.ndarray):
+        def where(i: int, alert: Alert | None = None) -> dict:
+            if alert is not None and from_labels(alert):  # a prediction of this step or of an earlier one
+                partition, offset = divmod(int(i), PLACE_SOURCE)
+                return {"topic": topic, "partition": partition, "offset": offset}
+            return {"topic": topic, "partition": partitions[int(sources[i])], "offset": int(offsets[i])}
+
+        return where
 
     with single_threaded_blas():
         pipe = run()
@@ -215,7 +234,7 @@ def publish_alerts(bootstrap: str, topic: str, lines: list[bytes]) -> int:
     import orjson
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, **kafka_security().kafka_python())
     try:
         for line in lines:
             producer.send(topic, key=orjson.loads(line)["model"].encode(), value=line)

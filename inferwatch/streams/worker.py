@@ -50,12 +50,12 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
-from ..detectors.types import Alert
 from ..errors import StateError
 from .decode import dead_letter_shrinker
 from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
-from .labels import LabelFeed, PerformanceWatch
+from .kafka_security import kafka_security
+from .labels import PLACE_SOURCE, LabelFeed, PerformanceWatch, from_labels, places
 from .outage import outage
 from .pipeline import PERFORMANCE_FIELD, SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
@@ -214,10 +214,10 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     if values:
         srcs, offs = sources.tolist(), offsets_read.tolist()
         if stage.labels_from:
-            _label_watch(config, part).places = sources.astype(np.int64) * PLACE_SOURCE + offsets_read
+            _label_watch(config, part).places = places(sources, offsets_read)
 
         def position(i: int, alert=None) -> dict:
-            if alert is not None and stage.labels_from and _from_labels(alert):  # a prediction of an earlier batch
+            if alert is not None and stage.labels_from and from_labels(alert):  # a prediction of an earlier batch
                 return _place(stage, i)
             return {"topic": stage.events, "partition": srcs[i], "offset": offs[i]}
 
@@ -285,7 +285,6 @@ def _run_pipeline(config: MonitorConfig, part: Partition, values: list[bytes], p
 
 
 _JSON = msgspec.json.Encoder()
-PLACE_SOURCE = 1 << 40  # a pending prediction's place: source partition * PLACE_SOURCE + offset
 
 
 def _labels_arrived(part: Partition, stage: Stage) -> PartitionOutput:
@@ -318,10 +317,6 @@ def _label_watch(config: MonitorConfig, part: Partition) -> PerformanceWatch:
             part.pipeline.performance = part.performance
     return part.performance
 
-
-def _from_labels(alert: Alert) -> bool:
-    """An alert of the label join: its index is a prediction's place (possibly of an earlier batch)."""
-    return alert.kind == "performance" or alert.detector == "label_coverage"
 
 
 
@@ -551,7 +546,7 @@ class PartitionConsumer:
             **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
             "error_cb": self._kafka_error, "logger": librdkafka_log, "reconnect.backoff.max.ms": 1000,
             "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
-            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}), **kafka_security().librdkafka(),
         })
         self.consumer.subscribe([self.stage.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
