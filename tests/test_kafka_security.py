@@ -1,4 +1,5 @@
-"""Kafka that asks for a login: every inferwatch client takes the same settings (a real SASL/PLAIN broker)."""
+"""Kafka that asks for a login over TLS: every inferwatch client takes the same settings (a real broker with a
+SASL_SSL listener, PLAIN, certificate from a throw-away CA)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ DEMO = ROOT / "examples" / "card_fraud_stream.jsonl"
     ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p",
       "KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
     ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"}, "KAFKA_SSL_CA_LOCATION"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTIFICATE_LOCATION": __file__}, "KAFKA_SSL_KEY_LOCATION"),
 ])
 def test_a_wrong_setting_is_refused_naming_the_variable(env, named):
     with pytest.raises(ConfigError) as err:
@@ -56,15 +58,17 @@ def test_a_bad_setting_stops_the_command_at_start_naming_it(tmp_path):
 
 def _client_env(kafka_sasl: dict, password: str | None = None) -> dict:
     return {"KAFKA_BOOTSTRAP_SERVERS": kafka_sasl["KAFKA_SASL_BOOTSTRAP_SERVERS"],
-            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": kafka_sasl["KAFKA_SASL_USERNAME"],
-            "KAFKA_SASL_PASSWORD": password or kafka_sasl["KAFKA_SASL_PASSWORD"]}
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": kafka_sasl["KAFKA_SASL_USERNAME"],
+            "KAFKA_SASL_PASSWORD": password or kafka_sasl["KAFKA_SASL_PASSWORD"],
+            "KAFKA_SSL_CA_LOCATION": kafka_sasl["KAFKA_SSL_CA_LOCATION"]}
 
 
 def _produce(kafka_sasl: dict, topic: str, path: Path, tmp: Path) -> None:
     """kcat, logged in through a config file (not its command line)."""
     conf = tmp / "kcat.conf"
-    conf.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=PLAIN\n"
-                    f"sasl.username={kafka_sasl['KAFKA_SASL_USERNAME']}\nsasl.password={kafka_sasl['KAFKA_SASL_PASSWORD']}\n")
+    conf.write_text("security.protocol=SASL_SSL\nsasl.mechanisms=PLAIN\n"
+                    f"sasl.username={kafka_sasl['KAFKA_SASL_USERNAME']}\nsasl.password={kafka_sasl['KAFKA_SASL_PASSWORD']}\n"
+                    f"ssl.ca.location={kafka_sasl['KAFKA_SSL_CA_LOCATION']}\n")
     conf.chmod(0o600)
     subprocess.run(["kcat", "-F", str(conf), "-b", kafka_sasl["KAFKA_SASL_BOOTSTRAP_SERVERS"], "-t", topic, "-P", "-l",
                     str(path)], check=True, timeout=120, capture_output=True)
@@ -102,11 +106,22 @@ def test_replay_and_the_worker_log_in_and_give_the_file_replay_s_alerts(kafka_sa
         w.stop()
     assert counted() == total
     assert key(_consume(kafka_sasl, f"{topic}-alerts", tmp_path)) == want
+    # status reads the end offsets through the login: nothing left to monitor
+    shown = subprocess.run([sys.executable, "-m", "inferwatch", "status", "--app-id", app_id, "--json"],
+                           capture_output=True, env={**env, "REDIS_URL": services["REDIS_URL"]}, cwd=ROOT, timeout=120)
+    assert shown.returncode == 0, shown.stderr.decode()
+    assert [p["lag"] for p in orjson.loads(shown.stdout)["partitions"].values()] == [0]
 
     wrong = {**os.environ, **_client_env(kafka_sasl, password="not-the-password")}
     res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", topic, "--from", "-1d"],
                          capture_output=True, env=wrong, cwd=ROOT, timeout=300)
     assert res.returncode != 0 and b"KAFKA_SASL_PASSWORD" in res.stderr and b"not-the-password" not in res.stderr
+    # a client without the login (plaintext, or TLS without SASL) is refused, and told what to set
+    for protocol in ("PLAINTEXT", "SSL"):
+        bare = {**os.environ, **_client_env(kafka_sasl), "KAFKA_SECURITY_PROTOCOL": protocol}
+        res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", topic, "--from", "-1d"],
+                             capture_output=True, env=bare, cwd=ROOT, timeout=300)
+        assert res.returncode != 0 and b"KAFKA_SECURITY_PROTOCOL" in res.stderr, protocol
 
 
 @pytest.mark.integration

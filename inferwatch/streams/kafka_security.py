@@ -12,6 +12,9 @@ command line is visible to every user of the machine in ``ps``):
 ``KAFKA_SASL_PASSWORD``         required with SASL (never logged or shown)
 ``KAFKA_SSL_CA_LOCATION``       a PEM file of the CAs to trust (with SSL;
                                 default: the system's)
+``KAFKA_SSL_CERTIFICATE_LOCATION``  this client's certificate (PEM), where the
+                                brokers ask for one (mutual TLS)
+``KAFKA_SSL_KEY_LOCATION``      its private key (PEM, unencrypted)
 ==============================  ==============================================
 
 Each client library takes them in its own words: :meth:`KafkaSecurity.librdkafka`
@@ -48,6 +51,8 @@ class KafkaSecurity:
     username: str = ""
     password: str = field(default="", repr=False)
     ca_location: str = ""
+    certificate_location: str = ""
+    key_location: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSecurity:
@@ -62,10 +67,16 @@ class KafkaSecurity:
         if protocol.startswith("SASL") and not (username and password):
             missing = "KAFKA_SASL_USERNAME" if not username else "KAFKA_SASL_PASSWORD"
             raise ConfigError(f"{missing}: required with KAFKA_SECURITY_PROTOCOL={protocol}")
-        ca = env.get("KAFKA_SSL_CA_LOCATION", "")
-        if ca and not os.path.isfile(ca):
-            raise ConfigError(f"KAFKA_SSL_CA_LOCATION: no such file: {ca!r}")
-        return cls(protocol, mechanism, username, password, ca)
+        files = {}
+        for name in ("KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION"):
+            files[name] = env.get(name, "")
+            if files[name] and not os.path.isfile(files[name]):
+                raise ConfigError(f"{name}: no such file: {files[name]!r}")
+        if bool(files["KAFKA_SSL_CERTIFICATE_LOCATION"]) != bool(files["KAFKA_SSL_KEY_LOCATION"]):
+            missing = "KAFKA_SSL_KEY_LOCATION" if files["KAFKA_SSL_CERTIFICATE_LOCATION"] else \
+                "KAFKA_SSL_CERTIFICATE_LOCATION"
+            raise ConfigError(f"{missing}: a client certificate needs both its certificate and its key")
+        return cls(protocol, mechanism, username, password, *files.values())
 
     @property
     def sasl(self) -> bool:
@@ -97,6 +108,9 @@ class KafkaSecurity:
                         "sasl.password": self.password})
         if self.tls and self.ca_location:
             out["ssl.ca.location"] = self.ca_location
+        if self.tls and self.certificate_location:
+            out.update({"ssl.certificate.location": self.certificate_location,
+                        "ssl.key.location": self.key_location})
         return out
 
     def kafka_python(self) -> dict[str, Any]:
@@ -107,6 +121,8 @@ class KafkaSecurity:
                         "sasl_plain_password": self.password})
         if self.tls and self.ca_location:
             out["ssl_cafile"] = self.ca_location
+        if self.tls and self.certificate_location:
+            out.update({"ssl_certfile": self.certificate_location, "ssl_keyfile": self.key_location})
         return out
 
     def faust(self) -> dict[str, Any]:
@@ -115,7 +131,11 @@ class KafkaSecurity:
             return {}
         import faust
 
-        context = ssl.create_default_context(cafile=self.ca_location or None) if self.tls else None
+        context = None
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.ca_location or None)
+            if self.certificate_location:
+                context.load_cert_chain(self.certificate_location, self.key_location)
         if self.sasl:
             return {"broker_credentials": faust.SASLCredentials(username=self.username, password=self.password,
                                                                 mechanism=self.mechanism, ssl_context=context)}

@@ -16,6 +16,7 @@ is the fallback.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import queue
@@ -39,11 +40,7 @@ QUEUE_SETTINGS = tuple(arg for key, value in QUEUE_BY_SIZE.items() for arg in ("
 
 
 def available() -> bool:
-    """kcat is installed, and the cluster asks for no credentials (kcat would take them on its command line,
-    which every user of the machine can read: a secured cluster is read with librdkafka's consumer)."""
-    from .kafka_security import kafka_security
-
-    return shutil.which("kcat") is not None and kafka_security().plain
+    return shutil.which("kcat") is not None
 
 
 @njit(cache=True, nogil=True)
@@ -114,6 +111,28 @@ def parse_records(data: np.ndarray, limit: int) -> tuple[np.ndarray, LineBlock, 
     return offsets[:n].copy(), LineBlock(out.tobytes(), ends - lengths, ends), used
 
 
+def _login_file() -> str | None:
+    """A kcat configuration file (mode 0600, removed at exit) with the Kafka security settings; None without."""
+    from .kafka_security import kafka_security
+
+    props = kafka_security().librdkafka()
+    if props == {"security.protocol": "PLAINTEXT"}:
+        return None
+    props = {("sasl.mechanisms" if k == "sasl.mechanism" else k): v for k, v in props.items()}
+    fd, path = tempfile.mkstemp(prefix="inferwatch-kcat-", suffix=".conf")  # created 0600
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in props.items()))
+    atexit.register(_remove, path)
+    return path
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class KcatRangeReader:
     """(offsets, values) chunks covering [lo, hi) of one partition, read by ``kcat``.
 
@@ -124,10 +143,12 @@ class KcatRangeReader:
     def __init__(self, bootstrap: str, topic: str, partition: int, lo: int, hi: int, chunk: int) -> None:
         self.name, self.hi, self.chunk = f"{topic}:{partition}", hi, chunk
         self.errors = tempfile.TemporaryFile()
+        login = _login_file()  # credentials in a file only this user reads, never on kcat's command line
         # kcat writes through stdio, 4 kB at a time into a pipe: stdbuf (coreutils) gives it a larger buffer
         buffered = ["stdbuf", f"-o{READ_BYTES}"] if shutil.which("stdbuf") else []
         self.child = subprocess.Popen(
-            [*buffered, "kcat", "-C", "-q", "-e", "-b", bootstrap, "-t", topic, "-p", str(partition), "-o", str(lo),
+            [*buffered, "kcat", *(["-F", login] if login else []), "-C", "-q", "-e", "-b", bootstrap, "-t", topic,
+             "-p", str(partition), "-o", str(lo),
              "-c", str(hi - lo), "-f", "%o %S\n%s\n", *QUEUE_SETTINGS],
             stdout=subprocess.PIPE, stderr=self.errors)
         try:
