@@ -10,15 +10,23 @@ the other, each against a fresh server:
 * ``none``: no attack (the baseline);
 * ``long lists``: two clients sending 10,000-event lists back to back;
 * ``idle connections``: 500 connections opened and left silent;
-* ``slow headers``: 50 connections sending a header byte every 100 ms.
+* ``slow headers``: 50 connections sending a header line every 100 ms;
+* ``endless header``: 4 connections each sending one header of up to
+  100 MiB, 64 KiB at a time, until the server closes them;
+* ``many headers``: a request of 100,000 headers every 100 ms.
 
-Usage: ``python benchmarks/guard_attacks.py [--seconds 8] [--rate 1000]``.
+Attackers run in a process of their own (their threads would otherwise
+hold the legitimate client's interpreter lock).
+
+Usage: ``python benchmarks/guard_attacks.py [--seconds 12] [--rate 1000]`` (12 s: longer
+than the 10 s the server gives a request's head).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import multiprocessing
 import socket
 import subprocess
 import sys
@@ -79,6 +87,31 @@ def slow_headers(port: int, stop: threading.Event, n: int = 50) -> None:
         s.close()
 
 
+def endless_header(port: int, stop: threading.Event) -> None:
+    chunk = b"a" * 65536
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /v1/guard HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(1600):  # 100 MiB
+                if stop.is_set():
+                    break
+                s.sendall(chunk)
+    except OSError:  # closed by the server
+        pass
+    stop.wait()
+
+
+def many_headers(port: int, stop: threading.Event) -> None:
+    request = b"POST /v1/guard HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(100_000))
+    while not stop.wait(0.1):
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(request + b"Content-Length: 2\r\n\r\n{}")
+                s.recv(4096)
+        except OSError:
+            continue
+
+
 def legitimate(port: int, event: bytes, rate: float, seconds: float) -> tuple[int, int, list[float]]:
     """(sent, served, latencies): one request every 1/rate s, each timed from when it was due."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -115,26 +148,31 @@ def server_figures(pid: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--only", action="append", help="run only this attack (again for more)")
     args = parser.parse_args()
     sample = events()
     body, one = orjson.dumps(sample), orjson.dumps(sample[0])
     attacks = {"none": None, "long lists": lambda p, s: [long_lists(p, s, body) for _ in range(1)],
-               "idle connections": idle, "slow headers": slow_headers}
+               "idle connections": idle, "slow headers": slow_headers, "endless header": endless_header,
+               "many headers": many_headers}
     config = Path(tempfile.mkdtemp()) / "rules.yaml"
     config.write_text(RULES)
     print(f"legitimate client: {args.rate:.0f} requests/s for {args.seconds:g} s, one event each")
     for name, attack in attacks.items():
+        if args.only and name not in args.only:
+            continue
         port = listen_port()
         proc = subprocess.Popen([sys.executable, "-m", "inferwatch", "guard", "--config", str(config),
                                  "--http", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE)
         assert b"serving" in proc.stderr.readline()
         legitimate(port, one, 200, 0.5)  # the first calls load the compiled kernels
-        stop, threads = threading.Event(), []
+        forked = multiprocessing.get_context("fork")
+        stop, threads = forked.Event(), []
         if attack is not None:
-            clients = 2 if name == "long lists" else 1
-            threads = [threading.Thread(target=attack, args=(port, stop), daemon=True) for _ in range(clients)]
+            clients = 2 if name == "long lists" else 4 if name == "endless header" else 1
+            threads = [forked.Process(target=attack, args=(port, stop), daemon=True) for _ in range(clients)]
             for t in threads:
                 t.start()
             time.sleep(1.0)  # the attack is under way before the measurement starts

@@ -387,3 +387,62 @@ def test_a_body_over_the_cap_sent_whole_gets_its_413():
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def strict(guard):
+    """The guard with its connection limits, the timeouts short: (host, port)."""
+    import uvicorn
+
+    from inferwatch.streams.http_limits import limited_protocol
+
+    sock = listen("127.0.0.1", 0)
+    protocol = limited_protocol(header_seconds=1.0, body_seconds=1.0)
+    server = uvicorn.Server(uvicorn.Config(build_http_app(guard), http=protocol, lifespan="off", log_level="warning",
+                                          timeout_keep_alive=30))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _exchange(address, sent: bytes, wait: float = 10.0) -> bytes:
+    """Send ``sent`` and read until the server closes the connection (at most ``wait`` seconds)."""
+    with socket.create_connection(address, timeout=wait) as s:
+        try:
+            s.sendall(sent)
+        except (BrokenPipeError, ConnectionResetError):  # closed while we still sent: what it answered is read
+            pass
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+        return got
+
+
+def test_a_huge_head_or_too_many_headers_is_431_and_the_connection_closed(strict):
+    head = b"POST /v1/guard HTTP/1.1\r\nHost: x\r\n"
+    assert _exchange(strict, head + b"X-Big: " + b"a" * (200 * 1024) + b"\r\n\r\n").startswith(b"HTTP/1.1 431")
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(150))
+    assert _exchange(strict, head + many + b"\r\n").startswith(b"HTTP/1.1 431")
+    ok = b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{}}'
+    fine = head + b"".join(b"X-%d: 1\r\n" % i for i in range(50)) + b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(
+        ok) + ok
+    assert _exchange(strict, fine).startswith(b"HTTP/1.1 200")
+
+
+def test_a_silent_or_slow_client_is_let_go(strict):
+    """A connection that sends nothing, or half a head, gets 408 after the header timeout; a body that stops
+    coming is closed after the body timeout (nothing held for good)."""
+    import time
+
+    for sent in (b"", b"POST /v1/guard HTTP/1.1\r\nHost: x\r\n"):
+        started = time.perf_counter()
+        assert _exchange(strict, sent).startswith(b"HTTP/1.1 408")
+        assert time.perf_counter() - started < 5
+    started = time.perf_counter()
+    got = _exchange(strict, b"POST /v1/guard HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    assert not got.startswith(b"HTTP/1.1 200") and time.perf_counter() - started < 5

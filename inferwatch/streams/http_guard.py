@@ -335,13 +335,18 @@ def http_server(guard: Guard, security: HttpSecurity | None = None) -> uvicorn.S
 
     Idle keep-alive connections stay open 75 s (nginx's and aiohttp's default;
     uvicorn's own is 5 s): a client's pooled connection closed under it races
-    with its next request, and that request fails.
+    with its next request, and that request fails. A request's head is
+    bounded in size, header count and time, a body in time
+    (:mod:`.http_limits`).
     """
     import uvicorn
 
+    from .http_limits import LimitedHttpProtocol
+
     security = security or HttpSecurity()
     return uvicorn.Server(uvicorn.Config(build_http_app(guard, token=security.token), loop="uvloop",
-                                         http="httptools", lifespan="off", access_log=False, log_level="warning",
+                                         http=LimitedHttpProtocol, lifespan="off", access_log=False,
+                                         log_level="warning",
                                          server_header=False, proxy_headers=False, timeout_keep_alive=75,
                                          limit_concurrency=MAX_CONNECTIONS,
                                          ssl_certfile=security.certfile, ssl_keyfile=security.keyfile))
