@@ -23,8 +23,8 @@ and :meth:`KafkaSecurity.faust` (the topic guard's agent). A wrong value fails
 at start-up naming the variable.
 
 >>> s = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "u",
-...                             "KAFKA_SASL_PASSWORD": "p"})
->>> s.librdkafka()["sasl.mechanism"], s.kafka_python()["sasl_plain_username"], "p" in repr(s)
+...                             "KAFKA_SASL_PASSWORD": "s3cret"})
+>>> s.librdkafka()["sasl.mechanism"], s.kafka_python()["sasl_plain_username"], "s3cret" in repr(s)
 ('PLAIN', 'u', False)
 """
 

@@ -697,6 +697,7 @@ class PartitionConsumer:
             for tp in partitions:
                 low, high = consumer.get_watermark_offsets(tp, timeout=30)
                 logs[(tp.topic, tp.partition)] = LogView(low, high, committed.get((tp.topic, tp.partition), -1))
+                self.highwater[(tp.topic, tp.partition)] = high  # its end, before any fetch of it
         except KafkaException as exc:  # the checks need the broker; without it they are skipped, loudly
             log.warning("kafka: cannot read the log's offsets to check the stored states (%s)", exc)
         starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions, logs), self.loop).result()
@@ -842,12 +843,13 @@ class PartitionConsumer:
 
     async def _idle_marks(self, skip=()) -> None:
         """Route stage: a partition read to its end, with nothing new for ``idle_seconds`` and all of it saved,
-        tells every model's stage so once, and stops holding their merge back until it sends again."""
+        tells every model's stage so once, and stops holding their merge back until it sends again. A partition
+        whose end is not known yet (the broker did not answer on assignment, nothing fetched) is not idle."""
         now, stage = time.monotonic(), self.stage
         for tp, part in list(self.owned.items()):
             if part.idle_said or now - part.quiet_since < self.settings.idle_seconds or tp in skip:
                 continue
-            if part.busy or self.highwater.get(tp, -1) > part.state.next_offset:
+            if part.busy or tp not in self.highwater or self.highwater[tp] > part.state.next_offset:
                 if now - part.quiet_since > 10 * self.settings.idle_seconds:
                     log.debug("%s:%d quiet for %.0f s but not idle: %d batches unsaved, end %s, next %d", tp[0],
                               tp[1], now - part.quiet_since, part.busy, self.highwater.get(tp), part.state.next_offset)
