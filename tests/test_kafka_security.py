@@ -48,6 +48,37 @@ def test_each_client_library_gets_the_settings_in_its_own_words_and_the_password
     assert KafkaSecurity.from_env({}).librdkafka() == {"security.protocol": "PLAINTEXT"}
 
 
+def test_the_config_file_s_kafka_section_is_checked_at_load_and_the_environment_wins(tmp_path, monkeypatch):
+    from inferwatch.streams import kafka_security as ks
+    from inferwatch.streams.config_file import load_config
+
+    for var in ks.FILE_FIELDS.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD", raising=False)
+    secret = tmp_path / "kafka-password"
+    secret.write_text("hunter2\n")
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"kafka:\n  security_protocol: SASL_SSL\n  sasl_username: svc\n"
+                      f"  sasl_password_file: {secret}\ndefault:\n  warmup_events: 500\n")
+    try:
+        assert load_config(config).default.warmup_events == 500
+        assert ks.kafka_security().librdkafka()["sasl.password"] == "hunter2"
+        monkeypatch.setenv("KAFKA_SASL_USERNAME", "from-env")
+        assert ks.kafka_security().librdkafka()["sasl.username"] == "from-env"
+        for section, named in (("  security_protocol: TLS\n", "kafka.security_protocol"),
+                               ("  sasl_password: hunter2\n", "kafka.sasl_password"),
+                               ("  bootstrap: x\n", "kafka.bootstrap"),
+                               ("  security_protocol: SASL_SSL\n  sasl_password_file: /nonexistent\n",
+                                "kafka.sasl_password_file")):
+            config.write_text("kafka:\n" + section)
+            with pytest.raises(ConfigError) as err:
+                load_config(config)
+            assert str(err.value).startswith(f"{config}: {named}"), str(err.value)
+            assert "hunter2" not in str(err.value)
+    finally:
+        ks.use_config_section({})
+
+
 def test_a_bad_setting_stops_the_command_at_start_naming_it(tmp_path):
     env = {**os.environ, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "svc"}
     env.pop("KAFKA_SASL_PASSWORD", None)
@@ -95,6 +126,18 @@ def test_replay_and_the_worker_log_in_and_give_the_file_replay_s_alerts(kafka_sa
                           "--alerts-topic", f"{topic}-replayed"], capture_output=True, env=env, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     assert key(_consume(kafka_sasl, f"{topic}-replayed", tmp_path)) == want
+    # the same from the config file's kafka: section, the password in a file of its own
+    secret = tmp_path / "kafka-password"
+    secret.write_text(kafka_sasl["KAFKA_SASL_PASSWORD"] + "\n")
+    config = tmp_path / "secured.yaml"
+    config.write_text(f"kafka:\n  security_protocol: SASL_SSL\n  sasl_username: {kafka_sasl['KAFKA_SASL_USERNAME']}\n"
+                      f"  sasl_password_file: {secret}\n  ssl_ca_location: {kafka_sasl['KAFKA_SSL_CA_LOCATION']}\n")
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", topic, "--from", "-1d",
+                          "--config", str(config), "--bootstrap-servers", kafka_sasl["KAFKA_SASL_BOOTSTRAP_SERVERS"]],
+                         capture_output=True, env=bare, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    assert key([orjson.loads(line) for line in res.stdout.splitlines() if line.startswith(b"{")]) == want
 
     w = Worker({**_client_env(kafka_sasl), "REDIS_URL": services["REDIS_URL"]}, topic, app_id, tmp_path)
     total = sum(1 for line in DEMO.read_bytes().splitlines() if line.strip())

@@ -206,9 +206,9 @@ def backtest(
 ) -> None:
     """Run several configs over the same events; compare their alerts and guard decisions."""
     _logging(log_level)
+    configs = [(_config_name(p, config), _config(p)) for p in config]  # first: a config's kafka: section
     _check_source(file, topic, start, bootstrap_servers)
     _check_outputs(report=report)
-    configs = [(_config_name(p, config), _config(p)) for p in config]
     if report is not None:
         from ..errors import require
 

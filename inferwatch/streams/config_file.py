@@ -55,6 +55,11 @@ def load_config(path: str | Path | None) -> MonitorConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
+    if "kafka" in raw:  # I/O settings, not the monitor's: the Kafka clients of this process take them
+        from .kafka_security import use_config_section
+
+        raw = dict(raw)
+        use_config_section(raw.pop("kafka"), str(path))
     try:
         return MonitorConfig.model_validate(raw)
     except ValidationError as exc:

@@ -17,6 +17,14 @@ command line is visible to every user of the machine in ``ps``):
 ``KAFKA_SSL_KEY_LOCATION``      its private key (PEM, unencrypted)
 ==============================  ==============================================
 
+The same settings may sit in the config file's ``kafka:`` section
+(``security_protocol``, ``sasl_mechanism``, ``sasl_username``,
+``sasl_password_file``, ``ssl_ca_location``, ``ssl_certificate_location``,
+``ssl_key_location``); a variable that is set wins over the file. The
+password is never read from the config itself: ``KAFKA_SASL_PASSWORD``, or
+a file (``sasl_password_file``, ``KAFKA_SASL_PASSWORD_FILE``: a mounted
+secret) holding it.
+
 Each client library takes them in its own words: :meth:`KafkaSecurity.librdkafka`
 (confluent-kafka's consumers, producers and admin), :meth:`KafkaSecurity.kafka_python`
 and :meth:`KafkaSecurity.faust` (the topic guard's agent). A wrong value fails
@@ -38,7 +46,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["KafkaSecurity", "kafka_security"]
+__all__ = ["KafkaSecurity", "kafka_security", "use_config_section"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -55,27 +63,40 @@ class KafkaSecurity:
     key_location: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSecurity:
+    def from_env(cls, env: Mapping[str, str] | None = None, origin: Mapping[str, str] | None = None
+                 ) -> KafkaSecurity:
+        """The settings from ``env`` (default: the process's); ``origin`` names where a variable's value
+        came from when it was not the environment (a config file's field), for the errors."""
         env = os.environ if env is None else env
+        where = (lambda var: (origin or {}).get(var, var))
         protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
         if protocol not in PROTOCOLS:
-            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+            raise ConfigError(f"{where('KAFKA_SECURITY_PROTOCOL')}: expected one of {', '.join(PROTOCOLS)}, "
+                              f"got {protocol!r}")
         mechanism = env.get("KAFKA_SASL_MECHANISM", "").strip().upper() or "PLAIN"
         if mechanism not in MECHANISMS:
-            raise ConfigError(f"KAFKA_SASL_MECHANISM: expected one of {', '.join(MECHANISMS)}, got {mechanism!r}")
+            raise ConfigError(f"{where('KAFKA_SASL_MECHANISM')}: expected one of {', '.join(MECHANISMS)}, "
+                              f"got {mechanism!r}")
         username, password = env.get("KAFKA_SASL_USERNAME", ""), env.get("KAFKA_SASL_PASSWORD", "")
+        secret_file = env.get("KAFKA_SASL_PASSWORD_FILE", "")
+        if not password and secret_file:
+            try:
+                password = open(secret_file, encoding="utf-8").read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{where('KAFKA_SASL_PASSWORD_FILE')}: cannot read {secret_file!r} "
+                                  f"({getattr(exc, 'strerror', None) or 'not UTF-8 text'})") from None
         if protocol.startswith("SASL") and not (username and password):
-            missing = "KAFKA_SASL_USERNAME" if not username else "KAFKA_SASL_PASSWORD"
-            raise ConfigError(f"{missing}: required with KAFKA_SECURITY_PROTOCOL={protocol}")
+            missing = where("KAFKA_SASL_USERNAME") if not username else "KAFKA_SASL_PASSWORD (or a password file)"
+            raise ConfigError(f"{missing}: required with security protocol {protocol}")
         files = {}
         for name in ("KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION"):
             files[name] = env.get(name, "")
             if files[name] and not os.path.isfile(files[name]):
-                raise ConfigError(f"{name}: no such file: {files[name]!r}")
+                raise ConfigError(f"{where(name)}: no such file: {files[name]!r}")
         if bool(files["KAFKA_SSL_CERTIFICATE_LOCATION"]) != bool(files["KAFKA_SSL_KEY_LOCATION"]):
             missing = "KAFKA_SSL_KEY_LOCATION" if files["KAFKA_SSL_CERTIFICATE_LOCATION"] else \
                 "KAFKA_SSL_CERTIFICATE_LOCATION"
-            raise ConfigError(f"{missing}: a client certificate needs both its certificate and its key")
+            raise ConfigError(f"{where(missing)}: a client certificate needs both its certificate and its key")
         return cls(protocol, mechanism, username, password, *files.values())
 
     @property
@@ -142,6 +163,51 @@ class KafkaSecurity:
         return {"broker_credentials": faust.SSLCredentials(context)}
 
 
+FILE_FIELDS = {"security_protocol": "KAFKA_SECURITY_PROTOCOL", "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+               "sasl_username": "KAFKA_SASL_USERNAME", "sasl_password_file": "KAFKA_SASL_PASSWORD_FILE",
+               "ssl_ca_location": "KAFKA_SSL_CA_LOCATION", "ssl_certificate_location": "KAFKA_SSL_CERTIFICATE_LOCATION",
+               "ssl_key_location": "KAFKA_SSL_KEY_LOCATION"}
+
+_from_file: dict[str, str] = {}  # the config file's ``kafka:`` section, as variables
+_origin: dict[str, str] = {}
+
+
+def use_config_section(section: object, source: str = "config") -> KafkaSecurity:
+    """Take a config file's ``kafka:`` section as the defaults under the environment, checked now.
+
+    >>> use_config_section({"security_protocol": "SASL_SSL", "sasl_password": "x"}, "monitor.yaml")
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.ConfigError: monitor.yaml: kafka.sasl_password: a password is not read from the config: \
+set KAFKA_SASL_PASSWORD, or sasl_password_file to a file that holds it
+    >>> _ = use_config_section({})
+    """
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: kafka: expected a mapping of settings, got {type(section).__name__}")
+    settings, origin = {}, {}
+    for key, value in section.items():
+        if key == "sasl_password":
+            raise ConfigError(f"{source}: kafka.sasl_password: a password is not read from the config: set "
+                              "KAFKA_SASL_PASSWORD, or sasl_password_file to a file that holds it")
+        if key not in FILE_FIELDS:
+            raise ConfigError(f"{source}: kafka.{key}: unknown setting (expected one of {', '.join(FILE_FIELDS)})")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{source}: kafka.{key}: expected a non-empty string, got {value!r}")
+        settings[FILE_FIELDS[key]] = value.strip()
+        origin[FILE_FIELDS[key]] = f"{source}: kafka.{key}"
+    merged_origin = {var: label for var, label in origin.items() if var not in os.environ}
+    checked = KafkaSecurity.from_env({**settings, **os.environ}, merged_origin)
+    _from_file.clear()
+    _from_file.update(settings)
+    _origin.clear()
+    _origin.update(merged_origin)
+    return checked
+
+
 def kafka_security() -> KafkaSecurity:
-    """The process's Kafka security settings (see the module's text)."""
-    return KafkaSecurity.from_env()
+    """The process's Kafka security settings: the environment over the config's ``kafka:`` section."""
+    if not _from_file:
+        return KafkaSecurity.from_env()
+    return KafkaSecurity.from_env({**_from_file, **os.environ}, _origin)
