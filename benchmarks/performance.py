@@ -10,8 +10,9 @@ detector fired (every prediction is labelled, so it is also labelled
 predictions); the bound is the delay at which the cumulated KL divergence of
 the watched per-event quantity reaches ln(ARL0) (KL from the generator's own
 distributions, estimated on 2,000,000 draws for the estimate's column).
-False alarms: firings of any performance or coverage detector before the
-change, or anywhere on a no-change stream. Last, the replay's speed with
+False alarms: firings of any performance metric, the estimate or coverage
+before the change, or anywhere on a no-change stream (every metric is
+watched in every scenario). Last, the replay's speed with
 labels against without, whole processes, same file.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 import orjson
 
 from inferwatch.detectors.config import MonitorConfig
+from inferwatch.detectors.performance import METRICS
 from inferwatch.streams.replay import replay_file
 from inferwatch.testing.labelled import labelled
 
@@ -64,19 +66,44 @@ def _estimate_kl(squeeze: float, slope: float = 2.5, draws: int = 2_000_000) -> 
     return _binned_kl(expected(squeeze), expected(1.0))
 
 
+def _classifier_metric(metric: str, flip: float = 0.0, sharpen: bool = False, slope: float = 2.5,
+                       draws: int = 2_000_000) -> np.ndarray:
+    """Draws of a per-event classifier metric under the generator of ``inferwatch.testing.labelled``."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, draws)
+    p = 1 / (1 + np.exp(-slope * x))
+    y = (rng.random(draws) < p) ^ (rng.random(draws) < flip)
+    score = 1 / (1 + np.exp(-2 * slope * x)) if sharpen else p
+    if metric == "log_loss":
+        return np.minimum(-np.log(np.where(y, score, 1 - score)), -np.log(1e-6))
+    return (score - y) * np.where(score >= 0.5, 1.0, -1.0)  # overconfidence
+
+
+def _metric_kl(metric: str, **change) -> float:
+    return _binned_kl(_classifier_metric(metric, **change), _classifier_metric(metric))
+
+
 def scenarios() -> list[tuple[str, dict, str | None, float | None, dict | None]]:
     """(name, generator arguments, detector, KL per event after the change, config)."""
     err = _error_rate()
     flipped = err * 0.9 + (1 - err) * 0.1
+    drift = {"n": 60_000, "change": 30_000, "flip": 0.10}
     return [
         ("no change", {"n": 200_000}, None, None, None),
         ("overconfident", {"n": 100_000, "overconfident": True}, None, None, None),
-        ("concept drift", {"n": 60_000, "change": 30_000, "flip": 0.10}, "error_rate",
-         _bernoulli_kl(flipped, err), None),
-        ("concept drift, labels 3 h late", {"n": 60_000, "change": 30_000, "flip": 0.10, "delay": 3 * 3600.0},
+        ("concept drift", drift, "error_rate", _bernoulli_kl(flipped, err), None),
+        ("concept drift", drift, "log_loss", _metric_kl("log_loss", flip=0.10), None),
+        ("concept drift", drift, "overconfidence", _metric_kl("overconfidence", flip=0.10), None),
+        ("concept drift, labels 3 h late", {**drift, "delay": 3 * 3600.0},
          "error_rate", _bernoulli_kl(flipped, err), None),
+        ("turns overconfident", {"n": 60_000, "change": 30_000, "sharpen": True}, "overconfidence",
+         _metric_kl("overconfidence", sharpen=True), None),
         ("regression error x1.5", {"n": 60_000, "change": 30_000, "regression": True, "noise": 1.5}, "abs_error",
          0.5 * (2.25 - 1 - math.log(2.25)), None),
+        ("regression error x1.5", {"n": 60_000, "change": 30_000, "regression": True, "noise": 1.5},
+         "squared_error", 0.5 * (2.25 - 1 - math.log(2.25)), None),
+        ("regression bias +0.25 SD", {"n": 60_000, "change": 30_000, "regression": True, "bias": 0.25}, "bias",
+         0.25 ** 2 / 2, None),
         ("unsure region (no label yet)", {"n": 60_000, "change": 30_000, "squeeze": 0.6, "delay": 86_400.0},
          "estimated_error_rate", _estimate_kl(0.6), None),
         ("labels stop", {"n": 80_000, "change": 30_000, "keep": 1.0, "stop": True}, "label_coverage", None,
@@ -95,7 +122,7 @@ def run_one(folder: Path, args: dict, detector: str | None, config: dict | None,
     out = folder / "alerts.jsonl"
     with open(out, "wb") as f:
         replay_file(events, MonitorConfig.model_validate(config or {}), f, labels=labels)
-    watched = {"error_rate", "abs_error", "estimated_error_rate", "label_coverage"}
+    watched = {*METRICS, "estimated_error_rate", "label_coverage"}
     delay, false = None, 0
     for a in map(orjson.loads, out.read_bytes().splitlines()):
         if a["status"] != "firing" or a["detector"] not in watched:

@@ -135,6 +135,54 @@ def test_a_regression_whose_error_grows_raises_abs_error(tmp_path):
     assert not [a for a in performance(alerts) if a["detector"].startswith("estimated")]  # not a probability
 
 
+def _levels(alert: dict) -> tuple[float, float]:
+    """The (before, now) a mean metric's message gives."""
+    import re
+
+    found = re.search(r"from (-?[0-9.]+) to about (-?[0-9.]+) over", alert["message"])
+    assert found, alert["message"]
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_concept_drift_moves_every_classifier_metric_and_the_words_give_their_levels(tmp_path):
+    """10 % of the labels flipped from prediction 30,000: log loss, Brier score, overconfidence, precision and
+    recall each fire after the change and not before, log loss and Brier said rising from their level."""
+    events, labels = labelled(tmp_path, n=60_000, change=30_000, flip=0.10)
+    alerts, _ = run(events, labels)
+    fired = {}
+    for a in performance(alerts):
+        if a["status"] == "firing":
+            fired.setdefault(a["detector"], a)
+    assert {"error_rate", "log_loss", "brier", "overconfidence", "precision", "recall"} <= set(fired), fired
+    assert all(30_000 <= a["position"] < 40_000 for a in fired.values()), fired
+    for metric in ("log_loss", "brier", "overconfidence"):
+        before, now = _levels(fired[metric])
+        assert now > before and " rose from " in fired[metric]["message"], fired[metric]["message"]
+    assert " fell from " in fired["precision"]["message"] and fired["precision"]["kind"] == "performance"
+
+
+def test_a_model_that_turns_overconfident_is_caught_by_its_calibration(tmp_path):
+    """Labels unchanged, scores sharpened from prediction 20,000: overconfidence rises from about 0."""
+    events, labels = labelled(tmp_path, n=40_000, change=20_000, sharpen=True)
+    alerts, _ = run(events, labels)
+    fired = [a for a in performance(alerts) if a["detector"] == "overconfidence" and a["status"] == "firing"]
+    assert fired and 20_000 <= fired[0]["position"] < 25_000, performance(alerts)
+    before, now = _levels(fired[0])
+    assert abs(before) < 0.02 and now > 0.03, fired[0]["message"]
+
+
+def test_a_regression_that_drifts_high_raises_bias_and_only_the_metrics_asked_for(tmp_path):
+    events, labels = labelled(tmp_path, n=40_000, change=20_000, regression=True, bias=0.5)
+    alerts, _ = run(events, labels)
+    fired = [a for a in performance(alerts) if a["detector"] == "bias" and a["status"] == "firing"]
+    assert fired and 20_000 <= fired[0]["position"] < 21_000, performance(alerts)
+    before, now = _levels(fired[0])
+    assert abs(before) < 0.05 and 0.3 < now < 0.8, fired[0]["message"]
+    only = MonitorConfig.model_validate({"default": {"labels": {"metrics": ["abs_error"]}}})
+    alerts, _ = run(events, labels, only)
+    assert {a["detector"] for a in performance(alerts)} == {"abs_error"}
+
+
 def test_an_overconfident_model_is_said_not_calibrated_and_stays_quiet(tmp_path):
     events, labels = labelled(tmp_path, n=40_000, overconfident=True)
     alerts, said = run(events, labels)

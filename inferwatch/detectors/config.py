@@ -14,7 +14,7 @@ layer's job (``inferwatch.streams.config_file``); this module only checks values
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +66,10 @@ class AlertPolicyConfig(_Strict):
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+Metric = Literal["error_rate", "log_loss", "brier", "overconfidence", "precision", "recall", "abs_error",
+                 "squared_error", "bias"]
+
+
 class LabelsConfig(_Strict):
     """How long a prediction waits for its label (and a label for its prediction), and how many wait.
 
@@ -77,6 +81,8 @@ class LabelsConfig(_Strict):
 
     max_delay: float = Field(default=7 * 86400, gt=0.0, le=366 * 86400)
     max_pending: int = Field(default=1_000_000, ge=1, le=100_000_000)
+    # the performance metrics watched (those that fit each output; see inferwatch.detectors.performance)
+    metrics: list[Metric] = Field(default_factory=lambda: list(get_args(Metric)), min_length=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -735,13 +735,17 @@ class Monitor:
         return msgspec.msgpack.encode(payload)
 
     @classmethod
-    def from_bytes(cls, data: bytes, config: MonitorConfig) -> Monitor:
+    def from_bytes(cls, data: bytes, config: MonitorConfig,
+                   config_of: Callable[[str], ModelConfig] | None = None) -> Monitor:
+        """The monitor :meth:`to_bytes` saved; ``config_of`` gives a model's config by its name (default:
+        ``config.for_model``), for a caller that made its models with configs of its own."""
         raw = msgspec.msgpack.decode(data)
         if raw.get("version") != STATE_VERSION:
             raise StateError(f"monitor state version {raw.get('version')!r} is not {STATE_VERSION}; rebuild the state")
         mon = cls(config)
+        config_of = config_of or config.for_model
         for m in raw["models"]:
-            mon.models[m["model"]] = ModelMonitor.from_dict(m, config.for_model(m["model"]))
+            mon.models[m["model"]] = ModelMonitor.from_dict(m, config_of(m["model"]))
         return mon
 
     def take_parts(self) -> tuple[dict[str, bytes], dict[str, bytes]]:

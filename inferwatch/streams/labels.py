@@ -37,15 +37,17 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..detectors.config import MonitorConfig
+from ..detectors.config import ColumnConfig, ModelConfig, MonitorConfig
 from ..detectors.monitor import ModelMonitor, Monitor
 from ..detectors.performance import (
     ESTIMATED,
+    METRIC_COLUMNS,
     as_performance,
     calibration_gap,
     estimate_columns,
     is_probability,
     outcome_columns,
+    run_length,
 )
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
 from ..errors import StateError
@@ -83,6 +85,7 @@ class _Labelled(msgspec.Struct):
 
 
 STATE_VERSION = 1  # of PerformanceWatch.to_bytes
+LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its alerts
 MAX_DELAYS_KEPT = 100_000  # label delays a saved state keeps for the summary's percentiles (the latest)
 
 _DECODE = msgspec.json.Decoder(_Label)
@@ -201,6 +204,8 @@ class PerformanceWatch:
         self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
+        self.baseline: dict[tuple[str, str, str], tuple[float, int, bool]] = {}  # mean metrics: (sum, n, done)
+        self.tails: dict[tuple[str, str, str], np.ndarray] = {}  # mean metrics: their latest values
         self.places: np.ndarray | None = None  # per line of a step: what its predictions' alerts give as index
 
     def to_bytes(self) -> bytes:
@@ -216,6 +221,8 @@ class PerformanceWatch:
             "probability": [[m, o, p] for (m, o), p in self.probability.items()],
             "calibration": [[m, o, list(c)] for (m, o), c in self.calibration.items()],
             "first": [[m, o, list(a), list(b)] for (m, o), (a, b) in self._first.items()],
+            "baseline": [[*k, *v] for k, v in self.baseline.items()],
+            "tails": [[*k, v.astype("<f8").tobytes()] for k, v in self.tails.items()],
             "delays": delays.astype("<f8").tobytes(), "clock": self.clock, "realized": self.realized.to_bytes(),
             "estimated": self.estimated.to_bytes(), "coverage": self.coverage.to_bytes()})
 
@@ -237,12 +244,16 @@ class PerformanceWatch:
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
             watch.calibration = {(m, o): tuple(c) for m, o, c in raw["calibration"]}
             watch._first = {(m, o): (list(a), list(b)) for m, o, a, b in raw["first"]}
+            watch.tails = {(m, o, k): np.frombuffer(v, dtype="<f8").astype(np.float64)
+                           for m, o, k, v in raw.get("tails", [])}
+            watch.baseline = {(m, o, k): (float(t), int(n), bool(d)) for m, o, k, t, n, d in raw.get("baseline", [])}
             delays = np.frombuffer(raw["delays"], dtype="<f8").astype(np.float64)
             watch.delays = [delays] if len(delays) else []
             watch.clock = float(raw["clock"])
-            watch.realized = Monitor.from_bytes(raw["realized"], config)
-            watch.estimated = Monitor.from_bytes(raw["estimated"], config)
-            watch.coverage = Monitor.from_bytes(raw["coverage"], config)
+            lane_config = (lambda lane: _lane_config(config, lane))
+            watch.realized = Monitor.from_bytes(raw["realized"], config, lane_config)
+            watch.estimated = Monitor.from_bytes(raw["estimated"], config, lane_config)
+            watch.coverage = Monitor.from_bytes(raw["coverage"], config, lane_config)
         except StateError:
             raise
         except Exception as exc:  # a document that decodes but is not a state: name what broke
@@ -280,9 +291,14 @@ class PerformanceWatch:
                 self.kinds[(model, output)] = "categorical"
             n = len(values)
             ids, times = TextArray.from_list([""] * n), np.zeros(n)
-            columns = outcome_columns(predicted, labels, self.probability.get((model, output)))
+            columns = outcome_columns(predicted, labels, self.probability.get((model, output)),
+                                      self.config.for_model(model).labels.metrics)
             lane = _lane(self.realized, model, output)
             self.realized.models[lane].fit(Batch(lane, ids, times, columns))
+            for metric, col in columns.items():
+                if isinstance(col, NumericArray):
+                    present = col.values[~np.isnan(col.values)]
+                    self.baseline[(model, output, metric)] = (float(present.sum()), len(present), True)
             if self.probability.get((model, output)):
                 lane = _lane(self.estimated, model, output)
                 self.estimated.models[lane].fit(Batch(lane, ids, times, estimate_columns(predicted)))
@@ -479,11 +495,46 @@ class PerformanceWatch:
                     predicted = NumericArray(np.array(shown, dtype=np.float64))
                     if self.probability.get(key) and key not in self.calibration:
                         self._calibration(key, predicted.values, labels)
-                columns = outcome_columns(predicted, labels, self.probability.get(key))
+                columns = outcome_columns(predicted, labels, self.probability.get(key),
+                                          self.config.for_model(model).labels.metrics)
+                self._baseline(model, name, columns)
                 found = self.realized.process(Batch(_lane(self.realized, model, name), ids, times, columns))
-                out += [(int(index[a.row]), name, a.feature or "", as_performance(a, name, model))
-                        for a in found]
+                out += [(int(index[a.row]), name, a.feature or "",
+                         as_performance(a, name, model, self._levels(model, name, columns, a))) for a in found]
+                self._carry(model, name, columns)
         return out
+
+    def _baseline(self, model: str, output: str, columns: dict) -> None:
+        """Each mean metric's baseline level, over the same first labelled predictions as its detectors'."""
+        warmup = self.config.for_model(model).warmup_events
+        for metric, col in columns.items():
+            key = (model, output, metric)
+            total, n, done = self.baseline.get(key, (0.0, 0, False))
+            if done or not isinstance(col, NumericArray):
+                continue
+            values = col.values[:max(warmup - n, 0)]
+            present = values[~np.isnan(values)]
+            n += len(values)
+            self.baseline[key] = (total + float(present.sum()), n, n >= warmup)
+
+    def _levels(self, model: str, output: str, columns: dict, alert: Alert) -> tuple[float, float] | None:
+        """(baseline, now) of a mean metric at a firing: now is its mean over the firing's run (its latest
+        ``LEVEL_TAIL`` values at most, earlier batches' included: the words do not depend on batch cuts)."""
+        key = (model, output, alert.feature or "")
+        col, base = columns.get(key[2]), self.baseline.get(key)
+        if not isinstance(col, NumericArray) or base is None or not base[1] or alert.status != "firing":
+            return None
+        upto = col.values[:alert.row + 1]
+        recent = np.concatenate([self.tails.get(key, np.empty(0)), upto[~np.isnan(upto)]])
+        recent = recent[-min(run_length(alert), LEVEL_TAIL):]
+        return (base[0] / base[1], float(recent.mean())) if recent.size else None
+
+    def _carry(self, model: str, output: str, columns: dict) -> None:
+        for metric, col in columns.items():
+            if isinstance(col, NumericArray):
+                key = (model, output, metric)
+                present = col.values[~np.isnan(col.values)][-LEVEL_TAIL:]
+                self.tails[key] = np.concatenate([self.tails.get(key, np.empty(0)), present])[-LEVEL_TAIL:]
 
     def _calibration(self, key: tuple[str, str], predicted: np.ndarray, labels: list) -> None:
         """The estimate against the realized error on the model's first labelled predictions (its warm-up)."""
@@ -531,8 +582,16 @@ def _lane(monitor: Monitor, model: str, output: str) -> str:
     """The name of (model, output)'s performance stream in ``monitor``, made with the model's config."""
     name = model if output == "prediction" else f"{model}\x1f{output}"
     if name not in monitor.models:
-        monitor.models[name] = ModelMonitor(name, monitor.config.for_model(model))
+        monitor.models[name] = ModelMonitor(name, _lane_config(monitor.config, name))
     return name
+
+
+def _lane_config(config: MonitorConfig, lane: str) -> ModelConfig:
+    """A performance lane's config: its model's, with the metrics' columns watched as METRIC_COLUMNS says."""
+    columns = {metric: ColumnConfig(type=kind, detectors=detectors)  # type: ignore[arg-type]
+               for metric, (kind, detectors) in METRIC_COLUMNS.items()}
+    return config.for_model(lane.partition("\x1f")[0]).model_copy(
+        update={"columns": columns, "monitor_unlisted": True, "segments": []})
 
 
 def _categorical(labels: list) -> CategoricalArray:

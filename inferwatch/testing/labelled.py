@@ -6,8 +6,10 @@ normal, 10 ms between events, each label known ``delay`` seconds after its
 event. From ``change`` on, one of: a share ``flip`` of the labels flipped
 (concept drift: inputs and scores unchanged), ``x`` squeezed by ``squeeze``
 towards 0 where the score is near 0.5 (the unsure region), or the
-regression's error scaled by ``noise``. ``overconfident``: the scores are
-sharpened (not calibrated) while the labels follow the true probability.
+regression's error scaled by ``noise``, or its predictions shifted by
+``bias``, or (``sharpen``) the scores sharpened from then on while the labels
+keep following the true probability. ``overconfident``: the scores are
+sharpened (not calibrated) from the start.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def stamp(t: float) -> str:
 
 def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, squeeze: float = 1.0,
              noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
-             seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn") -> tuple[Path, Path]:
+             seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
+             sharpen: bool = False) -> tuple[Path, Path]:
     """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
@@ -38,11 +41,14 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
         scale = np.ones(n)
         scale[after] = noise
         truth: np.ndarray = prediction + rng.normal(0, 1, n) * scale
+        prediction[after] += bias
     else:
         p = 1 / (1 + np.exp(-slope * x))
         truth = rng.random(n) < p
         truth[after] ^= rng.random(len(truth[after])) < flip
-        prediction = 1 / (1 + np.exp(-2 * slope * x)) if overconfident else p
+        prediction = 1 / (1 + np.exp(-2 * slope * x)) if overconfident else p.copy()
+        if sharpen:
+            prediction[after] = 1 / (1 + np.exp(-2 * slope * x[after]))
     events, labels = [], []
     keep_it = rng.random(n) < keep
     for i in range(n):
