@@ -13,8 +13,10 @@ header ``Authorization: Bearer <token>`` (compared in constant time), else
 
 One client cannot hold the others: a long list of events is decided in a
 thread of its own, by a guard of its own (the same config, so the same
-decisions), ``CHUNK_EVENTS`` at a time, while the event loop answers the
-other requests; at most ``MAX_HEAVY`` such lists are in work at once
+decisions), ``CHUNK_EVENTS`` at a time, and its answer encoded there, while
+the event loop answers the other requests (a body over ``HEAVY_BYTES`` is
+parsed there too; that thread runs at a lower priority and gives the
+interpreter lock back every half millisecond); at most ``MAX_HEAVY`` such lists are in work at once
 (another gets 503 with ``Retry-After``); a body over the cap is read and discarded up to
 ``LINGER_FACTOR`` times the cap (then 413, which the client can read: a
 client that sends its whole body before reading sees the answer, not a
@@ -24,6 +26,7 @@ reset), past that the connection is closed after the 413.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import socket
 import time
@@ -73,6 +76,7 @@ def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int 
     return GuardApp(guard, max_body_bytes, max_events, token)
 
 
+HEAVY_BYTES = 64 << 10  # a list body this long is parsed in the heavy-work thread too
 CHUNK_EVENTS = 256  # events of a long list decided at a time in the heavy-work thread
 MAX_HEAVY = 2  # lists of more than CHUNK_EVENTS events in work at once; more get 503
 LINGER_FACTOR = 4  # an oversize body is read (and dropped) up to this many times the cap before the 413
@@ -94,7 +98,7 @@ class GuardApp:
                  token: str | None = None) -> None:
         self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
         self.heavy = 0  # lists of events in work (see MAX_HEAVY)
-        self._heavy_guard: Guard | None = None  # long lists' own guard, built on first use (see _decide_long)
+        self._heavy_guard: Guard | None = None  # long lists' own guard, built on first use (see _answer_heavy)
         self._heavy_pool = None
         self.authorization = f"Bearer {token}".encode() if token else None
         self.metrics = GuardMetrics()
@@ -129,7 +133,8 @@ class GuardApp:
                 code, payload, extra = await self._answer_soon(body)
             self.metrics.requests.labels(str(code)).inc()
             self.metrics.latency.observe(time.perf_counter() - started)
-            return await _respond(send, code, JSON_TYPE, _JSON.encode(payload), extra)
+            encoded = payload if isinstance(payload, bytes) else _JSON.encode(payload)
+            return await _respond(send, code, JSON_TYPE, encoded, extra)
         route = self.routes.get((method, path))
         if route is not None:
             return await _respond(send, *route())
@@ -182,51 +187,57 @@ class GuardApp:
         return False
 
     async def _answer_soon(self, body: bytes) -> tuple[int, object, list | None]:
-        """:meth:`_answer`, a long list in chunks with the event loop free between them (see the module)."""
+        """:meth:`_answer`; a long list (or a body over ``HEAVY_BYTES``) parsed, decided and its answer encoded
+        in the heavy-work thread, the event loop free meanwhile (see the module)."""
         if body[:1] != b"[" or len(body) < 4096:  # one event, or a short list: at once
             return (*self._answer(body), None)
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return (*self._answer(body), None)
-        if not isinstance(parsed, list) or len(parsed) <= CHUNK_EVENTS or len(parsed) > self.max_events:
-            return (*self._answer(body), None)
+        if len(body) < HEAVY_BYTES:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return (*self._answer(body), None)
+            if not isinstance(parsed, list) or len(parsed) <= CHUNK_EVENTS or len(parsed) > self.max_events:
+                return (*self._answer(body), None)
         if self.heavy >= MAX_HEAVY:
             return 503, {"errors": [_error(None, f"{MAX_HEAVY} long lists of events are in work already: "
                                                  "retry shortly")]}, [(b"retry-after", b"1")]
         self.heavy += 1
         try:
-            decisions = await asyncio.get_running_loop().run_in_executor(self._pool(), self._decide_long, parsed)
+            code, encoded = await asyncio.get_running_loop().run_in_executor(self._pool(), self._answer_heavy, body)
         finally:
             self.heavy -= 1
-        return (*self._decided(decisions), None)
+        return code, encoded, None
+
+    def _answer_heavy(self, body: bytes) -> tuple[int, bytes]:
+        """In the heavy-work thread: :meth:`_answer` with its own guard and encoder (neither is shared between
+        threads), the answer encoded here too (10,000 decisions take milliseconds to encode)."""
+        assert self._heavy_guard is not None
+        code, payload = self._answer(body, self._heavy_guard)
+        return code, _HEAVY_JSON.encode(payload)
 
     def _pool(self):
         if self._heavy_pool is None:
+            import sys
             from concurrent.futures import ThreadPoolExecutor
 
-            self._heavy_pool = ThreadPoolExecutor(1, thread_name_prefix="inferwatch-long-lists")
+            # the heavy thread gives the interpreter lock back every HEAVY_SWITCH_SECONDS (Python's default,
+            # 5 ms, is what a request waits at each turn it takes on the event loop: recv, decide, send)
+            sys.setswitchinterval(min(sys.getswitchinterval(), HEAVY_SWITCH_SECONDS))
+            self._heavy_pool = ThreadPoolExecutor(1, thread_name_prefix="inferwatch-long-lists",
+                                                  initializer=_lower_priority)
             self._heavy_guard = Guard(self.guard.config)
         return self._heavy_pool
-
-    def _decide_long(self, events: list) -> list:
-        """In the heavy-work thread, with its own guard (a guard's decoder is not shared between threads)."""
-        assert self._heavy_guard is not None
-        out: list = []
-        for lo in range(0, len(events), CHUNK_EVENTS):
-            out += self._heavy_guard.check_batch(events[lo:lo + CHUNK_EVENTS])
-        return out
 
     def _decided(self, decisions: list) -> tuple[int, object]:
         errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
         if errors:
             return 400, {"errors": errors}
-        for d in decisions:
-            self.metrics.decisions.labels(d.action).inc()
+        for action, n in collections.Counter(d.action for d in decisions).items():
+            self.metrics.decisions.labels(action).inc(n)
         return 200, decisions
 
-    def _answer(self, body: bytes) -> tuple[int, object]:
-        guard, metrics = self.guard, self.metrics
+    def _answer(self, body: bytes, guard: Guard | None = None) -> tuple[int, object]:
+        guard, metrics = guard or self.guard, self.metrics
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -243,13 +254,17 @@ class GuardApp:
             if len(parsed) > self.max_events:
                 return 413, {"errors": [_error(None, f"{len(parsed)} events in one request, "
                                                      f"over the cap of {self.max_events}")]}
-            return self._decided(guard.check_batch(parsed))
+            decisions: list = []
+            for lo in range(0, len(parsed), CHUNK_EVENTS):
+                decisions += guard.check_batch(parsed[lo:lo + CHUNK_EVENTS])
+            return self._decided(decisions)
         return 400, {"errors": [_error(None, "expected an event (object) or a list of events, "
                                              f"got {type(parsed).__name__}")]}
 
 
 JSON_TYPE = b"application/json"
 _JSON = msgspec.json.Encoder()  # decisions are msgspec records; dicts and lists encode as they are
+_HEAVY_JSON = msgspec.json.Encoder()  # the heavy-work thread's own
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -326,6 +341,19 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
+HEAVY_SWITCH_SECONDS = 0.0005
+
+
+def _lower_priority() -> None:
+    """In the heavy thread: a lower scheduling priority (Linux nice is per thread), so on a busy machine the
+    event loop's thread runs first."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):
+        pass
 MAX_CONNECTIONS = 1024  # connections and requests in progress; beyond, uvicorn answers 503
 
 
