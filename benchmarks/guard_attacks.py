@@ -4,7 +4,7 @@
 sends one event per request at ``--rate`` requests/s (open loop: each
 request is due at its time, late ones count their wait) for ``--seconds``
 while an attack runs; reported: share served (200), p50/p99 latency, and
-the server's peak memory (VmHWM) and open connections. Attacks, one after
+the server's peak memory (VmHWM, its long-list process's included) and open connections. Attacks, one after
 the other, each against a fresh server:
 
 * ``none``: no attack (the baseline);
@@ -133,10 +133,21 @@ def legitimate(port: int, event: bytes, rate: float, seconds: float) -> tuple[in
     return n, served, latencies
 
 
-def server_figures(pid: int) -> tuple[float, int]:
-    """(peak resident MiB, open TCP connections) of the server process."""
+def _peak_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    hwm = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+
+
+def server_figures(pid: int) -> tuple[float, int]:
+    """(peak resident MiB of the server and its child processes (the long-list worker), open TCP connections
+    of the server)."""
+    hwm = _peak_mib(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                hwm += _peak_mib(int(child))
+            except FileNotFoundError:
+                pass
     sockets = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:

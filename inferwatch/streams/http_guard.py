@@ -11,12 +11,11 @@ With a token (:class:`HttpSecurity`), every path but ``/healthz`` needs the
 header ``Authorization: Bearer <token>`` (compared in constant time), else
 401; with a certificate and key, the server speaks TLS only.
 
-One client cannot hold the others: a long list of events is decided in a
-thread of its own, by a guard of its own (the same config, so the same
-decisions), ``CHUNK_EVENTS`` at a time, and its answer encoded there, while
-the event loop answers the other requests (a body over ``HEAVY_BYTES`` is
-parsed there too; that thread runs at a lower priority and gives the
-interpreter lock back every half millisecond); at most ``MAX_HEAVY`` such lists are in work at once
+One client cannot hold the others: a long list of events (more than
+``CHUNK_EVENTS``, or a body over ``HEAVY_BYTES``) is parsed, decided and its
+answer encoded in a process of its own (:mod:`.http_heavy`: a guard of its
+own, the same config, so the same decisions), while the event loop answers
+the other requests; at most ``MAX_HEAVY`` such lists are in work at once
 (another gets 503 with ``Retry-After``); a body over the cap is read and discarded up to
 ``LINGER_FACTOR`` times the cap (then 413, which the client can read: a
 client that sends its whole body before reading sees the answer, not a
@@ -39,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from ..detectors.types import Decision
 from .guard import Guard, Rejection
+from .http_heavy import HeavyWorker
 
 if TYPE_CHECKING:
     import uvicorn
@@ -76,8 +76,8 @@ def build_http_app(guard: Guard, max_body_bytes: int = 8 << 20, max_events: int 
     return GuardApp(guard, max_body_bytes, max_events, token)
 
 
-HEAVY_BYTES = 64 << 10  # a list body this long is parsed in the heavy-work thread too
-CHUNK_EVENTS = 256  # events of a long list decided at a time in the heavy-work thread
+HEAVY_BYTES = 64 << 10  # a list body this long is parsed in the long-list process too
+CHUNK_EVENTS = 256  # events of a list decided at a time (a longer list: in the long-list process)
 MAX_HEAVY = 2  # lists of more than CHUNK_EVENTS events in work at once; more get 503
 LINGER_FACTOR = 4  # an oversize body is read (and dropped) up to this many times the cap before the 413
 
@@ -98,8 +98,7 @@ class GuardApp:
                  token: str | None = None) -> None:
         self.guard, self.max_body_bytes, self.max_events = guard, max_body_bytes, max_events
         self.heavy = 0  # lists of events in work (see MAX_HEAVY)
-        self._heavy_guard: Guard | None = None  # long lists' own guard, built on first use (see _answer_heavy)
-        self._heavy_pool = None
+        self._heavy_worker: HeavyWorker | None = None  # long lists' own process, started on first use
         self.authorization = f"Bearer {token}".encode() if token else None
         self.metrics = GuardMetrics()
         self.openapi = orjson.dumps(openapi_document())
@@ -188,7 +187,7 @@ class GuardApp:
 
     async def _answer_soon(self, body: bytes) -> tuple[int, object, list | None]:
         """:meth:`_answer`; a long list (or a body over ``HEAVY_BYTES``) parsed, decided and its answer encoded
-        in the heavy-work thread, the event loop free meanwhile (see the module)."""
+        in the long-list process, the event loop free meanwhile (see the module)."""
         if body[:1] != b"[" or len(body) < 4096:  # one event, or a short list: at once
             return (*self._answer(body), None)
         if len(body) < HEAVY_BYTES:
@@ -203,30 +202,21 @@ class GuardApp:
                                                  "retry shortly")]}, [(b"retry-after", b"1")]
         self.heavy += 1
         try:
-            code, encoded = await asyncio.get_running_loop().run_in_executor(self._pool(), self._answer_heavy, body)
+            answered = await self._heavy().answer(body)
         finally:
             self.heavy -= 1
+        if answered is None:
+            return 503, {"errors": [_error(None, "the long-list worker stopped: retry shortly")]}, \
+                [(b"retry-after", b"1")]
+        code, counts, encoded = answered
+        for action, n in counts.items():
+            self.metrics.decisions.labels(action).inc(n)
         return code, encoded, None
 
-    def _answer_heavy(self, body: bytes) -> tuple[int, bytes]:
-        """In the heavy-work thread: :meth:`_answer` with its own guard and encoder (neither is shared between
-        threads), the answer encoded here too (10,000 decisions take milliseconds to encode)."""
-        assert self._heavy_guard is not None
-        code, payload = self._answer(body, self._heavy_guard)
-        return code, _HEAVY_JSON.encode(payload)
-
-    def _pool(self):
-        if self._heavy_pool is None:
-            import sys
-            from concurrent.futures import ThreadPoolExecutor
-
-            # the heavy thread gives the interpreter lock back every HEAVY_SWITCH_SECONDS (Python's default,
-            # 5 ms, is what a request waits at each turn it takes on the event loop: recv, decide, send)
-            sys.setswitchinterval(min(sys.getswitchinterval(), HEAVY_SWITCH_SECONDS))
-            self._heavy_pool = ThreadPoolExecutor(1, thread_name_prefix="inferwatch-long-lists",
-                                                  initializer=_lower_priority)
-            self._heavy_guard = Guard(self.guard.config)
-        return self._heavy_pool
+    def _heavy(self) -> HeavyWorker:
+        if self._heavy_worker is None:
+            self._heavy_worker = HeavyWorker(self.guard.config, self.max_body_bytes, self.max_events)
+        return self._heavy_worker
 
     def _decided(self, decisions: list) -> tuple[int, object]:
         errors = [_error(i, d.error, d.field) for i, d in enumerate(decisions) if isinstance(d, Rejection)]
@@ -236,8 +226,8 @@ class GuardApp:
             self.metrics.decisions.labels(action).inc(n)
         return 200, decisions
 
-    def _answer(self, body: bytes, guard: Guard | None = None) -> tuple[int, object]:
-        guard, metrics = guard or self.guard, self.metrics
+    def _answer(self, body: bytes) -> tuple[int, object]:
+        guard, metrics = self.guard, self.metrics
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -264,7 +254,6 @@ class GuardApp:
 
 JSON_TYPE = b"application/json"
 _JSON = msgspec.json.Encoder()  # decisions are msgspec records; dicts and lists encode as they are
-_HEAVY_JSON = msgspec.json.Encoder()  # the heavy-work thread's own
 TEXT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -341,19 +330,6 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-HEAVY_SWITCH_SECONDS = 0.0005
-
-
-def _lower_priority() -> None:
-    """In the heavy thread: a lower scheduling priority (Linux nice is per thread), so on a busy machine the
-    event loop's thread runs first."""
-    import os
-    import threading
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (OSError, AttributeError):
-        pass
 MAX_CONNECTIONS = 1024  # connections and requests in progress; beyond, uvicorn answers 503
 
 
