@@ -183,6 +183,29 @@ def test_a_regression_that_drifts_high_raises_bias_and_only_the_metrics_asked_fo
     assert {a["detector"] for a in performance(alerts)} == {"abs_error"}
 
 
+def test_a_concept_drift_in_one_segment_is_named_by_its_segment(tmp_path):
+    """Four regions in turn; from prediction 40,000 a fifth of the eu region's labels flip: an error_rate alert
+    of the segment {"region": "eu"} fires after the change, none of another region; the segment is kept in the
+    join's saved state."""
+    regions = ("eu", "us", "apac", "latam")
+    events, labels = labelled(tmp_path, n=80_000, change=40_000, flip=0.20, regions=regions, flip_region="eu")
+    config = MonitorConfig.model_validate({"default": {"segments": ["region"]}})
+    alerts, _ = run(events, labels, config)
+    fired = [a for a in performance(alerts) if a["status"] == "firing" and a["segment"] is not None]
+    assert fired and {a["segment"]["region"] for a in fired} == {"eu"}, performance(alerts)
+    first = min(fired, key=lambda a: a["position"])
+    assert 40_000 <= first["position"] < 60_000 and first["position"] % 4 == 0, first  # an eu prediction
+    loss = next(a for a in fired if a["detector"] == "log_loss")
+    assert loss["message"].startswith("prediction [region=eu]: log loss rose from "), loss["message"]
+    before, now = _levels(loss)  # the segment's own levels: a fifth of its labels flipped, its loss near doubles
+    assert now > 1.5 * before, loss["message"]
+    assert not [a for a in performance(alerts) if a["status"] == "firing" and a["position"] < 40_000]
+    watch = PerformanceWatch(config, LabelFeed.empty())
+    watch.joins["m"] = watch._join("m")
+    watch.joins["m"].outputs, watch.joins["m"].segments = ("prediction",), ("region",)
+    assert PerformanceWatch.from_bytes(watch.to_bytes(), config).joins["m"].segments == ("region",)
+
+
 def test_an_overconfident_model_is_said_not_calibrated_and_stays_quiet(tmp_path):
     events, labels = labelled(tmp_path, n=40_000, overconfident=True)
     alerts, said = run(events, labels)

@@ -162,7 +162,9 @@ def calibration_gap(predicted: np.ndarray, labels: list) -> tuple[float, float, 
     return estimated, realized, float(np.sqrt(max(realized * (1 - realized), 1e-12) / n)), n
 
 
-_SHARE = re.compile(r"^(\w+): share of '(right|wrong)' (rose|fell) from ([0-9.]+)% to about ([0-9.]+)%")
+_SHARE = re.compile(r"^(?:\[[^\]]*\] )?(\w+): share of '(right|wrong)' (rose|fell) from ([0-9.]+)% to about "
+                    r"([0-9.]+)%")
+_SEGMENT = re.compile(r"^(\[[^\]]*\]) ")
 _SPAN = re.compile(r" over the last ~(\d+) events")
 
 
@@ -198,6 +200,8 @@ crossed threshold 27.0.'
     message = f"{output} {alert.message}"
     said = _SHARE.match(alert.message)
     span = _SPAN.search(alert.message)
+    segment = _SEGMENT.match(alert.message)
+    output = f"{output} {segment.group(1)}" if segment else output  # "prediction [region=eu]"
     if said is not None:
         name, label, way, before, after = said.groups()
         if (label == "right") == (name == "error_rate"):  # the error rate is the share of wrong ones

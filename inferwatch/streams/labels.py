@@ -22,8 +22,8 @@ is joined to its prediction by ``(model, event_id)``:
   ``estimated_error_rate`` (one row per prediction, in stream order), and
   the summary says how far it was from the realized error rate.
 
-A pending prediction keeps its id, time, position and the outputs' values
-(about 150 bytes in memory); ``labels.max_pending`` caps them per model
+A pending prediction keeps its id, time, position, the outputs' values and
+its segment tags' values (about 150 bytes in memory); ``labels.max_pending`` caps them per model
 (the oldest are dropped and counted ``expired``).
 """
 
@@ -82,6 +82,7 @@ class _Labelled(msgspec.Struct):
     prediction: Any = None
     label: Any = None
     event_id: str = ""
+    tags: Any = None
 
 
 STATE_VERSION = 1  # of PerformanceWatch.to_bytes
@@ -173,6 +174,7 @@ class LabelFeed:
 @dataclass
 class _ModelJoin:
     outputs: tuple[str, ...] = ()  # the model's prediction columns, in the order of a pending entry's values
+    segments: tuple[str, ...] = ()  # the model's segment tags, whose values follow the outputs' in an entry
     waiting: dict = field(default_factory=dict)  # event_id -> (time, index, *values), oldest first
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
     joined: list = field(default_factory=list)  # [(event ids, pending entries, labels, label times)], not yet watched
@@ -204,15 +206,17 @@ class PerformanceWatch:
         self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.clock = -np.inf
-        self.baseline: dict[tuple[str, str, str], tuple[float, int, bool]] = {}  # mean metrics: (sum, n, done)
-        self.tails: dict[tuple[str, str, str], np.ndarray] = {}  # mean metrics: their latest values
+        # mean metrics, per (model, output, metric, segment ("" or "tag=value")): the baseline (sum and count of
+        # the values, the model's rows taken so far: done at warmup_events), the latest values
+        self.baseline: dict[tuple[str, str, str, str], tuple[float, int, int]] = {}
+        self.tails: dict[tuple[str, str, str, str], np.ndarray] = {}
         self.places: np.ndarray | None = None  # per line of a step: what its predictions' alerts give as index
 
     def to_bytes(self) -> bytes:
         """The join (pending predictions and early labels), its counts, the three monitors and the labels not
         given out yet: a live worker's state (:meth:`from_bytes`)."""
-        joins = {m: {"outputs": list(j.outputs), "waiting": j.waiting, "early": j.early, "joined": j.joined,
-                     "resolved": j.resolved} for m, j in self.joins.items()}
+        joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments), "waiting": j.waiting,
+                     "early": j.early, "joined": j.joined, "resolved": j.resolved} for m, j in self.joins.items()}
         delays = np.concatenate(self.delays)[-MAX_DELAYS_KEPT:] if self.delays else np.empty(0)
         return msgspec.msgpack.encode({
             "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
@@ -238,15 +242,17 @@ class PerformanceWatch:
             for model, j in raw["joins"].items():
                 waiting = {k: tuple(e) for k, e in j["waiting"].items()}
                 early = {k: tuple(e) for k, e in j["early"].items()}
-                watch.joins[model] = _ModelJoin(tuple(j["outputs"]), waiting, early, j["joined"], j["resolved"])
+                watch.joins[model] = _ModelJoin(tuple(j["outputs"]), tuple(j.get("segments", ())), waiting, early,
+                                                j["joined"], j["resolved"])
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
             watch.calibration = {(m, o): tuple(c) for m, o, c in raw["calibration"]}
             watch._first = {(m, o): (list(a), list(b)) for m, o, a, b in raw["first"]}
-            watch.tails = {(m, o, k): np.frombuffer(v, dtype="<f8").astype(np.float64)
-                           for m, o, k, v in raw.get("tails", [])}
-            watch.baseline = {(m, o, k): (float(t), int(n), bool(d)) for m, o, k, t, n, d in raw.get("baseline", [])}
+            watch.tails = {(m, o, k, g): np.frombuffer(v, dtype="<f8").astype(np.float64)
+                           for m, o, k, g, v in raw.get("tails", [])}
+            watch.baseline = {(m, o, k, g): (float(t), int(n), int(d))
+                              for m, o, k, g, t, n, d in raw.get("baseline", [])}
             delays = np.frombuffer(raw["delays"], dtype="<f8").astype(np.float64)
             watch.delays = [delays] if len(delays) else []
             watch.clock = float(raw["clock"])
@@ -263,7 +269,7 @@ class PerformanceWatch:
     def fit_reference(self, lines) -> int:
         """Baselines from reference events that carry their ``label`` inline (the others are skipped): the
         realized performance's, the estimate's, and the estimate's calibration. Returns the labelled events."""
-        by_output: dict[tuple[str, str], tuple[list, list]] = {}
+        by_output: dict[tuple[str, str], tuple[list, list, list]] = {}
         for line in lines:
             try:
                 event = _REFERENCE.decode(line)
@@ -276,11 +282,13 @@ class PerformanceWatch:
                 label = event.label.get(out) if isinstance(event.label, dict) else event.label
                 if label is None or value is None or isinstance(value, (dict, list)):
                     continue
-                held = by_output.setdefault((event.model, f"prediction.{out}" if out else "prediction"), ([], []))
+                held = by_output.setdefault((event.model, f"prediction.{out}" if out else "prediction"),
+                                            ([], [], []))
                 held[0].append(value)
                 held[1].append(label)
+                held[2].append(event.tags if isinstance(event.tags, dict) else {})
         used = 0
-        for (model, output), (values, labels) in sorted(by_output.items()):
+        for (model, output), (values, labels, tags) in sorted(by_output.items()):
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             if numeric:
                 predicted: Any = NumericArray(np.array(values, dtype=np.float64))
@@ -293,15 +301,19 @@ class PerformanceWatch:
             ids, times = TextArray.from_list([""] * n), np.zeros(n)
             columns = outcome_columns(predicted, labels, self.probability.get((model, output)),
                                       self.config.for_model(model).labels.metrics)
+            segments = {tag: _categorical([_tag(t.get(tag)) for t in tags])
+                        for tag in self.config.for_model(model).segments}
             lane = _lane(self.realized, model, output)
-            self.realized.models[lane].fit(Batch(lane, ids, times, columns))
+            self.realized.models[lane].fit(Batch(lane, ids, times, columns, segments))
             for metric, col in columns.items():
                 if isinstance(col, NumericArray):
-                    present = col.values[~np.isnan(col.values)]
-                    self.baseline[(model, output, metric)] = (float(present.sum()), len(present), True)
+                    for part, rows in _parts(segments, n):
+                        values = col.values if rows is None else col.values[rows]
+                        present = values[~np.isnan(values)]
+                        self.baseline[(model, output, metric, part)] = (float(present.sum()), len(present), 1 << 62)
             if self.probability.get((model, output)):
                 lane = _lane(self.estimated, model, output)
-                self.estimated.models[lane].fit(Batch(lane, ids, times, estimate_columns(predicted)))
+                self.estimated.models[lane].fit(Batch(lane, ids, times, estimate_columns(predicted), segments))
                 self.calibration[(model, output)] = calibration_gap(predicted.values, labels)
             used += n
         return used
@@ -322,6 +334,7 @@ class PerformanceWatch:
         join = self._join(batch.model)
         if not join.outputs:
             join.outputs = tuple(sorted(outputs))
+            join.segments = tuple(self.config.for_model(batch.model).segments)
         values = []
         for name in join.outputs:
             col, key = outputs.get(name), (batch.model, name)
@@ -334,6 +347,10 @@ class PerformanceWatch:
                 values.append([col.categories[c] if c >= 0 else None for c in col.codes.tolist()])
             else:
                 values.append([None] * len(batch))
+        for tag in join.segments:  # the prediction's segment, for the performance of each segment
+            seg = batch.segments.get(tag)
+            values.append([None] * len(batch) if seg is None else
+                          [seg.categories[c] if c >= 0 else None for c in seg.codes.tolist()])
         ids = batch.event_ids.tolist()
         if self.places is not None:
             rows = self.places[rows - first_index]
@@ -365,7 +382,8 @@ class PerformanceWatch:
             if not (isinstance(col, NumericArray) and self.probability.get((batch.model, name))):
                 continue
             model = _lane(self.estimated, batch.model, name)
-            found = self.estimated.process(Batch(model, batch.event_ids, batch.times, estimate_columns(col)))
+            found = self.estimated.process(Batch(model, batch.event_ids, batch.times, estimate_columns(col),
+                                                 batch.segments))
             out += [(int(rows[a.row]), name, ESTIMATED, as_performance(a, name, batch.model))
                     for a in found]
         return out
@@ -484,6 +502,8 @@ class PerformanceWatch:
             index = np.array([e[1] for e in entries], dtype=np.int64)
             self.counts.joined += len(entries)
             self.delays.append(at - times)
+            first = 2 + len(join.outputs)
+            segments = {tag: _categorical([e[first + k] for e in entries]) for k, tag in enumerate(join.segments)}
             for k, name in enumerate(join.outputs):
                 label_of = (lambda lb, name=name: lb.get(name[len("prediction."):]) if isinstance(lb, dict) else lb)
                 labels = labels_all if join.outputs == ("prediction",) else [label_of(lb) for lb in labels_all]
@@ -497,44 +517,61 @@ class PerformanceWatch:
                         self._calibration(key, predicted.values, labels)
                 columns = outcome_columns(predicted, labels, self.probability.get(key),
                                           self.config.for_model(model).labels.metrics)
-                self._baseline(model, name, columns)
-                found = self.realized.process(Batch(_lane(self.realized, model, name), ids, times, columns))
+                self._baseline(model, name, columns, segments)
+                found = self.realized.process(Batch(_lane(self.realized, model, name), ids, times, columns,
+                                                    segments))
                 out += [(int(index[a.row]), name, a.feature or "",
-                         as_performance(a, name, model, self._levels(model, name, columns, a))) for a in found]
-                self._carry(model, name, columns)
+                         as_performance(a, name, model, self._levels(model, name, columns, segments, a)))
+                        for a in found]
+                self._carry(model, name, columns, segments)
         return out
 
-    def _baseline(self, model: str, output: str, columns: dict) -> None:
-        """Each mean metric's baseline level, over the same first labelled predictions as its detectors'."""
+    def _baseline(self, model: str, output: str, columns: dict, segments: dict) -> None:
+        """Each mean metric's baseline level, over the same first labelled predictions as its detectors' (the
+        model's first ``warmup_events``; a segment's: its predictions among them)."""
         warmup = self.config.for_model(model).warmup_events
         for metric, col in columns.items():
-            key = (model, output, metric)
-            total, n, done = self.baseline.get(key, (0.0, 0, False))
-            if done or not isinstance(col, NumericArray):
+            rows_seen = self.baseline.get((model, output, metric, ""), (0.0, 0, 0))[2]
+            if not isinstance(col, NumericArray) or rows_seen >= warmup:
                 continue
-            values = col.values[:max(warmup - n, 0)]
-            present = values[~np.isnan(values)]
-            n += len(values)
-            self.baseline[key] = (total + float(present.sum()), n, n >= warmup)
+            cut = min(warmup - rows_seen, len(col.values))
+            for part, rows in _parts(segments, cut):
+                key = (model, output, metric, part)
+                total, n, _ = self.baseline.get(key, (0.0, 0, 0))
+                values = col.values[:cut] if rows is None else col.values[rows]
+                present = values[~np.isnan(values)]
+                self.baseline[key] = (total + float(present.sum()), n + len(present), rows_seen + cut)
 
-    def _levels(self, model: str, output: str, columns: dict, alert: Alert) -> tuple[float, float] | None:
-        """(baseline, now) of a mean metric at a firing: now is its mean over the firing's run (its latest
-        ``LEVEL_TAIL`` values at most, earlier batches' included: the words do not depend on batch cuts)."""
-        key = (model, output, alert.feature or "")
+    def _levels(self, model: str, output: str, columns: dict, segments: dict, alert: Alert
+                ) -> tuple[float, float] | None:
+        """(baseline, now) of a mean metric at a firing (of the model, or of its segment): now is its mean over
+        the firing's run (its latest ``LEVEL_TAIL`` values at most, earlier batches' included: the words do
+        not depend on batch cuts)."""
+        part = "" if not alert.segment else ",".join(f"{k}={v}" for k, v in sorted(alert.segment.items()))
+        key = (model, output, alert.feature or "", part)
         col, base = columns.get(key[2]), self.baseline.get(key)
         if not isinstance(col, NumericArray) or base is None or not base[1] or alert.status != "firing":
             return None
         upto = col.values[:alert.row + 1]
+        if alert.segment:
+            (tag, value), = alert.segment.items()
+            seg = segments.get(tag)
+            if seg is None:
+                return None
+            codes = seg.codes[:alert.row + 1]
+            upto = upto[(codes >= 0) & (np.asarray(seg.categories, dtype=object)[np.maximum(codes, 0)] == value)]
         recent = np.concatenate([self.tails.get(key, np.empty(0)), upto[~np.isnan(upto)]])
         recent = recent[-min(run_length(alert), LEVEL_TAIL):]
         return (base[0] / base[1], float(recent.mean())) if recent.size else None
 
-    def _carry(self, model: str, output: str, columns: dict) -> None:
+    def _carry(self, model: str, output: str, columns: dict, segments: dict) -> None:
         for metric, col in columns.items():
             if isinstance(col, NumericArray):
-                key = (model, output, metric)
-                present = col.values[~np.isnan(col.values)][-LEVEL_TAIL:]
-                self.tails[key] = np.concatenate([self.tails.get(key, np.empty(0)), present])[-LEVEL_TAIL:]
+                for part, rows in _parts(segments, len(col.values)):
+                    key = (model, output, metric, part)
+                    values = col.values if rows is None else col.values[rows]
+                    present = values[~np.isnan(values)][-LEVEL_TAIL:]
+                    self.tails[key] = np.concatenate([self.tails.get(key, np.empty(0)), present])[-LEVEL_TAIL:]
 
     def _calibration(self, key: tuple[str, str], predicted: np.ndarray, labels: list) -> None:
         """The estimate against the realized error on the model's first labelled predictions (its warm-up)."""
@@ -590,8 +627,7 @@ def _lane_config(config: MonitorConfig, lane: str) -> ModelConfig:
     """A performance lane's config: its model's, with the metrics' columns watched as METRIC_COLUMNS says."""
     columns = {metric: ColumnConfig(type=kind, detectors=detectors)  # type: ignore[arg-type]
                for metric, (kind, detectors) in METRIC_COLUMNS.items()}
-    return config.for_model(lane.partition("\x1f")[0]).model_copy(
-        update={"columns": columns, "monitor_unlisted": True, "segments": []})
+    return config.for_model(lane.partition("\x1f")[0]).model_copy(update={"columns": columns, "monitor_unlisted": True})
 
 
 def _categorical(labels: list) -> CategoricalArray:
@@ -599,6 +635,22 @@ def _categorical(labels: list) -> CategoricalArray:
     cats = tuple(sorted({v for v in labels if v is not None}))
     code = {c: i for i, c in enumerate(cats)}
     return CategoricalArray(np.array([code[v] if v is not None else -1 for v in labels], dtype=np.int64), cats)
+
+
+def _parts(segments: dict, n: int):
+    """("", None) for the whole model, then ("tag=value", rows) for each segment value present in ``n`` rows."""
+    yield "", None
+    for tag, seg in segments.items():
+        codes = seg.codes[:n]
+        for code in np.unique(codes[codes >= 0]).tolist():
+            yield f"{tag}={seg.categories[code]}", np.flatnonzero(codes == code)
+
+
+def _tag(value: Any) -> str | None:
+    """A tag's value as a segment label, as the events' decoder gives it (None: missing)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _span(seconds: float) -> str:

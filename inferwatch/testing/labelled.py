@@ -9,7 +9,8 @@ towards 0 where the score is near 0.5 (the unsure region), or the
 regression's error scaled by ``noise``, or its predictions shifted by
 ``bias``, or (``sharpen``) the scores sharpened from then on while the labels
 keep following the true probability. ``overconfident``: the scores are
-sharpened (not calibrated) from the start.
+sharpened (not calibrated) from the start. ``regions``: a ``region`` tag,
+the regions in turn; ``flip_region``: only that region's labels flip.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def stamp(t: float) -> str:
 def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, squeeze: float = 1.0,
              noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
              seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
-             sharpen: bool = False) -> tuple[Path, Path]:
+             sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None
+             ) -> tuple[Path, Path]:
     """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
@@ -45,7 +47,10 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
     else:
         p = 1 / (1 + np.exp(-slope * x))
         truth = rng.random(n) < p
-        truth[after] ^= rng.random(len(truth[after])) < flip
+        flipped = rng.random(len(truth[after])) < flip
+        if flip_region is not None:  # the concept drift of one segment only
+            flipped &= (np.array([regions[i % len(regions)] == flip_region for i in range(n)]))[after]
+        truth[after] ^= flipped
         prediction = 1 / (1 + np.exp(-2 * slope * x)) if overconfident else p.copy()
         if sharpen:
             prediction[after] = 1 / (1 + np.exp(-2 * slope * x[after]))
@@ -53,9 +58,11 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
     keep_it = rng.random(n) < keep
     for i in range(n):
         t = START + i * 0.01
-        events.append(orjson.dumps({"event_id": f"e{i}", "model": model, "timestamp": stamp(t),
-                                    "features": {"x": round(float(x[i]), 5)},
-                                    "prediction": round(float(prediction[i]), 5)}))
+        event = {"event_id": f"e{i}", "model": model, "timestamp": stamp(t), "features": {"x": round(float(x[i]), 5)},
+                 "prediction": round(float(prediction[i]), 5)}
+        if regions:
+            event["tags"] = {"region": regions[i % len(regions)]}
+        events.append(orjson.dumps(event))
         if keep_it[i]:
             label = round(float(truth[i]), 5) if regression else bool(truth[i])
             labels.append((t + delay, orjson.dumps({"event_id": f"e{i}", "model": model,
