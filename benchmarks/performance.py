@@ -10,7 +10,8 @@ detector fired (every prediction is labelled, so it is also labelled
 predictions); the bound is the delay at which the cumulated KL divergence of
 the watched per-event quantity reaches ln(ARL0) (KL from the generator's own
 distributions, estimated on 2,000,000 draws for the estimate's column).
-False alarms: firings of any performance metric, the estimate or coverage
+The segment scenario's bound is the segment's own change, counted in all
+predictions (the segment has a quarter of them). False alarms: firings of any performance metric, the estimate or coverage
 before the change, or anywhere on a no-change stream (every metric is
 watched in every scenario). Last, the replay's speed with
 labels against without, whole processes, same file.
@@ -94,6 +95,9 @@ def scenarios() -> list[tuple[str, dict, str | None, float | None, dict | None]]
         ("concept drift", drift, "error_rate", _bernoulli_kl(flipped, err), None),
         ("concept drift", drift, "log_loss", _metric_kl("log_loss", flip=0.10), None),
         ("concept drift", drift, "overconfidence", _metric_kl("overconfidence", flip=0.10), None),
+        ("concept drift in 1 of 4 regions", {"n": 80_000, "change": 40_000, "flip": 0.20,
+                                             "regions": ("eu", "us", "apac", "latam"), "flip_region": "eu"},
+         "error_rate", _bernoulli_kl(err * 0.8 + (1 - err) * 0.2, err) / 4, {"default": {"segments": ["region"]}}),
         ("concept drift, labels 3 h late", {**drift, "delay": 3 * 3600.0},
          "error_rate", _bernoulli_kl(flipped, err), None),
         ("turns overconfident", {"n": 60_000, "change": 30_000, "sharpen": True}, "overconfidence",
@@ -132,6 +136,25 @@ def run_one(folder: Path, args: dict, detector: str | None, config: dict | None,
         elif change is None or a["position"] < change:
             false += 1
     return delay, false
+
+
+def estimate_against_realized(folder: Path, window: int = 5_000) -> str:
+    """On the calibrated no-change stream: per window of predictions, inferwatch's label-free estimate
+    (``calibration_gap``, as the summary computes it) against the realized error rate, in sampling errors."""
+    from inferwatch.detectors.performance import calibration_gap
+
+    events, labels = labelled(folder / "estimate", n=200_000, seed=11)
+    scores = np.array([orjson.loads(line)["prediction"] for line in events.read_bytes().splitlines()])
+    label_of = {r["event_id"]: r["label"] for r in map(orjson.loads, labels.read_bytes().splitlines())}
+    truth = [label_of[f"e{i}"] for i in range(len(scores))]
+    gaps = []
+    for lo in range(0, len(scores), window):
+        est, real, se, _ = calibration_gap(scores[lo:lo + window], truth[lo:lo + window])
+        gaps.append(abs(est - real) / se)
+    gaps_arr = np.array(gaps)
+    return (f"estimate against realized error rate, calibrated model, {len(gaps)} windows of {window:,} "
+            f"predictions: |estimate - realized| is {np.median(gaps_arr):.2f} sampling errors at the median, "
+            f"{gaps_arr.max():.2f} at most; {np.mean(gaps_arr <= 2):.0%} of windows within 2 (95 % expected)")
 
 
 def speed(folder: Path, runs: int) -> str:
@@ -173,6 +196,7 @@ def main() -> None:
             ratio = f"{mean / bound:.2f}" if mean is not None and bound else "-"
             print(f"{name:32} {detector or '-':22} {text:>7} {spread:>11} {false:>3} "
                   f"{(f'{bound:.0f}' if bound else '-'):>7} {ratio:>6}", flush=True)
+        print(estimate_against_realized(Path(tmp)), flush=True)
         print(speed(Path(tmp), args.runs))
 
 
