@@ -11,7 +11,8 @@ predictions); the bound is the delay at which the cumulated KL divergence of
 the watched per-event quantity reaches ln(ARL0) (KL from the generator's own
 distributions, estimated on 2,000,000 draws for the estimate's column).
 The segment scenario's bound is the segment's own change, counted in all
-predictions (the segment has a quarter of them). False alarms: firings of any performance metric, the estimate or coverage
+predictions (the segment has a quarter of them). False alarms: firings of
+any performance metric, the estimate or coverage
 before the change, or anywhere on a no-change stream (every metric is
 watched in every scenario). Last, the replay's speed with
 labels against without, whole processes, same file.
