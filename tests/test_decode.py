@@ -282,3 +282,14 @@ def test_a_dead_letter_encodes_to_its_record_byte_for_byte(error, raw, offset, c
     dead = DeadLetter(error, 0, raw)
     source = {"topic": "t", "partition": 3, "offset": offset}
     assert dead.encoded(source, cap) == orjson.dumps(dead.record(source, cap))
+
+
+@given(st.lists(st.one_of(st.text(), st.text(alphabet="abc-0123456789"))))
+def test_text_arrays_give_back_the_strings_they_were_made_of(strings):
+    """Packed ids and times (ASCII fast path or not): every string back, whole, one by one and sliced."""
+    from inferwatch.detectors.types import TextArray
+
+    packed = TextArray.from_list(strings)
+    assert packed.tolist() == strings and [packed[i] for i in range(len(strings))] == strings
+    assert packed.slice(len(strings) // 2, len(strings)).tolist() == strings[len(strings) // 2:]
+    assert TextArray.from_list(iter(strings)).tolist() == strings

@@ -92,7 +92,12 @@ class TextArray:
         return self.data[self.offsets[i]:self.offsets[i + 1]].decode("utf-8")
 
     def tolist(self) -> list[str]:
-        return [self[i] for i in range(len(self))]
+        offsets = self.offsets.tolist()
+        if self.data.isascii():  # the usual ids: one decode, then slices of one string
+            text = self.data.decode("ascii")
+            return [text[a:b] for a, b in zip(offsets, offsets[1:])]
+        data = self.data
+        return [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
 
     def take(self, rows: np.ndarray) -> TextArray:
         rows = np.asarray(rows, dtype=np.int64)
@@ -113,6 +118,15 @@ class TextArray:
 
     @classmethod
     def from_list(cls, strings) -> TextArray:
+        strings = strings if isinstance(strings, list) else list(strings)
+        try:
+            joined = "".join(strings)
+        except TypeError:  # not all strings
+            joined = None
+        if joined is not None and joined.isascii():  # the usual ids: one encode, lengths in characters
+            offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)), out=offsets[1:])
+            return cls(joined.encode("ascii"), offsets)
         encoded = [str(s).encode("utf-8") for s in strings]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
