@@ -206,6 +206,18 @@ def test_a_concept_drift_in_one_segment_is_named_by_its_segment(tmp_path):
     assert PerformanceWatch.from_bytes(watch.to_bytes(), config).joins["m"].segments == ("region",)
 
 
+def test_labels_that_come_later_raise_a_label_delay_alert(tmp_path):
+    """Labels 2 minutes after their prediction until prediction 20,000, then 10 minutes (from prediction 80,000
+    on, the stream's clock reaches them): label_delay (data_quality) fires once the late ones arrive, naming the
+    delays; no alert before."""
+    events, labels = labelled(tmp_path, n=100_000, change=20_000, delay_after=600.0)
+    alerts, _ = run(events, labels)
+    fired = [a for a in alerts if a["detector"] == "label_delay" and a["status"] == "firing"]
+    assert fired and fired[0]["kind"] == "data_quality" and 20_000 <= fired[0]["position"] < 21_000, alerts
+    assert fired[0]["message"].startswith("prediction: label delay (seconds) median 120 -> 600"), fired[0]
+    assert not [a for a in alerts if a["status"] == "firing" and a["position"] < 20_000]
+
+
 def test_an_overconfident_model_is_said_not_calibrated_and_stays_quiet(tmp_path):
     events, labels = labelled(tmp_path, n=40_000, overconfident=True)
     alerts, said = run(events, labels)

@@ -83,12 +83,22 @@ class NumericCodebook:
         return encode_numeric(column.values, self.edges, self._table, self.missing_code, r, block, self.n_codes)
 
     def label(self, code: int) -> str:
-        """Human text for a bin, e.g. ``[12.5, 40)``."""
+        """Human text for a bin, e.g. ``[12.5, 40)``; a bin of one value (a discrete column's) is that value,
+        the bin just above a value opens on it.
+
+        >>> book = NumericCodebook(np.array([1.0, 3.0, np.nextafter(3.0, 4.0)]))
+        >>> [book.label(c) for c in range(5)]
+        ['[-inf, 1)', '[1, 3)', '3', '(3, inf)', 'missing']
+        """
         if code == self.missing_code:
             return "missing"
-        lo = "-inf" if code == 0 else f"{self.edges[code - 1]:.4g}"
-        hi = "inf" if code == len(self.edges) else f"{self.edges[code]:.4g}"
-        return f"[{lo}, {hi})"
+        edges = self.edges
+        if 0 < code < len(edges) and edges[code] == np.nextafter(edges[code - 1], np.inf):
+            return f"{edges[code - 1]:.4g}"
+        opens = "[" if code < 2 or edges[code - 1] != np.nextafter(edges[code - 2], np.inf) else "("
+        lo = "-inf" if code == 0 else f"{edges[code - 1 - (opens == '(')]:.4g}"
+        hi = "inf" if code == len(edges) else f"{edges[code]:.4g}"
+        return f"{opens}{lo}, {hi})"
 
     def to_dict(self) -> dict:
         return {"kind": "numeric", "edges": self.edges.tolist(), "median": self.median}

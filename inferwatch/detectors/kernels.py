@@ -571,10 +571,18 @@ def _reference_edges(values, shares, bins):
 
 def reference_edges(values: np.ndarray, shares: np.ndarray, bins: int) -> tuple[np.ndarray, float]:
     """(bin edges, median) of a numeric reference: its distinct values when at most ``bins``, else its
-    quantiles at ``shares``, deduplicated; NaN are missing values. One sort, compiled.
+    quantiles at ``shares``, deduplicated; NaN are missing values. One sort, compiled. When the last edge is
+    the reference's largest value (a discrete column, a point mass at a cap), one more edge just above it
+    gives values beyond anything the reference held a bin of their own, as values below its least have one.
 
     >>> edges, median = reference_edges(np.array([3.0, np.nan, 1.0, 3.0, 2.0]), np.array([0.5]), 16)
-    >>> edges.tolist(), median
-    ([1.0, 2.0, 3.0], 2.5)
+    >>> edges.tolist()[:3], bool(edges[3] > 3.0), median
+    ([1.0, 2.0, 3.0], True, 2.5)
+    >>> reference_edges(np.full(5, 120.0), np.array([0.5]), 16)[0].size  # a constant: below, at, above it
+    2
     """
-    return _reference_edges(np.ascontiguousarray(values, dtype=np.float64), shares, int(bins))
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    edges, median = _reference_edges(values, shares, int(bins))
+    if edges.size and np.isfinite(edges[-1]) and edges[-1] >= np.nanmax(values):
+        edges = np.append(edges, np.nextafter(edges[-1], np.inf))
+    return edges, median

@@ -133,6 +133,15 @@ class ColumnMonitor:
         cut."""
         if isinstance(column, NumericArray):
             upto = column.values[: t.row + 1]
+            before = self.tail[len(self.tail) - max(t.run_length - t.row - 1, 0):]  # the run's part in batches before
+            if self.lanes is not None and t.lane < self.lanes.table.shape[1] and len(before) + t.row + 1 >= \
+                    t.run_length:  # the values since the most likely change point in the run
+                values = np.concatenate([before, upto])[-max(t.run_length, 1):]
+                run_codes = np.concatenate([self.book.encode(NumericArray(before)), codes[: t.row + 1]])
+                since = _change_point(self.lanes.table[run_codes[-len(values):], t.lane])
+                recent = values[since:][~np.isnan(values[since:])][-TAIL:]
+                if recent.size:
+                    return {"median": float(np.median(recent))}
             # the latest third of the detector's run (at least 8 values): a run often starts before the change,
             # its end is past it
             k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
@@ -291,6 +300,16 @@ class ColumnMonitor:
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
         return col
+
+
+def _change_point(llr: np.ndarray) -> int:
+    """The most likely change point in a detector's run, from its lane's increments: the index after which
+    their running sum rose from its least.
+
+    >>> _change_point(np.array([0.5, -1.0, -0.2, 2.0, 2.0]))
+    3
+    """
+    return int(np.argmin(np.concatenate([[0.0], np.cumsum(llr)])))
 
 
 def _in_units(context: dict, book: Codebook) -> str | None:

@@ -65,7 +65,7 @@ def places(partitions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def from_labels(alert: Alert) -> bool:
     """An alert of the label join: its index is a prediction's place (possibly of an earlier step)."""
-    return alert.kind == "performance" or alert.detector == "label_coverage"
+    return alert.kind == "performance" or alert.detector in ("label_coverage", "label_delay")
 
 
 class _Label(msgspec.Struct):
@@ -205,6 +205,7 @@ class PerformanceWatch:
         self._first: dict[tuple[str, str], tuple[list, list]] = {}  # probabilities and labels until the warm-up
         self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
+        self.delay = Monitor(config)  # per model: each joined prediction's wait for its label, in seconds
         self.clock = -np.inf
         # mean metrics, per (model, output, metric, segment ("" or "tag=value")): the baseline (sum and count of
         # the values, the model's rows taken so far: done at warmup_events), the latest values
@@ -228,7 +229,8 @@ class PerformanceWatch:
             "baseline": [[*k, *v] for k, v in self.baseline.items()],
             "tails": [[*k, v.astype("<f8").tobytes()] for k, v in self.tails.items()],
             "delays": delays.astype("<f8").tobytes(), "clock": self.clock, "realized": self.realized.to_bytes(),
-            "estimated": self.estimated.to_bytes(), "coverage": self.coverage.to_bytes()})
+            "estimated": self.estimated.to_bytes(), "coverage": self.coverage.to_bytes(),
+            "delay": self.delay.to_bytes()})
 
     @classmethod
     def from_bytes(cls, data: bytes, config: MonitorConfig) -> PerformanceWatch:
@@ -260,6 +262,8 @@ class PerformanceWatch:
             watch.realized = Monitor.from_bytes(raw["realized"], config, lane_config)
             watch.estimated = Monitor.from_bytes(raw["estimated"], config, lane_config)
             watch.coverage = Monitor.from_bytes(raw["coverage"], config, lane_config)
+            if "delay" in raw:
+                watch.delay = Monitor.from_bytes(raw["delay"], config, lane_config)
         except StateError:
             raise
         except Exception as exc:  # a document that decodes but is not a state: name what broke
@@ -502,6 +506,12 @@ class PerformanceWatch:
             index = np.array([e[1] for e in entries], dtype=np.int64)
             self.counts.joined += len(entries)
             self.delays.append(at - times)
+            found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
+                                             {"label_delay": NumericArray(at - times)}))
+            out += [(int(index[a.row]), "prediction", "label_delay",
+                     replace(a, model=model, kind="data_quality", detector="label_delay", feature="prediction",
+                             message=a.message.replace("label_delay: ", "prediction: label delay (seconds) ", 1)
+                             .replace(" events", " labelled predictions", 1))) for a in found]
             first = 2 + len(join.outputs)
             segments = {tag: _categorical([e[first + k] for e in entries]) for k, tag in enumerate(join.segments)}
             for k, name in enumerate(join.outputs):
@@ -587,7 +597,7 @@ class PerformanceWatch:
         """(model, output, metric, segment, evidence over threshold) of the realized and estimated performance
         and of the label coverage, as alerts name them (1 is where one fires)."""
         strongest: dict[tuple[str, str, str, str], float] = {}
-        for monitor in (self.realized, self.estimated, self.coverage):
+        for monitor in (self.realized, self.estimated, self.coverage, self.delay):
             for lane, mon in sorted(monitor.models.items()):
                 model, _, output = lane.partition("\x1f")
                 for metric, _, segment, ratio in mon.evidence():  # the metric's detectors: the strongest

@@ -11,6 +11,7 @@ regression's error scaled by ``noise``, or its predictions shifted by
 keep following the true probability. ``overconfident``: the scores are
 sharpened (not calibrated) from the start. ``regions``: a ``region`` tag,
 the regions in turn; ``flip_region``: only that region's labels flip.
+``delay_after``: the labels' delay from the change on.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def stamp(t: float) -> str:
 def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: float = 0.0, squeeze: float = 1.0,
              noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
              seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
-             sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None
-             ) -> tuple[Path, Path]:
+             sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None,
+             delay_after: float | None = None) -> tuple[Path, Path]:
     """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
@@ -65,8 +66,9 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
         events.append(orjson.dumps(event))
         if keep_it[i]:
             label = round(float(truth[i]), 5) if regression else bool(truth[i])
-            labels.append((t + delay, orjson.dumps({"event_id": f"e{i}", "model": model,
-                                                    "timestamp": stamp(t + delay), "label": label})))
+            wait = delay_after if delay_after is not None and change is not None and i >= change else delay
+            labels.append((t + wait, orjson.dumps({"event_id": f"e{i}", "model": model,
+                                                   "timestamp": stamp(t + wait), "label": label})))
     labels.sort(key=lambda r: r[0])
     folder.mkdir(parents=True, exist_ok=True)
     ev, lab = folder / "events.jsonl", folder / "labels.jsonl"
