@@ -111,6 +111,8 @@ def scenarios() -> list[tuple[str, dict, str | None, float | None, dict | None]]
          0.25 ** 2 / 2, None),
         ("unsure region (no label yet)", {"n": 60_000, "change": 30_000, "squeeze": 0.6, "delay": 86_400.0},
          "estimated_error_rate", _estimate_kl(0.6), None),
+        ("labels come 5x later", {"n": 100_000, "change": 20_000, "delay_after": 600.0}, "label_delay", None,
+         None),
         ("labels stop", {"n": 80_000, "change": 30_000, "keep": 1.0, "stop": True}, "label_coverage", None,
          {"default": {"labels": {"max_delay": "3m"}}}),
     ]
@@ -127,7 +129,7 @@ def run_one(folder: Path, args: dict, detector: str | None, config: dict | None,
     out = folder / "alerts.jsonl"
     with open(out, "wb") as f:
         replay_file(events, MonitorConfig.model_validate(config or {}), f, labels=labels)
-    watched = {*METRICS, "estimated_error_rate", "label_coverage"}
+    watched = {*METRICS, "estimated_error_rate", "label_coverage", "label_delay"}
     delay, false = None, 0
     for a in map(orjson.loads, out.read_bytes().splitlines()):
         if a["status"] != "firing" or a["detector"] not in watched:
