@@ -63,6 +63,10 @@ def test_the_config_file_s_kafka_section_is_checked_at_load_and_the_environment_
     try:
         assert load_config(config).default.warmup_events == 500
         assert ks.kafka_security().librdkafka()["sasl.password"] == "hunter2"
+        monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "")  # set but empty (compose's ${VAR:-}): says nothing
+        assert ks.kafka_security().protocol == "SASL_SSL"
+        assert ks.child_env()["KAFKA_SASL_PASSWORD_FILE"] == str(secret)  # a child reads the same file
+        assert ks.child_env()["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
         monkeypatch.setenv("KAFKA_SASL_USERNAME", "from-env")
         assert ks.kafka_security().librdkafka()["sasl.username"] == "from-env"
         for section, named in (("  security_protocol: TLS\n", "kafka.security_protocol"),
@@ -126,13 +130,15 @@ def test_replay_and_the_worker_log_in_and_give_the_file_replay_s_alerts(kafka_sa
                           "--alerts-topic", f"{topic}-replayed"], capture_output=True, env=env, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     assert key(_consume(kafka_sasl, f"{topic}-replayed", tmp_path)) == want
-    # the same from the config file's kafka: section, the password in a file of its own
+    # the same from the config file's kafka: section, the password in a file of its own; without kcat on the
+    # PATH, so the partitions are read by librdkafka in child processes (they get the section too)
     secret = tmp_path / "kafka-password"
     secret.write_text(kafka_sasl["KAFKA_SASL_PASSWORD"] + "\n")
     config = tmp_path / "secured.yaml"
     config.write_text(f"kafka:\n  security_protocol: SASL_SSL\n  sasl_username: {kafka_sasl['KAFKA_SASL_USERNAME']}\n"
                       f"  sasl_password_file: {secret}\n  ssl_ca_location: {kafka_sasl['KAFKA_SSL_CA_LOCATION']}\n")
-    bare = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    bare = {**{k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}, "PATH": str(tmp_path),
+            "KAFKA_SECURITY_PROTOCOL": ""}  # an empty variable says nothing: the section's protocol holds
     res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--topic", topic, "--from", "-1d",
                           "--config", str(config), "--bootstrap-servers", kafka_sasl["KAFKA_SASL_BOOTSTRAP_SERVERS"]],
                          capture_output=True, env=bare, cwd=ROOT, timeout=300)

@@ -133,7 +133,8 @@ class ColumnMonitor:
         cut."""
         if isinstance(column, NumericArray):
             upto = column.values[: t.row + 1]
-            before = self.tail[len(self.tail) - max(t.run_length - t.row - 1, 0):]  # the run's part in batches before
+            # the run's part in batches before (present values: with missing ones the run reaches back less far)
+            before = self.tail[max(len(self.tail) - max(t.run_length - t.row - 1, 0), 0):]
             if self.lanes is not None and t.lane < self.lanes.table.shape[1] and len(before) + t.row + 1 >= \
                     t.run_length:  # the values since the most likely change point in the run
                 values = np.concatenate([before, upto])[-max(t.run_length, 1):]

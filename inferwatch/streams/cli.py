@@ -206,7 +206,7 @@ def backtest(
 ) -> None:
     """Run several configs over the same events; compare their alerts and guard decisions."""
     _logging(log_level)
-    configs = [(_config_name(p, config), _config(p)) for p in config]  # first: a config's kafka: section
+    configs = [(_config_name(p, config), _config(p)) for p in config]  # before the source: their kafka: section
     _check_source(file, topic, start, bootstrap_servers)
     _check_outputs(report=report)
     if report is not None:

@@ -11,7 +11,9 @@ The two processes speak over a pipe in bytes only: the request body goes
 in, ``msgpack([code, {action: count}, answer])`` comes back (no pickle of
 anything a client sent). The child builds its guard from the config's JSON,
 so its decisions are the parent's. A child found dead is started again and
-the list asked again; a list whose second child dies too gets 503.
+the list asked again; a list whose second child dies too, or that is not
+answered within ``ANSWER_SECONDS``, gets 503 (the child is stopped); an
+error inside the child is a 500 for that list only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..detectors.config import MonitorConfig
 __all__ = ["HeavyWorker"]
 
 NICE = 10  # the child's scheduling priority below the server's
+ANSWER_SECONDS = 60.0  # a list not answered in this time: the child is stopped (and started again next time)
 
 
 class HeavyWorker:
@@ -59,7 +62,12 @@ class HeavyWorker:
                 assert self.conn is not None
                 try:
                     self.conn.send_bytes(body)
+                    if not self.conn.poll(ANSWER_SECONDS):  # a child that hangs is not waited on for ever
+                        raise TimeoutError
                     code, counts, answer = msgspec.msgpack.decode(self.conn.recv_bytes())
+                except TimeoutError:
+                    self.close()
+                    return None
                 except (EOFError, OSError):
                     self.close()
                     continue
@@ -95,6 +103,12 @@ def _serve(conn, config_json: str, max_body_bytes: int, max_events: int) -> None
             body = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        code, payload = app._answer(body)
-        counts = collections.Counter(d.action for d in payload) if code == 200 and isinstance(payload, list) else {}
-        conn.send_bytes(pack([code, dict(counts), encode(payload)]))
+        try:
+            code, payload = app._answer(body)
+            counts = collections.Counter(d.action for d in payload) if code == 200 and isinstance(payload, list) \
+                else {}
+            answer = pack([code, dict(counts), encode(payload)])
+        except Exception as exc:  # a bug, not the client's fault: answered, and the child lives on
+            answer = pack([500, {}, encode({"errors": [{"index": None, "field": None,
+                                                         "error": f"internal error ({type(exc).__name__})"}]})])
+        conn.send_bytes(answer)

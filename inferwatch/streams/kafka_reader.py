@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .kafka_security import kafka_security
+from .kafka_security import child_env, kafka_security
 from .lines import LineBlock
 
 __all__ = ["consumer", "RangeReader", "records"]
@@ -137,7 +137,7 @@ class RangeReader:
         self.errors = tempfile.TemporaryFile()
         self.child = subprocess.Popen(
             [sys.executable, "-m", "inferwatch.streams.kafka_reader", bootstrap, topic, str(partition), str(lo), str(hi),
-             str(chunk)], stdout=subprocess.PIPE, stderr=self.errors, bufsize=1 << 20)
+             str(chunk)], stdout=subprocess.PIPE, stderr=self.errors, bufsize=1 << 20, env=child_env())
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, LineBlock]]:
         try:

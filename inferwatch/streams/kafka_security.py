@@ -46,7 +46,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["KafkaSecurity", "kafka_security", "use_config_section"]
+__all__ = ["KafkaSecurity", "child_env", "kafka_security", "use_config_section"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -197,17 +197,36 @@ set KAFKA_SASL_PASSWORD, or sasl_password_file to a file that holds it
             raise ConfigError(f"{source}: kafka.{key}: expected a non-empty string, got {value!r}")
         settings[FILE_FIELDS[key]] = value.strip()
         origin[FILE_FIELDS[key]] = f"{source}: kafka.{key}"
-    merged_origin = {var: label for var, label in origin.items() if var not in os.environ}
-    checked = KafkaSecurity.from_env({**settings, **os.environ}, merged_origin)
+    checked = KafkaSecurity.from_env(_merged(settings), _origins(origin))
     _from_file.clear()
     _from_file.update(settings)
     _origin.clear()
-    _origin.update(merged_origin)
+    _origin.update(origin)
     return checked
+
+
+def _set() -> dict[str, str]:
+    """The environment's variables that say something (an empty one, ``FOO: ${FOO:-}``, says nothing)."""
+    return {k: v for k, v in os.environ.items() if v.strip()}
+
+
+def _merged(settings: Mapping[str, str]) -> dict[str, str]:
+    return {**settings, **_set()}
+
+
+def _origins(origin: Mapping[str, str]) -> dict[str, str]:
+    given = _set()
+    return {var: label for var, label in origin.items() if var not in given}
 
 
 def kafka_security() -> KafkaSecurity:
     """The process's Kafka security settings: the environment over the config's ``kafka:`` section."""
     if not _from_file:
         return KafkaSecurity.from_env()
-    return KafkaSecurity.from_env({**_from_file, **os.environ}, _origin)
+    return KafkaSecurity.from_env(_merged(_from_file), _origins(_origin))
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child process that opens Kafka clients: this one's, with the config file's
+    ``kafka:`` settings as variables where the environment gives none (a password file stays a file)."""
+    return {**os.environ, **{k: v for k, v in _from_file.items() if not os.environ.get(k, "").strip()}}
