@@ -134,3 +134,17 @@ def test_repeated_ids_are_caught_whatever_the_batches():
     assert [a[:2] for a in fired] == [("request_id.repeat", "mix")]
     assert int(fired[0][3][1:]) >= change  # not before the change
     assert run(1000)[1] == alerts
+
+
+@pytest.mark.parametrize("after, said", [(7_200.0, "median 120 -> 7,200 (about x60.0)"),
+                                         (60.0, "median 120 -> 60.0 (about /2.00)")])
+def test_a_column_constant_in_its_baseline_that_moves_either_way_is_caught_at_once(after, said):
+    """A value the baseline always had (a label delay, a schema version): its move above is seen as its move
+    below is (an edge just above the baseline's largest value), within a few events, said in its units."""
+    values = np.full(20_000, 120.0)
+    values[15_000:] = after
+    found = Monitor(MonitorConfig()).process(Batch("m", [f"e{i}" for i in range(20_000)], np.arange(20_000) * 0.01,
+                                                   {"x": NumericArray(values)}))
+    firing = [a for a in found if a.status == "firing"]
+    assert firing and 15_000 <= firing[0].row < 15_010, firing
+    assert said in firing[0].message, firing[0].message

@@ -27,7 +27,17 @@ from inferwatch.detectors.config import MonitorConfig
 from inferwatch.detectors.monitor import Monitor
 from inferwatch.detectors.types import Batch, CategoricalArray, NumericArray
 from inferwatch.testing.synthetic import (
-    COUNTRIES, COUNTRY_P, RATE, START, Columns, generate, log_columns, merchant_p, rich_lines, to_lines)
+    COUNTRIES,
+    COUNTRY_P,
+    RATE,
+    START,
+    Columns,
+    generate,
+    log_columns,
+    merchant_p,
+    rich_lines,
+    to_lines,
+)
 
 ARL0 = 1e9  # column-events between false alarms: the default budget
 REF_N = 20_000
@@ -114,6 +124,12 @@ def build(name: str, seed: int = 0) -> Scenario:
     if name == "missing_spike":
         s.tenure_days[c + np.flatnonzero(rng.random(n - c) < (0.20 - 0.02) / 0.98)] = np.nan
         return Scenario(name, ref, s, c, "tenure_days", _const(_cat_kl([0.2, 0.8], [0.02, 0.98])))
+    if name == "count_beyond_range":  # 5 % of a small count (0-13 in the reference) logged at 50: a retry storm
+        hit = c + np.flatnonzero(rng.random(n - c) < 0.05)
+        s.n_tx_24h[hit] = 50.0
+        p0 = 0.5 / REF_N  # the smallest share a reference of this size can tell from zero
+        kl = 0.05 * math.log(0.05 / p0) + 0.95 * math.log(0.95 / (1 - p0))
+        return Scenario(name, ref, s, c, "n_tx_24h", _const(kl))
     if name == "prediction_drift":
         logit = np.log(s.prediction / (1 - s.prediction))
         s.prediction[after] = 1 / (1 + np.exp(-(logit[after] + 0.5)))
@@ -263,8 +279,8 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
     return out
 
 
-SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift", "variance_change", "unit_bug",
-             "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
+SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
+             "variance_change", "unit_bug", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
              "log_boolean_rate", "log_segment_drift", "lines_named_output_drift", "lines_two_models",
              "lines_out_of_order", "lines_stationary_warmup")
@@ -389,14 +405,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
-    seeds = range(parser.parse_args().seeds)
+    parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only this scenario (again for more)")
+    args = parser.parse_args()
+    seeds = range(args.seeds)
     head = (f"{'scenario':18} {'column':12} {'delay':>7} {'min-max':>9} {'FA':>3} {'bound':>7} {'ratio':>6} "
             f"{'alerts':>6} {'pages':>5} | {'ADWIN':>7} {'FA':>4} | {'PH':>7} {'FA':>5}")
     print(f"budget: ARL0 = {ARL0:.0e} column-events; bound = delay at which cumulated KL reaches ln(ARL0) = "
           f"{math.log(ARL0):.1f}; {len(seeds)} seeds per scenario (delay = mean, FA = sum)")
     print(head)
     print("-" * len(head))
-    for name in SCENARIOS:
+    for name in args.only or SCENARIOS:
         runs = [build(name, seed) for seed in seeds]
         sc = runs[0]
         ours = [run_inferwatch(r) for r in runs]
