@@ -77,7 +77,7 @@ _FALSE = {"0", "false", "no"}
 
 def labels_of(labels: list) -> np.ndarray:
     """Binary labels as 1.0 / 0.0 (0, 1, booleans, or their text); NaN for anything else."""
-    if labels and all(type(x) is bool for x in labels):  # the usual: JSON true / false
+    if labels and set(map(type, labels)) == {bool}:  # the usual: JSON true / false
         return np.array(labels, dtype=np.float64)
     out = np.full(len(labels), np.nan)
     for i, label in enumerate(labels):
