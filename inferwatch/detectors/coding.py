@@ -2,7 +2,9 @@
 
 Every detector in inferwatch reads a column through its codebook. A numeric
 column is cut at the quantiles of its reference (ties and integer columns get
-one bin per distinct value); a categorical column keeps its most frequent
+one bin per distinct value), and at its least and (just above) its largest
+value, so values beyond anything the reference held have bins of their own;
+a categorical column keeps its most frequent
 reference labels, one code for the other known labels, one for labels never
 seen in the reference. The last code is always "missing". Working on codes
 makes the detectors robust to heavy tails and units (a value 100 times too
@@ -11,10 +13,10 @@ them a function of per-block code counts, which are cheap and mergeable.
 
 >>> import numpy as np
 >>> book = NumericCodebook.from_reference(np.arange(1000.0), bins=4)
->>> book.edges.tolist()
-[4.0, 19.0, 249.0, 499.0, 749.0, 979.0, 994.0]
->>> book.encode(NumericArray(np.array([-5.0, 100.0, 600.0, 1e9, np.nan]))).tolist()
-[0, 2, 4, 7, 8]
+>>> book.edges.round(6).tolist()
+[0.0, 4.0, 19.0, 249.0, 499.0, 749.0, 979.0, 994.0, 999.0]
+>>> book.encode(NumericArray(np.array([-5.0, 100.0, 600.0, 999.0, 1e9, np.nan]))).tolist()
+[0, 3, 5, 8, 9, 10]
 """
 
 from __future__ import annotations

@@ -571,9 +571,10 @@ def _reference_edges(values, shares, bins):
 
 def reference_edges(values: np.ndarray, shares: np.ndarray, bins: int) -> tuple[np.ndarray, float]:
     """(bin edges, median) of a numeric reference: its distinct values when at most ``bins``, else its
-    quantiles at ``shares``, deduplicated; NaN are missing values. One sort, compiled. When the last edge is
-    the reference's largest value (a discrete column, a point mass at a cap), one more edge just above it
-    gives values beyond anything the reference held a bin of their own, as values below its least have one.
+    quantiles at ``shares``, deduplicated; NaN are missing values. One sort, compiled. Then an edge at the
+    reference's least value (when not one already) and one just above its largest: values beyond anything
+    the reference held have bins of their own, whose tiny reference share makes each such value strong
+    evidence (a unit bug, a sentinel value, a constant column that moves).
 
     >>> edges, median = reference_edges(np.array([3.0, np.nan, 1.0, 3.0, 2.0]), np.array([0.5]), 16)
     >>> edges.tolist()[:3], bool(edges[3] > 3.0), median
@@ -583,6 +584,10 @@ def reference_edges(values: np.ndarray, shares: np.ndarray, bins: int) -> tuple[
     """
     values = np.ascontiguousarray(values, dtype=np.float64)
     edges, median = _reference_edges(values, shares, int(bins))
-    if edges.size and np.isfinite(edges[-1]) and edges[-1] >= np.nanmax(values):
-        edges = np.append(edges, np.nextafter(edges[-1], np.inf))
+    if edges.size:
+        low, high = np.nanmin(values), np.nanmax(values)
+        if np.isfinite(high):
+            edges = np.append(edges, np.nextafter(high, np.inf))
+        if np.isfinite(low) and edges[0] > low:
+            edges = np.insert(edges, 0, low)
     return edges, median
