@@ -23,8 +23,8 @@ is joined to its prediction by ``(model, event_id)``:
   the summary says how far it was from the realized error rate.
 
 A pending prediction keeps its id, time, position, the outputs' values and
-its segment tags' values (about 150 bytes in memory); ``labels.max_pending`` caps them per model
-(the oldest are dropped and counted ``expired``).
+its segment tags' values (about 150 bytes in memory); ``labels.max_pending``
+caps them per model (the oldest are dropped and counted ``expired``).
 """
 
 from __future__ import annotations
@@ -309,12 +309,7 @@ class PerformanceWatch:
                         for tag in self.config.for_model(model).segments}
             lane = _lane(self.realized, model, output)
             self.realized.models[lane].fit(Batch(lane, ids, times, columns, segments))
-            for metric, col in columns.items():
-                if isinstance(col, NumericArray):
-                    for part, rows in _parts(segments, n):
-                        values = col.values if rows is None else col.values[rows]
-                        present = values[~np.isnan(values)]
-                        self.baseline[(model, output, metric, part)] = (float(present.sum()), len(present), 1 << 62)
+            self._baseline(model, output, columns, segments, whole=True)
             if self.probability.get((model, output)):
                 lane = _lane(self.estimated, model, output)
                 self.estimated.models[lane].fit(Batch(lane, ids, times, estimate_columns(predicted), segments))
@@ -540,21 +535,23 @@ class PerformanceWatch:
                 self._carry(model, name, columns, segments)
         return out
 
-    def _baseline(self, model: str, output: str, columns: dict, segments: dict) -> None:
-        """Each mean metric's baseline level, over the same first labelled predictions as its detectors' (the
-        model's first ``warmup_events``; a segment's: its predictions among them)."""
+    def _baseline(self, model: str, output: str, columns: dict, segments: dict, whole: bool = False) -> None:
+        """Each mean metric's baseline level, over the same labelled predictions as its detectors' baseline:
+        the model's first ``warmup_events`` (a segment's: its predictions among them), or all of a labelled
+        reference (``whole``)."""
         warmup = self.config.for_model(model).warmup_events
         for metric, col in columns.items():
             rows_seen = self.baseline.get((model, output, metric, ""), (0.0, 0, 0))[2]
             if not isinstance(col, NumericArray) or rows_seen >= warmup:
                 continue
-            cut = min(warmup - rows_seen, len(col.values))
+            cut = len(col.values) if whole else min(warmup - rows_seen, len(col.values))
             for part, rows in _parts(segments, cut):
                 key = (model, output, metric, part)
                 total, n, _ = self.baseline.get(key, (0.0, 0, 0))
                 values = col.values[:cut] if rows is None else col.values[rows]
                 present = values[~np.isnan(values)]
-                self.baseline[key] = (total + float(present.sum()), n + len(present), rows_seen + cut)
+                self.baseline[key] = (total + float(present.sum()), n + len(present),
+                                      max(rows_seen + cut, warmup) if whole else rows_seen + cut)
 
     def _levels(self, model: str, output: str, columns: dict, segments: dict, alert: Alert
                 ) -> tuple[float, float] | None:
@@ -570,10 +567,9 @@ class PerformanceWatch:
         if alert.segment:
             (tag, value), = alert.segment.items()
             seg = segments.get(tag)
-            if seg is None:
+            if seg is None or value not in seg.categories:
                 return None
-            codes = seg.codes[:alert.row + 1]
-            upto = upto[(codes >= 0) & (np.asarray(seg.categories, dtype=object)[np.maximum(codes, 0)] == value)]
+            upto = upto[seg.codes[:alert.row + 1] == seg.categories.index(value)]
         recent = np.concatenate([self.tails.get(key, np.empty(0)), upto[~np.isnan(upto)]])
         recent = recent[-min(run_length(alert), LEVEL_TAIL):]
         return (base[0] / base[1], float(recent.mean())) if recent.size else None
