@@ -3,9 +3,9 @@
 The same 200,000 predictions (``inferwatch.testing.labelled``, a calibrated
 classifier, labels 2 minutes late) on an events topic of ``--partitions``
 partitions (2 by default: a worker routes them by model with or without
-labels; on 1, the worker without labels reads them directly, with labels it
-routes them); the labels on a topic of their own. Each run is a fresh ``inferwatch worker``
-(route and detect stages, as any worker on unkeyed events) from its launch
+labels; on 1, it reads them directly, and with labels reads the labels topic
+beside them); the labels on a topic of their own. Each run is a fresh ``inferwatch worker``
+from its launch
 until every event is counted in Redis and, with ``--labels-topic``, every
 label that the events' clock reached is joined: start-up, group joins and
 calibrations are in it. Target: 0.7 or more.
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3, help="pairs of worker runs (A B A B); medians printed")
     parser.add_argument("--partitions", type=int, default=2,
-                        help="of the events topic: 1 is a direct worker without labels (no routing)")
+                        help="of the events topic: 1 is read directly (no routing), the labels beside it")
     args = parser.parse_args()
     env, _ = services_up()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]

@@ -158,9 +158,11 @@ def test_an_idle_partition_holds_detection_back_no_longer_than_its_timeout(servi
     assert sum(m["late"] for m in mergers) == 10
 
 
-def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(services, tmp_path):
-    """Concept drift (10 % of the labels flipped from event 30,000): the events round-robin over 2 partitions,
-    the labels on a topic of their own, one worker with ``--labels-topic``, killed once while it works. Its
+@pytest.mark.parametrize("partitions", [2, 1])
+def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(services, tmp_path, partitions):
+    """Concept drift (10 % of the labels flipped from event 30,000): the events round-robin over 2 partitions
+    (routed, merged with the labels in event time) or on 1 (read directly, the labels beside them), the labels
+    on a topic of their own, one worker with ``--labels-topic``, killed once while it works. Its
     performance alerts (ids, statuses, the predictions' events and places) are those of ``replay --file
     --labels``, each once. (Labels later than the last event wait for more events: left out of both.)"""
     from inferwatch.streams.labels import LabelFeed
@@ -180,7 +182,7 @@ def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(servi
     assert performance and {a["kind"] for a in reference} == {"performance"}
 
     topic, labels_topic, app_id = unique("perf"), unique("labels"), unique("app")
-    total = deal(bootstrap, topic, events, 2, tmp_path, "round-robin")
+    total = deal(bootstrap, topic, events, partitions, tmp_path, "round-robin")
     deal(bootstrap, labels_topic, labels, 1, tmp_path, "round-robin")
     [w] = workers(services, topic, app_id, tmp_path, 1)
     w.args += ["--labels-topic", labels_topic]
@@ -196,6 +198,9 @@ def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(servi
     finally:
         w.stop()
     assert counted(redis_url, app_id) == total
+    if partitions == 1:  # read directly, not routed: the labels topic's next offset is in the partition's state
+        states = read_partitions(redis_url, app_id)
+        assert list(states) == [f"{topic}:0"] and states[f"{topic}:0"].labels_next == {0: len(known)}
     # the metrics say what the join did since the restart, and how near the error rate is to its threshold
     joined = [float(line.split()[-1]) for line in text.splitlines()
               if line.startswith('inferwatch_labels_total{outcome="joined"}')]
@@ -211,6 +216,6 @@ def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(servi
     assert same(alerts) == same(reference)
     sent = {a["alert_id"]: a for a in reference}
     assert all(a["event_id"] == sent[a["alert_id"]]["event_id"] for a in alerts)
-    for a in alerts:  # the prediction's place: line i of the file was dealt to partition i % 2, offset i // 2
+    for a in alerts:  # the prediction's place: line i of the file was dealt to partition i % p, offset i // p
         line = sent[a["alert_id"]]["position"]
-        assert a["position"] == {"topic": topic, "partition": line % 2, "offset": line // 2}
+        assert a["position"] == {"topic": topic, "partition": line % partitions, "offset": line // partitions}

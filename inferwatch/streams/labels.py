@@ -108,12 +108,14 @@ class LabelFeed:
 
     @classmethod
     def from_lines(cls, lines: list[bytes]) -> LabelFeed:
-        lines = [line for line in lines if line.strip()]
-        try:  # the usual file: every line a label, read in one call
+        """Blank lines are skipped; the others are labels, or counted unreadable."""
+        try:  # the usual file or batch: every line a label, read in one call
             records: list[_Label | None] = list(_DECODE_ALL.decode(b"[" + b",".join(lines) + b"]"))
         except msgspec.DecodeError:
             records = []
             for line in lines:
+                if not line.strip():
+                    continue
                 try:
                     records.append(_DECODE.decode(line))
                 except msgspec.DecodeError:
@@ -121,6 +123,9 @@ class LabelFeed:
         good = [r for r in records if r is not None and r.label is not None]
         times = _times([r.timestamp for r in good]) if good else np.empty(0)
         usable = ~np.isnan(times)
+        if usable.all() and not (np.diff(times) < 0).any():  # the usual: readable, in time order already
+            return cls(times, [r.model for r in good], [str(r.event_id) for r in good], [r.label for r in good],
+                       len(records) - len(good))
         order = np.flatnonzero(usable)[np.argsort(times[usable], kind="stable")]  # labels of one time: file order
         keep = order.tolist()
         return cls(times[order], [good[i].model for i in keep], [str(good[i].event_id) for i in keep],
@@ -140,12 +145,13 @@ class LabelFeed:
         more = LabelFeed.from_lines(lines)
         lo = self.sent
         times = np.concatenate([self.times[lo:], more.times])
-        order = np.argsort(times, kind="stable")
-        keep = order.tolist()
         models, ids, labels = self.models[lo:] + more.models, self.ids[lo:] + more.ids, self.labels[lo:] + more.labels
-        self.times = times[order]
-        self.models, self.ids = [models[i] for i in keep], [ids[i] for i in keep]
-        self.labels = [labels[i] for i in keep]
+        if (np.diff(times) < 0).any():  # (the usual labels topic comes in time order: nothing to sort)
+            order = np.argsort(times, kind="stable")
+            keep = order.tolist()
+            times = times[order]
+            models, ids, labels = [models[i] for i in keep], [ids[i] for i in keep], [labels[i] for i in keep]
+        self.times, self.models, self.ids, self.labels = times, models, ids, labels
         self.sent = 0
         self.unreadable += more.unreadable
         return more.unreadable
@@ -408,7 +414,7 @@ class PerformanceWatch:
                 join, horizon = self._join(model), self._horizon(model)
                 found = list(map(join.waiting.pop, ids, itertools.repeat(None, len(ids))))
                 if None not in found and (not found or max(
-                        np.asarray(at) - np.fromiter((e[0] for e in found), np.float64, len(found))) <= horizon):
+                        np.asarray(at) - np.array([e[0] for e in found], dtype=np.float64)) <= horizon):
                     self._joined(join, ids, found, given, at)  # the usual: every prediction here and in time
                     continue
                 keys, entries, labels, times = [], [], [], []

@@ -82,6 +82,7 @@ class PartitionState(msgspec.Struct):
     recent: list[float] = msgspec.field(default_factory=list)  # route stage: its last two readable event times
     resume_offset: int = -1  # detect stage: where to read again after a restart (-1: next_offset)
     merger: bytes | None = None  # detect stage: the event-time merge's marks (EventTimeMerger.resume), msgpack
+    labels_next: dict[int, int] = msgspec.field(default_factory=dict)  # direct stage: labels partition -> next offset
 
     def start(self) -> int:
         """The offset to read from when the partition is assigned."""

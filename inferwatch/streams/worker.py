@@ -40,7 +40,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import faust
 import msgspec
@@ -56,6 +56,7 @@ from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
 from .kafka_security import kafka_security
 from .labels import PLACE_SOURCE, LabelFeed, PerformanceWatch, from_labels, places
+from .labels_beside import LabelsBeside
 from .outage import outage
 from .pipeline import PERFORMANCE_FIELD, SCHEMA_SAMPLE_LINES, Pipeline
 from .publish import MAX_RECORD_BYTES, BatchPublisher, ensure_topics, topic_partitions
@@ -112,6 +113,8 @@ class Stage:
     events: str = ""  # the events topic (detect: where its events were read, for positions)
     source_base: int = 0  # route: the source number of its topic's partition 0 (the labels topic's follow the events')
     labels_from: int = 0  # detect: the sources at or above this are the labels topic's partitions (0: no labels)
+    labels: str = ""  # direct: the labels topic, read beside the events (see .labels_beside)
+    label_partitions: int = 0  # direct: its partitions
 
 
 @dataclass
@@ -152,14 +155,21 @@ class PartitionOutput:
 
 
 def process_partition_batch(config: MonitorConfig, part: Partition, offsets: list[int],
-                            values: list[bytes]) -> PartitionOutput:
+                            values: list[bytes], labels: dict | None = None,
+                            stage: Stage | None = None) -> PartitionOutput:
     """The pipeline step over one partition's events; update ``part.state``; return what to publish, and
     a copy of the state to save after it.
 
     Events below ``part.state.next_offset`` were already counted and are
     skipped. No I/O: the caller publishes the output, then saves the state.
+    ``labels``: the labels topic's records read beside them, (offsets,
+    values) per labels partition (``stage`` says where the events were read).
     """
-    out = _monitor_batch(config, part, offsets, values)
+    if labels is not None:
+        assert stage is not None
+        out = _labels_beside(config, stage, part, offsets, values, labels)
+    else:
+        out = _monitor_batch(config, part, offsets, values)
     out.state = msgspec.structs.replace(part.state)
     out.fields, part.unsaved = part.unsaved, {}
     return out
@@ -235,6 +245,45 @@ def detect_partition_batch(config: MonitorConfig, stage: Stage, part: Partition,
     if out.late:
         log.info("%s:%d: %d events came after the merge had moved past their time (late): monitored at the "
                  "merge's place", part.topic, part.number, out.late)
+    return out
+
+
+def _labels_beside(config: MonitorConfig, stage: Stage, part: Partition, offsets: list[int], values: list[bytes],
+                   labels: dict) -> PartitionOutput:
+    """A direct stage with a labels topic: the labels fed to the join, then the events monitored (or, with no
+    event, the labels the stream's clock has reached joined)."""
+    state, fed = part.state, []
+    for k, (label_offsets, label_values) in sorted(labels.items()):
+        start = state.labels_next.get(k, 0)
+        keep = [i for i, off in enumerate(label_offsets) if off >= start]  # read again: applied before
+        if keep:
+            fed += [label_values[i] for i in keep]
+            state.labels_next[k] = label_offsets[keep[-1]] + 1
+    watch = _label_watch(config, part)
+    if fed:
+        if watch.feed.append(fed):
+            log.warning("%s: unreadable labels among %d (no event_id, model, timestamp or label): counted",
+                        stage.labels, len(fed))
+        if part.pipeline is None:
+            part.unsaved[PERFORMANCE_FIELD] = watch.to_bytes()
+    offsets, values = _unseen(state, offsets, values)
+    if offsets:
+        watch.places = places(np.full(len(offsets), part.number), np.asarray(offsets))
+
+        def position(i: int, alert=None) -> dict:
+            if alert is not None and from_labels(alert):  # a prediction, possibly of an earlier batch
+                return _place(stage, i)
+            return {"topic": part.topic, "partition": part.number, "offset": offsets[i]}
+
+        out = _run_pipeline(config, part, values, position)
+        state.next_offset = offsets[-1] + 1
+    elif fed and part.pipeline is not None:
+        out = _labels_arrived(part, stage)
+    else:
+        out = PartitionOutput()
+    watch = _label_watch(config, part)  # the pipeline's, once built
+    out.labels = watch.progress()
+    out.evidence += watch.evidence()
     return out
 
 
@@ -507,6 +556,7 @@ class PartitionConsumer:
         self.highwater: dict = {}  # (topic, partition) -> end offset, noted by the fetch thread
         self.kafka = outage("kafka")
         self.notifier = notifier  # streams.notify.Notifier, shared by the worker's stages
+        self.beside: LabelsBeside | None = None  # a direct stage's labels topic (see .labels_beside)
 
     async def run(self) -> None:
         s = self.settings
@@ -537,17 +587,23 @@ class PartitionConsumer:
         s = self.settings
         self.owned.clear()
         self.queue = asyncio.Queue(maxsize=1)
+        common = {
+            "bootstrap.servers": s.bootstrap_servers, "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
+            **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
+            "error_cb": self._kafka_error, "logger": librdkafka_log, "reconnect.backoff.max.ms": 1000,
+            **kafka_security().librdkafka(),
+        }
         self.consumer = Consumer({
-            "bootstrap.servers": s.bootstrap_servers, "group.id": self.stage.group, "enable.auto.commit": False,
+            **common, "group.id": self.stage.group, "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": int(s.session_timeout * 1000),
             "heartbeat.interval.ms": int(min(3.0, s.session_timeout / 3) * 1000),
-            "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 32 << 20,
-            **QUEUE_BY_SIZE, "fetch.queue.backoff.ms": 20,  # and refilled soon after it drains
-            "error_cb": self._kafka_error, "logger": librdkafka_log, "reconnect.backoff.max.ms": 1000,
             "stats_cb": self._kafka_stats, "statistics.interval.ms": 2000,  # tells when a broker is back
-            **({"group.instance.id": s.instance_id} if s.instance_id else {}), **kafka_security().librdkafka(),
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
         })
+        if self.stage.labels:  # assigned with the events partition (no group of its own: nothing is committed)
+            self.beside = LabelsBeside(self.stage.labels, self.stage.label_partitions,
+                                       {**common, "group.id": f"{self.stage.group}-labels-beside"})
         self.consumer.subscribe([self.stage.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         self.processing = asyncio.create_task(self._process_batches())
@@ -568,6 +624,8 @@ class PartitionConsumer:
         finally:
             self.processing.cancel()
             await self._fetch(self.consumer.close)  # leaves the group: the revoke callback sees nothing left to drain
+            if self.beside is not None:
+                await self._fetch(self.beside.close)
 
     def _kafka_error(self, error) -> None:
         """librdkafka reconnects by itself: say once that Kafka is away (a fatal error is logged as one)."""
@@ -614,7 +672,7 @@ class PartitionConsumer:
                 have = got.setdefault(tp, ([], []))
                 have[0].extend(offsets)
                 have[1].extend(values)
-                fetched += len(offsets)
+                fetched += len(offsets) if tp[0] == self.stage.topic else 0  # labels read beside: not counted
             n += fetched
             # a full fetch means a backlog: the batch may then fill past batch_seconds (up to BACKLOG_SECONDS),
             # since alerts wait on the backlog anyway and a full batch costs less per event
@@ -636,15 +694,16 @@ class PartitionConsumer:
         if self.generation != generation:
             for (topic, number), part in list(self.owned.items()):
                 self.consumer.seek(TopicPartition(topic, number, part.state.start()))
-            return None
+            return None  # (the labels read beside were placed by the assignment, from the stored states)
         errors = [m.error() for m in got]
         if any(e is not None for e in errors):  # transient ones (a broker away) carry on inside librdkafka
             fatal = next((e for e in errors if e is not None and e.fatal()), None)
             if fatal is not None:
                 raise KafkaException(fatal)
             got = [m for m, e in zip(got, errors) if e is None]
+        beside = self.beside.take(len(got)) if self.beside is not None else {}
         if not got:
-            return {}
+            return {(self.beside.topic, k): group for k, group in beside.items()} if beside else {}
         partitions = [m.partition() for m in got]
         offsets = [m.offset() for m in got]
         values = [m.value() or b"" for m in got]
@@ -661,7 +720,8 @@ class PartitionConsumer:
                 group[1].append(value)
         for number in grouped:
             self._note_highwater(TopicPartition(topic, number))
-        return {(topic, number): group for number, group in grouped.items()}
+        return {(topic, number): group for number, group in grouped.items()} | {
+            (self.beside.topic, k): group for k, group in beside.items()}
 
     def _note_highwater(self, tp: TopicPartition) -> None:
         """In the fetch thread, for the lag metric: the partition's end offset as last fetched.
@@ -683,6 +743,8 @@ class PartitionConsumer:
         not only every ``COMMIT_EVERY`` seconds.
         """
         saved = asyncio.run_coroutine_threadsafe(self._revoked(partitions), self.loop).result()
+        if self.beside is not None and not self.owned:
+            self.beside.unassign()
         if saved:
             try:
                 consumer.commit(offsets=saved, asynchronous=False)
@@ -703,12 +765,23 @@ class PartitionConsumer:
         starts = asyncio.run_coroutine_threadsafe(self._assigned(partitions, logs), self.loop).result()
         placed = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in zip(partitions, starts)]
         consumer.assign(placed)
+        if self.beside is not None:
+            self._assign_beside()
         fresh = [tp for tp in placed if getattr(self.owned.get((tp.topic, tp.partition)), "restarted", False)]
         if fresh:  # a partition started over: its new start is the witness now, not the old committed offset
             try:
                 consumer.commit(offsets=fresh, asynchronous=False)
             except KafkaException as exc:
                 log.warning("the new start of %s is not committed yet (%s)", fresh, exc)
+
+    def _assign_beside(self) -> None:
+        """In the fetch thread: the labels topic from the stored offsets of the events partition owned, if any."""
+        assert self.beside is not None
+        parts = list(self.owned.values())
+        if parts:
+            self.beside.assign(parts[0].state.labels_next)
+        else:
+            self.beside.unassign()
 
     async def _revoked(self, partitions) -> list:
         await self.drained()
@@ -794,6 +867,7 @@ class PartitionConsumer:
             batch = await self.queue.get()
             try:
                 done = []
+                labels = self._labels_of(batch)
                 for tp in sorted(batch, key=lambda t: t[1]):
                     part = self.owned.get(tp)
                     if part is None:  # revoked since it was read: the new owner counts it
@@ -803,7 +877,7 @@ class PartitionConsumer:
                     before = (part.state.events, part.state.dead_letters)
                     part.quiet_since, part.idle_said = time.monotonic(), False
                     part.busy += 1
-                    out = await asyncio.to_thread(self._process, part, offsets, values)
+                    out = await asyncio.to_thread(self._process, part, offsets, values, labels)
                     done.append((tp, part, out, before, started))
             except BaseException:
                 try:
@@ -832,14 +906,26 @@ class PartitionConsumer:
         finally:
             self.queue.task_done()
 
-    def _process(self, part: Partition, offsets: list[int], values: list[bytes]) -> PartitionOutput:
+    def _labels_of(self, batch: dict) -> dict | None:
+        """A direct stage with labels: the labels read beside the events, taken out of ``batch``, per labels
+        partition; an events partition owned that has none in it gets an empty part (the labels still count)."""
+        if self.beside is None:
+            return None
+        labels = {tp[1]: batch.pop(tp) for tp in [tp for tp in batch if tp[0] == self.beside.topic]}
+        if labels:
+            for tp in self.owned:
+                batch.setdefault(tp, ([], []))
+        return labels
+
+    def _process(self, part: Partition, offsets: list[int], values: list[bytes],
+                 labels: dict | None = None) -> PartitionOutput:
         """In a thread: the stage's work on one partition batch (no I/O)."""
         kind = self.stage.kind
         if kind == "route":
             return route_partition_batch(self.config, self.stage, part, offsets, values)
         if kind == "detect":
             return detect_partition_batch(self.config, self.stage, part, offsets, values)
-        return process_partition_batch(self.config, part, offsets, values)
+        return process_partition_batch(self.config, part, offsets, values, labels, self.stage)
 
     async def _idle_marks(self, skip=()) -> None:
         """Route stage: a partition read to its end, with nothing new for ``idle_seconds`` and all of it saved,
@@ -981,8 +1067,8 @@ async def plan_stages(settings: WorkerSettings) -> list[Stage]:
         return [direct]
     sources = await _partitions_of(s.bootstrap_servers, s.events_topic, "events")
     labels = await _partitions_of(s.bootstrap_servers, s.labels_topic, "labels") if s.labels_topic else 0
-    if sources == 1 and not labels:
-        return [direct]
+    if sources == 1:  # nothing to merge the events with: read directly, the labels (if any) beside them
+        return [replace(direct, labels=s.labels_topic or "", label_partitions=labels)]
     by_model = by_model_topic(s.app_id)
     sizes = {by_model: {"max.message.bytes": str(MAX_RECORD_BYTES)}}
     await retrying("kafka", lambda: asyncio.to_thread(ensure_topics, s.bootstrap_servers, [by_model],
