@@ -75,6 +75,15 @@ class _Label(msgspec.Struct):
     label: Any = None
 
 
+class _TextLabel(msgspec.Struct):
+    """The usual label: its event id is text."""
+
+    event_id: str
+    model: str
+    timestamp: Any = None
+    label: Any = None
+
+
 class _Labelled(msgspec.Struct):
     """A reference event with its label inline."""
 
@@ -91,6 +100,7 @@ MAX_DELAYS_KEPT = 100_000  # label delays a saved state keeps for the summary's 
 
 _DECODE = msgspec.json.Decoder(_Label)
 _DECODE_ALL = msgspec.json.Decoder(list[_Label])
+_DECODE_TEXT_IDS = msgspec.json.Decoder(list[_TextLabel])
 _REFERENCE = msgspec.json.Decoder(_Labelled)
 
 
@@ -109,23 +119,28 @@ class LabelFeed:
     @classmethod
     def from_lines(cls, lines: list[bytes]) -> LabelFeed:
         """Blank lines are skipped; the others are labels, or counted unreadable."""
-        try:  # the usual file or batch: every line a label, read in one call
-            records: list[_Label | None] = list(_DECODE_ALL.decode(b"[" + b",".join(lines) + b"]"))
+        whole, text_ids = b"[" + b",".join(lines) + b"]", True
+        try:  # the usual file or batch: every line a label with a text id, read in one call
+            records: list[Any] = _DECODE_TEXT_IDS.decode(whole)
         except msgspec.DecodeError:
-            records = []
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    records.append(_DECODE.decode(line))
-                except msgspec.DecodeError:
-                    records.append(None)
+            text_ids = False
+            try:
+                records = _DECODE_ALL.decode(whole)
+            except msgspec.DecodeError:  # some line is not a label: each read alone
+                records = []
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        records.append(_DECODE.decode(line))
+                    except msgspec.DecodeError:
+                        records.append(None)
         good = [r for r in records if r is not None and r.label is not None]
         times = _times([r.timestamp for r in good]) if good else np.empty(0)
         usable = ~np.isnan(times)
         if usable.all() and not (np.diff(times) < 0).any():  # the usual: readable, in time order already
-            return cls(times, [r.model for r in good], [str(r.event_id) for r in good], [r.label for r in good],
-                       len(records) - len(good))
+            ids = [r.event_id for r in good] if text_ids else [str(r.event_id) for r in good]
+            return cls(times, [r.model for r in good], ids, [r.label for r in good], len(records) - len(good))
         order = np.flatnonzero(usable)[np.argsort(times[usable], kind="stable")]  # labels of one time: file order
         keep = order.tolist()
         return cls(times[order], [good[i].model for i in keep], [str(good[i].event_id) for i in keep],
@@ -142,7 +157,10 @@ class LabelFeed:
     def append(self, lines: list[bytes]) -> int:
         """More labels (a live worker's, as its merge releases them): kept in time order with the ones not given
         out yet. Returns the unreadable lines among them."""
-        more = LabelFeed.from_lines(lines)
+        return self.add(LabelFeed.from_lines(lines))
+
+    def add(self, more: LabelFeed) -> int:
+        """:meth:`append`, of labels already read."""
         lo = self.sent
         times = np.concatenate([self.times[lo:], more.times])
         models, ids, labels = self.models[lo:] + more.models, self.ids[lo:] + more.ids, self.labels[lo:] + more.labels

@@ -28,6 +28,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from .labels import LabelFeed
+
 __all__ = ["LabelsBeside", "LABELS_WAIT"]
 
 LABELS_WAIT = 1.0  # seconds one fetch of events waits, at most, for the labels that keep up with it
@@ -64,9 +66,10 @@ class LabelsBeside:
         except KafkaException:
             pass
 
-    def take(self, events: int) -> dict[int, tuple[list[int], list[bytes]]]:
+    def take(self, events: int) -> dict[int, tuple[list[int], list[bytes], list[LabelFeed]]]:
         """Labels ready now, at least ``events`` of them while the topic has more (at most ``LABELS_WAIT``):
-        (offsets, values) per labels partition."""
+        (offsets, values, [the values read as labels]) per labels partition. (Reading them here, while the
+        monitoring thread is in polars or the compiled kernels, takes them off its path.)"""
         if not self.next:
             return {}
         got: dict[int, tuple[list[int], list[bytes]]] = {}
@@ -77,7 +80,7 @@ class LabelsBeside:
             if messages:
                 n += self._keep(messages, got)
             if not behind and (not messages or n >= events) or time.monotonic() >= deadline:
-                return got
+                return {k: (offsets, values, [LabelFeed.from_lines(values)]) for k, (offsets, values) in got.items()}
 
     def _keep(self, messages: list, got: dict) -> int:
         """Add the records among ``messages`` to ``got`` (transient errors are librdkafka's to retry)."""

@@ -252,20 +252,21 @@ def _labels_beside(config: MonitorConfig, stage: Stage, part: Partition, offsets
                    labels: dict) -> PartitionOutput:
     """A direct stage with a labels topic: the labels fed to the join, then the events monitored (or, with no
     event, the labels the stream's clock has reached joined)."""
-    state, fed = part.state, []
-    for k, (label_offsets, label_values) in sorted(labels.items()):
+    state, watch, fed = part.state, _label_watch(config, part), 0
+    for k, (label_offsets, label_values, read) in sorted(labels.items()):
         start = state.labels_next.get(k, 0)
-        keep = [i for i, off in enumerate(label_offsets) if off >= start]  # read again: applied before
-        if keep:
-            fed += [label_values[i] for i in keep]
-            state.labels_next[k] = label_offsets[keep[-1]] + 1
-    watch = _label_watch(config, part)
-    if fed:
-        if watch.feed.append(fed):
-            log.warning("%s: unreadable labels among %d (no event_id, model, timestamp or label): counted",
-                        stage.labels, len(fed))
-        if part.pipeline is None:
-            part.unsaved[PERFORMANCE_FIELD] = watch.to_bytes()
+        if label_offsets and label_offsets[0] < start:  # read again: applied before
+            keep = [i for i, off in enumerate(label_offsets) if off >= start]
+            label_offsets = [label_offsets[i] for i in keep]
+            read = [LabelFeed.from_lines([label_values[i] for i in keep])]
+        if label_offsets:
+            fed += len(label_offsets)
+            state.labels_next[k] = label_offsets[-1] + 1
+            if sum(watch.feed.add(feed) for feed in read):
+                log.warning("%s:%d: unreadable labels among %d (no event_id, model, timestamp or label): counted",
+                            stage.labels, k, len(label_offsets))
+    if fed and part.pipeline is None:
+        part.unsaved[PERFORMANCE_FIELD] = watch.to_bytes()
     offsets, values = _unseen(state, offsets, values)
     if offsets:
         watch.places = places(np.full(len(offsets), part.number), np.asarray(offsets))
@@ -668,11 +669,11 @@ class PartitionConsumer:
                 behind = False
                 continue
             fetched = 0
-            for tp, (offsets, values) in more.items():
-                have = got.setdefault(tp, ([], []))
-                have[0].extend(offsets)
-                have[1].extend(values)
-                fetched += len(offsets) if tp[0] == self.stage.topic else 0  # labels read beside: not counted
+            for tp, group in more.items():  # (offsets, values), or, of labels read beside, (offsets, values, feeds)
+                have = got.setdefault(tp, tuple([] for _ in group))
+                for mine, more_of in zip(have, group):
+                    mine.extend(more_of)
+                fetched += len(group[0]) if tp[0] == self.stage.topic else 0  # labels read beside: not counted
             n += fetched
             # a full fetch means a backlog: the batch may then fill past batch_seconds (up to BACKLOG_SECONDS),
             # since alerts wait on the backlog anyway and a full batch costs less per event
