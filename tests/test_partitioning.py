@@ -158,6 +158,13 @@ def test_an_idle_partition_holds_detection_back_no_longer_than_its_timeout(servi
     assert sum(m["late"] for m in mergers) == 10
 
 
+def joined_of(redis_url: str, app_id: str) -> int:
+    """Labels joined, as the stored states say."""
+    from inferwatch.streams.status import collect
+
+    return sum(join["joined"] for join in collect(redis_url, app_id)["labels"].values())
+
+
 @pytest.mark.parametrize("partitions", [2, 1])
 def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(services, tmp_path, partitions):
     """Concept drift (10 % of the labels flipped from event 30,000): the events round-robin over 2 partitions
@@ -192,8 +199,9 @@ def test_a_labels_topic_gives_the_performance_alerts_of_replay_with_labels(servi
         wait_until(lambda: counted(redis_url, app_id) >= total // 2, 240, "half the events counted", 0.05)
         w.kill()
         w.start()
-        wait_until(lambda: counted(redis_url, app_id) >= total and performance <= {a["alert_id"] for a in alerts_of()},
-                   300, "every event counted and the performance alerts out")
+        wait_until(lambda: counted(redis_url, app_id) >= total and performance <= {a["alert_id"] for a in alerts_of()}
+                   and joined_of(redis_url, app_id) == len(known), 300,
+                   "every event counted, every known label joined and the performance alerts out")
         text = w.metrics()
     finally:
         w.stop()

@@ -9,14 +9,14 @@ in the same compare-and-set as the pipeline and its label join, so a label
 is applied once, after a crash or a move too; labels read while no event
 comes are saved with the next batch of events (read again after a crash).
 
-Each fetch of events asks for at least as many labels (while the labels
-topic has more, waiting up to ``LABELS_WAIT``): a prediction's label comes
-no earlier than the prediction, so the labels read then reach the events'
-clock and every label is joined at the clock's first step past its time, as
-in ``replay --labels``. Labels read ahead of the events wait in the join's
-feed; a label read after the clock passed its time (labels produced more
-densely than events, or a labels topic that lagged) is joined at the next
-step.
+Each fetch of events asks for as many labels, and for more while the
+latest label read is behind the events' time as of the last batch (while
+the labels topic has more, waiting up to ``LABELS_WAIT``): a prediction's
+label comes no earlier than the prediction, so the labels read then reach
+the events' time and every label is joined at the time's first step past
+its own, as in ``replay --labels``, with about one fetch of labels read
+ahead (they wait in the join's feed). A label read after the events' time
+passed its own (a labels topic that lagged) is joined at the next step.
 
 All calls run in the worker's fetch thread (the only thread that calls
 librdkafka's consumers).
@@ -24,6 +24,7 @@ librdkafka's consumers).
 
 from __future__ import annotations
 
+import math
 import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -34,7 +35,8 @@ __all__ = ["LabelsBeside", "LABELS_WAIT"]
 
 LABELS_WAIT = 1.0  # seconds one fetch of events waits, at most, for the labels that keep up with it
 _SLICE = 0.05  # seconds per consume call while labels are behind
-_MOST = 5_000  # records per consume call (see worker.CONSUME_RECORDS)
+_MOST = 5_000  # records per consume call, at most (see worker.CONSUME_RECORDS)
+_LEAST = 500  # and at least, while labels are read to reach the events' time
 
 
 class LabelsBeside:
@@ -66,24 +68,28 @@ class LabelsBeside:
         except KafkaException:
             pass
 
-    def take(self, events: int) -> dict[int, tuple[list[int], list[bytes], list[LabelFeed]]]:
-        """Labels ready now, at least ``events`` of them while the topic has more (at most ``LABELS_WAIT``):
-        (offsets, values, [the values read as labels]) per labels partition. (Reading them here, while the
-        monitoring thread is in polars or the compiled kernels, takes them off its path.)"""
-        if not self.next:
-            return {}
-        got: dict[int, tuple[list[int], list[bytes]]] = {}
-        n, deadline = 0, time.monotonic() + LABELS_WAIT
-        while True:
-            behind = n < events and not self.at_end()
-            messages = self.consumer.consume(num_messages=_MOST, timeout=_SLICE if behind else 0)
-            if messages:
-                n += self._keep(messages, got)
-            if not behind and (not messages or n >= events) or time.monotonic() >= deadline:
-                return {k: (offsets, values, [LabelFeed.from_lines(values)]) for k, (offsets, values) in got.items()}
+    def take(self, events: int, clock: float) -> dict[int, tuple[list[int], list[bytes], list[LabelFeed]]]:
+        """Labels ready now: while the topic has more (for at most ``LABELS_WAIT``), at least ``events`` of them
+        and until the latest label read reaches ``clock`` (the events' time so far), no more than that.
 
-    def _keep(self, messages: list, got: dict) -> int:
-        """Add the records among ``messages`` to ``got`` (transient errors are librdkafka's to retry)."""
+        Returns (offsets, values, [the values read as labels]) per labels
+        partition. (Reading them here, while the monitoring thread is in
+        polars or the compiled kernels, takes them off its path.)
+        """
+        got: dict[int, tuple[list[int], list[bytes], list[LabelFeed]]] = {}
+        if not self.next:
+            return got
+        n, latest, deadline = 0, -math.inf, time.monotonic() + LABELS_WAIT
+        while (n < events or latest < clock) and not self.at_end() and time.monotonic() < deadline:
+            messages = self.consumer.consume(num_messages=min(_MOST, max(events - n, _LEAST)), timeout=_SLICE)
+            if messages:
+                read, latest_read = self._keep(messages, got)
+                n, latest = n + read, max(latest, latest_read)
+        return got
+
+    def _keep(self, messages: list, got: dict) -> tuple[int, float]:
+        """Add the records among ``messages`` to ``got`` (transient errors are librdkafka's to retry); how many,
+        and the latest label time among them."""
         errors = [m.error() for m in messages]
         if any(e is not None for e in errors):
             fatal = next((e for e in errors if e is not None and e.fatal()), None)
@@ -101,12 +107,17 @@ class LabelsBeside:
                 run = runs.setdefault(k, ([], []))
                 run[0].append(offset)
                 run[1].append(value)
+        latest = -math.inf
         for k, (run_offsets, run_values) in runs.items():
-            have = got.setdefault(k, ([], []))
+            feed = LabelFeed.from_lines(run_values)
+            if len(feed.times):
+                latest = max(latest, float(feed.times[-1]))
+            have = got.setdefault(k, ([], [], []))
             have[0].extend(run_offsets)
             have[1].extend(run_values)
+            have[2].append(feed)
             self.next[k] = run_offsets[-1] + 1
-        return len(messages)
+        return len(messages), latest
 
     def at_end(self) -> bool:
         """Every labels partition read to its end, as far as the last fetch says."""

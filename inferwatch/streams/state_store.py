@@ -12,7 +12,9 @@ batch of one. A save is one Lua script: it writes them only if
 and a worker that lost the partition in a rebalance cannot overwrite the new
 owner's progress (:class:`StaleState`). A save whose ``next`` is already
 stored has landed before (a retry after Redis went away between the write
-and its reply): it succeeds and writes nothing. The same events from the
+and its reply): it succeeds and writes nothing. A save that does not move
+``next`` (labels read beside the events while no event came) writes if
+``next`` is still ``loaded``. The same events from the
 same state give the same state, whoever saved it. After a crash the worker resumes at
 the offset the state says, and skips every event below it.
 
@@ -60,7 +62,7 @@ DOC_VERSION = 3  # 3: models in fields of their own
 
 _SAVE = """
 local current = redis.call('HGET', KEYS[1], 'next')
-if current == ARGV[2] then return 1 end
+if current == ARGV[2] and ARGV[1] ~= ARGV[2] then return 1 end
 if (current or '-1') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'next', ARGV[2], 'doc', ARGV[3])
 for i = 4, #ARGV, 2 do

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import time
@@ -253,6 +254,7 @@ def _labels_beside(config: MonitorConfig, stage: Stage, part: Partition, offsets
     """A direct stage with a labels topic: the labels fed to the join, then the events monitored (or, with no
     event, the labels the stream's clock has reached joined)."""
     state, watch, fed = part.state, _label_watch(config, part), 0
+    state.labels_next = dict(state.labels_next)  # not the dict of the copy the batch before may still be saving
     for k, (label_offsets, label_values, read) in sorted(labels.items()):
         start = state.labels_next.get(k, 0)
         if label_offsets and label_offsets[0] < start:  # read again: applied before
@@ -702,7 +704,7 @@ class PartitionConsumer:
             if fatal is not None:
                 raise KafkaException(fatal)
             got = [m for m, e in zip(got, errors) if e is None]
-        beside = self.beside.take(len(got)) if self.beside is not None else {}
+        beside = self.beside.take(len(got), self._clock()) if self.beside is not None else {}
         if not got:
             return {(self.beside.topic, k): group for k, group in beside.items()} if beside else {}
         partitions = [m.partition() for m in got]
@@ -723,6 +725,11 @@ class PartitionConsumer:
             self._note_highwater(TopicPartition(topic, number))
         return {(topic, number): group for number, group in grouped.items()} | {
             (self.beside.topic, k): group for k, group in beside.items()}
+
+    def _clock(self) -> float:
+        """In the fetch thread: the events' time as of the last batch monitored (of the one partition owned)."""
+        pipelines = [p.pipeline for p in list(self.owned.values()) if p.pipeline is not None]
+        return pipelines[0].last_time if pipelines else -math.inf
 
     def _note_highwater(self, tp: TopicPartition) -> None:
         """In the fetch thread, for the lag metric: the partition's end offset as last fetched.
