@@ -29,7 +29,10 @@ retried with back-off.
 On a topic of several partitions the same machinery runs twice: a route
 stage sends each event to its model's partition of an internal topic, and a
 detect stage merges those in event time before the pipeline (see
-:mod:`.routing`), so the alerts do not depend on the partitioning.
+:mod:`.routing`), so the alerts do not depend on the partitioning. With
+``--labels-topic``, the labels are routed the same way; on a topic of one
+partition nothing is routed and the labels are read beside the events (see
+:mod:`.labels_beside`).
 """
 
 from __future__ import annotations
@@ -164,7 +167,8 @@ def process_partition_batch(config: MonitorConfig, part: Partition, offsets: lis
     Events below ``part.state.next_offset`` were already counted and are
     skipped. No I/O: the caller publishes the output, then saves the state.
     ``labels``: the labels topic's records read beside them, (offsets,
-    values) per labels partition (``stage`` says where the events were read).
+    values, [those values read as labels]) per labels partition (``stage``
+    says where the events were read).
     """
     if labels is not None:
         assert stage is not None
