@@ -1079,9 +1079,12 @@ async def plan_stages(settings: WorkerSettings) -> list[Stage]:
         return [direct]
     sources = await _partitions_of(s.bootstrap_servers, s.events_topic, "events")
     labels = await _partitions_of(s.bootstrap_servers, s.labels_topic, "labels") if s.labels_topic else 0
-    if sources == 1:  # nothing to merge the events with: read directly, the labels (if any) beside them
-        return [replace(direct, labels=s.labels_topic or "", label_partitions=labels)]
     by_model = by_model_topic(s.app_id)
+    routed = 0
+    if sources == 1 and labels:  # an app that routed this topic before labels were read beside it: it goes on
+        routed = await retrying("kafka", lambda: asyncio.to_thread(topic_partitions, s.bootstrap_servers, by_model))
+    if sources == 1 and not (labels and routed):  # nothing to merge the events with: read directly, labels beside
+        return [replace(direct, labels=s.labels_topic or "", label_partitions=labels)]
     sizes = {by_model: {"max.message.bytes": str(MAX_RECORD_BYTES)}}
     await retrying("kafka", lambda: asyncio.to_thread(ensure_topics, s.bootstrap_servers, [by_model],
                                                       s.model_partitions or sources, sizes))
