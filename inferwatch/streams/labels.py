@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -432,7 +433,7 @@ class PerformanceWatch:
                 join, horizon = self._join(model), self._horizon(model)
                 found = list(map(join.waiting.pop, ids, itertools.repeat(None, len(ids))))
                 if None not in found and (not found or max(
-                        np.asarray(at) - np.array([e[0] for e in found], dtype=np.float64)) <= horizon):
+                        np.asarray(at) - np.fromiter(map(itemgetter(0), found), np.float64, len(found))) <= horizon):
                     self._joined(join, ids, found, given, at)  # the usual: every prediction here and in time
                     continue
                 keys, entries, labels, times = [], [], [], []
@@ -506,27 +507,24 @@ class PerformanceWatch:
     def _watch(self) -> list[tuple[int, str, str, Alert]]:
         out: list[tuple[int, str, str, Alert]] = []
         for model, join in sorted(self.joins.items()):
-            if join.resolved:  # the share of predictions labelled within max_delay, watched like a column
-                done, join.resolved = join.resolved, []
-                entries = [e for _, part, _ in done for e in part]
-                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for _, part, code in done])
-                index = np.array([e[1] for e in entries], dtype=np.int64)
+            resolved, joined, join.resolved, join.joined = join.resolved, join.joined, [], []
+            # the usual: every prediction resolved here was joined (none expired): its rows are read once
+            same = len(resolved) == len(joined) and all(r[1] is j[1] and r[2] == 0 for r, j in zip(resolved, joined))
+            rows = _rows([(j[0], j[1]) for j in joined]) if joined else None
+            if resolved:  # the share of predictions labelled within max_delay, watched like a column
+                ids, entries, times, index = rows if same and rows else _rows([(r[0], r[1]) for r in resolved])
+                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for _, part, code in resolved])
                 lane = _lane(self.coverage, model, "prediction")
                 coverage = CategoricalArray(codes, ("labelled", "unlabelled"))
-                found = self.coverage.process(Batch(lane, TextArray.from_list([k for keys, _, _ in done for k in keys]),
-                                                    np.array([e[0] for e in entries]), {"label_coverage": coverage}))
+                found = self.coverage.process(Batch(lane, ids, times, {"label_coverage": coverage}))
                 out += [(int(index[a.row]), "prediction", "label_coverage",
                          replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
                         for a in found]
-            if not join.joined:
+            if rows is None:
                 continue
-            done, join.joined = join.joined, []
-            ids = TextArray.from_list([k for keys, _, _, _ in done for k in keys])
-            entries = [e for _, part, _, _ in done for e in part]
-            labels_all = [label for _, _, part, _ in done for label in part]
-            at = np.array([t for _, _, _, part in done for t in part])
-            times = np.array([e[0] for e in entries])
-            index = np.array([e[1] for e in entries], dtype=np.int64)
+            ids, entries, times, index = rows
+            labels_all = [label for _, _, part, _ in joined for label in part]
+            at = np.array([t for _, _, _, part in joined for t in part])
             self.counts.joined += len(entries)
             self.delays.append(at - times)
             found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
@@ -541,7 +539,7 @@ class PerformanceWatch:
                 label_of = (lambda lb, name=name: lb.get(name[len("prediction."):]) if isinstance(lb, dict) else lb)
                 labels = labels_all if join.outputs == ("prediction",) else [label_of(lb) for lb in labels_all]
                 key = (model, name)
-                shown = [e[2 + k] for e in entries]
+                shown = list(map(itemgetter(2 + k), entries))
                 if self.kinds.get(key) == "categorical":
                     predicted: Any = _categorical(shown)
                 else:
@@ -647,6 +645,14 @@ class PerformanceWatch:
                          f"(+/- {se:.1%}) on {n:,} labelled predictions: "
                          + ("the scores look calibrated" if trusted else "not calibrated: do not trust the estimate"))
         return lines
+
+
+def _rows(parts: list[tuple[list, list]]) -> tuple[TextArray, list, np.ndarray, np.ndarray]:
+    """The event ids, entries, times and places of (ids, pending entries) parts, in order."""
+    entries = parts[0][1] if len(parts) == 1 else [e for _, part in parts for e in part]
+    ids = TextArray.from_list(parts[0][0] if len(parts) == 1 else [k for keys, _ in parts for k in keys])
+    times = np.fromiter(map(itemgetter(0), entries), np.float64, len(entries))
+    return ids, entries, times, np.fromiter(map(itemgetter(1), entries), np.int64, len(entries))
 
 
 def _lane(monitor: Monitor, model: str, output: str) -> str:
