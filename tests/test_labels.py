@@ -318,3 +318,25 @@ def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(
     live = Pipeline.build(config, lines[:1000])
     live.performance = PerformanceWatch(config, LabelFeed.empty())
     assert _steps(live, lines, 7_000, released, reload) == want
+
+
+def test_labels_beside_are_read_to_the_events_time_and_not_far_past_it():
+    """The rule of a one-partition worker's labels consumer (no broker needed to ask it): labels behind the
+    events' time are always wanted; at least as many as the events while not ahead of them by two of their
+    steps; none once that far ahead, whatever the count."""
+    from inferwatch.streams.labels_beside import AHEAD, LabelsBeside
+
+    beside = LabelsBeside("labels", 1, {"bootstrap.servers": "127.0.0.1:9", "group.id": "test"})
+    try:
+        beside.span = 200.0  # the events' last step, in seconds of event time
+        beside.latest = 900.0
+        assert beside._wanted(n=10_000, events=5_000, clock=1_000.0)  # behind the events: more
+        beside.latest = 1_100.0
+        assert beside._wanted(n=4_000, events=5_000, clock=1_000.0)  # ahead, but fewer than the events
+        assert not beside._wanted(n=5_000, events=5_000, clock=1_000.0)  # as many as the events: enough
+        beside.latest = 1_000.0 + AHEAD * 200.0
+        assert not beside._wanted(n=0, events=5_000, clock=1_000.0)  # far ahead (sparse labels): no more
+        beside.span = 0.0  # no step known yet (the first batch): the count decides
+        assert beside._wanted(n=0, events=5_000, clock=1_000.0)
+    finally:
+        beside.close()
