@@ -340,3 +340,39 @@ def test_labels_beside_are_read_to_the_events_time_and_not_far_past_it():
         assert beside._wanted(n=0, events=5_000, clock=1_000.0)
     finally:
         beside.close()
+
+
+@pytest.mark.integration
+def test_labels_beside_see_the_end_of_a_transactional_labels_topic(services):
+    """Labels written in a transaction: the topic's end offset is one past the last label (the commit mark),
+    so the end must be the one librdkafka reports, or the worker would wait for labels at every fetch."""
+    from confluent_kafka import Producer
+
+    from inferwatch.streams.labels_beside import LabelsBeside
+    from inferwatch.testing.services import create_topic, unique, wait_until
+
+    bootstrap = services["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = unique("labels-tx")
+    create_topic(bootstrap, topic, 1)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("tx")})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for i in range(100):
+        producer.produce(topic, orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_000 + i,
+                                              "label": i % 2}))
+    producer.commit_transaction(30)
+    beside = LabelsBeside(topic, 1, {"bootstrap.servers": bootstrap, "group.id": unique("beside")})
+    try:
+        beside.assign({})
+        read: list[int] = []
+
+        def all_read() -> bool:
+            for offsets, _, feeds in beside.take(100, float("-inf")).values():
+                read.extend(offsets)
+                assert sum(len(f.times) for f in feeds) == len(offsets)  # each value read as a label
+            return len(read) == 100 and beside.at_end()
+
+        wait_until(all_read, 30, "every label read and the labels partition's end seen", 0.05)
+        assert read == list(range(100)) and beside.ends[0] == 101  # the end offset counts the commit mark
+    finally:
+        beside.close()
