@@ -790,6 +790,10 @@ class PartitionConsumer:
         """In the fetch thread: the labels topic from the stored offsets of the events partition owned, if any."""
         assert self.beside is not None
         parts = list(self.owned.values())
+        if len(parts) > 1 or (parts and parts[0].number != 0):  # the topic grew: its events must be merged now
+            raise StateError(f"{self.stage.topic} has more than one partition now: restart the worker, which then "
+                             "routes its events and labels by model (the labels read beside one partition are "
+                             "that partition's alone)")
         if parts:
             self.beside.assign(parts[0].state.labels_next)
         else:
