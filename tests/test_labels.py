@@ -356,23 +356,30 @@ def test_labels_beside_see_the_end_of_a_transactional_labels_topic(services):
     create_topic(bootstrap, topic, 1)
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("tx")})
     producer.init_transactions(30)
-    producer.begin_transaction()
-    for i in range(100):
-        producer.produce(topic, orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_000 + i,
-                                              "label": i % 2}))
-    producer.commit_transaction(30)
+
+    def transaction(first: int, n: int) -> None:
+        producer.begin_transaction()
+        for i in range(first, first + n):
+            producer.produce(topic, orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_000 + i,
+                                                  "label": i % 2}))
+        producer.commit_transaction(30)
+
+    transaction(0, 100)
     beside = LabelsBeside(topic, 1, {"bootstrap.servers": bootstrap, "group.id": unique("beside")})
     try:
         beside.assign({})
         read: list[int] = []
 
-        def all_read() -> bool:
+        def all_read(n: int) -> bool:
             for offsets, _, feeds in beside.take(100, float("-inf")).values():
                 read.extend(offsets)
                 assert sum(len(f.times) for f in feeds) == len(offsets)  # each value read as a label
-            return len(read) == 100 and beside.at_end()
+            return len(read) == n and beside.at_end()
 
-        wait_until(all_read, 30, "every label read and the labels partition's end seen", 0.05)
+        wait_until(lambda: all_read(100), 30, "every label read and the labels partition's end seen", 0.05)
         assert read == list(range(100)) and beside.ends[0] == 101  # the end offset counts the commit mark
+        transaction(100, 50)  # labels that come after the end was seen are read too
+        wait_until(lambda: all_read(150), 30, "the later labels read and the new end seen", 0.05)
+        assert read == list(range(100)) + list(range(101, 151)) and beside.ends[0] == 152
     finally:
         beside.close()

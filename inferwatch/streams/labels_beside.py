@@ -53,7 +53,7 @@ class LabelsBeside:
                                   "auto.offset.reset": "earliest", "enable.partition.eof": True})
         self.next: dict[int, int] = {}  # labels partition -> the next offset this consumer will give
         self.ends: dict[int, int] = {}  # labels partition -> its end offset, as last known (-1: not known)
-        self.eof: set[int] = set()  # labels partitions read to their end (librdkafka says so: past transaction marks)
+        self.eof: dict[int, int] = {}  # labels partition -> where librdkafka said its end was (past transaction marks)
         self.latest = -math.inf  # the latest label time read since the assignment
         self.clock, self.span = -math.inf, 0.0  # the events' time as last given, and its last step
 
@@ -119,7 +119,7 @@ class LabelsBeside:
             fatal = next((e for e in errors if e is not None and e.fatal()), None)
             if fatal is not None:
                 raise KafkaException(fatal)
-            self.eof.update(m.partition() for m, e in zip(messages, errors)
+            self.eof.update((m.partition(), m.offset()) for m, e in zip(messages, errors)
                             if e is not None and e.code() == KafkaError._PARTITION_EOF)
             messages = [m for m, e in zip(messages, errors) if e is None]
             if not messages:
@@ -136,7 +136,7 @@ class LabelsBeside:
                 run[0].append(offset)
                 run[1].append(value)
         for k, (run_offsets, run_values) in runs.items():
-            self.eof.discard(k)
+            self.eof.pop(k, None)
             feed = LabelFeed.from_lines(run_values)
             if len(feed.times):
                 self.latest = max(self.latest, float(feed.times[-1]))
@@ -148,10 +148,9 @@ class LabelsBeside:
         return len(messages)
 
     def at_end(self) -> bool:
-        """Every labels partition read to its end, as far as the last fetch says."""
+        """Every labels partition read to its end, as far as the last fetch says: the end librdkafka reported,
+        if the partition has not grown past it since, else its end offset."""
         for k, nxt in self.next.items():
-            if k in self.eof:
-                continue
             try:
                 high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, k), cached=True)[1]
             except KafkaException:
@@ -159,6 +158,8 @@ class LabelsBeside:
             if high >= 0:
                 self.ends[k] = high
             end = self.ends.get(k, -1)
+            if k in self.eof and end <= self.eof[k]:
+                continue
             if end < 0 or nxt < end:  # (an end not known: not at it until librdkafka says so)
                 return False
         return True
