@@ -49,6 +49,16 @@ class Outage:
         log.warning("%s unavailable, retrying (nothing is dropped): %s", self.what, detail)
         return True
 
+    def suspect(self) -> None:
+        """A report that the service may be away: nothing said until :meth:`lost` confirms it (or :meth:`back`
+        clears it).
+
+        >>> k = Outage("kafka"); k.suspect(); k.down, k.said, k.back(), k.down
+        (True, False, False, False)
+        """
+        with self._lock:
+            self.down = True
+
     def back(self, now: float | None = None) -> bool:
         """Note that the service answered; True (and one log line) when that ends an outage that was said."""
         now = time.monotonic() if now is None else now

@@ -50,7 +50,7 @@ import faust
 import msgspec
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
@@ -635,9 +635,17 @@ class PartitionConsumer:
                 await self._fetch(self.beside.close)
 
     def _kafka_error(self, error) -> None:
-        """librdkafka reconnects by itself: say once that Kafka is away (a fatal error is logged as one)."""
+        """librdkafka reconnects by itself: say once that Kafka is away (a fatal error is logged as one).
+
+        "All brokers are down" from the consumer is only a suspicion until its
+        next statistics (2 s) find no broker up: librdkafka also reports it
+        while it swaps a bootstrap connection for the broker's own, seconds
+        after an outage ended ("0/2 brokers are down").
+        """
         if error.fatal():
             log.error("kafka: fatal error %s", error)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.kafka.suspect()
         else:
             self.kafka.lost(error)
 
