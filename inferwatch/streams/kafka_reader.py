@@ -45,6 +45,36 @@ librdkafka_log = logging.getLogger("inferwatch.librdkafka")
 QUEUE_BY_SIZE = {"queued.min.messages": 10_000_000, "queued.max.messages.kbytes": 65_536}
 
 
+def by_partition(messages: list) -> tuple[dict[int, tuple[list[int], list[bytes]]], list]:
+    """librdkafka's messages as (offsets, values) per partition, in order, and the messages that carry a
+    transient error (librdkafka carries on by itself: a broker away, an end of partition); a fatal one raises."""
+    errors = [m.error() for m in messages]
+    failed: list = []
+    if any(e is not None for e in errors):
+        fatal = next((e for e in errors if e is not None and e.fatal()), None)
+        if fatal is not None:
+            from confluent_kafka import KafkaException
+
+            raise KafkaException(fatal)
+        failed = [m for m, e in zip(messages, errors) if e is not None]
+        messages = [m for m, e in zip(messages, errors) if e is None]
+    partitions = [m.partition() for m in messages]
+    offsets = [m.offset() for m in messages]
+    values = [m.value() or b"" for m in messages]
+    if not messages:
+        return {}, failed
+    if partitions[0] == partitions[-1] and partitions.count(partitions[0]) == len(partitions):  # the usual
+        return {partitions[0]: (offsets, values)}, failed
+    grouped: dict[int, tuple[list[int], list[bytes]]] = {}
+    for number, offset, value in zip(partitions, offsets, values):
+        group = grouped.get(number)
+        if group is None:
+            group = grouped[number] = ([], [])
+        group[0].append(offset)
+        group[1].append(value)
+    return grouped, failed
+
+
 def consumer(bootstrap: str):
     """A librdkafka consumer that only assigns: it never joins a group and commits nothing."""
     from confluent_kafka import Consumer

@@ -33,6 +33,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from .kafka_reader import by_partition
 from .labels import LabelFeed
 
 __all__ = ["LabelsBeside", "LABELS_WAIT"]
@@ -114,27 +115,8 @@ class LabelsBeside:
     def _keep(self, messages: list, got: dict) -> int:
         """Add the records among ``messages`` to ``got`` (an end of partition noted; transient errors are
         librdkafka's to retry); how many."""
-        errors = [m.error() for m in messages]
-        if any(e is not None for e in errors):
-            fatal = next((e for e in errors if e is not None and e.fatal()), None)
-            if fatal is not None:
-                raise KafkaException(fatal)
-            self.eof.update((m.partition(), m.offset()) for m, e in zip(messages, errors)
-                            if e is not None and e.code() == KafkaError._PARTITION_EOF)
-            messages = [m for m, e in zip(messages, errors) if e is None]
-            if not messages:
-                return 0
-        partitions = [m.partition() for m in messages]
-        offsets = [m.offset() for m in messages]
-        values = [m.value() or b"" for m in messages]
-        if len(set(partitions)) == 1:  # the usual: one labels partition in a fetch
-            runs = {partitions[0]: (offsets, values)}
-        else:
-            runs = {}
-            for k, offset, value in zip(partitions, offsets, values):
-                run = runs.setdefault(k, ([], []))
-                run[0].append(offset)
-                run[1].append(value)
+        runs, failed = by_partition(messages)
+        self.eof.update((m.partition(), m.offset()) for m in failed if m.error().code() == KafkaError._PARTITION_EOF)
         for k, (run_offsets, run_values) in runs.items():
             self.eof.pop(k, None)
             feed = LabelFeed.from_lines(run_values)
@@ -145,7 +127,7 @@ class LabelsBeside:
             have[1].extend(run_values)
             have[2].append(feed)
             self.next[k] = run_offsets[-1] + 1
-        return len(messages)
+        return sum(len(run_offsets) for run_offsets, _ in runs.values())
 
     def at_end(self) -> bool:
         """Every labels partition read to its end, as far as the last fetch says: the end librdkafka reported,

@@ -57,7 +57,7 @@ from ..detectors.config import MonitorConfig
 from ..errors import StateError
 from .decode import dead_letter_shrinker
 from .event_time import EventTimeMerger
-from .kafka_reader import QUEUE_BY_SIZE, librdkafka_log
+from .kafka_reader import QUEUE_BY_SIZE, by_partition, librdkafka_log
 from .kafka_security import kafka_security
 from .labels import PLACE_SOURCE, LabelFeed, PerformanceWatch, from_labels, places
 from .labels_beside import LabelsBeside
@@ -710,29 +710,10 @@ class PartitionConsumer:
             for (topic, number), part in list(self.owned.items()):
                 self.consumer.seek(TopicPartition(topic, number, part.state.start()))
             return None  # (the labels read beside were placed by the assignment, from the stored states)
-        errors = [m.error() for m in got]
-        if any(e is not None for e in errors):  # transient ones (a broker away) carry on inside librdkafka
-            fatal = next((e for e in errors if e is not None and e.fatal()), None)
-            if fatal is not None:
-                raise KafkaException(fatal)
-            got = [m for m, e in zip(got, errors) if e is None]
-        beside = self.beside.take(len(got), self._clock()) if self.beside is not None else {}
-        if not got:
-            return {(self.beside.topic, k): group for k, group in beside.items()} if beside else {}
-        partitions = [m.partition() for m in got]
-        offsets = [m.offset() for m in got]
-        values = [m.value() or b"" for m in got]
+        grouped, _ = by_partition(got)  # (transient errors: librdkafka carries on by itself)
+        read = sum(len(offsets) for offsets, _ in grouped.values())
+        beside = self.beside.take(read, self._clock()) if self.beside is not None else {}
         topic = self.stage.topic
-        if partitions[0] == partitions[-1] and partitions.count(partitions[0]) == len(partitions):
-            grouped = {partitions[0]: (offsets, values)}
-        else:
-            grouped = {}
-            for number, offset, value in zip(partitions, offsets, values):
-                group = grouped.get(number)
-                if group is None:
-                    group = grouped[number] = ([], [])
-                group[0].append(offset)
-                group[1].append(value)
         for number in grouped:
             self._note_highwater(TopicPartition(topic, number))
         return {(topic, number): group for number, group in grouped.items()} | {
