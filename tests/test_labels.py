@@ -276,11 +276,28 @@ def _steps(pipe, lines: list[bytes], chunk: int, feed_labels=None, reload=None) 
     return out + [a.to_record(i) for i, a in pipe.finish_labels().alerts]
 
 
-@pytest.mark.parametrize("segmented", [False, True])
-def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(tmp_path, segmented):
+def _as_first_release(saved: bytes) -> bytes:
+    """A label join's state as inferwatch 0.2's first labels saved it: each pending prediction a list
+    [time, place, *values] under its event id."""
+    import msgspec
+
+    raw = msgspec.msgpack.decode(saved)
+    for join in raw["joins"].values():
+        w = join["waiting"] or {"ids": [], "times": b"", "places": b"", "values": []}
+        times, places = np.frombuffer(w["times"], "<f8").tolist(), np.frombuffer(w["places"], "<i8").tolist()
+        join["waiting"] = {k: [t, p, *(v[i] for v in w["values"])]
+                           for i, (k, t, p) in enumerate(zip(w["ids"], times, places))}
+        join["joined"], join["resolved"] = [], []
+    raw["version"] = 1
+    return msgspec.msgpack.encode(raw)
+
+
+@pytest.mark.parametrize("segmented, first_release", [(False, False), (True, False), (False, True)])
+def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(tmp_path, segmented, first_release):
     """A live worker's detect stage: labels appended as its merge releases them, the pipeline (and its label
     join) saved to parts and read back after every step. Same alerts as one replay with the whole labels file
-    (segmented: with a concept drift in one region, whose own alerts come through the saves too)."""
+    (segmented: with a concept drift in one region, whose own alerts come through the saves too; first_release:
+    every state read back is in the format of the first release with labels)."""
     from inferwatch.streams.pipeline import PERFORMANCE_FIELD, Pipeline
 
     if segmented:
@@ -312,6 +329,8 @@ def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(
     def reload(pipe):
         head, fields = pipe.to_parts()
         assert PERFORMANCE_FIELD in fields
+        if first_release:
+            fields[PERFORMANCE_FIELD] = _as_first_release(fields[PERFORMANCE_FIELD])
         stored.update(fields)
         return Pipeline.from_parts(head, stored, config)
 

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 
 import numpy as np
-from numba import njit
+from ..detectors.compiled import njit
 
 from .kafka_reader import QUEUE_BY_SIZE
 from .lines import LineBlock

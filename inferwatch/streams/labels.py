@@ -23,7 +23,8 @@ is joined to its prediction by ``(model, event_id)``:
   the summary says how far it was from the realized error rate.
 
 A pending prediction keeps its id, time, position, the outputs' values and
-its segment tags' values (about 150 bytes in memory); ``labels.max_pending``
+its segment tags' values (:mod:`inferwatch.streams.pending`: about 140 bytes
+in memory); ``labels.max_pending``
 caps them per model (the oldest are dropped and counted ``expired``).
 """
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from ..detectors.performance import (
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
 from ..errors import StateError
 from .decode import _times
+from .pending import Pending, Rows, objects
 
 __all__ = ["LabelFeed", "PerformanceWatch", "PLACE_SOURCE", "from_labels", "places"]
 
@@ -95,7 +96,7 @@ class _Labelled(msgspec.Struct):
     tags: Any = None
 
 
-STATE_VERSION = 1  # of PerformanceWatch.to_bytes
+STATE_VERSION = 2  # of PerformanceWatch.to_bytes (1: pending predictions as a dict of tuples; still read)
 LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its alerts
 MAX_DELAYS_KEPT = 100_000  # label delays a saved state keeps for the summary's percentiles (the latest)
 
@@ -200,10 +201,11 @@ class LabelFeed:
 class _ModelJoin:
     outputs: tuple[str, ...] = ()  # the model's prediction columns, in the order of a pending entry's values
     segments: tuple[str, ...] = ()  # the model's segment tags, whose values follow the outputs' in an entry
-    waiting: dict = field(default_factory=dict)  # event_id -> (time, index, *values), oldest first
+    waiting: Pending | None = None  # the predictions waiting (None until the model's first prediction)
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
-    joined: list = field(default_factory=list)  # [(event ids, pending entries, labels, label times)], not yet watched
-    resolved: list = field(default_factory=list)  # [(event ids, pending entries, 0 labelled / 1 expired)]
+    # not yet watched (always empty between steps: each step ends by watching them):
+    joined: list = field(default_factory=list)  # [(pending rows, labels, label times)]
+    resolved: list = field(default_factory=list)  # [(pending rows, 0 labelled / 1 expired)]
 
 
 @dataclass
@@ -241,8 +243,9 @@ class PerformanceWatch:
     def to_bytes(self) -> bytes:
         """The join (pending predictions and early labels), its counts, the three monitors and the labels not
         given out yet: a live worker's state (:meth:`from_bytes`)."""
-        joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments), "waiting": j.waiting,
-                     "early": j.early, "joined": j.joined, "resolved": j.resolved} for m, j in self.joins.items()}
+        joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments),
+                     "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early}
+                 for m, j in self.joins.items()}
         delays = np.concatenate(self.delays)[-MAX_DELAYS_KEPT:] if self.delays else np.empty(0)
         return msgspec.msgpack.encode({
             "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
@@ -262,15 +265,18 @@ class PerformanceWatch:
         """The watch :meth:`to_bytes` saved; :class:`StateError` when it is not one."""
         try:
             raw = msgspec.msgpack.decode(data)
-            if raw.get("version") != STATE_VERSION:
-                raise StateError(f"the labels state has version {raw.get('version')!r}, this inferwatch reads "
+            version = raw.get("version")
+            if version not in (1, STATE_VERSION):
+                raise StateError(f"the labels state has version {version!r}, this inferwatch reads 1 to "
                                  f"{STATE_VERSION}")
             watch = cls(config, LabelFeed.from_dict(raw["feed"]))
             for model, j in raw["joins"].items():
-                waiting = {k: tuple(e) for k, e in j["waiting"].items()}
+                outputs, segments = tuple(j["outputs"]), tuple(j.get("segments", ()))
+                width, saved = len(outputs) + len(segments), j["waiting"]
+                waiting = (None if saved is None or (not outputs and not saved) else
+                           Pending.from_entries(saved, width) if version == 1 else Pending.from_dict(saved, width))
                 early = {k: tuple(e) for k, e in j["early"].items()}
-                watch.joins[model] = _ModelJoin(tuple(j["outputs"]), tuple(j.get("segments", ())), waiting, early,
-                                                j["joined"], j["resolved"])
+                watch.joins[model] = _ModelJoin(outputs, segments, waiting, early)
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
@@ -356,49 +362,45 @@ class PerformanceWatch:
         if not outputs:
             return []
         join = self._join(batch.model)
-        if not join.outputs:
+        if join.waiting is None:
             join.outputs = tuple(sorted(outputs))
             join.segments = tuple(self.config.for_model(batch.model).segments)
-        values = []
+            join.waiting = Pending(len(join.outputs) + len(join.segments))
+        n = len(batch)
+        values: list[Any] = []
         for name in join.outputs:
             col, key = outputs.get(name), (batch.model, name)
             if isinstance(col, NumericArray):
                 self.kinds.setdefault(key, "numeric")
                 self.probability.setdefault(key, is_probability(col.values))
-                values.append(col.values.tolist())  # NaN: no prediction
+                values.append(col.values)  # NaN: no prediction
             elif isinstance(col, CategoricalArray):
                 self.kinds.setdefault(key, "categorical")
-                values.append([col.categories[c] if c >= 0 else None for c in col.codes.tolist()])
+                values.append(_labels_of(col))
             else:
-                values.append([None] * len(batch))
+                values.append(np.full(n, None, dtype=object))
         for tag in join.segments:  # the prediction's segment, for the performance of each segment
             seg = batch.segments.get(tag)
-            values.append([None] * len(batch) if seg is None else
-                          [seg.categories[c] if c >= 0 else None for c in seg.codes.tolist()])
+            values.append(np.full(n, None, dtype=object) if seg is None else _labels_of(seg))
         ids = batch.event_ids.tolist()
-        if self.places is not None:
-            rows = self.places[rows - first_index]
-        entries = zip(batch.times.tolist(), rows.tolist(), *values)
+        index = self.places[rows - first_index] if self.places is not None else np.asarray(rows, dtype=np.int64)
+        times, places = batch.times, index
         if join.early:  # labels that came first: joined now, at the prediction
-            fresh = []
-            for event_id, entry in zip(ids, entries):
-                early = join.early.pop(event_id, None)
-                if early is None:
-                    fresh.append((event_id, entry))
-                else:
-                    self._joined(join, [event_id], [entry], [early[1]], [early[0]])
-            before = len(join.waiting)
-            join.waiting.update(fresh)
-            self._superseded(join, before, len(fresh))
-        else:
-            before = len(join.waiting)
-            join.waiting.update(zip(ids, entries))
-            self._superseded(join, before, len(ids))
+            met = np.fromiter(map(join.early.__contains__, ids), dtype=bool, count=n)
+            if met.any():
+                at_prediction = np.flatnonzero(met)
+                got = [join.early.pop(ids[i]) for i in at_prediction.tolist()]
+                self._joined(join, Rows([ids[i] for i in at_prediction.tolist()], times[at_prediction],
+                                        places[at_prediction], [_objects_at(v, at_prediction) for v in values]),
+                             [label for _, label in got], np.array([t for t, _ in got], dtype=np.float64))
+                fresh = np.flatnonzero(~met)
+                ids = [ids[i] for i in fresh.tolist()]
+                times, places, values = times[fresh], places[fresh], [v[fresh] for v in values]
+        self.counts.expired += join.waiting.add(ids, times, places, values)  # an id again: the earlier expires
         over = len(join.waiting) - self.config.for_model(batch.model).labels.max_pending
         if over > 0:
-            old = list(itertools.islice(join.waiting, over))
-            self._expired(join, old, [join.waiting.pop(k) for k in old])
-        return self._estimate(batch, outputs, rows)
+            self._expired(join, join.waiting.oldest(over))
+        return self._estimate(batch, outputs, index)
 
     def _estimate(self, batch: Batch, outputs: dict, rows: np.ndarray) -> list[tuple[int, str, str, Alert]]:
         out = []
@@ -431,54 +433,41 @@ class PerformanceWatch:
                     g[2].append(label)
             for model, (ids, at, given) in groups.items():
                 join, horizon = self._join(model), self._horizon(model)
-                found = list(map(join.waiting.pop, ids, itertools.repeat(None, len(ids))))
-                if None not in found and (not found or max(
-                        np.asarray(at) - np.fromiter(map(itemgetter(0), found), np.float64, len(found))) <= horizon):
-                    self._joined(join, ids, found, given, at)  # the usual: every prediction here and in time
+                if join.waiting is None:  # no prediction of the model yet: every label waits for its prediction
+                    join.early.update(zip(ids, zip(at, given)))
                     continue
-                keys, entries, labels, times = [], [], [], []
-                late, late_keys = [], []
-                for event_id, entry, t, label in zip(ids, found, at, given):
-                    if entry is None:
-                        join.early[event_id] = (t, label)
-                    elif t - entry[0] <= horizon:
-                        keys.append(event_id)
-                        entries.append(entry)
-                        labels.append(label)
-                        times.append(t)
-                    else:
-                        late_keys.append(event_id)
-                        late.append(entry)
-                if entries:
-                    self._joined(join, keys, entries, labels, times)
-                if late:
-                    self._expired(join, late_keys, late)
+                found, waited = join.waiting.take(ids)
+                at = np.asarray(at, dtype=np.float64)
+                if waited is not None:  # labels before their prediction: they wait for it
+                    for i in np.flatnonzero(~waited).tolist():
+                        join.early[ids[i]] = (float(at[i]), given[i])
+                    at, given = at[waited], list(itertools.compress(given, waited.tolist()))
+                late = at - found.times > horizon
+                if late.any():  # labels that came after their prediction expired
+                    self._expired(join, found.subset(late))
+                    keep = ~late
+                    found, at, given = found.subset(keep), at[keep], list(itertools.compress(given, keep.tolist()))
+                if len(found):
+                    self._joined(join, found, given, at)
         self._expire()
         return self._watch()
 
     def finish(self) -> list[tuple[int, str, str, Alert]]:
         """The end of the stream: every label still to come arrives; what still waits is counted."""
         found = self.arrive(np.inf)
-        self.counts.waiting = sum(len(j.waiting) for j in self.joins.values())
+        self.counts.waiting = self._waiting()
         self.counts.orphaned += sum(len(j.early) for j in self.joins.values())
         for join in self.joins.values():
             join.early.clear()
         return found
 
-    def _superseded(self, join: _ModelJoin, before: int, added: int) -> None:
-        """Predictions whose event id came again before their label: the later one waits, the earlier is
-        counted expired (a label names one prediction)."""
-        lost = before + added - len(join.waiting)
-        if lost:
-            self.counts.expired += lost
+    def _joined(self, join: _ModelJoin, rows: Rows, labels: list, at: np.ndarray) -> None:
+        join.joined.append((rows, labels, at))
+        join.resolved.append((rows, 0))
 
-    def _joined(self, join: _ModelJoin, ids: list, entries: list, labels: list, at: list) -> None:
-        join.joined.append((ids, entries, labels, at))
-        join.resolved.append((ids, entries, 0))
-
-    def _expired(self, join: _ModelJoin, ids: list, entries: list) -> None:
-        join.resolved.append((ids, entries, 1))
-        self.counts.expired += len(entries)
+    def _expired(self, join: _ModelJoin, rows: Rows) -> None:
+        join.resolved.append((rows, 1))
+        self.counts.expired += len(rows)
 
     def _horizon(self, model: str) -> float:
         return self.config.for_model(model).labels.max_delay
@@ -488,13 +477,10 @@ class PerformanceWatch:
             return
         for model, join in self.joins.items():
             horizon = self._horizon(model)
-            old = []
-            for event_id, entry in join.waiting.items():  # oldest first
-                if self.clock - entry[0] <= horizon:
-                    break
-                old.append(event_id)
-            if old:
-                self._expired(join, old, [join.waiting.pop(k) for k in old])
+            if join.waiting is not None:
+                old = join.waiting.waited_past(self.clock, horizon)
+                if len(old):
+                    self._expired(join, old)
             gone = []
             for event_id, (t, _) in join.early.items():
                 if self.clock - t <= horizon:
@@ -509,11 +495,11 @@ class PerformanceWatch:
         for model, join in sorted(self.joins.items()):
             resolved, joined, join.resolved, join.joined = join.resolved, join.joined, [], []
             # the usual: every prediction resolved here was joined (none expired): its rows are read once
-            same = len(resolved) == len(joined) and all(r[1] is j[1] and r[2] == 0 for r, j in zip(resolved, joined))
-            rows = _rows([(j[0], j[1]) for j in joined]) if joined else None
+            same = len(resolved) == len(joined) and all(r[0] is j[0] and r[1] == 0 for r, j in zip(resolved, joined))
+            rows = _rows([j[0] for j in joined]) if joined else None
             if resolved:  # the share of predictions labelled within max_delay, watched like a column
-                ids, entries, times, index = rows if same and rows else _rows([(r[0], r[1]) for r in resolved])
-                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for _, part, code in resolved])
+                ids, entries, times, index = rows if same and rows else _rows([r[0] for r in resolved])
+                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for part, code in resolved])
                 lane = _lane(self.coverage, model, "prediction")
                 coverage = CategoricalArray(codes, ("labelled", "unlabelled"))
                 found = self.coverage.process(Batch(lane, ids, times, {"label_coverage": coverage}))
@@ -523,8 +509,8 @@ class PerformanceWatch:
             if rows is None:
                 continue
             ids, entries, times, index = rows
-            labels_all = [label for _, _, part, _ in joined for label in part]
-            at = np.array([t for _, _, _, part in joined for t in part])
+            labels_all = [label for _, part, _ in joined for label in part]
+            at = np.concatenate([part for _, _, part in joined])
             self.counts.joined += len(entries)
             self.delays.append(at - times)
             found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
@@ -533,17 +519,17 @@ class PerformanceWatch:
                      replace(a, model=model, kind="data_quality", detector="label_delay", feature="prediction",
                              message=a.message.replace("label_delay: ", "prediction: label delay (seconds) ", 1)
                              .replace(" events", " labelled predictions", 1))) for a in found]
-            first = 2 + len(join.outputs)
-            segments = {tag: _categorical([e[first + k] for e in entries]) for k, tag in enumerate(join.segments)}
+            first = len(join.outputs)
+            segments = {tag: _categorical(entries.values[first + k].tolist()) for k, tag in enumerate(join.segments)}
             for k, name in enumerate(join.outputs):
                 label_of = (lambda lb, name=name: lb.get(name[len("prediction."):]) if isinstance(lb, dict) else lb)
                 labels = labels_all if join.outputs == ("prediction",) else [label_of(lb) for lb in labels_all]
                 key = (model, name)
-                shown = list(map(itemgetter(2 + k), entries))
+                shown = entries.values[k]
                 if self.kinds.get(key) == "categorical":
-                    predicted: Any = _categorical(shown)
+                    predicted: Any = _categorical(shown.tolist())
                 else:
-                    predicted = NumericArray(np.array(shown, dtype=np.float64))
+                    predicted = NumericArray(shown.astype(np.float64))
                     if self.probability.get(key) and key not in self.calibration:
                         self._calibration(key, predicted.values, labels)
                 columns = outcome_columns(predicted, labels, self.probability.get(key),
@@ -629,7 +615,10 @@ class PerformanceWatch:
 
     def progress(self) -> dict[str, int]:
         """The join's counts so far, and the predictions waiting now."""
-        return {**vars(self.counts), "waiting": sum(len(j.waiting) for j in self.joins.values())}
+        return {**vars(self.counts), "waiting": self._waiting()}
+
+    def _waiting(self) -> int:
+        return sum(len(j.waiting) for j in self.joins.values() if j.waiting is not None)
 
     def summary(self) -> list[str]:
         """Lines for the run's summary: the join's counts, and each estimate against the realized error."""
@@ -647,12 +636,20 @@ class PerformanceWatch:
         return lines
 
 
-def _rows(parts: list[tuple[list, list]]) -> tuple[TextArray, list, np.ndarray, np.ndarray]:
-    """The event ids, entries, times and places of (ids, pending entries) parts, in order."""
-    entries = parts[0][1] if len(parts) == 1 else [e for _, part in parts for e in part]
-    ids = TextArray.from_list(parts[0][0] if len(parts) == 1 else [k for keys, _ in parts for k in keys])
-    times = np.fromiter(map(itemgetter(0), entries), np.float64, len(entries))
-    return ids, entries, times, np.fromiter(map(itemgetter(1), entries), np.int64, len(entries))
+def _rows(parts: list[Rows]) -> tuple[TextArray, Rows, np.ndarray, np.ndarray]:
+    """The event ids (as a column), rows, times and places of pending rows taken out, in order."""
+    rows = Rows.concat(parts)
+    return TextArray.from_list(rows.ids), rows, rows.times, rows.places
+
+
+def _labels_of(col: CategoricalArray) -> np.ndarray:
+    """A categorical column's labels, as objects (None: missing)."""
+    return objects((*col.categories, None))[col.codes]
+
+
+def _objects_at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` as objects (a float column's items as floats)."""
+    return objects(values[rows].tolist())
 
 
 def _lane(monitor: Monitor, model: str, output: str) -> str:

@@ -12,7 +12,7 @@ array([1.7934912e+09, 1.7934912e+09,           nan,           nan])
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ..detectors.compiled import njit
 
 from ..detectors.types import TextArray
 
