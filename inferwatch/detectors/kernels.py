@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from .compiled import njit
 
 __all__ = ["bucket_table", "encode_numeric", "encode_labels", "count_codes", "block_walk", "open_block_end",
