@@ -89,6 +89,27 @@ def test_a_share_that_falls_is_said_to_fall():
     assert messages and all(" fell from " in m and " rose " not in m for m in messages), messages
 
 
+def test_a_mostly_missing_column_that_fills_in_is_caught_and_a_steady_one_is_not():
+    """A column missing 95 % of the time that turns up three times as often (an upstream default filled in,
+    a new source): the share of missing values fell, said as such. The same column kept at 95 %: quiet."""
+    rng = np.random.default_rng(8)
+
+    def batch(present, n, start):
+        x = rng.normal(size=n)
+        x[rng.random(n) >= present] = np.nan
+        return Batch("m", [f"e{start + i}" for i in range(n)], np.arange(start, start + n, dtype=float),
+                     {"x": NumericArray(x)})
+
+    steady, fills = Monitor(MonitorConfig()), Monitor(MonitorConfig())
+    reference = batch(0.05, 20_000, 0)
+    steady.fit_reference(reference)
+    fills.fit_reference(reference)
+    assert steady.process(batch(0.05, 60_000, 20_000)) == []
+    alerts = [a for a in fills.process(batch(0.15, 5_000, 20_000)) if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in alerts][:1] == [("x", "missing")], alerts
+    assert " share of missing values fell from 9" in alerts[0].message, alerts[0].message
+
+
 def test_segments_survive_a_warm_up_cut_into_batches_and_saved_midway():
     """The warm-up is kept across batches (and in the saved state): its segment tags too, so each segment
     value gets detectors of its own however the warm-up was cut."""

@@ -19,7 +19,7 @@ detector           direction over codes                          kind
 ``shape``          indicator of each bin (up)                    drift
 ``mix``            indicator of each label (both signs)          drift
 ``new_category``   indicator of "unseen label" (up)              data_quality
-``missing``        indicator of "missing" (up)                   data_quality
+``missing``        indicator of "missing" (both signs)           data_quality
 =================  ===========================================  ==========
 
 Calibration turns the false-alarm budget into a threshold per lane:
@@ -57,7 +57,7 @@ DEFAULT_THETAS = {
     "shape": (1.2,),
     "mix": (-1.0, -0.4, 0.4, 1.0, 2.0),
     "new_category": (3.0, 6.0, 9.0),
-    "missing": (1.0, 2.0, 3.5, 6.0),
+    "missing": (-2.5, -1.0, -0.5, 1.0, 2.0, 3.5, 6.0),
 }
 
 

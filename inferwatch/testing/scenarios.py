@@ -31,6 +31,7 @@ from inferwatch.testing.synthetic import (
     COUNTRY_P,
     RATE,
     START,
+    WORDS,
     Columns,
     generate,
     log_columns,
@@ -179,6 +180,12 @@ def _log_scenario(name: str, seed: int) -> Scenario:
         s.score_a[eu] += 0.5
         return Scenario(name, ref, s, c, "score_a", _const(0.3 * _gauss_kl(0.5)),
                         {"default": {"segments": ["region"]}})
+    if name == "log_note_fills_in":  # the free-text note, empty 60 % of the time, is empty 45 % of the time
+        note = s.log["note"]
+        filled = c + np.flatnonzero((rng.random(n - c) < 0.25) & np.array([v is None for v in note[c:]]))
+        note[filled] = np.array([" ".join(rng.choice(WORDS, k)) for k in rng.integers(4, 16, len(filled))],
+                                dtype=object)  # notes as the others are: only how often there is one moved
+        return Scenario(name, ref, s, c, "note", _const(_cat_kl([0.45, 0.55], [0.6, 0.4])))
     if name == "log_boolean_rate":
         s.log["has_3ds"][c:] = rng.random(n - c) < 0.6
         return Scenario(name, ref, s, c, "has_3ds", _const(_cat_kl([0.6, 0.4], [0.7, 0.3])))
@@ -282,7 +289,7 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
              "variance_change", "unit_bug", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
-             "log_boolean_rate", "log_segment_drift", "lines_named_output_drift", "lines_two_models",
+             "log_note_fills_in", "log_boolean_rate", "log_segment_drift", "lines_named_output_drift", "lines_two_models",
              "lines_out_of_order", "lines_stationary_warmup")
 
 
