@@ -80,6 +80,8 @@ class TextArray:
     >>> ids = TextArray.from_list(["a", "bc", "déf"])
     >>> ids[2], ids.take(np.array([1, 0])).tolist(), len(TextArray.concat([ids, ids]))
     ('déf', ['bc', 'a'], 6)
+    >>> TextArray(b"XXabcdYY", np.array([2, 3, 6])).tolist()  # offsets into a larger buffer
+    ['a', 'bcd']
     """
 
     data: bytes
@@ -93,9 +95,9 @@ class TextArray:
 
     def tolist(self) -> list[str]:
         if len(self.offsets) > 1 and self.data.isascii() and b"\n" not in self.data:  # the usual ids: one split
-            cuts = self.offsets[1:-1]
-            text = np.insert(np.frombuffer(self.data, dtype=np.uint8), cuts, 10).tobytes().decode("ascii")
-            return text.split("\n")
+            first, last = int(self.offsets[0]), int(self.offsets[-1])
+            raw = np.frombuffer(self.data, dtype=np.uint8)[first:last]
+            return np.insert(raw, self.offsets[1:-1] - first, 10).tobytes().decode("ascii").split("\n")
         offsets = self.offsets.tolist()
         data = self.data
         return [data[a:b].decode("utf-8") for a, b in zip(offsets, offsets[1:])]
