@@ -59,6 +59,29 @@ def test_state_round_trips_and_continues_identically():
     assert got_a == got_b and got_a
 
 
+def test_a_model_keeps_the_block_size_it_was_built_with():
+    """A model saved before states said their block size was built with 32 events a block (the default then):
+    read with today's default (16), it goes on with 32, alert for alert, as the monitor that saved it would."""
+    import msgspec
+
+    rng = np.random.default_rng(9)
+    old = MonitorConfig.model_validate({"default": {"block_size": 32}})
+    saved = Monitor(old)
+    saved.fit_reference(stream(rng, 20000, 0))
+    saved.process(stream(rng, 7777, 0))
+    raw = msgspec.msgpack.decode(saved.to_bytes())
+    for model in raw["models"]:
+        del model["block"]  # as states were saved before they kept it
+    read = Monitor.from_bytes(msgspec.msgpack.encode(raw), MonitorConfig())
+    assert read.models["m"].block == 32 and MonitorConfig().default.block_size == 16
+    fresh = Monitor(MonitorConfig())  # a model built today: blocks of 16
+    fresh.fit_reference(stream(np.random.default_rng(9), 20000, 0))
+    assert fresh.models["m"].block == 16
+    tail = stream(rng, 8000, 7777, shift=0.7)
+    want = [(a.alert_id, a.row, a.score) for a in saved.process(tail)]
+    assert want and [(a.alert_id, a.row, a.score) for a in read.process(tail)] == want
+
+
 def test_state_version_is_checked():
     mon = Monitor(MonitorConfig())
     import msgspec

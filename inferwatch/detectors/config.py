@@ -175,7 +175,7 @@ class ModelConfig(_Strict):
     max_segment_values: int = Field(default=50, ge=1, le=10_000)
     warmup_events: int = Field(default=10_000, ge=200, le=10_000_000)
     max_reference_events: int = Field(default=200_000, ge=200, le=10_000_000)
-    block_size: int = Field(default=32, ge=1, le=4096)
+    block_size: int = Field(default=16, ge=1, le=4096)  # for new models: a saved model keeps its own
     bins: int = Field(default=16, ge=2, le=256)
     max_categories: int = Field(default=16, ge=1, le=256)
     false_alarm_budget: FalseAlarmBudget = Field(default_factory=FalseAlarmBudget)

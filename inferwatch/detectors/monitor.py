@@ -51,6 +51,7 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
 STATE_VERSION = 7  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments, 7 per model
+BLOCK_BEFORE_SAVED = 32  # the block size of a model saved before states kept theirs (the default then)
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -371,8 +372,8 @@ class ModelMonitor:
         self.columns: dict[str, ColumnMonitor] = {}
         self.warmup: list[Batch] = []
         self.policy = AlertPolicy(model, config.alert_policy)
-        self.rule_rates = RuleRates(config.rules, config.false_alarm_budget.column_events_per_false_alarm,
-                                    config.block_size, config.alert_policy.resolve_fraction)
+        self.block = config.block_size  # a model keeps the block size it was built with (saved with its state)
+        self.rule_rates = self._rule_rates()
         self.segments: dict[str, dict[str, dict[str, NumericStats | CategoricalStats]]] = {}
         self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
         self.type_changes = TypeChanges()
@@ -615,10 +616,10 @@ class ModelMonitor:
         cfg = self.config
         out = {}
         for name, (book, codes, names, rows, p0) in built.items():
-            lanes = calibrate(names, rows, p0, codes, log_arl0, cfg.block_size)
+            lanes = calibrate(names, rows, p0, codes, log_arl0, self.block)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes) if lanes else None, stats,
-                                cfg.block_size, cfg.alert_policy.resolve_fraction)
+                                self.block, cfg.alert_policy.resolve_fraction)
             if count_stats:  # warm-up events are events of the stream too
                 column = columns[name]
                 if isinstance(col.stats, NumericStats):
@@ -660,13 +661,18 @@ class ModelMonitor:
             "open_alerts": [list(k) for k in self.policy.open_alerts()],
         }
 
+    def _rule_rates(self) -> RuleRates:
+        cfg = self.config
+        return RuleRates(cfg.rules, cfg.false_alarm_budget.column_events_per_false_alarm, self.block,
+                         cfg.alert_policy.resolve_fraction)
+
     def to_dict(self, blobs: dict[str, bytes] | None = None) -> dict:
         """The model's state (with ``blobs``: the columns' fixed parts go there, see :meth:`ColumnMonitor.to_dict`)."""
         if len(self.warmup) > 1:  # joined once, not at every save while the warm-up fills
             self.warmup = [concat_batches(self.warmup)]
         warm = self.warmup[0] if self.warmup else None
         return {
-            "model": self.model, "events": self.events, "live_from": self.live_from,
+            "model": self.model, "events": self.events, "live_from": self.live_from, "block": self.block,
             "columns": [c.to_dict(blobs) for c in self.columns.values()],
             "policy": self.policy.to_dict(),
             "rule_rates": self.rule_rates.to_dict(),
@@ -690,9 +696,10 @@ class ModelMonitor:
         mon = cls(raw["model"], config)
         mon.events = int(raw["events"])
         mon.live_from = raw["live_from"]
-        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, config.block_size, config.alert_policy.resolve_fraction,
-                                                          blobs)
-                       for c in raw["columns"]}
+        mon.block = int(raw.get("block", BLOCK_BEFORE_SAVED))
+        mon.rule_rates = mon._rule_rates()
+        block, fraction = mon.block, config.alert_policy.resolve_fraction
+        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in raw["columns"]}
         mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
         mon.rule_rates.load(raw.get("rule_rates") or {})
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
@@ -702,7 +709,6 @@ class ModelMonitor:
         mon.recent_ids = {name: np.frombuffer(ids, dtype="<u8").astype(np.uint64)
                           for name, ids in (raw.get("recent_ids") or {}).items()}
         mon.late = {name: [_batch_from_dict(b).columns[name]] for name, b in (raw.get("late") or {}).items()}
-        block, fraction = config.block_size, config.alert_policy.resolve_fraction
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
                 {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))

@@ -39,7 +39,7 @@ import orjson
 
 from ..detectors.config import MonitorConfig
 from ..detectors.guard import BatchGuard
-from ..detectors.monitor import Monitor, concat_batches
+from ..detectors.monitor import BLOCK_BEFORE_SAVED, Monitor, concat_batches
 from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArray
 from ..errors import ConfigError, StateError
 from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
@@ -74,6 +74,9 @@ def config_fingerprint(config: MonitorConfig) -> str:
     for model in [meaning["default"], *meaning["models"].values()]:
         model.pop("labels", None)  # the label join's waits and the incidents' window decide no detection:
         model.get("alert_policy", {}).pop("incident_window_seconds", None)  # states kept before them stay valid
+        # a saved model keeps the block size it was built with (its state says it), so the config's only
+        # decides new models; the fingerprint holds the default of the states saved before they said it
+        model["block_size"] = BLOCK_BEFORE_SAVED
     return hashlib.sha256(orjson.dumps(meaning, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
