@@ -391,7 +391,7 @@ class PerformanceWatch:
                 at_prediction = np.flatnonzero(met)
                 got = [join.early.pop(ids[i]) for i in at_prediction.tolist()]
                 self._joined(join, Rows([ids[i] for i in at_prediction.tolist()], times[at_prediction],
-                                        places[at_prediction], [_objects_at(v, at_prediction) for v in values]),
+                                        places[at_prediction], [v[at_prediction].astype(object) for v in values]),
                              [label for _, label in got], np.array([t for t, _ in got], dtype=np.float64))
                 fresh = np.flatnonzero(~met)
                 ids = [ids[i] for i in fresh.tolist()]
@@ -645,11 +645,6 @@ def _rows(parts: list[Rows]) -> tuple[TextArray, Rows, np.ndarray, np.ndarray]:
 def _labels_of(col: CategoricalArray) -> np.ndarray:
     """A categorical column's labels, as objects (None: missing)."""
     return objects((*col.categories, None))[col.codes]
-
-
-def _objects_at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``values[rows]`` as objects (a float column's items as floats)."""
-    return objects(values[rows].tolist())
 
 
 def _lane(monitor: Monitor, model: str, output: str) -> str:
