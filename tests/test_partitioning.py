@@ -91,6 +91,16 @@ def scores_agree(alerts: list[dict], reference: list[dict]) -> bool:
     return all(math.isclose(a["score"], want[a["alert_id"]], rel_tol=1e-6, abs_tol=1e-9) for a in alerts)
 
 
+def differences(alerts: list[dict], reference: list[dict]) -> str:
+    """The alerts (whole records) that only one side has, or whose scores differ: for the failure's message."""
+    want = {a["alert_id"]: a for a in reference}
+    got = {a["alert_id"]: a for a in alerts}
+    only = [("only here", a) for k, a in got.items() if k not in want or same([a]) != same([want[k]])]
+    only += [("only in the file replay", a) for k, a in want.items() if k not in got]
+    only += [("score", a) for k, a in got.items() if k in want and not scores_agree([a], reference)]
+    return "\n".join(f"{why}: {orjson.dumps(a).decode()}" for why, a in only) or "(none)"
+
+
 def two_models_in_time_order(path: Path, n: int = 40_000) -> None:
     """Two models (every third event the second), a x100 unit bug from the middle on, distinct times in order."""
     from inferwatch.testing.synthetic import generate, to_lines
@@ -118,7 +128,8 @@ def test_file_one_partition_round_robin_and_keyed_by_event_id_give_the_same_aler
         topic = unique(f"any{partitions}")
         total = deal(bootstrap, topic, data, partitions, tmp_path, how)
         _, alerts = monitor(services, topic, total, tmp_path, n)
-        assert same(alerts) == from_file and scores_agree(alerts, reference), f"{partitions} partitions, {how}"
+        assert same(alerts) == from_file and scores_agree(alerts, reference), (
+            f"{partitions} partitions, {how}: {differences(alerts, reference)}")
         assert {a["position"]["topic"] for a in alerts} == {topic}
 
 
