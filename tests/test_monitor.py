@@ -192,3 +192,35 @@ def test_a_column_constant_in_its_baseline_that_moves_either_way_is_caught_at_on
     firing = [a for a in found if a.status == "firing"]
     assert firing and 15_000 <= firing[0].row < 15_010, firing
     assert said in firing[0].message, firing[0].message
+
+
+def test_times_and_counters_in_features_are_watched_by_their_age_and_repeats_not_their_level():
+    """A feature holding epoch milliseconds (``created_at``) and a sequence number (``seq``) climb with
+    the stream: their level always drifts. They are a ``timestamp`` (watched by its age, event time -
+    its time) and an ``identifier`` (its repeats): quiet while the stream is steady, whatever the
+    batches and a save between them, and a feed gone stale (an hour old) is caught on the age."""
+    rng = np.random.default_rng(8)
+    n, change = 40_000, 30_000
+    times = 1.79e9 + np.arange(n) * 0.5 + rng.uniform(0, 0.4, n)
+    created = (times - rng.uniform(0, 60, n)) * 1e3
+    created[change:] -= 3_600e3
+    seq = 700_000.0 + np.arange(n)
+    x = rng.normal(size=n)
+
+    def run(size):
+        config = MonitorConfig()
+        mon, alerts = Monitor(config), []
+        for lo in range(0, n, size):
+            hi = min(lo + size, n)
+            alerts += mon.process(Batch("m", [f"e{i}" for i in range(lo, hi)], times[lo:hi],
+                                        {"created_at": NumericArray(created[lo:hi]), "seq": NumericArray(seq[lo:hi]),
+                                         "x": NumericArray(x[lo:hi])}))
+            mon = Monitor.from_bytes(mon.to_bytes(), config)
+        return mon, [(a.feature, a.detector, a.status, a.event_id) for a in alerts]
+
+    mon, alerts = run(4096)
+    assert mon.models["m"].roles["created_at"] == "timestamp" and mon.models["m"].roles["seq"] == "identifier"
+    fired = [a for a in alerts if a[2] == "firing"]
+    assert [a[:2] for a in fired] == [("created_at.age", "mean")]
+    assert change <= int(fired[0][3][1:]) < change + 50
+    assert run(3000)[1] == alerts

@@ -144,7 +144,9 @@ def _rich_log(path, n=12_000):
         lines.append(orjson.dumps({
             "event_id": f"e{i}", "model": "churn", "timestamp": 1_793_491_200 + i,
             "features": {"request_id": log["request_id"][i], "note": note, "merchant": log["merchant"][i],
-                         "amount": float(cols.amount[i]), "has_3ds": bool(log["has_3ds"][i])},
+                         "amount": float(cols.amount[i]), "has_3ds": bool(log["has_3ds"][i]),
+                         "signed_up_at": (1_793_491_200 + i - 86_400 * (i % 50)) * 1000, "seq": 90_000 + i,
+                         "embedding": [0.5, -0.25]},
             "prediction": {"score": float(cols.prediction[i]), "label": "stay" if cols.prediction[i] < 0.5 else "go"},
             "tags": {"region": log["region"][i]}}))
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -156,10 +158,13 @@ def test_profile_names_roles_and_writes_a_config_replay_takes_unchanged(tmp_path
     res = subprocess.run([sys.executable, "-m", "inferwatch", "profile", "--file", events, "--write", written],
                          capture_output=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
-    rows = {line.split()[0]: line.split()[1:3] for line in res.stdout.decode().splitlines()[1:]}
+    lines = res.stdout.decode().splitlines()
+    assert lines[1] == "  not watched (objects and arrays): embedding (array)"
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[2:]}
     assert rows["request_id"] == ["categorical", "identifier"] and rows["note"] == ["categorical", "text"]
     assert rows["has_3ds"] == ["boolean", "boolean"] and rows["prediction.score"][0] == "numeric"
-    assert "note.length" in rows
+    assert rows["signed_up_at"] == ["numeric", "timestamp"] and rows["seq"] == ["numeric", "identifier"]
+    assert "note.length" in rows and "signed_up_at.age" in rows
     plain = replay("--file", events)
     pinned = replay("--file", events, "--config", written)
     assert pinned.returncode == 0 and pinned.stdout == plain.stdout, pinned.stderr.decode()

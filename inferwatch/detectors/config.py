@@ -103,12 +103,15 @@ class ColumnConfig(_Strict):
     """A column's kind (booleans are monitored as a two-label categorical), role, detectors, and whether it is on.
 
     ``role`` (inferred when not given, see ``inferwatch.detectors.roles``):
-    ``identifier`` (nearly unique values: only the missing rate is watched),
-    ``text`` (free text: the missing rate and the length), ``categorical``.
+    ``identifier`` (nearly unique values: the missing rate and the repeat
+    rate are watched), ``text`` (free text: the missing rate and the length),
+    ``timestamp`` (epoch times: the missing rate and the age, event time -
+    its time), ``categorical`` or ``numeric`` (watched by its kind).
     """
 
     type: Literal["numeric", "categorical", "boolean"] | None = None
-    role: Literal["identifier", "text", "categorical"] | None = None  # None: inferred from the baseline
+    # None: inferred from the baseline
+    role: Literal["identifier", "text", "timestamp", "categorical", "numeric"] | None = None
     detectors: list[DetectorName] | None = None
     enabled: bool = True
 

@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
-from .roles import REPEAT_LABELS, infer_role, repeats, text_lengths
+from .roles import REPEAT_LABELS, ages, infer_role, repeats, text_lengths, time_scale
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .type_changes import TypeChanges
@@ -381,6 +381,7 @@ class ModelMonitor:
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
         self.recent_ids: dict[str, np.ndarray] = {}  # identifier column -> hashes of its last ids (see repeats)
+        self.time_scales: dict[str, float] = {}  # timestamp column -> its unit per second (see roles.ages)
 
     @property
     def calibrated(self) -> bool:
@@ -419,18 +420,22 @@ class ModelMonitor:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
-    def _with_derived(self, columns: Mapping[str, Column]) -> Mapping[str, Column]:
-        """The batch's columns plus what text and id columns are watched by: ``<name>.length``, and
-        ``<name>.repeat`` (carrying each id column's last ids on to the next batch)."""
+    def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray) -> Mapping[str, Column]:
+        """The batch's columns plus what text, time and id columns are watched by: ``<name>.length``,
+        ``<name>.age`` and ``<name>.repeat`` (carrying each id column's last ids on to the next batch)."""
         texts = [name for name, role in self.roles.items() if role == "text"]
         ids = [name for name in self.recent_ids if name in columns]
-        if not texts and not ids:
+        if not texts and not ids and not self.time_scales:
             return columns
         out = dict(columns)
         for name in texts:
             col = columns.get(name)
             if isinstance(col, CategoricalArray):
                 out[f"{name}.length"] = text_lengths(col)
+        for name, scale in self.time_scales.items():
+            col = columns.get(name)
+            if isinstance(col, NumericArray):
+                out[f"{name}.age"] = ages(col, times, scale)
         for name in ids:
             out[f"{name}.repeat"], self.recent_ids[name] = repeats(columns[name], self.recent_ids[name])
         return out
@@ -438,7 +443,7 @@ class ModelMonitor:
     def _live_findings(self, batch: Batch) -> list[Finding]:
         n, start = len(batch), self.events
         findings: list[Finding] = []
-        columns = self._with_derived(batch.columns)
+        columns = self._with_derived(batch.columns, batch.times)
         for name, col in self.columns.items():
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
@@ -548,15 +553,25 @@ class ModelMonitor:
             present = ~np.isnan(column.values) if isinstance(column, NumericArray) else column.codes >= 0
             if present.any():
                 chosen[name] = kind
-        self.roles = {}
+        self.roles, self.time_scales = {}, {}
         columns = dict(reference.columns)
         for name in sorted(chosen):
             cc = cfg.columns.get(name)
-            inferred = (cc.role if cc is not None and cc.role else None) or infer_role(name, columns[name])
+            inferred = ((cc.role if cc is not None and cc.role else None)
+                        or infer_role(name, columns[name], reference.times))
             self.roles[name] = inferred
             if inferred == "text" and isinstance(columns[name], CategoricalArray):
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
+            if inferred == "timestamp":
+                scale = (time_scale(cast(NumericArray, columns[name]), reference.times)
+                         if isinstance(columns[name], NumericArray) else None)
+                if scale is None:
+                    raise ConfigError(f"models.{self.model}.columns.{name}.role is timestamp but its values are not "
+                                      f"epoch times")
+                self.time_scales[name] = scale
+                columns[f"{name}.age"] = ages(cast(NumericArray, columns[name]), reference.times, scale)
+                chosen[f"{name}.age"] = "numeric"
         self.recent_ids = {}
         for name in sorted(chosen):
             if self.roles.get(name) == "identifier":
@@ -596,15 +611,16 @@ class ModelMonitor:
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
                 thetas = REPEAT_THETAS
-            elif role in ("identifier", "text"):  # a new value is the norm: only its absence is news
+            elif role in ("identifier", "text", "timestamp"):  # a new value is the norm: only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("missing",)
             elif isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
-                if name.endswith(".length") and self.roles.get(name[:-7]) == "text":
-                    detectors = tuple(d for d in detectors if d != "missing")  # the text's own lane says it
+                if ((name.endswith(".length") and self.roles.get(name[:-7]) == "text")
+                        or (name.endswith(".age") and self.roles.get(name[:-4]) == "timestamp")):
+                    detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
             codes = book.encode(column)
@@ -680,6 +696,7 @@ class ModelMonitor:
             "type_changes": self.type_changes.to_dict(),
             "log_arl0": self.log_arl0,
             "recent_ids": {name: ids.astype("<u8").tobytes() for name, ids in sorted(self.recent_ids.items())},
+            "time_scales": dict(sorted(self.time_scales.items())),
             "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)), np.zeros(len(c)),
                                                 {name: c}))
                      for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
@@ -708,6 +725,7 @@ class ModelMonitor:
         mon.log_arl0 = float(raw.get("log_arl0", 0.0))
         mon.recent_ids = {name: np.frombuffer(ids, dtype="<u8").astype(np.uint64)
                           for name, ids in (raw.get("recent_ids") or {}).items()}
+        mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
         mon.late = {name: [_batch_from_dict(b).columns[name]] for name, b in (raw.get("late") or {}).items()}
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(

@@ -8,18 +8,28 @@ ids (a retried or double-logged request). One whose values are long and
 mostly hold spaces is ``text``: its missing rate and its length (a numeric
 column ``<name>.length``) are watched. A numeric column named like an id
 (``id``, ``*_id``, ``*Id``, ``uuid``) with integer, nearly unique values is
-an ``identifier`` too (ids grow: their "distribution" always drifts). Any
-other column is watched by its kind. ``columns.<name>.role`` in the config
-overrides the inference.
+an ``identifier`` too (ids grow: their "distribution" always drifts), and
+so is one with integer, nearly unique values that climb with the events
+whatever its name (a sequence number, an order counter). A numeric column
+holding epoch times (seconds, ms, us or ns: one unit for the column) that is
+named like a time (``created_at``, ``signup_ts``, ``lastLoginTime``) or
+climbs with the events is a ``timestamp``: its level drifts by construction,
+so its missing rate is watched and its *age*, a numeric column
+``<name>.age`` = event time - its time, in seconds (a stale feed, a unit
+slip). Any other column is watched by its kind. ``columns.<name>.role`` in
+the config overrides the inference.
 
 >>> import numpy as np
 >>> from inferwatch.detectors.types import CategoricalArray, NumericArray
 >>> ids = CategoricalArray.from_labels([f"req-{i}" for i in range(500)])
 >>> words = CategoricalArray.from_labels([f"the parcel {i % 40} was late again, please call" for i in range(500)])
->>> infer_role("request_id", ids), infer_role("comment", words), infer_role("user", NumericArray(np.arange(500.0)))
+>>> infer_role("request_id", ids), infer_role("comment", words), infer_role("items", NumericArray(np.arange(500.0) % 9))
 ('identifier', 'text', 'numeric')
->>> infer_role("user_id", NumericArray(np.arange(500.0)))
-'identifier'
+>>> infer_role("user_id", NumericArray(np.arange(500.0))), infer_role("seq", NumericArray(np.arange(500.0) + 7e5))
+('identifier', 'identifier')
+>>> times = 1.79e9 + np.arange(500.0)  # event times, epoch seconds
+>>> infer_role("created_at", NumericArray((times - 30.0) * 1e3), times), time_scale(NumericArray(times * 1e3), times)
+('timestamp', 1000.0)
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ import numpy as np
 
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["infer_role", "text_lengths", "repeats", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS"]
+__all__ = ["infer_role", "text_lengths", "repeats", "time_scale", "ages", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW",
+           "REPEAT_LABELS"]
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
@@ -39,15 +50,25 @@ TEXT_BYTES = 24  # mean label length (bytes) from which a column with spaces may
 REPEAT_WINDOW = 4096  # an id seen among the column's last this many ids is a repeat
 REPEAT_LABELS = ("new", "repeat")
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$|[a-z0-9]Id$", re.IGNORECASE)
+_TIME_NAME = re.compile(r"(^|_)(at|ts|time|timestamp|date|datetime|epoch)$|[a-z0-9](At|Ts|Time|Timestamp|Date)$")
+CLIMBS = 0.9  # rank correlation with the events' order from which a column climbs with them
+TIME_SCALES = (1.0, 1e3, 1e6, 1e9)  # epoch seconds, ms, us, ns
+EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
+IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
 
 
-def infer_role(name: str, column: Column) -> str:
-    """``identifier``, ``text``, or the column's kind (``numeric`` / ``categorical``)."""
+def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> str:
+    """``identifier``, ``text``, ``timestamp``, or the column's kind (``numeric`` / ``categorical``);
+    ``times``: the events' times (epoch seconds), for a numeric column."""
     if isinstance(column, NumericArray):
-        if not _ID_NAME.search(name):
+        present = ~np.isnan(column.values)
+        values = column.values[present]
+        if len(values) < MIN_VALUES:
             return "numeric"
-        values = column.values[~np.isnan(column.values)]
-        if (len(values) >= MIN_VALUES and np.all(values == np.round(values))
+        climbs = _climbs(values)
+        if times is not None and (_TIME_NAME.search(name) or climbs) and time_scale(column, times, strict=True):
+            return "timestamp"
+        if ((_ID_NAME.search(name) or climbs) and np.all(values == np.round(values))
                 and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
             return "identifier"
         return "numeric"
@@ -67,6 +88,40 @@ def infer_role(name: str, column: Column) -> str:
     if len(seen) >= UNIQUE_SHARE * len(present):
         return "identifier"
     return "categorical"
+
+
+def _climbs(values: np.ndarray) -> bool:
+    """Whether the values climb with the events' order (rank correlation at least ``CLIMBS``)."""
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    order = np.arange(len(values), dtype=np.float64)
+    return bool(np.corrcoef(ranks, order)[0, 1] >= CLIMBS) if np.ptp(values) > 0 else False
+
+
+def time_scale(column: NumericArray, times: np.ndarray, strict: bool = False) -> float | None:
+    """The unit (1, 1e3, 1e6 or 1e9 per second) that reads the column's values as epoch times nearest the
+    events' own; with ``strict``, None unless ``IN_RANGE_SHARE`` of them then fall between 1990 and a day
+    past the latest event."""
+    present = ~np.isnan(column.values)
+    values, when = column.values[present], times[present]
+    if not len(values) or not np.isfinite(when).any():
+        return None
+    median_time = float(np.nanmedian(when))
+    mid = float(np.median(values))
+    if mid <= 0:
+        return None
+    scale = min(TIME_SCALES, key=lambda s: abs(np.log(mid / s / median_time)))
+    if strict:
+        seconds = values / scale
+        inside = (seconds >= EARLIEST_TIME) & (seconds <= np.nanmax(when) + 86_400.0)
+        if inside.mean() < IN_RANGE_SHARE:
+            return None
+    return float(scale)
+
+
+def ages(column: NumericArray, times: np.ndarray, scale: float) -> NumericArray:
+    """Seconds from each value's time to its event's (NaN where missing): what a ``timestamp`` is watched by."""
+    return NumericArray(np.asarray(times, dtype=np.float64) - column.values / scale)
 
 
 def text_lengths(column: CategoricalArray) -> NumericArray:

@@ -175,13 +175,15 @@ def profile(
     _check_source(file, None, None, None)
     if write is not None:
         _check_outputs(write=write)
-    from .profile import describe, profile_file, starting_config
+    from .profile import describe, profile_file, starting_config, unwatched_fields
+    from .replay import sample_lines
 
     pipe = profile_file(file, cfg, reference)
     if not pipe.monitor.models:
         _line("inferwatch profile: no valid event in the file")
         raise typer.Exit(1)
-    sys.stdout.write("\n".join(describe(pipe)) + "\n")
+    left = unwatched_fields(sample_lines(file)) if file != "-" else None
+    sys.stdout.write("\n".join(describe(pipe, left)) + "\n")
     if write is not None:
         import yaml
 

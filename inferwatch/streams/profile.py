@@ -9,14 +9,17 @@ config written by :func:`starting_config` is accepted by ``replay`` and
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
+
+import orjson
 
 from ..detectors.config import MonitorConfig
 from ..detectors.monitor import ModelMonitor
 from .pipeline import Pipeline
-from .replay import buffered_build, read_event_chunks
+from .replay import buffered_build, read_event_chunks, sample_lines
 
-__all__ = ["profile_file", "describe", "starting_config"]
+__all__ = ["profile_file", "describe", "starting_config", "unwatched_fields"]
 
 
 def profile_file(events: str | Path, config: MonitorConfig, reference: str | Path | None = None) -> Pipeline:
@@ -35,12 +38,44 @@ def _kinds(pipe: Pipeline, model: str) -> dict[str, str]:
     return (own[0] if own is not None else pipe.schema).kinds()
 
 
-def describe(pipe: Pipeline) -> list[str]:
-    """Lines of text: per model, its columns with kind, role, detectors and largest threshold."""
+def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
+    """Per model, the features (and prediction outputs) whose values are only objects or arrays in
+    ``lines``: inferwatch watches numbers, strings and booleans, and says which fields it leaves alone.
+
+    >>> unwatched_fields([b'{"model": "m", "features": {"x": 1, "emb": [0.1, 0.2], "meta": {"a": 1}}}'])
+    {'m': {'emb': 'array', 'meta': 'object'}}
+    """
+    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for line in lines:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
+            continue
+        fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
+        if isinstance(raw.get("prediction"), dict):
+            fields.update({f"prediction.{k}": v for k, v in raw["prediction"].items()})
+        elif "prediction" in raw:
+            fields["prediction"] = raw["prediction"]
+        for key, value in fields.items():
+            if value is not None:
+                seen[raw["model"]][key].add("object" if isinstance(value, dict) else
+                                            "array" if isinstance(value, list) else "value")
+    return {model: {k: "/".join(sorted(v)) for k, v in sorted(fields.items()) if "value" not in v}
+            for model, fields in sorted(seen.items()) if any("value" not in v for v in fields.values())}
+
+
+def describe(pipe: Pipeline, unwatched: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Lines of text: per model, its columns with kind, role, detectors and largest threshold; and the
+    fields left alone (``unwatched``, see :func:`unwatched_fields`)."""
     out = []
     for name, mon in sorted(pipe.monitor.models.items()):
         state = "baseline taken" if mon.calibrated else f"baseline not complete ({mon.events} events)"
         out.append(f"model {name!r}: {state}")
+        left = (unwatched or {}).get(name)
+        if left:
+            out.append("  not watched (objects and arrays): " + ", ".join(f"{k} ({v})" for k, v in left.items()))
         kinds = _kinds(pipe, name)
         for column, col in sorted(mon.columns.items()):
             detectors = col.lanes.detector_names() if col.lanes is not None else []
@@ -61,11 +96,11 @@ def starting_config(pipe: Pipeline) -> dict:
         kinds = _kinds(pipe, name)
         columns: dict = {}
         for column, col in sorted(mon.columns.items()):
-            if column not in kinds:  # derived (a text's length): it follows its column
+            if column not in kinds:  # derived (a text's length, a time's age): it follows its column
                 continue
             entry: dict = {"type": kinds[column]}
             role = mon.roles.get(column)
-            if role in ("identifier", "text"):
+            if role in ("identifier", "text", "timestamp"):
                 entry["role"] = role
             elif col.lanes is not None:
                 entry["detectors"] = col.lanes.detector_names()

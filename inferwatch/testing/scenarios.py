@@ -34,6 +34,7 @@ from inferwatch.testing.synthetic import (
     WORDS,
     Columns,
     generate,
+    last_seen_at,
     log_columns,
     merchant_p,
     rich_lines,
@@ -186,6 +187,9 @@ def _log_scenario(name: str, seed: int) -> Scenario:
         note[filled] = np.array([" ".join(rng.choice(WORDS, k)) for k in rng.integers(4, 16, len(filled))],
                                 dtype=object)  # notes as the others are: only how often there is one moved
         return Scenario(name, ref, s, c, "note", _const(_cat_kl([0.45, 0.55], [0.6, 0.4])))
+    if name == "log_customers_seen_later":  # last_seen_at lags twice as far behind the event (a slow upstream job)
+        s.log["last_seen_lag"][c:] *= 2.0
+        return Scenario(name, ref, s, c, "last_seen_at.age", _const(_gauss_kl(math.log(2.0))))
     if name == "log_boolean_rate":
         s.log["has_3ds"][c:] = rng.random(n - c) < 0.6
         return Scenario(name, ref, s, c, "has_3ds", _const(_cat_kl([0.6, 0.4], [0.7, 0.3])))
@@ -289,7 +293,8 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
              "variance_change", "unit_bug", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
-             "log_note_fills_in", "log_boolean_rate", "log_segment_drift", "lines_named_output_drift", "lines_two_models",
+             "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_segment_drift",
+             "lines_named_output_drift", "lines_two_models",
              "lines_out_of_order", "lines_stationary_warmup")
 
 
@@ -300,23 +305,26 @@ def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:
     n = len(cols)
     ids = np.array([f"e-{first + i:08d}" for i in range(n)], dtype=object)
     segments = {"region": CategoricalArray.from_labels(list(cols.log["region"]))} if cols.log is not None else {}
-    return Batch(model, ids, START + (first + np.arange(n)) / RATE, {
+    times = START + (first + np.arange(n)) / RATE
+    return Batch(model, ids, times, {
         "amount": NumericArray(cols.amount), "age": NumericArray(cols.age),
         "country": CategoricalArray.from_labels(list(cols.country)),
         "device": CategoricalArray.from_labels(list(cols.device)),
         "tenure_days": NumericArray(cols.tenure_days), "n_tx_24h": NumericArray(cols.n_tx_24h),
         "is_new": CategoricalArray(cols.is_new.astype(np.int64), ("false", "true")),
         "score_a": NumericArray(cols.score_a), "prediction": NumericArray(cols.prediction),
-        **_log_batch_columns(cols),
+        **_log_batch_columns(cols, times),
     }, segments)
 
 
-def _log_batch_columns(cols: Columns) -> dict:
+def _log_batch_columns(cols: Columns, times: np.ndarray) -> dict:
     if cols.log is None:
         return {}
     out: dict = {name: CategoricalArray.from_labels(list(cols.log[name]))
                  for name in ("request_id", "note", "merchant", "channel")}
     out["has_3ds"] = CategoricalArray(cols.log["has_3ds"].astype(np.int64), ("false", "true"))
+    out["seq"] = NumericArray(cols.log["seq"].astype(np.float64))
+    out["last_seen_at"] = NumericArray(last_seen_at(times, cols.log["last_seen_lag"]))
     return out
 
 

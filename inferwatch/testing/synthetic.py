@@ -83,7 +83,9 @@ def merchant_p() -> np.ndarray:
 
 def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
     """Columns real inference logs carry: a request id (unique), free text (a customer note, ~60% empty),
-    a Zipf-like categorical of 400 levels, a code that is ~5% missing at a stable rate, and a boolean."""
+    a Zipf-like categorical of 400 levels, a code that is ~5% missing at a stable rate, a boolean, a
+    sequence number (it climbs) and how long before the event the customer was last seen (seconds,
+    log-normal around two minutes: the event's ``last_seen_at`` in epoch ms is its time minus this)."""
     rng = np.random.default_rng(seed)
     request_id = np.array([f"req-{first_id + i:09d}-{rng.integers(1 << 30):08x}" for i in range(n)], dtype=object)
     lengths = rng.integers(4, 16, n)
@@ -94,8 +96,14 @@ def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
     channel[rng.random(n) < 0.05] = None
     has_3ds = rng.random(n) < 0.7
     region = np.array(REGIONS, dtype=object)[rng.choice(len(REGIONS), n, p=REGION_P)]
+    last_seen_lag = rng.lognormal(np.log(120.0), 1.0, n)
     return {"request_id": request_id, "note": note, "merchant": merchant, "channel": channel, "has_3ds": has_3ds,
-            "region": region}
+            "region": region, "seq": first_id + np.arange(n), "last_seen_lag": last_seen_lag}
+
+
+def last_seen_at(times: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """Epoch milliseconds (whole) of when the customer was last seen, from the events' times (seconds)."""
+    return np.floor((np.asarray(times) - lag) * 1000.0)
 
 
 def to_lines(cols: Columns, model: str = "card-fraud", first_id: int = 0, first_time: float = START) -> list[bytes]:
@@ -131,9 +139,11 @@ def rich_lines(cols: Columns, first_id: int = 0) -> list[bytes]:
     log, out = cols.log, []
     for i, line in enumerate(to_lines(cols, first_id=first_id)):
         event = orjson.loads(line)
+        seen = last_seen_at(START + (first_id + i) / RATE, log["last_seen_lag"][i])
         event["features"].update({
             "request_id": log["request_id"][i], "note": log["note"][i], "merchant": log["merchant"][i],
-            "channel": log["channel"][i], "has_3ds": bool(log["has_3ds"][i])})
+            "channel": log["channel"][i], "has_3ds": bool(log["has_3ds"][i]), "seq": int(log["seq"][i]),
+            "last_seen_at": int(seen)})
         event["prediction"] = {"score": event["prediction"], "label": "fraud" if event["prediction"] > 0.5 else "ok"}
         event["tags"] = {"region": log["region"][i]}
         out.append(orjson.dumps(event))
