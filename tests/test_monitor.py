@@ -224,3 +224,29 @@ def test_times_and_counters_in_features_are_watched_by_their_age_and_repeats_not
     assert [a[:2] for a in fired] == [("created_at.age", "mean")]
     assert change <= int(fired[0][3][1:]) < change + 50
     assert run(3000)[1] == alerts
+
+
+def test_iso_dates_and_times_in_text_are_watched_by_their_age():
+    """``event_date`` (the event's own day) and ``last_login`` (ISO 8601 text, minutes before the event):
+    a new day is not a new label, and a login feed a day stale is caught on ``last_login.age``."""
+    import datetime as dt
+
+    rng = np.random.default_rng(9)
+    n, change = 40_000, 30_000
+    times = 1.79e9 + np.arange(n) * 4.0  # about two days
+    stale = np.where(np.arange(n) >= change, 86_400.0, 0.0)
+
+    def iso(t, fmt):
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime(fmt)
+
+    day = [iso(t, "%Y-%m-%d") for t in times]
+    login = [iso(t - s - rng.exponential(600.0), "%Y-%m-%dT%H:%M:%SZ") for t, s in zip(times, stale)]
+    mon, alerts = Monitor(MonitorConfig()), []
+    for lo in range(0, n, 5_000):
+        hi = lo + 5_000
+        alerts += mon.process(Batch("m", [f"e{i}" for i in range(lo, hi)], times[lo:hi],
+                                    {"event_date": CategoricalArray.from_labels(day[lo:hi]),
+                                     "last_login": CategoricalArray.from_labels(login[lo:hi])}))
+    assert mon.models["m"].roles == {"event_date": "timestamp", "last_login": "timestamp"}
+    fired = [(a.feature, int(a.event_id[1:])) for a in alerts if a.status == "firing"]
+    assert [f for f, _ in fired] == ["last_login.age"] and change <= fired[0][1] < change + 50

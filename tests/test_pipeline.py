@@ -205,9 +205,11 @@ def test_two_models_of_different_shapes_on_one_stream_each_get_their_schema():
 
 
 def test_a_column_first_seen_after_the_baseline_gets_a_baseline_of_its_own():
-    """``discount`` is absent for the first 12,000 events (the schema sample and the warm-up never see it),
-    then present; from event 30,000 it jumps x10. It is said once, baselined on its own first 10,000 events,
-    and its jump is caught, whatever the step size."""
+    """``discount`` and ``updated_at`` (epoch ms, a minute or so before the event) are absent for the first
+    12,000 events (the schema sample and the warm-up never see them), then present; from event 30,000
+    ``discount`` jumps x10. Each is said once and baselined on its own first 10,000 events; the jump is
+    caught, ``updated_at`` (a time: watched by its age) stays quiet, whatever the step size and with the
+    pipeline saved and read back between steps."""
     import numpy as np
 
     rng = np.random.default_rng(9)
@@ -216,22 +218,30 @@ def test_a_column_first_seen_after_the_baseline_gets_a_baseline_of_its_own():
         features = {"x": float(rng.normal())}
         if i >= 12_000:
             features["discount"] = float(rng.gamma(2.0, 5.0) * (10 if i >= 30_000 else 1))
+            features["updated_at"] = int(1_793_491_200 + i - rng.exponential(60.0)) * 1000  # whole seconds
         lines.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
                                    "features": features}))
 
-    def alerts(step: int) -> list[tuple]:
-        pipe = Pipeline.build(MonitorConfig(), lines[:1000])
+    def alerts(step: int, saved: bool = False) -> list[tuple]:
+        config = MonitorConfig()
+        pipe, fields = Pipeline.build(config, lines[:1000]), {}
         out = []
         for first in range(0, len(lines), step):
             out += [(i, a.feature, a.detector, a.status) for i, a in pipe.step(lines[first:first + step], first).alerts
                     if a.kind != "incident"]
+            if saved:
+                head, changed = pipe.to_parts()
+                fields.update(changed)
+                pipe = Pipeline.from_parts(head, dict(fields), config)
         return out
 
     got = alerts(5_000)
-    assert got[:2] == [(12_000, "discount", "new_column", "firing"), (21_999, "discount", "new_column", "resolved")]
-    drift = [i for i, feature, detector, status in got[2:] if feature == "discount" and status == "firing"]
+    assert got[:4] == [(12_000, "discount", "new_column", "firing"), (12_000, "updated_at", "new_column", "firing"),
+                       (21_999, "discount", "new_column", "resolved"), (21_999, "updated_at", "new_column", "resolved")]
+    drift = [i for i, feature, detector, status in got[4:] if feature == "discount" and status == "firing"]
     assert drift and 30_000 <= drift[0] < 30_200
-    assert alerts(3_333) == got
+    assert [a for a in got[4:] if a[1] != "discount"] == []
+    assert alerts(3_333) == got and alerts(3_333, saved=True) == got
 
 
 def test_the_dead_letter_rate_is_watched_like_a_column():

@@ -379,6 +379,7 @@ class ModelMonitor:
         self.type_changes = TypeChanges()
         self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
+        self.late_times: dict[str, list[np.ndarray]] = {}  # and their events' times
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
         self.recent_ids: dict[str, np.ndarray] = {}  # identifier column -> hashes of its last ids (see repeats)
         self.time_scales: dict[str, float] = {}  # timestamp column -> its unit per second (see roles.ages)
@@ -434,7 +435,7 @@ class ModelMonitor:
                 out[f"{name}.length"] = text_lengths(col)
         for name, scale in self.time_scales.items():
             col = columns.get(name)
-            if isinstance(col, NumericArray):
+            if col is not None:
                 out[f"{name}.age"] = ages(col, times, scale)
         for name in ids:
             out[f"{name}.repeat"], self.recent_ids[name] = repeats(columns[name], self.recent_ids[name])
@@ -476,27 +477,39 @@ class ModelMonitor:
                                         f"its own first {cfg.warmup_events:,} events", kind="data_quality"))
                 column = column.take(np.arange(first, len(column)))
                 held = self.late[name] = []
+                self.late_times[name] = []
                 offset = first
             else:
                 offset = 0
             held.append(column)
+            self.late_times.setdefault(name, []).append(np.asarray(batch.times[offset:], dtype=np.float64))
             have = sum(len(c) for c in held)
             if have >= cfg.warmup_events:
-                reference = concat_columns(held)
                 take = cfg.warmup_events
-                baseline = reference.take(np.arange(take))
+                baseline = concat_columns(held).take(np.arange(take))
+                when = np.concatenate(self.late_times[name])[:take]
                 kind = "numeric" if isinstance(baseline, NumericArray) else "categorical"
-                self.roles[name] = infer_role(name, baseline)
-                built = self._build({name: baseline}, {name: kind})
-                self.columns.update(self._monitors(built, {name: kind}, {name: baseline}, self.log_arl0, True))
-                del self.late[name]
+                role = (cc.role if cc is not None and cc.role else None) or infer_role(name, baseline, when)
+                scale = time_scale(baseline, when)
+                role = self.roles[name] = "numeric" if role == "timestamp" and scale is None else role
+                chosen, columns = {name: kind}, {name: baseline}
+                if role == "timestamp" and scale is not None:  # watched by its age, as a baseline column would be
+                    self.time_scales[name] = scale
+                    columns[f"{name}.age"], chosen[f"{name}.age"] = ages(baseline, when, scale), "numeric"
+                built = self._build(columns, chosen)
+                self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
+                del self.late[name], self.late_times[name]
                 row = offset + len(column) - (have - take) - 1
                 findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
                                         f"{name}: baseline taken from its first {take:,} events; watched from here",
                                         kind="data_quality"))
                 if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
                     rest = np.arange(row + 1, n)
-                    findings += self.columns[name].watch(whole.take(rest), len(rest), self.events + row + 1, rest)
+                    derived = self._with_derived({name: whole.take(rest)}, np.asarray(batch.times)[rest])
+                    for watched in (name, f"{name}.age"):
+                        if watched in self.columns:
+                            findings += self.columns[watched].watch(derived[watched], len(rest), self.events + row + 1,
+                                                                    rest)
         return findings
 
     def _segment_findings(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
@@ -564,13 +577,12 @@ class ModelMonitor:
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
             if inferred == "timestamp":
-                scale = (time_scale(cast(NumericArray, columns[name]), reference.times)
-                         if isinstance(columns[name], NumericArray) else None)
+                scale = time_scale(columns[name], reference.times)
                 if scale is None:
                     raise ConfigError(f"models.{self.model}.columns.{name}.role is timestamp but its values are not "
-                                      f"epoch times")
+                                      f"epoch times or ISO 8601 dates")
                 self.time_scales[name] = scale
-                columns[f"{name}.age"] = ages(cast(NumericArray, columns[name]), reference.times, scale)
+                columns[f"{name}.age"] = ages(columns[name], reference.times, scale)
                 chosen[f"{name}.age"] = "numeric"
         self.recent_ids = {}
         for name in sorted(chosen):
@@ -697,7 +709,8 @@ class ModelMonitor:
             "log_arl0": self.log_arl0,
             "recent_ids": {name: ids.astype("<u8").tobytes() for name, ids in sorted(self.recent_ids.items())},
             "time_scales": dict(sorted(self.time_scales.items())),
-            "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)), np.zeros(len(c)),
+            "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)),
+                                                np.concatenate(self.late_times.get(name) or [np.full(len(c), np.nan)]),
                                                 {name: c}))
                      for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
             "segment_monitors": [{"tag": tag, "value": value, "events": seg.events,
@@ -726,7 +739,9 @@ class ModelMonitor:
         mon.recent_ids = {name: np.frombuffer(ids, dtype="<u8").astype(np.uint64)
                           for name, ids in (raw.get("recent_ids") or {}).items()}
         mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
-        mon.late = {name: [_batch_from_dict(b).columns[name]] for name, b in (raw.get("late") or {}).items()}
+        late = {name: _batch_from_dict(b) for name, b in (raw.get("late") or {}).items()}
+        mon.late = {name: [b.columns[name]] for name, b in late.items()}
+        mon.late_times = {name: [np.asarray(b.times, dtype=np.float64)] for name, b in late.items()}
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
                 {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))

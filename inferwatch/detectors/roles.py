@@ -16,7 +16,10 @@ named like a time (``created_at``, ``signup_ts``, ``lastLoginTime``) or
 climbs with the events is a ``timestamp``: its level drifts by construction,
 so its missing rate is watched and its *age*, a numeric column
 ``<name>.age`` = event time - its time, in seconds (a stale feed, a unit
-slip). Any other column is watched by its kind. ``columns.<name>.role`` in
+slip). So is a text column whose values are ISO 8601 dates or times
+(``2026-09-21``, ``2026-09-21T10:00:00Z``): a date's age counts whole days
+(an ``event_date`` is always 0 days old; each midnight is not a new label).
+Any other column is watched by its kind. ``columns.<name>.role`` in
 the config overrides the inference.
 
 >>> import numpy as np
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -55,6 +59,8 @@ CLIMBS = 0.9  # rank correlation with the events' order from which a column clim
 TIME_SCALES = (1.0, 1e3, 1e6, 1e9)  # epoch seconds, ms, us, ns
 EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
 IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
+ISO_TEXT = 0.0  # the "unit" of a text column of ISO 8601 dates or times
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}($|[T ]\d{2}:\d{2})")
 
 
 def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> str:
@@ -79,6 +85,8 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     counts = np.bincount(present, minlength=len(column.categories))
     seen = np.flatnonzero(counts)
     labels = [column.categories[i] for i in seen]
+    if times is not None and time_scale(column, times, strict=True) == ISO_TEXT:
+        return "timestamp"
     lengths = np.array([len(label.encode()) for label in labels], dtype=np.float64)
     weights = counts[seen].astype(np.float64)
     mean_length = float(lengths @ weights / weights.sum())
@@ -98,10 +106,19 @@ def _climbs(values: np.ndarray) -> bool:
     return bool(np.corrcoef(ranks, order)[0, 1] >= CLIMBS) if np.ptp(values) > 0 else False
 
 
-def time_scale(column: NumericArray, times: np.ndarray, strict: bool = False) -> float | None:
+def time_scale(column: Column, times: np.ndarray, strict: bool = False) -> float | None:
     """The unit (1, 1e3, 1e6 or 1e9 per second) that reads the column's values as epoch times nearest the
     events' own; with ``strict``, None unless ``IN_RANGE_SHARE`` of them then fall between 1990 and a day
-    past the latest event."""
+    past the latest event. A text column: ``ISO_TEXT`` when its values read as ISO 8601 dates or times
+    (``IN_RANGE_SHARE`` of them with ``strict``, any without), else None."""
+    if isinstance(column, CategoricalArray):
+        present = column.codes[column.codes >= 0]
+        if not len(present):
+            return None
+        parsed = ~np.isnan(_label_seconds(column.categories)[0])
+        share = float(parsed[present].mean())
+        return ISO_TEXT if share >= (IN_RANGE_SHARE if strict else 1e-9) else None
+    assert isinstance(column, NumericArray)
     present = ~np.isnan(column.values)
     values, when = column.values[present], times[present]
     if not len(values) or not np.isfinite(when).any():
@@ -119,9 +136,41 @@ def time_scale(column: NumericArray, times: np.ndarray, strict: bool = False) ->
     return float(scale)
 
 
-def ages(column: NumericArray, times: np.ndarray, scale: float) -> NumericArray:
-    """Seconds from each value's time to its event's (NaN where missing): what a ``timestamp`` is watched by."""
-    return NumericArray(np.asarray(times, dtype=np.float64) - column.values / scale)
+def ages(column: Column, times: np.ndarray, scale: float) -> NumericArray:
+    """Seconds from each value's time to its event's (NaN where missing or unreadable): what a ``timestamp``
+    is watched by; a date (no time of day) counts whole days.
+
+    >>> dates = CategoricalArray.from_labels(["2026-09-21", "2026-09-20T23:00:00Z", None])
+    >>> ages(dates, np.full(3, 1_789_995_600.0), ISO_TEXT).values.tolist()  # events at 2026-09-21T13:00Z
+    [0.0, 50400.0, nan]
+    """
+    when = np.asarray(times, dtype=np.float64)
+    if isinstance(column, CategoricalArray):
+        seconds, date_only = _label_seconds(column.categories)
+        age = when - np.append(seconds, np.nan)[column.codes]
+        whole_days = np.append(date_only, False)[column.codes]
+        age[whole_days] = np.floor(age[whole_days] / 86_400.0) * 86_400.0
+        return NumericArray(age)
+    assert isinstance(column, NumericArray)
+    return NumericArray(when - column.values / scale)
+
+
+def _label_seconds(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds of each ISO 8601 date or time label (NaN when it is not one; UTC when it names no
+    zone), and whether it is a date alone."""
+    seconds = np.full(len(labels), np.nan)
+    date_only = np.zeros(len(labels), dtype=bool)
+    for i, label in enumerate(labels):
+        if not _ISO.match(label):
+            continue
+        try:
+            parsed = datetime.fromisoformat(label)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds[i], date_only[i] = parsed.timestamp(), len(label) == 10
+    return seconds, date_only
 
 
 def text_lengths(column: CategoricalArray) -> NumericArray:
