@@ -55,7 +55,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
 from ..errors import StateError
-from .decode import dead_letter_shrinker
+from .decode import dead_letter_shrinker, event_times
 from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, by_partition, librdkafka_log
 from .kafka_security import kafka_security
@@ -712,17 +712,24 @@ class PartitionConsumer:
             return None  # (the labels read beside were placed by the assignment, from the stored states)
         grouped, _ = by_partition(got)  # (transient errors: librdkafka carries on by itself)
         read = sum(len(offsets) for offsets, _ in grouped.values())
-        beside = self.beside.take(read, self._clock()) if self.beside is not None else {}
+        beside = self.beside.take(read, self._clock(grouped)) if self.beside is not None else {}
         topic = self.stage.topic
         for number in grouped:
             self._note_highwater(TopicPartition(topic, number))
         return {(topic, number): group for number, group in grouped.items()} | {
             (self.beside.topic, k): group for k, group in beside.items()}
 
-    def _clock(self) -> float:
-        """In the fetch thread: the events' time as of the last batch monitored (of the one partition owned)."""
+    def _clock(self, fetched: dict | None = None) -> float:
+        """In the fetch thread: the events' time as of the last batch monitored (of the one partition owned),
+        or as far as the last event just ``fetched`` says, when it says more: the labels of the batch being
+        fetched come with it (the last batch's are not left for a fetch after it)."""
         pipelines = [p.pipeline for p in list(self.owned.values()) if p.pipeline is not None]
-        return pipelines[0].last_time if pipelines else -math.inf
+        clock = pipelines[0].last_time if pipelines else -math.inf
+        for _, values in (fetched or {}).values():
+            if values:
+                last = float(event_times(values[-1:])[0])
+                clock = max(clock, last) if last == last else clock
+        return clock
 
     def _note_highwater(self, tp: TopicPartition) -> None:
         """In the fetch thread, for the lag metric: the partition's end offset as last fetched.
