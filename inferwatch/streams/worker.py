@@ -55,7 +55,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..detectors.config import MonitorConfig
 from ..errors import StateError
-from .decode import dead_letter_shrinker, event_times
+from .decode import dead_letter_shrinker, event_time
 from .event_time import EventTimeMerger
 from .kafka_reader import QUEUE_BY_SIZE, by_partition, librdkafka_log
 from .kafka_security import kafka_security
@@ -727,7 +727,7 @@ class PartitionConsumer:
         clock = pipelines[0].last_time if pipelines else -math.inf
         for _, values in (fetched or {}).values():
             if values:
-                last = float(event_times(values[-1:])[0])
+                last = event_time(values[-1])
                 clock = max(clock, last) if last == last else clock
         return clock
 
