@@ -448,7 +448,11 @@ class ModelMonitor:
         for name, col in self.columns.items():
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
+        timed = set(self.time_scales)
         findings += self._late_columns(batch)
+        if set(self.time_scales) != timed:  # a late column became a timestamp: its age from this batch on
+            new = {name: batch.columns[name] for name in set(self.time_scales) - timed}
+            columns = {**columns, **self._with_derived(new, batch.times)}
         self._segment_stats(batch, columns, start)
         self.events += n
         return findings
@@ -491,7 +495,7 @@ class ModelMonitor:
                 kind = "numeric" if isinstance(baseline, NumericArray) else "categorical"
                 role = (cc.role if cc is not None and cc.role else None) or infer_role(name, baseline, when)
                 scale = time_scale(baseline, when)
-                role = self.roles[name] = "numeric" if role == "timestamp" and scale is None else role
+                role = self.roles[name] = kind if role == "timestamp" and scale is None else role
                 chosen, columns = {name: kind}, {name: baseline}
                 if role == "timestamp" and scale is not None:  # watched by its age, as a baseline column would be
                     self.time_scales[name] = scale
@@ -576,11 +580,10 @@ class ModelMonitor:
             if inferred == "text" and isinstance(columns[name], CategoricalArray):
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
-            if inferred == "timestamp":
-                scale = time_scale(columns[name], reference.times)
-                if scale is None:
-                    raise ConfigError(f"models.{self.model}.columns.{name}.role is timestamp but its values are not "
-                                      f"epoch times or ISO 8601 dates")
+            scale = time_scale(columns[name], reference.times) if inferred == "timestamp" else None
+            if inferred == "timestamp" and scale is None:  # (given in the config) not times after all: its kind
+                inferred = self.roles[name] = chosen[name]
+            if scale is not None:
                 self.time_scales[name] = scale
                 columns[f"{name}.age"] = ages(columns[name], reference.times, scale)
                 chosen[f"{name}.age"] = "numeric"
@@ -741,7 +744,9 @@ class ModelMonitor:
         mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
         late = {name: _batch_from_dict(b) for name, b in (raw.get("late") or {}).items()}
         mon.late = {name: [b.columns[name]] for name, b in late.items()}
-        mon.late_times = {name: [np.asarray(b.times, dtype=np.float64)] for name, b in late.items()}
+        # a state saved before late columns kept their times holds zeros in their place: not times
+        mon.late_times = {name: [np.asarray(b.times, dtype=np.float64) if "time_scales" in raw
+                                 else np.full(len(b.times), np.nan)] for name, b in late.items()}
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
                 {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))

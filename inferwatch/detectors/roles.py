@@ -71,8 +71,8 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
         values = column.values[present]
         if len(values) < MIN_VALUES:
             return "numeric"
-        climbs = _climbs(values)
-        if times is not None and (_TIME_NAME.search(name) or climbs) and time_scale(column, times, strict=True):
+        climbs, named = _climbs(values), bool(_TIME_NAME.search(name))
+        if times is not None and (named or climbs) and time_scale(column, times, strict=True, paced=not named):
             return "timestamp"
         if ((_ID_NAME.search(name) or climbs) and np.all(values == np.round(values))
                 and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
@@ -99,18 +99,23 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
 
 
 def _climbs(values: np.ndarray) -> bool:
-    """Whether the values climb with the events' order (rank correlation at least ``CLIMBS``)."""
-    ranks = np.empty(len(values))
-    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    """Whether the values climb with the events' order (rank correlation at least ``CLIMBS``; tied values
+    share their mean rank)."""
+    if not len(values) or np.ptp(values) == 0:
+        return False
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
     order = np.arange(len(values), dtype=np.float64)
-    return bool(np.corrcoef(ranks, order)[0, 1] >= CLIMBS) if np.ptp(values) > 0 else False
+    return bool(np.corrcoef(ranks, order)[0, 1] >= CLIMBS)
 
 
-def time_scale(column: Column, times: np.ndarray, strict: bool = False) -> float | None:
+def time_scale(column: Column, times: np.ndarray, strict: bool = False, paced: bool = False) -> float | None:
     """The unit (1, 1e3, 1e6 or 1e9 per second) that reads the column's values as epoch times nearest the
     events' own; with ``strict``, None unless ``IN_RANGE_SHARE`` of them then fall between 1990 and a day
-    past the latest event. A text column: ``ISO_TEXT`` when its values read as ISO 8601 dates or times
-    (``IN_RANGE_SHARE`` of them with ``strict``, any without), else None."""
+    past the latest event (and, with ``paced``, unless they move about as fast as the events' time: a
+    counter that happens to sit in that range is not a time). A text column: ``ISO_TEXT`` when its values
+    read as ISO 8601 dates or times (``IN_RANGE_SHARE`` of them with ``strict``, any without), else None:
+    ISO text is a time whatever its range (a birth date, an expiry date)."""
     if isinstance(column, CategoricalArray):
         present = column.codes[column.codes >= 0]
         if not len(present):
@@ -119,20 +124,24 @@ def time_scale(column: Column, times: np.ndarray, strict: bool = False) -> float
         share = float(parsed[present].mean())
         return ISO_TEXT if share >= (IN_RANGE_SHARE if strict else 1e-9) else None
     assert isinstance(column, NumericArray)
-    present = ~np.isnan(column.values)
-    values, when = column.values[present], times[present]
-    if not len(values) or not np.isfinite(when).any():
+    both = ~np.isnan(column.values) & np.isfinite(times)
+    values, when = column.values[both], np.asarray(times, dtype=np.float64)[both]
+    if len(values) < (MIN_VALUES if strict else 1):
         return None
-    median_time = float(np.nanmedian(when))
-    mid = float(np.median(values))
-    if mid <= 0:
+    median_time, mid = float(np.median(when)), float(np.median(values))
+    if mid <= 0 or median_time <= 0:
         return None
     scale = min(TIME_SCALES, key=lambda s: abs(np.log(mid / s / median_time)))
     if strict:
         seconds = values / scale
-        inside = (seconds >= EARLIEST_TIME) & (seconds <= np.nanmax(when) + 86_400.0)
+        inside = (seconds >= EARLIEST_TIME) & (seconds <= when.max() + 86_400.0)
         if inside.mean() < IN_RANGE_SHARE:
             return None
+        if paced:  # the values' spread over the events' spread: about 1 for a time that follows the clock
+            spread = np.subtract(*np.quantile(when, [0.9, 0.1]))
+            pace = np.subtract(*np.quantile(seconds, [0.9, 0.1])) / spread if spread > 0 else 0.0
+            if not 0.8 <= pace <= 1.25:
+                return None
     return float(scale)
 
 

@@ -719,18 +719,28 @@ def event_time(line: bytes) -> float:
     """
     ts = _stamp(line).timestamp
     if isinstance(ts, str):
-        try:  # (not the compiled parser: its first call in a thread costs more than this whole function)
-            parsed = datetime.fromisoformat(ts)
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:  # a form to read as the batch reader reads it
+        if not _RFC3339_SHAPE.match(ts):  # another form: as the batch reader reads it
             return float(event_times([line])[0])
-        seconds = parsed.timestamp()
+        try:  # (not the compiled parser: its first call in a thread costs more than this whole function)
+            seconds = datetime.fromisoformat(ts).timestamp()
+        except (ValueError, OverflowError, OSError):
+            return float(event_times([line])[0])
     elif isinstance(ts, (int, float)) and not isinstance(ts, bool):
-        seconds = from_epoch(ts)
+        seconds = from_epoch(_as_float(ts))
     else:
         return float("nan")
     return seconds if EARLIEST <= seconds < LATEST else float("nan")
+
+
+_RFC3339_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _as_float(value: int | float) -> float:
+    """A JSON number as a float; NaN for an integer too large for one (it is no time)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("nan")
 
 
 def models_and_times(lines: Lines) -> tuple[list[Any], np.ndarray]:
@@ -752,14 +762,14 @@ def _times(stamps: list[Any]) -> np.ndarray:
     if kinds == {str}:  # the usual streams: one kind of timestamp throughout
         texts, at = stamps, list(range(len(stamps)))
     elif kinds <= {int, float}:
-        numbers = np.asarray(stamps, dtype=np.float64)
+        numbers = np.fromiter(map(_as_float, stamps), dtype=np.float64, count=len(stamps))
     else:
         for i, ts in enumerate(stamps):
             if isinstance(ts, str):
                 texts.append(ts)
                 at.append(i)
             elif isinstance(ts, (int, float)) and not isinstance(ts, bool):
-                numbers[i] = float(ts)
+                numbers[i] = _as_float(ts)
     out = epoch_seconds(numbers)
     if len(texts) >= 4096:
         out[at] = _seconds(pl.Series(texts, dtype=pl.String))

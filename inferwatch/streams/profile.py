@@ -17,7 +17,7 @@ import orjson
 from ..detectors.config import MonitorConfig
 from ..detectors.monitor import ModelMonitor
 from .pipeline import Pipeline
-from .replay import buffered_build, read_event_chunks, sample_lines
+from .replay import buffered_build, read_event_chunks
 
 __all__ = ["profile_file", "describe", "starting_config", "unwatched_fields"]
 
