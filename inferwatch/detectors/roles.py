@@ -13,7 +13,7 @@ so is one with integer, nearly unique values that climb with the events
 whatever its name (a sequence number, an order counter). A numeric column
 holding epoch times (seconds, ms, us or ns: one unit for the column) that is
 named like a time (``created_at``, ``signup_ts``, ``lastLoginTime``) or
-climbs with the events is a ``timestamp``: its level drifts by construction,
+climbs with the events at the clock's pace is a ``timestamp``: its level drifts by construction,
 so its missing rate is watched and its *age*, a numeric column
 ``<name>.age`` = event time - its time, in seconds (a stale feed, a unit
 slip). So is a text column whose values are ISO 8601 dates or times
