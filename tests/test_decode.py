@@ -296,15 +296,17 @@ def test_text_arrays_give_back_the_strings_they_were_made_of(strings):
     assert TextArray.from_list(iter(strings)).tolist() == strings
 
 
-def test_a_timestamp_too_large_for_a_float_is_no_time_not_a_crash():
-    """A 400-digit ``timestamp`` (a poison pill for the route stage and the labels' reader, which read times
-    before the decoder does): NaN, as any unreadable time is, and the messages beside it keep theirs."""
+@pytest.mark.parametrize("bad", [b"9" * 400, b"[" * 200_000 + b"]" * 200_000])
+def test_a_timestamp_too_large_or_too_deep_is_no_time_not_a_crash(bad):
+    """A 400-digit ``timestamp``, or one nested 200,000 deep (poison pills for the route stage and the
+    labels' reader, which read times before the decoder does): NaN, as any unreadable time is, and the
+    messages beside it keep theirs."""
     from inferwatch.streams.decode import event_time, event_times, models_and_times
 
-    huge = b'{"event_id": "e", "model": "m", "timestamp": ' + b"9" * 400 + b"}"
+    huge = b'{"event_id": "e", "model": "m", "timestamp": ' + bad + b"}"
     fine = b'{"event_id": "f", "model": "m", "timestamp": 1793491200000}'
     assert math.isnan(event_time(huge)) and event_time(fine) == 1793491200.0
     times = event_times([huge, fine])
     assert math.isnan(times[0]) and times[1] == 1793491200.0
     models, times = models_and_times([fine, huge, b'{"model": "m", "timestamp": "2026-11-01T00:00:00Z"}'])
-    assert models == ["m", "m", "m"] and math.isnan(times[1]) and times[2] == 1793491200.0
+    assert models[0] == models[2] == "m" and math.isnan(times[1]) and times[2] == 1793491200.0

@@ -471,7 +471,7 @@ class Decoder:
             return found
         try:  # the timestamp too, which the batch reader would judge later
             raw = _as_the_reader_reads(line, _JSON_ANY.decode(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
         return _judge_time(raw["timestamp"]) if isinstance(raw, dict) else None
 
@@ -687,7 +687,7 @@ _NONE = _Stamped()
 def _stamp(line: bytes) -> _Stamped:
     try:
         return _STAMP.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deeply: no time
         return _NONE
 
 
@@ -696,7 +696,7 @@ def _stamped(lines: Lines) -> list[_Stamped]:
         stamps = _STAMPS.decode(b"[" + b",".join(lines) + b"]") if len(lines) else []
         if len(stamps) != len(lines):  # a message holding several values, e.g. "1,2"
             raise msgspec.DecodeError
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         stamps = [_stamp(line) for line in lines]
     return stamps
 

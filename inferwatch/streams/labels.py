@@ -124,18 +124,18 @@ class LabelFeed:
         whole, text_ids = b"[" + b",".join(lines) + b"]", True
         try:  # the usual file or batch: every line a label with a text id, read in one call
             records: list[Any] = _DECODE_TEXT_IDS.decode(whole)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             text_ids = False
             try:
                 records = _DECODE_ALL.decode(whole)
-            except msgspec.DecodeError:  # some line is not a label: each read alone
+            except (msgspec.DecodeError, RecursionError):  # some line is not a label: each read alone
                 records = []
                 for line in lines:
                     if not line.strip():
                         continue
                     try:
                         records.append(_DECODE.decode(line))
-                    except msgspec.DecodeError:
+                    except (msgspec.DecodeError, RecursionError):  # (nested too deeply)
                         records.append(None)
         good = [r for r in records if r is not None and r.label is not None]
         times = _times([r.timestamp for r in good]) if good else np.empty(0)
@@ -308,7 +308,7 @@ class PerformanceWatch:
         for line in lines:
             try:
                 event = _REFERENCE.decode(line)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 continue
             if event.label is None or event.prediction is None:
                 continue
