@@ -250,3 +250,21 @@ def test_iso_dates_and_times_in_text_are_watched_by_their_age():
     assert mon.models["m"].roles == {"event_date": "timestamp", "last_login": "timestamp"}
     fired = [(a.feature, int(a.event_id[1:])) for a in alerts if a.status == "firing"]
     assert [f for f, _ in fired] == ["last_login.age"] and change <= fired[0][1] < change + 50
+
+
+def test_numbers_sent_as_text_are_watched_as_numbers():
+    """``amount`` arrives as text (``"12.50"``, and ``"N/A"`` 2 % of the time): nearly every value is a label
+    never seen before, so as a categorical it would only be an id. It is ``numeric_text``: quiet while
+    steady, and cents sent instead of euros are caught on ``amount.value`` at once."""
+    rng = np.random.default_rng(10)
+    n, change = 30_000, 20_000
+    amounts = np.round(rng.lognormal(3.0, 1.0, n), 2) * np.where(np.arange(n) >= change, 100.0, 1.0)
+    text = [f"{a:.2f}" if rng.random() > 0.02 else "N/A" for a in amounts]
+    mon, alerts = Monitor(MonitorConfig()), []
+    for lo in range(0, n, 4_000):
+        hi = min(lo + 4_000, n)
+        alerts += mon.process(Batch("m", [f"e{i}" for i in range(lo, hi)], 1.79e9 + np.arange(lo, hi, dtype=float),
+                                    {"amount": CategoricalArray.from_labels(text[lo:hi])}))
+    assert mon.models["m"].roles["amount"] == "numeric_text"
+    fired = [(a.feature, int(a.event_id[1:])) for a in alerts if a.status == "firing"]
+    assert [f for f, _ in fired] == ["amount.value"] and change <= fired[0][1] < change + 20

@@ -106,12 +106,13 @@ class ColumnConfig(_Strict):
     ``identifier`` (nearly unique values: the missing rate and the repeat
     rate are watched), ``text`` (free text: the missing rate and the length),
     ``timestamp`` (epoch times: the missing rate and the age, event time -
-    its time), ``categorical`` or ``numeric`` (watched by its kind).
+    its time), ``numeric_text`` (numbers sent as text: the missing rate and
+    the numbers), ``categorical`` or ``numeric`` (watched by its kind).
     """
 
     type: Literal["numeric", "categorical", "boolean"] | None = None
     # None: inferred from the baseline
-    role: Literal["identifier", "text", "timestamp", "categorical", "numeric"] | None = None
+    role: Literal["identifier", "text", "timestamp", "numeric_text", "categorical", "numeric"] | None = None
     detectors: list[DetectorName] | None = None
     enabled: bool = True
 

@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .lanes import LaneTable, build_lanes, calibrate
-from .roles import REPEAT_LABELS, ages, infer_role, repeats, text_lengths, time_scale
+from .roles import REPEAT_LABELS, ages, infer_role, repeats, text_lengths, text_numbers, time_scale
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .type_changes import TypeChanges
@@ -424,7 +424,7 @@ class ModelMonitor:
     def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray) -> Mapping[str, Column]:
         """The batch's columns plus what text, time and id columns are watched by: ``<name>.length``,
         ``<name>.age`` and ``<name>.repeat`` (carrying each id column's last ids on to the next batch)."""
-        texts = [name for name, role in self.roles.items() if role == "text"]
+        texts = [name for name, role in self.roles.items() if role in ("text", "numeric_text")]
         ids = [name for name in self.recent_ids if name in columns]
         if not texts and not ids and not self.time_scales:
             return columns
@@ -432,7 +432,10 @@ class ModelMonitor:
         for name in texts:
             col = columns.get(name)
             if isinstance(col, CategoricalArray):
-                out[f"{name}.length"] = text_lengths(col)
+                if self.roles[name] == "text":
+                    out[f"{name}.length"] = text_lengths(col)
+                else:
+                    out[f"{name}.value"] = text_numbers(col)
         for name, scale in self.time_scales.items():
             col = columns.get(name)
             if col is not None:
@@ -500,6 +503,8 @@ class ModelMonitor:
                 if role == "timestamp" and scale is not None:  # watched by its age, as a baseline column would be
                     self.time_scales[name] = scale
                     columns[f"{name}.age"], chosen[f"{name}.age"] = ages(baseline, when, scale), "numeric"
+                if role == "numeric_text" and isinstance(baseline, CategoricalArray):  # and by its numbers
+                    columns[f"{name}.value"], chosen[f"{name}.value"] = text_numbers(baseline), "numeric"
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
                 del self.late[name], self.late_times[name]
@@ -510,7 +515,7 @@ class ModelMonitor:
                 if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
                     rest = np.arange(row + 1, n)
                     derived = self._with_derived({name: whole.take(rest)}, np.asarray(batch.times)[rest])
-                    for watched in (name, f"{name}.age"):
+                    for watched in (name, f"{name}.age", f"{name}.value"):
                         if watched in self.columns:
                             findings += self.columns[watched].watch(derived[watched], len(rest), self.events + row + 1,
                                                                     rest)
@@ -580,6 +585,9 @@ class ModelMonitor:
             if inferred == "text" and isinstance(columns[name], CategoricalArray):
                 columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
                 chosen[f"{name}.length"] = "numeric"
+            if inferred == "numeric_text" and isinstance(columns[name], CategoricalArray):
+                columns[f"{name}.value"] = text_numbers(cast(CategoricalArray, columns[name]))
+                chosen[f"{name}.value"] = "numeric"
             scale = time_scale(columns[name], reference.times) if inferred == "timestamp" else None
             if inferred == "timestamp" and scale is None:  # (given in the config) not times after all: its kind
                 inferred = self.roles[name] = chosen[name]
@@ -626,7 +634,7 @@ class ModelMonitor:
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
                 thetas = REPEAT_THETAS
-            elif role in ("identifier", "text", "timestamp"):  # a new value is the norm: only its absence is news
+            elif role in ("identifier", "text", "timestamp", "numeric_text"):  # only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
                 user = cfg.columns.get(name)
@@ -634,6 +642,7 @@ class ModelMonitor:
             elif isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
                 if ((name.endswith(".length") and self.roles.get(name[:-7]) == "text")
+                        or (name.endswith(".value") and self.roles.get(name[:-6]) == "numeric_text")
                         or (name.endswith(".age") and self.roles.get(name[:-4]) == "timestamp")):
                     detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:

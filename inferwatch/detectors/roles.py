@@ -19,7 +19,12 @@ so its missing rate is watched and its *age*, a numeric column
 slip). So is a text column whose values are ISO 8601 dates or times
 (``2026-09-21``, ``2026-09-21T10:00:00Z``): a date's age counts whole days
 (an ``event_date`` is always 0 days old; each midnight is not a new label).
-Any other column is watched by its kind. ``columns.<name>.role`` in
+A text column of numbers (``"12.50"``: at least 95 % of its values read as
+finite numbers, and at least 32 distinct ones) is ``numeric_text``: its
+missing rate, and its values as a numeric column ``<name>.value`` (a unit
+slip or a shift there is a drift, not a flood of new labels); one of
+integer, nearly unique values named like an id or climbing is an
+``identifier``. Any other column is watched by its kind. ``columns.<name>.role`` in
 the config overrides the inference.
 
 >>> import numpy as np
@@ -37,6 +42,7 @@ the config overrides the inference.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from datetime import UTC, datetime
@@ -45,8 +51,8 @@ import numpy as np
 
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["infer_role", "text_lengths", "repeats", "time_scale", "ages", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW",
-           "REPEAT_LABELS"]
+__all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repeats", "time_scale", "ages",
+           "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS"]
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
@@ -60,6 +66,7 @@ TIME_SCALES = (1.0, 1e3, 1e6, 1e9)  # epoch seconds, ms, us, ns
 EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
 IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
 ISO_TEXT = 0.0  # the "unit" of a text column of ISO 8601 dates or times
+NUMBER_LEVELS = 32  # distinct numbers from which a text column of numbers is watched as numbers (fewer: codes)
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}($|[T ]\d{2}:\d{2})")
 
 
@@ -87,6 +94,13 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     labels = [column.categories[i] for i in seen]
     if times is not None and time_scale(column, times, strict=True) == ISO_TEXT:
         return "timestamp"
+    numbers = label_numbers(labels)
+    if (np.isfinite(numbers) @ counts[seen] >= IN_RANGE_SHARE * len(present)
+            and np.isfinite(numbers).sum() >= NUMBER_LEVELS):
+        values = text_numbers(column).values
+        if infer_role(name, NumericArray(values[~np.isnan(values)])) == "identifier":
+            return "identifier"
+        return "numeric_text"
     lengths = np.array([len(label.encode()) for label in labels], dtype=np.float64)
     weights = counts[seen].astype(np.float64)
     mean_length = float(lengths @ weights / weights.sum())
@@ -180,6 +194,27 @@ def _label_seconds(labels) -> tuple[np.ndarray, np.ndarray]:
             parsed = parsed.replace(tzinfo=UTC)
         seconds[i], date_only[i] = parsed.timestamp(), len(label) == 10
     return seconds, date_only
+
+
+def label_numbers(labels) -> np.ndarray:
+    """Each label read as a finite number (NaN when it is not one)."""
+    out = np.full(len(labels), np.nan)
+    for i, label in enumerate(labels):
+        try:
+            value = float(label)
+        except ValueError:
+            continue
+        out[i] = value if math.isfinite(value) else np.nan
+    return out
+
+
+def text_numbers(column: CategoricalArray) -> NumericArray:
+    """A ``numeric_text`` column's values as numbers (NaN where missing or not a number).
+
+    >>> text_numbers(CategoricalArray.from_labels(["12.50", "N/A", None, "3"])).values.tolist()
+    [12.5, nan, nan, 3.0]
+    """
+    return NumericArray(np.append(label_numbers(column.categories), np.nan)[column.codes])
 
 
 def text_lengths(column: CategoricalArray) -> NumericArray:

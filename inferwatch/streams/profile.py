@@ -100,7 +100,7 @@ def starting_config(pipe: Pipeline) -> dict:
                 continue
             entry: dict = {"type": kinds[column]}
             role = mon.roles.get(column)
-            if role in ("identifier", "text", "timestamp"):
+            if role in ("identifier", "text", "timestamp", "numeric_text"):
                 entry["role"] = role
             elif col.lanes is not None:
                 entry["detectors"] = col.lanes.detector_names()
