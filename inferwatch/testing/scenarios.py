@@ -190,6 +190,10 @@ def _log_scenario(name: str, seed: int) -> Scenario:
     if name == "log_customers_seen_later":  # last_seen_at lags twice as far behind the event (a slow upstream job)
         s.log["last_seen_lag"][c:] *= 2.0
         return Scenario(name, ref, s, c, "last_seen_at.age", _const(_gauss_kl(math.log(2.0))))
+    if name == "log_price_in_another_currency":  # the price, sent as text, doubles (another currency upstream)
+        price = s.log["price"]
+        price[c:] = np.array([v if v == "N/A" else f"{float(v) * 2:.2f}" for v in price[c:]], dtype=object)
+        return Scenario(name, ref, s, c, "price.value", _const(_gauss_kl(math.log(2.0))))
     if name == "log_boolean_rate":
         s.log["has_3ds"][c:] = rng.random(n - c) < 0.6
         return Scenario(name, ref, s, c, "has_3ds", _const(_cat_kl([0.6, 0.4], [0.7, 0.3])))
@@ -293,7 +297,8 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
              "variance_change", "unit_bug", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
-             "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_segment_drift",
+             "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_price_in_another_currency",
+             "log_segment_drift",
              "lines_named_output_drift", "lines_two_models",
              "lines_out_of_order", "lines_stationary_warmup")
 
@@ -321,7 +326,7 @@ def _log_batch_columns(cols: Columns, times: np.ndarray) -> dict:
     if cols.log is None:
         return {}
     out: dict = {name: CategoricalArray.from_labels(list(cols.log[name]))
-                 for name in ("request_id", "note", "merchant", "channel")}
+                 for name in ("request_id", "note", "merchant", "channel", "price")}
     out["has_3ds"] = CategoricalArray(cols.log["has_3ds"].astype(np.int64), ("false", "true"))
     out["seq"] = NumericArray(cols.log["seq"].astype(np.float64))
     out["last_seen_at"] = NumericArray(last_seen_at(times, cols.log["last_seen_lag"]))

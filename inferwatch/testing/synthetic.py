@@ -84,8 +84,9 @@ def merchant_p() -> np.ndarray:
 def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
     """Columns real inference logs carry: a request id (unique), free text (a customer note, ~60% empty),
     a Zipf-like categorical of 400 levels, a code that is ~5% missing at a stable rate, a boolean, a
-    sequence number (it climbs) and how long before the event the customer was last seen (seconds,
-    log-normal around two minutes: the event's ``last_seen_at`` in epoch ms is its time minus this)."""
+    sequence number (it climbs), how long before the event the customer was last seen (seconds,
+    log-normal around two minutes: the event's ``last_seen_at`` in epoch ms is its time minus this), and a
+    price sent as text (``"24.99"``, ``"N/A"`` 1 % of the time)."""
     rng = np.random.default_rng(seed)
     request_id = np.array([f"req-{first_id + i:09d}-{rng.integers(1 << 30):08x}" for i in range(n)], dtype=object)
     lengths = rng.integers(4, 16, n)
@@ -97,8 +98,11 @@ def log_columns(n: int, seed: int, first_id: int = 0) -> dict[str, np.ndarray]:
     has_3ds = rng.random(n) < 0.7
     region = np.array(REGIONS, dtype=object)[rng.choice(len(REGIONS), n, p=REGION_P)]
     last_seen_lag = rng.lognormal(np.log(120.0), 1.0, n)
+    price = rng.lognormal(np.log(25.0), 1.0, n)
+    price_text = np.array([f"{p:.2f}" for p in price], dtype=object)
+    price_text[rng.random(n) < 0.01] = "N/A"
     return {"request_id": request_id, "note": note, "merchant": merchant, "channel": channel, "has_3ds": has_3ds,
-            "region": region, "seq": first_id + np.arange(n), "last_seen_lag": last_seen_lag}
+            "region": region, "seq": first_id + np.arange(n), "last_seen_lag": last_seen_lag, "price": price_text}
 
 
 def last_seen_at(times: np.ndarray, lag: np.ndarray) -> np.ndarray:
@@ -143,7 +147,7 @@ def rich_lines(cols: Columns, first_id: int = 0) -> list[bytes]:
         event["features"].update({
             "request_id": log["request_id"][i], "note": log["note"][i], "merchant": log["merchant"][i],
             "channel": log["channel"][i], "has_3ds": bool(log["has_3ds"][i]), "seq": int(log["seq"][i]),
-            "last_seen_at": int(seen)})
+            "last_seen_at": int(seen), "price": log["price"][i]})
         event["prediction"] = {"score": event["prediction"], "label": "fraud" if event["prediction"] > 0.5 else "ok"}
         event["tags"] = {"region": log["region"][i]}
         out.append(orjson.dumps(event))
