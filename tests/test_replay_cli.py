@@ -166,6 +166,7 @@ def test_profile_names_roles_and_writes_a_config_replay_takes_unchanged(tmp_path
     assert rows["signed_up_at"] == ["numeric", "timestamp"] and rows["seq"] == ["numeric", "identifier"]
     assert "note.length" in rows and "signed_up_at.age" in rows
     plain = replay("--file", events)
+    assert "not watched in churn (objects and arrays): embedding (array)" in plain.stderr.decode()
     pinned = replay("--file", events, "--config", written)
     assert pinned.returncode == 0 and pinned.stdout == plain.stdout, pinned.stderr.decode()
 

@@ -154,6 +154,9 @@ def replay(
     if s.never_seen:
         shown = ", ".join(s.never_seen[:10]) + (f" and {len(s.never_seen) - 10} more" if len(s.never_seen) > 10 else "")
         _line(f"inferwatch replay: named in the config but never seen: {shown}")
+    for model, fields in s.unwatched.items():
+        _line(f"inferwatch replay: not watched in {model} (objects and arrays): "
+              + ", ".join(f"{k} ({v})" for k, v in fields.items()))
     for line in s.labels:
         _line(f"inferwatch replay: {line}")
     if fatal:
@@ -175,7 +178,8 @@ def profile(
     _check_source(file, None, None, None)
     if write is not None:
         _check_outputs(write=write)
-    from .profile import describe, profile_file, starting_config, unwatched_fields
+    from .decode import unwatched_fields
+    from .profile import describe, profile_file, starting_config
     from .replay import sample_lines
 
     pipe = profile_file(file, cfg, reference)

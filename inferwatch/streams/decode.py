@@ -33,7 +33,7 @@ from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, Tex
 from .lines import LineBlock
 from .timeparse import EARLIEST, LATEST, epoch_seconds, from_epoch, in_range, rfc3339_one, rfc3339_seconds
 
-__all__ = ["Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "dead_letter_shrinker",
+__all__ = ["unwatched_fields", "Schema", "DeadLetter", "Decoded", "Decoder", "infer_schema", "shrink_dead_letter", "dead_letter_shrinker",
            "SAFE_DEAD_LETTER_BYTES", "event_times", "models_and_times"]
 
 # A dead letter that fits any Kafka topic's default size limit (message.max.bytes, 1,048,588):
@@ -892,6 +892,34 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     else:
         pred_kind = declared.get("prediction")
     return Schema(kinds, pred_kind, tuple(tags))
+
+
+def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
+    """Per model, the features (and prediction outputs) whose values are only objects or arrays in
+    ``lines``: inferwatch watches numbers, strings and booleans, and says which fields it leaves alone.
+
+    >>> unwatched_fields([b'{"model": "m", "features": {"x": 1, "emb": [0.1, 0.2], "meta": {"a": 1}}}'])
+    {'m': {'emb': 'array', 'meta': 'object'}}
+    """
+    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for line in lines:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
+            continue
+        fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
+        if isinstance(raw.get("prediction"), dict):
+            fields.update({f"prediction.{k}": v for k, v in raw["prediction"].items()})
+        elif "prediction" in raw:
+            fields["prediction"] = raw["prediction"]
+        for key, value in fields.items():
+            if value is not None:
+                seen[raw["model"]][key].add("object" if isinstance(value, dict) else
+                                            "array" if isinstance(value, list) else "value")
+    return {model: {k: "/".join(sorted(v)) for k, v in sorted(fields.items()) if "value" not in v}
+            for model, fields in sorted(seen.items()) if any("value" not in v for v in fields.values())}
 
 
 def fits(schema: Schema, stream: Schema) -> bool:

@@ -9,17 +9,14 @@ config written by :func:`starting_config` is accepted by ``replay`` and
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
-
-import orjson
 
 from ..detectors.config import MonitorConfig
 from ..detectors.monitor import ModelMonitor
 from .pipeline import Pipeline
 from .replay import buffered_build, read_event_chunks
 
-__all__ = ["profile_file", "describe", "starting_config", "unwatched_fields"]
+__all__ = ["profile_file", "describe", "starting_config"]
 
 
 def profile_file(events: str | Path, config: MonitorConfig, reference: str | Path | None = None) -> Pipeline:
@@ -38,37 +35,9 @@ def _kinds(pipe: Pipeline, model: str) -> dict[str, str]:
     return (own[0] if own is not None else pipe.schema).kinds()
 
 
-def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
-    """Per model, the features (and prediction outputs) whose values are only objects or arrays in
-    ``lines``: inferwatch watches numbers, strings and booleans, and says which fields it leaves alone.
-
-    >>> unwatched_fields([b'{"model": "m", "features": {"x": 1, "emb": [0.1, 0.2], "meta": {"a": 1}}}'])
-    {'m': {'emb': 'array', 'meta': 'object'}}
-    """
-    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for line in lines:
-        try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
-            continue
-        fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
-        if isinstance(raw.get("prediction"), dict):
-            fields.update({f"prediction.{k}": v for k, v in raw["prediction"].items()})
-        elif "prediction" in raw:
-            fields["prediction"] = raw["prediction"]
-        for key, value in fields.items():
-            if value is not None:
-                seen[raw["model"]][key].add("object" if isinstance(value, dict) else
-                                            "array" if isinstance(value, list) else "value")
-    return {model: {k: "/".join(sorted(v)) for k, v in sorted(fields.items()) if "value" not in v}
-            for model, fields in sorted(seen.items()) if any("value" not in v for v in fields.values())}
-
-
 def describe(pipe: Pipeline, unwatched: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Lines of text: per model, its columns with kind, role, detectors and largest threshold; and the
-    fields left alone (``unwatched``, see :func:`unwatched_fields`)."""
+    fields left alone (``unwatched``, see :func:`.decode.unwatched_fields`)."""
     out = []
     for name, mon in sorted(pipe.monitor.models.items()):
         state = "baseline taken" if mon.calibrated else f"baseline not complete ({mon.events} events)"

@@ -31,6 +31,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Alert
 from .labels import LabelFeed, PerformanceWatch
 from .lines import LineBlock
+from .decode import unwatched_fields
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
 from .runtime import single_threaded_blas
 
@@ -55,6 +56,7 @@ class ReplaySummary:
     reference_models: set[str] = field(default_factory=set)
     never_seen: list[str] = field(default_factory=list)  # models and columns the config names that never came
     labels: list[str] = field(default_factory=list)  # with labels: the join's counts and the estimates' calibration
+    unwatched: dict[str, dict[str, str]] = field(default_factory=dict)  # per model: fields that are objects or arrays
 
     def problems(self) -> list[str]:
         """What makes this run's result worthless, worst first (an empty list: none)."""
@@ -207,9 +209,11 @@ def reference_blocks(path: str | Path | None, lines_per_chunk: int = 65536) -> l
 
 
 def buffered_build(config: MonitorConfig, chunks: Iterable, reference: str | Path | None,
-                   lines_of: Callable = lambda chunk: chunk) -> tuple[Pipeline, Iterator]:
+                   lines_of: Callable = lambda chunk: chunk, summary: ReplaySummary | None = None
+                   ) -> tuple[Pipeline, Iterator]:
     """The pipeline built from the head of ``chunks`` (its first ``SCHEMA_SAMPLE_LINES`` non-blank lines),
-    and every chunk again from the first: a stream read once (standard input, a topic) is sampled as it goes."""
+    and every chunk again from the first: a stream read once (standard input, a topic) is sampled as it goes.
+    ``summary``: told which fields of the sample are objects or arrays (not watched)."""
     chunks = iter(chunks)
     head, sample = [], []
     for chunk in chunks:
@@ -218,6 +222,8 @@ def buffered_build(config: MonitorConfig, chunks: Iterable, reference: str | Pat
         if len(sample) >= SCHEMA_SAMPLE_LINES:
             break
     pipe = Pipeline.build(config, sample, reference_blocks(reference))
+    if summary is not None:
+        summary.unwatched = unwatched_fields(sample)
     return pipe, itertools.chain(head, chunks)
 
 
@@ -245,7 +251,7 @@ def replay_file(
     source_name = str(events)
     total = Path(events).stat().st_size if source_name != "-" else None
     chunks = read_event_chunks(events, lines_per_chunk or config.batch_size)
-    pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1])
+    pipe, chunks = buffered_build(config, chunks, reference, lines_of=lambda c: c[1], summary=summary)
     if labels is not None:
         pipe.performance = PerformanceWatch(config, LabelFeed.from_file(labels))
         # reference events may carry their label inline: the performance's baselines
