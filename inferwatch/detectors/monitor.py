@@ -50,6 +50,7 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
+_DERIVED_BY = {"text": "length", "numeric_text": "value", "timestamp": "age"}  # role -> its derived column
 STATE_VERSION = 7  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments, 7 per model
 BLOCK_BEFORE_SAVED = 32  # the block size of a model saved before states kept theirs (the default then)
 
@@ -421,25 +422,41 @@ class ModelMonitor:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
+    def _take_role(self, name: str, column: Column, times: np.ndarray) -> str:
+        """The column's role (the config's, else inferred), noted with a timestamp's unit; a ``timestamp``
+        the config gives to values that are not times keeps the column's kind."""
+        cc = self.config.columns.get(name)
+        role = (cc.role if cc is not None and cc.role else None) or infer_role(name, column, times)
+        if role == "timestamp":
+            scale = time_scale(column, times)
+            if scale is None:
+                role = "numeric" if isinstance(column, NumericArray) else "categorical"
+            else:
+                self.time_scales[name] = scale
+        self.roles[name] = role
+        return role
+
+    def _derived(self, name: str, column: Column, times: np.ndarray) -> tuple[str, Column] | None:
+        """What a text, number-as-text or time column is watched by beside its missing rate (see roles.py):
+        (``<name>.length`` | ``.value`` | ``.age``, its values), or None."""
+        role = self.roles.get(name)
+        if role == "text" and isinstance(column, CategoricalArray):
+            return f"{name}.length", text_lengths(column)
+        if role == "numeric_text" and isinstance(column, CategoricalArray):
+            return f"{name}.value", text_numbers(column)
+        if role == "timestamp" and name in self.time_scales:
+            return f"{name}.age", ages(column, times, self.time_scales[name])
+        return None
+
     def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray) -> Mapping[str, Column]:
         """The batch's columns plus what text, time and id columns are watched by: ``<name>.length``,
-        ``<name>.age`` and ``<name>.repeat`` (carrying each id column's last ids on to the next batch)."""
-        texts = [name for name, role in self.roles.items() if role in ("text", "numeric_text")]
+        ``<name>.value``, ``<name>.age`` and ``<name>.repeat`` (carrying each id column's last ids on to the
+        next batch)."""
         ids = [name for name in self.recent_ids if name in columns]
-        if not texts and not ids and not self.time_scales:
+        derived = [d for name, col in columns.items() if (d := self._derived(name, col, times)) is not None]
+        if not derived and not ids:
             return columns
-        out = dict(columns)
-        for name in texts:
-            col = columns.get(name)
-            if isinstance(col, CategoricalArray):
-                if self.roles[name] == "text":
-                    out[f"{name}.length"] = text_lengths(col)
-                else:
-                    out[f"{name}.value"] = text_numbers(col)
-        for name, scale in self.time_scales.items():
-            col = columns.get(name)
-            if col is not None:
-                out[f"{name}.age"] = ages(col, times, scale)
+        out = {**columns, **dict(derived)}
         for name in ids:
             out[f"{name}.repeat"], self.recent_ids[name] = repeats(columns[name], self.recent_ids[name])
         return out
@@ -451,11 +468,11 @@ class ModelMonitor:
         for name, col in self.columns.items():
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
-        timed = set(self.time_scales)
+        watched = set(self.columns)
         findings += self._late_columns(batch)
-        if set(self.time_scales) != timed:  # a late column became a timestamp: its age from this batch on
-            new = {name: batch.columns[name] for name in set(self.time_scales) - timed}
-            columns = {**columns, **self._with_derived(new, batch.times)}
+        if set(self.columns) != watched:  # a late column got its baseline: what it is watched by, from here on
+            late = {name: batch.columns[name] for name in set(self.columns) - watched if name in batch.columns}
+            columns = {**columns, **self._with_derived(late, batch.times)}
         self._segment_stats(batch, columns, start)
         self.events += n
         return findings
@@ -496,15 +513,11 @@ class ModelMonitor:
                 baseline = concat_columns(held).take(np.arange(take))
                 when = np.concatenate(self.late_times[name])[:take]
                 kind = "numeric" if isinstance(baseline, NumericArray) else "categorical"
-                role = (cc.role if cc is not None and cc.role else None) or infer_role(name, baseline, when)
-                scale = time_scale(baseline, when)
-                role = self.roles[name] = kind if role == "timestamp" and scale is None else role
+                self._take_role(name, baseline, when)
                 chosen, columns = {name: kind}, {name: baseline}
-                if role == "timestamp" and scale is not None:  # watched by its age, as a baseline column would be
-                    self.time_scales[name] = scale
-                    columns[f"{name}.age"], chosen[f"{name}.age"] = ages(baseline, when, scale), "numeric"
-                if role == "numeric_text" and isinstance(baseline, CategoricalArray):  # and by its numbers
-                    columns[f"{name}.value"], chosen[f"{name}.value"] = text_numbers(baseline), "numeric"
+                derived = self._derived(name, baseline, when)  # as a column of the baseline would be
+                if derived is not None:
+                    columns[derived[0]], chosen[derived[0]] = derived[1], "numeric"
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
                 del self.late[name], self.late_times[name]
@@ -514,11 +527,10 @@ class ModelMonitor:
                                         kind="data_quality"))
                 if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
                     rest = np.arange(row + 1, n)
-                    derived = self._with_derived({name: whole.take(rest)}, np.asarray(batch.times)[rest])
-                    for watched in (name, f"{name}.age", f"{name}.value"):
-                        if watched in self.columns:
-                            findings += self.columns[watched].watch(derived[watched], len(rest), self.events + row + 1,
-                                                                    rest)
+                    values = self._with_derived({name: whole.take(rest)}, np.asarray(batch.times)[rest])
+                    for watched in chosen:
+                        findings += self.columns[watched].watch(values[watched], len(rest), self.events + row + 1,
+                                                                rest)
         return findings
 
     def _segment_findings(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
@@ -578,23 +590,10 @@ class ModelMonitor:
         self.roles, self.time_scales = {}, {}
         columns = dict(reference.columns)
         for name in sorted(chosen):
-            cc = cfg.columns.get(name)
-            inferred = ((cc.role if cc is not None and cc.role else None)
-                        or infer_role(name, columns[name], reference.times))
-            self.roles[name] = inferred
-            if inferred == "text" and isinstance(columns[name], CategoricalArray):
-                columns[f"{name}.length"] = text_lengths(cast(CategoricalArray, columns[name]))
-                chosen[f"{name}.length"] = "numeric"
-            if inferred == "numeric_text" and isinstance(columns[name], CategoricalArray):
-                columns[f"{name}.value"] = text_numbers(cast(CategoricalArray, columns[name]))
-                chosen[f"{name}.value"] = "numeric"
-            scale = time_scale(columns[name], reference.times) if inferred == "timestamp" else None
-            if inferred == "timestamp" and scale is None:  # (given in the config) not times after all: its kind
-                inferred = self.roles[name] = chosen[name]
-            if scale is not None:
-                self.time_scales[name] = scale
-                columns[f"{name}.age"] = ages(columns[name], reference.times, scale)
-                chosen[f"{name}.age"] = "numeric"
+            self._take_role(name, columns[name], reference.times)
+            derived = self._derived(name, columns[name], reference.times)
+            if derived is not None:
+                columns[derived[0]], chosen[derived[0]] = derived[1], "numeric"
         self.recent_ids = {}
         for name in sorted(chosen):
             if self.roles.get(name) == "identifier":
@@ -641,9 +640,8 @@ class ModelMonitor:
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("missing",)
             elif isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
-                if ((name.endswith(".length") and self.roles.get(name[:-7]) == "text")
-                        or (name.endswith(".value") and self.roles.get(name[:-6]) == "numeric_text")
-                        or (name.endswith(".age") and self.roles.get(name[:-4]) == "timestamp")):
+                base, _, suffix = name.rpartition(".")
+                if _DERIVED_BY.get(self.roles.get(base, "")) == suffix:
                     detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)

@@ -858,12 +858,8 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     """
     features: dict[str, set[type]] = defaultdict(set)  # the JSON types seen; kinds are settled at the end
     prediction: dict[str, set[type]] | set[type] | None = None
-    for line in lines:
-        try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
+    for raw in _objects(lines):
+        if not isinstance(raw.get("features"), dict):
             continue
         for k, v in raw["features"].items():
             features[k].add(type(v))
@@ -894,6 +890,17 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
     return Schema(kinds, pred_kind, tuple(tags))
 
 
+def _objects(lines: list[bytes]):
+    """The sample lines that are JSON objects, parsed (the others are the decoder's to judge)."""
+    for line in lines:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(raw, dict):
+            yield raw
+
+
 def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
     """Per model, the features (and prediction outputs) whose values are only objects or arrays in
     ``lines``: inferwatch watches numbers, strings and booleans, and says which fields it leaves alone.
@@ -902,12 +909,8 @@ def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
     {'m': {'emb': 'array', 'meta': 'object'}}
     """
     seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for line in lines:
-        try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
+    for raw in _objects(lines):
+        if not isinstance(raw.get("model"), str):
             continue
         fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
         if isinstance(raw.get("prediction"), dict):
