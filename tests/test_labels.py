@@ -290,6 +290,8 @@ def _as_first_release(saved: bytes) -> bytes:
         join["waiting"] = {k: [t, p, *(v[i] for v in w["values"])]
                            for i, (k, t, p) in enumerate(zip(w["ids"], times, places))}
         join["joined"], join["resolved"] = [], []
+    raw["delays"] = np.full(3, 120.0, dtype="<f8").tobytes()  # the latest label delays themselves, then
+    del raw["delay_sketch"]
     raw["version"] = 1
     return msgspec.msgpack.encode(raw)
 
@@ -339,6 +341,29 @@ def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(
     live = Pipeline.build(config, lines[:1000])
     live.performance = PerformanceWatch(config, LabelFeed.empty())
     assert _steps(live, lines, 7_000, released, reload) == want
+
+
+def test_the_saved_label_join_does_not_grow_with_the_labels_joined(tmp_path):
+    """A live worker rewrites the join's state with every batch: what it holds must not grow with the stream
+    (the label delays are a quantile sketch, not the delays themselves)."""
+    from inferwatch.streams.pipeline import PERFORMANCE_FIELD, Pipeline
+
+    events, labels = labelled(tmp_path, n=120_000)
+    lines, config = events.read_bytes().splitlines(), MonitorConfig()
+    label_lines = labels.read_bytes().splitlines()
+    label_times = LabelFeed.from_lines(label_lines).times
+    pipe = Pipeline.build(config, lines[:1000])
+    pipe.performance = PerformanceWatch(config, LabelFeed.empty())
+    sizes, given = {}, 0
+    for first in range(0, len(lines), 10_000):
+        pipe.step(lines[first:first + 10_000], first)
+        known = int(np.searchsorted(label_times, pipe.last_time, "right"))  # as a live worker's labels come
+        pipe.performance.feed.append(label_lines[given:known])
+        given = known
+        sizes[first + 10_000] = len(pipe.to_parts()[1][PERFORMANCE_FIELD])
+    assert pipe.performance.counts.joined > 90_000
+    assert sizes[120_000] < 1.2 * sizes[40_000], sizes  # (past the warm-up's calibration sample)
+    assert "median 2.0 min" in " ".join(pipe.performance.summary())
 
 
 def test_labels_beside_are_read_to_the_events_time_and_not_far_past_it():

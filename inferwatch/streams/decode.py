@@ -755,32 +755,36 @@ def models_and_times(lines: Lines) -> tuple[list[Any], np.ndarray]:
 
 
 def _times(stamps: list[Any]) -> np.ndarray:
-    numbers = np.full(len(stamps), np.nan)
-    texts: list[str] = []
-    at: list[int] = []
     kinds = set(map(type, stamps))
     if kinds == {str}:  # the usual streams: one kind of timestamp throughout
-        texts, at = stamps, list(range(len(stamps)))
+        out = _text_times(stamps)
     elif kinds <= {int, float}:
-        numbers = np.fromiter(map(_as_float, stamps), dtype=np.float64, count=len(stamps))
+        out = epoch_seconds(np.fromiter(map(_as_float, stamps), dtype=np.float64, count=len(stamps)))
     else:
+        numbers = np.full(len(stamps), np.nan)
+        texts: list[str] = []
+        at: list[int] = []
         for i, ts in enumerate(stamps):
             if isinstance(ts, str):
                 texts.append(ts)
                 at.append(i)
             elif isinstance(ts, (int, float)) and not isinstance(ts, bool):
                 numbers[i] = _as_float(ts)
-    out = epoch_seconds(numbers)
-    if len(texts) >= 4096:
-        out[at] = _seconds(pl.Series(texts, dtype=pl.String))
-    elif texts:
-        seconds = rfc3339_seconds(TextArray.from_list(texts))  # the common forms, without polars' fixed costs
-        left = np.flatnonzero(np.isnan(seconds))
-        if left.size:  # the other forms: as the batch reader reads them
-            seconds[left] = _seconds(pl.Series([texts[i] for i in left.tolist()], dtype=pl.String))
-        out[at] = seconds
+        out = epoch_seconds(numbers)
+        if texts:
+            out[at] = _text_times(texts)
     out[~in_range(out)] = np.nan
     return out
+
+
+def _text_times(texts: list[str]) -> np.ndarray:
+    """The common forms by the compiled parser (without polars' fixed costs); the others as the batch reader
+    reads them."""
+    seconds = rfc3339_seconds(TextArray.from_list(texts))
+    left = np.flatnonzero(np.isnan(seconds))
+    if left.size:
+        seconds[left] = _seconds(pl.Series([texts[i] for i in left.tolist()], dtype=pl.String))
+    return seconds
 
 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")

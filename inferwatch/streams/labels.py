@@ -37,9 +37,11 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from datasketches import kll_doubles_sketch
 
 from ..detectors.config import ColumnConfig, ModelConfig, MonitorConfig
 from ..detectors.monitor import ModelMonitor, Monitor
+from ..detectors.stats import KLL_K
 from ..detectors.performance import (
     ESTIMATED,
     METRIC_COLUMNS,
@@ -98,7 +100,6 @@ class _Labelled(msgspec.Struct):
 
 STATE_VERSION = 2  # of PerformanceWatch.to_bytes (1: pending predictions as a dict of tuples; still read)
 LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its alerts
-MAX_DELAYS_KEPT = 100_000  # label delays a saved state keeps for the summary's percentiles (the latest)
 
 _DECODE = msgspec.json.Decoder(_Label)
 _DECODE_ALL = msgspec.json.Decoder(list[_Label])
@@ -230,7 +231,7 @@ class PerformanceWatch:
         self.kinds: dict[tuple[str, str], str] = {}  # (model, output) -> numeric | categorical
         self.calibration: dict[tuple[str, str], tuple[float, float, float, int]] = {}
         self._first: dict[tuple[str, str], tuple[list, list]] = {}  # probabilities and labels until the warm-up
-        self.delays: list[np.ndarray] = []  # seconds from each joined prediction to its label
+        self.delays = kll_doubles_sketch(KLL_K)  # seconds from each joined prediction to its label (quantiles)
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.delay = Monitor(config)  # per model: each joined prediction's wait for its label, in seconds
         self.clock = -np.inf
@@ -246,7 +247,6 @@ class PerformanceWatch:
         joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments),
                      "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early}
                  for m, j in self.joins.items()}
-        delays = np.concatenate(self.delays)[-MAX_DELAYS_KEPT:] if self.delays else np.empty(0)
         return msgspec.msgpack.encode({
             "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
             "counts": vars(self.counts),
@@ -256,7 +256,7 @@ class PerformanceWatch:
             "first": [[m, o, list(a), list(b)] for (m, o), (a, b) in self._first.items()],
             "baseline": [[*k, *v] for k, v in self.baseline.items()],
             "tails": [[*k, v.astype("<f8").tobytes()] for k, v in self.tails.items()],
-            "delays": delays.astype("<f8").tobytes(), "clock": self.clock, "realized": self.realized.to_bytes(),
+            "delay_sketch": self.delays.serialize(), "clock": self.clock, "realized": self.realized.to_bytes(),
             "estimated": self.estimated.to_bytes(), "coverage": self.coverage.to_bytes(),
             "delay": self.delay.to_bytes()})
 
@@ -286,8 +286,10 @@ class PerformanceWatch:
                            for m, o, k, g, v in raw.get("tails", [])}
             watch.baseline = {(m, o, k, g): (float(t), int(n), int(d))
                               for m, o, k, g, t, n, d in raw.get("baseline", [])}
-            delays = np.frombuffer(raw["delays"], dtype="<f8").astype(np.float64)
-            watch.delays = [delays] if len(delays) else []
+            if "delay_sketch" in raw:
+                watch.delays = kll_doubles_sketch.deserialize(bytes(raw["delay_sketch"]))
+            else:  # saved by inferwatch 0.2 (the latest delays themselves)
+                watch.delays.update(np.frombuffer(raw["delays"], dtype="<f8").astype(np.float64))
             watch.clock = float(raw["clock"])
             lane_config = (lambda lane: _lane_config(config, lane))
             watch.realized = Monitor.from_bytes(raw["realized"], config, lane_config)
@@ -512,7 +514,7 @@ class PerformanceWatch:
             labels_all = [label for _, part, _ in joined for label in part]
             at = np.concatenate([part for _, _, part in joined])
             self.counts.joined += len(entries)
-            self.delays.append(at - times)
+            self.delays.update(at - times)
             found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
                                              {"label_delay": NumericArray(at - times)}))
             out += [(int(index[a.row]), "prediction", "label_delay",
@@ -625,8 +627,8 @@ class PerformanceWatch:
         c = self.counts
         lines = [f"labels: {c.joined:,} joined, {c.expired:,} predictions expired unlabelled, {c.orphaned:,} labels "
                  f"without their prediction, {c.unreadable:,} unreadable, {c.waiting:,} predictions still waiting"]
-        if self.delays:
-            q = np.percentile(np.concatenate(self.delays), [50, 90, 99])
+        if not self.delays.is_empty():
+            q = self.delays.get_quantiles([0.5, 0.9, 0.99])
             lines.append(f"label delay (event time): median {_span(q[0])}, 90 % {_span(q[1])}, 99 % {_span(q[2])}")
         for (model, output), (est, real, se, n) in sorted(self.calibration.items()):
             trusted = abs(est - real) <= 2 * se + 0.005
