@@ -41,7 +41,6 @@ from datasketches import kll_doubles_sketch
 
 from ..detectors.config import ColumnConfig, ModelConfig, MonitorConfig
 from ..detectors.monitor import ModelMonitor, Monitor
-from ..detectors.stats import KLL_K
 from ..detectors.performance import (
     ESTIMATED,
     METRIC_COLUMNS,
@@ -52,6 +51,7 @@ from ..detectors.performance import (
     outcome_columns,
     run_length,
 )
+from ..detectors.stats import KLL_K
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
 from ..errors import StateError
 from .decode import _times
