@@ -39,6 +39,7 @@ MAX_BUCKETS = 4096  # rows of a numeric column's bucket table (2 bytes each when
 COUNT_DTYPE = np.float32
 
 KEEP_Z = 3.0  # a lane is kept when its drift is still clearly negative this many reference standard errors up
+SELF_MARGIN = 1.25  # a lane's threshold is at least this many times the highest evidence it reaches on its reference
 
 
 def _keys(values: np.ndarray) -> np.ndarray:
@@ -519,6 +520,11 @@ def _lane_thresholds(table, p0, ref_codes, log_arl0, block, out):
         error = sd * math.sqrt(phi / max(n, 1))  # one standard error of the drift, from a reference of n events
         if mu + KEEP_Z * error <= 0.25 * mu:  # the drift stays negative even KEEP_Z errors up
             out[j] = log_arl0 * phi * (mu / (mu + error))
+            s, highest = 0.0, 0.0  # and the reference, which defines normal, does not cross it itself
+            for i in range(n):
+                s = max(0.0, s + table[ref_codes[i], j])
+                highest = max(highest, s)
+            out[j] = max(out[j], SELF_MARGIN * highest)
 
 
 def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, log_arl0: float,
@@ -531,6 +537,8 @@ def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, lo
     events; a lane whose drift, ``KEEP_Z`` standard errors up, is not clearly negative (above a quarter of its
     mean) is dropped: its true drift could be positive, and a long stationary stream would then reach any
     threshold (with one error, about one lane in ten of a long-tail column did, given a few hundred thousand events).
+    A threshold is also at least ``SELF_MARGIN`` times the highest evidence the lane reaches on the reference
+    itself: what the reference holds (bursts of missing values, a cycle) is normal, however it is spread.
     One compiled pass, lane by lane.
     """
     out = np.empty(table.shape[1])

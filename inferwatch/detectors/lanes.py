@@ -59,6 +59,7 @@ DEFAULT_THETAS = {
     "new_category": (3.0, 6.0, 9.0),
     "missing": (-2.5, -1.0, -0.5, 1.0, 2.0, 3.5, 6.0),
 }
+TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,13 @@ def build_lanes(
     n = max(len(ref_codes), 1)
     p0 = (counts + 0.5) / (n + 0.5 * n_codes)
     if isinstance(book, CategoricalCodebook) and not book.open_vocabulary and book.unseen_share > 0:
-        # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing)
-        p0[book.unseen_code] = max(p0[book.unseen_code], book.unseen_share)
+        # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing), and
+        # that share comes out of its rare labels, which the reference over-counts: the tail groups'
+        tail = slice(book.other_code, book.other_code + book.groups)
+        tail_mass, unseen = p0[tail].sum(), book.unseen_share
+        if tail_mass > 0:
+            p0[tail] *= max(tail_mass - unseen, TAIL_KEPT * tail_mass) / tail_mass
+        p0[book.unseen_code] = max(p0[book.unseen_code], unseen)
         p0 /= p0.sum()
     tilts = tuple(sorted((name, tuple(float(t) for t in values)) for name, values in (thetas or {}).items()))
     layout = _layout(n_codes, _blocks(book, counts, detectors), tilts)

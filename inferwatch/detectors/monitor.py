@@ -223,7 +223,9 @@ class ColumnMonitor:
         else:
             share, base = min(max(estimate, 0.0), 1.0), ref
             target = self.book.label(int(lanes.target[j]))
-            what = {"shape": f"share of values in {target}", "mix": f"share of {target}",
+            among = (" among the labels the reference saw" if isinstance(self.book, CategoricalCodebook)
+                     and self.book.unseen_share > 0 and not self.book.open_vocabulary else "")
+            what = {"shape": f"share of values in {target}", "mix": f"share of {target}{among}",
                     "missing": "share of missing values",
                     "new_category": "share of labels never seen in the reference"}[det]
             way = "rose" if share >= base else "fell"

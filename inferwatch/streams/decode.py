@@ -919,6 +919,7 @@ def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
         fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
         if isinstance(raw.get("prediction"), dict):
             fields.update({f"prediction.{k}": v for k, v in raw["prediction"].items()})
+            seen[raw["model"]]["prediction"].add("value")  # its outputs are watched: not the prediction's odd event
         elif "prediction" in raw:
             fields["prediction"] = raw["prediction"]
         for key, value in fields.items():
