@@ -306,3 +306,19 @@ def test_bursts_of_missing_values_like_the_reference_s_stay_quiet():
     mon.fit_reference(bursty(0, 12_000))
     fired = [a for start in range(12_000, 132_000, 12_000) for a in mon.process(bursty(start, 12_000))]
     assert [a.message for a in fired] == []
+
+
+def test_a_change_just_after_the_warm_up_is_described_over_its_own_events():
+    """The lanes start at the end of the warm-up: an alert soon after it speaks of the events since the change,
+    not of a run diluted by the whole warm-up."""
+    import re
+
+    rng = np.random.default_rng(8)
+    mon = Monitor(MonitorConfig())
+    warm = mon.config.for_model("m").warmup_events
+    x = rng.normal(0.0, 1.0, warm + 2_000)
+    x[warm:][rng.random(2_000) < 0.3] = np.nan
+    fired = [a for a in mon.process(batch(0, len(x), x, ["US"] * len(x))) if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("x", "missing")]
+    share, run = re.search(r"to about ([0-9.]+)% over the last ~(\d+) events", fired[0].message).groups()
+    assert int(run) <= fired[0].row - warm + 1 and float(share) > 15, fired[0].message

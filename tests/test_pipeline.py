@@ -164,6 +164,28 @@ def test_a_feature_that_changes_type_is_one_finding_not_a_blackout():
     assert any(a.feature == "amount" and a.row >= 12_000 for a in firing if a.detector != "type_changed")
 
 
+def test_a_trickle_of_wrong_types_the_baseline_had_is_no_news():
+    """``"unknown"`` in 1 of 2,000 ``n_devices`` and a text "true" in 1 of 1,000 booleans, from the first event
+    on: that is the columns' normal (the missing-value detector watches their rate), not an episode each time
+    one comes after a quiet spell. A string that starts after the baseline is still news, once."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    lines = []
+    for i in range(60_000):
+        devices = "unknown" if rng.random() < 0.0005 else int(rng.integers(1, 4))
+        member = "true" if rng.random() < 0.001 else bool(rng.random() < 0.3)
+        tenure = str(i % 50) if i >= 40_000 and i % 3 == 0 else i % 50
+        lines.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i / 100,
+                                   "features": {"n_devices": devices, "is_member": member, "tenure": tenure,
+                                                "x": float(rng.normal())}, "prediction": 0.5}))
+    pipe = Pipeline.build(MonitorConfig(), lines[:1000])
+    fired = [a for first in range(0, len(lines), 7_000) for _, a in pipe.step(lines[first:first + 7_000], first).alerts
+             if a.status == "firing" and a.kind != "incident"]
+    assert {a.feature for a in fired} == {"tenure"}, [a.message for a in fired]  # (its strings count as missing)
+    assert [a.detector for a in fired].count("type_changed") == 1
+
+
 def _two_models(n: int, drift_at: int) -> list[bytes]:
     """Model "fraud": numeric prediction and card features; model "churn": named outputs and other features,
     its ``prediction.score`` shifting at ``drift_at``. Interleaved on one stream."""

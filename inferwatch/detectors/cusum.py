@@ -42,10 +42,11 @@ class LaneState:
     opened_block: dict[str, int]  # detector -> block index of the firing
 
     @classmethod
-    def fresh(cls, lanes: LaneTable) -> LaneState:
+    def fresh(cls, lanes: LaneTable, start: int = 0) -> LaneState:
+        """Lanes at 0, their runs starting at model event ``start`` (where watching begins: past the warm-up)."""
         n = len(lanes.detectors)
         names = lanes.detector_names()
-        return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64),
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, start, dtype=np.int64),
                    dict.fromkeys(names, False), dict.fromkeys(names, -1))
 
     def to_dict(self) -> dict:

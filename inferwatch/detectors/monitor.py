@@ -406,12 +406,12 @@ class ModelMonitor:
         findings: list[Finding] = []
         if rule_hits is not None and self.rule_rates.watched:
             findings += self.rule_rates.observe(rule_hits, self.events)
-        findings += self.type_changes.observe(invalid or {}, len(batch), self.events)
+        have = sum(len(b) for b in self.warmup)
+        take = 0 if self.calibrated else min(len(batch), self.config.warmup_events - have)  # the warm-up's rows
+        findings += self.type_changes.observe(invalid or {}, len(batch), self.events, baseline=take)
         live: Batch | None = batch
         offset = 0
         if not self.calibrated:
-            have = sum(len(b) for b in self.warmup)
-            take = min(len(batch), self.config.warmup_events - have)
             self.warmup.append(batch.slice(0, take))
             self.events += take
             if have + take >= self.config.warmup_events:
@@ -658,7 +658,7 @@ class ModelMonitor:
         for name, (book, codes, names, rows, p0) in built.items():
             lanes = calibrate(names, rows, p0, codes, log_arl0, self.block)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
-            col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes) if lanes else None, stats,
+            col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,
                                 self.block, cfg.alert_policy.resolve_fraction)
             if count_stats:  # warm-up events are events of the stream too
                 column = columns[name]

@@ -4,7 +4,11 @@ The decoder sets such a value to missing (the event still counts, every
 other column is still monitored) and tells the monitor which rows of which
 column carried what. One ``type_changed`` episode per column opens at the
 first such row and closes after ``clear_after`` of the model's events in a
-row without one.
+row without one. A wrong type is news once: one the baseline (warm-up)
+already carried, or one that opened an episode before, opens none (a
+trickle of ``"unknown"`` in a numeric column is that column's normal); since
+such values count as missing, the missing-value detector, calibrated on the
+baseline, watches how often they come.
 
 >>> import numpy as np
 >>> tc = TypeChanges()
@@ -14,6 +18,10 @@ row without one.
 [('fire', 1), ('clear', 7)]
 >>> tc.observe({}, 500, 10), [(f.action, f.row) for f in tc.observe({}, 2000, 510)]
 ([], [('clear', 497)])
+>>> tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 2510)  # that one again
+[]
+>>> TypeChanges().observe({"x": (np.array([2, 30]), "...")}, 50, 0, baseline=10)  # known from the baseline
+[]
 """
 
 from __future__ import annotations
@@ -31,24 +39,34 @@ CLEAR_AFTER = 1000
 class TypeChanges:
     """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
 
-    def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None) -> None:
+    def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
+                 known: dict[str, list[str]] | None = None) -> None:
         self.clear_after = clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
+        self.known: dict[str, list[str]] = known or {}  # column -> the wrong types that are no longer news
 
-    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
-        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
+    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int,
+                baseline: int = 0) -> list[Finding]:
+        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column; the
+        batch's first ``baseline`` rows are the baseline's (their wrong types become known, quietly).
 
         The same events give the same findings however they are cut into batches.
         """
         out = []
         for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
             rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
+            known = self.known.setdefault(column, [])
+            if len(rows) and rows[0] < baseline and why not in known:
+                known.append(why)
             seen = self.last.get(column)
-            for row in (start + rows).tolist():
+            for row in (start + rows[rows >= baseline]).tolist():
                 if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
                     out.append(self._clear(column, seen, start))
                     seen = None
+                if seen is None and why in known:  # not news: the missing-value detector watches its rate
+                    continue
                 if seen is None:
+                    known.append(why)
                     out.append(Finding(column, DETECTOR, "fire", row - start, 1.0, 0.0, "warning",
                                        f"{column}: type changed: {why}; such values count as missing, the events "
                                        f"and their other columns are still monitored", kind="data_quality"))
@@ -61,6 +79,8 @@ class TypeChanges:
                 self.last.pop(column, None)
             else:
                 self.last[column] = seen
+            if not known:
+                del self.known[column]
         return sorted(out, key=lambda f: f.row)
 
     def _clear(self, column: str, seen: list[int], start: int) -> Finding:
@@ -70,9 +90,10 @@ class TypeChanges:
                        f"({count:,} of the wrong type in the episode)", kind="data_quality")
 
     def to_dict(self) -> dict:
-        return {"clear_after": self.clear_after, "last": self.last}
+        return {"clear_after": self.clear_after, "last": self.last, "known": self.known}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> TypeChanges:
         raw = raw or {}
-        return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()})
+        return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
+                   {k: [str(w) for w in v] for k, v in (raw.get("known") or {}).items()})
