@@ -33,7 +33,7 @@ def main() -> None:
     cols.country[new[new >= NEW_COUNTRY_AT]] = "BR"
     lines = to_lines(cols, first_id=10_000)
     broken = [
-        b'{"event_id":"bad-1","model":"card-fraud","timestamp":"2026-11-01T01:00:00Z","features":{"amount":NaN}}',
+        b'{"event_id":"bad-1","model":"card-fraud","timestamp":NaN,"features":{"amount":12.5}}',
         b'{"event_id":"bad-2","model":"card-fraud","features":{"amount":12.5}}',
         b'{"event_id":"bad-3","model":"card-fraud","timestamp":"yesterday","features":{"amount":1}}',
         b'{"event_id":"bad-4","model":"card-fraud","timestamp":"2026-11-01T01:00:00Z","features":{"amount":"12,50"}}',

@@ -41,7 +41,9 @@ def test_columns_and_types():
 
 BAD = {  # the line, the field at fault (None: the line as a whole)
     "not json": (b"{oops", None),
-    "nan": (b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":NaN}}', None),
+    "nan": (b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":NaN}}',
+            "features.amount"),
+    "nan time": (b'{"event_id":"a","model":"m","timestamp":NaN,"features":{"amount":1}}', None),
     "huge": (b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":1e999}}', None),
     "no model": (ev(1).replace(b'"model":"m",', b""), "model"),
     "features list": (ev(1, features=[1, 2]), "features"),
@@ -64,6 +66,21 @@ def test_bad_lines_become_dead_letters_with_reason_and_bytes(name):
     assert field is None or dead.error.startswith(f"{field}: ")
     record = dead.record({"line": dead.index})
     assert base64.b64decode(record["raw"]) == raw
+
+
+def test_a_bare_nan_in_a_feature_is_that_feature_s_problem_not_the_event_s():
+    """Python's ``json.dumps`` writes a float NaN as a bare ``NaN`` (not JSON): the event still counts, the
+    value is missing and named, every other column is kept."""
+    nan = b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":NaN,"country":"DE"}}'
+    inf = b'{"event_id":"b","model":"m","timestamp":"2026-11-01T00:00:01Z","features":{"amount":-Infinity},"prediction":Infinity}'
+    out = Decoder(SCHEMA).decode([ev(1), nan, inf], repair=True)
+    assert out.events == 3 and not out.dead
+    (batch,) = out.batches
+    assert np.isnan(batch.columns["amount"].values[1:]).all() and batch.columns["amount"].values[0] == 1.5
+    assert batch.columns["country"].categories[batch.columns["country"].codes[1]] == "DE"
+    assert out.invalid == {1: [("amount", "expected a number, got NaN")],
+                           2: [("amount", "expected a number, got -Infinity"),
+                               ("prediction", "expected a number, got Infinity")]}
 
 
 def test_tags_must_be_an_object_when_they_are_read():

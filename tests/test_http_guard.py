@@ -121,7 +121,8 @@ def test_demo_events_give_the_same_decisions_over_http(guard, client):
     (b'{"event_id":"e","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":"cheap"}}', 400,
      "features.amount"),
     (b'{"event_id":"e","model":"m","timestamp":"yesterday","features":{}}', 400, "timestamp"),
-    (b'{"event_id":"e","model":"m","timestamp":1.0,"features":{"amount":NaN}}', 400, None),
+    (b'{"event_id":"e","model":"m","timestamp":1.0,"features":{"amount":NaN}}', 400, "features.amount"),
+    (b'{"event_id":"e","model":"m","timestamp":NaN,"features":{"amount":1}}', 400, None),
     (b"[" + b",".join([b"{}"] * 501) + b"]", 413, None),
     (b"x" * ((1 << 20) + 1), 413, None),
 ])

@@ -322,3 +322,15 @@ def test_a_change_just_after_the_warm_up_is_described_over_its_own_events():
     assert [(a.feature, a.detector) for a in fired] == [("x", "missing")]
     share, run = re.search(r"to about ([0-9.]+)% over the last ~(\d+) events", fired[0].message).groups()
     assert int(run) <= fired[0].row - warm + 1 and float(share) > 15, fired[0].message
+
+
+def test_a_shift_the_warm_up_ends_in_is_not_its_normal():
+    """Recovered bursts in the baseline widen the thresholds; a level shift half-way through the warm-up, that
+    the stream stays in, does not disable the column: the stream is then unlike the baseline's mixture."""
+    rng = np.random.default_rng(21)
+    mon = Monitor(MonitorConfig())
+    warm = mon.config.for_model("m").warmup_events
+    x = rng.lognormal(3.0, 0.5, warm + 4_000)
+    x[warm // 2:] *= 100
+    fired = [a for a in mon.process(batch(0, len(x), x, ["US"] * len(x))) if a.status == "firing"]
+    assert ("x", "mean") in {(a.feature, a.detector) for a in fired}

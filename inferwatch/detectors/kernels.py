@@ -520,10 +520,12 @@ def _lane_thresholds(table, p0, ref_codes, log_arl0, block, out):
         error = sd * math.sqrt(phi / max(n, 1))  # one standard error of the drift, from a reference of n events
         if mu + KEEP_Z * error <= 0.25 * mu:  # the drift stays negative even KEEP_Z errors up
             out[j] = log_arl0 * phi * (mu / (mu + error))
-            s, highest = 0.0, 0.0  # and the reference, which defines normal, does not cross it itself
-            for i in range(n):
+            s, peak, highest = 0.0, 0.0, 0.0  # and the reference, which defines normal, does not cross it
+            for i in range(n):  # itself in an excursion it came back from (a shift it ends in is not normal)
                 s = max(0.0, s + table[ref_codes[i], j])
-                highest = max(highest, s)
+                peak = max(peak, s)
+                if s == 0.0:
+                    highest, peak = max(highest, peak), 0.0
             out[j] = max(out[j], SELF_MARGIN * highest)
 
 
@@ -538,7 +540,8 @@ def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, lo
     mean) is dropped: its true drift could be positive, and a long stationary stream would then reach any
     threshold (with one error, about one lane in ten of a long-tail column did, given a few hundred thousand events).
     A threshold is also at least ``SELF_MARGIN`` times the highest evidence the lane reaches on the reference
-    itself: what the reference holds (bursts of missing values, a cycle) is normal, however it is spread.
+    itself in an excursion that ends there (back to 0): what the reference holds and recovers from (bursts of
+    missing values, a cycle) is normal, however it is spread; a shift the reference ends in is not.
     One compiled pass, lane by lane.
     """
     out = np.empty(table.shape[1])

@@ -406,12 +406,12 @@ class ModelMonitor:
         findings: list[Finding] = []
         if rule_hits is not None and self.rule_rates.watched:
             findings += self.rule_rates.observe(rule_hits, self.events)
-        have = sum(len(b) for b in self.warmup)
-        take = 0 if self.calibrated else min(len(batch), self.config.warmup_events - have)  # the warm-up's rows
-        findings += self.type_changes.observe(invalid or {}, len(batch), self.events, baseline=take)
+        findings += self.type_changes.observe(invalid or {}, len(batch), self.events)
         live: Batch | None = batch
         offset = 0
         if not self.calibrated:
+            have = sum(len(b) for b in self.warmup)
+            take = min(len(batch), self.config.warmup_events - have)
             self.warmup.append(batch.slice(0, take))
             self.events += take
             if have + take >= self.config.warmup_events:

@@ -4,10 +4,10 @@ The decoder sets such a value to missing (the event still counts, every
 other column is still monitored) and tells the monitor which rows of which
 column carried what. One ``type_changed`` episode per column opens at the
 first such row and closes after ``clear_after`` of the model's events in a
-row without one. A wrong type is news once: one the baseline (warm-up)
-already carried, or one that opened an episode before, opens none (a
-trickle of ``"unknown"`` in a numeric column is that column's normal); since
-such values count as missing, the missing-value detector, calibrated on the
+row without one. A wrong type is news once: one that opened an episode
+before opens none (a trickle of ``"unknown"`` in a numeric column is one
+episode, not one each time a value comes after a quiet spell); since such
+values count as missing, the missing-value detector, calibrated on the
 baseline, watches how often they come.
 
 >>> import numpy as np
@@ -19,8 +19,6 @@ baseline, watches how often they come.
 >>> tc.observe({}, 500, 10), [(f.action, f.row) for f in tc.observe({}, 2000, 510)]
 ([], [('clear', 497)])
 >>> tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 2510)  # that one again
-[]
->>> TypeChanges().observe({"x": (np.array([2, 30]), "...")}, 50, 0, baseline=10)  # known from the baseline
 []
 """
 
@@ -45,10 +43,8 @@ class TypeChanges:
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
         self.known: dict[str, list[str]] = known or {}  # column -> the wrong types that are no longer news
 
-    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int,
-                baseline: int = 0) -> list[Finding]:
-        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column; the
-        batch's first ``baseline`` rows are the baseline's (their wrong types become known, quietly).
+    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
+        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
 
         The same events give the same findings however they are cut into batches.
         """
@@ -56,10 +52,8 @@ class TypeChanges:
         for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
             rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
             known = self.known.setdefault(column, [])
-            if len(rows) and rows[0] < baseline and why not in known:
-                known.append(why)
             seen = self.last.get(column)
-            for row in (start + rows[rows >= baseline]).tolist():
+            for row in (start + rows).tolist():
                 if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
                     out.append(self._clear(column, seen, start))
                     seen = None

@@ -19,8 +19,8 @@ import io
 import json
 import re
 from collections import defaultdict
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Union
 
 import msgspec
@@ -361,7 +361,7 @@ class Decoder:
         """The event (parsed as the reader reads it, by :meth:`_verdict`; changed in place) with every feature
         or output of the wrong type set to null, and what was wrong; None when something else is wrong too
         (then it is a dead letter)."""
-        wrong: list[tuple[str, str]] = []
+        wrong = _constants_nulled(raw)
         found = self._judge(raw)
         while found is not None:
             if not _of_a_field(found) or len(wrong) > len(self.schema.columns()):
@@ -413,7 +413,11 @@ class Decoder:
             if _SURROGATE.search(line):  # the reader takes lone surrogate escapes, msgspec does not: let it judge
                 return None, None
             if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
-                return (None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"), None
+                raw = _with_constants(line)  # as Python's json.dumps writes a float NaN: that field's problem
+                at = _constant_field(raw) if raw is not None else None
+                if at is None:
+                    return (None, f"invalid JSON: NaN and Infinity are not JSON numbers ({e})"), None
+                return at, raw
             return (None, f"invalid JSON ({e})"), None
         found = self._judge(raw)
         if found is None:
@@ -808,8 +812,71 @@ def _first_wins(pairs: list) -> dict:
 
 
 def _name(value) -> str:
+    if isinstance(value, _Constant):
+        return value.text
     return {bool: "a boolean", str: "a string", dict: "an object", list: "an array",
             type(None): "null"}.get(type(value), "a number")
+
+
+class _Constant:
+    """A bare ``NaN``, ``Infinity`` or ``-Infinity`` in a line (not JSON: Python's ``json.dumps`` writes them)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _with_constants(line: bytes) -> Any:
+    """The line parsed with its bare constants as :class:`_Constant`; None when it is not JSON even so."""
+    try:
+        return json.loads(line, parse_constant=_Constant)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _fields(raw: dict) -> list[tuple[str, dict, str]]:
+    """(name, the object holding it, its key) of each feature and prediction output of a parsed event."""
+    out = []
+    if isinstance(raw.get("features"), dict):
+        out += [(f"features.{k}", raw["features"], k) for k in raw["features"]]
+    prediction = raw.get("prediction")
+    if isinstance(prediction, dict):
+        out += [(f"prediction.{k}", prediction, k) for k in prediction]
+    elif "prediction" in raw:
+        out.append(("prediction", raw, "prediction"))
+    return out
+
+
+def _constant_field(raw: Any) -> tuple[str, str] | None:
+    """The first feature or output that is a bare constant, when every constant of ``raw`` is one (a constant
+    elsewhere, in a time or an id, leaves the event unreadable: None)."""
+    if not isinstance(raw, dict):
+        return None
+    held = [(name, holder[key]) for name, holder, key in _fields(raw) if isinstance(holder[key], _Constant)]
+    if not held or len(held) != _count_constants(raw):
+        return None
+    return held[0][0], f"expected a number, got {held[0][1].text}"
+
+
+def _count_constants(value: Any) -> int:
+    if isinstance(value, _Constant):
+        return 1
+    if isinstance(value, dict):
+        return sum(_count_constants(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_constants(v) for v in value)
+    return 0
+
+
+def _constants_nulled(raw: dict) -> list[tuple[str, str]]:
+    """Each feature or output of ``raw`` that is a bare constant set to null; (column, what was wrong)."""
+    wrong = []
+    for name, holder, key in _fields(raw):
+        if isinstance(holder[key], _Constant):
+            wrong.append((name.removeprefix("features."), f"expected a number, got {holder[key].text}"))
+            holder[key] = None
+    return wrong
 
 
 def _of_a_field(problem: tuple[str | None, str]) -> bool:
@@ -846,6 +913,8 @@ def _screen_type(schema: Schema) -> type:
 
 def _fits(value, kind: str) -> bool:
     """Whether the reader takes ``value`` for a column of ``kind`` (text takes anything, as its text)."""
+    if isinstance(value, _Constant):
+        return False
     if kind == "numeric":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "boolean":

@@ -231,6 +231,10 @@ class GuardApp:
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            if body.lstrip().startswith(b"{"):  # one event: the decoder names what is wrong (a bare NaN's field)
+                (decision,) = guard.check_batch([body])
+                if isinstance(decision, Rejection):
+                    return 400, {"errors": [_error(None, decision.error, decision.field)]}
             return 400, {"errors": [_error(None, f"invalid JSON: {exc}")]}
         if isinstance(parsed, dict):
             decision = guard.fast_check(parsed, size=len(body))
