@@ -133,6 +133,18 @@ def test_models_and_columns_named_in_the_config_but_never_seen_are_reported(tmp_
     assert res.returncode == 0 and said and "'nothere'" in said[0] and "'ghost'" in said[0]
 
 
+def test_a_model_whose_baseline_never_completed_is_said_not_monitored(tmp_path):
+    """A model with too few events for its warm-up (a low-traffic one beside a busy one) was never watched:
+    the summary says so, with its count, instead of a quiet zero alerts."""
+    lines = STREAM.read_bytes().splitlines()[:12_000]
+    few = [line.replace(b'"model":"card-fraud"', b'"model":"rare"') for line in lines[:300]]
+    events = tmp_path / "two.jsonl"
+    events.write_bytes(b"\n".join(lines + few) + b"\n")
+    res = replay("--file", events, "--alerts-out", tmp_path / "a.jsonl")
+    said = [line for line in res.stderr.decode().splitlines() if "baseline not complete" in line]
+    assert res.returncode == 0 and said and "'rare' (" in said[0] and "'card-fraud'" not in said[0], said
+
+
 def _rich_log(path, n=12_000):
     """A model's log with an id, a free-text note and named outputs (the columns real logs carry)."""
     from inferwatch.testing.synthetic import generate, log_columns

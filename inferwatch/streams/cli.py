@@ -154,6 +154,9 @@ def replay(
     if s.never_seen:
         shown = ", ".join(s.never_seen[:10]) + (f" and {len(s.never_seen) - 10} more" if len(s.never_seen) > 10 else "")
         _line(f"inferwatch replay: named in the config but never seen: {shown}")
+    if s.unready:
+        _line("inferwatch replay: not monitored, the baseline not complete (give a --reference, or a smaller "
+              "warmup_events): " + ", ".join(f"{m!r} ({n:,} of {w:,} warm-up events)" for m, (n, w) in s.unready.items()))
     for model, fields in s.unwatched.items():
         _line(f"inferwatch replay: not watched in {model} (objects and arrays): "
               + ", ".join(f"{k} ({v})" for k, v in fields.items()))

@@ -57,6 +57,7 @@ class ReplaySummary:
     never_seen: list[str] = field(default_factory=list)  # models and columns the config names that never came
     labels: list[str] = field(default_factory=list)  # with labels: the join's counts and the estimates' calibration
     unwatched: dict[str, dict[str, str]] = field(default_factory=dict)  # per model: fields that are objects or arrays
+    unready: dict[str, tuple[int, int]] = field(default_factory=dict)  # model -> (events, warm-up): no baseline yet
 
     def problems(self) -> list[str]:
         """What makes this run's result worthless, worst first (an empty list: none)."""
@@ -89,6 +90,7 @@ class ReplaySummary:
             "events_per_second": round(self.rate),
             "dead_letter_reasons": dict(self.reasons.most_common(10)),
             "never_seen": self.never_seen,
+            "baseline_not_complete": {m: events for m, (events, _) in self.unready.items()},
         }
 
 
@@ -277,6 +279,8 @@ def finish(summary: ReplaySummary, pipe: Pipeline, started: float) -> None:
     summary.reference_events = pipe.reference_events
     summary.reference_models = set(pipe.reference_models)
     summary.never_seen = pipe.never_seen()
+    summary.unready = {name: (mon.events, pipe.config.for_model(name).warmup_events)
+                       for name, mon in sorted(pipe.monitor.models.items()) if not mon.calibrated}
 
 
 def merged_chunks(chunks: Iterable[tuple[int, LineBlock, int]],
