@@ -83,6 +83,13 @@ def test_a_bare_nan_in_a_feature_is_that_feature_s_problem_not_the_event_s():
                                ("prediction", "expected a number, got Infinity")]}
 
 
+def test_a_time_without_an_offset_is_read_as_utc():
+    """``datetime.isoformat()`` of a naive datetime, or a database export: the time in UTC, not a lost event."""
+    out = Decoder(SCHEMA).decode([ev(0, timestamp="2026-11-01T00:00:00.250"), ev(1, timestamp="2026-11-01 00:00:01")])
+    assert out.events == 2 and not out.dead
+    assert out.batches[0].times.tolist() == [1793491200.25, 1793491201.0]
+
+
 def test_tags_must_be_an_object_when_they_are_read():
     """A list of tags is a dead letter; a number as a tag's value is its text (the decoder's one lenience)."""
     schema = Schema(SCHEMA.features, SCHEMA.prediction, ("region",))

@@ -164,10 +164,10 @@ def test_a_feature_that_changes_type_is_one_finding_not_a_blackout():
     assert any(a.feature == "amount" and a.row >= 12_000 for a in firing if a.detector != "type_changed")
 
 
-def test_a_trickle_of_wrong_types_is_news_once():
+def test_a_trickle_of_wrong_types_is_one_episode():
     """``"unknown"`` in 1 of 2,000 ``n_devices`` and a text "true" in 1 of 1,000 booleans, from the first event
-    on: one episode each, not one each time a value comes after a quiet spell (the missing-value detector
-    watches their rate). A string that starts after the baseline is news too, once."""
+    on: one episode each, not one each time a value comes after a short quiet spell (the missing-value
+    detector watches their rate). A string that starts after the baseline is news too, once."""
     import numpy as np
 
     rng = np.random.default_rng(5)

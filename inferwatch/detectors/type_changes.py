@@ -4,11 +4,12 @@ The decoder sets such a value to missing (the event still counts, every
 other column is still monitored) and tells the monitor which rows of which
 column carried what. One ``type_changed`` episode per column opens at the
 first such row and closes after ``clear_after`` of the model's events in a
-row without one. A wrong type is news once: one that opened an episode
-before opens none (a trickle of ``"unknown"`` in a numeric column is one
-episode, not one each time a value comes after a quiet spell); since such
-values count as missing, the missing-value detector, calibrated on the
-baseline, watches how often they come.
+row without one. A wrong type that came within ``quiet_after`` events
+(ten times ``clear_after``) opens none: a trickle of ``"unknown"`` in a
+numeric column is one episode, not one each time a value comes after a
+short quiet spell (such values count as missing, so the missing-value
+detector, calibrated on the baseline, watches how often they come); one
+that comes back after a long clean stretch is news again.
 
 >>> import numpy as np
 >>> tc = TypeChanges()
@@ -18,8 +19,10 @@ baseline, watches how often they come.
 [('fire', 1), ('clear', 7)]
 >>> tc.observe({}, 500, 10), [(f.action, f.row) for f in tc.observe({}, 2000, 510)]
 ([], [('clear', 497)])
->>> tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 2510)  # that one again
+>>> tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 2510)  # that one again, soon
 []
+>>> [f.action for f in tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 20_000)]
+['fire']
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ class TypeChanges:
     """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
 
     def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
-                 known: dict[str, list[str]] | None = None) -> None:
+                 recent: dict[str, dict[str, int]] | None = None) -> None:
         self.clear_after = clear_after
+        self.quiet_after = 10 * clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
-        self.known: dict[str, list[str]] = known or {}  # column -> the wrong types that are no longer news
+        self.recent: dict[str, dict[str, int]] = recent or {}  # column -> wrong type -> event of its last value
 
     def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
         """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
@@ -51,16 +55,16 @@ class TypeChanges:
         out = []
         for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
             rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
-            known = self.known.setdefault(column, [])
+            recent = self.recent.setdefault(column, {})
             seen = self.last.get(column)
             for row in (start + rows).tolist():
                 if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
                     out.append(self._clear(column, seen, start))
                     seen = None
-                if seen is None and why in known:  # not news: the missing-value detector watches its rate
+                before, recent[why] = recent.get(why), row
+                if seen is None and before is not None and row - before <= self.quiet_after:  # not news
                     continue
                 if seen is None:
-                    known.append(why)
                     out.append(Finding(column, DETECTOR, "fire", row - start, 1.0, 0.0, "warning",
                                        f"{column}: type changed: {why}; such values count as missing, the events "
                                        f"and their other columns are still monitored", kind="data_quality"))
@@ -73,8 +77,10 @@ class TypeChanges:
                 self.last.pop(column, None)
             else:
                 self.last[column] = seen
-            if not known:
-                del self.known[column]
+            for why in [w for w, at in recent.items() if at + self.quiet_after < start + n]:
+                del recent[why]  # quiet long enough: news again (and the state stays small)
+            if not recent:
+                del self.recent[column]
         return sorted(out, key=lambda f: f.row)
 
     def _clear(self, column: str, seen: list[int], start: int) -> Finding:
@@ -84,10 +90,10 @@ class TypeChanges:
                        f"({count:,} of the wrong type in the episode)", kind="data_quality")
 
     def to_dict(self) -> dict:
-        return {"clear_after": self.clear_after, "last": self.last, "known": self.known}
+        return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> TypeChanges:
         raw = raw or {}
         return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
-                   {k: [str(w) for w in v] for k, v in (raw.get("known") or {}).items()})
+                   {k: {str(w): int(at) for w, at in v.items()} for k, v in (raw.get("recent") or {}).items()})

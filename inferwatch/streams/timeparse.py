@@ -1,12 +1,15 @@
 """Fast RFC 3339 parsing of a column of timestamps (compiled, over packed UTF-8 text).
 
-``YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM)``; anything else is
-NaN here, and the decoder falls back to epoch seconds and then to polars'
-general parser for those rows only.
+``YYYY-MM-DD(T|t| )HH:MM:SS[.fraction][Z|z|+HH:MM|-HH:MM]``; a time without
+an offset (Python's ``isoformat()`` of a naive datetime, a database's export)
+is read as UTC. Anything else is NaN here, and the decoder falls back to
+epoch seconds and then to polars' general parser for those rows only.
 
 >>> from inferwatch.detectors.types import TextArray
 >>> rfc3339_seconds(TextArray.from_list(["2026-11-01T00:00:00.100Z", "2026-11-01 02:00:00+02:00", "1762000000", "2026-02-29T00:00:00Z"]))
 array([1.7934912e+09, 1.7934912e+09,           nan,           nan])
+>>> rfc3339_seconds(TextArray.from_list(["2026-11-01T00:00:00", "2026-11-01 00:00:00.250"])).tolist()
+[1793491200.0, 1793491200.25]
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def _parse(data, offsets, out):
         row = data[offsets[i]:offsets[i + 1]]
         width = len(row)
         out[i] = np.nan
-        if width < 20 or row[4] != 45 or row[7] != 45 or row[13] != 58 or row[16] != 58:
+        if width < 19 or row[4] != 45 or row[7] != 45 or row[13] != 58 or row[16] != 58:
             continue
         sep = row[10]
         if sep != 84 and sep != 116 and sep != 32:
@@ -112,11 +115,11 @@ def _parse(data, offsets, out):
                 pos += 1
             if pos == start:
                 continue
-        if pos >= width:
-            continue
-        c = row[pos]
+        c = row[pos] if pos < width else 0  # no offset (a naive time, as Python's isoformat writes it): UTC
         offset = 0
-        if c == 90 or c == 122:
+        if c == 0:
+            pass
+        elif c == 90 or c == 122:
             pos += 1
         elif c == 43 or c == 45:
             if pos + 6 > width or row[pos + 3] != 58:
