@@ -60,7 +60,7 @@ class AlertPolicyConfig(_Strict):
     cooldown_seconds: float = Field(default=0.0, ge=0.0, le=366 * 86400)
     incident_window_seconds: float = Field(default=600.0, ge=0.0, le=366 * 86400)
     renotify_seconds: float | None = Field(default=None, gt=0.0, le=366 * 86400)
-    resolve_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
+    resolve_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

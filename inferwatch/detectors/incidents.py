@@ -60,8 +60,9 @@ def add_member(s: dict, column: str, detector: str, kind: str, severity: str, st
     s["kinds"].setdefault(column, kind)
     if segment is not None and segment not in s["segments"]:
         s["segments"].append(segment)
-    if factor is not None and column not in s["factors"]:
-        s["factors"][column] = factor
+    if factor is not None and factor > 0 and (column not in s["factors"] or
+                                              abs(math.log10(factor)) > abs(math.log10(s["factors"][column]))):
+        s["factors"][column] = factor  # the largest move (a segment's own x100, not the whole model's x24)
     s["alerts"] += 1
     if _RANK[severity] > _RANK[s["severity"]]:
         s["severity"] = severity

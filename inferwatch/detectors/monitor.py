@@ -131,8 +131,30 @@ class ColumnMonitor:
     def _context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
         """What the events at and just before a firing row looked like: the median of the last present
         values (the latest third of the detector's run, at least 8 and at most ``TAIL``), or the latest labels
-        never seen before. Earlier batches' events count too, so the words do not depend on where batches were
-        cut."""
+        never seen before; and, for a lane on one code, that code's share since the run's most likely change
+        point. Earlier batches' events count too, so the words do not depend on where batches were cut."""
+        out = self._share_since_change(codes, t)
+        out.update(self._values_context(column, codes, t))
+        return out
+
+    def _share_since_change(self, codes: np.ndarray, t: Transition) -> dict:
+        """``{"share", "events"}``: the share of the lane's code among the events since the run's most likely
+        change point (on the lane's support), when the run lies in this batch; else nothing (the words then
+        fall back on the lane's estimate over its run)."""
+        lanes = self.lanes
+        if lanes is None or t.lane >= lanes.table.shape[1] or int(lanes.target[t.lane]) < 0:
+            return {}
+        run = max(t.run_length, 1)
+        if run > t.row + 1:
+            return {}
+        run_codes = codes[t.row + 1 - run: t.row + 1]
+        part = run_codes[_change_point(lanes.table[run_codes, t.lane]):]
+        on = part[lanes.table[part, t.lane] != 0.0]  # the lane's support (all codes, or the labels it knows)
+        if on.size < 8:
+            return {}
+        return {"share": float(np.mean(on == int(lanes.target[t.lane]))), "events": int(part.size)}
+
+    def _values_context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
         if isinstance(column, NumericArray):
             upto = column.values[: t.row + 1]
             # the run's part in batches before (present values: with missing ones the run reaches back less far)
@@ -216,12 +238,19 @@ class ColumnMonitor:
             way = "up" if theta > 0 else "down"
             text = f"values moved {way} by about {abs(estimate - ref):.2f} reference SDs (normal scores) {span}"
             units = _in_units(context, self.book)
-            text = f"{units} {span}" if units else text
+            moved = context.get("median", ref) - getattr(self.book, "median", ref)
+            if units and moved != 0 and (moved > 0) == (theta > 0):  # a few noisy values may not say the way
+                text = f"{units} {span}"
         elif det == "scale":
             way = "widened" if theta > 0 else "narrowed"
             text = f"spread {way} (squared normal scores {estimate - ref:+.2f} SDs from reference) {span}"
+            factor = _factor(context, self.book)
+            if factor is not None and (factor >= 2 or factor <= 0.5):  # a unit change widens it too: say so
+                text += f"; {_in_units(context, self.book)}"
         else:
             share, base = min(max(estimate, 0.0), 1.0), ref
+            if "share" in context:  # measured since the most likely change point, not averaged over the run
+                share, span = context["share"], f"over the last ~{context['events']} events"
             target = self.book.label(int(lanes.target[j]))
             among = (" among the labels the reference saw" if isinstance(self.book, CategoricalCodebook)
                      and self.book.unseen_share > 0 and not self.book.open_vocabulary else "")
