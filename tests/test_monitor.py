@@ -334,3 +334,36 @@ def test_a_shift_the_warm_up_ends_in_is_not_its_normal():
     x[warm // 2:] *= 100
     fired = [a for a in mon.process(batch(0, len(x), x, ["US"] * len(x))) if a.status == "firing"]
     assert ("x", "mean") in {(a.feature, a.detector) for a in fired}
+
+
+def test_a_label_that_vanishes_is_said_to_reach_zero():
+    """The share in the words is measured since the run's most likely change point, not averaged over a run
+    that began before the change."""
+    import re
+
+    rng = np.random.default_rng(12)
+    labels = np.array(["DE", "FR", "US", "IT", "ES"], dtype=object)
+    p = np.array([0.15, 0.25, 0.3, 0.2, 0.1])
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, rng.normal(0, 1, 20_000), rng.choice(labels, 20_000, p=p)))
+    stream = np.concatenate([rng.choice(labels, 10_000, p=p), rng.choice(labels[1:], 5_000, p=p[1:] / p[1:].sum())])
+    fired = [a for a in mon.process(batch(0, 15_000, rng.normal(0, 1, 15_000), stream)) if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("country", "mix")]
+    share = float(re.search(r"'DE' fell from [0-9.]+% to about ([0-9.]+)%", fired[0].message).group(1))
+    assert share < 0.5, fired[0].message  # (the run averaged: about 1 %)
+
+
+def test_a_weak_shift_that_lasts_stays_one_episode():
+    """A column capped at its 90th percentile upstream from some event on: one firing, no resolution while the
+    cap lasts (the evidence of a weak shift wanders; the episode closes only once it is nearly gone)."""
+    rng = np.random.default_rng(1)
+    ref = rng.lognormal(3.5, 0.6, 20_000)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, len(ref), ref, ["US"] * len(ref)))
+    cap = float(np.quantile(ref, 0.9))
+    found = []
+    for k in range(6):
+        x = np.minimum(rng.lognormal(3.5, 0.6, 10_000), cap)
+        found += [(a.detector, a.status) for a in mon.process(batch(10_000 * k, 10_000, x, ["US"] * 10_000))]
+    assert found and all(status == "firing" for _, status in found), found
+    assert len(found) == len({d for d, _ in found}), found
