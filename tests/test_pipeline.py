@@ -73,6 +73,8 @@ def test_a_state_is_never_read_with_another_config():
     pipe.step(lines)
     saved = pipe.to_bytes()
     assert Pipeline.from_bytes(saved, MonitorConfig()).monitor.models["card-fraud"].events == 2000 - 1
+    closing = MonitorConfig.model_validate({"default": {"alert_policy": {"resolve_fraction": 0.5}}})
+    assert Pipeline.from_bytes(saved, closing).monitor.models["card-fraud"].events == 2000 - 1  # when episodes close
     other = MonitorConfig.model_validate({"default": {"warmup_events": 5000}})
     with pytest.raises(StateError, match="another config"):
         Pipeline.from_bytes(saved, other)
