@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from inferwatch.detectors.config import Limits
 from inferwatch.detectors.types import CategoricalArray, NumericArray
-from inferwatch.streams.decode import DeadLetter, Decoder, Schema, infer_schema
+from inferwatch.streams.decode import DeadLetter, Decoder, Schema, infer_schema, models_and_times
 from inferwatch.streams.lines import LineBlock
 
 SCHEMA = Schema({"amount": "numeric", "country": "categorical", "flag": "boolean"}, "numeric")
@@ -81,6 +81,21 @@ def test_a_bare_nan_in_a_feature_is_that_feature_s_problem_not_the_event_s():
     assert out.invalid == {1: [("amount", "expected a number, got NaN")],
                            2: [("amount", "expected a number, got -Infinity"),
                                ("prediction", "expected a number, got Infinity")]}
+
+
+def test_a_bare_nan_beside_deep_nesting_or_a_huge_number_is_a_dead_letter_not_a_crash():
+    """The bare-constant path must not raise on what json.loads takes (deep arrays) or let 1e999 through; the
+    route stage reads the model and time of an event it repairs."""
+    deep = b"[" * 500 + b"1" + b"]" * 500
+    head = b'{"event_id":"a","model":"m","timestamp":"2026-11-01T00:00:00Z","features":{"amount":NaN'
+    lines = [head + b',"e":' + deep + b"}}", head + b',"x":1e999}}', head + b"}}", b"NaN", b"[NaN]"]
+    decoder = Decoder(SCHEMA)
+    out = decoder.decode(lines, repair=True)
+    assert out.events + len(out.dead) == len(lines) and out.events >= 1
+    assert [d.index for d in out.dead if d.field is None] == [1, 3, 4]
+    assert all(decoder.problem(line) is not None for line in lines[1:2] + lines[3:])
+    models, times = models_and_times([lines[2]])
+    assert models == ["m"] and times.tolist() == [1793491200.0]
 
 
 def test_a_time_without_an_offset_is_read_as_utc():

@@ -189,6 +189,34 @@ def test_a_trickle_of_wrong_types_is_one_episode():
     assert {a.feature for a in fired if a.detector != "type_changed"} <= {"tenure"}  # its strings count as missing
 
 
+def test_type_findings_and_share_words_do_not_depend_on_where_batches_are_cut():
+    """A country that vanishes is said to reach 0 % over the same events, and wrong values of two kinds in one
+    column (a string, then a bare NaN) give the same findings, in one batch or in batches of 100."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    lines = []
+    for i in range(12_000):
+        country = str(rng.choice(["FR", "US", "DE"], p=[0.15, 0.45, 0.40] if i < 6_000 else [0.0, 0.53, 0.47]))
+        amount = "x" if i in (100, 8_000) else float(i % 7)
+        line = orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1_793_491_200 + i,
+                             "features": {"country": country, "amount": amount}})
+        lines.append(line.replace(b'"amount":1.0', b'"amount":NaN') if i == 8_001 else line)
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 2_000, "columns": {
+        "country": {"type": "categorical"}, "amount": {"type": "numeric"}}}})
+
+    def alerts(step: int) -> list[tuple]:
+        pipe = Pipeline.build(config, lines[:500])
+        return [(i, a.feature, a.detector, a.status, a.message) for lo in range(0, len(lines), step)
+                for i, a in pipe.step(lines[lo:lo + step], lo).alerts if a.kind != "incident"]
+
+    whole = alerts(len(lines))
+    assert whole == alerts(100)
+    assert any("'FR' fell" in m and "to about 0.00%" in m for *_, m in whole), whole
+    assert [(i, d) for i, _, d, s, _ in whole if d == "type_changed" and s == "firing"] == \
+        [(100, "type_changed")], whole  # the string again and the NaN came within 10,000 events: no news
+
+
 def _two_models(n: int, drift_at: int) -> list[bytes]:
     """Model "fraud": numeric prediction and card features; model "churn": named outputs and other features,
     its ``prediction.score`` shifting at ``drift_at``. Interleaved on one stream."""

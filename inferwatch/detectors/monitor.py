@@ -95,6 +95,7 @@ class ColumnMonitor:
         self.group_names: dict[int, str] = {}  # "other known" group -> its most frequent label when it fired
         self.context: dict[int, dict] = {}  # lane -> the events at its last firing row (see _context)
         self.tail = np.empty(0)  # the column's last present values (numeric), carried between batches
+        self.code_tail = np.empty(0, dtype=np.int64)  # its last ``CODE_TAIL`` codes, for the shares in the words
         self.unseen_tail: list[str] = []  # its latest labels never seen in the reference (categorical)
 
     @property
@@ -139,15 +140,16 @@ class ColumnMonitor:
 
     def _share_since_change(self, codes: np.ndarray, t: Transition) -> dict:
         """``{"share", "events"}``: the share of the lane's code among the events since the run's most likely
-        change point (on the lane's support), when the run lies in this batch; else nothing (the words then
+        change point (on the lane's support), when the run is at most ``CODE_TAIL`` events long (the codes of
+        earlier batches are carried: the same words wherever batches were cut); else nothing (the words then
         fall back on the lane's estimate over its run)."""
         lanes = self.lanes
         if lanes is None or t.lane >= lanes.table.shape[1] or int(lanes.target[t.lane]) < 0:
             return {}
         run = max(t.run_length, 1)
-        if run > t.row + 1:
+        if run > CODE_TAIL:
             return {}
-        run_codes = codes[t.row + 1 - run: t.row + 1]
+        run_codes = np.concatenate([self.code_tail, codes[: t.row + 1]])[-run:]
         part = run_codes[_change_point(lanes.table[run_codes, t.lane]):]
         on = part[lanes.table[part, t.lane] != 0.0]  # the lane's support (all codes, or the labels it knows)
         if on.size < 8:
@@ -183,7 +185,9 @@ class ColumnMonitor:
         return list(dict.fromkeys(labels + self.unseen_tail))[:3]
 
     def _carry(self, column: Column, codes: np.ndarray) -> None:
-        """Keep the last present values (numeric) or new labels (categorical) for the next batch's words."""
+        """Keep the last present values (numeric) or new labels (categorical), and the last codes, for the next
+        batch's words."""
+        self.code_tail = np.concatenate([self.code_tail, codes[-CODE_TAIL:]])[-CODE_TAIL:].astype(np.int64)
         if isinstance(column, NumericArray):
             values = column.values
             self.tail = np.concatenate([self.tail, values[~np.isnan(values)][-TAIL:]])[-TAIL:]
@@ -313,6 +317,7 @@ class ColumnMonitor:
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
             "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
+            "code_tail": self.code_tail.astype("<i4").tobytes(),
         }
 
     @classmethod
@@ -333,6 +338,7 @@ class ColumnMonitor:
         col._digest = digest or hashlib.blake2b(data, digest_size=16).hexdigest()
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
+        col.code_tail = np.frombuffer(raw.get("code_tail", b""), dtype="<i4").astype(np.int64)  # (0.2: none)
         return col
 
 
@@ -379,6 +385,7 @@ def _num(x: float) -> str:
 
 
 TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
+CODE_TAIL = 512  # codes a column carries between batches, for a share measured since a change point
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast

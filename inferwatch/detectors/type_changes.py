@@ -4,8 +4,8 @@ The decoder sets such a value to missing (the event still counts, every
 other column is still monitored) and tells the monitor which rows of which
 column carried what. One ``type_changed`` episode per column opens at the
 first such row and closes after ``clear_after`` of the model's events in a
-row without one. A wrong type that came within ``quiet_after`` events
-(ten times ``clear_after``) opens none: a trickle of ``"unknown"`` in a
+row without one. A wrong value that comes within ``quiet_after`` events
+(ten times ``clear_after``) of the column's last opens none: a trickle of ``"unknown"`` in a
 numeric column is one episode, not one each time a value comes after a
 short quiet spell (such values count as missing, so the missing-value
 detector, calibrated on the baseline, watches how often they come); one
@@ -41,11 +41,11 @@ class TypeChanges:
     """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
 
     def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
-                 recent: dict[str, dict[str, int]] | None = None) -> None:
+                 recent: dict[str, int] | None = None) -> None:
         self.clear_after = clear_after
         self.quiet_after = 10 * clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
-        self.recent: dict[str, dict[str, int]] = recent or {}  # column -> wrong type -> event of its last value
+        self.recent: dict[str, int] = recent or {}  # column -> the event of its last wrong value
 
     def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
         """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
@@ -55,13 +55,12 @@ class TypeChanges:
         out = []
         for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
             rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
-            recent = self.recent.setdefault(column, {})
             seen = self.last.get(column)
             for row in (start + rows).tolist():
                 if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
                     out.append(self._clear(column, seen, start))
                     seen = None
-                before, recent[why] = recent.get(why), row
+                before, self.recent[column] = self.recent.get(column), row
                 if seen is None and before is not None and row - before <= self.quiet_after:  # not news
                     continue
                 if seen is None:
@@ -77,10 +76,8 @@ class TypeChanges:
                 self.last.pop(column, None)
             else:
                 self.last[column] = seen
-            for why in [w for w, at in recent.items() if at + self.quiet_after < start + n]:
-                del recent[why]  # quiet long enough: news again (and the state stays small)
-            if not recent:
-                del self.recent[column]
+            if self.recent.get(column, start + n) + self.quiet_after < start + n:
+                del self.recent[column]  # quiet long enough: news again (and the state stays small)
         return sorted(out, key=lambda f: f.row)
 
     def _clear(self, column: str, seen: list[int], start: int) -> Finding:
@@ -96,4 +93,4 @@ class TypeChanges:
     def from_dict(cls, raw: dict | None) -> TypeChanges:
         raw = raw or {}
         return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
-                   {k: {str(w): int(at) for w, at in v.items()} for k, v in (raw.get("recent") or {}).items()})
+                   {k: int(at) for k, at in (raw.get("recent") or {}).items()})

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -412,7 +413,7 @@ class Decoder:
         except msgspec.DecodeError as e:
             if _SURROGATE.search(line):  # the reader takes lone surrogate escapes, msgspec does not: let it judge
                 return None, None
-            if re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", line):
+            if _CONSTANT.search(line):
                 raw = _with_constants(line)  # as Python's json.dumps writes a float NaN: that field's problem
                 at = _constant_field(raw) if raw is not None else None
                 if at is None:
@@ -676,6 +677,7 @@ def _judge_time(value) -> tuple[str, str] | None:
 _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean"}
 _WANT_TOP = {"event_id": "a string", "model": "a string", "timestamp": "an RFC 3339 string or an epoch number"}
 _JSON_ANY = msgspec.json.Decoder()
+_CONSTANT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\b")  # a bare NaN or Infinity where a value goes
 
 
 class _Stamped(msgspec.Struct):
@@ -692,7 +694,14 @@ def _stamp(line: bytes) -> _Stamped:
     try:
         return _STAMP.decode(line)
     except (msgspec.DecodeError, RecursionError):  # nested too deeply: no time
-        return _NONE
+        pass
+    raw = _with_constants(line) if _CONSTANT.search(line) else None  # a bare NaN in a field: the event is read
+    if isinstance(raw, dict):
+        scalar = (str, int, float)
+        model, ts = raw.get("model"), raw.get("timestamp")
+        return _Stamped(ts if isinstance(ts, scalar) and not isinstance(ts, bool) else None,
+                        model if isinstance(model, scalar) and not isinstance(model, bool) else None)
+    return _NONE
 
 
 def _stamped(lines: Lines) -> list[_Stamped]:
@@ -828,11 +837,19 @@ class _Constant:
 
 
 def _with_constants(line: bytes) -> Any:
-    """The line parsed with its bare constants as :class:`_Constant`; None when it is not JSON even so."""
+    """The line parsed with its bare constants as :class:`_Constant`; None when it is not JSON even so (a
+    number too large for a double stays what makes the line a dead letter)."""
     try:
-        return json.loads(line, parse_constant=_Constant)
+        return json.loads(line, parse_constant=_Constant, parse_float=_finite)
     except (ValueError, RecursionError):
         return None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a double")
+    return value
 
 
 def _fields(raw: dict) -> list[tuple[str, dict, str]]:
@@ -860,13 +877,17 @@ def _constant_field(raw: Any) -> tuple[str, str] | None:
 
 
 def _count_constants(value: Any) -> int:
-    if isinstance(value, _Constant):
-        return 1
-    if isinstance(value, dict):
-        return sum(_count_constants(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_count_constants(v) for v in value)
-    return 0
+    """The bare constants anywhere in ``value`` (a loop, not a recursion: any depth json.loads takes)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Constant):
+            count += 1
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def _constants_nulled(raw: dict) -> list[tuple[str, str]]:
