@@ -241,8 +241,8 @@ class ColumnMonitor:
         if det == "mean":
             way = "up" if theta > 0 else "down"
             text = f"values moved {way} by about {abs(estimate - ref):.2f} reference SDs (normal scores) {span}"
-            units = _in_units(context, self.book)
-            moved = context.get("median", ref) - getattr(self.book, "median", ref)
+            units = _in_units(context, self.book)  # (None unless both medians are known)
+            moved = context.get("median", math.nan) - getattr(self.book, "median", math.nan)
             if units and moved != 0 and (moved > 0) == (theta > 0):  # a few noisy values may not say the way
                 text = f"{units} {span}"
         elif det == "scale":

@@ -873,7 +873,7 @@ def _constant_field(raw: Any) -> tuple[str, str] | None:
     held = [(name, holder[key]) for name, holder, key in _fields(raw) if isinstance(holder[key], _Constant)]
     if not held or len(held) != _count_constants(raw):
         return None
-    return held[0][0], f"expected a number, got {held[0][1].text}"
+    return held[0][0], _not_a_number(held[0][1])
 
 
 def _count_constants(value: Any) -> int:
@@ -895,9 +895,13 @@ def _constants_nulled(raw: dict) -> list[tuple[str, str]]:
     wrong = []
     for name, holder, key in _fields(raw):
         if isinstance(holder[key], _Constant):
-            wrong.append((name.removeprefix("features."), f"expected a number, got {holder[key].text}"))
+            wrong.append((name.removeprefix("features."), _not_a_number(holder[key])))
             holder[key] = None
     return wrong
+
+
+def _not_a_number(constant: _Constant) -> str:
+    return f"expected a number, got {constant.text}"
 
 
 def _of_a_field(problem: tuple[str | None, str]) -> bool:
