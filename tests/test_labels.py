@@ -89,7 +89,10 @@ def test_a_label_before_its_prediction_waits_for_it():
 
 def test_the_cli_takes_labels_and_says_what_was_joined(tmp_path):
     events, labels = labelled(tmp_path, n=5_000)
-    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(events), "--labels", str(labels)],
+    config = tmp_path / "monitor.yaml"
+    config.write_text("default:\n  warmup_events: 2000\n")  # a baseline completes: the run watched something
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(events), "--labels", str(labels),
+                          "--config", str(config)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "labels: 5,000 joined" in res.stderr

@@ -367,3 +367,64 @@ def test_a_weak_shift_that_lasts_stays_one_episode():
         found += [(a.detector, a.status) for a in mon.process(batch(10_000 * k, 10_000, x, ["US"] * 10_000))]
     assert found and all(status == "firing" for _, status in found), found
     assert len(found) == len({d for d, _ in found}), found
+
+
+def _amounts(rng, n, start, rounded=False, factor=1.0):
+    amount = np.round(np.exp(rng.normal(3.0, 1.0, n)) * factor, 2)  # in cents, as a price is
+    if rounded:
+        amount = np.round(amount)
+    return batch(start, n, amount, rng.choice(["US", "DE"], n).astype(object))
+
+
+def test_a_number_rounded_upstream_is_caught_by_its_decimals_and_a_unit_slip_stays_one_alert():
+    """Amounts rounded to whole units keep their quantile bins' shares: only their precision says it, as
+    one alert on the column (detector ``decimals``). A x100 slip moves both the values and the precision:
+    still one alert, the precision joining the values' episode. Stationary amounts: no alert."""
+    rng = np.random.default_rng(8)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(_amounts(rng, 20_000, 0))
+    assert mon.process(_amounts(rng, 40_000, 0)) == []
+    firing = [a for a in mon.process(_amounts(rng, 5_000, 40_000, rounded=True)) if a.status == "firing"
+              and a.kind != "incident"]
+    assert [(a.feature, a.detector, a.kind) for a in firing] == [("x", "decimals", "data_quality")]
+    assert firing[0].row < 20 and "'integer'" in firing[0].message
+
+    slip = Monitor(MonitorConfig())
+    slip.fit_reference(_amounts(rng, 20_000, 0))
+    alerts = [a for a in slip.process(_amounts(rng, 5_000, 0, factor=100.0)) if a.kind != "incident"]
+    assert [(a.feature, a.status) for a in alerts] == [("x", "firing")]
+
+    off = Monitor(MonitorConfig.model_validate({"default": {"columns": {"x.decimals": {"enabled": False}}}}))
+    off.fit_reference(_amounts(rng, 20_000, 0))
+    assert off.process(_amounts(rng, 5_000, 0, rounded=True)) == []
+
+
+def test_events_sent_twice_are_caught_by_their_event_ids_whatever_the_batch_cuts_and_saves():
+    """A producer that re-sends 3 % of its events (the same ``event_id`` again, a few events later) raises a
+    ``data_quality`` alert on ``event_id.repeat``; the ids carry across batches and a saved state, so where
+    the batches are cut changes nothing. Unique ids: no alert."""
+    rng = np.random.default_rng(12)
+
+    def events(start, n, resent=0.0):
+        b = stream(rng, n, start)
+        ids = np.array([f"e{i}" for i in range(start, start + n)], dtype=object)
+        again = np.flatnonzero(rng.random(n) < resent)
+        again = again[again >= 50]
+        ids[again] = ids[again - rng.integers(1, 50, len(again))]
+        return Batch("m", ids, b.times, b.columns)
+
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 10_000}})
+    quiet, changed = events(0, 40_000), events(40_000, 6_000, resent=0.03)
+    runs = []
+    for cut in (1_000, 7_777):
+        mon = Monitor(config)
+        alerts = []
+        for base, part in ((0, quiet), (len(quiet), changed)):
+            for lo in range(0, len(part), cut):
+                alerts += [(base + lo + a.row, a.feature, a.detector, a.kind)
+                           for a in mon.process(part.slice(lo, min(lo + cut, len(part))))
+                           if a.status == "firing" and a.kind != "incident"]
+                mon = Monitor.from_bytes(mon.to_bytes(), config)
+        runs.append(alerts)
+    assert [a[1:] for a in runs[0]] == [("event_id.repeat", "mix", "data_quality")], runs[0]
+    assert runs[0][0][0] >= len(quiet) and runs[0] == runs[1]

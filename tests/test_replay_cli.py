@@ -143,6 +143,13 @@ def test_a_model_whose_baseline_never_completed_is_said_not_monitored(tmp_path):
     res = replay("--file", events, "--alerts-out", tmp_path / "a.jsonl")
     said = [line for line in res.stderr.decode().splitlines() if "baseline not complete" in line]
     assert res.returncode == 0 and said and "'rare' (" in said[0] and "'card-fraud'" not in said[0], said
+    # when no model was watched at all, the run failed: said first, exit 1 (relaxed by --allow-bad-input)
+    alone = tmp_path / "rare.jsonl"
+    alone.write_bytes(b"\n".join(few) + b"\n")
+    res = replay("--file", alone, "--alerts-out", tmp_path / "b.jsonl")
+    first = res.stderr.decode().splitlines()[0]
+    assert res.returncode == 1 and "error" in first and "baseline completed" in first, first
+    assert replay("--file", alone, "--allow-bad-input", "--alerts-out", tmp_path / "b.jsonl").returncode == 0
 
 
 def _rich_log(path, n=12_000):

@@ -276,9 +276,10 @@ class AlertPolicy:
 
 
 def _group(detector: str) -> str:
-    """The episode a detector's findings belong to: the drift detectors of a column share one (one cause,
-    one alert); every other detector (missing, new labels, a type change, a rule) has its own."""
-    return "drift" if DETECTOR_KIND.get(detector) == "drift" else detector
+    """The episode a detector's findings belong to: the drift detectors of a column and its precision share
+    one (one cause, one alert: a unit slip moves both); every other detector (missing, new labels, a type
+    change, a rule) has its own."""
+    return "drift" if DETECTOR_KIND.get(detector) == "drift" or detector == "decimals" else detector
 
 
 def _first_at_or_after(times: np.ndarray, lo: int, hi: int, deadline: float) -> int | None:

@@ -41,8 +41,20 @@ from .alerts import AlertPolicy, Finding
 from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_from_dict
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
+from .kernels import text_hashes
 from .lanes import LaneTable, build_lanes, calibrate
-from .roles import REPEAT_LABELS, ages, infer_role, repeats, text_lengths, text_numbers, time_scale
+from .roles import (
+    DECIMALS_LABELS,
+    REPEAT_LABELS,
+    ages,
+    decimals,
+    infer_role,
+    repeat_flags,
+    repeats,
+    text_lengths,
+    text_numbers,
+    time_scale,
+)
 from .rule_rates import RuleRates
 from .stats import CategoricalStats, NumericStats, stats_from_dict
 from .type_changes import TypeChanges
@@ -53,6 +65,16 @@ __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_
 _DERIVED_BY = {"text": "length", "numeric_text": "value", "timestamp": "age"}  # role -> its derived column
 STATE_VERSION = 7  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments, 7 per model
 BLOCK_BEFORE_SAVED = 32  # the block size of a model saved before states kept theirs (the default then)
+
+
+def _event_repeats(ids: TextArray, recent: np.ndarray) -> tuple[CategoricalArray, np.ndarray]:
+    """Per event, whether its ``event_id`` is among the last ``REPEAT_WINDOW`` (see :func:`repeats`)."""
+    ids = ids if isinstance(ids, TextArray) else TextArray.from_list(list(ids))
+    return repeat_flags(text_hashes(ids.data, ids.offsets), np.ones(len(ids), dtype=bool), recent)
+
+
+def _kind(column: Column) -> str:
+    return "numeric" if isinstance(column, NumericArray) else "categorical"
 
 
 def _empty_like(kind: str, n: int) -> Column:
@@ -101,6 +123,12 @@ class ColumnMonitor:
     @property
     def kind(self) -> str:
         return self.book.kind
+
+    @property
+    def quality_kind(self) -> str | None:
+        """``data_quality`` for what says how the values are written, not what they are (an id's repeats, a
+        number's precision); None: the detector's kind."""
+        return "data_quality" if self.name.endswith((".repeat", ".decimals")) else None
 
     def observe(self, column: Column | None, n: int, start: int) -> list[Transition]:
         if column is None:
@@ -217,8 +245,12 @@ class ColumnMonitor:
                 message = f"[{segment[0]}={segment[1]}] {message}"
             row = t.row if at is None else int(at[t.row])
             factor = _factor(self.context.get(t.lane, {}), self.book) if t.action == "fire" else None
-            out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
-                               segment=segment, factor=factor))
+            feature, detector = self.name, t.detector
+            if self.name.endswith(".decimals"):  # a number's precision is a detector of that number's
+                feature, detector = self.name[:-len(".decimals")], "decimals"
+                message = message.replace(f"{self.name}: ", f"{feature}: decimals changed: ", 1)
+            out.append(Finding(feature, detector, t.action, row, t.score, t.threshold, severity, message,
+                               segment=segment, factor=factor, kind=self.quality_kind))
         return out
 
     def describe(self, t: Transition) -> tuple[str, str]:
@@ -390,6 +422,12 @@ NEW_COLUMN = "new_column"  # the detector name of a column first seen after the 
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
 REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
+# the events' own ids are watched as an id column is: ``event_id.repeat`` (a producer re-sending its events)
+EVENT_REPEAT = "event_id.repeat"
+EVENT_IDS = "(event_id)"  # its key among recent_ids (not a column name: ids of a feature named event_id are apart)
+# the tilts of a number's precision (three codes: one rising is another falling): up only, strong ones for a
+# precision the baseline (nearly) never had
+DECIMALS_THETAS: dict[str, tuple[float, ...]] = {"mix": (0.4, 1.0, 2.0, 4.0, 7.0)}
 
 
 @dataclass
@@ -475,9 +513,13 @@ class ModelMonitor:
         return role
 
     def _derived(self, name: str, column: Column, times: np.ndarray) -> tuple[str, Column] | None:
-        """What a text, number-as-text or time column is watched by beside its missing rate (see roles.py):
-        (``<name>.length`` | ``.value`` | ``.age``, its values), or None."""
+        """What a text, number-as-text or time column is watched by beside its missing rate, and a number
+        beside its values (see roles.py): (``<name>.length`` | ``.value`` | ``.age`` | ``.decimals``, its
+        values), or None."""
         role = self.roles.get(name)
+        if role == "numeric" and isinstance(column, NumericArray):
+            cc = self.config.columns.get(f"{name}.decimals")
+            return (f"{name}.decimals", decimals(column)) if cc is None or cc.enabled else None
         if role == "text" and isinstance(column, CategoricalArray):
             return f"{name}.length", text_lengths(column)
         if role == "numeric_text" and isinstance(column, CategoricalArray):
@@ -486,23 +528,28 @@ class ModelMonitor:
             return f"{name}.age", ages(column, times, self.time_scales[name])
         return None
 
-    def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray) -> Mapping[str, Column]:
+    def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray,
+                      event_ids: TextArray | None = None) -> Mapping[str, Column]:
         """The batch's columns plus what text, time and id columns are watched by: ``<name>.length``,
-        ``<name>.value``, ``<name>.age`` and ``<name>.repeat`` (carrying each id column's last ids on to the
-        next batch)."""
+        ``<name>.value``, ``<name>.age``, ``<name>.decimals`` and ``<name>.repeat`` (carrying each id column's
+        last ids on to the next batch), and with ``event_ids`` the events' own ``event_id.repeat``."""
         ids = [name for name in self.recent_ids if name in columns]
         derived = [d for name, col in columns.items() if (d := self._derived(name, col, times)) is not None]
-        if not derived and not ids:
+        events = event_ids is not None and EVENT_IDS in self.recent_ids
+        if not derived and not ids and not events:
             return columns
         out = {**columns, **dict(derived)}
         for name in ids:
             out[f"{name}.repeat"], self.recent_ids[name] = repeats(columns[name], self.recent_ids[name])
+        if events:
+            assert event_ids is not None
+            out[EVENT_REPEAT], self.recent_ids[EVENT_IDS] = _event_repeats(event_ids, self.recent_ids[EVENT_IDS])
         return out
 
     def _live_findings(self, batch: Batch) -> list[Finding]:
         n, start = len(batch), self.events
         findings: list[Finding] = []
-        columns = self._with_derived(batch.columns, batch.times)
+        columns = self._with_derived(batch.columns, batch.times, batch.event_ids)
         for name, col in self.columns.items():
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
@@ -555,7 +602,7 @@ class ModelMonitor:
                 chosen, columns = {name: kind}, {name: baseline}
                 derived = self._derived(name, baseline, when)  # as a column of the baseline would be
                 if derived is not None:
-                    columns[derived[0]], chosen[derived[0]] = derived[1], "numeric"
+                    columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
                 del self.late[name], self.late_times[name]
@@ -631,7 +678,7 @@ class ModelMonitor:
             self._take_role(name, columns[name], reference.times)
             derived = self._derived(name, columns[name], reference.times)
             if derived is not None:
-                columns[derived[0]], chosen[derived[0]] = derived[1], "numeric"
+                columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
         self.recent_ids = {}
         for name in sorted(chosen):
             if self.roles.get(name) == "identifier":
@@ -639,6 +686,11 @@ class ModelMonitor:
                 chosen[f"{name}.repeat"] = "categorical"
                 # warm-up events are the stream's: their ids carry on; a reference file's do not
                 self.recent_ids[name] = recent if count_stats else np.empty(0, dtype=np.uint64)
+        own = cfg.columns.get(EVENT_REPEAT)
+        if own is None or own.enabled:
+            columns[EVENT_REPEAT], recent = _event_repeats(reference.event_ids, np.empty(0, dtype=np.uint64))
+            chosen[EVENT_REPEAT] = "categorical"
+            self.recent_ids[EVENT_IDS] = recent if count_stats else np.empty(0, dtype=np.uint64)
         built = self._build(columns, chosen)
         by_segment = {}
         for key, rows in self._segment_rows(reference).items():
@@ -666,11 +718,16 @@ class ModelMonitor:
             book: Codebook
             detectors = cfg.detectors_for(name, kind)
             thetas: dict[str, tuple[float, ...]] | None = None
-            if name.endswith(".repeat") and self.roles.get(name[:-7]) == "identifier":
+            if name == EVENT_REPEAT or (name.endswith(".repeat") and self.roles.get(name[:-7]) == "identifier"):
                 book = CategoricalCodebook(REPEAT_LABELS, frozenset(REPEAT_LABELS), False)
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
                 thetas = REPEAT_THETAS
+            elif name.endswith(".decimals") and self.roles.get(name[:-len(".decimals")]) == "numeric":
+                book = CategoricalCodebook(DECIMALS_LABELS, frozenset(DECIMALS_LABELS), False)
+                user = cfg.columns.get(name)
+                detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
+                thetas = DECIMALS_THETAS
             elif role in ("identifier", "text", "timestamp", "numeric_text"):  # only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))

@@ -24,7 +24,11 @@ finite numbers, and at least 32 distinct ones) is ``numeric_text``: its
 missing rate, and its values as a numeric column ``<name>.value`` (a unit
 slip or a shift there is a drift, not a flood of new labels); one of
 integer, nearly unique values named like an id or climbing is an
-``identifier``. Any other column is watched by its kind. ``columns.<name>.role`` in
+``identifier``. Any other column is watched by its kind; a ``numeric`` one also
+by its *decimals*, a categorical column ``<name>.decimals`` saying per value
+whether it is a whole number, has one or two decimals, or more (an upstream
+job that starts rounding, a cast to integers, a change of currency to one
+without cents: the quantile bins may keep their shares, the precision does not). ``columns.<name>.role`` in
 the config overrides the inference.
 
 >>> import numpy as np
@@ -51,14 +55,15 @@ import numpy as np
 
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repeats", "time_scale", "ages",
-           "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS"]
+__all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repeats", "repeat_flags", "time_scale",
+           "ages", "decimals", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS", "DECIMALS_LABELS"]
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
 TEXT_BYTES = 24  # mean label length (bytes) from which a column with spaces may be free text
 REPEAT_WINDOW = 4096  # an id seen among the column's last this many ids is a repeat
 REPEAT_LABELS = ("new", "repeat")
+DECIMALS_LABELS = ("integer", "1-2 decimals", "finer")
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid)$|[a-z0-9]Id$", re.IGNORECASE)
 _TIME_NAME = re.compile(r"(^|_)(at|ts|time|timestamp|date|datetime|epoch)$|[a-z0-9](At|Ts|Time|Timestamp|Date)$")
 CLIMBS = 0.9  # rank correlation with the events' order from which a column climbs with them
@@ -223,6 +228,24 @@ def text_lengths(column: CategoricalArray) -> NumericArray:
     return NumericArray(per_label[column.codes])
 
 
+def decimals(column: NumericArray) -> CategoricalArray:
+    """Per value, how precise it is: ``integer``, ``1-2 decimals`` or ``finer`` (missing where it is),
+    read as its shortest decimal form would be (``0.29`` has two decimals although ``0.29 * 100`` is not
+    exactly 29 in binary).
+
+    >>> col = decimals(NumericArray(np.array([3.0, 12.5, 0.29, 0.1234, np.nan, -7.0, 2.0 / 3.0])))
+    >>> [col.categories[c] if c >= 0 else None for c in col.codes]
+    ['integer', '1-2 decimals', '1-2 decimals', 'finer', None, 'integer', 'finer']
+    """
+    values = np.abs(column.values)
+    codes = np.full(len(values), 2, dtype=np.int64)
+    for code, scale in ((1, 100.0), (0, 1.0)):  # the coarsest that fits wins
+        scaled = values * scale
+        codes[np.abs(scaled - np.rint(scaled)) <= 1e-9 * np.maximum(scaled, 1.0)] = code
+    codes[np.isnan(values)] = -1
+    return CategoricalArray(codes, DECIMALS_LABELS)
+
+
 def repeats(column: Column, recent: np.ndarray, window: int = REPEAT_WINDOW) -> tuple[CategoricalArray, np.ndarray]:
     """Per event, ``repeat`` when its id is among the ``window`` ids before it (``recent`` holds the hashes
     of the ids before this batch), else ``new`` (missing where the id is); and the hashes to carry on.
@@ -246,9 +269,21 @@ def repeats(column: Column, recent: np.ndarray, window: int = REPEAT_WINDOW) -> 
         per_label = np.fromiter((zlib.crc32(label.encode("utf-8", "surrogatepass")) for label in column.categories),
                                 dtype=np.uint64, count=len(column.categories))
         hashes = per_label[column.codes[present]]
+    return repeat_flags(hashes, present, recent, window)
+
+
+def repeat_flags(hashes: np.ndarray, present: np.ndarray, recent: np.ndarray, window: int = REPEAT_WINDOW
+                 ) -> tuple[CategoricalArray, np.ndarray]:
+    """:func:`repeats` of ids given as hashes: one per ``present`` event, in order.
+
+    >>> none = np.empty(0, dtype=np.uint64)
+    >>> flags, _ = repeat_flags(np.array([5, 6, 5], dtype=np.uint64), np.ones(3, dtype=bool), none)
+    >>> flags.codes.tolist()
+    [0, 0, 1]
+    """
     seq = np.concatenate([recent.astype(np.uint64), hashes])
     pos = np.arange(len(seq))
-    order = np.lexsort((pos, seq))  # by id, then by position: each occurrence follows the one before it
+    order = np.argsort(seq, kind="stable")  # by id, then by position: each occurrence follows the one before it
     same = np.concatenate([[False], seq[order][1:] == seq[order][:-1]])
     gap = np.concatenate([[0], np.diff(pos[order])])
     repeated = np.zeros(len(seq), dtype=bool)

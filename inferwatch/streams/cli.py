@@ -90,8 +90,9 @@ def replay(
                                                 "INFERWATCH_WEBHOOK_SECRET when it is set)."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
     allow_bad_input: bool = typer.Option(False, "--allow-bad-input",
-                                         help="Exit 0 even when most messages are dead letters or the reference "
-                                              "is empty or of other models (it is still said)."),
+                                         help="Exit 0 even when most messages are dead letters, the reference "
+                                              "is empty or of other models, or no model's baseline completed "
+                                              "(it is still said)."),
     log_level: str = _log_level_option(),
 ) -> None:
     """Replay a JSONL file (or a Kafka topic's time range) through the core with in-memory state; print its alerts."""

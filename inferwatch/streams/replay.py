@@ -69,6 +69,8 @@ class ReplaySummary:
                        "nothing was compared to it")
         if self.dead_letters > self.events:
             out.append(f"most messages were dead letters ({self.dead_letters:,} of {self.dead_letters + self.events:,})")
+        if self.events and self.models and self.models <= set(self.unready):
+            out.append("no model's baseline completed: nothing was watched for changes")
         return out
 
     def top_reasons(self, k: int = 3) -> str:
@@ -225,7 +227,7 @@ def buffered_build(config: MonitorConfig, chunks: Iterable, reference: str | Pat
             break
     pipe = Pipeline.build(config, sample, reference_blocks(reference))
     if summary is not None:
-        summary.unwatched = unwatched_fields(sample)
+        summary.unwatched = unwatched_fields(sample[:SCHEMA_SAMPLE_LINES])
     return pipe, itertools.chain(head, chunks)
 
 

@@ -109,6 +109,10 @@ def build(name: str, seed: int = 0) -> Scenario:
     if name == "unit_bug":
         s.amount[after] = np.round(s.amount[after] * 100, 0)
         return Scenario(name, ref, s, c, "amount", _const(_gauss_kl(math.log(100))))
+    if name == "rounding":  # the amount (in cents) rounded to whole units upstream: its quantile bins barely move
+        s.amount[after] = np.round(s.amount[after])
+        whole = (np.sum(ref.amount == np.round(ref.amount)) + 0.5) / (len(ref.amount) + 1.5)  # as the reference says
+        return Scenario(name, ref, s, c, "amount", _const(math.log(1 / whole)))
     if name == "gradual_drift":
         ramp = np.minimum(np.arange(n - c) / 20_000, 1.0)
         s.score_a[after] += ramp
@@ -228,6 +232,18 @@ def _lines_scenario(name: str, seed: int) -> Scenario:
         shift = -rng.uniform(0, 60, n) - np.where(late, 900.0, 0.0)
         return Scenario(name, ref, s, c, "score_a", _const(_gauss_kl(0.5)),
                         lines=(to_lines(ref), _retimed(lines, shift)))
+    if name == "lines_events_resent":  # from the change on, 2 % of the events are sent again (a producer's retries)
+        ref, s = generate(REF_N, seed=1000 + seed), generate(n, seed=3000 + seed)
+        lines = to_lines(s, first_id=REF_N)
+        resent = lines[:c]
+        for i in range(c, n):
+            resent.append(lines[i])
+            if rng.random() < 0.02:
+                resent.append(lines[i - int(rng.integers(0, 500))])
+        p0, share = 0.5 / REF_N, 0.02 / 1.02
+        return Scenario(name, ref, s, c, "event_id.repeat",
+                        _const(share * math.log(share / p0) + (1 - share) * math.log((1 - share) / (1 - p0))),
+                        lines=(to_lines(ref), resent))
     if name == "lines_stationary_warmup":  # 500,000 real-log events, no reference: the baseline is the warm-up
         s = generate(500_000, seed=2000 + seed)
         s.log = log_columns(500_000, seed=6000 + seed)
@@ -295,12 +311,12 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
 
 
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
-             "variance_change", "unit_bug", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
+             "variance_change", "unit_bug", "rounding", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
              "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_price_in_another_currency",
              "log_segment_drift",
              "lines_named_output_drift", "lines_two_models",
-             "lines_out_of_order", "lines_stationary_warmup")
+             "lines_out_of_order", "lines_events_resent", "lines_stationary_warmup")
 
 
 SLOW = ("stationary_1m", "log_stationary_1m", "lines_stationary_warmup")  # in the benchmark's table, not in the test suite
