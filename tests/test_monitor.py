@@ -428,3 +428,46 @@ def test_events_sent_twice_are_caught_by_their_event_ids_whatever_the_batch_cuts
         runs.append(alerts)
     assert [a[1:] for a in runs[0]] == [("event_id.repeat", "mix", "data_quality")], runs[0]
     assert runs[0][0][0] >= len(quiet) and runs[0] == runs[1]
+
+
+def test_decimals_read_exactly_so_a_growing_level_is_not_a_change_of_precision():
+    """A number's decimals do not follow its size: unrounded values whose level grows tenfold (their drift
+    silenced by the config) raise nothing, where a tolerance relative to the value once turned large
+    values into '1-2 decimals' and paged."""
+    rng = np.random.default_rng(12)
+    n = 120_000
+    x = np.exp(np.linspace(np.log(2e5), np.log(2e6), n)) * np.exp(rng.normal(0, 0.3, n))
+    config = MonitorConfig.model_validate({"default": {"columns": {"x": {"detectors": ["missing"]}}}})
+    mon = Monitor(config)
+    alerts = mon.process(Batch("m", [f"e{i}" for i in range(n)], 1.7e9 + np.arange(n) / 100.0,
+                               {"x": NumericArray(x)}))
+    assert "x.decimals" in mon.models["m"].columns and alerts == []
+
+
+def test_event_ids_are_watched_against_the_warm_up_only_and_a_feature_named_event_id_keeps_its_own():
+    """A reference file's ids say nothing of how the live producer delivers (an exported set is usually
+    deduplicated): with one, ordinary redeliveries are not news. A feature that is itself named
+    ``event_id`` keeps its ``event_id.repeat``."""
+    rng = np.random.default_rng(0)
+
+    def events(start, n, resent, own_ids=False):
+        ids = [f"e{i}" for i in range(start, start + n)]
+        for i in np.flatnonzero(rng.random(n) < resent):
+            if i >= 20:
+                ids[i] = ids[i - int(rng.integers(1, 20))]
+        columns = {"x": NumericArray(rng.normal(0, 1, n))}
+        if own_ids:
+            columns["event_id"] = CategoricalArray.from_labels(ids)
+            ids = [f"envelope-{i}" for i in range(start, start + n)]
+        return Batch("m", ids, 1.7e9 + np.arange(start, start + n) / 100.0, columns)
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(events(0, 20_000, 0.0))  # deduplicated
+    assert "event_id.repeat" not in mon.models["m"].columns
+    assert mon.process(events(20_000, 60_000, 0.002)) == []
+
+    own = Monitor(MonitorConfig())
+    own.fit_reference(events(0, 20_000, 0.0, own_ids=True))
+    fired = [(a.feature, a.kind) for a in own.process(events(20_000, 10_000, 0.2, own_ids=True))
+             if a.status == "firing" and a.kind != "incident"]
+    assert fired == [("event_id.repeat", "data_quality")]

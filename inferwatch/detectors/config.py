@@ -187,6 +187,16 @@ class ModelConfig(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
 
+    @model_validator(mode="after")
+    def _derived_detectors(self) -> ModelConfig:
+        """An id's ``<name>.repeat`` and a number's ``<name>.decimals`` are categorical: said at start-up."""
+        for name, cc in self.columns.items():
+            wrong = [d for d in cc.detectors or () if d not in CATEGORICAL_DETECTORS]
+            if name.endswith((".repeat", ".decimals")) and wrong:
+                raise ValueError(f"columns.{name}.detectors: {wrong} do not apply to a categorical column "
+                                 f"(use {list(CATEGORICAL_DETECTORS)})")
+        return self
+
     def detectors_for(self, column: str, kind: str) -> tuple[str, ...]:
         allowed = NUMERIC_DETECTORS if kind == "numeric" else CATEGORICAL_DETECTORS
         declared = self.columns.get(column)

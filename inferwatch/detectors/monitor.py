@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .kernels import text_hashes
-from .lanes import LaneTable, build_lanes, calibrate
+from .lanes import DETECTOR_KIND, LaneTable, build_lanes, calibrate
 from .roles import (
     DECIMALS_LABELS,
     REPEAT_LABELS,
@@ -123,12 +123,6 @@ class ColumnMonitor:
     @property
     def kind(self) -> str:
         return self.book.kind
-
-    @property
-    def quality_kind(self) -> str | None:
-        """``data_quality`` for what says how the values are written, not what they are (an id's repeats, a
-        number's precision); None: the detector's kind."""
-        return "data_quality" if self.name.endswith((".repeat", ".decimals")) else None
 
     def observe(self, column: Column | None, n: int, start: int) -> list[Transition]:
         if column is None:
@@ -245,12 +239,8 @@ class ColumnMonitor:
                 message = f"[{segment[0]}={segment[1]}] {message}"
             row = t.row if at is None else int(at[t.row])
             factor = _factor(self.context.get(t.lane, {}), self.book) if t.action == "fire" else None
-            feature, detector = self.name, t.detector
-            if self.name.endswith(".decimals"):  # a number's precision is a detector of that number's
-                feature, detector = self.name[:-len(".decimals")], "decimals"
-                message = message.replace(f"{self.name}: ", f"{feature}: decimals changed: ", 1)
-            out.append(Finding(feature, detector, t.action, row, t.score, t.threshold, severity, message,
-                               segment=segment, factor=factor, kind=self.quality_kind))
+            out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
+                               segment=segment, factor=factor))
         return out
 
     def describe(self, t: Transition) -> tuple[str, str]:
@@ -534,7 +524,8 @@ class ModelMonitor:
         ``<name>.value``, ``<name>.age``, ``<name>.decimals`` and ``<name>.repeat`` (carrying each id column's
         last ids on to the next batch), and with ``event_ids`` the events' own ``event_id.repeat``."""
         ids = [name for name in self.recent_ids if name in columns]
-        derived = [d for name, col in columns.items() if (d := self._derived(name, col, times)) is not None]
+        derived = [d for name, col in columns.items()
+                   if (d := self._derived(name, col, times)) is not None and d[0] not in columns]
         events = event_ids is not None and EVENT_IDS in self.recent_ids
         if not derived and not ids and not events:
             return columns
@@ -544,6 +535,29 @@ class ModelMonitor:
         if events:
             assert event_ids is not None
             out[EVENT_REPEAT], self.recent_ids[EVENT_IDS] = _event_repeats(event_ids, self.recent_ids[EVENT_IDS])
+        return out
+
+    def _decimals_of(self, name: str) -> str | None:
+        """The numeric column whose ``<name>.decimals`` this derived column is, or None."""
+        base, _, suffix = name.rpartition(".")
+        return base if suffix == "decimals" and self.roles.get(base) == "numeric" else None
+
+    def _as_reported(self, findings: list[Finding]) -> list[Finding]:
+        """Findings of derived columns as they are reported: a number's decimals are a detector of that
+        number (``decimals``, joining its drift episode); they and an id's repeats are ``data_quality``."""
+        out = []
+        for f in findings:
+            if f.column in self.roles or f.detector not in DETECTOR_KIND:  # a column of the events, its own finding
+                out.append(f)
+                continue
+            base = self._decimals_of(f.column)
+            if base is not None:
+                said = (f.message.replace(f"{f.column}: ", f"{base}: decimals changed: ", 1) if f.action == "fire"
+                        else f.message.replace(f"{f.column}: {f.detector}", f"{base}: decimals", 1))
+                f = replace(f, column=base, detector="decimals", kind="data_quality", message=said)
+            elif f.column.endswith(".repeat"):
+                f = replace(f, kind="data_quality")
+            out.append(f)
         return out
 
     def _live_findings(self, batch: Batch) -> list[Finding]:
@@ -560,7 +574,7 @@ class ModelMonitor:
             columns = {**columns, **self._with_derived(late, batch.times)}
         self._segment_stats(batch, columns, start)
         self.events += n
-        return findings
+        return self._as_reported(findings)
 
     def _late_columns(self, batch: Batch) -> list[Finding]:
         """A column first seen after the baseline: said once, then watched against a baseline of its own
@@ -677,17 +691,20 @@ class ModelMonitor:
         for name in sorted(chosen):
             self._take_role(name, columns[name], reference.times)
             derived = self._derived(name, columns[name], reference.times)
-            if derived is not None:
+            if derived is not None and derived[0] not in columns:  # a column of the events keeps its name
                 columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
         self.recent_ids = {}
         for name in sorted(chosen):
-            if self.roles.get(name) == "identifier":
+            if self.roles.get(name) == "identifier" and f"{name}.repeat" not in columns:
                 columns[f"{name}.repeat"], recent = repeats(columns[name], np.empty(0, dtype=np.uint64))
                 chosen[f"{name}.repeat"] = "categorical"
                 # warm-up events are the stream's: their ids carry on; a reference file's do not
                 self.recent_ids[name] = recent if count_stats else np.empty(0, dtype=np.uint64)
         own = cfg.columns.get(EVENT_REPEAT)
-        if own is None or own.enabled:
+        # the events' own ids, when the baseline is the stream's warm-up (a reference file's ids say nothing of
+        # how the live producer delivers: a deduplicated file would make ordinary redeliveries news)
+        if (count_stats and "event_id" not in reference.columns and EVENT_REPEAT not in columns
+                and (own.enabled if own is not None else cfg.monitor_unlisted)):
             columns[EVENT_REPEAT], recent = _event_repeats(reference.event_ids, np.empty(0, dtype=np.uint64))
             chosen[EVENT_REPEAT] = "categorical"
             self.recent_ids[EVENT_IDS] = recent if count_stats else np.empty(0, dtype=np.uint64)
@@ -718,12 +735,13 @@ class ModelMonitor:
             book: Codebook
             detectors = cfg.detectors_for(name, kind)
             thetas: dict[str, tuple[float, ...]] | None = None
-            if name == EVENT_REPEAT or (name.endswith(".repeat") and self.roles.get(name[:-7]) == "identifier"):
+            if name not in self.roles and (name == EVENT_REPEAT or (name.endswith(".repeat")
+                                                                   and self.roles.get(name[:-7]) == "identifier")):
                 book = CategoricalCodebook(REPEAT_LABELS, frozenset(REPEAT_LABELS), False)
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
                 thetas = REPEAT_THETAS
-            elif name.endswith(".decimals") and self.roles.get(name[:-len(".decimals")]) == "numeric":
+            elif name not in self.roles and self._decimals_of(name) is not None:
                 book = CategoricalCodebook(DECIMALS_LABELS, frozenset(DECIMALS_LABELS), False)
                 user = cfg.columns.get(name)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
@@ -740,6 +758,10 @@ class ModelMonitor:
                     detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
+            if name not in self.roles and kind == "categorical" and not set(detectors) <= {"mix", "new_category",
+                                                                                            "missing"}:
+                raise ConfigError(f"models.{self.model}.columns.{name}.detectors: {name} is categorical (derived "
+                                  f"from {name.rpartition('.')[0]!r}): mix, new_category or missing")
             codes = book.encode(column)
             built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas))
         return built

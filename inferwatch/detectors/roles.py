@@ -233,15 +233,14 @@ def decimals(column: NumericArray) -> CategoricalArray:
     read as its shortest decimal form would be (``0.29`` has two decimals although ``0.29 * 100`` is not
     exactly 29 in binary).
 
-    >>> col = decimals(NumericArray(np.array([3.0, 12.5, 0.29, 0.1234, np.nan, -7.0, 2.0 / 3.0])))
+    >>> col = decimals(NumericArray(np.array([3.0, 12.5, 0.29, 0.1234, np.nan, -7.0, 2.0 / 3.0, 1e9 + 0.5, 1e-10])))
     >>> [col.categories[c] if c >= 0 else None for c in col.codes]
-    ['integer', '1-2 decimals', '1-2 decimals', 'finer', None, 'integer', 'finer']
+    ['integer', '1-2 decimals', '1-2 decimals', 'finer', None, 'integer', 'finer', '1-2 decimals', 'finer']
     """
-    values = np.abs(column.values)
+    values = column.values
     codes = np.full(len(values), 2, dtype=np.int64)
-    for code, scale in ((1, 100.0), (0, 1.0)):  # the coarsest that fits wins
-        scaled = values * scale
-        codes[np.abs(scaled - np.rint(scaled)) <= 1e-9 * np.maximum(scaled, 1.0)] = code
+    codes[np.rint(values * 100.0) / 100.0 == values] = 1  # exact: the size of a value does not decide
+    codes[np.rint(values) == values] = 0
     codes[np.isnan(values)] = -1
     return CategoricalArray(codes, DECIMALS_LABELS)
 
