@@ -89,3 +89,28 @@ def test_a_lane_whose_drift_a_reference_cannot_pin_down_is_dropped():
     assert np.isnan(lane_thresholds(weak, shares, ref_codes, math.log(1e9), 64)[0])
     # a lane with a clear margin is kept
     assert np.isfinite(lane_thresholds(strong, shares, ref_codes, math.log(1e9), 64)[0])
+
+
+def test_a_few_percent_of_values_beyond_the_reference_are_found_by_strong_tilts_on_its_empty_bins():
+    """A count of 0-10 in the reference, then 1 event in 20 logged at 50 (a retry storm, a sentinel): the
+    bin above the reference's largest value has its own strong tilts, so the change is found after about
+    four such values (the information's pace), not after 200 events by the spread."""
+    from inferwatch.detectors.config import MonitorConfig
+    from inferwatch.detectors.monitor import Monitor
+    from inferwatch.detectors.types import Batch
+
+    rng = np.random.default_rng(3)
+
+    def batch(x, start):
+        return Batch("m", [f"e{i}" for i in range(start, start + len(x))], 1.7e9 + np.arange(start, start + len(x)),
+                     {"n": NumericArray(x)})
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(rng.poisson(2.0, 20_000).astype(float), 0))
+    lanes = mon.models["m"].columns["n"].lanes
+    top = mon.models["m"].columns["n"].book.n_codes - 2  # the bin above the largest value (the last is missing)
+    assert sorted(lanes.theta[(lanes.target == top)].tolist()) == [4.0, 7.0]
+    x = rng.poisson(2.0, 5_000).astype(float)
+    x[::20] = 50.0
+    fired = [(a.detector, a.row) for a in mon.process(batch(x, 20_000)) if a.status == "firing"]
+    assert fired and fired[0][0] == "shape" and fired[0][1] <= 100, fired

@@ -16,7 +16,8 @@ detector           direction over codes                          kind
 =================  ===========================================  ==========
 ``mean``           normal scores of the bins (both signs)        drift
 ``scale``          squared normal scores (both signs)            drift
-``shape``          indicator of each bin (up)                    drift
+``shape``          indicator of each bin (up; stronger on the    drift
+                   bins the reference never filled)
 ``mix``            indicator of each label (both signs)          drift
 ``new_category``   indicator of "unseen label" (up)              data_quality
 ``missing``        indicator of "missing" (both signs)           data_quality
@@ -59,6 +60,10 @@ DEFAULT_THETAS = {
     "new_category": (3.0, 6.0, 9.0),
     "missing": (-2.5, -1.0, -0.5, 1.0, 2.0, 3.5, 6.0),
 }
+# the tilts of a bin the reference never filled (below its least value, above its largest, between distinct
+# values): each such value is strong evidence, and a few percent of them (a sentinel, a unit slip, a retry
+# storm logged at 50) is found in about the information's time only by a tilt as strong as log(share / p0)
+EMPTY_BIN_TILTS = (4.0, 7.0)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
 
 
@@ -166,7 +171,7 @@ def build_lanes(
 def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> tuple:
     """The lanes a column gets, as a key: (detector, the codes it points at (-1: none), the codes it lives on)
     per block; the support is "all", "present" (all but missing) or a mask."""
-    blocks: list[tuple[str, tuple[int, ...], object]] = []
+    blocks: list[tuple] = []  # (detector, targets, support[, its own tilts])
     if isinstance(book, NumericCodebook):
         n_present = book.n_codes - 1
         if n_present >= 2 and "mean" in detectors:
@@ -175,6 +180,9 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
             blocks.append(("scale", (-1,), "present"))
         if n_present >= 3 and "shape" in detectors:
             blocks.append(("shape", tuple(range(n_present)), "present"))
+            empty = tuple(int(k) for k in np.flatnonzero(counts[:n_present] == 0))
+            if empty:
+                blocks.append(("shape", empty, "present", EMPTY_BIN_TILTS))
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(book.n_codes, dtype=bool)
@@ -222,8 +230,8 @@ def _layout(n_codes: int, blocks: tuple, thetas: tuple) -> _Layout | None:
     theta: list[float] = []
     target: list[int] = []
     filled: list[tuple[int, int]] = []
-    for b, (det, points, support) in enumerate(blocks):
-        tilts = tilts_of[det]
+    for b, (det, points, support, *own) in enumerate(blocks):
+        tilts = own[0] if own else tilts_of[det]
         supports.append(present if support == "present" else np.ones(n_codes, dtype=bool) if support == "all"
                         else np.frombuffer(support, dtype=bool))
         for code in points:
