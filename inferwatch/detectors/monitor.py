@@ -68,9 +68,12 @@ BLOCK_BEFORE_SAVED = 32  # the block size of a model saved before states kept th
 
 
 def _event_repeats(ids: TextArray, recent: np.ndarray) -> tuple[CategoricalArray, np.ndarray]:
-    """Per event, whether its ``event_id`` is among the last ``REPEAT_WINDOW`` (see :func:`repeats`)."""
+    """Per event, whether its ``event_id`` is among the last ``REPEAT_WINDOW`` (see :func:`repeats`). The
+    hashes are cut to 32 bits (the window is saved with every batch: 16 KB, not 32): two ids of one window
+    then share a hash about once in a million events, far under any repeat share a baseline can tell."""
     ids = ids if isinstance(ids, TextArray) else TextArray.from_list(list(ids))
-    return repeat_flags(text_hashes(ids.data, ids.offsets), np.ones(len(ids), dtype=bool), recent)
+    hashes = text_hashes(ids.data, ids.offsets) & np.uint64(0xFFFFFFFF)
+    return repeat_flags(hashes, np.ones(len(ids), dtype=bool), recent)
 
 
 def _kind(column: Column) -> str:
@@ -339,7 +342,7 @@ class ColumnMonitor:
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
             "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
-            "code_tail": self.code_tail.astype("<i4").tobytes(),
+            "code_tail2": self.code_tail.astype("<i2").tobytes(),  # codes are under 600: two bytes each
         }
 
     @classmethod
@@ -360,7 +363,8 @@ class ColumnMonitor:
         col._digest = digest or hashlib.blake2b(data, digest_size=16).hexdigest()
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
-        col.code_tail = np.frombuffer(raw.get("code_tail", b""), dtype="<i4").astype(np.int64)  # (0.2: none)
+        col.code_tail = (np.frombuffer(raw["code_tail2"], dtype="<i2") if "code_tail2" in raw  # (0.2: none)
+                         else np.frombuffer(raw.get("code_tail", b""), dtype="<i4")).astype(np.int64)
         return col
 
 
@@ -705,9 +709,10 @@ class ModelMonitor:
         # how the live producer delivers: a deduplicated file would make ordinary redeliveries news)
         if (count_stats and "event_id" not in reference.columns and EVENT_REPEAT not in columns
                 and (own.enabled if own is not None else cfg.monitor_unlisted)):
-            columns[EVENT_REPEAT], recent = _event_repeats(reference.event_ids, np.empty(0, dtype=np.uint64))
-            chosen[EVENT_REPEAT] = "categorical"
-            self.recent_ids[EVENT_IDS] = recent if count_stats else np.empty(0, dtype=np.uint64)
+            flags, recent = _event_repeats(reference.event_ids, np.empty(0, dtype=np.uint64))
+            if not flags.codes[1:].all():  # ids that all repeat (none at all: the stream's own) say nothing
+                columns[EVENT_REPEAT], chosen[EVENT_REPEAT] = flags, "categorical"
+                self.recent_ids[EVENT_IDS] = recent
         built = self._build(columns, chosen)
         by_segment = {}
         for key, rows in self._segment_rows(reference).items():
@@ -834,7 +839,8 @@ class ModelMonitor:
             "roles": self.roles,
             "type_changes": self.type_changes.to_dict(),
             "log_arl0": self.log_arl0,
-            "recent_ids": {name: ids.astype("<u8").tobytes() for name, ids in sorted(self.recent_ids.items())},
+            "recent_ids": {name: ids.astype("<u4" if name == EVENT_IDS else "<u8").tobytes()
+                           for name, ids in sorted(self.recent_ids.items())},
             "time_scales": dict(sorted(self.time_scales.items())),
             "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)),
                                                 np.concatenate(self.late_times.get(name) or [np.full(len(c), np.nan)]),
@@ -863,7 +869,7 @@ class ModelMonitor:
         mon.roles = dict(raw.get("roles") or {})
         mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
         mon.log_arl0 = float(raw.get("log_arl0", 0.0))
-        mon.recent_ids = {name: np.frombuffer(ids, dtype="<u8").astype(np.uint64)
+        mon.recent_ids = {name: np.frombuffer(ids, dtype="<u4" if name == EVENT_IDS else "<u8").astype(np.uint64)
                           for name, ids in (raw.get("recent_ids") or {}).items()}
         mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
         late = {name: _batch_from_dict(b) for name, b in (raw.get("late") or {}).items()}
