@@ -85,3 +85,18 @@ def test_a_reference_of_signed_zeros_gives_one_unsigned_edge():
         # the last edge just above the largest value: values beyond the reference's have a bin of their own
         assert not np.signbit(book.edges).any() and book.edges.tolist() == [0.0, 1.0, 2.0, 3.0, np.nextafter(3, 4)]
         assert book.label(1) == "[0, 1)" and not np.signbit(book.median)
+
+
+def test_window_repeats_agrees_with_a_plain_loop():
+    """The one-pass hash table flags exactly the items whose value came among the ``window`` before."""
+    from inferwatch.detectors.kernels import window_repeats
+
+    rng = np.random.default_rng(7)
+    for n, values, window in [(0, 1, 3), (1, 1, 1), (50, 3, 2), (2_000, 40, 17), (5_000, 10_000, 4096)]:
+        seq = rng.integers(0, values, n).astype(np.uint64)
+        last: dict[int, int] = {}
+        expected = []
+        for i, v in enumerate(seq.tolist()):
+            expected.append(v in last and i - last[v] <= window)
+            last[v] = i
+        assert window_repeats(seq, window).tolist() == expected

@@ -625,3 +625,33 @@ def text_hashes(data: bytes, offsets: np.ndarray) -> np.ndarray:
     out = np.empty(len(offsets) - 1, dtype=np.uint64)
     _fnv1a(np.frombuffer(data, dtype=np.uint8), np.asarray(offsets, dtype=np.int64), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _window_repeats(seq, window, out):
+    size = 16
+    while size < 2 * len(seq):
+        size *= 2
+    mask = size - 1
+    keys = np.empty(size, dtype=np.uint64)
+    last = np.full(size, -1, dtype=np.int64)
+    for i in range(len(seq)):
+        h = seq[i]
+        k = np.int64((h ^ (h >> np.uint64(31))) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(33)) & mask
+        while last[k] != -1 and keys[k] != h:
+            k = (k + 1) & mask
+        out[i] = last[k] != -1 and i - last[k] <= window
+        keys[k] = h
+        last[k] = i
+
+
+def window_repeats(seq: np.ndarray, window: int) -> np.ndarray:
+    """Per item, whether the same value came among the ``window`` items before it; one pass, an open
+    hash table of the values' last places.
+
+    >>> window_repeats(np.array([5, 6, 5, 7, 6], dtype=np.uint64), 2).tolist()
+    [False, False, True, False, False]
+    """
+    out = np.zeros(len(seq), dtype=np.bool_)
+    _window_repeats(np.ascontiguousarray(seq, dtype=np.uint64), int(window), out)
+    return out

@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from .kernels import window_repeats
 from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repeats", "repeat_flags", "time_scale",
@@ -281,12 +282,7 @@ def repeat_flags(hashes: np.ndarray, present: np.ndarray, recent: np.ndarray, wi
     [0, 0, 1]
     """
     seq = np.concatenate([recent.astype(np.uint64), hashes])
-    pos = np.arange(len(seq))
-    order = np.argsort(seq, kind="stable")  # by id, then by position: each occurrence follows the one before it
-    same = np.concatenate([[False], seq[order][1:] == seq[order][:-1]])
-    gap = np.concatenate([[0], np.diff(pos[order])])
-    repeated = np.zeros(len(seq), dtype=bool)
-    repeated[order] = same & (gap <= window)
+    repeated = window_repeats(seq, window)
     codes = np.full(len(present), -1, dtype=np.int64)
     codes[present] = repeated[len(recent):].astype(np.int64)
     return CategoricalArray(codes, REPEAT_LABELS), seq[-window:].copy()
