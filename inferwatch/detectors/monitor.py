@@ -46,6 +46,7 @@ from .lanes import DETECTOR_KIND, LaneTable, build_lanes, calibrate
 from .roles import (
     DECIMALS_LABELS,
     REPEAT_LABELS,
+    REPEAT_WINDOW,
     ages,
     decimals,
     infer_role,
@@ -560,7 +561,10 @@ class ModelMonitor:
                         else f.message.replace(f"{f.column}: {f.detector}", f"{base}: decimals", 1))
                 f = replace(f, column=base, detector="decimals", kind="data_quality", message=said)
             elif f.column.endswith(".repeat"):
-                f = replace(f, kind="data_quality")
+                envelope = f.column == EVENT_REPEAT and "event_id" not in self.roles  # not a feature named so
+                what = "events whose event_id repeats" if envelope else "ids that repeat"
+                said = f.message.replace("share of 'repeat'", f"share of {what} one of the last {REPEAT_WINDOW:,}", 1)
+                f = replace(f, kind="data_quality", message=said)
             out.append(f)
         return out
 
