@@ -72,7 +72,6 @@ def _event_repeats(ids: TextArray, recent: np.ndarray) -> tuple[CategoricalArray
     """Per event, whether its ``event_id`` is among the last ``REPEAT_WINDOW`` (see :func:`repeats`). The
     hashes are cut to 32 bits (the window is saved with every batch: 16 KB, not 32): two ids of one window
     then share a hash about once in a million events, far under any repeat share a baseline can tell."""
-    ids = ids if isinstance(ids, TextArray) else TextArray.from_list(list(ids))
     hashes = text_hashes(ids.data, ids.offsets) & np.uint64(0xFFFFFFFF)
     return repeat_flags(hashes, np.ones(len(ids), dtype=bool), recent)
 
@@ -542,6 +541,16 @@ class ModelMonitor:
             out[EVENT_REPEAT], self.recent_ids[EVENT_IDS] = _event_repeats(event_ids, self.recent_ids[EVENT_IDS])
         return out
 
+    def _fixed_labels(self, name: str) -> tuple[tuple[str, ...], dict[str, tuple[float, ...]]] | None:
+        """(labels, tilts) of a derived column whose labels are known in advance: an id column's or the
+        events' ``.repeat``, a number's ``.decimals``; None for any other (a column of the events included)."""
+        if name in self.roles:
+            return None
+        base, _, suffix = name.rpartition(".")
+        if name == EVENT_REPEAT or (suffix == "repeat" and self.roles.get(base) == "identifier"):
+            return REPEAT_LABELS, REPEAT_THETAS
+        return (DECIMALS_LABELS, DECIMALS_THETAS) if self._decimals_of(name) is not None else None
+
     def _decimals_of(self, name: str) -> str | None:
         """The numeric column whose ``<name>.decimals`` this derived column is, or None."""
         base, _, suffix = name.rpartition(".")
@@ -602,7 +611,7 @@ class ModelMonitor:
                 if not present.size:
                     continue
                 first = int(present[0])
-                kind = "numeric" if isinstance(column, NumericArray) else "categorical"
+                kind = _kind(column)
                 findings.append(Finding(name, NEW_COLUMN, "fire", first, 1.0, 0.0, "warning",
                                         f"{name}: a new {kind} column, not in the baseline; it is watched against "
                                         f"its own first {cfg.warmup_events:,} events", kind="data_quality"))
@@ -619,7 +628,7 @@ class ModelMonitor:
                 take = cfg.warmup_events
                 baseline = concat_columns(held).take(np.arange(take))
                 when = np.concatenate(self.late_times[name])[:take]
-                kind = "numeric" if isinstance(baseline, NumericArray) else "categorical"
+                kind = _kind(baseline)
                 self._take_role(name, baseline, when)
                 chosen, columns = {name: kind}, {name: baseline}
                 derived = self._derived(name, baseline, when)  # as a column of the baseline would be
@@ -744,17 +753,12 @@ class ModelMonitor:
             book: Codebook
             detectors = cfg.detectors_for(name, kind)
             thetas: dict[str, tuple[float, ...]] | None = None
-            if name not in self.roles and (name == EVENT_REPEAT or (name.endswith(".repeat")
-                                                                   and self.roles.get(name[:-7]) == "identifier")):
-                book = CategoricalCodebook(REPEAT_LABELS, frozenset(REPEAT_LABELS), False)
-                user = cfg.columns.get(name)
+            fixed = self._fixed_labels(name)
+            if fixed is not None:  # an id's repeats, a number's decimals: labels known in advance
+                labels, thetas = fixed
+                book = CategoricalCodebook(labels, frozenset(labels), False)
+                user = cfg.columns.get(name)  # (its detectors are categorical: the config checked them)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
-                thetas = REPEAT_THETAS
-            elif name not in self.roles and self._decimals_of(name) is not None:
-                book = CategoricalCodebook(DECIMALS_LABELS, frozenset(DECIMALS_LABELS), False)
-                user = cfg.columns.get(name)
-                detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
-                thetas = DECIMALS_THETAS
             elif role in ("identifier", "text", "timestamp", "numeric_text"):  # only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
@@ -767,10 +771,6 @@ class ModelMonitor:
                     detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
-            if name not in self.roles and kind == "categorical" and not set(detectors) <= {"mix", "new_category",
-                                                                                            "missing"}:
-                raise ConfigError(f"models.{self.model}.columns.{name}.detectors: {name} is categorical (derived "
-                                  f"from {name.rpartition('.')[0]!r}): mix, new_category or missing")
             codes = book.encode(column)
             built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas))
         return built

@@ -230,9 +230,9 @@ def text_lengths(column: CategoricalArray) -> NumericArray:
 
 
 def decimals(column: NumericArray) -> CategoricalArray:
-    """Per value, how precise it is: ``integer``, ``1-2 decimals`` or ``finer`` (missing where it is),
-    read as its shortest decimal form would be (``0.29`` has two decimals although ``0.29 * 100`` is not
-    exactly 29 in binary).
+    """Per value, how precise it is: ``integer``, ``1-2 decimals`` or ``finer`` (missing where it is), read
+    exactly: a value has one or two decimals when rounding it to hundredths gives it back (``0.29`` does,
+    although ``0.29 * 100`` is not exactly 29 in binary); its size does not decide.
 
     >>> col = decimals(NumericArray(np.array([3.0, 12.5, 0.29, 0.1234, np.nan, -7.0, 2.0 / 3.0, 1e9 + 0.5, 1e-10])))
     >>> [col.categories[c] if c >= 0 else None for c in col.codes]
