@@ -444,10 +444,11 @@ def test_decimals_read_exactly_so_a_growing_level_is_not_a_change_of_precision()
     assert "x.decimals" in mon.models["m"].columns and alerts == []
 
 
-def test_event_ids_are_watched_against_the_warm_up_only_and_a_feature_named_event_id_keeps_its_own():
+def test_event_ids_are_watched_against_the_streams_own_first_events_and_a_feature_named_event_id_keeps_its_own():
     """A reference file's ids say nothing of how the live producer delivers (an exported set is usually
-    deduplicated): with one, ordinary redeliveries are not news. A feature that is itself named
-    ``event_id`` keeps its ``event_id.repeat``."""
+    deduplicated): with one, the events' ids get a baseline of their own from the first live events (kept
+    through a saved state), so ordinary redeliveries are not news and a producer that starts re-sending is.
+    A feature that is itself named ``event_id`` keeps its ``event_id.repeat``."""
     rng = np.random.default_rng(0)
 
     def events(start, n, resent, own_ids=False):
@@ -463,8 +464,15 @@ def test_event_ids_are_watched_against_the_warm_up_only_and_a_feature_named_even
 
     mon = Monitor(MonitorConfig())
     mon.fit_reference(events(0, 20_000, 0.0))  # deduplicated
-    assert "event_id.repeat" not in mon.models["m"].columns
-    assert mon.process(events(20_000, 60_000, 0.002)) == []
+    assert "event_id.repeat" not in mon.models["m"].columns  # not against the file
+    first, rest = events(20_000, 3_000, 0.002), events(23_000, 57_000, 0.002)
+    assert mon.process(first) == []
+    mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())  # half-way through its baseline
+    assert mon.process(rest) == []  # without a word, and ordinary redeliveries are in its baseline
+    assert "event_id.repeat" in mon.models["m"].columns
+    fired = [(a.feature, a.kind) for a in mon.process(events(80_000, 10_000, 0.03))
+             if a.status == "firing" and a.kind != "incident"]
+    assert fired == [("event_id.repeat", "data_quality")]
 
     own = Monitor(MonitorConfig())
     own.fit_reference(events(0, 20_000, 0.0, own_ids=True))

@@ -76,6 +76,12 @@ def _event_repeats(ids: TextArray, recent: np.ndarray) -> tuple[CategoricalArray
     return repeat_flags(hashes, np.ones(len(ids), dtype=bool), recent)
 
 
+def _ids_tell(flags: CategoricalArray) -> bool:
+    """Whether ids' repeat flags can be a baseline: ids that all repeat (none at all: the stream's own
+    pseudo-model) say nothing."""
+    return not flags.codes[1:].all()
+
+
 def _kind(column: Column) -> str:
     return "numeric" if isinstance(column, NumericArray) else "categorical"
 
@@ -585,7 +591,7 @@ class ModelMonitor:
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
         watched = set(self.columns)
-        findings += self._late_columns(batch)
+        findings += self._late_columns(batch, columns)
         if set(self.columns) != watched:  # a late column got its baseline: what it is watched by, from here on
             late = {name: batch.columns[name] for name in set(self.columns) - watched if name in batch.columns}
             columns = {**columns, **self._with_derived(late, batch.times)}
@@ -593,11 +599,16 @@ class ModelMonitor:
         self.events += n
         return self._as_reported(findings)
 
-    def _late_columns(self, batch: Batch) -> list[Finding]:
+    def _late_columns(self, batch: Batch, derived: Mapping[str, Column]) -> list[Finding]:
         """A column first seen after the baseline: said once, then watched against a baseline of its own
-        (its first ``warmup_events`` events from its first value on)."""
+        (its first ``warmup_events`` events from its first value on). The events' own ``event_id.repeat``
+        after a reference file (see :meth:`_calibrate`) is baselined so too, without a word."""
         cfg, findings, n = self.config, [], len(batch)
-        for name, whole in sorted(batch.columns.items()):
+        late = dict(batch.columns)
+        if EVENT_REPEAT in derived and EVENT_REPEAT not in self.columns:
+            late[EVENT_REPEAT] = derived[EVENT_REPEAT]
+        for name, whole in sorted(late.items()):
+            quiet = name == EVENT_REPEAT
             column = whole
             if name in self.columns or name in self.roles:
                 continue
@@ -612,9 +623,11 @@ class ModelMonitor:
                     continue
                 first = int(present[0])
                 kind = _kind(column)
-                findings.append(Finding(name, NEW_COLUMN, "fire", first, 1.0, 0.0, "warning",
-                                        f"{name}: a new {kind} column, not in the baseline; it is watched against "
-                                        f"its own first {cfg.warmup_events:,} events", kind="data_quality"))
+                if not quiet:
+                    findings.append(Finding(name, NEW_COLUMN, "fire", first, 1.0, 0.0, "warning",
+                                            f"{name}: a new {kind} column, not in the baseline; it is watched "
+                                            f"against its own first {cfg.warmup_events:,} events",
+                                            kind="data_quality"))
                 column = column.take(np.arange(first, len(column)))
                 held = self.late[name] = []
                 self.late_times[name] = []
@@ -629,18 +642,26 @@ class ModelMonitor:
                 baseline = concat_columns(held).take(np.arange(take))
                 when = np.concatenate(self.late_times[name])[:take]
                 kind = _kind(baseline)
-                self._take_role(name, baseline, when)
+                if quiet:
+                    del self.late[name], self.late_times[name]
+                    if not _ids_tell(cast(CategoricalArray, baseline)):
+                        del self.recent_ids[EVENT_IDS]
+                        continue
+                else:
+                    self._take_role(name, baseline, when)
                 chosen, columns = {name: kind}, {name: baseline}
                 derived = self._derived(name, baseline, when)  # as a column of the baseline would be
                 if derived is not None:
                     columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
-                del self.late[name], self.late_times[name]
+                self.late.pop(name, None)
+                self.late_times.pop(name, None)
                 row = offset + len(column) - (have - take) - 1
-                findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
-                                        f"{name}: baseline taken from its first {take:,} events; watched from here",
-                                        kind="data_quality"))
+                if not quiet:
+                    findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
+                                            f"{name}: baseline taken from its first {take:,} events; watched from "
+                                            "here", kind="data_quality"))
                 if row + 1 < n:  # the rest of this batch is watched at once: batch cuts change nothing
                     rest = np.arange(row + 1, n)
                     values = self._with_derived({name: whole.take(rest)}, np.asarray(batch.times)[rest])
@@ -718,12 +739,15 @@ class ModelMonitor:
                 # warm-up events are the stream's: their ids carry on; a reference file's do not
                 self.recent_ids[name] = recent if count_stats else np.empty(0, dtype=np.uint64)
         own = cfg.columns.get(EVENT_REPEAT)
-        # the events' own ids, when the baseline is the stream's warm-up (a reference file's ids say nothing of
-        # how the live producer delivers: a deduplicated file would make ordinary redeliveries news)
-        if (count_stats and "event_id" not in reference.columns and EVENT_REPEAT not in columns
+        # the events' own ids, against the stream's own first events: the warm-up, or with a reference file the
+        # first live events (a late column's baseline): a file's ids say nothing of how the live producer
+        # delivers, and a deduplicated file would make ordinary redeliveries news
+        if ("event_id" not in reference.columns and EVENT_REPEAT not in columns
                 and (own.enabled if own is not None else cfg.monitor_unlisted)):
             flags, recent = _event_repeats(reference.event_ids, np.empty(0, dtype=np.uint64))
-            if not flags.codes[1:].all():  # ids that all repeat (none at all: the stream's own) say nothing
+            if not count_stats:
+                self.recent_ids[EVENT_IDS] = np.empty(0, dtype=np.uint64)
+            elif _ids_tell(flags):
                 columns[EVENT_REPEAT], chosen[EVENT_REPEAT] = flags, "categorical"
                 self.recent_ids[EVENT_IDS] = recent
         built = self._build(columns, chosen)
