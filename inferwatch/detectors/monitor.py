@@ -599,14 +599,14 @@ class ModelMonitor:
         self.events += n
         return self._as_reported(findings)
 
-    def _late_columns(self, batch: Batch, derived: Mapping[str, Column]) -> list[Finding]:
+    def _late_columns(self, batch: Batch, with_derived: Mapping[str, Column]) -> list[Finding]:
         """A column first seen after the baseline: said once, then watched against a baseline of its own
         (its first ``warmup_events`` events from its first value on). The events' own ``event_id.repeat``
         after a reference file (see :meth:`_calibrate`) is baselined so too, without a word."""
         cfg, findings, n = self.config, [], len(batch)
         late = dict(batch.columns)
-        if EVENT_REPEAT in derived and EVENT_REPEAT not in self.columns:
-            late[EVENT_REPEAT] = derived[EVENT_REPEAT]
+        if EVENT_REPEAT in with_derived and EVENT_REPEAT not in self.columns:
+            late[EVENT_REPEAT] = with_derived[EVENT_REPEAT]
         for name, whole in sorted(late.items()):
             quiet = name == EVENT_REPEAT
             column = whole
