@@ -480,3 +480,26 @@ def test_event_ids_are_watched_against_the_streams_own_first_events_and_a_featur
              if a.status == "firing" and a.kind != "incident"]
     assert [f[:2] for f in fired] == [("event_id.repeat", "data_quality")]
     assert "share of ids that repeat one of the last 4,096 rose" in fired[0][2], fired  # words, not a code's name
+
+
+def test_a_feature_named_event_id_repeat_after_a_reference_stays_a_feature_of_its_own():
+    """The events' own repeat flags never stand in for a column of the events with the same name: a numeric
+    feature ``event_id.repeat`` first sent after a reference file is announced and watched as a number,
+    whether the events' ids tell anything (unique) or not (all the same)."""
+    rng = np.random.default_rng(5)
+    for same_ids in (False, True):
+        def events(start, n, extra=False):
+            ids = ["same"] * n if same_ids else [f"e{i}" for i in range(start, start + n)]
+            columns = {"x": NumericArray(rng.normal(0, 1, n))}
+            if extra:
+                columns["event_id.repeat"] = NumericArray(rng.normal(5, 1, n))
+            return Batch("m", ids, 1.7e9 + np.arange(start, start + n) / 100.0, columns)
+
+        mon = Monitor(MonitorConfig())
+        mon.fit_reference(events(0, 20_000))
+        said = []
+        for lo in range(20_000, 60_000, 5_000):
+            said += [(a.feature, a.detector, a.status) for a in mon.process(events(lo, 5_000, extra=True))]
+            mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
+        assert said[:2] == [("event_id.repeat", "new_column", "firing"), ("event_id.repeat", "new_column", "resolved")]
+        assert mon.models["m"].columns["event_id.repeat"].kind == "numeric"

@@ -536,7 +536,8 @@ class ModelMonitor:
         ids = [name for name in self.recent_ids if name in columns]
         derived = [d for name, col in columns.items()
                    if (d := self._derived(name, col, times)) is not None and d[0] not in columns]
-        events = event_ids is not None and EVENT_IDS in self.recent_ids
+        # (a column of the events named event_id.repeat keeps its values)
+        events = event_ids is not None and EVENT_IDS in self.recent_ids and EVENT_REPEAT not in columns
         if not derived and not ids and not events:
             return columns
         out = {**columns, **dict(derived)}
@@ -605,10 +606,12 @@ class ModelMonitor:
         after a reference file (see :meth:`_calibrate`) is baselined so too, without a word."""
         cfg, findings, n = self.config, [], len(batch)
         late = dict(batch.columns)
-        if EVENT_REPEAT in with_derived and EVENT_REPEAT not in self.columns:
+        envelope = EVENT_REPEAT in with_derived and EVENT_REPEAT not in batch.columns  # the events' own ids
+        if envelope and EVENT_REPEAT not in self.columns:
             late[EVENT_REPEAT] = with_derived[EVENT_REPEAT]
         for name, whole in sorted(late.items()):
-            quiet = name == EVENT_REPEAT
+            quiet = envelope and name == EVENT_REPEAT
+            key = EVENT_IDS if quiet else name  # where its values wait (a feature may carry the same name)
             column = whole
             if name in self.columns or name in self.roles:
                 continue
@@ -617,7 +620,7 @@ class ModelMonitor:
                 continue
             present = np.flatnonzero(~np.isnan(column.values) if isinstance(column, NumericArray)
                                      else column.codes >= 0)
-            held = self.late.get(name)
+            held = self.late.get(key)
             if held is None:
                 if not present.size:
                     continue
@@ -629,21 +632,21 @@ class ModelMonitor:
                                             f"against its own first {cfg.warmup_events:,} events",
                                             kind="data_quality"))
                 column = column.take(np.arange(first, len(column)))
-                held = self.late[name] = []
-                self.late_times[name] = []
+                held = self.late[key] = []
+                self.late_times[key] = []
                 offset = first
             else:
                 offset = 0
             held.append(column)
-            self.late_times.setdefault(name, []).append(np.asarray(batch.times[offset:], dtype=np.float64))
+            self.late_times.setdefault(key, []).append(np.asarray(batch.times[offset:], dtype=np.float64))
             have = sum(len(c) for c in held)
             if have >= cfg.warmup_events:
                 take = cfg.warmup_events
                 baseline = concat_columns(held).take(np.arange(take))
-                when = np.concatenate(self.late_times[name])[:take]
+                when = np.concatenate(self.late_times[key])[:take]
                 kind = _kind(baseline)
                 if quiet:
-                    del self.late[name], self.late_times[name]
+                    del self.late[key], self.late_times[key]
                     if not _ids_tell(cast(CategoricalArray, baseline)):
                         del self.recent_ids[EVENT_IDS]
                         continue
@@ -655,8 +658,8 @@ class ModelMonitor:
                     columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
-                self.late.pop(name, None)
-                self.late_times.pop(name, None)
+                self.late.pop(key, None)
+                self.late_times.pop(key, None)
                 row = offset + len(column) - (have - take) - 1
                 if not quiet:
                     findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
@@ -873,7 +876,11 @@ class ModelMonitor:
             "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)),
                                                 np.concatenate(self.late_times.get(name) or [np.full(len(c), np.nan)]),
                                                 {name: c}))
-                     for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))},
+                     for name, c in ((k, concat_columns(v)) for k, v in sorted(self.late.items()))
+                     if name != EVENT_IDS},
+            # the events' own repeat flags while their baseline fills: a byte each (no times, no ids)
+            "event_repeats_late": (cast(CategoricalArray, concat_columns(self.late[EVENT_IDS])).codes
+                                   .astype(np.int8).tobytes() if EVENT_IDS in self.late else None),
             "segment_monitors": [{"tag": tag, "value": value, "events": seg.events,
                                   "columns": [c.to_dict(blobs) for c in seg.columns.values()]}
                                  for (tag, value), seg in sorted(self.segment_monitors.items())],
@@ -905,6 +912,10 @@ class ModelMonitor:
         # a state saved before late columns kept their times holds zeros in their place: not times
         mon.late_times = {name: [np.asarray(b.times, dtype=np.float64) if "time_scales" in raw
                                  else np.full(len(b.times), np.nan)] for name, b in late.items()}
+        if raw.get("event_repeats_late") is not None:
+            flags = np.frombuffer(raw["event_repeats_late"], dtype=np.int8).astype(np.int64)
+            mon.late[EVENT_IDS] = [CategoricalArray(flags, REPEAT_LABELS)]
+            mon.late_times[EVENT_IDS] = [np.full(len(flags), np.nan)]
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
                 {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))
