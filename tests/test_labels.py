@@ -432,3 +432,21 @@ def test_labels_beside_see_the_end_of_a_transactional_labels_topic(services):
         assert read == list(range(100)) + list(range(101, 151)) and beside.ends[0] == 152
     finally:
         beside.close()
+
+
+def test_re_sent_events_are_one_data_quality_alert_not_a_performance_one(tmp_path):
+    """A producer that re-sends 3 % of its events from event 30,000 on: the model's ``event_id.repeat``
+    says so once; the performance monitors (which see the same predictions) watch their metrics only, not
+    the predictions' ids nor a metric's decimals."""
+    events, labels = labelled(tmp_path, n=60_000)
+    lines = events.read_bytes().splitlines()
+    rng = np.random.default_rng(1)
+    resent = []
+    for i, line in enumerate(lines):
+        resent.append(line)
+        if i >= 30_000 and rng.random() < 0.03:
+            resent.append(lines[i - int(rng.integers(1, 200))])
+    events.write_bytes(b"\n".join(resent) + b"\n")
+    alerts, _ = run(events, labels)
+    fired = [(a["kind"], a["feature"]) for a in alerts if a["status"] == "firing" and a["kind"] != "incident"]
+    assert fired == [("data_quality", "event_id.repeat")], fired

@@ -41,10 +41,11 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 
 from ..detectors.config import ColumnConfig, ModelConfig, MonitorConfig
-from ..detectors.monitor import ModelMonitor, Monitor
+from ..detectors.monitor import EVENT_REPEAT, ModelMonitor, Monitor
 from ..detectors.performance import (
     ESTIMATED,
     METRIC_COLUMNS,
+    METRICS,
     as_performance,
     calibration_gap,
     estimate_columns,
@@ -666,9 +667,13 @@ def _lane(monitor: Monitor, model: str, output: str) -> str:
 
 
 def _lane_config(config: MonitorConfig, lane: str) -> ModelConfig:
-    """A performance lane's config: its model's, with the metrics' columns watched as METRIC_COLUMNS says."""
+    """A performance lane's config: its model's, with the metrics' columns watched as METRIC_COLUMNS says, and
+    neither a metric's decimals nor the predictions' event ids (the model's own monitor watches its ids)."""
     columns = {metric: ColumnConfig(type=kind, detectors=detectors)  # type: ignore[arg-type]
                for metric, (kind, detectors) in METRIC_COLUMNS.items()}
+    off = ColumnConfig(enabled=False)
+    columns.update({f"{metric}.decimals": off for metric in (*METRICS, "label_delay", ESTIMATED)})
+    columns[EVENT_REPEAT] = off
     return config.for_model(lane.partition("\x1f")[0]).model_copy(update={"columns": columns, "monitor_unlisted": True})
 
 
