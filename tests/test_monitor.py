@@ -1,5 +1,7 @@
 """The monitor end to end on arrays: quiet on stationary data, loud on changes, state round-trips."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -487,19 +489,40 @@ def test_a_feature_named_event_id_repeat_after_a_reference_stays_a_feature_of_it
     feature ``event_id.repeat`` first sent after a reference file is announced and watched as a number,
     whether the events' ids tell anything (unique) or not (all the same)."""
     rng = np.random.default_rng(5)
-    for same_ids in (False, True):
-        def events(start, n, extra=False):
+    for same_ids, reference, feature_from in itertools.product((False, True), (True, False), (0, 30_000)):
+        def events(start, n):
             ids = ["same"] * n if same_ids else [f"e{i}" for i in range(start, start + n)]
             columns = {"x": NumericArray(rng.normal(0, 1, n))}
-            if extra:
+            if start >= 20_000 + feature_from:  # (before or after the flags have their baseline)
                 columns["event_id.repeat"] = NumericArray(rng.normal(5, 1, n))
             return Batch("m", ids, 1.7e9 + np.arange(start, start + n) / 100.0, columns)
 
         mon = Monitor(MonitorConfig())
-        mon.fit_reference(events(0, 20_000))
+        if reference:
+            mon.fit_reference(events(0, 20_000))
         said = []
-        for lo in range(20_000, 60_000, 5_000):
-            said += [(a.feature, a.detector, a.status) for a in mon.process(events(lo, 5_000, extra=True))]
+        for lo in range(0 if reference else 20_000, 20_000 + feature_from + 40_000, 5_000):
+            if lo >= 20_000 or not reference:
+                said += [(a.feature, a.detector, a.status) for a in mon.process(events(lo, 5_000))]
             mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
-        assert said[:2] == [("event_id.repeat", "new_column", "firing"), ("event_id.repeat", "new_column", "resolved")]
+        new = [s for s in said if s[0] == "event_id.repeat"]
+        late = reference or feature_from > 0  # else it is in the warm-up: a column of the baseline
+        assert new[:2] == ([("event_id.repeat", "new_column", "firing"), ("event_id.repeat", "new_column",
+                                                                        "resolved")] if late else []), (
+            same_ids, reference, feature_from, new)
         assert mon.models["m"].columns["event_id.repeat"].kind == "numeric"
+
+
+def test_a_column_the_config_turns_off_is_not_watched_from_a_state_saved_before():
+    """A state saved while a column was watched, read with a config that turns it off (a newer inferwatch's
+    internal monitors, a user's edit): the column is not watched, its ids' window dropped."""
+    rng = np.random.default_rng(2)
+    ids = [f"e{i}" for i in range(30_000)]
+    batch = Batch("m", ids, 1.7e9 + np.arange(30_000) / 100.0, {"x": NumericArray(rng.normal(0, 1, 30_000))})
+    mon = Monitor(MonitorConfig())
+    mon.process(batch)
+    assert {"x.decimals", "event_id.repeat"} <= set(mon.models["m"].columns)
+    off = MonitorConfig.model_validate({"default": {"columns": {"x.decimals": {"enabled": False},
+                                                                 "event_id.repeat": {"enabled": False}}}})
+    again = Monitor.from_bytes(mon.to_bytes(), off).models["m"]
+    assert set(again.columns) == {"x"} and again.recent_ids == {}

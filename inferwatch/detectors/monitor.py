@@ -498,6 +498,17 @@ class ModelMonitor:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
+    def _yield_event_repeat(self) -> None:
+        """A column of the events named ``event_id.repeat`` arrived: it keeps its name, and the events' own ids
+        are no longer watched (as when a feature is named ``event_id``); it is then a new column."""
+        del self.recent_ids[EVENT_IDS]
+        self.late.pop(EVENT_IDS, None)
+        self.late_times.pop(EVENT_IDS, None)
+        if EVENT_REPEAT not in self.roles:  # the flags' monitor, not a column of the events
+            self.columns.pop(EVENT_REPEAT, None)
+            for seg in self.segment_monitors.values():
+                seg.columns.pop(EVENT_REPEAT, None)
+
     def _take_role(self, name: str, column: Column, times: np.ndarray) -> str:
         """The column's role (the config's, else inferred), noted with a timestamp's unit; a ``timestamp``
         the config gives to values that are not times keeps the column's kind."""
@@ -585,6 +596,8 @@ class ModelMonitor:
         return out
 
     def _live_findings(self, batch: Batch) -> list[Finding]:
+        if EVENT_REPEAT in batch.columns and EVENT_IDS in self.recent_ids:
+            self._yield_event_repeat()
         n, start = len(batch), self.events
         findings: list[Finding] = []
         columns = self._with_derived(batch.columns, batch.times, batch.event_ids)
@@ -897,7 +910,9 @@ class ModelMonitor:
         mon.block = int(raw.get("block", BLOCK_BEFORE_SAVED))
         mon.rule_rates = mon._rule_rates()
         block, fraction = mon.block, config.alert_policy.resolve_fraction
-        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in raw["columns"]}
+        off = {name for name, cc in config.columns.items() if not cc.enabled}  # (a state may predate the config's word)
+        mon.columns = {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in raw["columns"]
+                       if c["name"] not in off}
         mon.policy = AlertPolicy.from_dict(mon.model, config.alert_policy, raw["policy"])
         mon.rule_rates.load(raw.get("rule_rates") or {})
         mon.warmup = [_batch_from_dict(raw["warmup"])] if raw["warmup"] else []
@@ -905,7 +920,8 @@ class ModelMonitor:
         mon.type_changes = TypeChanges.from_dict(raw.get("type_changes"))
         mon.log_arl0 = float(raw.get("log_arl0", 0.0))
         mon.recent_ids = {name: np.frombuffer(ids, dtype="<u4" if name == EVENT_IDS else "<u8").astype(np.uint64)
-                          for name, ids in (raw.get("recent_ids") or {}).items()}
+                          for name, ids in (raw.get("recent_ids") or {}).items()
+                          if (EVENT_REPEAT if name == EVENT_IDS else f"{name}.repeat") not in off}
         mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
         late = {name: _batch_from_dict(b) for name, b in (raw.get("late") or {}).items()}
         mon.late = {name: [b.columns[name]] for name, b in late.items()}
@@ -918,7 +934,8 @@ class ModelMonitor:
             mon.late_times[EVENT_IDS] = [np.full(len(flags), np.nan)]
         mon.segment_monitors = {
             (s["tag"], s["value"]): SegmentMonitor(
-                {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]}, int(s["events"]))
+                {c["name"]: ColumnMonitor.from_dict(c, block, fraction, blobs) for c in s["columns"]
+                 if c["name"] not in off}, int(s["events"]))
             for s in raw.get("segment_monitors") or []}
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
