@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import orjson
 import pytest
 
@@ -346,3 +347,26 @@ def test_a_batch_rewrites_only_the_models_it_touched_and_a_missing_part_is_named
     blob = next(k for k in stored if k.startswith("fixed:"))
     with pytest.raises(StateError, match=blob[len("fixed:"):]):
         Pipeline.from_parts(head, {k: v for k, v in stored.items() if k != blob}, config)
+
+
+def test_a_column_still_taking_its_baseline_is_not_said_never_seen():
+    """The summary's "never seen" lists what the config names and the stream never carried: not a column that
+    came after the baseline and is still taking its own, nor the events' ids after a reference file."""
+    from inferwatch.detectors.monitor import Monitor
+    from inferwatch.detectors.types import Batch, NumericArray
+    from inferwatch.streams.pipeline import never_seen
+
+    config = MonitorConfig.model_validate({"models": {"m": {"monitor_unlisted": False, "columns": {
+        "x": {}, "y": {}, "event_id.repeat": {}, "nothere": {}}}}})
+    rng = np.random.default_rng(3)
+
+    def events(start, n, y=False):
+        columns = {"x": NumericArray(rng.normal(0, 1, n))}
+        if y:
+            columns["y"] = NumericArray(rng.normal(0, 1, n))
+        return Batch("m", [f"e{i}" for i in range(start, start + n)], 1.7e9 + np.arange(start, start + n), columns)
+
+    mon = Monitor(config)
+    mon.fit_reference(events(0, 20_000))
+    mon.process(events(20_000, 3_000, y=True))
+    assert never_seen(config, mon.models) == ["column 'nothere' of model 'm'"]

@@ -465,6 +465,11 @@ class ModelMonitor:
     def calibrated(self) -> bool:
         return self.live_from is not None
 
+    @property
+    def waiting(self) -> set[str]:
+        """Columns seen but still taking their baseline: late columns, and the events' ids after a reference."""
+        return {EVENT_REPEAT if name == EVENT_IDS else name for name in self.late}
+
     def fit(self, reference: Batch) -> None:
         """Take the baseline from reference events (the first ``max_reference_events``)."""
         if len(reference) > self.config.max_reference_events:

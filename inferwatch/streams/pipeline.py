@@ -484,7 +484,7 @@ def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -
 
 def never_seen(config: MonitorConfig, models: Mapping[str, Any]) -> list[str]:
     """The models the config names that ``models`` (name -> ModelMonitor) lacks, and the columns it names
-    that a calibrated model does not watch."""
+    that a calibrated model neither watches nor has seen (a column still taking its baseline was seen)."""
     out = []
     for model, mc in sorted(config.models.items()):
         mon = models.get(model)
@@ -494,7 +494,7 @@ def never_seen(config: MonitorConfig, models: Mapping[str, Any]) -> list[str]:
         if not mon.calibrated:
             continue
         out += [f"column {name!r} of model {model!r}" for name, cc in sorted(mc.columns.items())
-                if cc.enabled and name not in mon.columns]
+                if cc.enabled and name not in mon.columns and name not in mon.waiting]
     return out
 
 
