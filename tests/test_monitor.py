@@ -490,7 +490,7 @@ def test_a_feature_named_event_id_repeat_after_a_reference_stays_a_feature_of_it
     whether the events' ids tell anything (unique) or not (all the same)."""
     rng = np.random.default_rng(5)
     for same_ids, reference, feature_from in itertools.product((False, True), (True, False), (0, 30_000)):
-        def events(start, n):
+        def events(start, n, same_ids=same_ids, feature_from=feature_from):
             ids = ["same"] * n if same_ids else [f"e{i}" for i in range(start, start + n)]
             columns = {"x": NumericArray(rng.normal(0, 1, n))}
             if start >= 20_000 + feature_from:  # (before or after the flags have their baseline)
