@@ -509,10 +509,8 @@ class ModelMonitor:
         del self.recent_ids[EVENT_IDS]
         self.late.pop(EVENT_IDS, None)
         self.late_times.pop(EVENT_IDS, None)
-        if EVENT_REPEAT not in self.roles:  # the flags' monitor, not a column of the events
-            self.columns.pop(EVENT_REPEAT, None)
-            for seg in self.segment_monitors.values():
-                seg.columns.pop(EVENT_REPEAT, None)
+        for columns in (self.columns, *(seg.columns for seg in self.segment_monitors.values())):
+            columns.pop(EVENT_REPEAT, None)  # the flags' monitor (the column's own comes as a new column)
 
     def _take_role(self, name: str, column: Column, times: np.ndarray) -> str:
         """The column's role (the config's, else inferred), noted with a timestamp's unit; a ``timestamp``
@@ -552,8 +550,7 @@ class ModelMonitor:
         ids = [name for name in self.recent_ids if name in columns]
         derived = [d for name, col in columns.items()
                    if (d := self._derived(name, col, times)) is not None and d[0] not in columns]
-        # (a column of the events named event_id.repeat keeps its values)
-        events = event_ids is not None and EVENT_IDS in self.recent_ids and EVENT_REPEAT not in columns
+        events = event_ids is not None and EVENT_IDS in self.recent_ids  # (see _yield_event_repeat)
         if not derived and not ids and not events:
             return columns
         out = {**columns, **dict(derived)}
@@ -662,13 +659,12 @@ class ModelMonitor:
                 take = cfg.warmup_events
                 baseline = concat_columns(held).take(np.arange(take))
                 when = np.concatenate(self.late_times[key])[:take]
+                del self.late[key], self.late_times[key]
                 kind = _kind(baseline)
-                if quiet:
-                    del self.late[key], self.late_times[key]
-                    if not _ids_tell(cast(CategoricalArray, baseline)):
-                        del self.recent_ids[EVENT_IDS]
-                        continue
-                else:
+                if quiet and not _ids_tell(cast(CategoricalArray, baseline)):
+                    del self.recent_ids[EVENT_IDS]
+                    continue
+                if not quiet:
                     self._take_role(name, baseline, when)
                 chosen, columns = {name: kind}, {name: baseline}
                 derived = self._derived(name, baseline, when)  # as a column of the baseline would be
@@ -676,8 +672,6 @@ class ModelMonitor:
                     columns[derived[0]], chosen[derived[0]] = derived[1], _kind(derived[1])
                 built = self._build(columns, chosen)
                 self.columns.update(self._monitors(built, chosen, columns, self.log_arl0, True))
-                self.late.pop(key, None)
-                self.late_times.pop(key, None)
                 row = offset + len(column) - (have - take) - 1
                 if not quiet:
                     findings.append(Finding(name, NEW_COLUMN, "clear", max(row, 0), 0.0, 0.0, "info",
