@@ -450,3 +450,18 @@ def test_re_sent_events_are_one_data_quality_alert_not_a_performance_one(tmp_pat
     alerts, _ = run(events, labels)
     fired = [(a["kind"], a["feature"]) for a in alerts if a["status"] == "firing" and a["kind"] != "incident"]
     assert fired == [("data_quality", "event_id.repeat")], fired
+
+
+def test_a_batch_of_label_feeds_is_added_in_one_step_in_time_order():
+    """A worker reads a batch's labels as several feeds (one a consume call): added together, they keep the
+    labels not given out yet, are sorted where they came out of order, and count the unreadable ones."""
+    def label(i: int, second: int) -> bytes:
+        return orjson.dumps({"event_id": f"e{i}", "model": "m", "label": i % 2 == 0,
+                             "timestamp": f"2026-11-01T00:00:{second:02d}Z"})
+
+    feed = LabelFeed.from_lines([label(0, 1), label(1, 2)])
+    assert feed.until(LabelFeed.from_lines([label(9, 1)]).times[0]) == (0, 1)  # e0 given out, e1 not yet
+    first, second = LabelFeed.from_lines([label(2, 5), b"{}"]), LabelFeed.from_lines([label(3, 3), b"[1"])
+    assert feed.add(first, second) == 2
+    assert feed.ids == ["e1", "e3", "e2"] and feed.labels == [False, False, True]
+    assert np.all(np.diff(feed.times) > 0) and feed.unreadable == 2 and feed.sent == 0

@@ -171,11 +171,15 @@ class LabelFeed:
         out yet. Returns the unreadable lines among them."""
         return self.add(LabelFeed.from_lines(lines))
 
-    def add(self, more: LabelFeed) -> int:
-        """:meth:`append`, of labels already read."""
+    def add(self, *more: LabelFeed) -> int:
+        """:meth:`append`, of labels already read (the feeds of one batch joined in one copy)."""
         lo = self.sent
-        times = np.concatenate([self.times[lo:], more.times])
-        models, ids, labels = self.models[lo:] + more.models, self.ids[lo:] + more.ids, self.labels[lo:] + more.labels
+        times = np.concatenate([self.times[lo:], *(m.times for m in more)])
+        models, ids, labels = self.models[lo:], self.ids[lo:], self.labels[lo:]  # (copies: extended here)
+        for m in more:
+            models.extend(m.models)
+            ids.extend(m.ids)
+            labels.extend(m.labels)
         if (np.diff(times) < 0).any():  # (the usual labels topic comes in time order: nothing to sort)
             order = np.argsort(times, kind="stable")
             keep = order.tolist()
@@ -183,8 +187,9 @@ class LabelFeed:
             models, ids, labels = [models[i] for i in keep], [ids[i] for i in keep], [labels[i] for i in keep]
         self.times, self.models, self.ids, self.labels = times, models, ids, labels
         self.sent = 0
-        self.unreadable += more.unreadable
-        return more.unreadable
+        unreadable = sum(m.unreadable for m in more)
+        self.unreadable += unreadable
+        return unreadable
 
     def to_dict(self) -> dict:
         """The labels not given out yet."""

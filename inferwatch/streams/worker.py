@@ -268,7 +268,7 @@ def _labels_beside(config: MonitorConfig, stage: Stage, part: Partition, offsets
         if label_offsets:
             fed += len(label_offsets)
             state.labels_next[k] = label_offsets[-1] + 1
-            if sum(watch.feed.add(feed) for feed in read):
+            if watch.feed.add(*read):
                 log.warning("%s:%d: unreadable labels among %d (no event_id, model, timestamp or label): counted",
                             stage.labels, k, len(label_offsets))
     if fed and part.pipeline is None:

@@ -11,7 +11,10 @@ regression's error scaled by ``noise``, or its predictions shifted by
 keep following the true probability. ``overconfident``: the scores are
 sharpened (not calibrated) from the start. ``regions``: a ``region`` tag,
 the regions in turn; ``flip_region``: only that region's labels flip.
-``delay_after``: the labels' delay from the change on.
+``delay_after``: the labels' delay from the change on. ``features``: how
+many features an event has (``x`` and, beyond it, unrelated ones as a
+production model's log has them: numbers, a ``country`` and an ``is_new``
+flag).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
              noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
              seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
              sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None,
-             delay_after: float | None = None) -> tuple[Path, Path]:
+             delay_after: float | None = None, features: int = 1) -> tuple[Path, Path]:
     """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
@@ -57,9 +60,11 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
             prediction[after] = 1 / (1 + np.exp(-2 * slope * x[after]))
     events, labels = [], []
     keep_it = rng.random(n) < keep
+    extra = _unrelated(rng, n, features - 1)
     for i in range(n):
         t = START + i * 0.01
-        event = {"event_id": f"e{i}", "model": model, "timestamp": stamp(t), "features": {"x": round(float(x[i]), 5)},
+        event = {"event_id": f"e{i}", "model": model, "timestamp": stamp(t),
+                 "features": {"x": round(float(x[i]), 5), **{name: col[i] for name, col in extra.items()}},
                  "prediction": round(float(prediction[i]), 5)}
         if regions:
             event["tags"] = {"region": regions[i % len(regions)]}
@@ -75,3 +80,15 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
     ev.write_bytes(b"\n".join(events) + b"\n")
     lab.write_bytes(b"\n".join(line for _, line in labels) + b"\n")
     return ev, lab
+
+
+def _unrelated(rng: np.random.Generator, n: int, count: int) -> dict[str, list]:
+    """``count`` features that the score does not use: numbers ``f1``, ``f2``, ..., then a ``country`` (eight
+    of them) and an ``is_new`` flag (20 %) once there are three or more."""
+    named = min(count, 2) if count >= 3 else 0
+    out: dict[str, list] = {f"f{k}": np.round(rng.normal(k, 1.0, n), 4).tolist() for k in range(1, count - named + 1)}
+    if named:
+        countries = np.array(["de", "fr", "es", "it", "nl", "pl", "se", "at"])
+        out["country"] = countries[rng.integers(0, len(countries), n)].tolist()
+        out["is_new"] = (rng.random(n) < 0.2).tolist()
+    return out
