@@ -167,6 +167,37 @@ def test_a_feature_that_changes_type_is_one_finding_not_a_blackout():
     assert any(a.feature == "amount" and a.row >= 12_000 for a in firing if a.detector != "type_changed")
 
 
+NAMES = ["event_id", "model", "prediction", "prediction.score.value", "prediction.", 'avg("7d")', "a\nb",
+         "back\\slash", "tags.region", "\x1f0"]
+
+
+@pytest.mark.parametrize("outputs", [False, True], ids=["a scalar prediction", "named outputs"])
+def test_a_feature_may_have_any_name_even_the_prediction_s(outputs):
+    """Features named as the event's own fields, as the prediction's columns, or with quotes, backslashes and
+    control characters: every event counts, each such feature is a column (one named as a column of the
+    prediction is watched as ``features.<name>``), and a value of the wrong type is a finding about it."""
+    rng = np.random.default_rng(7)
+    lines = []
+    for i in range(3_000):
+        features = {name: round(float(rng.normal(k, 1)), 3) for k, name in enumerate(NAMES)}
+        if i % 100 == 99:
+            features['avg("7d")'] = "n/a"  # the wrong type, in a field the typed screen cannot name
+        prediction = {"score": round(float(rng.random()), 3)} if outputs else round(float(rng.random()), 3)
+        lines.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1793491200 + i,
+                                   "features": features, "prediction": prediction, "tags": {"region": "eu"}}))
+    config = MonitorConfig.model_validate({"default": {"segments": ["region"], "warmup_events": 1000}})
+    pipe = Pipeline.build(config, lines[:1000])
+    result = pipe.step(lines)
+    assert result.events == len(lines) and not result.dead
+    prediction = "prediction.score" if outputs else "prediction"
+    columns = set(pipe.monitor.models["m"].columns)
+    assert {"event_id", "model", "features.prediction", "features.prediction.score.value", "features.prediction.",
+            'avg("7d")', "a\nb", "back\\slash", "tags.region", "\x1f0", prediction} <= columns
+    assert pipe.monitor.models["m"].columns[prediction].kind == "numeric"
+    typed = [a for _, a in result.alerts if a.detector == "type_changed"]
+    assert [a.feature for a in typed if a.status == "firing"] == ['avg("7d")']
+
+
 def test_a_trickle_of_wrong_types_is_one_episode():
     """``"unknown"`` in 1 of 2,000 ``n_devices`` and a text "true" in 1 of 1,000 booleans, from the first event
     on: one episode each, not one each time a value comes after a short quiet spell (the missing-value

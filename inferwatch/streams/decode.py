@@ -77,8 +77,9 @@ class Schema:
         return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]))
 
     def kinds(self) -> dict[str, Kind]:
-        """Kind of every column: features, then ``prediction`` or ``prediction.<output>``."""
-        kinds = dict(self.features)
+        """Kind of every column: features (see :func:`feature_column`), then ``prediction`` or
+        ``prediction.<output>``."""
+        kinds = {feature_column(k): v for k, v in self.features.items()}
         if isinstance(self.prediction, dict):
             kinds.update({f"prediction.{k}": v for k, v in self.prediction.items()})
         elif self.prediction is not None:
@@ -86,7 +87,7 @@ class Schema:
         return kinds
 
     def columns(self) -> list[str]:
-        names = list(self.features)
+        names = [feature_column(k) for k in self.features]
         if isinstance(self.prediction, dict):
             names += [f"prediction.{k}" for k in self.prediction]
         elif self.prediction is not None:
@@ -227,7 +228,10 @@ class Decoder:
         self.schema = schema
         self.limits = limits or Limits()
         self.polars_schema = schema.polars()
-        self._fits_all = msgspec.json.Decoder(_screen_type(schema))
+        try:  # (a field named with a quote, a backslash or a control character has no typed screen: judged alone)
+            self._fits_all: msgspec.json.Decoder | None = msgspec.json.Decoder(_screen_type(schema))
+        except ValueError:
+            self._fits_all = None
         self.screen_first = False  # the last block needed the screen: screen the next one before parsing it
         self._invalid: dict[int, list[tuple[str, str]]] = {}
         self.repair = False
@@ -371,7 +375,7 @@ class Decoder:
             assert name is not None  # _of_a_field
             if name.startswith("features."):
                 raw["features"][name[9:]] = None
-                wrong.append((name[9:], why))
+                wrong.append((feature_column(name[9:]), why))
             elif name == "prediction":
                 raw["prediction"] = None
                 wrong.append((name, why))
@@ -402,8 +406,9 @@ class Decoder:
     def _verdict(self, line: bytes) -> tuple[tuple[str | None, str] | None, Any]:
         """:meth:`_problem`'s verdict, and the event as parsed when a field's value is at fault (else None)."""
         try:  # one typed decode (C) says a line passes every check below; only the others are worded
-            self._fits_all.decode(line)
-            return None, None
+            if self._fits_all is not None:
+                self._fits_all.decode(line)
+                return None, None
         except (msgspec.DecodeError, RecursionError):
             pass
         try:
@@ -483,8 +488,8 @@ class Decoder:
     def _validate_and_split(self, frame: pl.DataFrame, index: np.ndarray, lines, first_index, out: Decoded) -> None:
         """One polars ``select`` for all checks and columns, then split by model."""
         table = frame.select(self._expressions())
-        problem = table["__problem"].to_numpy().copy()
-        times = _seconds(table["timestamp"])
+        problem = table[_PROBLEM].to_numpy().copy()
+        times = _seconds(table[_TIME])
         problem[(problem == 0) & np.isnan(times)] = 5
         problem[(problem == 0) & ~in_range(times)] = 7
         for i in np.flatnonzero(problem == 6):  # the reader turns an object or array into its text: look again
@@ -499,15 +504,15 @@ class Decoder:
             table, index, times = table.filter(pl.Series(~bad)), index[~bad], times[~bad]
         if len(table) == 0:
             return
-        models = table["model"].unique(maintain_order=True)
+        models = table[_MODEL].unique(maintain_order=True)
         bounds = [0, len(table)]
         if len(models) > 1:  # each model's rows, in order, one after the other: one gather of the whole table
-            codes = table["model"].cast(pl.Enum(models.to_list())).to_physical().to_numpy()
+            codes = table[_MODEL].cast(pl.Enum(models.to_list())).to_physical().to_numpy()
             order = np.argsort(codes, kind="stable")
             table, index, times = table[order], index[order], times[order]
             bounds = [0] + np.cumsum(np.bincount(codes, minlength=len(models))).tolist()
         columns, segments, names = self._columns(table)
-        batch, rows = Batch(names[0], _text(table["event_id"]), times, columns, segments), first_index + index
+        batch, rows = Batch(names[0], _text(table[_ID]), times, columns, segments), first_index + index
         if len(names) == 1:
             out.batches.append(batch)
             out.rows.append(rows)
@@ -526,12 +531,13 @@ class Decoder:
         by a dense rank when they are many (an Enum that wide costs more).
         """
         outputs = self._outputs()
-        categorical = [name for name, kind in outputs if kind == "categorical"]
-        labels = table.select([pl.col("model").unique(maintain_order=True).implode()]
+        categorical = [_alias(i) for i, (_, kind, _, _) in enumerate(outputs) if kind == "categorical"]
+        labels = table.select([pl.col(_MODEL).unique(maintain_order=True).implode()]
                               + [pl.col(c).drop_nulls().unique().sort().implode() for c in categorical]).row(0)
         names, vocabulary = labels[0], dict(zip(categorical, labels[1:]))
         codes_exprs = []
-        for name, kind in outputs:
+        for i, (_, kind, _, _) in enumerate(outputs):
+            name = _alias(i)
             col = pl.col(name)
             if kind == "numeric":
                 codes_exprs.append(col.cast(pl.Float64))
@@ -544,29 +550,31 @@ class Decoder:
         arrays = table.select(codes_exprs)
         columns: dict[str, Column] = {}
         segments: dict[str, CategoricalArray] = {}
-        for name, kind in outputs:
-            values = arrays[name].to_numpy()
+        for i, (name, kind, _, tag) in enumerate(outputs):
+            values = arrays[_alias(i)].to_numpy()
             if kind == "numeric":
                 column: Column = NumericArray(values.astype(np.float64, copy=False))
             elif kind == "boolean":
                 column = CategoricalArray(values, ("false", "true"))
             else:
-                column = CategoricalArray(values, tuple(vocabulary[name]))
-            if name.startswith("tags."):
-                segments[name[5:]] = column
+                column = CategoricalArray(values, tuple(vocabulary[_alias(i)]))
+            if tag:
+                segments[name] = column
             else:
                 columns[name] = column
         return columns, segments, names
 
-    def _outputs(self) -> list[tuple[str, str]]:
-        """(output column, kind) for every feature, prediction output and tag."""
-        outs = list(self.schema.features.items())
+    def _outputs(self) -> list[tuple[str, str, pl.Expr, bool]]:
+        """(column, kind, where the reader finds it, whether it is a tag) of every feature, prediction output
+        and tag (a tag's column is its segment's name)."""
+        features, outputs = pl.col("features").struct, pl.col("prediction").struct
+        outs = [(feature_column(k), v, features.field(k), False) for k, v in self.schema.features.items()]
         pred = self.schema.prediction
         if isinstance(pred, dict):
-            outs += [(f"prediction.{k}", v) for k, v in pred.items()]
+            outs += [(f"prediction.{k}", v, outputs.field(k), False) for k, v in pred.items()]
         elif pred is not None:
-            outs.append(("prediction", pred))
-        return outs + [(f"tags.{t}", "categorical") for t in self.schema.tags]
+            outs.append(("prediction", pred, pl.col("prediction"), False))
+        return outs + [(t, "categorical", pl.col("tags").struct.field(t), True) for t in self.schema.tags]
 
     def _expressions(self) -> list[pl.Expr]:
         problem = (
@@ -577,18 +585,39 @@ class Decoder:
             .when(pl.col("event_id").str.contains(r"^[\[{]") | pl.col("model").str.contains(r"^[\[{]")).then(6)
             .otherwise(0).cast(pl.Int8)
         )
-        exprs = [pl.col("event_id"), pl.col("model"), pl.col("timestamp"), problem.alias("__problem")]
-        for name, kind in self._outputs():
-            if name.startswith("tags."):
-                source = pl.col("tags").struct.field(name[5:])
-            elif name == "prediction":
-                source = pl.col("prediction")
-            elif name.startswith("prediction."):
-                source = pl.col("prediction").struct.field(name[11:])
-            else:
-                source = pl.col("features").struct.field(name)
-            exprs.append(source.alias(name))
-        return exprs
+        exprs = [pl.col("event_id").alias(_ID), pl.col("model").alias(_MODEL), pl.col("timestamp").alias(_TIME),
+                 problem.alias(_PROBLEM)]
+        return exprs + [source.alias(_alias(i)) for i, (_, _, source, _) in enumerate(self._outputs())]
+
+
+# the columns of the reader's one select are named here, never by a field's own name (a feature may be named
+# event_id, prediction or tags.region)
+_ID, _MODEL, _TIME, _PROBLEM = "\x1fid", "\x1fmodel", "\x1ftime", "\x1fproblem"
+
+
+def _alias(i: int) -> str:
+    return f"\x1f{i}"
+
+
+def is_output(column: str) -> bool:
+    """A column of the prediction: ``prediction`` or ``prediction.<output>``."""
+    return column == "prediction" or column.startswith("prediction.")
+
+
+def feature_column(name: str) -> str:
+    """The column a feature is watched as: its own name, or ``features.<name>`` where that name is one of the
+    prediction's columns (a stacked model's feature named ``prediction``).
+
+    >>> feature_column("amount"), feature_column("prediction"), feature_column("prediction_score")
+    ('amount', 'features.prediction', 'prediction_score')
+    """
+    return f"features.{name}" if is_output(name) else name
+
+
+def feature_of(column: str) -> str:
+    """The feature a column of features watches (:func:`feature_column`'s inverse)."""
+    return column[len("features."):] if column.startswith("features.") and is_output(column[len("features."):]) \
+        else column
 
 
 _RFC3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"
@@ -969,13 +998,13 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
         elif pred is not None and not isinstance(pred, list) and not isinstance(prediction, dict):
             prediction = (prediction or set()) | {type(pred)}
     declared = declared_kinds(config)
-    kinds = {k: declared.get(k) or _settle(v) for k, v in sorted(features.items())}
+    kinds = {k: declared.get(feature_column(k)) or _settle(v) for k, v in sorted(features.items())}
     for name, kind in declared.items():
-        if not name.startswith("prediction"):
-            kinds.setdefault(name, kind)
+        if not is_output(name):
+            kinds.setdefault(feature_of(name), kind)
     for name, kind in rule_fields(config).items():  # a rule's field the sample never showed still has a column
-        if not name.startswith("prediction"):
-            kinds.setdefault(name, kind)
+        if not is_output(name):
+            kinds.setdefault(feature_of(name), kind)
     kinds = {k: v for k, v in kinds.items() if v is not None}
     if isinstance(prediction, dict):
         pred_kind: Union[Kind, dict[str, Kind], None] = {

@@ -39,7 +39,7 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import DeadLetter, Schema, count_keys, declared_kinds, key_marks, rule_fields
+from .decode import DeadLetter, Schema, count_keys, declared_kinds, feature_column, feature_of, key_marks, rule_fields
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -65,7 +65,7 @@ class Guard:
         kinds = {**rule_fields(config), **declared_kinds(config)}  # a rule's field needs no declaration
         prediction = kinds.pop("prediction", None)
         outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
-        features = {k: v for k, v in kinds.items() if not k.startswith("prediction.")}
+        features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
         # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
         self._as_is = not outputs and prediction is None and not any(
             "prediction" in (r.expression or "") for m in [*config.models.values(), config.default] for r in m.rules)
@@ -137,7 +137,7 @@ class Guard:
             value = _plain(features.get(name), kind)
             if value is _WRONG:
                 return None
-            row[name] = value
+            row[feature_column(name)] = value
         prediction = event.get("prediction")
         if self._outputs is not None:
             if prediction is not None and type(prediction) is not dict:

@@ -42,7 +42,7 @@ from ..detectors.guard import BatchGuard
 from ..detectors.monitor import BLOCK_BEFORE_SAVED, Monitor, concat_batches
 from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArray
 from ..errors import ConfigError, StateError
-from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, fits, infer_schema
+from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, feature_of, fits, infer_schema, is_output
 from .labels import PerformanceWatch
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "never_seen",
@@ -463,7 +463,7 @@ def _head(head: bytes) -> dict:
 def _field_problem(wrong: tuple[str, str]) -> tuple[str, str]:
     """(field, why) as a dead letter names it: ``features.<name>`` for a feature."""
     column, why = wrong
-    return (column if column.startswith("prediction") else f"features.{column}"), why
+    return (column if is_output(column) else f"features.{feature_of(column)}"), why
 
 
 def _order(alert: Alert) -> str:
