@@ -198,6 +198,29 @@ def test_a_feature_may_have_any_name_even_the_prediction_s(outputs):
     assert [a.feature for a in typed if a.status == "firing"] == ['avg("7d")']
 
 
+@pytest.mark.parametrize("where", ["top", "features", "tags"])
+def test_integers_past_64_bits_lose_no_event(where):
+    """An integer past 64 bits (a 128-bit hash) at the top of the event, among its features or in its tags:
+    every event counts (the reader refused each, a dead letter), a feature that holds one is a number, and a
+    field of the wrong type beside it is still a finding about that field."""
+    def event(i: int) -> bytes:
+        line = orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1793491200 + i,
+                             "features": {"ratio": 0.5 + (i % 7) / 10, "n": i % 5}, "prediction": 0.1})
+        big = str(2**130 + i).encode()
+        if where == "features":
+            return line.replace(b'"features":{', b'"features":{"hash":' + big + b",")
+        return line[:-1] + (b',"hash":' + big if where == "top" else b',"tags":{"h":' + big + b"}") + b"}"
+
+    lines = [event(i) for i in range(2_000)]
+    bad = lines[1500].replace(b'"ratio":', b'"ratio":"NaN","was":')
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 1000, "segments": ["h"]}})
+    pipe = Pipeline.build(config, lines[:1000])
+    result = pipe.step(lines[:1500] + [bad] + lines[1501:])
+    assert result.events == 2_000 and not result.dead
+    assert [a.feature for _, a in result.alerts if a.detector == "type_changed"] == ["ratio"]
+    assert ("hash" in pipe.monitor.models["m"].columns) == (where == "features")
+
+
 def test_a_trickle_of_wrong_types_is_one_episode():
     """``"unknown"`` in 1 of 2,000 ``n_devices`` and a text "true" in 1 of 1,000 booleans, from the first event
     on: one episode each, not one each time a value comes after a short quiet spell (the missing-value

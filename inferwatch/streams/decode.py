@@ -318,7 +318,7 @@ class Decoder:
                 payload = lines.joined()
             else:
                 payload = b"\n".join(_pick(lines, idx)) if idx.size > 1 else lines[idx[0]]
-            frame = pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)
+            frame = self._read(payload, lines, idx)
             if len(frame) != idx.size:  # a message with a newline inside is not one line of NDJSON
                 raise ValueError("a message must be one JSON object on one line")
             frames.append((idx, frame))
@@ -384,9 +384,45 @@ class Decoder:
                 wrong.append((name, why))
             found = self._judge(raw)
         try:
-            return orjson.dumps(raw), wrong
-        except TypeError:  # an integer past 64 bits somewhere else: the reader could not take it either
+            return msgspec.json.encode(self._within_64_bits(raw)), wrong
+        except (TypeError, msgspec.EncodeError, RecursionError):  # (nested too deeply to write back)
             return None
+
+    def _read(self, payload: bytes, lines: Lines, idx: np.ndarray) -> pl.DataFrame:
+        """The reader's frame of ``payload`` (``lines[idx]`` joined). It refuses an integer past 64 bits: where
+        it refused and there may be one, each such integer is given as :meth:`_within_64_bits` says."""
+        try:
+            return pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)
+        except Exception:
+            if not _BIG_INT.search(payload):
+                raise
+        payload = b"\n".join(self._small_ints(line) if _BIG_INT.search(line) else line for line in _pick(lines, idx))
+        return pl.read_ndjson(io.BytesIO(payload), schema=self.polars_schema)
+
+    def _small_ints(self, line: bytes) -> bytes:
+        """``line`` with every integer past 64 bits as the reader can take it (see :meth:`_within_64_bits`);
+        as it is when it is not JSON (the reader says why)."""
+        try:
+            return msgspec.json.encode(self._within_64_bits(_JSON_ANY.decode(line)))
+        except (msgspec.DecodeError, msgspec.EncodeError, RecursionError, TypeError):
+            return line
+
+    def _within_64_bits(self, raw: Any) -> Any:
+        """An event with each integer past 64 bits (a 128-bit hash, a big count) made a float where the schema
+        wants a number (a feature or an output), else its text (an id, a tag, a categorical value)."""
+        if not isinstance(raw, dict):
+            return raw
+        out = {k: _big_as_text(v) for k, v in raw.items()}
+        features, prediction = raw.get("features"), raw.get("prediction")
+        if isinstance(features, dict):
+            out["features"] = {k: _big_as(v, self.schema.features.get(k)) for k, v in features.items()}
+        if isinstance(prediction, dict) and isinstance(self.schema.prediction, dict):
+            out["prediction"] = {k: _big_as(v, self.schema.prediction.get(k)) for k, v in prediction.items()}
+        elif not isinstance(prediction, (dict, list)) and not isinstance(self.schema.prediction, dict):
+            out["prediction"] = _big_as(prediction, self.schema.prediction) if "prediction" in raw else None
+        if "prediction" not in raw:
+            out.pop("prediction", None)
+        return out
 
     def _reason(self, line: bytes, exc: Exception) -> tuple[str | None, str]:
         """(field at fault, why) for a line the fast reader refused."""
@@ -707,6 +743,28 @@ _WANT = {"numeric": "a number", "categorical": "a string", "boolean": "a boolean
 _WANT_TOP = {"event_id": "a string", "model": "a string", "timestamp": "an RFC 3339 string or an epoch number"}
 _JSON_ANY = msgspec.json.Decoder()
 _CONSTANT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\b")  # a bare NaN or Infinity where a value goes
+_BIG_INT = re.compile(rb"[:\[,]\s*-?\d{20,}")  # an integer that may be past 64 bits (or text that looks so)
+
+
+def _big_as(value: Any, kind: str | None) -> Any:
+    """An integer past 64 bits as a float for a numeric column (its text if even a float cannot hold it)."""
+    if type(value) is int and not -(2**63) <= value < 2**64 and kind == "numeric":
+        try:
+            return float(value)
+        except OverflowError:
+            return str(value)
+    return _big_as_text(value)
+
+
+def _big_as_text(value: Any) -> Any:
+    """Every integer past 64 bits in ``value`` as its text."""
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, dict):
+        return {k: _big_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_big_as_text(v) for v in value]
+    return value
 
 
 class _Stamped(msgspec.Struct):
