@@ -401,9 +401,18 @@ def _in_units(context: dict, book: Codebook) -> str | None:
 
 
 def _factor(context: dict, book: Codebook) -> float | None:
-    """The median of the values at a firing over the reference median, when both are known and positive."""
+    """The median of the values at a firing over the reference median, when both are known and positive and
+    the column is one of positive amounts (its reference's lowest cut not below 0): a ratio of medians near
+    0 of a centred column (a z-score) says nothing of units.
+
+    >>> _factor({"median": 2010.0}, NumericCodebook(np.array([1.0, 50.0]), 20.1))
+    100.0
+    >>> _factor({"median": 1.49}, NumericCodebook(np.array([-2.3, 0.0, 2.3]), 0.00725)) is None
+    True
+    """
     now, before = context.get("median"), getattr(book, "median", float("nan"))
-    if now is None or not before > 0 or not now > 0:
+    edges = getattr(book, "edges", None)
+    if now is None or not before > 0 or not now > 0 or edges is None or not (len(edges) and edges[0] >= 0):
         return None
     return float(now / before)
 
