@@ -18,7 +18,9 @@ so its missing rate is watched and its *age*, a numeric column
 ``<name>.age`` = event time - its time, in seconds (a stale feed, a unit
 slip). So is a text column whose values are ISO 8601 dates or times
 (``2026-09-21``, ``2026-09-21T10:00:00Z``): a date's age counts whole days
-(an ``event_date`` is always 0 days old; each midnight is not a new label).
+(an ``event_date`` is always 0 days old; each midnight is not a new label),
+and a text column of epoch numbers that would be a ``timestamp`` as numbers
+(``"1793491200000"``).
 A text column of numbers (``"12.50"``: at least 95 % of its values read as
 finite numbers, and at least 32 distinct ones) is ``numeric_text``: its
 missing rate, and its values as a numeric column ``<name>.value`` (a unit
@@ -42,6 +44,9 @@ the config overrides the inference.
 >>> times = 1.79e9 + np.arange(500.0)  # event times, epoch seconds
 >>> infer_role("created_at", NumericArray((times - 30.0) * 1e3), times), time_scale(NumericArray(times * 1e3), times)
 ('timestamp', 1000.0)
+>>> as_text = CategoricalArray.from_labels([str(int(t * 1e3)) for t in times - 30.0])
+>>> infer_role("last_login_at", as_text, times), time_scale(as_text, times), ages(as_text, times, 1e3).values[:2]
+('timestamp', 1000.0, array([30., 30.]))
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     if (np.isfinite(numbers) @ counts[seen] >= IN_RANGE_SHARE * len(present)
             and np.isfinite(numbers).sum() >= NUMBER_LEVELS):
         values = text_numbers(column).values
+        if times is not None and infer_role(name, NumericArray(values), times) == "timestamp":
+            return "timestamp"  # epoch times sent as text ("1793491200000")
         if infer_role(name, NumericArray(values[~np.isnan(values)])) == "identifier":
             return "identifier"
         return "numeric_text"
@@ -142,7 +149,9 @@ def time_scale(column: Column, times: np.ndarray, strict: bool = False, paced: b
             return None
         parsed = ~np.isnan(_label_seconds(column.categories)[0])
         share = float(parsed[present].mean())
-        return ISO_TEXT if share >= (IN_RANGE_SHARE if strict else 1e-9) else None
+        if share >= (IN_RANGE_SHARE if strict else 1e-9):
+            return ISO_TEXT
+        return time_scale(text_numbers(column), times, strict, paced)  # epoch numbers sent as text, or None
     assert isinstance(column, NumericArray)
     both = ~np.isnan(column.values) & np.isfinite(times)
     values, when = column.values[both], np.asarray(times, dtype=np.float64)[both]
@@ -174,6 +183,8 @@ def ages(column: Column, times: np.ndarray, scale: float) -> NumericArray:
     [0.0, 50400.0, nan]
     """
     when = np.asarray(times, dtype=np.float64)
+    if isinstance(column, CategoricalArray) and scale != ISO_TEXT:  # epoch numbers sent as text
+        column = text_numbers(column)
     if isinstance(column, CategoricalArray):
         seconds, date_only = _label_seconds(column.categories)
         age = when - np.append(seconds, np.nan)[column.codes]
