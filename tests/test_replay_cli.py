@@ -86,6 +86,21 @@ def test_alerts_do_not_depend_on_the_batch_size(demo, tmp_path):
     assert res.stdout == (out / "a.jsonl").read_bytes()
 
 
+def test_files_that_start_with_a_byte_order_mark_lose_no_line(demo, tmp_path):
+    """A Windows export puts a byte order mark before its first line: the stream (plain or gzip) and the
+    reference read as without it (the first line was a dead letter, the reference's silently dropped)."""
+    import gzip
+
+    out, _ = demo
+    stream, reference = tmp_path / "stream.jsonl.gz", tmp_path / "reference.jsonl"
+    stream.write_bytes(gzip.compress(b"\xef\xbb\xbf" + STREAM.read_bytes()))
+    reference.write_bytes(b"\xef\xbb\xbf" + REFERENCE.read_bytes())
+    res = replay("--file", stream, "--reference", reference)
+    assert res.returncode == 0, res.stderr.decode()
+    assert b"30,002 events, 13 dead letters" in res.stderr
+    assert res.stdout == (out / "a.jsonl").read_bytes()
+
+
 def test_without_reference_the_warmup_is_the_baseline():
     res = replay("--file", STREAM)
     assert res.returncode == 0, res.stderr.decode()

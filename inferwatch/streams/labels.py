@@ -57,6 +57,7 @@ from ..detectors.stats import KLL_K
 from ..detectors.types import Alert, Batch, CategoricalArray, NumericArray, TextArray
 from ..errors import StateError
 from .decode import _times
+from .lines import BOM
 from .pending import Pending, Rows, objects
 
 __all__ = ["LabelFeed", "PerformanceWatch", "PLACE_SOURCE", "from_labels", "places"]
@@ -160,7 +161,8 @@ class LabelFeed:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LabelFeed:
-        return cls.from_lines(Path(path).read_bytes().splitlines())
+        data = Path(path).read_bytes()
+        return cls.from_lines(data.removeprefix(BOM).splitlines())
 
     @classmethod
     def empty(cls) -> LabelFeed:

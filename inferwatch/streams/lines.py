@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LineBlock"]
+__all__ = ["LineBlock", "BOM"]
+
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which a Windows export puts before its first line
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import orjson
 from ..detectors.config import MonitorConfig
 from ..detectors.types import Alert
 from .labels import LabelFeed, PerformanceWatch
-from .lines import LineBlock
+from .lines import BOM, LineBlock
 from .decode import unwatched_fields
 from .pipeline import SCHEMA_SAMPLE_LINES, Observer, Pipeline, StepResult
 from .runtime import single_threaded_blas
@@ -179,7 +179,17 @@ def open_events(path: str | Path) -> IO[bytes]:
 
 
 def read_event_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
-    """:func:`read_chunks` for any source :func:`open_events` takes (bytes done count the compressed input)."""
+    """:func:`read_chunks` for any source :func:`open_events` takes (bytes done count the compressed input); a
+    byte order mark at the start (a Windows export) is not part of the first line."""
+    for first, block, done in _event_chunks(path, lines_per_chunk):
+        if first == 0 and len(block) and block[0].startswith(BOM):
+            starts = block.starts.copy()
+            starts[0] += len(BOM)
+            block = LineBlock(block.buffer, starts, block.ends)
+        yield first, block, done
+
+
+def _event_chunks(path: str | Path, lines_per_chunk: int) -> Iterator[tuple[int, LineBlock, int]]:
     if str(path) != "-" and stat.S_ISREG(os.stat(path).st_mode) and not _is_gzip(path):
         yield from read_chunks(path, lines_per_chunk)  # a regular file is mapped; a pipe is read once, below
         return
