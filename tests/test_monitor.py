@@ -526,3 +526,18 @@ def test_a_column_the_config_turns_off_is_not_watched_from_a_state_saved_before(
                                                                  "event_id.repeat": {"enabled": False}}}})
     again = Monitor.from_bytes(mon.to_bytes(), off).models["m"]
     assert set(again.columns) == {"x"} and again.recent_ids == {}
+
+
+def test_values_near_the_float_limit_raise_no_warning():
+    """Values near 1e300 (a sentinel, a corrupt field) overflow the sums of squares: the statistics hold
+    inf as they are, without numpy's warning on the user's terminal."""
+    import warnings
+
+    from inferwatch.detectors.stats import NumericStats
+
+    stats = NumericStats.empty()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats.update(NumericArray(np.array([1e300, -1e300, 3e300, 5.0])))
+        stats.update(NumericArray(np.array([1e300, 2e300])))
+    assert stats.count == 6 and stats.max == 3e300

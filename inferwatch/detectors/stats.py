@@ -72,14 +72,17 @@ class NumericStats:
             moments = (n, 0.0, 0.0, 0.0, np.inf, -np.inf)
             if n:
                 shift = float(present[0])
-                d = present - shift
-                moments = (n, float(d.sum()), float((d * d).sum()), shift, float(present.min()), float(present.max()))
+                with np.errstate(over="ignore", invalid="ignore"):  # values near 1e300: sums of inf, not a warning
+                    d = present - shift
+                    moments = (n, float(d.sum()), float((d * d).sum()), shift, float(present.min()),
+                               float(present.max()))
         n, total, squares, shift, low, high = moments
         self.count += len(values)
         self.missing += len(values) - n
         if n:
-            mean = shift + total / n
-            self._absorb(n, mean, max(squares - total * total / n, 0.0))
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = shift + total / n
+                self._absorb(n, mean, max(squares - total * total / n, 0.0))
             self.min = min(self.min, float(low))
             self.max = max(self.max, float(high))
             offset = (-start) % SKETCH_EVERY
