@@ -214,15 +214,24 @@ def _label_seconds(labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def label_numbers(labels) -> np.ndarray:
-    """Each label read as a finite number (NaN when it is not one)."""
+    """Each label read as a finite number (NaN when it is not one); thousands may be grouped by commas.
+
+    >>> label_numbers(["12.5", "1,234.56", "-12,345", "1,23", "NaN", "x"]).tolist()
+    [12.5, 1234.56, -12345.0, nan, nan, nan]
+    """
     out = np.full(len(labels), np.nan)
     for i, label in enumerate(labels):
         try:
             value = float(label)
         except ValueError:
-            continue
+            if "," not in label or not _GROUPED.match(label):
+                continue
+            value = float(label.replace(",", ""))
         out[i] = value if math.isfinite(value) else np.nan
     return out
+
+
+_GROUPED = re.compile(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d*)?\s*$")  # "1,234.56": thousands grouped by commas
 
 
 def text_numbers(column: CategoricalArray) -> NumericArray:
