@@ -301,3 +301,26 @@ def test_without_rules_on_it_the_prediction_passes_through_as_it_came():
     assert [d.prediction for d in decisions if hasattr(d, "prediction")] == [
         {"score": 0.7, "label": "go"}, 0.25, 0.25]
     assert decisions[0].action == "flag"
+
+
+def test_a_feature_named_prediction_is_not_the_prediction():
+    """A stacked model logs its upstream model's score as a feature named ``prediction``: rules and
+    expressions on ``features.prediction`` read that feature, rules on ``prediction`` the model's own output,
+    and an expression on the feature alone does not make the guard want a number for the output."""
+    from inferwatch.streams.guard import Guard
+
+    def event(upstream, output):
+        return {"event_id": "a", "model": "m", "timestamp": "2026-11-01T00:00:00Z",
+                "features": {"prediction": upstream}, "prediction": output}
+
+    declared = {"features.prediction": {"type": "numeric"}}  # (an expression's fields are declared)
+    numeric = MonitorConfig.model_validate({"default": {"columns": declared, "rules": [
+        {"kind": "range", "field": "prediction", "min": 0, "max": 0.5, "action": "fix"},
+        {"kind": "expression", "expression": "features.prediction > 0.5", "action": "flag"}]}})
+    fixed, flagged = Guard(numeric).check_all([event(0.1, 0.9), event(0.9, 0.1)])
+    assert (fixed.action, fixed.prediction, [v.field for v in fixed.violations]) == ("fix", 0.5, ["prediction"])
+    assert (flagged.action, flagged.prediction, len(flagged.violations)) == ("flag", 0.1, 1)
+    labels = MonitorConfig.model_validate({"default": {"columns": declared, "rules": [
+        {"kind": "expression", "expression": "features.prediction > 0.5", "action": "flag"}]}})
+    decided, = Guard(labels).check_all([event(0.9, "fraud")])
+    assert (decided.action, decided.prediction) == ("flag", "fraud")

@@ -272,6 +272,31 @@ def test_numbers_sent_as_text_are_watched_as_numbers():
     assert [f for f, _ in fired] == ["amount.value"] and change <= fired[0][1] < change + 20
 
 
+def test_grouped_thousands_are_numbers_but_a_state_saved_before_reads_them_as_it_did():
+    """``"1,234.56"`` is a number of a ``numeric_text`` column taken now; a column whose role a state saved
+    before this reading took (without ``grouped_numbers``) keeps reading such values as missing: its
+    baseline was taken so, and a steady stream must not page after an upgrade."""
+    from inferwatch.detectors.monitor import ModelMonitor
+
+    rng = np.random.default_rng(12)
+    amounts = np.round(rng.lognormal(5.0, 1.5, 6_000), 2)
+    text = [f"{a:,.2f}" for a in amounts]  # about 2 % of them past 1,000: grouped
+    batch = Batch("m", [f"e{i}" for i in range(6_000)], 1.79e9 + np.arange(6_000.0),
+                  {"amount": CategoricalArray.from_labels(text)})
+    config = MonitorConfig.model_validate({"default": {"warmup_events": 2_000}})
+    mon = Monitor(config)
+    mon.process(batch)
+    model = mon.models["m"]
+    assert model.roles["amount"] == "numeric_text" and "amount" in model.grouped_numbers
+    grouped = [t for t in text if "," in t][0]
+    values = model._derived("amount", CategoricalArray.from_labels([grouped]), np.zeros(1))[1].values
+    assert values[0] == float(grouped.replace(",", ""))
+    saved = model.to_dict()
+    del saved["grouped_numbers"]  # as inferwatch before this reading saved it
+    before = ModelMonitor.from_dict(saved, config.for_model("m"))
+    assert np.isnan(before._derived("amount", CategoricalArray.from_labels([grouped]), np.zeros(1))[1].values[0])
+
+
 def test_a_long_tail_column_whose_rare_labels_keep_coming_stays_quiet():
     """A Zipf column of 20,000 labels: a sixth of the live events carry labels the reference never saw, as
     Good-Turing expects; the share of a top label among the labels the reference saw is then higher than in

@@ -167,8 +167,8 @@ def test_a_feature_that_changes_type_is_one_finding_not_a_blackout():
     assert any(a.feature == "amount" and a.row >= 12_000 for a in firing if a.detector != "type_changed")
 
 
-NAMES = ["event_id", "model", "prediction", "prediction.score.value", "prediction.", 'avg("7d")', "a\nb",
-         "back\\slash", "tags.region", "\x1f0"]
+NAMES = ["event_id", "model", "prediction", "features.prediction", "prediction.score.value", "prediction.",
+         'avg("7d")', "a\nb", "back\\slash", "tags.region", "\x1f0"]
 
 
 @pytest.mark.parametrize("outputs", [False, True], ids=["a scalar prediction", "named outputs"])
@@ -180,22 +180,28 @@ def test_a_feature_may_have_any_name_even_the_prediction_s(outputs):
     lines = []
     for i in range(3_000):
         features = {name: round(float(rng.normal(k, 1)), 3) for k, name in enumerate(NAMES)}
+        features["big"] = 12345 + i % 7
         if i % 100 == 99:
             features['avg("7d")'] = "n/a"  # the wrong type, in a field the typed screen cannot name
         prediction = {"score": round(float(rng.random()), 3)} if outputs else round(float(rng.random()), 3)
-        lines.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1793491200 + i,
-                                   "features": features, "prediction": prediction, "tags": {"region": "eu"}}))
+        line = orjson.dumps({"event_id": f"e{i}", "model": "m", "timestamp": 1793491200 + i,
+                             "features": features, "prediction": prediction, "tags": {"region": "eu"}})
+        if i % 100 == 98:  # a bare NaN in the feature named prediction; a number past a double in another
+            line = line.replace(b'"prediction":', b'"prediction":NaN,"was":', 1)
+            line = line.replace(b'"big":', b'"big":1' + b"0" * 400 + b',"was":', 1)
+        lines.append(line)
     config = MonitorConfig.model_validate({"default": {"segments": ["region"], "warmup_events": 1000}})
     pipe = Pipeline.build(config, lines[:1000])
     result = pipe.step(lines)
     assert result.events == len(lines) and not result.dead
     prediction = "prediction.score" if outputs else "prediction"
     columns = set(pipe.monitor.models["m"].columns)
-    assert {"event_id", "model", "features.prediction", "features.prediction.score.value", "features.prediction.",
-            'avg("7d")', "a\nb", "back\\slash", "tags.region", "\x1f0", prediction} <= columns
+    assert {"event_id", "model", "features.prediction", "features.features.prediction",
+            "features.prediction.score.value", "features.prediction.", 'avg("7d")', "a\nb", "back\\slash",
+            "tags.region", "\x1f0", prediction} <= columns
     assert pipe.monitor.models["m"].columns[prediction].kind == "numeric"
     typed = [a for _, a in result.alerts if a.detector == "type_changed"]
-    assert [a.feature for a in typed if a.status == "firing"] == ['avg("7d")']
+    assert sorted(a.feature for a in typed if a.status == "firing") == ['avg("7d")', "features.prediction"]
 
 
 @pytest.mark.parametrize("where", ["top", "features", "tags"])

@@ -226,7 +226,9 @@ class _Parser:
         raise ExpressionError(f"unexpected {tok.value or 'end'!r} at {tok.at}")
 
     def column(self, tok: _Tok) -> _Node:
-        name = tok.value[len("features."):] if tok.value.startswith("features.") else tok.value
+        name = tok.value  # (a column named features.<x>: a feature named as a column of the prediction)
+        if name not in self.kinds and name.startswith("features."):
+            name = name[len("features."):]
         kind = self.kinds.get(name)
         if kind is None:
             raise ExpressionError(f"unknown field {name!r} at {tok.at} (known: {', '.join(sorted(self.kinds))})")

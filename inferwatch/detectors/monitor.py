@@ -469,6 +469,8 @@ class ModelMonitor:
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
         self.recent_ids: dict[str, np.ndarray] = {}  # identifier column -> hashes of its last ids (see repeats)
         self.time_scales: dict[str, float] = {}  # timestamp column -> its unit per second (see roles.ages)
+        # numeric_text columns whose .value reads thousands grouped by commas (roles taken since it does)
+        self.grouped_numbers: set[str] = set()
 
     @property
     def calibrated(self) -> bool:
@@ -532,6 +534,8 @@ class ModelMonitor:
                 role = "numeric" if isinstance(column, NumericArray) else "categorical"
             else:
                 self.time_scales[name] = scale
+        if role == "numeric_text":
+            self.grouped_numbers.add(name)
         self.roles[name] = role
         return role
 
@@ -546,7 +550,7 @@ class ModelMonitor:
         if role == "text" and isinstance(column, CategoricalArray):
             return f"{name}.length", text_lengths(column)
         if role == "numeric_text" and isinstance(column, CategoricalArray):
-            return f"{name}.value", text_numbers(column)
+            return f"{name}.value", text_numbers(column, grouped=name in self.grouped_numbers)
         if role == "timestamp" and name in self.time_scales:
             return f"{name}.age", ages(column, times, self.time_scales[name])
         return None
@@ -748,7 +752,7 @@ class ModelMonitor:
             present = ~np.isnan(column.values) if isinstance(column, NumericArray) else column.codes >= 0
             if present.any():
                 chosen[name] = kind
-        self.roles, self.time_scales = {}, {}
+        self.roles, self.time_scales, self.grouped_numbers = {}, {}, set()
         columns = dict(reference.columns)
         for name in sorted(chosen):
             self._take_role(name, columns[name], reference.times)
@@ -894,6 +898,7 @@ class ModelMonitor:
             "recent_ids": {name: ids.astype("<u4" if name == EVENT_IDS else "<u8").tobytes()
                            for name, ids in sorted(self.recent_ids.items())},
             "time_scales": dict(sorted(self.time_scales.items())),
+            "grouped_numbers": sorted(self.grouped_numbers),
             "late": {name: _batch_to_dict(Batch(self.model, TextArray.from_list([""] * len(c)),
                                                 np.concatenate(self.late_times.get(name) or [np.full(len(c), np.nan)]),
                                                 {name: c}))
@@ -931,6 +936,7 @@ class ModelMonitor:
                           for name, ids in (raw.get("recent_ids") or {}).items()
                           if (EVENT_REPEAT if name == EVENT_IDS else f"{name}.repeat") not in off}
         mon.time_scales = {name: float(scale) for name, scale in (raw.get("time_scales") or {}).items()}
+        mon.grouped_numbers = set(raw.get("grouped_numbers") or ())
         late = {name: _batch_from_dict(b) for name, b in (raw.get("late") or {}).items()}
         mon.late = {name: [b.columns[name]] for name, b in late.items()}
         # a state saved before late columns kept their times holds zeros in their place: not times

@@ -103,7 +103,7 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     counts = np.bincount(present, minlength=len(column.categories))
     seen = np.flatnonzero(counts)
     labels = [column.categories[i] for i in seen]
-    if times is not None and time_scale(column, times, strict=True) == ISO_TEXT:
+    if times is not None and _iso_text(column, strict=True):
         return "timestamp"
     numbers = label_numbers(labels)
     if (np.isfinite(numbers) @ counts[seen] >= IN_RANGE_SHARE * len(present)
@@ -144,12 +144,9 @@ def time_scale(column: Column, times: np.ndarray, strict: bool = False, paced: b
     read as ISO 8601 dates or times (``IN_RANGE_SHARE`` of them with ``strict``, any without), else None:
     ISO text is a time whatever its range (a birth date, an expiry date)."""
     if isinstance(column, CategoricalArray):
-        present = column.codes[column.codes >= 0]
-        if not len(present):
+        if not (column.codes >= 0).any():
             return None
-        parsed = ~np.isnan(_label_seconds(column.categories)[0])
-        share = float(parsed[present].mean())
-        if share >= (IN_RANGE_SHARE if strict else 1e-9):
+        if _iso_text(column, strict):
             return ISO_TEXT
         return time_scale(text_numbers(column), times, strict, paced)  # epoch numbers sent as text, or None
     assert isinstance(column, NumericArray)
@@ -172,6 +169,16 @@ def time_scale(column: Column, times: np.ndarray, strict: bool = False, paced: b
             if not 0.8 <= pace <= 1.25:
                 return None
     return float(scale)
+
+
+def _iso_text(column: CategoricalArray, strict: bool) -> bool:
+    """Whether a text column's values read as ISO 8601 dates or times (``IN_RANGE_SHARE`` of them with
+    ``strict``, any without)."""
+    present = column.codes[column.codes >= 0]
+    if not len(present):
+        return False
+    parsed = ~np.isnan(_label_seconds(column.categories)[0])
+    return float(parsed[present].mean()) >= (IN_RANGE_SHARE if strict else 1e-9)
 
 
 def ages(column: Column, times: np.ndarray, scale: float) -> NumericArray:
@@ -213,34 +220,35 @@ def _label_seconds(labels) -> tuple[np.ndarray, np.ndarray]:
     return seconds, date_only
 
 
-def label_numbers(labels) -> np.ndarray:
-    """Each label read as a finite number (NaN when it is not one); thousands may be grouped by commas.
+def label_numbers(labels, grouped: bool = True) -> np.ndarray:
+    """Each label read as a finite number (NaN when it is not one); with ``grouped``, thousands may be
+    grouped by commas (not a decimal comma: ``"0,512"`` is not a number).
 
-    >>> label_numbers(["12.5", "1,234.56", "-12,345", "1,23", "NaN", "x"]).tolist()
-    [12.5, 1234.56, -12345.0, nan, nan, nan]
+    >>> label_numbers(["12.5", "1,234.56", "-12,345", "1,23", "0,512", "NaN", "x"]).tolist()
+    [12.5, 1234.56, -12345.0, nan, nan, nan, nan]
     """
     out = np.full(len(labels), np.nan)
     for i, label in enumerate(labels):
         try:
             value = float(label)
         except ValueError:
-            if "," not in label or not _GROUPED.match(label):
+            if not grouped or "," not in label or not _GROUPED.match(label):
                 continue
             value = float(label.replace(",", ""))
         out[i] = value if math.isfinite(value) else np.nan
     return out
 
 
-_GROUPED = re.compile(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d*)?\s*$")  # "1,234.56": thousands grouped by commas
+_GROUPED = re.compile(r"^\s*[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?\s*$")  # "1,234.56": thousands grouped by commas
 
 
-def text_numbers(column: CategoricalArray) -> NumericArray:
+def text_numbers(column: CategoricalArray, grouped: bool = True) -> NumericArray:
     """A ``numeric_text`` column's values as numbers (NaN where missing or not a number).
 
     >>> text_numbers(CategoricalArray.from_labels(["12.50", "N/A", None, "3"])).values.tolist()
     [12.5, nan, nan, 3.0]
     """
-    return NumericArray(np.append(label_numbers(column.categories), np.nan)[column.codes])
+    return NumericArray(np.append(label_numbers(column.categories, grouped), np.nan)[column.codes])
 
 
 def text_lengths(column: CategoricalArray) -> NumericArray:

@@ -80,9 +80,8 @@ class NumericStats:
         self.count += len(values)
         self.missing += len(values) - n
         if n:
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = shift + total / n
-                self._absorb(n, mean, max(squares - total * total / n, 0.0))
+            mean = shift + total / n
+            self._absorb(n, mean, max(squares - total * total / n, 0.0))
             self.min = min(self.min, float(low))
             self.max = max(self.max, float(high))
             offset = (-start) % SKETCH_EVERY

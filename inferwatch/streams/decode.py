@@ -642,18 +642,25 @@ def is_output(column: str) -> bool:
 
 def feature_column(name: str) -> str:
     """The column a feature is watched as: its own name, or ``features.<name>`` where that name is one of the
-    prediction's columns (a stacked model's feature named ``prediction``).
+    prediction's columns (a stacked model's feature named ``prediction``), or would be read as such a column
+    (``features.prediction`` itself: no two features share a column).
 
-    >>> feature_column("amount"), feature_column("prediction"), feature_column("prediction_score")
-    ('amount', 'features.prediction', 'prediction_score')
+    >>> feature_column("amount"), feature_column("prediction"), feature_column("features.prediction")
+    ('amount', 'features.prediction', 'features.features.prediction')
+    >>> [feature_of(feature_column(n)) for n in ("prediction_score", "features.x", "features.prediction")]
+    ['prediction_score', 'features.x', 'features.prediction']
     """
-    return f"features.{name}" if is_output(name) else name
+    return f"features.{name}" if _renamed(name) else name
 
 
 def feature_of(column: str) -> str:
     """The feature a column of features watches (:func:`feature_column`'s inverse)."""
-    return column[len("features."):] if column.startswith("features.") and is_output(column[len("features."):]) \
-        else column
+    rest = column[len("features."):]
+    return rest if column.startswith("features.") and _renamed(rest) else column
+
+
+def _renamed(name: str) -> bool:
+    return is_output(name) or (name.startswith("features.") and _renamed(name[len("features."):]))
 
 
 _RFC3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"
@@ -747,12 +754,12 @@ _BIG_INT = re.compile(rb"[:\[,]\s*-?\d{20,}")  # an integer that may be past 64 
 
 
 def _big_as(value: Any, kind: str | None) -> Any:
-    """An integer past 64 bits as a float for a numeric column (its text if even a float cannot hold it)."""
+    """An integer past 64 bits as a float for a numeric column (missing where even a float cannot hold it)."""
     if type(value) is int and not -(2**63) <= value < 2**64 and kind == "numeric":
         try:
             return float(value)
         except OverflowError:
-            return str(value)
+            return None
     return _big_as_text(value)
 
 
@@ -982,7 +989,8 @@ def _constants_nulled(raw: dict) -> list[tuple[str, str]]:
     wrong = []
     for name, holder, key in _fields(raw):
         if isinstance(holder[key], _Constant):
-            wrong.append((name.removeprefix("features."), _not_a_number(holder[key])))
+            column = feature_column(name[len("features."):]) if name.startswith("features.") else name
+            wrong.append((column, _not_a_number(holder[key])))
             holder[key] = None
     return wrong
 
@@ -1092,12 +1100,15 @@ def unwatched_fields(lines: list[bytes]) -> dict[str, dict[str, str]]:
 
     >>> unwatched_fields([b'{"model": "m", "features": {"x": 1, "emb": [0.1, 0.2], "meta": {"a": 1}}}'])
     {'m': {'emb': 'array', 'meta': 'object'}}
+    >>> unwatched_fields([b'{"model": "m", "features": {"prediction": [0.1, 0.9]}, "prediction": 0.9}'])
+    {'m': {'features.prediction': 'array'}}
     """
     seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for raw in _objects(lines):
         if not isinstance(raw.get("model"), str):
             continue
-        fields = dict(raw["features"]) if isinstance(raw.get("features"), dict) else {}
+        fields = ({feature_column(k): v for k, v in raw["features"].items()} if isinstance(raw.get("features"), dict)
+                  else {})
         if isinstance(raw.get("prediction"), dict):
             fields.update({f"prediction.{k}": v for k, v in raw["prediction"].items()})
             seen[raw["model"]]["prediction"].add("value")  # its outputs are watched: not the prediction's odd event

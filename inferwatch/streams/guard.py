@@ -28,6 +28,7 @@ paths to the same answers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union
@@ -68,7 +69,8 @@ class Guard:
         features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
         # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
         self._as_is = not outputs and prediction is None and not any(
-            "prediction" in (r.expression or "") for m in [*config.models.values(), config.default] for r in m.rules)
+            _PREDICTION_NAMED.search(r.expression or "") for m in [*config.models.values(), config.default]
+            for r in m.rules)
         schema = Schema(features, outputs or prediction or ("categorical" if self._as_is else "numeric"))
         self.config = config
         self.schema = schema
@@ -201,6 +203,8 @@ class Guard:
         return out  # type: ignore[return-value]
 
 
+# an expression that reads the prediction (a feature's column features.prediction does not)
+_PREDICTION_NAMED = re.compile(r"(?<![\w.])prediction\b")
 _SCALARS = (type(None), bool, int, float, str)
 _SCREEN_ALONE = 8
 _WRONG = object()
