@@ -324,3 +324,81 @@ def test_a_feature_named_prediction_is_not_the_prediction():
         {"kind": "expression", "expression": "features.prediction > 0.5", "action": "flag"}]}})
     decided, = Guard(labels).check_all([event(0.9, "fraud")])
     assert (decided.action, decided.prediction) == ("flag", "fraud")
+
+
+TWO_SHAPES = {"models": {
+    "card-fraud": {"columns": {"amount": {"type": "numeric"}}, "rules": [
+        {"kind": "range", "field": "prediction", "min": 0, "max": 1, "action": "fix"},
+        {"kind": "range", "field": "amount", "min": 0, "max": 1000, "action": "flag"}]},
+    "named": {"rules": [
+        {"kind": "range", "field": "prediction.fraud", "min": 0, "max": 1, "action": "block"},
+        {"kind": "range", "field": "prediction.amount_pred", "min": 0, "max": 1000, "action": "fix"}]}}}
+
+
+def _shaped(event_id, model, prediction, **features):
+    return {"event_id": event_id, "model": model, "timestamp": "2026-11-01T00:00:00Z",
+            "features": features or {"x": 1.0}, "prediction": prediction}
+
+
+def test_each_model_is_judged_by_its_own_rules_whatever_the_other_models_prediction_shape():
+    """A model with a scalar prediction and one with named outputs in one config: the guard starts, each
+    model's events are decided by its own rules on both paths, a model the config does not list passes by
+    the default's (no rules), and a named-output model's scalar prediction is refused naming the field."""
+    from inferwatch.streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate(TWO_SHAPES))
+    events = [_shaped("a", "card-fraud", 1.3, amount=5000.0),
+              _shaped("b", "named", {"fraud": 1.5, "amount_pred": 12.0}),
+              _shaped("c", "named", {"fraud": 0.5, "amount_pred": 5000.0}),
+              _shaped("d", "other", {"anything": 1}),
+              _shaped("e", "named", 0.5)]
+    for decisions in (guard.check_all(events), guard.check_batch([orjson.dumps(e) for e in events])):
+        a, b, c, d, e = (x.to_dict() for x in decisions)
+        assert (a["action"], a["prediction"], [v["field"] for v in a["violations"]]) == (
+            "fix", 1.0, ["prediction", "amount"])
+        assert (b["action"], b["prediction"]) == ("block", None)
+        assert (c["action"], c["prediction"]) == ("fix", {"fraud": 0.5, "amount_pred": 1000.0})
+        assert (d["action"], d["prediction"]) == ("pass", {"anything": 1})
+        assert (e["index"], e["field"]) == (4, "prediction")
+
+
+def test_a_rule_that_fits_no_schema_still_fails_at_start_up():
+    from inferwatch.streams.guard import Guard
+    from inferwatch.streams.pipeline import Pipeline
+    from inferwatch.streams.decode import Schema
+
+    bad = MonitorConfig.model_validate({"models": {**TWO_SHAPES["models"], "typo": {
+        "columns": {"country": {"type": "categorical"}},
+        "rules": [{"kind": "range", "field": "country", "max": 1}]}}})
+    for build in (lambda: Guard(bad), lambda: Pipeline(bad, Schema({"x": "numeric"}, "numeric"))):
+        with pytest.raises(ValueError, match="models.typo.rules"):
+            build()
+
+
+def test_replay_decides_two_models_of_two_prediction_shapes_on_one_stream(tmp_path):
+    """The same config and an interleaved stream of both models: replay starts (it failed at start-up,
+    every model's rules compiled against the first model's schema), and its decisions equal the guard's."""
+    from inferwatch.streams.guard import Guard
+
+    rng = np.random.default_rng(3)
+    events = []
+    for i in range(3000):
+        if i % 2:
+            events.append(_shaped(f"e{i}", "named", {"fraud": round(float(rng.uniform(0, 1.2)), 3),
+                                                    "amount_pred": round(float(rng.uniform(0, 1200)), 1)}))
+        else:
+            events.append(_shaped(f"e{i}", "card-fraud", round(float(rng.uniform(0, 1.2)), 3),
+                                  amount=round(float(rng.uniform(0, 1200)), 1)))
+    stream = tmp_path / "events.jsonl"
+    stream.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    config = tmp_path / "rules.yaml"
+    config.write_bytes(orjson.dumps({**TWO_SHAPES, "default": {"warmup_events": 500}}))  # YAML reads JSON
+    out = tmp_path / "out.jsonl"
+    res = subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(stream), "--config",
+                          str(config), "--outputs-out", str(out)], capture_output=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    from_replay = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    from_guard = [d.to_dict() for d in Guard(MonitorConfig.model_validate(TWO_SHAPES)).check_all(events)]
+    assert from_replay == from_guard
+    actions = {(d["model"], d["action"]) for d in from_replay}
+    assert actions >= {("card-fraud", "fix"), ("card-fraud", "flag"), ("named", "block"), ("named", "fix")}

@@ -1042,12 +1042,22 @@ def _fits(value, kind: str) -> bool:
     return True
 
 
-def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: tuple[str, ...] = ()) -> Schema:
+def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: tuple[str, ...] = (),
+                 model: str | None = None) -> Schema:
     """Kinds of features and prediction, from sample lines plus the config.
 
     Columns the config declares take its type; the others take the JSON type
     seen in the sample (numbers are numeric, strings categorical, booleans
-    boolean; a column seen with mixed types is categorical).
+    boolean; a column seen with mixed types is categorical). ``model``: the
+    sample is that model's, and only its config counts; where its config names
+    outputs (``prediction.<x>``) and no scalar prediction, the prediction is
+    those outputs whatever the sample shows (a scalar is then a wrong value).
+
+    >>> from inferwatch.detectors.config import MonitorConfig
+    >>> cfg = MonitorConfig.model_validate({"models": {"m": {"rules": [
+    ...     {"kind": "range", "field": "prediction.fraud", "min": 0, "max": 1, "action": "block"}]}}})
+    >>> infer_schema([b'{"features": {"x": 1}, "prediction": 0.5}'], cfg, model="m").prediction
+    {'fraud': 'numeric'}
     """
     features: dict[str, set[type]] = defaultdict(set)  # the JSON types seen; kinds are settled at the end
     prediction: dict[str, set[type]] | set[type] | None = None
@@ -1063,23 +1073,26 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
                 prediction[k].add(type(v))
         elif pred is not None and not isinstance(pred, list) and not isinstance(prediction, dict):
             prediction = (prediction or set()) | {type(pred)}
-    declared = declared_kinds(config)
+    declared = declared_kinds(config, model)
+    ruled = rule_fields(config, model)
     kinds = {k: declared.get(feature_column(k)) or _settle(v) for k, v in sorted(features.items())}
-    for name, kind in declared.items():
-        if not is_output(name):
-            kinds.setdefault(feature_of(name), kind)
-    for name, kind in rule_fields(config).items():  # a rule's field the sample never showed still has a column
+    for name, kind in [*declared.items(), *ruled.items()]:  # a rule's field the sample never showed has a column
         if not is_output(name):
             kinds.setdefault(feature_of(name), kind)
     kinds = {k: v for k, v in kinds.items() if v is not None}
+    named = {name[len("prediction."):]: kind for name, kind in {**ruled, **declared}.items()
+             if name.startswith("prediction.")}
+    scalar = declared.get("prediction") or ruled.get("prediction")
     if isinstance(prediction, dict):
         pred_kind: Union[Kind, dict[str, Kind], None] = {
             k: declared.get(f"prediction.{k}") or _settle(v) for k, v in sorted(prediction.items())}
-        pred_kind = {k: v for k, v in pred_kind.items() if v is not None}
+        pred_kind = {k: v for k, v in {**named, **pred_kind}.items() if v is not None}
+    elif named and not scalar and (model is not None or not prediction):
+        pred_kind = dict(sorted(named.items()))
     elif prediction:
         pred_kind = declared.get("prediction") or _settle(prediction)
     else:
-        pred_kind = declared.get("prediction")
+        pred_kind = scalar
     return Schema(kinds, pred_kind, tuple(tags))
 
 
@@ -1141,31 +1154,41 @@ def fits(schema: Schema, stream: Schema) -> bool:
     return mine == theirs
 
 
-def declared_kinds(config: MonitorConfig | None) -> dict[str, str]:
-    """The kind every column of every model declares in ``columns`` (features, ``prediction``, ``prediction.<x>``)."""
+def declared_kinds(config: MonitorConfig | None, model: str | None = None) -> dict[str, str]:
+    """The kind every column of every model (or of ``model`` only) declares in ``columns`` (features,
+    ``prediction``, ``prediction.<x>``)."""
     declared: dict[str, str] = {}
     if config is not None:
-        for model in [*config.models.values(), config.default]:
-            for name, cc in model.columns.items():
+        for mc in _configs(config, model):
+            for name, cc in mc.columns.items():
                 if cc.type:
                     declared[name] = cc.type
     return declared
 
 
-def rule_fields(config: MonitorConfig | None) -> dict[str, str]:
-    """The kind each rule's field must have, for fields no column declares: a range is numeric, an allowed
-    list of numbers numeric, anything else text (the decoder takes any value as text)."""
+def rule_fields(config: MonitorConfig | None, model: str | None = None) -> dict[str, str]:
+    """The kind each rule's field must have (every model's rules, or ``model``'s), for fields no column
+    declares: a range is numeric, an allowed list of numbers numeric, anything else text (the decoder takes
+    any value as text)."""
     out: dict[str, str] = {}
     if config is None:
         return out
-    for model in [*config.models.values(), config.default]:
-        for rule in model.rules:
-            if rule.field is None or rule.field in model.columns:
+    for mc in _configs(config, model):
+        for rule in mc.rules:
+            if rule.field is None or rule.field in mc.columns:
                 continue
             numbers = rule.values is not None and all(not isinstance(v, str) for v in rule.values)
             out.setdefault(rule.field, "numeric" if rule.kind == "range" or (rule.kind == "allowed" and numbers)
                            else "categorical")
     return out
+
+
+UNLISTED = "\x00unlisted"  # a model name no config lists: its config is ``default``'s
+
+
+def _configs(config: MonitorConfig, model: str | None) -> list:
+    """The model configs to read: ``model``'s (``UNLISTED``: the default's), or every one when None."""
+    return [config.for_model(model)] if model is not None else [*config.models.values(), config.default]
 
 
 _KIND_OF_TYPE = {bool: "boolean", int: "numeric", float: "numeric", str: "categorical"}

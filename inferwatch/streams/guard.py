@@ -29,6 +29,7 @@ paths to the same answers.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union
@@ -40,7 +41,17 @@ from ..detectors.config import MonitorConfig
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
-from .decode import DeadLetter, Schema, count_keys, declared_kinds, feature_column, feature_of, key_marks, rule_fields
+from .decode import (
+    UNLISTED,
+    DeadLetter,
+    Schema,
+    count_keys,
+    declared_kinds,
+    feature_column,
+    feature_of,
+    key_marks,
+    rule_fields,
+)
 from .pipeline import Pipeline
 from .timeparse import from_epoch, in_range, rfc3339_one
 
@@ -60,29 +71,20 @@ class Rejection(msgspec.Struct):
 
 
 class Guard:
-    """Guardrails for a serving path. Field kinds come from the config's ``columns``."""
+    """Guardrails for a serving path: each model is judged by its own rules and columns (a model the config
+    does not list, by ``default``'s); field kinds come from the config's ``columns`` and the rules' fields."""
 
     def __init__(self, config: MonitorConfig) -> None:
-        kinds = {**rule_fields(config), **declared_kinds(config)}  # a rule's field needs no declaration
-        prediction = kinds.pop("prediction", None)
-        outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
-        features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
-        # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
-        self._as_is = not outputs and prediction is None and not any(
-            _PREDICTION_NAMED.search(r.expression or "") for m in [*config.models.values(), config.default]
-            for r in m.rules)
-        schema = Schema(features, outputs or prediction or ("categorical" if self._as_is else "numeric"))
         self.config = config
-        self.schema = schema
-        self.pipeline = Pipeline(config, schema)
-        self.guards = self.pipeline.guards
-        self._features = list(schema.features.items())
-        self._outputs = list(outputs.items()) if outputs else None
-        self._prediction = None if outputs else (prediction or "numeric")
+        self._default = _ModelGuard(config)
+        self._models = {model: _ModelGuard(config, model) for model in config.models}
 
     @classmethod
     def from_config(cls, path: str | Path) -> Guard:
         return cls(load_config(path))
+
+    def _of(self, model: object) -> _ModelGuard:
+        return self._models.get(model, self._default) if isinstance(model, str) else self._default
 
     def check(self, event: Any) -> Decision:
         """The decision for one event (a dict, or its JSON as bytes or str); :class:`InvalidEvent` if it is not one."""
@@ -115,6 +117,60 @@ class Guard:
             return None
         if size > self.config.limits.max_message_bytes:
             return None
+        return self._of(event.get("model")).fast_check(event)
+
+    def check_all(self, events: list[Any]) -> list[Decision | Rejection]:
+        """Like :meth:`check_batch`: the per-event path for clean events, one batch decode for the rest."""
+        out: list[Decision | Rejection | None] = [self.fast_check(e) for e in events]
+        rest = [i for i, d in enumerate(out) if d is None]
+        if rest:
+            for i, decision in zip(rest, self.check_batch([events[i] for i in rest])):
+                if isinstance(decision, Rejection):
+                    decision.index = i
+                out[i] = decision
+        return out  # type: ignore[return-value]
+
+    def check_batch(self, events: Iterable[Any]) -> list[Decision | Rejection]:
+        """A decision per event, in order; an invalid event gets a :class:`Rejection` (action ``block``)."""
+        events = list(events)
+        if not self._models:
+            return self._default.check_batch(events)
+        groups: dict[str, list[int]] = defaultdict(list)  # a listed model's events; "" for the default's
+        for i, event in enumerate(events):
+            model = _model_of(event)
+            groups[model if model in self._models else ""].append(i)
+        out: list[Decision | Rejection | None] = [None] * len(events)
+        for model, indices in groups.items():
+            part = self._models[model] if model else self._default
+            for i, decision in zip(indices, part.check_batch([events[i] for i in indices])):
+                if isinstance(decision, Rejection):
+                    decision.index = i
+                out[i] = decision
+        return out  # type: ignore[return-value]
+
+
+class _ModelGuard:
+    """One model's guard (``UNLISTED``: the default's, for every model the config does not list), compiled
+    against the kinds its own config gives."""
+
+    def __init__(self, config: MonitorConfig, model: str = UNLISTED) -> None:
+        kinds = {**rule_fields(config, model), **declared_kinds(config, model)}  # a rule's field needs no declaration
+        prediction = kinds.pop("prediction", None)
+        outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
+        features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
+        rules = config.for_model(model).rules
+        # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
+        self._as_is = not outputs and prediction is None and not any(
+            _PREDICTION_NAMED.search(r.expression or "") for r in rules)
+        schema = Schema(features, outputs or prediction or ("categorical" if self._as_is else "numeric"))
+        self.config = config
+        self.pipeline = Pipeline(config, schema)
+        self.guards = self.pipeline.guards
+        self._features = list(schema.features.items())
+        self._outputs = list(outputs.items()) if outputs else None
+        self._prediction = None if outputs else (prediction or "numeric")
+
+    def fast_check(self, event: dict) -> Decision | None:
         parsed = self._row(event)
         if parsed is None:
             return None
@@ -158,16 +214,6 @@ class Guard:
             row["prediction"] = value
         return event_id, model, row
 
-    def check_all(self, events: list[Any]) -> list[Decision | Rejection]:
-        """Like :meth:`check_batch`: the per-event path for clean events, one batch decode for the rest."""
-        out: list[Decision | Rejection | None] = [self.fast_check(e) for e in events]
-        rest = [i for i, d in enumerate(out) if d is None]
-        if rest:
-            for i, decision in zip(rest, self.check_batch([events[i] for i in rest])):
-                if isinstance(decision, Rejection):
-                    decision.index = i
-                out[i] = decision
-        return out  # type: ignore[return-value]
 
     def check_batch(self, events: Iterable[Any]) -> list[Decision | Rejection]:
         """A decision per event, in order; an invalid event gets a :class:`Rejection` (action ``block``)."""
@@ -244,6 +290,16 @@ def _revive(value):
             return value
         return parsed if isinstance(parsed, (dict, list, int, float)) and not isinstance(parsed, bool) else value
     return value
+
+
+def _model_of(event: Any) -> object:
+    """The ``model`` field of an event (a dict, or its JSON), or None when it has none or is not JSON."""
+    if isinstance(event, (bytes, str)):
+        try:
+            event = orjson.loads(event)
+        except orjson.JSONDecodeError:
+            return None
+    return event.get("model") if isinstance(event, dict) else None
 
 
 def _raw(event: Any) -> bytes:

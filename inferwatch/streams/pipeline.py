@@ -42,7 +42,7 @@ from ..detectors.guard import BatchGuard
 from ..detectors.monitor import BLOCK_BEFORE_SAVED, Monitor, concat_batches
 from ..detectors.types import Alert, Batch, CategoricalArray, Decision, TextArray
 from ..errors import ConfigError, StateError
-from .decode import DeadLetter, Decoded, Decoder, Lines, Schema, feature_of, fits, infer_schema, is_output
+from .decode import UNLISTED, DeadLetter, Decoded, Decoder, Lines, Schema, feature_of, fits, infer_schema, is_output
 from .labels import PerformanceWatch
 
 __all__ = ["Pipeline", "StepResult", "Guards", "Observer", "config_fingerprint", "monitor_of", "never_seen",
@@ -99,20 +99,43 @@ class StepResult:
 
 
 class Guards:
-    """A :class:`BatchGuard` per model, compiled against the stream's schema at start-up."""
+    """A :class:`BatchGuard` per model, compiled against one schema (the stream's, or a model's own).
+
+    A model whose rules name fields this schema lacks (a named output where
+    the stream's prediction is a number) is not an error: its events get a
+    schema of their own (:meth:`fits`). Rules that fit neither this schema nor
+    the model's own config fail at start-up, naming the rule.
+    """
 
     def __init__(self, config: MonitorConfig, schema: Schema) -> None:
-        self.kinds = {name: ("numeric" if kind == "numeric" else "categorical")
-                      for name, kind in schema.kinds().items()}
+        self.kinds = {name: _rule_kind(kind) for name, kind in schema.kinds().items()}
         self.guards: dict[str, BatchGuard] = {}
+        self.elsewhere: set[str] = set()  # models (or "default") whose rules need a schema of their own
+        self._config = config
         for model, mc in [*config.models.items(), ("default", config.default)]:
             try:
                 self.guards[model] = BatchGuard(mc.rules, self.kinds)
-            except ValueError as exc:
-                raise ConfigError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
+            except ValueError:
+                own = infer_schema([], config, model=UNLISTED if model == "default" else model).kinds()
+                try:
+                    BatchGuard(mc.rules, {**self.kinds, **{k: _rule_kind(v) for k, v in own.items()}})
+                except ValueError as exc:
+                    raise ConfigError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
+                self.elsewhere.add(model)
+
+    def fits(self, model: str) -> bool:
+        """Whether ``model``'s rules can judge events decoded by this schema."""
+        return (model if model in self._config.models else "default") not in self.elsewhere
 
     def for_model(self, model: str) -> BatchGuard:
-        return self.guards.get(model) or self.guards["default"]
+        guard = self.guards.get(model) or self.guards.get("default")
+        if guard is None or not self.fits(model):
+            raise ValueError(f"model {model!r}: its rules need a schema of its own")  # the pipeline gives it one
+        return guard
+
+
+def _rule_kind(kind: str) -> str:
+    return "numeric" if kind == "numeric" else "categorical"
 
 
 PERFORMANCE_FIELD = "performance"  # the label join, when the pipeline has one (see to_parts)
@@ -283,8 +306,8 @@ class Pipeline:
             model = batch.model
             if model not in self.own and model not in self.monitor.models:
                 sample = [lines[i - first_index] for i in rows[:OWN_SAMPLE_LINES].tolist()]
-                schema = infer_schema(sample, self.config, stream_tags(self.config))
-                if not fits(schema, self.schema):
+                schema = infer_schema(sample, self.config, stream_tags(self.config), model)
+                if not fits(schema, self.schema) or not self.guards.fits(model):
                     self._adopt(model, schema)
             if model not in self.own:
                 batches.append(batch)
@@ -320,7 +343,7 @@ class Pipeline:
                 by_model[model].append(lines[i])
         for model, sample in by_model.items():
             current = self.own[model][0] if model in self.own else self.schema
-            found = infer_schema(sample, self.config, stream_tags(self.config))
+            found = infer_schema(sample, self.config, stream_tags(self.config), model)
             features = {k: v for k, v in found.features.items() if k not in current.features}
             prediction = current.prediction
             if isinstance(found.prediction, dict) and isinstance(prediction, dict):
