@@ -265,6 +265,28 @@ def test_numeric_event_ids_and_a_repeated_id_are_counted_right():
     assert (c.unreadable, c.joined, c.expired, c.waiting) == (0, 1, 1, 1)  # "8" came twice: the first expired
 
 
+def test_a_label_given_twice_before_its_prediction_is_applied_once_and_the_other_counted():
+    """Two labels for one id, both before the prediction (with a prediction of the model already seen, and
+    before any): the first is applied, the second counted without its prediction; every label is counted."""
+    from inferwatch.detectors.types import Batch, NumericArray
+
+    for seen_before in (False, True):
+        watch = PerformanceWatch(MonitorConfig(), LabelFeed.from_lines([
+            b'{"event_id": "a", "model": "m", "timestamp": 10, "label": 1}',
+            b'{"event_id": "a", "model": "m", "timestamp": 11, "label": 0}',
+            b'{"event_id": "b", "model": "m", "timestamp": 12, "label": 0}']))
+        if seen_before:
+            watch.predictions(Batch("m", ["z"], np.array([5.0]), {"prediction": NumericArray(np.array([0.5]))}),
+                              np.array([0]))
+        watch.arrive(50.0)
+        batch = Batch("m", ["a", "b"], np.array([100.0, 101.0]), {"prediction": NumericArray(np.array([0.9, 0.2]))})
+        watch.predictions(batch, np.array([1, 2]))
+        applied = [label for _, labels, _ in watch.joins["m"].joined for label in labels]
+        watch.finish()
+        c = watch.counts
+        assert (c.joined, c.orphaned, applied) == (2, 1, [1, 0]), seen_before
+
+
 def _steps(pipe, lines: list[bytes], chunk: int, feed_labels=None, reload=None) -> list[dict]:
     """Alert records of ``pipe`` over ``lines`` in steps of ``chunk``; ``feed_labels(clock)`` gives the labels
     known by then (a live worker's merge); ``reload(pipe)`` replaces the pipeline between steps."""
@@ -465,3 +487,31 @@ def test_a_batch_of_label_feeds_is_added_in_one_step_in_time_order():
     assert feed.add(first, second) == 2
     assert feed.ids == ["e1", "e3", "e2"] and feed.labels == [False, False, True]
     assert np.all(np.diff(feed.times) > 0) and feed.unreadable == 2 and feed.sent == 0
+
+
+@pytest.mark.parametrize("shape", [{"spread": True, "delay": 60.0}, {"early": 0.1}],
+                         ids=["exponential delays", "a tenth known first"])
+def test_label_delays_that_vary_or_come_first_raise_nothing_on_a_steady_stream(tmp_path, shape):
+    """Delays exponential with a mean of a minute, or a tenth of the labels known 30 s before their prediction:
+    the first delays seen are cut short by the clock, and the labels still to come at the end are the slowest
+    ones; neither is a change in delay, coverage or performance."""
+    events, labels = labelled(tmp_path, n=60_000, **shape)
+    alerts, said = run(events, labels)
+    assert alerts == [], [a["message"] for a in alerts]
+    assert said[0].startswith("labels: 60,000 joined"), said
+
+
+def test_regression_labels_written_as_text_and_ids_written_as_floats_are_read():
+    """A regression label ``"51.5"`` is a number (it was a silent NaN: joined, never watched); an id ``7.0``
+    (a table's export) is the event ``7``."""
+    from inferwatch.detectors.performance import outcome_columns
+    from inferwatch.detectors.types import Batch, NumericArray
+
+    cols = outcome_columns(NumericArray(np.array([50.0, 60.0, 70.0])), ["51.5", 58, "n/a"], probability=False)
+    assert np.allclose(cols["abs_error"].values[:2], [1.5, 2.0]) and np.isnan(cols["abs_error"].values[2])
+    watch = PerformanceWatch(MonitorConfig(), LabelFeed.from_lines([
+        b'{"event_id": 7.0, "model": "m", "timestamp": 200, "label": 1}']))
+    watch.predictions(Batch("m", ["7"], np.array([100.0]), {"prediction": NumericArray(np.array([0.9]))}),
+                      np.array([0]))
+    watch.finish()
+    assert (watch.counts.unreadable, watch.counts.joined) == (0, 1)

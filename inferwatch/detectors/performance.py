@@ -95,7 +95,23 @@ def is_probability(values: np.ndarray) -> bool:
 
 
 def _numbers(labels: list) -> np.ndarray:
-    return np.array([float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else np.nan for x in labels])
+    """Regression labels as numbers: JSON numbers, or numbers written as text (``"51.234"``); NaN otherwise.
+
+    >>> _numbers([51.2, "51.25", " 7 ", True, "n/a", None]).tolist()
+    [51.2, 51.25, 7.0, nan, nan, nan]
+    """
+    return np.array([_number(x) for x in labels], dtype=np.float64)
+
+
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _number(x) -> float:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    if isinstance(x, str) and _NUMBER_TEXT.fullmatch(x):
+        return float(x)
+    return np.nan
 
 
 def outcome_columns(predicted: Column, labels: list, probability: bool | None = None,

@@ -76,7 +76,7 @@ def from_labels(alert: Alert) -> bool:
 
 
 class _Label(msgspec.Struct):
-    event_id: str | int  # a number is taken as its text, as in events
+    event_id: str | int | float  # a number is taken as its text, as in events (7.0, as a table export has it: 7)
     model: str
     timestamp: Any = None
     label: Any = None
@@ -103,6 +103,10 @@ class _Labelled(msgspec.Struct):
 
 STATE_VERSION = 2  # of PerformanceWatch.to_bytes (1: pending predictions as a dict of tuples; still read)
 LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its alerts
+# the label delays a model's labels show until its clock has run this many times their 99th percentile are
+# cut short by the clock itself (a 5-minute delay cannot be seen 2 minutes in): its label_delay lane starts then
+DELAY_SETTLE = 1.5
+DELAY_SETTLE_LABELS = 100  # ...once this many came after their prediction (the first watched is the one after)
 
 _DECODE = msgspec.json.Decoder(_Label)
 _LABEL, _TIMESTAMP = operator.attrgetter("label"), operator.attrgetter("timestamp")
@@ -152,11 +156,11 @@ class LabelFeed:
         times = _times(list(map(_TIMESTAMP, good))) if good else np.empty(0)
         usable = ~np.isnan(times)
         if usable.all() and not (np.diff(times) < 0).any():  # the usual: readable, in time order already
-            ids = list(map(_EVENT_ID, good)) if text_ids else [str(r.event_id) for r in good]
+            ids = list(map(_EVENT_ID, good)) if text_ids else [_id_text(r.event_id) for r in good]
             return cls(times, list(map(_MODEL, good)), ids, labels, len(records) - len(good))
         order = np.flatnonzero(usable)[np.argsort(times[usable], kind="stable")]  # labels of one time: file order
         keep = order.tolist()
-        return cls(times[order], [good[i].model for i in keep], [str(good[i].event_id) for i in keep],
+        return cls(times[order], [good[i].model for i in keep], [_id_text(good[i].event_id) for i in keep],
                    [good[i].label for i in keep], len(records) - len(keep))
 
     @classmethod
@@ -220,6 +224,8 @@ class _ModelJoin:
     segments: tuple[str, ...] = ()  # the model's segment tags, whose values follow the outputs' in an entry
     waiting: Pending | None = None  # the predictions waiting (None until the model's first prediction)
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
+    first: float = np.inf  # the event time of the model's first prediction
+    delays: Any = None  # the delays seen until its label_delay lane starts (a sketch; None once started)
     # not yet watched (always empty between steps: each step ends by watching them):
     joined: list = field(default_factory=list)  # [(pending rows, labels, label times)]
     resolved: list = field(default_factory=list)  # [(pending rows, 0 labelled / 1 expired)]
@@ -251,6 +257,7 @@ class PerformanceWatch:
         self.coverage = Monitor(config)  # per model: labelled or not, per prediction, as each is resolved
         self.delay = Monitor(config)  # per model: each joined prediction's wait for its label, in seconds
         self.clock = -np.inf
+        self.end = np.inf  # the stream's clock at its end: labels known later are not watched for delay or coverage
         # mean metrics, per (model, output, metric, segment ("" or "tag=value")): the baseline (sum and count of
         # the values, the model's rows taken so far: done at warmup_events), the latest values
         self.baseline: dict[tuple[str, str, str, str], tuple[float, int, int]] = {}
@@ -261,7 +268,8 @@ class PerformanceWatch:
         """The join (pending predictions and early labels), its counts, the three monitors and the labels not
         given out yet: a live worker's state (:meth:`from_bytes`)."""
         joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments),
-                     "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early}
+                     "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early,
+                     "first": j.first, "delays": None if j.delays is None else j.delays.serialize()}
                  for m, j in self.joins.items()}
         return msgspec.msgpack.encode({
             "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
@@ -292,7 +300,9 @@ class PerformanceWatch:
                 waiting = (None if saved is None or (not outputs and not saved) else
                            Pending.from_entries(saved, width) if version == 1 else Pending.from_dict(saved, width))
                 early = {k: tuple(e) for k, e in j["early"].items()}
-                watch.joins[model] = _ModelJoin(outputs, segments, waiting, early)
+                delays = j.get("delays")  # (a state saved before: its lane started)
+                watch.joins[model] = _ModelJoin(outputs, segments, waiting, early, float(j.get("first", np.inf)),
+                                                None if delays is None else kll_doubles_sketch.deserialize(bytes(delays)))
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
@@ -384,6 +394,10 @@ class PerformanceWatch:
             join.outputs = tuple(sorted(outputs))
             join.segments = tuple(self.config.for_model(batch.model).segments)
             join.waiting = Pending(len(join.outputs) + len(join.segments))
+            join.delays = kll_doubles_sketch(KLL_K)
+        if len(batch) and not np.isfinite(join.first):
+            known = batch.times[np.isfinite(batch.times)]
+            join.first = float(known.min()) if known.size else join.first
         n = len(batch)
         values: list[Any] = []
         for name in join.outputs:
@@ -452,13 +466,14 @@ class PerformanceWatch:
             for model, (ids, at, given) in groups.items():
                 join, horizon = self._join(model), self._horizon(model)
                 if join.waiting is None:  # no prediction of the model yet: every label waits for its prediction
-                    join.early.update(zip(ids, zip(at, given)))
+                    self._wait_for_prediction(join, ids, at, given)
                     continue
                 found, waited = join.waiting.take(ids)
                 at = np.asarray(at, dtype=np.float64)
                 if waited is not None:  # labels before their prediction: they wait for it
-                    for i in np.flatnonzero(~waited).tolist():
-                        join.early[ids[i]] = (float(at[i]), given[i])
+                    first = np.flatnonzero(~waited).tolist()
+                    self._wait_for_prediction(join, [ids[i] for i in first], at[first].tolist(),
+                                              [given[i] for i in first])
                     at, given = at[waited], list(itertools.compress(given, waited.tolist()))
                 late = at - found.times > horizon
                 if late.any():  # labels that came after their prediction expired
@@ -470,8 +485,19 @@ class PerformanceWatch:
         self._expire()
         return self._watch()
 
+    def _wait_for_prediction(self, join: _ModelJoin, ids: list, at: list, given: list) -> None:
+        """Labels whose prediction has not come: they wait for it. A second label for one id is counted
+        without its prediction (the first one is applied, as for a label that comes after its prediction's)."""
+        before = len(join.early)
+        for event_id, t, label in zip(ids, at, given):
+            join.early.setdefault(event_id, (float(t), label))
+        self.counts.orphaned += before + len(ids) - len(join.early)
+
     def finish(self) -> list[tuple[int, str, str, Alert]]:
-        """The end of the stream: every label still to come arrives; what still waits is counted."""
+        """The end of the stream: every label still to come arrives; what still waits is counted. Labels known
+        after the stream's last event count and are watched for performance, not for delay or coverage (only
+        the slowest of the last predictions' labels are still to come: their delays say nothing of a change)."""
+        self.end = self.clock
         found = self.arrive(np.inf)
         self.counts.waiting = self._waiting()
         self.counts.orphaned += sum(len(j.early) for j in self.joins.values())
@@ -515,6 +541,12 @@ class PerformanceWatch:
             # the usual: every prediction resolved here was joined (none expired): its rows are read once
             same = len(resolved) == len(joined) and all(r[0] is j[0] and r[1] == 0 for r, j in zip(resolved, joined))
             rows = _rows([j[0] for j in joined]) if joined else None
+            labels_all = [label for _, part, _ in joined for label in part]
+            at = np.concatenate([part for _, _, part in joined]) if joined else np.empty(0)
+            if rows is not None:  # labels met at their prediction (early) and labels that came: in join order
+                rows, labels_all, at = _in_join_order(rows, labels_all, at)
+            if resolved and np.isfinite(self.end):  # the stream has ended: what resolves now is not watched
+                resolved = []
             if resolved:  # the share of predictions labelled within max_delay, watched like a column
                 ids, entries, times, index = rows if same and rows else _rows([r[0] for r in resolved])
                 codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for part, code in resolved])
@@ -527,12 +559,9 @@ class PerformanceWatch:
             if rows is None:
                 continue
             ids, entries, times, index = rows
-            labels_all = [label for _, part, _ in joined for label in part]
-            at = np.concatenate([part for _, _, part in joined])
             self.counts.joined += len(entries)
             self.delays.update(at - times)
-            found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
-                                             {"label_delay": NumericArray(at - times)}))
+            found = self._watch_delay(model, join, ids, times, at)
             out += [(int(index[a.row]), "prediction", "label_delay",
                      replace(a, model=model, kind="data_quality", detector="label_delay", feature="prediction",
                              message=a.message.replace("label_delay: ", "prediction: label delay (seconds) ", 1)
@@ -560,6 +589,21 @@ class PerformanceWatch:
                         for a in found]
                 self._carry(model, name, columns, segments)
         return out
+
+    def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
+                     ) -> list[Alert]:
+        """Joined predictions' waits for their labels, watched from the first label by which they have settled
+        (``DELAY_SETTLE``); none once the stream has ended."""
+        if np.isfinite(self.end):
+            return []
+        delays = at - times
+        if join.delays is not None:
+            start = _settled_from(join, np.maximum.accumulate(at), delays)
+            if start is None:
+                return []
+            ids, times, delays = ids.slice(start, len(delays)), times[start:], delays[start:]
+        return self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
+                                        {"label_delay": NumericArray(delays)}))
 
     def _baseline(self, model: str, output: str, columns: dict, segments: dict, whole: bool = False) -> None:
         """Each mean metric's baseline level, over the same labelled predictions as its detectors' baseline:
@@ -658,6 +702,53 @@ def _rows(parts: list[Rows]) -> tuple[TextArray, Rows, np.ndarray, np.ndarray]:
     """The event ids (as a column), rows, times and places of pending rows taken out, in order."""
     rows = Rows.concat(parts)
     return TextArray.from_list(rows.ids), rows, rows.times, rows.places
+
+
+def _id_text(event_id: str | int | float) -> str:
+    """A label's event id as the events' ids are kept: text; a whole float (``7.0``) as its integer (``7``)."""
+    if isinstance(event_id, float):
+        return str(int(event_id)) if event_id.is_integer() else repr(event_id)
+    return str(event_id)
+
+
+def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, list, np.ndarray]:
+    """Joined pairs ordered by when each was joined: its label's time, or its prediction's if the label came
+    first (a step joins the early labels at their predictions before the labels that came)."""
+    ids, entries, times, index = rows
+    when = np.maximum(at, times)
+    if not (np.diff(when) < 0).any():
+        return rows, labels, at
+    order = np.argsort(when, kind="stable")
+    taken = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
+                 [column[order] for column in entries.values])
+    return (ids.take(order), taken, times[order], index[order]), [labels[i] for i in order.tolist()], at[order]
+
+
+def _settled_from(join: _ModelJoin, clock: np.ndarray, delays: np.ndarray) -> int | None:
+    """The first of these joined labels (``clock``: the label times so far) by which the model's label delays
+    have settled: ``DELAY_SETTLE_LABELS`` labels known after their prediction, and the model's clock past
+    ``DELAY_SETTLE`` times their 99th percentile; None if none (the delays are kept). Once settled, the
+    model's sketch is dropped. (Labels that always come before their prediction have no delay to watch.)"""
+    def settled(i: int) -> bool:
+        seen = kll_doubles_sketch(KLL_K)
+        seen.merge(join.delays)
+        if i:
+            seen.update(known[:i])
+        if seen.n < DELAY_SETTLE_LABELS:
+            return False
+        came = seen.n * (1.0 - seen.get_rank(0.0))  # labels known after their prediction
+        return came >= DELAY_SETTLE_LABELS and clock[i] - join.first >= DELAY_SETTLE * seen.get_quantile(0.99)
+
+    known = np.where(np.isnan(delays), 0.0, delays)  # (a prediction without a usable time: no delay)
+    if not len(delays) or not settled(len(delays) - 1):
+        join.delays.update(known)
+        return None
+    lo, hi = 0, len(delays) - 1  # the first settled label, by bisection (settled grows with the clock)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if settled(mid) else (mid + 1, hi)
+    join.delays = None
+    return lo
 
 
 def _labels_of(col: CategoricalArray) -> np.ndarray:

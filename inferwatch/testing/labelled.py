@@ -36,8 +36,12 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
              noise: float = 1.0, regression: bool = False, overconfident: bool = False, delay: float = 120.0,
              seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
              sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None,
-             delay_after: float | None = None, features: int = 1) -> tuple[Path, Path]:
-    """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths."""
+             delay_after: float | None = None, features: int = 1, spread: bool = False,
+             early: float = 0.0) -> tuple[Path, Path]:
+    """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths.
+
+    ``spread``: each label's delay is exponential with mean ``delay`` (else exactly ``delay``); ``early``: this
+    share of the labels is known 30 s before its prediction."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
     after = slice(change, None) if change is not None else slice(n, None)
@@ -61,6 +65,9 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
     events, labels = [], []
     keep_it = rng.random(n) < keep
     extra = _unrelated(rng, n, features - 1)
+    waits = rng.exponential(delay, n) if spread else np.full(n, delay)
+    if early:
+        waits[rng.random(n) < early] = -30.0
     for i in range(n):
         t = START + i * 0.01
         event = {"event_id": f"e{i}", "model": model, "timestamp": stamp(t),
@@ -71,7 +78,7 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
         events.append(orjson.dumps(event))
         if keep_it[i]:
             label = round(float(truth[i]), 5) if regression else bool(truth[i])
-            wait = delay_after if delay_after is not None and change is not None and i >= change else delay
+            wait = delay_after if delay_after is not None and change is not None and i >= change else float(waits[i])
             labels.append((t + wait, orjson.dumps({"event_id": f"e{i}", "model": model,
                                                    "timestamp": stamp(t + wait), "label": label})))
     labels.sort(key=lambda r: r[0])
