@@ -44,9 +44,9 @@ def _bernoulli_kl(a: float, b: float) -> float:
     return a * math.log(a / b) + (1 - a) * math.log((1 - a) / (1 - b))
 
 
-def _error_rate(slope: float = 2.5, squeeze: float = 1.0, draws: int = 2_000_000) -> float:
+def _error_rate(slope: float = 2.5, squeeze: float = 1.0, draws: int = 2_000_000, intercept: float = 0.0) -> float:
     x = np.random.default_rng(0).normal(0, 1, draws) * squeeze
-    p = 1 / (1 + np.exp(-slope * x))
+    p = 1 / (1 + np.exp(-(slope * x - intercept)))
     return float(np.minimum(p, 1 - p).mean())
 
 
@@ -90,6 +90,12 @@ def scenarios() -> list[tuple[str, dict, str | None, float | None, dict | None]]
     err = _error_rate()
     flipped = err * 0.9 + (1 - err) * 0.1
     drift = {"n": 60_000, "change": 30_000, "flip": 0.10}
+    # positives labelled after 30 s, negatives after 5 min (a chargeback before the all-clear), with
+    # labels.settle: 6m; the score's intercept makes the two outcomes' error rates differ
+    slow_negatives = {"delay": 30.0, "negatives_delay": 300.0, "intercept": 1.5}
+    settled = {"default": {"labels": {"settle": "6m"}}}
+    skewed_err = _error_rate(intercept=1.5)
+    skewed_flip = skewed_err * 0.9 + (1 - skewed_err) * 0.1
     return [
         ("no change", {"n": 200_000}, None, None, None),
         ("overconfident", {"n": 100_000, "overconfident": True}, None, None, None),
@@ -115,6 +121,11 @@ def scenarios() -> list[tuple[str, dict, str | None, float | None, dict | None]]
          None),
         ("labels stop", {"n": 80_000, "change": 30_000, "keep": 1.0, "stop": True}, "label_coverage", None,
          {"default": {"labels": {"max_delay": "3m"}}}),
+        ("no change, delays exponential", {"n": 100_000, "delay": 60.0, "spread": True}, None, None, None),
+        ("no change, a tenth labelled first", {"n": 100_000, "early": 0.1}, None, None, None),
+        ("no change, negatives 10x later", {"n": 100_000, **slow_negatives}, None, None, settled),
+        ("concept drift, negatives 10x later", {**drift, "n": 100_000, "change": 50_000, **slow_negatives},
+         "error_rate", _bernoulli_kl(skewed_flip, skewed_err), settled),
     ]
 
 
@@ -180,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="", help="the scenarios whose name holds this text (and no speed run)")
     args = parser.parse_args()
     print(f"budget: ARL0 = {ARL0:.0e}; bound = predictions after the change until the cumulated KL reaches "
           f"ln(ARL0) = {math.log(ARL0):.1f}; {args.seeds} seeds (delay = mean, FA = sum)")
@@ -188,6 +200,8 @@ def main() -> None:
     print("-" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
         for name, gen, detector, kl, config in scenarios():
+            if args.only not in name:
+                continue
             results = [run_one(Path(tmp) / f"s{seed}", gen, detector, config, seed) for seed in range(args.seeds)]
             delays = [d for d, _ in results if d is not None]
             false = sum(f for _, f in results)
@@ -199,8 +213,9 @@ def main() -> None:
             ratio = f"{mean / bound:.2f}" if mean is not None and bound else "-"
             print(f"{name:32} {detector or '-':22} {text:>7} {spread:>11} {false:>3} "
                   f"{(f'{bound:.0f}' if bound else '-'):>7} {ratio:>6}", flush=True)
-        print(estimate_against_realized(Path(tmp)), flush=True)
-        print(speed(Path(tmp), args.runs))
+        if not args.only:
+            print(estimate_against_realized(Path(tmp)), flush=True)
+            print(speed(Path(tmp), args.runs))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,16 @@ def test_a_list_with_bad_events_names_each_by_index(client):
     assert [e["index"] for e in orjson.loads(answer)["errors"]] == [1, 3]
 
 
+def test_a_bare_nan_in_a_list_is_named_by_index_and_field(client):
+    good = orjson.dumps(crafted_events()[0])
+    bad = b'{"event_id":"e","model":"m","timestamp":1.0,"features":{"amount":NaN}}'
+    status, answer = client("POST", "/v1/guard", data=b"[" + good + b", " + bad + b"," + good + b"]")
+    assert status == 400
+    assert [(e["index"], e["field"]) for e in orjson.loads(answer)["errors"]] == [(1, "features.amount")]
+    status, answer = client("POST", "/v1/guard", data=b"[" + good + b"," + bad + b"")  # not an array: no index
+    assert status == 400 and orjson.loads(answer)["errors"][0]["index"] is None
+
+
 def test_a_client_gone_mid_body_leaves_the_server_serving(client):
     with socket.create_connection(client.address) as s:
         s.sendall(b"POST /v1/guard HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"event_id\"")

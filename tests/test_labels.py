@@ -321,15 +321,22 @@ def _as_first_release(saved: bytes) -> bytes:
     return msgspec.msgpack.encode(raw)
 
 
-@pytest.mark.parametrize("segmented, first_release", [(False, False), (True, False), (False, True)])
-def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(tmp_path, segmented, first_release):
+@pytest.mark.parametrize("segmented, first_release, settle", [
+    (False, False, False), (True, False, False), (False, True, False), (False, False, True)])
+def test_the_label_join_saved_and_read_back_between_steps_gives_the_same_alerts(tmp_path, segmented, first_release,
+                                                                                settle):
     """A live worker's detect stage: labels appended as its merge releases them, the pipeline (and its label
     join) saved to parts and read back after every step. Same alerts as one replay with the whole labels file
     (segmented: with a concept drift in one region, whose own alerts come through the saves too; first_release:
-    every state read back is in the format of the first release with labels)."""
+    every state read back is in the format of the first release with labels; settle: with labels.settle, the
+    pairs it holds are saved too)."""
     from inferwatch.streams.pipeline import PERFORMANCE_FIELD, Pipeline
 
-    if segmented:
+    if settle:
+        events, labels = labelled(tmp_path, change=30_000, flip=0.10, delay=30.0, negatives_delay=300.0,
+                                  intercept=1.5)
+        config = MonitorConfig.model_validate({"default": {"labels": {"settle": "6m"}}})
+    elif segmented:
         events, labels = labelled(tmp_path, n=80_000, change=40_000, flip=0.20, regions=("eu", "us", "apac", "latam"),
                                   flip_region="eu")
         config = MonitorConfig.model_validate({"default": {"segments": ["region"]}})
@@ -515,3 +522,20 @@ def test_regression_labels_written_as_text_and_ids_written_as_floats_are_read():
                       np.array([0]))
     watch.finish()
     assert (watch.counts.unreadable, watch.counts.joined) == (0, 1)
+
+
+def test_with_settle_labels_whose_delay_depends_on_the_outcome_are_watched_in_prediction_order(tmp_path):
+    """Positives labelled 30 s after their prediction, negatives 5 minutes after (a chargeback comes faster
+    than the all-clear): watched as they come, the first labels are nearly all positives, and the error rate
+    looks changed on a steady stream. With ``labels.settle: 6m`` the pairs are watched in prediction order:
+    quiet, the scores said calibrated, and a concept drift is still caught after its change."""
+    shape = {"n": 80_000, "delay": 30.0, "negatives_delay": 300.0, "intercept": 1.5}
+    events, labels = labelled(tmp_path / "steady", **shape)
+    assert performance(run(events, labels)[0])  # the limit settle is for
+    config = MonitorConfig.model_validate({"default": {"labels": {"settle": "6m"}}})
+    alerts, said = run(events, labels, config)
+    assert alerts == [], [a["message"] for a in alerts]
+    assert said[-1].endswith("the scores look calibrated"), said
+    events, labels = labelled(tmp_path / "drift", change=40_000, flip=0.10, **shape)
+    fired = [a for a in performance(run(events, labels, config)[0]) if a["status"] == "firing"]
+    assert fired and min(a["position"] for a in fired) >= 40_000, fired

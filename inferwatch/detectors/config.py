@@ -73,13 +73,17 @@ Metric = Literal["error_rate", "log_loss", "brier", "overconfidence", "precision
 class LabelsConfig(_Strict):
     """How long a prediction waits for its label (and a label for its prediction), and how many wait.
 
-    ``max_delay`` is seconds of event time, or text such as ``7d``, ``12h``, ``30m``.
+    ``max_delay`` is seconds of event time, or text such as ``7d``, ``12h``, ``30m``. ``settle`` (the same
+    units; 0: off) holds each labelled prediction that long after it was made, and watches the held ones
+    in prediction order: for labels whose delay depends on the outcome (fraud confirmed in days,
+    legitimate payments in months), set it to the delay by which nearly all labels are in.
 
-    >>> LabelsConfig(max_delay="2d").max_delay, LabelsConfig(max_delay=90).max_delay
-    (172800.0, 90.0)
+    >>> LabelsConfig(max_delay="2d").max_delay, LabelsConfig(max_delay=90).max_delay, LabelsConfig(settle="5m").settle
+    (172800.0, 90.0, 300.0)
     """
 
     max_delay: float = Field(default=7 * 86400, gt=0.0, le=366 * 86400)
+    settle: float = Field(default=0.0, ge=0.0, le=366 * 86400)
     max_pending: int = Field(default=1_000_000, ge=1, le=100_000_000)
     # the performance metrics watched (those that fit each output; see inferwatch.detectors.performance)
     metrics: list[Metric] = Field(default_factory=lambda: list(get_args(Metric)), min_length=1)
@@ -87,15 +91,16 @@ class LabelsConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _duration(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("max_delay"), str):
-            text = data["max_delay"].strip()
-            unit = _UNITS.get(text[-1:])
-            try:
-                seconds = float(text[:-1]) * unit if unit else float(text)
-            except ValueError:
-                raise ValueError(f"max_delay: expected seconds or a duration such as 7d, 12h, 30m; got {text!r}") \
-                    from None
-            data = {**data, "max_delay": seconds}
+        for name in ("max_delay", "settle"):
+            if isinstance(data, dict) and isinstance(data.get(name), str):
+                text = data[name].strip()
+                unit = _UNITS.get(text[-1:])
+                try:
+                    seconds = float(text[:-1]) * unit if unit else float(text)
+                except ValueError:
+                    raise ValueError(f"{name}: expected seconds or a duration such as 7d, 12h, 30m; got {text!r}") \
+                        from None
+                data = {**data, name: seconds}
         return data
 
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import json
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -235,6 +237,9 @@ class GuardApp:
                 (decision,) = guard.check_batch([body])
                 if isinstance(decision, Rejection):
                     return 400, {"errors": [_error(None, decision.error, decision.field)]}
+            events = _elements(body)  # a list with a bare NaN: each event judged, the one at fault named
+            if events is not None and len(events) <= self.max_events:
+                return self._decided(guard.check_batch(events))
             return 400, {"errors": [_error(None, f"invalid JSON: {exc}")]}
         if isinstance(parsed, dict):
             decision = guard.fast_check(parsed, size=len(body))
@@ -266,6 +271,34 @@ async def _respond(send, code: int, content_type: bytes, body: bytes, extra: lis
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                             *(extra or [])]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _elements(body: bytes) -> list[bytes] | None:
+    """The events of a JSON array that is valid but for bare ``NaN`` / ``Infinity`` constants, as their own
+    bytes (each then judged by the decoder); None if it is not such an array."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder(parse_constant=lambda _: None)
+    spaces = re.compile(r"\s*")
+    pos = spaces.match(text, 0).end()  # type: ignore[union-attr]
+    if not text.startswith("[", pos):
+        return None
+    out: list[bytes] = []
+    pos = spaces.match(text, pos + 1).end()  # type: ignore[union-attr]
+    try:
+        while not text.startswith("]", pos):
+            _, end = decoder.raw_decode(text, pos)
+            out.append(text[pos:end].encode())
+            pos = spaces.match(text, end).end()  # type: ignore[union-attr]
+            if text.startswith(",", pos):
+                pos = spaces.match(text, pos + 1).end()  # type: ignore[union-attr]
+            elif not text.startswith("]", pos):
+                return None
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return out if not text[pos + 1:].strip() else None
 
 
 def _too_large(cap: int) -> dict:

@@ -226,6 +226,7 @@ class _ModelJoin:
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
     first: float = np.inf  # the event time of the model's first prediction
     delays: Any = None  # the delays seen until its label_delay lane starts (a sketch; None once started)
+    held: Any = None  # with labels.settle: the joined pairs not yet watched, (Rows, labels, label times)
     # not yet watched (always empty between steps: each step ends by watching them):
     joined: list = field(default_factory=list)  # [(pending rows, labels, label times)]
     resolved: list = field(default_factory=list)  # [(pending rows, 0 labelled / 1 expired)]
@@ -269,7 +270,8 @@ class PerformanceWatch:
         given out yet: a live worker's state (:meth:`from_bytes`)."""
         joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments),
                      "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early,
-                     "first": j.first, "delays": None if j.delays is None else j.delays.serialize()}
+                     "first": j.first, "delays": None if j.delays is None else j.delays.serialize(),
+                     "held": None if j.held is None else _held_to_dict(j.held)}
                  for m, j in self.joins.items()}
         return msgspec.msgpack.encode({
             "version": STATE_VERSION, "feed": self.feed.to_dict(), "joins": joins,
@@ -302,7 +304,8 @@ class PerformanceWatch:
                 early = {k: tuple(e) for k, e in j["early"].items()}
                 delays = j.get("delays")  # (a state saved before: its lane started)
                 watch.joins[model] = _ModelJoin(outputs, segments, waiting, early, float(j.get("first", np.inf)),
-                                                None if delays is None else kll_doubles_sketch.deserialize(bytes(delays)))
+                                                None if delays is None else kll_doubles_sketch.deserialize(bytes(delays)),
+                                                None if j.get("held") is None else _held_from_dict(j["held"], width))
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
@@ -556,10 +559,14 @@ class PerformanceWatch:
                 out += [(int(index[a.row]), "prediction", "label_coverage",
                          replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
                         for a in found]
+            if rows is not None:
+                self.counts.joined += len(rows[1])
+            settle = self.config.for_model(model).labels.settle
+            if settle > 0:
+                rows, labels_all, at = self._settled(join, rows, labels_all, at, settle)
             if rows is None:
                 continue
             ids, entries, times, index = rows
-            self.counts.joined += len(entries)
             self.delays.update(at - times)
             found = self._watch_delay(model, join, ids, times, at)
             out += [(int(index[a.row]), "prediction", "label_delay",
@@ -589,6 +596,26 @@ class PerformanceWatch:
                         for a in found]
                 self._carry(model, name, columns, segments)
         return out
+
+    def _settled(self, join: _ModelJoin, rows: tuple | None, labels: list, at: np.ndarray, settle: float
+                 ) -> tuple[tuple | None, list, np.ndarray]:
+        """``labels.settle``: the joined pairs whose prediction is ``settle`` old by the clock (all, at the
+        end), in prediction order; the others held. A label that comes later still is watched when it comes."""
+        if rows is not None:
+            join.held = _held_concat(join.held, (rows[1], labels, at))
+        if join.held is None:
+            return None, [], at
+        entries, held_labels, held_at = join.held
+        line = np.inf if np.isfinite(self.end) else self.clock - settle
+        ready = ~(entries.times > line)
+        if not ready.any():
+            return None, [], at
+        go = np.flatnonzero(ready)
+        go = go[np.lexsort((entries.places[go], entries.times[go]))]
+        stay = np.flatnonzero(~ready)
+        join.held = _held_take(join.held, stay) if stay.size else None
+        out, out_labels, out_at = _held_take((entries, held_labels, held_at), go)
+        return _rows([out]), out_labels, out_at
 
     def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
                      ) -> list[Alert]:
@@ -709,6 +736,36 @@ def _id_text(event_id: str | int | float) -> str:
     if isinstance(event_id, float):
         return str(int(event_id)) if event_id.is_integer() else repr(event_id)
     return str(event_id)
+
+
+def _held_concat(held: tuple | None, more: tuple) -> tuple:
+    if held is None:
+        return more
+    return Rows.concat([held[0], more[0]]), held[1] + more[1], np.concatenate([held[2], more[2]])
+
+
+def _held_take(held: tuple, order: np.ndarray) -> tuple:
+    entries, labels, at = held
+    picked = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
+                  [column[order] for column in entries.values])
+    return picked, [labels[i] for i in order.tolist()], at[order]
+
+
+def _held_to_dict(held: tuple) -> dict:
+    entries, labels, at = held
+    return {"ids": entries.ids, "times": entries.times.astype("<f8").tobytes(),
+            "places": entries.places.astype("<i8").tobytes(), "values": [c.tolist() for c in entries.values],
+            "labels": labels, "at": at.astype("<f8").tobytes()}
+
+
+def _held_from_dict(raw: dict, width: int) -> tuple:
+    entries = Rows(list(raw["ids"]), np.frombuffer(raw["times"], dtype="<f8").astype(np.float64),
+                   np.frombuffer(raw["places"], dtype="<i8").astype(np.int64), [objects(v) for v in raw["values"]])
+    at = np.frombuffer(raw["at"], dtype="<f8").astype(np.float64)
+    if len(entries.values) != width or any(len(x) != len(entries) for x in (entries.times, entries.places, at,
+                                                                              raw["labels"], *entries.values)):
+        raise ValueError("the held pairs' columns differ in shape")
+    return entries, list(raw["labels"]), at
 
 
 def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, list, np.ndarray]:

@@ -37,11 +37,13 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
              seed: int = 3, keep: float = 1.0, slope: float = 2.5, model: str = "churn", bias: float = 0.0,
              sharpen: bool = False, regions: tuple[str, ...] = (), flip_region: str | None = None,
              delay_after: float | None = None, features: int = 1, spread: bool = False,
-             early: float = 0.0) -> tuple[Path, Path]:
+             early: float = 0.0, intercept: float = 0.0, negatives_delay: float | None = None) -> tuple[Path, Path]:
     """Write ``events.jsonl`` and ``labels.jsonl`` (in label-time order) under ``folder``; return their paths.
 
     ``spread``: each label's delay is exponential with mean ``delay`` (else exactly ``delay``); ``early``: this
-    share of the labels is known 30 s before its prediction."""
+    share of the labels is known 30 s before its prediction; ``negatives_delay``: a negative's label comes
+    that long after its prediction (a positive's after ``delay``); ``intercept``: ``p = sigmoid(slope * x -
+    intercept)``."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n)
     after = slice(change, None) if change is not None else slice(n, None)
@@ -53,7 +55,7 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
         truth: np.ndarray = prediction + rng.normal(0, 1, n) * scale
         prediction[after] += bias
     else:
-        p = 1 / (1 + np.exp(-slope * x))
+        p = 1 / (1 + np.exp(-(slope * x - intercept)))
         truth = rng.random(n) < p
         flipped = rng.random(len(truth[after])) < flip
         if flip_region is not None:  # the concept drift of one segment only
@@ -68,6 +70,8 @@ def labelled(folder: Path, n: int = 60_000, change: int | None = None, flip: flo
     waits = rng.exponential(delay, n) if spread else np.full(n, delay)
     if early:
         waits[rng.random(n) < early] = -30.0
+    if negatives_delay is not None and not regression:
+        waits[~truth.astype(bool)] = negatives_delay
     for i in range(n):
         t = START + i * 0.01
         event = {"event_id": f"e{i}", "model": model, "timestamp": stamp(t),
