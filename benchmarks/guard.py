@@ -96,7 +96,7 @@ def in_process(evs: list[dict]) -> dict:
         batch_rate = max(batch_rate, len(raw) / (time.perf_counter() - started))
     actions = {}
     for d in guard.check_batch(raw[:5000]):
-        actions[d["action"]] = actions.get(d["action"], 0) + 1
+        actions[d.action] = actions.get(d.action, 0) + 1
     us = times / 1e3
     return {"p50_us": np.percentile(us, 50), "p99_us": np.percentile(us, 99), "p999_us": np.percentile(us, 99.9),
             "check_per_s": len(evs) / (times.sum() / 1e9), "check_batch_per_s": batch_rate, "actions": actions}

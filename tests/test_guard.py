@@ -402,3 +402,21 @@ def test_replay_decides_two_models_of_two_prediction_shapes_on_one_stream(tmp_pa
     assert from_replay == from_guard
     actions = {(d["model"], d["action"]) for d in from_replay}
     assert actions >= {("card-fraud", "fix"), ("card-fraud", "flag"), ("named", "block"), ("named", "fix")}
+
+
+def test_the_guard_survives_odd_model_fields_and_many_models():
+    """A ``model`` that is a list, or given twice (the decoder reads the first, a parser the last), is a
+    rejection naming the field, not a crash; 1,000 listed models of one shape share one batch decoder."""
+    from inferwatch.streams.guard import Guard, Rejection
+
+    guard = Guard(MonitorConfig.model_validate(TWO_SHAPES))
+    listed = _shaped("a", ["card-fraud"], 0.5)
+    twice = (b'{"event_id":"b","model":"card-fraud","timestamp":"2026-11-01T00:00:00Z","features":{"x":1.0},'
+             b'"prediction":{"fraud":0.5},"model":"named"}')
+    for decisions in (guard.check_all([listed, twice]), guard.check_batch([listed, twice])):
+        assert [(type(d), d.field) for d in decisions] == [(Rejection, "model"), (Rejection, "model")], decisions
+    many = MonitorConfig.model_validate({"models": {f"m{k}": TWO_SHAPES["models"]["card-fraud"] for k in range(1000)}})
+    guard = Guard(many)
+    assert len({id(part) for part in guard._models.values()}) == 1
+    decided = guard.check_batch([orjson.dumps(_shaped(f"e{k}", f"m{k}", 1.5, amount=1.0)) for k in range(1000)])
+    assert {(d.action, d.prediction) for d in decided} == {("fix", 1.0)}

@@ -539,3 +539,20 @@ def test_with_settle_labels_whose_delay_depends_on_the_outcome_are_watched_in_pr
     events, labels = labelled(tmp_path / "drift", change=40_000, flip=0.10, **shape)
     fired = [a for a in performance(run(events, labels, config)[0]) if a["status"] == "firing"]
     assert fired and min(a["position"] for a in fired) >= 40_000, fired
+
+
+@pytest.mark.parametrize("shape", [{"n": 100_000, "change": 20_000, "delay_after": 600.0},
+                                   {"n": 60_000, "change": 30_000, "flip": 0.10, "spread": True, "delay": 60.0},
+                                   {"n": 60_000, "delay": 5.0, "negatives_delay": 200.0, "intercept": 1.5}],
+                         ids=["labels come later", "concept drift, delays exponential", "negatives later"])
+def test_the_same_labelled_stream_gives_the_same_alerts_whatever_the_batch_size(tmp_path, shape):
+    """Batches of 1,000, 7,777 and the default: the same alerts (in an order that may differ; a score's last
+    digit may too: the label lanes sum per batch), and each alert's position is its event's (e<position>)."""
+    events, labels = labelled(tmp_path, **shape)
+    found = []
+    for size in (1_000, 7_777, None):
+        config = MonitorConfig.model_validate({} if size is None else {"batch_size": size})
+        alerts, _ = run(events, labels, config)
+        assert alerts and all(a["event_id"] == f"e{a['position']}" for a in alerts if a["event_id"]), alerts
+        found.append(sorted(orjson.dumps({**a, "score": round(a["score"], 4)}) for a in alerts))
+    assert found[0] == found[1] == found[2]

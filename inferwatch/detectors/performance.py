@@ -64,7 +64,8 @@ assert list(METRICS) == LabelsConfig().metrics  # the config's default: every me
 METRIC_COLUMNS = {"precision": ("categorical", ["mix"]), "recall": ("categorical", ["mix"]),
                   "log_loss": ("numeric", ["mean"]), "brier": ("numeric", ["mean"]),
                   "overconfidence": ("numeric", ["mean"]), "squared_error": ("numeric", ["mean"]),
-                  "bias": ("numeric", ["mean"]), "label_delay": ("numeric", ["mean"])}
+                  "bias": ("numeric", ["mean"]), "label_delay": ("numeric", ["mean"]),
+                  "label_coverage": ("categorical", ["mix", "new_category"])}
 WORDS = {"error_rate": "error rate", "log_loss": "log loss", "brier": "Brier score",
          "overconfidence": "overconfidence (mean probability - label, toward the predicted side)",
          "precision": "precision", "recall": "recall", "abs_error": "mean absolute error",

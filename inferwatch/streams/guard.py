@@ -38,6 +38,7 @@ import msgspec
 import orjson
 
 from ..detectors.config import MonitorConfig
+from ..detectors.guard import BatchGuard
 from ..detectors.types import Decision
 from ..errors import InvalidEvent
 from .config_file import load_config
@@ -76,8 +77,13 @@ class Guard:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
-        self._default = _ModelGuard(config)
-        self._models = {model: _ModelGuard(config, model) for model in config.models}
+        shapes: dict[tuple, list[str]] = defaultdict(list)  # models whose rules see the same fields share a part
+        for model in [*config.models, UNLISTED]:
+            shapes[_shape(config, model)].append(model)
+        parts = {model: part for shape, models in shapes.items() for part in [_ModelGuard(config, shape, models)]
+                 for model in models}
+        self._default = parts.pop(UNLISTED)
+        self._models = parts
 
     @classmethod
     def from_config(cls, path: str | Path) -> Guard:
@@ -85,6 +91,11 @@ class Guard:
 
     def _of(self, model: object) -> _ModelGuard:
         return self._models.get(model, self._default) if isinstance(model, str) else self._default
+
+    @property
+    def guards(self):
+        """The rules of the default's guard (:class:`inferwatch.streams.pipeline.Guards`)."""
+        return self._default.guards
 
     def check(self, event: Any) -> Decision:
         """The decision for one event (a dict, or its JSON as bytes or str); :class:`InvalidEvent` if it is not one."""
@@ -135,13 +146,15 @@ class Guard:
         events = list(events)
         if not self._models:
             return self._default.check_batch(events)
-        groups: dict[str, list[int]] = defaultdict(list)  # a listed model's events; "" for the default's
+        groups: dict[int, list[int]] = defaultdict(list)  # each part's events
+        parts: dict[int, _ModelGuard] = {}
         for i, event in enumerate(events):
-            model = _model_of(event)
-            groups[model if model in self._models else ""].append(i)
+            part = self._of(_model_of(event))
+            groups[id(part)].append(i)
+            parts[id(part)] = part
         out: list[Decision | Rejection | None] = [None] * len(events)
-        for model, indices in groups.items():
-            part = self._models[model] if model else self._default
+        for key, indices in groups.items():
+            part = parts[key]
             for i, decision in zip(indices, part.check_batch([events[i] for i in indices])):
                 if isinstance(decision, Rejection):
                     decision.index = i
@@ -149,22 +162,44 @@ class Guard:
         return out  # type: ignore[return-value]
 
 
-class _ModelGuard:
-    """One model's guard (``UNLISTED``: the default's, for every model the config does not list), compiled
-    against the kinds its own config gives."""
+def _shape(config: MonitorConfig, model: str) -> tuple:
+    """The fields a model's guard reads (``UNLISTED``: the default's): (features, outputs, prediction, as is),
+    from the kinds its own config gives them, or, when its rules need more (an expression on a column only
+    another model declares), from every model's config, its own first."""
+    shape = _fields(config, model, {})
+    rules = config.for_model(model).rules
+    try:
+        BatchGuard(rules, {k: "numeric" if v == "numeric" else "categorical" for k, v in _schema(shape).kinds().items()})
+    except ValueError:
+        return _fields(config, model, {**rule_fields(config), **declared_kinds(config)})
+    return shape
 
-    def __init__(self, config: MonitorConfig, model: str = UNLISTED) -> None:
-        kinds = {**rule_fields(config, model), **declared_kinds(config, model)}  # a rule's field needs no declaration
-        prediction = kinds.pop("prediction", None)
-        outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
-        features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
-        rules = config.for_model(model).rules
-        # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
-        self._as_is = not outputs and prediction is None and not any(
-            _PREDICTION_NAMED.search(r.expression or "") for r in rules)
-        schema = Schema(features, outputs or prediction or ("categorical" if self._as_is else "numeric"))
+
+def _schema(shape: tuple) -> Schema:
+    features, outputs, prediction, as_is = dict(shape[0]), dict(shape[1]), shape[2], shape[3]
+    return Schema(features, outputs or prediction or ("categorical" if as_is else "numeric"))
+
+
+def _fields(config: MonitorConfig, model: str, wider: dict[str, str]) -> tuple:
+    kinds = {**wider, **rule_fields(config, model), **declared_kinds(config, model)}  # a rule's field: no declaring
+    prediction = kinds.pop("prediction", None)
+    outputs = {k[len("prediction."):]: v for k, v in kinds.items() if k.startswith("prediction.")}
+    features = {feature_of(k): v for k, v in kinds.items() if not k.startswith("prediction.")}
+    # no rule and no column says what the prediction is: it passes through as it came (a number, an object)
+    as_is = not outputs and prediction is None and not any(
+        _PREDICTION_NAMED.search(r.expression or "") for r in config.for_model(model).rules)
+    return tuple(sorted(features.items())), tuple(sorted(outputs.items())), prediction, as_is
+
+
+class _ModelGuard:
+    """The guard of the models of one :func:`_shape` (``UNLISTED`` among them: the default's, for every model
+    the config does not list): one batch decoder, each model's own rules."""
+
+    def __init__(self, config: MonitorConfig, shape: tuple, models: list[str]) -> None:
+        outputs, prediction, self._as_is = dict(shape[1]), shape[2], shape[3]
+        schema = _schema(shape)
         self.config = config
-        self.pipeline = Pipeline(config, schema)
+        self.pipeline = Pipeline(config, schema, only=[m if m in config.models else "default" for m in models])
         self.guards = self.pipeline.guards
         self._features = list(schema.features.items())
         self._outputs = list(outputs.items()) if outputs else None

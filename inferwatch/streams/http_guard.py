@@ -228,6 +228,15 @@ class GuardApp:
             self.metrics.decisions.labels(action).inc(n)
         return 200, decisions
 
+    def _listed(self, events: list) -> tuple[int, object]:
+        if len(events) > self.max_events:
+            return 413, {"errors": [_error(None, f"{len(events)} events in one request, "
+                                                 f"over the cap of {self.max_events}")]}
+        decisions: list = []
+        for lo in range(0, len(events), CHUNK_EVENTS):
+            decisions += self.guard.check_batch(events[lo:lo + CHUNK_EVENTS])
+        return self._decided(decisions)
+
     def _answer(self, body: bytes) -> tuple[int, object]:
         guard, metrics = self.guard, self.metrics
         try:
@@ -238,8 +247,8 @@ class GuardApp:
                 if isinstance(decision, Rejection):
                     return 400, {"errors": [_error(None, decision.error, decision.field)]}
             events = _elements(body)  # a list with a bare NaN: each event judged, the one at fault named
-            if events is not None and len(events) <= self.max_events:
-                return self._decided(guard.check_batch(events))
+            if events is not None:
+                return self._listed(events)
             return 400, {"errors": [_error(None, f"invalid JSON: {exc}")]}
         if isinstance(parsed, dict):
             decision = guard.fast_check(parsed, size=len(body))
@@ -250,13 +259,7 @@ class GuardApp:
             metrics.decisions.labels(decision.action).inc()
             return 200, decision
         if isinstance(parsed, list):
-            if len(parsed) > self.max_events:
-                return 413, {"errors": [_error(None, f"{len(parsed)} events in one request, "
-                                                     f"over the cap of {self.max_events}")]}
-            decisions: list = []
-            for lo in range(0, len(parsed), CHUNK_EVENTS):
-                decisions += guard.check_batch(parsed[lo:lo + CHUNK_EVENTS])
-            return self._decided(decisions)
+            return self._listed(parsed)
         return 400, {"errors": [_error(None, "expected an event (object) or a list of events, "
                                              f"got {type(parsed).__name__}")]}
 
@@ -294,6 +297,8 @@ def _elements(body: bytes) -> list[bytes] | None:
             pos = spaces.match(text, end).end()  # type: ignore[union-attr]
             if text.startswith(",", pos):
                 pos = spaces.match(text, pos + 1).end()  # type: ignore[union-attr]
+                if text.startswith("]", pos):  # a trailing comma is not JSON
+                    return None
             elif not text.startswith("]", pos):
                 return None
     except (json.JSONDecodeError, RecursionError):

@@ -106,7 +106,9 @@ LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its aler
 # the label delays a model's labels show until its clock has run this many times their 99th percentile are
 # cut short by the clock itself (a 5-minute delay cannot be seen 2 minutes in): its label_delay lane starts then
 DELAY_SETTLE = 1.5
-DELAY_SETTLE_LABELS = 100  # ...once this many came after their prediction (the first watched is the one after)
+DELAY_SETTLE_LABELS = 100  # ...once this many came after their prediction
+SETTLE_CHECK = 100  # (checked every this many labels of the model)
+SETTLE_TOP = 1000  # (the largest delays kept until then)
 
 _DECODE = msgspec.json.Decoder(_Label)
 _LABEL, _TIMESTAMP = operator.attrgetter("label"), operator.attrgetter("timestamp")
@@ -225,7 +227,7 @@ class _ModelJoin:
     waiting: Pending | None = None  # the predictions waiting (None until the model's first prediction)
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
     first: float = np.inf  # the event time of the model's first prediction
-    delays: Any = None  # the delays seen until its label_delay lane starts (a sketch; None once started)
+    delays: Any = None  # until its label_delay lane starts, what _settled_from keeps (None once started)
     held: Any = None  # with labels.settle: the joined pairs not yet watched, (Rows, labels, label times)
     # not yet watched (always empty between steps: each step ends by watching them):
     joined: list = field(default_factory=list)  # [(pending rows, labels, label times)]
@@ -270,7 +272,8 @@ class PerformanceWatch:
         given out yet: a live worker's state (:meth:`from_bytes`)."""
         joins = {m: {"outputs": list(j.outputs), "segments": list(j.segments),
                      "waiting": None if j.waiting is None else j.waiting.to_dict(), "early": j.early,
-                     "first": j.first, "delays": None if j.delays is None else j.delays.serialize(),
+                     "first": j.first, "delays": None if j.delays is None else
+                     {**j.delays, "top": j.delays["top"].astype("<f8").tobytes()},
                      "held": None if j.held is None else _held_to_dict(j.held)}
                  for m, j in self.joins.items()}
         return msgspec.msgpack.encode({
@@ -303,8 +306,10 @@ class PerformanceWatch:
                            Pending.from_entries(saved, width) if version == 1 else Pending.from_dict(saved, width))
                 early = {k: tuple(e) for k, e in j["early"].items()}
                 delays = j.get("delays")  # (a state saved before: its lane started)
+                if delays is not None:
+                    delays = {**delays, "top": np.frombuffer(delays["top"], dtype="<f8").astype(np.float64)}
                 watch.joins[model] = _ModelJoin(outputs, segments, waiting, early, float(j.get("first", np.inf)),
-                                                None if delays is None else kll_doubles_sketch.deserialize(bytes(delays)),
+                                                delays,
                                                 None if j.get("held") is None else _held_from_dict(j["held"], width))
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
@@ -397,7 +402,7 @@ class PerformanceWatch:
             join.outputs = tuple(sorted(outputs))
             join.segments = tuple(self.config.for_model(batch.model).segments)
             join.waiting = Pending(len(join.outputs) + len(join.segments))
-            join.delays = kll_doubles_sketch(KLL_K)
+            join.delays = _fresh_delays()
         if len(batch) and not np.isfinite(join.first):
             known = batch.times[np.isfinite(batch.times)]
             join.first = float(known.min()) if known.size else join.first
@@ -551,14 +556,7 @@ class PerformanceWatch:
             if resolved and np.isfinite(self.end):  # the stream has ended: what resolves now is not watched
                 resolved = []
             if resolved:  # the share of predictions labelled within max_delay, watched like a column
-                ids, entries, times, index = rows if same and rows else _rows([r[0] for r in resolved])
-                codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for part, code in resolved])
-                lane = _lane(self.coverage, model, "prediction")
-                coverage = CategoricalArray(codes, ("labelled", "unlabelled"))
-                found = self.coverage.process(Batch(lane, ids, times, {"label_coverage": coverage}))
-                out += [(int(index[a.row]), "prediction", "label_coverage",
-                         replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction"))
-                        for a in found]
+                out += self._watch_coverage(model, join, resolved, joined, (rows, at) if same else None)
             if rows is not None:
                 self.counts.joined += len(rows[1])
             settle = self.config.for_model(model).labels.settle
@@ -597,6 +595,35 @@ class PerformanceWatch:
                 self._carry(model, name, columns, segments)
         return out
 
+    def _watch_coverage(self, model: str, join: _ModelJoin, resolved: list, joined: list,
+                        all_joined: tuple | None) -> list[tuple[int, str, str, Alert]]:
+        """Each resolved prediction labelled or not, in the order they were resolved (a label's time, or when
+        the prediction expired), from the model's first ``max_delay`` on: before, none could have expired,
+        and the share labelled would be all of them. ``all_joined``: (rows, label times) in join order, when
+        every prediction resolved was joined."""
+        horizon = self._horizon(model)
+        if all_joined is None:
+            rows = _rows([part for part, _ in resolved])
+            at = {id(part): when for part, _, when in joined}
+            when = np.concatenate([np.maximum(at[id(part)], part.times) if code == 0 else
+                                   np.minimum(part.times + horizon, self.clock) for part, code in resolved])
+            codes = np.concatenate([np.full(len(part), code, dtype=np.int64) for part, code in resolved])
+        else:
+            rows, at = all_joined
+            when = np.maximum.accumulate(np.maximum(at, rows[2]))  # (in join order already)
+            codes = np.zeros(len(when), dtype=np.int64)
+        ids, entries, times, index = rows
+        keep = np.flatnonzero(when >= join.first + horizon)
+        if not keep.size:
+            return []
+        keep = keep[np.lexsort((_scattered(index[keep]), when[keep]))]
+        lane = _lane(self.coverage, model, "prediction")
+        coverage = CategoricalArray(codes[keep], ("labelled", "unlabelled"))
+        found = self.coverage.process(Batch(lane, ids.take(keep), times[keep], {"label_coverage": coverage}))
+        return [(int(index[keep[a.row]]), "prediction", "label_coverage",
+                 replace(a, model=model, kind="data_quality", detector="label_coverage", feature="prediction",
+                         message=_coverage_words(a.message))) for a in found]
+
     def _settled(self, join: _ModelJoin, rows: tuple | None, labels: list, at: np.ndarray, settle: float
                  ) -> tuple[tuple | None, list, np.ndarray]:
         """``labels.settle``: the joined pairs whose prediction is ``settle`` old by the clock (all, at the
@@ -619,18 +646,19 @@ class PerformanceWatch:
 
     def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
                      ) -> list[Alert]:
-        """Joined predictions' waits for their labels, watched from the first label by which they have settled
-        (``DELAY_SETTLE``); none once the stream has ended."""
+        """Joined predictions' waits for their labels (in join order), watched from the first label by which
+        they have settled (:func:`_settled_from`); none once the stream has ended."""
         if np.isfinite(self.end):
             return []
-        delays = at - times
+        delays, start = at - times, 0
         if join.delays is not None:
-            start = _settled_from(join, np.maximum.accumulate(at), delays)
-            if start is None:
+            start = _settled_from(join, np.maximum(at, times), delays)
+            if start is None or start >= len(delays):
                 return []
             ids, times, delays = ids.slice(start, len(delays)), times[start:], delays[start:]
-        return self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
-                                        {"label_delay": NumericArray(delays)}))
+        found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
+                                         {"label_delay": NumericArray(delays)}))
+        return [replace(a, row=a.row + start) for a in found] if start else found
 
     def _baseline(self, model: str, output: str, columns: dict, segments: dict, whole: bool = False) -> None:
         """Each mean metric's baseline level, over the same labelled predictions as its detectors' baseline:
@@ -738,6 +766,28 @@ def _id_text(event_id: str | int | float) -> str:
     return str(event_id)
 
 
+def _coverage_words(message: str) -> str:
+    """A coverage alert's message in the words of labels (the column's detectors speak of shares and labels).
+
+    >>> _coverage_words("label_coverage: share of 'unlabelled' rose from 1.06% to about 100.00% over the last ~13 events; e")
+    'prediction: share of predictions left unlabelled rose from 1.06% to about 100.00% over the last ~13 resolved predictions; e'
+    """
+    for said, meant in (("label_coverage: ", "prediction: "),
+                        ("share of 'unlabelled'", "share of predictions left unlabelled"),
+                        ("share of 'labelled'", "share of predictions labelled"),
+                        ("share of labels never seen in the reference", "share of predictions left unlabelled "
+                                                                         "(none in the baseline)"),
+                        (" (e.g. 'unlabelled')", ""), (" events", " resolved predictions")):
+        message = message.replace(said, meant, 1)
+    return message
+
+
+def _scattered(places: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random key per place (Fibonacci hashing): an order unrelated to the places' own."""
+    with np.errstate(over="ignore"):
+        return (places.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+
+
 def _held_concat(held: tuple | None, more: tuple) -> tuple:
     if held is None:
         return more
@@ -770,42 +820,55 @@ def _held_from_dict(raw: dict, width: int) -> tuple:
 
 def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, list, np.ndarray]:
     """Joined pairs ordered by when each was joined: its label's time, or its prediction's if the label came
-    first (a step joins the early labels at their predictions before the labels that came)."""
+    first (a step joins the early labels at their predictions before the labels that came). Pairs joined at
+    one time (labels delivered in batches) are shuffled by their places, the same way on every run: in
+    prediction order, a batch of a day's labels would run from its longest delay to its shortest."""
     ids, entries, times, index = rows
     when = np.maximum(at, times)
-    if not (np.diff(when) < 0).any():
+    if not (np.diff(when) <= 0).any():
         return rows, labels, at
-    order = np.argsort(when, kind="stable")
+    order = np.lexsort((_scattered(index), when))
     taken = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
                  [column[order] for column in entries.values])
     return (ids.take(order), taken, times[order], index[order]), [labels[i] for i in order.tolist()], at[order]
 
 
-def _settled_from(join: _ModelJoin, clock: np.ndarray, delays: np.ndarray) -> int | None:
-    """The first of these joined labels (``clock``: the label times so far) by which the model's label delays
-    have settled: ``DELAY_SETTLE_LABELS`` labels known after their prediction, and the model's clock past
-    ``DELAY_SETTLE`` times their 99th percentile; None if none (the delays are kept). Once settled, the
-    model's sketch is dropped. (Labels that always come before their prediction have no delay to watch.)"""
-    def settled(i: int) -> bool:
-        seen = kll_doubles_sketch(KLL_K)
-        seen.merge(join.delays)
-        if i:
-            seen.update(known[:i])
-        if seen.n < DELAY_SETTLE_LABELS:
-            return False
-        came = seen.n * (1.0 - seen.get_rank(0.0))  # labels known after their prediction
-        return came >= DELAY_SETTLE_LABELS and clock[i] - join.first >= DELAY_SETTLE * seen.get_quantile(0.99)
+def _settled_from(join: _ModelJoin, when: np.ndarray, delays: np.ndarray) -> int | None:
+    """The first of these joined labels (``when``: the times they were joined) to be watched for delay, or None.
 
-    known = np.where(np.isnan(delays), 0.0, delays)  # (a prediction without a usable time: no delay)
-    if not len(delays) or not settled(len(delays) - 1):
-        join.delays.update(known)
-        return None
-    lo, hi = 0, len(delays) - 1  # the first settled label, by bisection (settled grows with the clock)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if settled(mid) else (mid + 1, hi)
-    join.delays = None
-    return lo
+    A model's delays have settled at the first label, counted every ``SETTLE_CHECK`` (so the answer does not
+    depend on how the labels were batched), by which ``DELAY_SETTLE_LABELS`` labels came after their
+    prediction and the model's clock has run ``DELAY_SETTLE`` times the 99th percentile of its delays so far
+    (from the largest ``SETTLE_TOP`` kept: exact up to 100,000 labels, higher after). Labels that always
+    come before their prediction have no delay to watch.
+    """
+    state = join.delays
+    n0, delays = int(state["n"]), np.where(np.isnan(delays), 0.0, delays)  # (no usable time: no delay)
+    clock = np.maximum.accumulate(np.concatenate([[state["clock"]], when]))[1:]
+    came = int(state["came"]) + np.cumsum(delays > 0)
+    top, lo = state["top"], 0
+    for i in range(SETTLE_CHECK - 1 - n0 % SETTLE_CHECK, len(delays), SETTLE_CHECK):
+        top, lo = _largest(np.concatenate([top, delays[lo:i + 1]])), i + 1
+        rank = -(-(n0 + i + 1) // 100)  # the 99th percentile: the rank-th largest delay
+        p99 = top[min(rank, len(top)) - 1]
+        if came[i] >= DELAY_SETTLE_LABELS and clock[i] - join.first >= DELAY_SETTLE * max(p99, 0.0):
+            join.delays = None
+            return i + 1
+    join.delays = {"n": n0 + len(delays), "came": int(came[-1]) if len(delays) else int(state["came"]),
+                   "top": _largest(np.concatenate([top, delays[lo:]])),
+                   "clock": float(clock[-1]) if len(delays) else float(state["clock"])}
+    return None
+
+
+def _largest(values: np.ndarray) -> np.ndarray:
+    """The ``SETTLE_TOP`` largest values, largest first."""
+    if len(values) > SETTLE_TOP:
+        values = np.partition(values, len(values) - SETTLE_TOP)[-SETTLE_TOP:]
+    return np.sort(values)[::-1]
+
+
+def _fresh_delays() -> dict:
+    return {"n": 0, "came": 0, "top": np.empty(0), "clock": -np.inf}
 
 
 def _labels_of(col: CategoricalArray) -> np.ndarray:

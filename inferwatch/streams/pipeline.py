@@ -107,25 +107,33 @@ class Guards:
     the model's own config fail at start-up, naming the rule.
     """
 
-    def __init__(self, config: MonitorConfig, schema: Schema) -> None:
+    def __init__(self, config: MonitorConfig, schema: Schema, only: str | Iterable[str] | None = None) -> None:
+        """``only``: compile the rules of that model alone (a model's own schema; ``"default"``: the
+        default's), or of those models."""
+        only = {only} if isinstance(only, str) else None if only is None else set(only)
         self.kinds = {name: _rule_kind(kind) for name, kind in schema.kinds().items()}
         self.guards: dict[str, BatchGuard] = {}
         self.elsewhere: set[str] = set()  # models (or "default") whose rules need a schema of their own
         self._config = config
         for model, mc in [*config.models.items(), ("default", config.default)]:
+            if only is not None and model not in only:
+                self.elsewhere.add(model)
+                continue
             try:
                 self.guards[model] = BatchGuard(mc.rules, self.kinds)
             except ValueError:
-                own = infer_schema([], config, model=UNLISTED if model == "default" else model).kinds()
                 try:
-                    BatchGuard(mc.rules, {**self.kinds, **{k: _rule_kind(v) for k, v in own.items()}})
+                    BatchGuard(mc.rules, {**self.kinds, **_config_kinds(config, model)})
                 except ValueError as exc:
                     raise ConfigError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
                 self.elsewhere.add(model)
 
+    def key(self, model: str) -> str:
+        return model if model in self._config.models else "default"
+
     def fits(self, model: str) -> bool:
         """Whether ``model``'s rules can judge events decoded by this schema."""
-        return (model if model in self._config.models else "default") not in self.elsewhere
+        return self.key(model) not in self.elsewhere
 
     def for_model(self, model: str) -> BatchGuard:
         guard = self.guards.get(model) or self.guards.get("default")
@@ -138,18 +146,39 @@ def _rule_kind(kind: str) -> str:
     return "numeric" if kind == "numeric" else "categorical"
 
 
+def _config_kinds(config: MonitorConfig, key: str) -> dict[str, str]:
+    """The kinds (as rules see them) that a model's config alone gives its fields (``key``: the model, or
+    ``"default"``)."""
+    own = infer_schema([], config, model=UNLISTED if key == "default" else key).kinds()
+    return {k: _rule_kind(v) for k, v in own.items()}
+
+
+def rule_names(config: MonitorConfig, key: str, kinds: dict[str, str]) -> set[str]:
+    """Every field a model's rules name (fields, expressions' columns, fallback outputs), compiled against
+    ``kinds`` (rule kinds); empty if they do not compile there."""
+    rules = (config.models[key] if key != "default" else config.default).rules
+    try:
+        guard = BatchGuard(rules, kinds)
+    except ValueError:
+        return set()
+    names = {r.field for r in rules} | {r.fallback_output for r in rules}
+    names |= {n for check in guard.checks if check is not None for n in check.names}
+    return {n for n in names if n is not None}
+
+
 PERFORMANCE_FIELD = "performance"  # the label join, when the pipeline has one (see to_parts)
 
 class Pipeline:
     """Decode, guard and monitor; the state is the schema and the monitor."""
 
-    def __init__(self, config: MonitorConfig, schema: Schema, monitor: Monitor | None = None) -> None:
+    def __init__(self, config: MonitorConfig, schema: Schema, monitor: Monitor | None = None,
+                 only: str | Iterable[str] | None = None) -> None:
+        """``only``: the pipeline of one model's guard (:class:`Guards`)."""
         self.config = config
         self.schema = schema
         self.decoder = Decoder(schema, config.limits)
-        self.guards = Guards(config, schema)
+        self.guards = Guards(config, schema, only)
         self.monitor = monitor if monitor is not None else Monitor(config)
-        self.fingerprint = config_fingerprint(config)
         self.reference_events: int | None = None  # set by fit_reference
         self.reference_models: set[str] = set()
         self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
@@ -157,6 +186,13 @@ class Pipeline:
         self.stream = Monitor(config)  # the stream's own pseudo-model, STREAM_MODEL: its dead-letter rate
         self.performance: PerformanceWatch | None = None  # with labels (replay --labels): see streams/labels.py
         self._handed: set[str] = set()  # digests of the fixed parts to_parts gave out (a store has them)
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        """:func:`config_fingerprint` of the config (worked out once)."""
+        if self._fingerprint is None:
+            self._fingerprint = config_fingerprint(self.config)
+        return self._fingerprint
 
     @classmethod
     def build(cls, config: MonitorConfig, sample: Iterable[bytes],
@@ -353,15 +389,30 @@ class Pipeline:
                 self._adopt(model, Schema({**current.features, **features}, prediction, current.tags))
 
     def _adopt(self, model: str, schema: Schema) -> None:
-        self.own[model] = (schema, Decoder(schema, self.config.limits), Guards(self.config, schema))
+        """``model``'s events decoded by a schema of their own, with every field its rules name (a field its
+        events lack is a missing value), and judged by its own rules alone."""
+        key = self.guards.key(model)
+        known = {**self.schema.kinds(), **infer_schema([], self.config, model=UNLISTED if key == "default" else
+                                                       model).kinds(), **schema.kinds()}
+        names = rule_names(self.config, key, {k: _rule_kind(v) for k, v in known.items()})
+        extra = {feature_of(n): known[n] for n in names
+                 if n in known and not is_output(n) and feature_of(n) not in schema.features}
+        if extra:
+            schema = Schema({**schema.features, **extra}, schema.prediction, schema.tags)
+        self.own[model] = (schema, Decoder(schema, self.config.limits), Guards(self.config, schema, key))
 
     def decide(self, lines: Lines, first_index: int = 0, messages: bool = False) -> StepResult:
         """Decode and guard ``lines`` (no monitoring): a decision per valid event, dead letters for the rest."""
         decoded = self._admitted(self.decoder.decode(lines, first_index, messages), lines, first_index, count=False)
         out = self._start(decoded)
         for batch, rows in zip(decoded.batches, decoded.rows):
+            if not self.guards.fits(batch.model):  # (a guard's: an event read as another model's than it was sent)
+                out.dead += [DeadLetter.of("model", f"{batch.model[:80]!r}: read as another model's event "
+                                           "(a duplicated key?)", int(i), lines[int(i) - first_index]) for i in rows]
+                continue
             out.decisions += zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch))
         out.decisions.sort(key=lambda d: d[0])
+        out.dead.sort(key=lambda d: d.index)
         return out
 
     def _admitted(self, decoded: Decoded, lines: Lines, first_index: int, count: bool) -> Decoded:
@@ -424,7 +475,7 @@ class Pipeline:
         self._handed.update(blobs)
         if self.performance is not None:  # the label join (a live worker's labels topic): rewritten each time
             fields[PERFORMANCE_FIELD] = self.performance.to_bytes()
-        head = msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint,
+        head = msgspec.msgpack.encode({"version": PIPELINE_VERSION, "config": self.fingerprint(),
                                        "schema": self.schema.to_dict(), "models": sorted(self.monitor.models),
                                        "own": {m: own[0].to_dict() for m, own in sorted(self.own.items())},
                                        "last_time": self.last_time, "stream": self.stream.to_bytes()})
