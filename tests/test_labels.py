@@ -133,6 +133,24 @@ def test_labels_that_stop_coming_raise_a_coverage_alert(tmp_path):
     assert [a for a in alerts if a["kind"] == "performance"] == []  # no label, no performance word
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_a_steady_share_of_labels_is_quiet_and_a_stop_is_still_caught(tmp_path, keep):
+    """Half, or 99 %, of the predictions get a label (2 minutes late), max_delay 3 minutes: the coverage is
+    steady (the first resolved predictions are all labelled: none could expire yet; they are not its
+    baseline), so no alert; the labels stopping at prediction 40,000 raise label_coverage once the stream's
+    clock shows it (predictions expiring and none labelled: about 18,000 predictions later at most)."""
+    events, labels = labelled(tmp_path, n=80_000, keep=keep)
+    config = MonitorConfig.model_validate({"default": {"labels": {"max_delay": "3m"}}})
+    alerts, _ = run(events, labels, config)
+    assert alerts == [], [a["message"] for a in alerts]
+    kept = [line for line in labels.read_bytes().splitlines() if int(orjson.loads(line)["event_id"][1:]) < 40_000]
+    labels.write_bytes(b"\n".join(kept) + b"\n")
+    alerts, _ = run(events, labels, config)
+    fired = [a for a in alerts if a["detector"] == "label_coverage" and a["status"] == "firing"]
+    assert fired and 40_000 - 18_000 <= fired[0]["position"] < 40_000 + 18_000, alerts
+    assert fired[0]["message"].startswith("prediction: share of predictions left unlabelled rose"), fired[0]
+
+
 def test_a_regression_whose_error_grows_raises_abs_error(tmp_path):
     events, labels = labelled(tmp_path, n=40_000, change=20_000, regression=True, noise=2.0)
     alerts, _ = run(events, labels)

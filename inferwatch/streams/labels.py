@@ -12,8 +12,8 @@ is joined to its prediction by ``(model, event_id)``:
   time (default 7 days), then it is counted ``expired``; a label that
   arrives before its prediction waits for it as long;
 * each joined pair is one row of the model's performance stream, in the
-  order the labels arrived: ``error_rate`` for a classifier, ``abs_error``
-  for a regression (:mod:`inferwatch.detectors.performance`), baselined on
+  order the pairs were joined (``labels.settle``: in prediction order):
+  ``error_rate`` for a classifier, ``abs_error`` for a regression (:mod:`inferwatch.detectors.performance`), baselined on
   the model's first ``warmup_events`` joined pairs and watched by the same
   calibrated detectors as any column. Its alerts have ``kind:
   "performance"``, the metric as ``detector``, the output as ``feature``,
@@ -101,7 +101,8 @@ class _Labelled(msgspec.Struct):
     tags: Any = None
 
 
-STATE_VERSION = 2  # of PerformanceWatch.to_bytes (1: pending predictions as a dict of tuples; still read)
+STATE_VERSION = 3  # of PerformanceWatch.to_bytes (1: pending predictions as a dict of tuples; 2: no label
+# delay start, no held pairs; both still read)
 LEVEL_TAIL = 256  # a mean metric's latest values kept for the words of its alerts
 # the label delays a model's labels show until its clock has run this many times their 99th percentile are
 # cut short by the clock itself (a 5-minute delay cannot be seen 2 minutes in): its label_delay lane starts then
@@ -228,7 +229,7 @@ class _ModelJoin:
     early: dict = field(default_factory=dict)  # event_id -> (label time, label): before their prediction
     first: float = np.inf  # the event time of the model's first prediction
     delays: Any = None  # until its label_delay lane starts, what _settled_from keeps (None once started)
-    held: Any = None  # with labels.settle: the joined pairs not yet watched, (Rows, labels, label times)
+    held: Any = None  # with labels.settle: the joined pairs not yet watched (a list of _Held)
     # not yet watched (always empty between steps: each step ends by watching them):
     joined: list = field(default_factory=list)  # [(pending rows, labels, label times)]
     resolved: list = field(default_factory=list)  # [(pending rows, 0 labelled / 1 expired)]
@@ -295,7 +296,7 @@ class PerformanceWatch:
         try:
             raw = msgspec.msgpack.decode(data)
             version = raw.get("version")
-            if version not in (1, STATE_VERSION):
+            if version not in (1, 2, STATE_VERSION):
                 raise StateError(f"the labels state has version {version!r}, this inferwatch reads 1 to "
                                  f"{STATE_VERSION}")
             watch = cls(config, LabelFeed.from_dict(raw["feed"]))
@@ -305,7 +306,7 @@ class PerformanceWatch:
                 waiting = (None if saved is None or (not outputs and not saved) else
                            Pending.from_entries(saved, width) if version == 1 else Pending.from_dict(saved, width))
                 early = {k: tuple(e) for k, e in j["early"].items()}
-                delays = j.get("delays")  # (a state saved before: its lane started)
+                delays = j.get("delays") if version == STATE_VERSION else None  # (saved before: its lane started)
                 if delays is not None:
                     delays = {**delays, "top": np.frombuffer(delays["top"], dtype="<f8").astype(np.float64)}
                 watch.joins[model] = _ModelJoin(outputs, segments, waiting, early, float(j.get("first", np.inf)),
@@ -616,7 +617,7 @@ class PerformanceWatch:
         keep = np.flatnonzero(when >= join.first + horizon)
         if not keep.size:
             return []
-        keep = keep[np.lexsort((_scattered(index[keep]), when[keep]))]
+        keep = keep[np.lexsort((_id_keys(ids)[keep], when[keep]))]
         lane = _lane(self.coverage, model, "prediction")
         coverage = CategoricalArray(codes[keep], ("labelled", "unlabelled"))
         found = self.coverage.process(Batch(lane, ids.take(keep), times[keep], {"label_coverage": coverage}))
@@ -627,38 +628,49 @@ class PerformanceWatch:
     def _settled(self, join: _ModelJoin, rows: tuple | None, labels: list, at: np.ndarray, settle: float
                  ) -> tuple[tuple | None, list, np.ndarray]:
         """``labels.settle``: the joined pairs whose prediction is ``settle`` old by the clock (all, at the
-        end), in prediction order; the others held. A label that comes later still is watched when it comes."""
+        end), in prediction order; the others held (in chunks sorted by prediction time: a step touches what
+        it releases, not all it holds). A label that comes later still is watched when it comes."""
+        held = join.held if join.held is not None else []
         if rows is not None:
-            join.held = _held_concat(join.held, (rows[1], labels, at))
-        if join.held is None:
-            return None, [], at
-        entries, held_labels, held_at = join.held
+            entries = rows[1]
+            order = np.lexsort((entries.places, _time_keys(entries.times)))
+            held.append(_Held(*_held_take((entries, labels, at), order)))
         line = np.inf if np.isfinite(self.end) else self.clock - settle
-        ready = ~(entries.times > line)
-        if not ready.any():
+        out = [part for chunk in held for part in [chunk.release(line)] if part is not None]
+        held = [chunk for chunk in held if chunk.left()]
+        join.held = held or None
+        if not out:
             return None, [], at
-        go = np.flatnonzero(ready)
-        go = go[np.lexsort((entries.places[go], entries.times[go]))]
-        stay = np.flatnonzero(~ready)
-        join.held = _held_take(join.held, stay) if stay.size else None
-        out, out_labels, out_at = _held_take((entries, held_labels, held_at), go)
-        return _rows([out]), out_labels, out_at
+        entries, out_labels, out_at = (out[0] if len(out) == 1 else
+                                       (Rows.concat([o[0] for o in out]), [x for o in out for x in o[1]],
+                                        np.concatenate([o[2] for o in out])))
+        if len(out) > 1:
+            entries, out_labels, out_at = _held_take((entries, out_labels, out_at), np.lexsort(
+                (entries.places, _time_keys(entries.times))))
+        return _rows([entries]), out_labels, out_at
 
     def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
                      ) -> list[Alert]:
         """Joined predictions' waits for their labels (in join order), watched from the first label by which
-        they have settled (:func:`_settled_from`); none once the stream has ended."""
-        if np.isfinite(self.end):
-            return []
-        delays, start = at - times, 0
+        they have settled (:func:`_settled_from`); not the labels known after the stream's end, nor (with
+        ``labels.settle``) the pairs still held at the end: only their quicker labels could have come."""
+        delays, n = at - times, len(at)
+        rows = np.arange(n)
+        if np.isfinite(self.end):  # the labels known after the end, and the pairs held then, are cut short
+            settle = self.config.for_model(model).labels.settle
+            rows = np.flatnonzero((at <= self.end) & ~(times > self.end - settle))
         if join.delays is not None:
-            start = _settled_from(join, np.maximum(at, times), delays)
-            if start is None or start >= len(delays):
+            start = _settled_from(join, np.maximum(at, times)[rows], delays[rows])
+            if start is None:
                 return []
-            ids, times, delays = ids.slice(start, len(delays)), times[start:], delays[start:]
+            rows = rows[start:]
+        if not rows.size:
+            return []
+        if rows.size < n:
+            ids, times, delays = ids.take(rows), times[rows], delays[rows]
         found = self.delay.process(Batch(_lane(self.delay, model, "prediction"), ids, times,
                                          {"label_delay": NumericArray(delays)}))
-        return [replace(a, row=a.row + start) for a in found] if start else found
+        return [replace(a, row=int(rows[a.row])) for a in found] if rows.size < n else found
 
     def _baseline(self, model: str, output: str, columns: dict, segments: dict, whole: bool = False) -> None:
         """Each mean metric's baseline level, over the same labelled predictions as its detectors' baseline:
@@ -782,16 +794,53 @@ def _coverage_words(message: str) -> str:
     return message
 
 
-def _scattered(places: np.ndarray) -> np.ndarray:
-    """A fixed pseudo-random key per place (Fibonacci hashing): an order unrelated to the places' own."""
+_ID_WEIGHTS = np.random.default_rng(20261204).integers(1, 2**63, 256, dtype=np.uint64)  # fixed: the same every run
+
+
+def _id_keys(ids: TextArray) -> np.ndarray:
+    """A fixed pseudo-random key per event id (a polynomial hash of its bytes): an order unrelated to the ids'
+    own, the same wherever the events were read from (a file's lines or a topic's offsets)."""
+    offsets = ids.offsets.astype(np.int64)
+    first, lengths = int(offsets[0]), np.diff(offsets)
+    raw = np.frombuffer(ids.data, dtype=np.uint8)[first:int(offsets[-1])].astype(np.uint64) + np.uint64(1)
+    position = np.arange(len(raw)) - np.repeat(offsets[:-1] - first, lengths)
     with np.errstate(over="ignore"):
-        return (places.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+        terms = np.append(raw * _ID_WEIGHTS[position % len(_ID_WEIGHTS)], np.uint64(0))
+        sums = np.add.reduceat(terms, offsets[:-1] - first) if len(lengths) else np.empty(0, dtype=np.uint64)
+        sums[lengths == 0] = 0
+        return (sums ^ lengths.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
 
 
-def _held_concat(held: tuple | None, more: tuple) -> tuple:
-    if held is None:
-        return more
-    return Rows.concat([held[0], more[0]]), held[1] + more[1], np.concatenate([held[2], more[2]])
+@dataclass
+class _Held:
+    """Joined pairs held by ``labels.settle``, sorted by prediction time; those before ``start`` released."""
+
+    entries: Rows
+    labels: list
+    at: np.ndarray
+    start: int = 0
+
+    def left(self) -> bool:
+        return self.start < len(self.entries)
+
+    def release(self, line: float) -> tuple | None:
+        """The pairs (rows, labels, label times) whose prediction time is at most ``line``, now released."""
+        stop = int(np.searchsorted(_time_keys(self.entries.times), line, side="right"))
+        if stop <= self.start:
+            return None
+        a, self.start = self.start, stop
+        e = self.entries
+        return (Rows(e.ids[a:stop], e.times[a:stop], e.places[a:stop], [v[a:stop] for v in e.values]),
+                self.labels[a:stop], self.at[a:stop])
+
+    def rest(self) -> tuple:
+        e, a = self.entries, self.start
+        return Rows(e.ids[a:], e.times[a:], e.places[a:], [v[a:] for v in e.values]), self.labels[a:], self.at[a:]
+
+
+def _time_keys(times: np.ndarray) -> np.ndarray:
+    """Prediction times to order by: a prediction without a usable time first (it is released at once)."""
+    return np.where(np.isnan(times), -np.inf, times)
 
 
 def _held_take(held: tuple, order: np.ndarray) -> tuple:
@@ -801,33 +850,36 @@ def _held_take(held: tuple, order: np.ndarray) -> tuple:
     return picked, [labels[i] for i in order.tolist()], at[order]
 
 
-def _held_to_dict(held: tuple) -> dict:
-    entries, labels, at = held
+def _held_to_dict(held: list) -> dict:
+    rests = [chunk.rest() for chunk in held]
+    entries = Rows.concat([r[0] for r in rests])
+    labels, at = [x for r in rests for x in r[1]], np.concatenate([r[2] for r in rests])
     return {"ids": entries.ids, "times": entries.times.astype("<f8").tobytes(),
             "places": entries.places.astype("<i8").tobytes(), "values": [c.tolist() for c in entries.values],
             "labels": labels, "at": at.astype("<f8").tobytes()}
 
 
-def _held_from_dict(raw: dict, width: int) -> tuple:
+def _held_from_dict(raw: dict, width: int) -> list:
     entries = Rows(list(raw["ids"]), np.frombuffer(raw["times"], dtype="<f8").astype(np.float64),
                    np.frombuffer(raw["places"], dtype="<i8").astype(np.int64), [objects(v) for v in raw["values"]])
     at = np.frombuffer(raw["at"], dtype="<f8").astype(np.float64)
     if len(entries.values) != width or any(len(x) != len(entries) for x in (entries.times, entries.places, at,
                                                                               raw["labels"], *entries.values)):
         raise ValueError("the held pairs' columns differ in shape")
-    return entries, list(raw["labels"]), at
+    order = np.lexsort((entries.places, _time_keys(entries.times)))
+    return [_Held(*_held_take((entries, list(raw["labels"]), at), order))]
 
 
 def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, list, np.ndarray]:
     """Joined pairs ordered by when each was joined: its label's time, or its prediction's if the label came
     first (a step joins the early labels at their predictions before the labels that came). Pairs joined at
-    one time (labels delivered in batches) are shuffled by their places, the same way on every run: in
+    one time (labels delivered in batches) are shuffled by their event ids, the same way on every run: in
     prediction order, a batch of a day's labels would run from its longest delay to its shortest."""
     ids, entries, times, index = rows
     when = np.maximum(at, times)
     if not (np.diff(when) <= 0).any():
         return rows, labels, at
-    order = np.lexsort((_scattered(index), when))
+    order = np.lexsort((_id_keys(ids), when))
     taken = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
                  [column[order] for column in entries.values])
     return (ids.take(order), taken, times[order], index[order]), [labels[i] for i in order.tolist()], at[order]
