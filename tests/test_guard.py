@@ -420,3 +420,32 @@ def test_the_guard_survives_odd_model_fields_and_many_models():
     assert len({id(part) for part in guard._models.values()}) == 1
     decided = guard.check_batch([orjson.dumps(_shaped(f"e{k}", f"m{k}", 1.5, amount=1.0)) for k in range(1000)])
     assert {(d.action, d.prediction) for d in decided} == {("fix", 1.0)}
+
+
+def test_a_boolean_prediction_comes_back_a_boolean_on_every_path(tmp_path):
+    """A model that predicts true / false: the per-event path, the batch decoder (more than a few events) and
+    replay --outputs-out give booleans (they gave the text "false", which a caller reads as true), with or
+    without a declared kind, and for a named boolean output."""
+    from inferwatch.streams.guard import Guard
+
+    def event(i, prediction):
+        return {"event_id": f"b{i}", "model": "flagger", "timestamp": 1_793_491_200 + i,
+                "features": {"k": float(i)}, "prediction": prediction}
+
+    plain = [event(i, i % 2 == 0) for i in range(20)]
+    named = [event(i, {"flag": i % 2 == 0, "score": 0.5}) for i in range(20)]
+    configs = [({"models": {"flagger": {"rules": [{"kind": "range", "field": "k", "min": 0, "max": 100,
+                                                    "action": "flag"}]}}}, plain),
+               ({"default": {"columns": {"prediction": {"type": "boolean"}}}}, plain),
+               ({"default": {"columns": {"prediction.flag": {"type": "boolean"}}}}, named)]
+    for raw, events in configs:
+        guard = Guard(MonitorConfig.model_validate(raw))
+        for decisions in (guard.check_all(events), guard.check_batch([orjson.dumps(e) for e in events])):
+            said = [d.prediction if not isinstance(d.prediction, dict) else d.prediction["flag"] for d in decisions]
+            assert said == [i % 2 == 0 for i in range(20)], (raw, said)
+    stream, out, config = tmp_path / "events.jsonl", tmp_path / "out.jsonl", tmp_path / "rules.yaml"
+    stream.write_bytes(b"\n".join(orjson.dumps(e) for e in plain) + b"\n")
+    config.write_bytes(orjson.dumps(configs[0][0]))
+    subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(stream), "--config", str(config),
+                    "--outputs-out", str(out)], capture_output=True, cwd=ROOT, timeout=300)
+    assert [orjson.loads(x)["prediction"] for x in out.read_bytes().splitlines()] == [i % 2 == 0 for i in range(20)]

@@ -53,7 +53,7 @@ from .decode import (
     key_marks,
     rule_fields,
 )
-from .pipeline import Pipeline
+from .pipeline import Pipeline, as_sent
 from .timeparse import from_epoch, in_range, rfc3339_one
 
 __all__ = ["Guard", "InvalidEvent", "Rejection"]
@@ -204,13 +204,15 @@ class _ModelGuard:
         self._features = list(schema.features.items())
         self._outputs = list(outputs.items()) if outputs else None
         self._prediction = None if outputs else (prediction or "numeric")
+        self._booleans = "boolean" in (*outputs.values(), prediction)
 
     def fast_check(self, event: dict) -> Decision | None:
         parsed = self._row(event)
         if parsed is None:
             return None
         event_id, model, row = parsed
-        return self.guards.for_model(model).decide_one(event_id, model, row)
+        decision = self.guards.for_model(model).decide_one(event_id, model, row)
+        return as_sent([decision], self.pipeline.schema)[0] if self._booleans else decision
 
     def _row(self, event: dict) -> tuple[str, str, dict] | None:
         """(event id, model, plain values) of a clean event, or None if anything needs the batch decoder."""
@@ -317,7 +319,10 @@ def _time_ok(ts) -> bool:
 
 
 def _revive(value):
-    """A prediction the batch reader read as text, as it came: an object, an array or a number."""
+    """A prediction the batch reader read as text, as it came: an object, an array, a number or a boolean
+    (``"true"``: the batch reader reads ``true`` and ``"true"`` alike; a boolean is the likelier)."""
+    if value in ("true", "false"):
+        return value == "true"
     if isinstance(value, str):
         try:
             parsed = orjson.loads(value)

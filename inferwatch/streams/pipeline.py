@@ -142,6 +142,26 @@ class Guards:
         return guard
 
 
+def as_sent(decisions: list, schema: Schema) -> list:
+    """Decisions whose boolean prediction (or boolean outputs) are booleans again: the rules read a boolean
+    as the label ``"true"`` / ``"false"``, a caller tests ``if decision.prediction``."""
+    kinds = schema.prediction
+    if kinds == "boolean":
+        for d in decisions:
+            d.prediction, d.original_prediction = _boolean(d.prediction), _boolean(d.original_prediction)
+    elif isinstance(kinds, dict) and "boolean" in kinds.values():
+        names = [name for name, kind in kinds.items() if kind == "boolean"]
+        for d in decisions:
+            for value in (d.prediction, d.original_prediction):
+                if isinstance(value, dict):
+                    value.update({name: _boolean(value[name]) for name in names if name in value})
+    return decisions
+
+
+def _boolean(value):
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
 def _rule_kind(kind: str) -> str:
     return "numeric" if kind == "numeric" else "categorical"
 
@@ -268,7 +288,7 @@ class Pipeline:
             guard = self._guards_of(batch.model).for_model(batch.model)
             hits = guard.violations(batch) if guard.rules else None
             if decisions:
-                made = list(zip(rows.tolist(), guard.decide(batch, hits)))
+                made = list(zip(rows.tolist(), as_sent(guard.decide(batch, hits), self._schema_of(batch.model))))
                 if decoded.invalid and guard.rules:  # a guard is strict: a field of the wrong type is refused
                     refused += [i for i, _ in made if i in decoded.invalid]
                     made = [(i, d) for i, d in made if i not in decoded.invalid]
@@ -329,6 +349,10 @@ class Pipeline:
                       {"dead_letters": CategoricalArray(1 - flag, ("dead letter", "read"))})
         found = self.stream.process(batch) + self.stream.take_incidents(STREAM_MODEL)
         return [(int(index[a.row]), _order(a), a.detector, a) for a in found]
+
+    def _schema_of(self, model: str) -> Schema:
+        own = self.own.get(model)
+        return own[0] if own is not None else self.schema
 
     def _guards_of(self, model: str) -> Guards:
         own = self.own.get(model)
@@ -410,7 +434,7 @@ class Pipeline:
                 out.dead += [DeadLetter.of("model", f"{batch.model[:80]!r}: read as another model's event "
                                            "(a duplicated key?)", int(i), lines[int(i) - first_index]) for i in rows]
                 continue
-            out.decisions += zip(rows.tolist(), self.guards.for_model(batch.model).decide(batch))
+            out.decisions += zip(rows.tolist(), as_sent(self.guards.for_model(batch.model).decide(batch), self.schema))
         out.decisions.sort(key=lambda d: d[0])
         out.dead.sort(key=lambda d: d.index)
         return out
