@@ -280,7 +280,8 @@ def test_numeric_event_ids_and_a_repeated_id_are_counted_right():
     watch.predictions(batch, np.array([0, 1, 2]))
     watch.finish()
     c = watch.counts
-    assert (c.unreadable, c.joined, c.expired, c.waiting) == (0, 1, 1, 1)  # "8" came twice: the first expired
+    # "8" came twice: the later waits, and the first is counted sent again (not expired: its wait did not end)
+    assert (c.unreadable, c.joined, c.expired, c.waiting, c.resent) == (0, 1, 0, 1, 1)
 
 
 def test_a_label_given_twice_before_its_prediction_is_applied_once_and_the_other_counted():

@@ -242,6 +242,7 @@ class LabelCounts:
     orphaned: int = 0  # labels whose prediction did not come within max_delay
     unreadable: int = 0
     waiting: int = 0  # predictions still waiting at the end
+    resent: int = 0  # predictions whose event_id came again while they waited (the later one waits)
 
 
 class PerformanceWatch:
@@ -437,7 +438,7 @@ class PerformanceWatch:
                 fresh = np.flatnonzero(~met)
                 ids = [ids[i] for i in fresh.tolist()]
                 times, places, values = times[fresh], places[fresh], [v[fresh] for v in values]
-        self.counts.expired += join.waiting.add(ids, times, places, values)  # an id again: the earlier expires
+        self.counts.resent += join.waiting.add(ids, times, places, values)  # an id again: the later waits
         over = len(join.waiting) - self.config.for_model(batch.model).labels.max_pending
         if over > 0:
             self._expired(join, join.waiting.oldest(over))
@@ -753,7 +754,9 @@ class PerformanceWatch:
         """Lines for the run's summary: the join's counts, and each estimate against the realized error."""
         c = self.counts
         lines = [f"labels: {c.joined:,} joined, {c.expired:,} predictions expired unlabelled, {c.orphaned:,} labels "
-                 f"without their prediction, {c.unreadable:,} unreadable, {c.waiting:,} predictions still waiting"]
+                 f"without their prediction, {c.unreadable:,} unreadable, {c.waiting:,} predictions still waiting"
+                 + (f", {c.resent:,} predictions sent again while they waited (the later one waited)" if c.resent
+                    else "")]
         if not self.delays.is_empty():
             q = self.delays.get_quantiles([0.5, 0.9, 0.99])
             lines.append(f"label delay (event time): median {_span(q[0])}, 90 % {_span(q[1])}, 99 % {_span(q[2])}")
