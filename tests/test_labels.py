@@ -221,6 +221,7 @@ def test_a_concept_drift_in_one_segment_is_named_by_its_segment(tmp_path):
     assert 40_000 <= first["position"] < 60_000 and first["position"] % 4 == 0, first  # an eu prediction
     loss = next(a for a in fired if a["detector"] == "log_loss")
     assert loss["message"].startswith("prediction [region=eu]: log loss rose from "), loss["message"]
+    assert loss["feature"] == "prediction" and loss["segment"] == {"region": "eu"}
     before, now = _levels(loss)  # the segment's own levels: a fifth of its labels flipped, its loss near doubles
     assert now > 1.5 * before, loss["message"]
     assert not [a for a in performance(alerts) if a["status"] == "firing" and a["position"] < 40_000]

@@ -202,7 +202,8 @@ def as_performance(alert: Alert, output: str, model: str | None = None,
                    levels: tuple[float, float] | None = None) -> Alert:
     """An alert of a performance column, said as one: kind ``performance``, the metric as its detector, the
     model's output as its feature, ``model`` as its model (the id stays the column's: the same change, the
-    same id). ``levels``: a mean metric's value (before, now), for the words.
+    same id; a segment's alert has the segment in its ``segment`` field and its words, not in its feature).
+    ``levels``: a mean metric's value (before, now), for the words.
 
     >>> from inferwatch.detectors.types import Alert
     >>> a = Alert("id", "firing", "m", "error_rate", "drift", "mix", "critical", 30.0, 27.0, 0.0, 5,
@@ -220,7 +221,7 @@ crossed threshold 27.0.'
     said = _SHARE.match(alert.message)
     span = _SPAN.search(alert.message)
     segment = _SEGMENT.match(alert.message)
-    output = f"{output} {segment.group(1)}" if segment else output  # "prediction [region=eu]"
+    feature, output = output, f"{output} {segment.group(1)}" if segment else output  # "prediction [region=eu]"
     if said is not None:
         name, label, way, before, after = said.groups()
         if (label == "right") == (name == "error_rate"):  # the error rate is the share of wrong ones
@@ -233,7 +234,7 @@ crossed threshold 27.0.'
         way = "rose" if now >= before else "fell"
         message = (f"{output}: {WORDS.get(metric, metric)} {way} from {_level(before)} to about {_level(now)}"
                    + alert.message[span.start():].replace(" events", " labelled predictions", 1))
-    return replace(alert, model=model or alert.model, kind="performance", detector=metric, feature=output,
+    return replace(alert, model=model or alert.model, kind="performance", detector=metric, feature=feature,
                    message=message)
 
 
