@@ -576,3 +576,14 @@ def test_the_same_labelled_stream_gives_the_same_alerts_whatever_the_batch_size(
         assert alerts and all(a["event_id"] == f"e{a['position']}" for a in alerts if a["event_id"]), alerts
         found.append(sorted(orjson.dumps({**a, "score": round(a["score"], 4)}) for a in alerts))
     assert found[0] == found[1] == found[2]
+
+
+def test_the_summary_counts_the_incidents_of_performance_alerts(tmp_path):
+    """Performance alerts carry an incident id but no incident record: the summary's incidents count them
+    (it said "in 0 incident(s)" under 18 performance alerts)."""
+    events, labels = labelled(tmp_path, change=30_000, flip=0.10)
+    with open(tmp_path / "alerts.jsonl", "wb") as f:
+        summary = replay_file(events, MonitorConfig(), f, labels=labels)
+    alerts = [orjson.loads(line) for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    ids = {a["incident_id"] for a in alerts if a["incident_id"]}
+    assert performance(alerts) and ids and summary.incidents == ids

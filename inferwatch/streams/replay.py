@@ -48,7 +48,7 @@ class ReplaySummary:
     blank_lines: int = 0
     firing: int = 0
     resolved: int = 0
-    incidents: set[str] = field(default_factory=set)  # ids of the incidents whose records were written
+    incidents: set[str] = field(default_factory=set)  # ids of the incidents of the alerts written
     models: set[str] = field(default_factory=set)
     seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)  # dead letters by reason (the error, details cut)
@@ -329,9 +329,11 @@ def write_step(result: StepResult, summary: ReplaySummary, position: Callable[[i
         dead_out.write(b"".join(d.encoded(source(d.index)) + b"\n" for d in result.dead))
     if result.alerts:
         for _, alert in result.alerts:
+            if alert.incident_id:  # (an incident's record, or an alert of one: performance has no records)
+                summary.incidents.add(alert.incident_id)
             if alert.kind == "incident":
-                summary.incidents.add(alert.incident_id or "")
-            elif alert.status == "firing":
+                continue
+            if alert.status == "firing":
                 summary.firing += 1
             else:
                 summary.resolved += 1
