@@ -363,9 +363,9 @@ def test_each_model_is_judged_by_its_own_rules_whatever_the_other_models_predict
 
 
 def test_a_rule_that_fits_no_schema_still_fails_at_start_up():
+    from inferwatch.streams.decode import Schema
     from inferwatch.streams.guard import Guard
     from inferwatch.streams.pipeline import Pipeline
-    from inferwatch.streams.decode import Schema
 
     bad = MonitorConfig.model_validate({"models": {**TWO_SHAPES["models"], "typo": {
         "columns": {"country": {"type": "categorical"}},
@@ -449,3 +449,24 @@ def test_a_boolean_prediction_comes_back_a_boolean_on_every_path(tmp_path):
     subprocess.run([sys.executable, "-m", "inferwatch", "replay", "--file", str(stream), "--config", str(config),
                     "--outputs-out", str(out)], capture_output=True, cwd=ROOT, timeout=300)
     assert [orjson.loads(x)["prediction"] for x in out.read_bytes().splitlines()] == [i % 2 == 0 for i in range(20)]
+
+
+def test_a_rule_on_a_column_another_model_declares_keeps_the_model_s_own_prediction_shape():
+    """Model card's expression reads ``amount``, which only model other declares; model named has named
+    outputs. The guard widens card's fields with other's ``amount``, not with named's outputs (card's
+    scalar predictions were all refused as "expected an object of outputs"); and a prediction sent as the
+    text "true" passes through as text on the batch path too."""
+    from inferwatch.streams.guard import Guard
+
+    guard = Guard(MonitorConfig.model_validate({"models": {
+        "card": {"rules": [{"kind": "range", "field": "prediction", "min": 0, "max": 1, "action": "fix"},
+                           {"kind": "expression", "expression": "amount > 100", "action": "flag"}]},
+        "other": {"columns": {"amount": {"type": "numeric"}}},
+        "named": {"rules": [{"kind": "range", "field": "prediction.fraud", "min": 0, "max": 1, "action": "block"}]},
+        "free": {"rules": [{"kind": "range", "field": "k", "min": 0, "max": 10, "action": "flag"}]}}}))
+    card = _shaped("a", "card", 1.3, amount=500.0)
+    for decision in (guard.check(card), *guard.check_batch([orjson.dumps(card)] * 9)):
+        assert (decision.action, decision.prediction) == ("fix", 1.0), decision
+    texts = [_shaped(f"t{i}", "free", ["true", "false", "yes"][i % 3], k=1.0) for i in range(12)]
+    for decisions in (guard.check_all(texts), guard.check_batch([orjson.dumps(e) for e in texts])):
+        assert [d.prediction for d in decisions] == [["true", "false", "yes"][i % 3] for i in range(12)]

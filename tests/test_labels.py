@@ -587,3 +587,25 @@ def test_the_summary_counts_the_incidents_of_performance_alerts(tmp_path):
     alerts = [orjson.loads(line) for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
     ids = {a["incident_id"] for a in alerts if a["incident_id"]}
     assert performance(alerts) and ids and summary.incidents == ids
+
+
+def test_labels_delivered_in_batches_are_quiet_whatever_the_batch_size(tmp_path):
+    """Exponential delays (mean 2 minutes), the labels delivered every 5 minutes (each label's time the next
+    delivery), no change: the first deliveries show only short delays (the stream is young), then each
+    delivery at once; the label delay starts only once a whole delivery is counted. Quiet, with and without
+    labels.settle, in batches of 1,000 and the default."""
+    events, labels = labelled(tmp_path, n=100_000, delay=120.0, spread=True, seed=7)
+    delivered = []
+    for line in labels.read_bytes().splitlines():
+        label = orjson.loads(line)
+        t = LabelFeed.from_lines([line]).times[0]
+        label["timestamp"] = float(np.ceil(t / 300) * 300)
+        delivered.append((label["timestamp"], orjson.dumps(label)))
+    delivered.sort(key=lambda r: r[0])
+    labels.write_bytes(b"\n".join(line for _, line in delivered) + b"\n")
+    for settle in (None, "6m"):
+        for size in (1_000, None):
+            raw = {**({"default": {"labels": {"settle": settle}}} if settle else {}),
+                   **({"batch_size": size} if size else {})}
+            alerts, said = run(events, labels, MonitorConfig.model_validate(raw))
+            assert alerts == [], (settle, size, [a["message"] for a in alerts])

@@ -50,6 +50,7 @@ from .decode import (
     declared_kinds,
     feature_column,
     feature_of,
+    is_output,
     key_marks,
     rule_fields,
 )
@@ -169,9 +170,11 @@ def _shape(config: MonitorConfig, model: str) -> tuple:
     shape = _fields(config, model, {})
     rules = config.for_model(model).rules
     try:
-        BatchGuard(rules, {k: "numeric" if v == "numeric" else "categorical" for k, v in _schema(shape).kinds().items()})
-    except ValueError:
-        return _fields(config, model, {**rule_fields(config), **declared_kinds(config)})
+        kinds = _schema(shape).kinds()
+        BatchGuard(rules, {k: "numeric" if v == "numeric" else "categorical" for k, v in kinds.items()})
+    except ValueError:  # (only features: the prediction's shape is the model's own)
+        wider = {k: v for k, v in {**rule_fields(config), **declared_kinds(config)}.items() if not is_output(k)}
+        return _fields(config, model, wider)
     return shape
 
 
@@ -279,9 +282,11 @@ class _ModelGuard:
             if out[i] is None and not lines[i].strip():
                 out[i] = Rejection(i, None, "empty event")
         for row, decision in result.decisions:
-            if self._as_is:  # the batch reader kept the prediction as its JSON text
-                decision.prediction = _revive(decision.prediction)
-                decision.original_prediction = _revive(decision.original_prediction)
+            if self._as_is:  # no rule reads the prediction: it goes back as it came (or as a rule replaced it)
+                came = _as_it_came(lines[row], decision.original_prediction)
+                if decision.prediction == decision.original_prediction:
+                    decision.prediction = came
+                decision.original_prediction = came
             out[row] = decision
         return out  # type: ignore[return-value]
 
@@ -318,11 +323,18 @@ def _time_ok(ts) -> bool:
     return t is float and ts - ts == 0.0 and bool(in_range(from_epoch(ts)))
 
 
+def _as_it_came(line: bytes, read):
+    """The prediction of an event as it came (the batch reader reads ``true`` and ``"true"`` alike): from
+    the event itself, else ``read`` revived."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _revive(read)
+    return event.get("prediction") if isinstance(event, dict) else _revive(read)
+
+
 def _revive(value):
-    """A prediction the batch reader read as text, as it came: an object, an array, a number or a boolean
-    (``"true"``: the batch reader reads ``true`` and ``"true"`` alike; a boolean is the likelier)."""
-    if value in ("true", "false"):
-        return value == "true"
+    """A prediction the batch reader read as text, as it came: an object, an array or a number."""
     if isinstance(value, str):
         try:
             parsed = orjson.loads(value)

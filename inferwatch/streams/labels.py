@@ -13,7 +13,8 @@ is joined to its prediction by ``(model, event_id)``:
   arrives before its prediction waits for it as long;
 * each joined pair is one row of the model's performance stream, in the
   order the pairs were joined (``labels.settle``: in prediction order):
-  ``error_rate`` for a classifier, ``abs_error`` for a regression (:mod:`inferwatch.detectors.performance`), baselined on
+  ``error_rate`` for a classifier, ``abs_error`` for a regression
+  (:mod:`inferwatch.detectors.performance`), baselined on
   the model's first ``warmup_events`` joined pairs and watched by the same
   calibrated detectors as any column. Its alerts have ``kind:
   "performance"``, the metric as ``detector``, the output as ``feature``,
@@ -312,7 +313,8 @@ class PerformanceWatch:
                     delays = {**delays, "top": np.frombuffer(delays["top"], dtype="<f8").astype(np.float64)}
                 watch.joins[model] = _ModelJoin(outputs, segments, waiting, early, float(j.get("first", np.inf)),
                                                 delays,
-                                                None if j.get("held") is None else _held_from_dict(j["held"], width))
+                                                None if j.get("held") is None else _held_from_dict(
+                                                    j["held"], width, config.for_model(model).labels.settle))
             watch.counts = LabelCounts(**raw["counts"])
             watch.kinds = {(m, o): k for m, o, k in raw["kinds"]}
             watch.probability = {(m, o): bool(p) for m, o, p in raw["probability"]}
@@ -628,15 +630,15 @@ class PerformanceWatch:
 
     def _settled(self, join: _ModelJoin, rows: tuple | None, labels: list, at: np.ndarray, settle: float
                  ) -> tuple[tuple | None, list, np.ndarray]:
-        """``labels.settle``: the joined pairs whose prediction is ``settle`` old by the clock (all, at the
-        end), in prediction order; the others held (in chunks sorted by prediction time: a step touches what
-        it releases, not all it holds). A label that comes later still is watched when it comes."""
+        """``labels.settle``: each joined pair is watched once the clock reaches its prediction's time plus
+        ``settle`` (its label's time, if later: a label later still is watched when it comes), in that
+        order, then by prediction time: the same order however the stream was cut into steps. The others
+        are held (in chunks sorted by that time: a step touches what it releases, not all it holds); all
+        are watched at the end."""
         held = join.held if join.held is not None else []
         if rows is not None:
-            entries = rows[1]
-            order = np.lexsort((entries.places, _time_keys(entries.times)))
-            held.append(_Held(*_held_take((entries, labels, at), order)))
-        line = np.inf if np.isfinite(self.end) else self.clock - settle
+            held.append(_Held.of(rows[1], labels, at, settle))
+        line = np.inf if np.isfinite(self.end) else self.clock
         out = [part for chunk in held for part in [chunk.release(line)] if part is not None]
         held = [chunk for chunk in held if chunk.left()]
         join.held = held or None
@@ -646,8 +648,8 @@ class PerformanceWatch:
                                        (Rows.concat([o[0] for o in out]), [x for o in out for x in o[1]],
                                         np.concatenate([o[2] for o in out])))
         if len(out) > 1:
-            entries, out_labels, out_at = _held_take((entries, out_labels, out_at), np.lexsort(
-                (entries.places, _time_keys(entries.times))))
+            entries, out_labels, out_at = _held_take((entries, out_labels, out_at),
+                                                     _release_order(entries, out_at, settle))
         return _rows([entries]), out_labels, out_at
 
     def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
@@ -784,8 +786,8 @@ def _id_text(event_id: str | int | float) -> str:
 def _coverage_words(message: str) -> str:
     """A coverage alert's message in the words of labels (the column's detectors speak of shares and labels).
 
-    >>> _coverage_words("label_coverage: share of 'unlabelled' rose from 1.06% to about 100.00% over the last ~13 events; e")
-    'prediction: share of predictions left unlabelled rose from 1.06% to about 100.00% over the last ~13 resolved predictions; e'
+    >>> _coverage_words("label_coverage: share of 'unlabelled' rose from 1.06% to about 100.00% over ~13 events")
+    'prediction: share of predictions left unlabelled rose from 1.06% to about 100.00% over ~13 resolved predictions'
     """
     for said, meant in (("label_coverage: ", "prediction: "),
                         ("share of 'unlabelled'", "share of predictions left unlabelled"),
@@ -811,24 +813,43 @@ def _id_keys(ids: TextArray) -> np.ndarray:
         terms = np.append(raw * _ID_WEIGHTS[position % len(_ID_WEIGHTS)], np.uint64(0))
         sums = np.add.reduceat(terms, offsets[:-1] - first) if len(lengths) else np.empty(0, dtype=np.uint64)
         sums[lengths == 0] = 0
-        return (sums ^ lengths.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+        return _mixed(sums ^ lengths.astype(np.uint64))
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: ids that differ in a digit get unrelated keys (a sum alone keeps the
+    ids' order in a pattern)."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xFF51AFD7ED558CCD)
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xC4CEB9FE1A85EC53)
+        return x ^ (x >> np.uint64(33))
 
 
 @dataclass
 class _Held:
-    """Joined pairs held by ``labels.settle``, sorted by prediction time; those before ``start`` released."""
+    """Joined pairs held by ``labels.settle``, sorted by when they are due (:func:`_due`); those before
+    ``start`` released."""
 
     entries: Rows
     labels: list
     at: np.ndarray
+    due: np.ndarray
     start: int = 0
+
+    @classmethod
+    def of(cls, entries: Rows, labels: list, at: np.ndarray, settle: float) -> _Held:
+        order = _release_order(entries, at, settle)
+        entries, labels, at = _held_take((entries, labels, at), order)
+        return cls(entries, labels, at, _due(entries.times, at, settle))
 
     def left(self) -> bool:
         return self.start < len(self.entries)
 
     def release(self, line: float) -> tuple | None:
-        """The pairs (rows, labels, label times) whose prediction time is at most ``line``, now released."""
-        stop = int(np.searchsorted(_time_keys(self.entries.times), line, side="right"))
+        """The pairs (rows, labels, label times) due by ``line``, now released."""
+        stop = int(np.searchsorted(self.due, line, side="right"))
         if stop <= self.start:
             return None
         a, self.start = self.start, stop
@@ -844,6 +865,17 @@ class _Held:
 def _time_keys(times: np.ndarray) -> np.ndarray:
     """Prediction times to order by: a prediction without a usable time first (it is released at once)."""
     return np.where(np.isnan(times), -np.inf, times)
+
+
+def _due(times: np.ndarray, at: np.ndarray, settle: float) -> np.ndarray:
+    """When held pairs are watched: their prediction's time plus ``settle``, or their label's if later."""
+    return np.maximum(_time_keys(times) + settle, at)
+
+
+def _release_order(entries: Rows, at: np.ndarray, settle: float) -> np.ndarray:
+    """Held pairs in the order they are watched: when due, then prediction time, then event id."""
+    ids = TextArray.from_list(entries.ids)
+    return np.lexsort((_id_keys(ids), _time_keys(entries.times), _due(entries.times, at, settle)))
 
 
 def _held_take(held: tuple, order: np.ndarray) -> tuple:
@@ -862,15 +894,14 @@ def _held_to_dict(held: list) -> dict:
             "labels": labels, "at": at.astype("<f8").tobytes()}
 
 
-def _held_from_dict(raw: dict, width: int) -> list:
+def _held_from_dict(raw: dict, width: int, settle: float) -> list:
     entries = Rows(list(raw["ids"]), np.frombuffer(raw["times"], dtype="<f8").astype(np.float64),
                    np.frombuffer(raw["places"], dtype="<i8").astype(np.int64), [objects(v) for v in raw["values"]])
     at = np.frombuffer(raw["at"], dtype="<f8").astype(np.float64)
     if len(entries.values) != width or any(len(x) != len(entries) for x in (entries.times, entries.places, at,
                                                                               raw["labels"], *entries.values)):
         raise ValueError("the held pairs' columns differ in shape")
-    order = np.lexsort((entries.places, _time_keys(entries.times)))
-    return [_Held(*_held_take((entries, list(raw["labels"]), at), order))]
+    return [_Held.of(entries, list(raw["labels"]), at, settle)]
 
 
 def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, list, np.ndarray]:
@@ -892,7 +923,8 @@ def _settled_from(join: _ModelJoin, when: np.ndarray, delays: np.ndarray) -> int
     """The first of these joined labels (``when``: the times they were joined) to be watched for delay, or None.
 
     A model's delays have settled at the first label, counted every ``SETTLE_CHECK`` (so the answer does not
-    depend on how the labels were batched), by which ``DELAY_SETTLE_LABELS`` labels came after their
+    depend on how the labels were batched; a check waits for the last label of its time), by which
+    ``DELAY_SETTLE_LABELS`` labels came after their
     prediction and the model's clock has run ``DELAY_SETTLE`` times the 99th percentile of its delays so far
     (from the largest ``SETTLE_TOP`` kept: exact up to 100,000 labels, higher after). Labels that always
     come before their prediction have no delay to watch.
@@ -902,7 +934,11 @@ def _settled_from(join: _ModelJoin, when: np.ndarray, delays: np.ndarray) -> int
     clock = np.maximum.accumulate(np.concatenate([[state["clock"]], when]))[1:]
     came = int(state["came"]) + np.cumsum(delays > 0)
     top, lo = state["top"], 0
-    for i in range(SETTLE_CHECK - 1 - n0 % SETTLE_CHECK, len(delays), SETTLE_CHECK):
+    # checked every SETTLE_CHECK labels, each check after the last label of its time (labels delivered in
+    # batches come at one time: the check sees the whole batch's delays, not the earlier batches' alone)
+    ends = np.append(np.flatnonzero(np.diff(clock) > 0), len(delays) - 1)
+    marks = np.arange(SETTLE_CHECK - 1 - n0 % SETTLE_CHECK, len(delays), SETTLE_CHECK)
+    for i in np.unique(ends[np.searchsorted(ends, marks)]).tolist() if len(delays) else []:
         top, lo = _largest(np.concatenate([top, delays[lo:i + 1]])), i + 1
         rank = -(-(n0 + i + 1) // 100)  # the 99th percentile: the rank-th largest delay
         p99 = top[min(rank, len(top)) - 1]
