@@ -644,13 +644,11 @@ class PerformanceWatch:
         join.held = held or None
         if not out:
             return None, [], at
-        entries, out_labels, out_at = (out[0] if len(out) == 1 else
-                                       (Rows.concat([o[0] for o in out]), [x for o in out for x in o[1]],
-                                        np.concatenate([o[2] for o in out])))
-        if len(out) > 1:
-            entries, out_labels, out_at = _held_take((entries, out_labels, out_at),
-                                                     _release_order(entries, out_at, settle))
-        return _rows([entries]), out_labels, out_at
+        released = (Rows.concat([o[0] for o in out]), [x for o in out for x in o[1]],
+                    np.concatenate([o[2] for o in out]))
+        if len(out) > 1:  # (each chunk in its order already)
+            released = _held_take(released, _release_order(released[0], released[2], settle))
+        return _rows([released[0]]), released[1], released[2]
 
     def _watch_delay(self, model: str, join: _ModelJoin, ids: TextArray, times: np.ndarray, at: np.ndarray
                      ) -> list[Alert]:
@@ -853,13 +851,11 @@ class _Held:
         if stop <= self.start:
             return None
         a, self.start = self.start, stop
-        e = self.entries
-        return (Rows(e.ids[a:stop], e.times[a:stop], e.places[a:stop], [v[a:stop] for v in e.values]),
-                self.labels[a:stop], self.at[a:stop])
+        return self.entries.slice(a, stop), self.labels[a:stop], self.at[a:stop]
 
     def rest(self) -> tuple:
-        e, a = self.entries, self.start
-        return Rows(e.ids[a:], e.times[a:], e.places[a:], [v[a:] for v in e.values]), self.labels[a:], self.at[a:]
+        a = self.start
+        return self.entries.slice(a), self.labels[a:], self.at[a:]
 
 
 def _time_keys(times: np.ndarray) -> np.ndarray:
@@ -880,9 +876,7 @@ def _release_order(entries: Rows, at: np.ndarray, settle: float) -> np.ndarray:
 
 def _held_take(held: tuple, order: np.ndarray) -> tuple:
     entries, labels, at = held
-    picked = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
-                  [column[order] for column in entries.values])
-    return picked, [labels[i] for i in order.tolist()], at[order]
+    return entries.take(order), [labels[i] for i in order.tolist()], at[order]
 
 
 def _held_to_dict(held: list) -> dict:
@@ -914,9 +908,8 @@ def _in_join_order(rows: tuple, labels: list, at: np.ndarray) -> tuple[tuple, li
     if not (np.diff(when) <= 0).any():
         return rows, labels, at
     order = np.lexsort((_id_keys(ids), when))
-    taken = Rows([entries.ids[i] for i in order.tolist()], entries.times[order], entries.places[order],
-                 [column[order] for column in entries.values])
-    return (ids.take(order), taken, times[order], index[order]), [labels[i] for i in order.tolist()], at[order]
+    taken, labels, at = _held_take((entries, labels, at), order)
+    return (ids.take(order), taken, times[order], index[order]), labels, at
 
 
 def _settled_from(join: _ModelJoin, when: np.ndarray, delays: np.ndarray) -> int | None:

@@ -53,6 +53,15 @@ class Rows:
         return Rows(list(itertools.compress(self.ids, keep.tolist())), self.times[keep], self.places[keep],
                     [column[keep] for column in self.values])
 
+    def take(self, order: np.ndarray) -> Rows:
+        """The rows at ``order`` (positions), in that order."""
+        return Rows([self.ids[i] for i in order.tolist()], self.times[order], self.places[order],
+                    [column[order] for column in self.values])
+
+    def slice(self, start: int, stop: int | None = None) -> Rows:
+        return Rows(self.ids[start:stop], self.times[start:stop], self.places[start:stop],
+                    [column[start:stop] for column in self.values])
+
     @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
         if len(parts) == 1:

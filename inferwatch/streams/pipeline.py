@@ -123,7 +123,8 @@ class Guards:
                 self.guards[model] = BatchGuard(mc.rules, self.kinds)
             except ValueError:
                 try:
-                    BatchGuard(mc.rules, {**self.kinds, **_config_kinds(config, model)})
+                    BatchGuard(mc.rules, {**self.kinds, **{k: _rule_kind(v) for k, v in
+                                                           _config_kinds(config, model).items()}})
                 except ValueError as exc:
                     raise ConfigError(f"models.{model}.{exc}" if model != "default" else f"default.{exc}") from None
                 self.elsewhere.add(model)
@@ -167,10 +168,8 @@ def _rule_kind(kind: str) -> str:
 
 
 def _config_kinds(config: MonitorConfig, key: str) -> dict[str, str]:
-    """The kinds (as rules see them) that a model's config alone gives its fields (``key``: the model, or
-    ``"default"``)."""
-    own = infer_schema([], config, model=UNLISTED if key == "default" else key).kinds()
-    return {k: _rule_kind(v) for k, v in own.items()}
+    """The kinds that a model's config alone gives its fields (``key``: the model, or ``"default"``)."""
+    return infer_schema([], config, model=UNLISTED if key == "default" else key).kinds()
 
 
 def rule_names(config: MonitorConfig, key: str, kinds: dict[str, str]) -> set[str]:
@@ -416,8 +415,7 @@ class Pipeline:
         """``model``'s events decoded by a schema of their own, with every field its rules name (a field its
         events lack is a missing value), and judged by its own rules alone."""
         key = self.guards.key(model)
-        known = {**self.schema.kinds(), **infer_schema([], self.config, model=UNLISTED if key == "default" else
-                                                       model).kinds(), **schema.kinds()}
+        known = {**self.schema.kinds(), **_config_kinds(self.config, key), **schema.kinds()}
         names = rule_names(self.config, key, {k: _rule_kind(v) for k, v in known.items()})
         extra = {feature_of(n): known[n] for n in names
                  if n in known and not is_output(n) and feature_of(n) not in schema.features}
