@@ -24,6 +24,9 @@ def test_the_cause_follows_the_shape_of_the_incident():
     assert cause(("prediction.score", "drift", None, None)).startswith("the prediction moved while its inputs")
     assert cause(("tenure", "data_quality", None, None)) == "a data-quality failure upstream: tenure"
     assert cause(("error_rate", "performance", None, None)) == "the model's performance dropped"
+    # a model output that moved with its input by the same factor is not a second upstream column
+    assert cause(("amount", "drift", None, 100.0), ("prediction.payout", "drift", None, 130.0)) == \
+        "one upstream column changed units: amount (about x100); the prediction moved with it"
     # the largest move of a column is the one named: a segment's own x100, not the whole model's diluted x24
     assert cause(("amount", "drift", None, 24.0), ("amount", "drift", "region=eu", 100.0)) == \
         "one upstream column changed units: amount (about x100) (in segment region=eu)"

@@ -22,7 +22,8 @@ them a function of per-block code counts, which are cheap and mergeable.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -30,7 +31,8 @@ import numpy as np
 from .kernels import bucket_table, encode_labels, encode_numeric, reference_edges
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS"]
+__all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS", "label_hash",
+           "label_hashes"]
 
 TAIL_GROUPS = 64  # "other known" groups of a categorical column with a long tail
 
@@ -50,6 +52,7 @@ class NumericCodebook:
 
     edges: np.ndarray
     median: float = float("nan")  # of the reference's present values: what a message compares with
+    quartiles: tuple[float, float] = (float("nan"), float("nan"))  # likewise, for a spread in the column's units
 
     kind = "numeric"
 
@@ -64,7 +67,33 @@ class NumericCodebook:
     @classmethod
     def from_reference(cls, values: np.ndarray, bins: int = 16) -> NumericCodebook:
         edges, median = reference_edges(values, _cut_shares(bins), bins)
-        return cls(edges, float(median))
+        present = values[~np.isnan(values)]
+        q1, q3 = np.quantile(present, [0.25, 0.75]).tolist() if present.size else (float("nan"),) * 2
+        return cls(edges, float(median), (float(q1), float(q3)))
+
+    def quantile_of(self, codes: np.ndarray, q: float) -> float | None:
+        """The ``q`` quantile of the present values behind ``codes``, read within the reference's bins
+        (linear inside its bin); None when it falls in a bin wider than half the reference's interquartile
+        range (a tail bin, where the bins say too little) or beyond the reference's range.
+
+        >>> book = NumericCodebook(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), 2.0, (1.0, 3.0))
+        >>> book.quantile_of(np.array([2, 2, 3, 3]), 0.5), book.quantile_of(np.array([5, 5]), 0.5)
+        (2.0, None)
+        """
+        edges = self.edges
+        present = codes[codes < self.missing_code]
+        if not present.size or not len(edges):
+            return None
+        cum = np.cumsum(np.bincount(present, minlength=len(edges) + 1))
+        rank = q * present.size
+        k = int(np.searchsorted(cum, rank, side="left"))
+        if k == 0 or k >= len(edges):
+            return None
+        lo, hi = float(edges[k - 1]), float(edges[k])
+        if not hi - lo <= 0.5 * (self.quartiles[1] - self.quartiles[0]):
+            return None if hi != np.nextafter(lo, np.inf) else lo  # (a bin of one value is that value)
+        inside = cum[k] - cum[k - 1]
+        return lo + (hi - lo) * float((rank - cum[k - 1]) / inside)
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, NumericArray):
@@ -103,7 +132,8 @@ class NumericCodebook:
         return f"{opens}{lo}, {hi})"
 
     def to_dict(self) -> dict:
-        return {"kind": "numeric", "edges": self.edges.tolist(), "median": self.median}
+        return {"kind": "numeric", "edges": self.edges.tolist(), "median": self.median,
+                "quartiles": list(self.quartiles)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +149,9 @@ class CategoricalCodebook:
     open-vocabulary (ids, free text) and unseen labels are not news: they
     count in their group. ``unseen_share`` is the normal rate of labels the
     reference never saw (Good-Turing: the reference's share of labels seen
-    once).
+    once). ``tail_shares`` keeps each known label's reference share past the
+    top (grouped columns only), so an alert on a group can name the label
+    that rose, not the group's most frequent one.
 
     >>> labels = ["a"] * 50 + [f"t{i}" for i in range(150)]
     >>> book = CategoricalCodebook.from_reference(CategoricalArray.from_labels(labels))
@@ -132,6 +164,7 @@ class CategoricalCodebook:
     open_vocabulary: bool
     unseen_share: float = 0.0
     groups: int = 1
+    tail_shares: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     kind = "categorical"
 
@@ -154,8 +187,7 @@ class CategoricalCodebook:
 
     def group_of(self, label: str) -> int:
         """The code of a label past the top: its group (a hash that is the same in every process)."""
-        return self.other_code + (zlib.crc32(label.encode("utf-8", "surrogatepass")) % self.groups
-                                  if self.groups > 1 else 0)
+        return self.other_code + (label_hash(label) % self.groups if self.groups > 1 else 0)
 
     def code_of(self, label: str) -> int:
         if label in self._top_index:
@@ -168,6 +200,14 @@ class CategoricalCodebook:
     def _top_index(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.top)}
 
+    @cached_property
+    def _tail_by_hash(self) -> dict[int, str]:
+        return {label_hash(label): label for label in self.tail_shares}
+
+    def tail_label(self, hashed: int) -> str | None:
+        """The known tail label of a :func:`label_hash`, if any."""
+        return self._tail_by_hash.get(hashed)
+
     @classmethod
     def from_reference(
         cls, column: CategoricalArray, max_top: int = 16, max_known: int = 10_000
@@ -179,10 +219,12 @@ class CategoricalCodebook:
         open_vocab = len(labels) > max_known
         present = int(counts.sum())
         singletons = float(np.count_nonzero(counts == 1) / present) if present else 0.0
+        singletons = max(singletons, _new_in_second_half(column.codes, singletons))
         tail = len(labels) - max_top
         groups = min(TAIL_GROUPS, tail // 2) if tail >= 16 else 1  # about two known labels a group, or more
+        shares = ({label: -c / present for c, label in seen[max_top:]} if groups > 1 and not open_vocab else {})
         return cls(tuple(labels[:max_top]), frozenset() if open_vocab else frozenset(labels), open_vocab, singletons,
-                   groups)
+                   groups, shares)
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, CategoricalArray):
@@ -223,14 +265,55 @@ class CategoricalCodebook:
             "open_vocabulary": self.open_vocabulary,
             "unseen_share": self.unseen_share,
             "groups": self.groups,
+            "tail_shares": dict(self.tail_shares),
         }
 
 
 Codebook = NumericCodebook | CategoricalCodebook
 
 
+def _new_in_second_half(codes: np.ndarray, seen_once: float) -> float:
+    """The share of the reference's second half whose labels its first half never saw, when it is more than
+    twice the share of labels seen once (Good-Turing's estimate): labels that come in runs (a user's session,
+    a batch job's key) are rarely seen once, yet most of a live stream's may be new. Else 0.
+
+    >>> runs = np.repeat(np.arange(400), 10)  # 400 labels, each ten times in a row
+    >>> _new_in_second_half(runs, 0.0)
+    1.0
+    """
+    present = codes[codes >= 0]
+    half = len(present) // 2
+    if half < 100:
+        return 0.0
+    new = float(np.mean(~np.isin(present[half:], present[:half])))
+    return new if new > 2 * seen_once else 0.0
+
+
+def label_hash(label: str) -> int:
+    """CRC-32 of a label: the same in every process (it picks a tail label's group)."""
+    return zlib.crc32(label.encode("utf-8", "surrogatepass"))
+
+
+def label_hashes(column: CategoricalArray, codes: np.ndarray) -> np.ndarray:
+    """:func:`label_hash` of the labels at ``codes`` (the column's own codes; 0 for a missing value).
+
+    >>> label_hashes(CategoricalArray.from_labels(["a", None, "a"]), np.array([0, -1, 0])).tolist()
+    [3904355907, 0, 3904355907]
+    """
+    out = np.zeros(len(codes), dtype=np.uint32)
+    present = codes >= 0
+    if present.any():
+        used, inverse = np.unique(codes[present], return_inverse=True)
+        out[present] = np.array([label_hash(column.categories[k]) for k in used.tolist()], dtype=np.uint32)[inverse]
+    return out
+
+
 def codebook_from_dict(raw: dict) -> Codebook:
     if raw["kind"] == "numeric":
-        return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64), float(raw.get("median", float("nan"))))
+        nan = float("nan")
+        q1, q3 = raw.get("quartiles", (nan, nan))
+        return NumericCodebook(np.asarray(raw["edges"], dtype=np.float64), float(raw.get("median", nan)),
+                               (float(q1), float(q3)))
     return CategoricalCodebook(tuple(raw["top"]), frozenset(raw["known"]), bool(raw["open_vocabulary"]),
-                               float(raw.get("unseen_share", 0.0)), int(raw.get("groups", 1)))
+                               float(raw.get("unseen_share", 0.0)), int(raw.get("groups", 1)),
+                               dict(raw.get("tail_shares", {})))

@@ -75,7 +75,8 @@ def likely_cause(s: dict) -> str:
     """The most likely cause, in words, from the shape of the incident (first rule that fits):
 
     1. performance alerts only: the model's performance dropped;
-    2. a numeric column whose median moved by a factor of 8 or more: a unit change upstream;
+    2. an input column whose median moved by a factor of 8 or more, or part of whose values moved by about a
+       power of ten: a unit change upstream (saying whether the prediction moved with it);
     3. the prediction and two or more inputs moved: the traffic mix changed;
     4. one input moved: that column changed (saying whether the prediction moved with it);
     5. the prediction moved alone: the model, or an input it does not log, changed;
@@ -87,14 +88,16 @@ def likely_cause(s: dict) -> str:
     kinds, columns = s["kinds"], s["columns"]
     outputs = [c for c in columns if _is_prediction(c)]
     inputs = [c for c in columns if not _is_prediction(c) and kinds.get(c) == "drift"]
-    units = [(c, f) for c, f in s["factors"].items() if f > 0 and abs(math.log10(f)) >= math.log10(8)]
+    units = [(c, f) for c, f in s["factors"].items()
+             if f > 0 and abs(math.log10(f)) >= math.log10(8) and not _is_prediction(c)]
     where = f" (in segment {s['segments'][0]})" if len(s["segments"]) == 1 else ""
     if columns and all(kinds.get(c) == "performance" for c in columns):
         return "the model's performance dropped" + where
     if units:
         named = ", ".join(f"{c} ({_factor(f)})" for c, f in units)
+        moved = "; the prediction moved with it" if outputs else ""
         return (f"one upstream column changed units: {named}" if len(units) == 1
-                else f"{len(units)} upstream columns changed units: {named}") + where
+                else f"{len(units)} upstream columns changed units: {named}") + moved + where
     if outputs and len(inputs) >= 2:
         return f"the traffic mix changed: {len(inputs)} input columns and the prediction moved together" + where
     if len(inputs) == 1:

@@ -39,7 +39,7 @@ MAX_BUCKETS = 4096  # rows of a numeric column's bucket table (2 bytes each when
 COUNT_DTYPE = np.float32
 
 KEEP_Z = 3.0  # a lane is kept when its drift is still clearly negative this many reference standard errors up
-SELF_MARGIN = 1.25  # a lane's threshold is at least this many times the highest evidence it reaches on its reference
+SELF_MARGIN = 1.5  # a lane's threshold is at least this many times the highest evidence it reaches on its reference
 
 
 def _keys(values: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ DEFAULT_THETAS = {
     "mean": (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0, 2.0),
     "scale": (-0.6, -0.4, -0.25, 0.25, 0.4, 0.6),
     "shape": (1.2,),
-    "mix": (-1.0, -0.4, 0.4, 1.0, 2.0),
+    "mix": (-3.0, -1.0, -0.4, 0.4, 1.0, 2.0),
     "new_category": (3.0, 6.0, 9.0),
     "missing": (-2.5, -1.0, -0.5, 1.0, 2.0, 3.5, 6.0),
 }
@@ -65,6 +65,7 @@ DEFAULT_THETAS = {
 # storm logged at 50) is found in about the information's time only by a tilt as strong as log(share / p0)
 EMPTY_BIN_TILTS = (4.0, 7.0)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
+BEYOND_ZERO_COUNT = 3.0  # reference events' worth of share given to an empty bin beyond its range (95 % bound)
 
 
 @dataclass(frozen=True)
@@ -144,15 +145,31 @@ def build_lanes(
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
     p0 = (counts + 0.5) / (n + 0.5 * n_codes)
+    if isinstance(book, NumericCodebook) and len(book.edges):
+        # beyond the reference's least and largest values: a sample's extremes leave about 1/n of the values
+        # outside them, more than the 0.5/n of an empty bin; the share is set at the 95 % upper bound of a zero
+        # count (3/n), so a long stream that sees such values at their normal rate is not a change
+        for code in (0, len(book.edges)):
+            if counts[code] == 0:
+                p0[code] = BEYOND_ZERO_COUNT / n
+        p0 /= p0.sum()
     if isinstance(book, CategoricalCodebook) and not book.open_vocabulary and book.unseen_share > 0:
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing), and
-        # that share comes out of its rare labels, which the reference over-counts: the tail groups'
+        # that share comes out of its rare labels, which the reference over-counts: each tail group's own
+        # labels seen once (a group of one frequent label keeps its share), or all groups alike
         tail = slice(book.other_code, book.other_code + book.groups)
         tail_mass, unseen = p0[tail].sum(), book.unseen_share
-        if tail_mass > 0:
+        once = _seen_once(book, n - counts[book.missing_code])
+        if once is not None and once.sum() > 0:
+            once /= n + 0.5 * n_codes  # as a share of p0
+            p0[tail] = np.maximum(p0[tail] - once * min(unseen / once.sum(), 1.0), TAIL_KEPT * p0[tail])
+        elif tail_mass > 0:
             p0[tail] *= max(tail_mass - unseen, TAIL_KEPT * tail_mass) / tail_mass
-        p0[book.unseen_code] = max(p0[book.unseen_code], unseen)
-        p0 /= p0.sum()
+        # the new labels' share is the estimate itself; the other codes share the rest
+        p0[book.unseen_code] = unseen = min(max(p0[book.unseen_code], unseen), 1.0 - 1e-3)
+        others = np.ones(n_codes, dtype=bool)
+        others[book.unseen_code] = False
+        p0[others] *= (1.0 - unseen) / p0[others].sum()
     tilts = tuple(sorted((name, tuple(float(t) for t in values)) for name, values in (thetas or {}).items()))
     layout = _layout(n_codes, _blocks(book, counts, detectors), tilts)
     if layout is None:
@@ -166,6 +183,17 @@ def build_lanes(
     table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
                                           layout.lane_spec)
     return list(layout.names), LaneRows(table, layout.theta, log_mgf, ref_mean, layout.target), p0
+
+
+def _seen_once(book: CategoricalCodebook, present: float) -> np.ndarray | None:
+    """Per tail group, the count of its labels the reference saw once (None without the labels' shares)."""
+    if not book.tail_shares or present < 1:
+        return None
+    once = np.zeros(book.groups)
+    for label, share in book.tail_shares.items():
+        if round(share * present) == 1:
+            once[book.group_of(label) - book.other_code] += 1.0
+    return once
 
 
 def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> tuple:

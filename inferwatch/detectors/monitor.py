@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, StateError
 from .alerts import AlertPolicy, Finding
-from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_from_dict
+from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_from_dict, label_hashes
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .kernels import text_hashes
@@ -123,11 +123,12 @@ class ColumnMonitor:
         self.engine = BlockCusum(self.lanes, self.block, self.resolve_fraction) if self.lanes else None
         self._fixed: bytes | None = None  # the codebook and lanes, encoded (see to_dict)
         self._digest = ""  # of _fixed
-        self.group_names: dict[int, str] = {}  # "other known" group -> its most frequent label when it fired
+        self.group_names: dict[int, str] = {}  # "other known" group -> the label that rose most when it fired
         self.context: dict[int, dict] = {}  # lane -> the events at its last firing row (see _context)
         self.tail = np.empty(0)  # the column's last present values (numeric), carried between batches
         self.code_tail = np.empty(0, dtype=np.int64)  # its last ``CODE_TAIL`` codes, for the shares in the words
         self.unseen_tail: list[str] = []  # its latest labels never seen in the reference (categorical)
+        self.hash_tail = np.empty(0, dtype=np.uint32)  # its last labels' hashes, beside code_tail (grouped columns)
 
     @property
     def kind(self) -> str:
@@ -153,7 +154,7 @@ class ColumnMonitor:
         assert self.state is not None  # a column with lanes has their state
         found = self.engine.advance(self.state, codes, start, counts)
         if found and isinstance(column, CategoricalArray) and isinstance(self.book, CategoricalCodebook):
-            self._name_groups(column, moments, found)
+            self._name_groups(column, codes, moments, found)
         for t in found:
             if t.action == "fire":
                 self.context[t.lane] = self._context(column, codes, t)
@@ -189,6 +190,10 @@ class ColumnMonitor:
 
     def _values_context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
         if isinstance(column, NumericArray):
+            beyond = self._beyond_context(column, t)
+            binned = self._binned_context(codes, t)
+            if binned:
+                return {**binned, **beyond}
             upto = column.values[: t.row + 1]
             # the run's part in batches before (present values: with missing ones the run reaches back less far)
             before = self.tail[max(len(self.tail) - max(t.run_length - t.row - 1, 0), 0):]
@@ -204,8 +209,42 @@ class ColumnMonitor:
             # its end is past it
             k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
             recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-k:]
-            return {"median": float(np.median(recent))} if recent.size else {}
+            return {**({"median": float(np.median(recent))} if recent.size else {}), **beyond}
         return {"examples": self._unseen_latest(column, codes[: t.row + 1])}
+
+    def _beyond_context(self, column: NumericArray, t: Transition) -> dict:
+        """``{"beyond": geometric mean}`` of the latest positive values (of the last ``TAIL`` present ones,
+        earlier batches' carried) in the bin beyond the reference's range that a ``shape`` lane points at: a
+        unit slip on part of the traffic leaves the column's median where it was, those values say the factor."""
+        book, lanes = self.book, self.lanes
+        if not isinstance(book, NumericCodebook) or lanes is None or t.lane >= lanes.table.shape[1]:
+            return {}
+        target = int(lanes.target[t.lane])
+        if lanes.detectors[t.lane] != "shape" or target not in (0, len(book.edges)):
+            return {}
+        upto = column.values[: t.row + 1]
+        recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-TAIL:]
+        there = recent[recent < book.edges[0]] if target == 0 else recent[recent >= book.edges[-1]]
+        there = there[there > 0]  # (their geometric mean: a factor is read on a log scale)
+        return {"beyond": float(np.exp(np.mean(np.log(there))))} if there.size else {}
+
+    def _binned_context(self, codes: np.ndarray, t: Transition) -> dict:
+        """``{"median", "iqr"}`` of the values since the run's most likely change point (its last ``CODE_TAIL``
+        events, earlier batches' carried), read within the reference's bins: many more values than the last
+        few that made the crossing, so the words are not those of the extremes that crossed first. Empty when
+        the bins cannot say (a median in a tail bin or beyond the reference's range: the values tell then)."""
+        book, lanes = self.book, self.lanes
+        if not isinstance(book, NumericCodebook) or lanes is None or t.lane >= lanes.table.shape[1]:
+            return {}
+        window = np.concatenate([self.code_tail, codes[: t.row + 1]])[-min(max(t.run_length, 1), CODE_TAIL):]
+        part = window[_change_point(lanes.table[window, t.lane]):]
+        if np.count_nonzero(part < book.missing_code) < 32:
+            return {}
+        median = book.quantile_of(part, 0.5)
+        if median is None:
+            return {}
+        q1, q3 = book.quantile_of(part, 0.25), book.quantile_of(part, 0.75)
+        return {"median": median, **({"iqr": q3 - q1} if q1 is not None and q3 is not None else {})}
 
     def _unseen_latest(self, column: Column, codes: np.ndarray) -> list[str]:
         if not isinstance(self.book, CategoricalCodebook) or self.book.open_vocabulary:
@@ -224,19 +263,53 @@ class ColumnMonitor:
             self.tail = np.concatenate([self.tail, values[~np.isnan(values)][-TAIL:]])[-TAIL:]
         else:
             self.unseen_tail = self._unseen_latest(column, codes)
+            if isinstance(self.book, CategoricalCodebook) and self.book.tail_shares:
+                assert isinstance(column, CategoricalArray)
+                last = label_hashes(column, column.codes[-CODE_TAIL:])
+                self.hash_tail = np.concatenate([self.hash_tail, last])[-CODE_TAIL:]
 
-    def _name_groups(self, column: CategoricalArray, per_label: np.ndarray, found: list[Transition]) -> None:
-        """For a transition on an "other known" group: the group's most frequent label in this batch."""
+    def _name_groups(self, column: CategoricalArray, codes: np.ndarray, per_label: np.ndarray,
+                     found: list[Transition]) -> None:
+        """For a transition on an "other known" group: the label of the group that rose most above its
+        reference share since the run's most likely change point (or, without the shares, the group's most
+        frequent label in this batch)."""
         assert isinstance(self.book, CategoricalCodebook) and self.lanes is not None
         book = self.book
         for t in found:
             code = int(self.lanes.target[t.lane])
             if t.action != "fire" or book.groups == 1 or not book.other_code <= code < book.unseen_code:
                 continue
+            risen = self._risen_label(column, codes, t, code) if book.tail_shares else None
+            if risen is not None:
+                self.group_names[code] = risen
+                continue
             lookup = book.lookup(column)[:-1]
             members = np.flatnonzero((lookup == code) & (per_label[:-1] > 0))
             if members.size:
                 self.group_names[code] = column.categories[int(members[np.argmax(per_label[members])])]
+
+    def _risen_label(self, column: CategoricalArray, codes: np.ndarray, t: Transition, group: int) -> str | None:
+        """The group's label with the most Poisson evidence of a rise over its reference share, among the
+        run's last events (at most ``CODE_TAIL``, earlier batches' carried: the same name wherever batches
+        were cut) since its most likely change point."""
+        assert isinstance(self.book, CategoricalCodebook) and self.lanes is not None
+        hashes = np.concatenate([self.hash_tail, label_hashes(column, column.codes[: t.row + 1])])
+        window = np.concatenate([self.code_tail, codes[: t.row + 1]])
+        n = min(max(t.run_length, 1), CODE_TAIL, len(hashes))
+        hashes, window = hashes[-n:], window[-n:]
+        since = _change_point(self.lanes.table[window, t.lane])
+        hashes, window = hashes[since:], window[since:]
+        members, counts = np.unique(hashes[window == group], return_counts=True)
+        best, best_score = None, 0.0
+        for hashed, count in zip(members.tolist(), counts.tolist()):
+            label = self.book.tail_label(hashed)
+            if label is None:
+                continue
+            expected = len(window) * self.book.tail_shares[label]
+            score = count * math.log(count / expected) - (count - expected) if count > expected else 0.0
+            if score > best_score:
+                best, best_score = label, score
+        return best
 
     def watch(self, column: Column | None, n: int, start: int, at: np.ndarray | None = None,
               segment: tuple[str, str] | None = None) -> list[Finding]:
@@ -247,7 +320,8 @@ class ColumnMonitor:
             if segment is not None:
                 message = f"[{segment[0]}={segment[1]}] {message}"
             row = t.row if at is None else int(at[t.row])
-            factor = _factor(self.context.get(t.lane, {}), self.book) if t.action == "fire" else None
+            context = self.context.get(t.lane, {}) if t.action == "fire" else {}
+            factor = _beyond_factor(context, self.book) if "beyond" in context else _factor(context, self.book)
             out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
                                segment=segment, factor=factor))
         return out
@@ -264,7 +338,7 @@ class ColumnMonitor:
         theta, run = lanes.theta[j], max(t.run_length, 1)
         estimate = (t.score / run + lanes.log_mgf[j]) / theta
         ref = lanes.ref_mean[j]
-        same = np.asarray(lanes.detectors) == det
+        same = (np.asarray(lanes.detectors) == det) & (np.sign(lanes.theta) == np.sign(theta))  # of its way
         strongest = abs(theta) >= np.max(np.abs(lanes.theta[same]))
         severity = "critical" if strongest else "warning"
         span = f"over the last ~{run} events"
@@ -279,6 +353,9 @@ class ColumnMonitor:
         elif det == "scale":
             way = "widened" if theta > 0 else "narrowed"
             text = f"spread {way} (squared normal scores {estimate - ref:+.2f} SDs from reference) {span}"
+            spread = _spread_in_units(context, self.book)
+            if spread is not None and (spread[1] > spread[0]) == (theta > 0):
+                text = f"spread {way}: interquartile range {_num(spread[0])} -> {_num(spread[1])} {span}"
             factor = _factor(context, self.book)
             if factor is not None and (factor >= 2 or factor <= 0.5):  # a unit change widens it too: say so
                 text += f"; {_in_units(context, self.book)}"
@@ -296,7 +373,10 @@ class ColumnMonitor:
             text = f"{what} {way} from {base:.2%} to about {share:.2%} {span}"
             named = self.group_names.get(int(lanes.target[j])) if det == "mix" else None
             if named is not None:
-                text += f" (mostly {named!r})"
+                text += f" (led by {named!r})"
+            ratio = _beyond_ratio(context, self.book) if det == "shape" else None
+            if ratio is not None:
+                text += f" (about {_num(context['beyond'])} there, {_ratio_words(ratio)} the reference median)"
             examples = context.get("examples")
             if det == "new_category" and examples:
                 text += f" (e.g. {', '.join(repr(u) for u in examples)})"
@@ -349,6 +429,7 @@ class ColumnMonitor:
             "stats": self.stats.to_dict(),
             "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
             "code_tail2": self.code_tail.astype("<i2").tobytes(),  # codes are under 600: two bytes each
+            "hash_tail": self.hash_tail.astype("<u4").tobytes(),
         }
 
     @classmethod
@@ -371,6 +452,7 @@ class ColumnMonitor:
         col.unseen_tail = list(raw["unseen_tail"])
         col.code_tail = (np.frombuffer(raw["code_tail2"], dtype="<i2") if "code_tail2" in raw  # (0.2: none)
                          else np.frombuffer(raw.get("code_tail", b""), dtype="<i4")).astype(np.int64)
+        col.hash_tail = np.frombuffer(raw.get("hash_tail", b""), dtype="<u4").astype(np.uint32)
         return col
 
 
@@ -398,6 +480,43 @@ def _in_units(context: dict, book: Codebook) -> str | None:
     if ratio is not None and (ratio >= 2 or ratio <= 0.5):
         text += f" (about x{_num(ratio)})" if ratio >= 2 else f" (about /{_num(1 / ratio)})"
     return text
+
+
+def _beyond_ratio(context: dict, book: Codebook) -> float | None:
+    """The latest values beyond the reference's range over its median, both positive."""
+    now, before = context.get("beyond"), getattr(book, "median", float("nan"))
+    return float(now / before) if now is not None and now > 0 and before > 0 else None
+
+
+def _beyond_factor(context: dict, book: Codebook) -> float | None:
+    """:func:`_beyond_ratio` when it is near a power of ten (x10, x100, /1000: a unit slip on part of the
+    traffic, not a count that runs past its usual range); else None.
+
+    >>> book = NumericCodebook(np.array([1.0, 50.0]), 20.0)
+    >>> _beyond_factor({"beyond": 1900.0}, book), _beyond_factor({"beyond": 340.0}, book)
+    (95.0, None)
+    """
+    ratio = _beyond_ratio(context, book)
+    if ratio is None:
+        return None
+    decades = math.log10(ratio)
+    return ratio if abs(decades) >= 0.9 and abs(decades - round(decades)) <= 0.15 else None
+
+
+def _ratio_words(ratio: float) -> str:
+    return f"about x{_num(ratio)}" if ratio >= 1 else f"about /{_num(1 / ratio)}"
+
+
+def _spread_in_units(context: dict, book: Codebook) -> tuple[float, float] | None:
+    """(reference, recent) interquartile range in the column's units, when both are known.
+
+    >>> _spread_in_units({"iqr": 8.0}, NumericCodebook(np.array([1.0, 50.0]), 20.1, (18.0, 22.0)))
+    (4.0, 8.0)
+    """
+    quartiles = getattr(book, "quartiles", None)
+    if "iqr" not in context or quartiles is None or not quartiles[1] - quartiles[0] > 0:
+        return None
+    return (float(quartiles[1] - quartiles[0]), float(context["iqr"]))
 
 
 def _factor(context: dict, book: Codebook) -> float | None:

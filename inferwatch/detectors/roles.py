@@ -120,7 +120,8 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     spaced = float(sum(w for label, w in zip(labels, weights) if " " in label.strip()) / weights.sum())
     if mean_length >= TEXT_BYTES and spaced >= 0.5:
         return "text"
-    if len(seen) >= UNIQUE_SHARE * len(present):
+    runs = 1 + int(np.count_nonzero(present[1:] != present[:-1]))  # an id logged on each event of a session
+    if len(seen) >= UNIQUE_SHARE * len(present) or (len(seen) >= MIN_VALUES and len(seen) >= UNIQUE_SHARE * runs):
         return "identifier"
     return "categorical"
 
