@@ -662,7 +662,7 @@ def test_a_tail_group_of_one_frequent_label_keeps_its_share_and_a_group_of_label
     _, _, p0 = build_lanes(book, codes, ("mix",))
     n = len(labels)
     once = np.bincount([book.group_of(f"once{k}") for k in range(200)], minlength=book.n_codes)
-    for g in range(book.other_code, book.unseen_code):
+    for g in range(book.other_code, book.unseen_code):  # (no label seen twice: a label seen once is worth 0)
         count = np.count_nonzero(codes == g)
         kept = max(count - once[g], 0.25 * count) / n  # (a group keeps at least a quarter of its share)
         assert abs(p0[g] - kept) < (0.1 * count + 1) / n, (g, p0[g], kept)
@@ -743,3 +743,29 @@ def test_a_daily_cycle_with_bursts_that_the_reference_holds_twice_stays_quiet():
         mon = Monitor(MonitorConfig())
         mon.fit_reference(days(0, 2, seed))
         assert [a.message for a in mon.process(days(2, 4, seed + 1))] == []
+
+
+def test_a_column_whose_labels_are_mostly_new_in_its_reference_s_second_half_is_open_ended():
+    """Addresses, say: nine events in ten carry a label that comes back once or twice within the next hundred
+    events and never again, one in ten one of 50 common labels. Most labels the reference saw come more than
+    once, so Good-Turing (labels seen once) says about a sixth of live events are new, where nine in ten are;
+    the reference's second half says so: new labels are the norm there, not news."""
+    rng = np.random.default_rng(36)
+
+    def addresses(start, n):
+        labels = np.empty(n, dtype=object)
+        common = rng.random(n) < 0.1
+        labels[common] = [f"c{k}" for k in rng.integers(0, 50, common.sum())]
+        for i in np.flatnonzero(~common):
+            if labels[i] is None:
+                labels[i] = f"a{start + i}"
+                for j in i + rng.integers(1, 100, rng.integers(0, 3)):
+                    if j < n and not common[j] and labels[j] is None:
+                        labels[j] = labels[i]
+        return Batch("m", np.array([f"e{i}" for i in range(start, start + n)], dtype=object),
+                     1.7e9 + np.arange(start, start + n) / 100.0, {"address": CategoricalArray.from_labels(list(labels))})
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(addresses(0, 12_000))  # (about 6,500 labels: under the 10,000 that make a column open-ended)
+    assert mon.models["m"].roles.get("address") != "identifier"
+    assert [a.message for a in mon.process(addresses(1_000_000, 40_000))] == []

@@ -35,6 +35,7 @@ __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_
            "label_hashes"]
 
 TAIL_GROUPS = 64  # "other known" groups of a categorical column with a long tail
+OPEN_NOVELTY = 0.5  # a column is open-ended when this share of its reference's second half has new labels
 
 
 @lru_cache(maxsize=64)
@@ -153,7 +154,7 @@ class CategoricalCodebook:
     top (grouped columns only), so an alert on a group can name the label
     that rose, not the group's most frequent one.
 
-    >>> labels = ["a"] * 50 + [f"t{i}" for i in range(150)]
+    >>> labels = ["a"] * 50 + [f"t{i % 150}" for i in range(300)]
     >>> book = CategoricalCodebook.from_reference(CategoricalArray.from_labels(labels))
     >>> book.groups, book.n_codes, book.code_of("a"), book.code_of("zz") == book.unseen_code
     (64, 82, 0, True)
@@ -216,10 +217,14 @@ class CategoricalCodebook:
         seen = [(int(-c), column.categories[i]) for i, c in enumerate(counts) if c > 0]
         seen.sort()
         labels = [label for _, label in seen]
-        open_vocab = len(labels) > max_known
         present = int(counts.sum())
         singletons = float(np.count_nonzero(counts == 1) / present) if present else 0.0
-        singletons = max(singletons, _new_in_second_half(column.codes, singletons))
+        novel = _new_in_second_half(column.codes)
+        # most events of the reference's second half with labels its first half never saw: new labels are
+        # the norm (ids, addresses), as with more labels than a vocabulary keeps
+        open_vocab = len(labels) > max_known or novel >= OPEN_NOVELTY
+        if novel > 2 * singletons:  # labels in runs are rarely seen once: the halves tell the rate then
+            singletons = novel
         tail = len(labels) - max_top
         groups = min(TAIL_GROUPS, tail // 2) if tail >= 16 else 1  # about two known labels a group, or more
         shares = ({label: -c / present for c, label in seen[max_top:]} if groups > 1 and not open_vocab else {})
@@ -272,21 +277,20 @@ class CategoricalCodebook:
 Codebook = NumericCodebook | CategoricalCodebook
 
 
-def _new_in_second_half(codes: np.ndarray, seen_once: float) -> float:
-    """The share of the reference's second half whose labels its first half never saw, when it is more than
-    twice the share of labels seen once (Good-Turing's estimate): labels that come in runs (a user's session,
-    a batch job's key) are rarely seen once, yet most of a live stream's may be new. Else 0.
+def _new_in_second_half(codes: np.ndarray) -> float:
+    """The share of the reference's second half whose labels its first half never saw (0 for fewer than 200
+    values). Labels that come in runs (a user's session, a batch job's key) are rarely seen once, so
+    Good-Turing's estimate (the share of labels seen once) says new labels are rare where most of a live
+    stream's may be new; this share says it.
 
-    >>> runs = np.repeat(np.arange(400), 10)  # 400 labels, each ten times in a row
-    >>> _new_in_second_half(runs, 0.0)
+    >>> _new_in_second_half(np.repeat(np.arange(400), 10))  # 400 labels, each ten times in a row
     1.0
     """
     present = codes[codes >= 0]
     half = len(present) // 2
     if half < 100:
         return 0.0
-    new = float(np.mean(~np.isin(present[half:], present[:half])))
-    return new if new > 2 * seen_once else 0.0
+    return float(np.mean(~np.isin(present[half:], present[:half])))
 
 
 def label_hash(label: str) -> int:

@@ -39,7 +39,8 @@ MAX_BUCKETS = 4096  # rows of a numeric column's bucket table (2 bytes each when
 COUNT_DTYPE = np.float32
 
 KEEP_Z = 3.0  # a lane is kept when its drift is still clearly negative this many reference standard errors up
-SELF_MARGIN = 1.5  # a lane's threshold is at least this many times the highest evidence it reaches on its reference
+SELF_MARGIN = 1.25  # a lane's threshold is at least this many times the highest evidence it reaches on its reference
+LONG_MARGIN = 1.5  # ... in an excursion longer than the lane's memory (a cycle's trough, an outage: their peaks vary)
 
 
 def _keys(values: np.ndarray) -> np.ndarray:
@@ -513,20 +514,24 @@ def _lane_thresholds(table, p0, ref_codes, log_arl0, block, out):
         if not (mu < 0.0 and sd > 0.0):
             continue
         phi = 1.0
+        memory = max(2.0 * log_arl0 / -mu, block) if mu < 0.0 else float(block)
         if n >= 8 * block:
             for i in range(n):
                 llr[i] = table[ref_codes[i], j]
-            phi = _inflation(llr, block, max(2.0 * log_arl0 / -mu, block))
+            phi = _inflation(llr, block, memory)
         error = sd * math.sqrt(phi / max(n, 1))  # one standard error of the drift, from a reference of n events
         if mu + KEEP_Z * error <= 0.25 * mu:  # the drift stays negative even KEEP_Z errors up
             out[j] = log_arl0 * phi * (mu / (mu + error))
-            s, peak, highest = 0.0, 0.0, 0.0  # and the reference, which defines normal, does not cross it
-            for i in range(n):  # itself in an excursion it came back from (a shift it ends in is not normal)
+            s, peak, highest, begun = 0.0, 0.0, 0.0, 0  # and the reference, which defines normal, does not cross
+            for i in range(n):  # it itself in an excursion it came back from (a shift it ends in is not normal)
+                if s == 0.0:
+                    begun = i
                 s = max(0.0, s + table[ref_codes[i], j])
                 peak = max(peak, s)
                 if s == 0.0:
-                    highest, peak = max(highest, peak), 0.0
-            out[j] = max(out[j], SELF_MARGIN * highest)
+                    margin = LONG_MARGIN if i - begun > memory else SELF_MARGIN
+                    highest, peak = max(highest, margin * peak), 0.0
+            out[j] = max(out[j], highest)
 
 
 def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, log_arl0: float,
@@ -539,9 +544,11 @@ def lane_thresholds(table: np.ndarray, p0: np.ndarray, ref_codes: np.ndarray, lo
     events; a lane whose drift, ``KEEP_Z`` standard errors up, is not clearly negative (above a quarter of its
     mean) is dropped: its true drift could be positive, and a long stationary stream would then reach any
     threshold (with one error, about one lane in ten of a long-tail column did, given a few hundred thousand events).
-    A threshold is also at least ``SELF_MARGIN`` times the highest evidence the lane reaches on the reference
-    itself in an excursion that ends there (back to 0): what the reference holds and recovers from (bursts of
-    missing values, a cycle) is normal, however it is spread; a shift the reference ends in is not.
+    A threshold is also at least ``SELF_MARGIN`` (``LONG_MARGIN`` for an excursion longer than the lane's
+    memory: the peaks of a cycle's troughs vary with their traffic) times the highest evidence the lane reaches
+    on the reference itself in an excursion that ends there (back to 0): what the reference holds and recovers
+    from (bursts of missing values, a cycle) is normal, however it is spread; a shift the reference ends in is
+    not.
     One compiled pass, lane by lane.
     """
     out = np.empty(table.shape[1])

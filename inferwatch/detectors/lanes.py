@@ -40,8 +40,9 @@ import numpy as np
 
 from .coding import CategoricalCodebook, Codebook, NumericCodebook
 from .kernels import bin_scores, lane_thresholds, tilt_table
+from .types import CategoricalArray
 
-__all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate"]
+__all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate", "as_if_live"]
 
 DETECTOR_KIND = {
     "mean": "drift",
@@ -156,13 +157,13 @@ def build_lanes(
     if isinstance(book, CategoricalCodebook) and not book.open_vocabulary and book.unseen_share > 0:
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing), and
         # that share comes out of its rare labels, which the reference over-counts: each tail group's own
-        # labels seen once (a group of one frequent label keeps its share), or all groups alike
+        # labels seen once (a group of frequent labels keeps its share), or all groups alike
         tail = slice(book.other_code, book.other_code + book.groups)
         tail_mass, unseen = p0[tail].sum(), book.unseen_share
         once = _seen_once(book, n - counts[book.missing_code])
-        if once is not None and once.sum() > 0:
-            once /= n + 0.5 * n_codes  # as a share of p0
-            p0[tail] = np.maximum(p0[tail] - once * min(unseen / once.sum(), 1.0), TAIL_KEPT * p0[tail])
+        if once is not None and once[0].sum() > 0:  # (Good-Turing: a label seen once is worth 2 N2 / N1 of a count)
+            given = once[0] * (1.0 - min(2.0 * once[1].sum() / once[0].sum(), 1.0)) / (n + 0.5 * n_codes)
+            p0[tail] = np.maximum(p0[tail] - given, TAIL_KEPT * p0[tail])
         elif tail_mass > 0:
             p0[tail] *= max(tail_mass - unseen, TAIL_KEPT * tail_mass) / tail_mass
         # the new labels' share is the estimate itself; the other codes share the rest
@@ -185,15 +186,39 @@ def build_lanes(
     return list(layout.names), LaneRows(table, layout.theta, log_mgf, ref_mean, layout.target), p0
 
 
+def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> np.ndarray | None:
+    """The reference's codes with the labels of its second half that its first half never saw coded
+    "unseen", as a live stream after the first half would code them; None for a column without new labels.
+
+    >>> column = CategoricalArray.from_labels(["a", "b", "a", "c"])
+    >>> book = CategoricalCodebook(("a", "b", "c"), frozenset("abc"), False)
+    >>> as_if_live(book, column, book.encode(column)).tolist()
+    [0, 1, 0, 4]
+    """
+    if not isinstance(book, CategoricalCodebook) or book.open_vocabulary:
+        return None
+    half = len(column.codes) // 2
+    seen = np.zeros(len(column.categories) + 1, dtype=bool)
+    seen[column.codes[:half]] = True
+    seen[-1] = True  # (a missing value, code -1, is not a label)
+    novel = ~seen[column.codes]
+    novel[:half] = False
+    out = np.array(codes, copy=True)
+    out[novel] = book.unseen_code
+    return out
+
+
 def _seen_once(book: CategoricalCodebook, present: float) -> np.ndarray | None:
-    """Per tail group, the count of its labels the reference saw once (None without the labels' shares)."""
+    """Per tail group, the counts of its labels the reference saw once, then twice (None without the
+    labels' shares)."""
     if not book.tail_shares or present < 1:
         return None
-    once = np.zeros(book.groups)
+    seen = np.zeros((2, book.groups))
     for label, share in book.tail_shares.items():
-        if round(share * present) == 1:
-            once[book.group_of(label) - book.other_code] += 1.0
-    return once
+        times = round(share * present)
+        if times <= 2:
+            seen[times - 1, book.group_of(label) - book.other_code] += 1.0
+    return seen
 
 
 def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> tuple:
@@ -287,12 +312,20 @@ def calibrate(
     ref_codes: np.ndarray,
     log_arl0: float,
     block: int,
+    live_codes: np.ndarray | None = None,
 ) -> LaneTable | None:
-    """Thresholds for the lanes of one column; lanes that cannot be calibrated are dropped."""
+    """Thresholds for the lanes of one column; lanes that cannot be calibrated are dropped. ``live_codes``:
+    the reference's codes as a live stream would code them (see :func:`as_if_live`); the ``new_category``
+    lanes take the higher of the thresholds the two give, since the reference's own codes never hold a new
+    label and cannot show how new labels come (in runs, with sessions)."""
     if rows is None or not len(rows):
         return None
     table = rows.table  # codes x lanes
     thresholds = lane_thresholds(table, p0, ref_codes, log_arl0, block)
+    new = np.flatnonzero(np.asarray(names) == "new_category")
+    if live_codes is not None and len(new):
+        live = lane_thresholds(np.ascontiguousarray(table[:, new]), p0, live_codes, log_arl0, block)
+        thresholds[new] = np.fmax(thresholds[new], live)
     keep = np.flatnonzero(~np.isnan(thresholds))
     if not len(keep):
         return None

@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .kernels import text_hashes
-from .lanes import DETECTOR_KIND, LaneTable, build_lanes, calibrate
+from .lanes import DETECTOR_KIND, LaneTable, as_if_live, build_lanes, calibrate
 from .roles import (
     DECIMALS_LABELS,
     REPEAT_LABELS,
@@ -951,7 +951,9 @@ class ModelMonitor:
         cfg = self.config
         out = {}
         for name, (book, codes, names, rows, p0) in built.items():
-            lanes = calibrate(names, rows, p0, codes, log_arl0, self.block)
+            column = columns[name]
+            live = as_if_live(book, column, codes) if isinstance(column, CategoricalArray) else None
+            lanes = calibrate(names, rows, p0, codes, log_arl0, self.block, live)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,
                                 self.block, cfg.alert_policy.resolve_fraction)
