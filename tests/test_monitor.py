@@ -769,3 +769,35 @@ def test_a_column_whose_labels_are_mostly_new_in_its_reference_s_second_half_is_
     mon.fit_reference(addresses(0, 12_000))  # (about 6,500 labels: under the 10,000 that make a column open-ended)
     assert mon.models["m"].roles.get("address") != "identifier"
     assert [a.message for a in mon.process(addresses(1_000_000, 40_000))] == []
+
+
+def test_a_wrong_type_that_keeps_coming_back_now_and_then_pages_a_few_times_not_at_each_return():
+    """A bare ``NaN`` about once in 15,000 events, for 300,000 events: each return after the quiet spell
+    doubles it, so the column pages a few times where it paged at each return after 10,000 quiet events (7
+    times here)."""
+    from inferwatch.detectors.type_changes import TypeChanges
+
+    rng = np.random.default_rng(37)
+    rows = np.cumsum(rng.exponential(15_000, 20)).astype(np.int64)
+    rows = rows[rows < 300_000]
+    changes, fired = TypeChanges(), 0
+    for start in range(0, 300_000, 10_000):
+        mine = rows[(rows >= start) & (rows < start + 10_000)] - start
+        found = changes.observe({"price": (mine, "expected a number, got NaN")} if len(mine) else {}, 10_000, start)
+        fired += sum(f.action == "fire" for f in found)
+        changes = TypeChanges.from_dict(changes.to_dict())
+    assert len(rows) >= 15 and 1 <= fired <= 5, (len(rows), fired)
+
+
+def test_the_examples_of_new_labels_are_from_the_detector_s_run_not_from_long_before():
+    """Two one-off labels the reference never saw, thousands of events before a new country comes in at 5 %:
+    the alert's examples name the new country only."""
+    rng = np.random.default_rng(38)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(stream(rng, 20_000, 0))
+    labels = np.array(rng.choice(["US", "DE", "FR"], 15_000, p=[0.6, 0.3, 0.1]), dtype=object)
+    labels[3_000], labels[5_000] = "XK", "AQ"
+    labels[10_000:][rng.random(5_000) < 0.05] = "BR"
+    fired = [a for a in mon.process(batch(0, 15_000, rng.normal(size=15_000), labels)) if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("country", "new_category")]
+    assert "(e.g. 'BR')" in fired[0].message, fired[0].message

@@ -210,7 +210,7 @@ class ColumnMonitor:
             k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
             recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-k:]
             return {**({"median": float(np.median(recent))} if recent.size else {}), **beyond}
-        return {"examples": self._unseen_latest(column, codes[: t.row + 1])}
+        return {"examples": self._unseen_latest(column, codes[: t.row + 1], max(t.run_length, 1))}
 
     def _beyond_context(self, column: NumericArray, t: Transition) -> dict:
         """``{"beyond": geometric mean}`` of the latest positive values (of the last ``TAIL`` present ones,
@@ -246,13 +246,17 @@ class ColumnMonitor:
         q1, q3 = book.quantile_of(part, 0.25), book.quantile_of(part, 0.75)
         return {"median": median, **({"iqr": q3 - q1} if q1 is not None and q3 is not None else {})}
 
-    def _unseen_latest(self, column: Column, codes: np.ndarray) -> list[str]:
+    def _unseen_latest(self, column: Column, codes: np.ndarray, run: int | None = None) -> list[str]:
+        """The latest (at most 3) labels never seen in the reference, among the last ``run`` events (a
+        detector's run: not a rare label from long before its change) or any."""
         if not isinstance(self.book, CategoricalCodebook) or self.book.open_vocabulary:
             return []
         assert isinstance(column, CategoricalArray)
-        rows = np.flatnonzero(codes == self.book.unseen_code)[::-1][:64]  # latest first
+        first = 0 if run is None else max(len(codes) - run, 0)
+        rows = first + np.flatnonzero(codes[first:] == self.book.unseen_code)[::-1][:64]  # latest first
         labels = [column.categories[column.codes[r]] for r in rows.tolist()]
-        return list(dict.fromkeys(labels + self.unseen_tail))[:3]
+        earlier = self.unseen_tail if run is None or run > len(codes) else []
+        return list(dict.fromkeys(labels + earlier))[:3]
 
     def _carry(self, column: Column, codes: np.ndarray) -> None:
         """Keep the last present values (numeric) or new labels (categorical), and the last codes, for the next

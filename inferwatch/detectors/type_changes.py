@@ -9,7 +9,10 @@ row without one. A wrong value that comes within ``quiet_after`` events
 numeric column is one episode, not one each time a value comes after a
 short quiet spell (such values count as missing, so the missing-value
 detector, calibrated on the baseline, watches how often they come); one
-that comes back after a long clean stretch is news again.
+that comes back after a long clean stretch is news again, and each time it
+does the column's quiet spell doubles: a value that keeps coming back now
+and then (a bare ``NaN`` every few thousand events) is how that column is,
+and pages a few times, not at each return.
 
 >>> import numpy as np
 >>> tc = TypeChanges()
@@ -41,11 +44,12 @@ class TypeChanges:
     """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
 
     def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
-                 recent: dict[str, int] | None = None) -> None:
+                 recent: dict[str, int] | None = None, quiet: dict[str, int] | None = None) -> None:
         self.clear_after = clear_after
         self.quiet_after = 10 * clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
         self.recent: dict[str, int] = recent or {}  # column -> the event of its last wrong value
+        self.quiet: dict[str, int] = quiet or {}  # column -> its quiet spell, once it came back after one
 
     def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
         """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
@@ -61,8 +65,11 @@ class TypeChanges:
                     out.append(self._clear(column, seen, start))
                     seen = None
                 before, self.recent[column] = self.recent.get(column), row
-                if seen is None and before is not None and row - before <= self.quiet_after:  # not news
+                quiet = self.quiet.get(column, self.quiet_after)
+                if seen is None and before is not None and row - before <= quiet:  # not news
                     continue
+                if seen is None and (before is not None or column in self.quiet):  # back after a quiet spell:
+                    self.quiet[column] = 2 * quiet  # the column's spell doubles
                 if seen is None:
                     out.append(Finding(column, DETECTOR, "fire", row - start, 1.0, 0.0, "warning",
                                        f"{column}: type changed: {why}; such values count as missing, the events "
@@ -76,8 +83,9 @@ class TypeChanges:
                 self.last.pop(column, None)
             else:
                 self.last[column] = seen
-            if self.recent.get(column, start + n) + self.quiet_after < start + n:
+            if self.recent.get(column, start + n) + self.quiet.get(column, self.quiet_after) < start + n:
                 del self.recent[column]  # quiet long enough: news again (and the state stays small)
+                self.quiet.setdefault(column, self.quiet_after)  # (the next return doubles it)
         return sorted(out, key=lambda f: f.row)
 
     def _clear(self, column: str, seen: list[int], start: int) -> Finding:
@@ -87,10 +95,11 @@ class TypeChanges:
                        f"({count:,} of the wrong type in the episode)", kind="data_quality")
 
     def to_dict(self) -> dict:
-        return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent}
+        return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent, "quiet": self.quiet}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> TypeChanges:
         raw = raw or {}
         return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
-                   {k: int(at) for k, at in (raw.get("recent") or {}).items()})
+                   {k: int(at) for k, at in (raw.get("recent") or {}).items()},
+                   {k: int(q) for k, q in (raw.get("quiet") or {}).items()})
