@@ -62,3 +62,12 @@ def test_records_open_update_and_resolve_the_incident_whatever_the_batches():
     assert len({rid for _, _, rid, _ in whole}) == 3
     cut = run([(0, events[:1], 7), (7, events[1:3], 20), (27, events[3:], 73)], restart_at=1)
     assert cut == whole  # the same ids and content across batch cuts and a restart from the state
+
+
+def test_columns_that_fire_on_one_event_make_one_record_of_the_incident():
+    """A unit slip moves an input and the output on the same event: one record, naming both, not an "opened:
+    the prediction did not move" followed at once by "updated: it moved with it"."""
+    events = [finding("amount", "fire", 5), finding("prediction", "fire", 5), finding("country", "fire", 9)]
+    records = run([(0, events, 100)])
+    assert [(s, row, cols) for s, row, _, cols in records] == [
+        ("firing", 5, ("amount", "prediction")), ("firing", 9, ("amount", "prediction", "country"))]

@@ -200,8 +200,18 @@ class AlertPolicy:
         order = sorted(range(len(alerts)), key=lambda i: (alerts[i].row, keys[i], alerts[i].status != "resolved"))
         incident_of: dict[int, str] = {}
         records: dict[int, list[Alert]] = {}  # incident records due after alert i
+        due_at: list = []  # the record due at the current row: (row, after alert i, status, trigger); one a row,
+        # made once the row's alerts are all in (two columns that fire on one event make one record)
+
+        def flush() -> None:
+            if due_at:
+                _, i, status, trigger = due_at.pop()
+                records.setdefault(i, []).append(self._incident_record(inc, status, trigger))
+
         for i in order:
             a, key = alerts[i], keys[i]
+            if due_at and due_at[0][0] != a.row:
+                flush()
             ep = self.episodes[key]
             due = None
             if a.alert_id in opening:
@@ -222,7 +232,8 @@ class AlertPolicy:
                 due = None if inc["open"] else "resolved"
             incident_of[i] = ep.incident
             if due is not None and inc.get("summary"):
-                records.setdefault(i, []).append(self._incident_record(inc, due, a))
+                due_at[:] = [(a.row, i, due, a)]
+        flush()
         self.records = [r for i in sorted(records) for r in records[i]]
         return [replace(a, incident_id=incident_of[i] or None) for i, a in enumerate(alerts)]
 
