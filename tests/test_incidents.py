@@ -71,3 +71,11 @@ def test_columns_that_fire_on_one_event_make_one_record_of_the_incident():
     records = run([(0, events, 100)])
     assert [(s, row, cols) for s, row, _, cols in records] == [
         ("firing", 5, ("amount", "prediction")), ("firing", 9, ("amount", "prediction", "country"))]
+
+
+def test_an_incident_that_resolves_where_another_opens_keeps_its_resolved_record():
+    """One episode resolves at event 900 and another column opens there, past the incident window: the first
+    incident's "resolved" record is not lost to the second's "firing" one."""
+    events = [finding("amount", "fire", 5), finding("amount", "clear", 900), finding("country", "fire", 900)]
+    records = run([(0, events, 1_000)])
+    assert [(s, row) for s, row, _, _ in records] == [("firing", 5), ("resolved", 900), ("firing", 900)], records

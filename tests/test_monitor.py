@@ -801,3 +801,76 @@ def test_the_examples_of_new_labels_are_from_the_detector_s_run_not_from_long_be
     fired = [a for a in mon.process(batch(0, 15_000, rng.normal(size=15_000), labels)) if a.status == "firing"]
     assert [(a.feature, a.detector) for a in fired] == [("country", "new_category")]
     assert "(e.g. 'BR')" in fired[0].message, fired[0].message
+
+
+def test_a_new_label_flooding_an_i_i_d_long_tail_is_caught_at_once():
+    """A Zipf column of 2,000 labels, drawn independently: Good-Turing on the whole reference says how often
+    new labels come (about 2.5 %); the share new in the reference's second half (after only half of it) is
+    about twice that and must not be taken for it, or a label never seen taking 15 % of the events is missed."""
+    rng = np.random.default_rng(39)
+    names = np.array([f"L{k}" for k in range(2000)], dtype=object)
+    p = np.arange(1, 2001) ** -1.1
+    p /= p.sum()
+
+    def events(start, labels):
+        return Batch("m", np.array([f"e{i}" for i in range(start, start + len(labels))], dtype=object),
+                     1.7e9 + np.arange(start, start + len(labels)) / 100.0,
+                     {"c": CategoricalArray.from_labels(list(labels))})
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(events(0, rng.choice(names, 20_000, p=p)))
+    live = rng.choice(names, 30_000, p=p)
+    live[20_000:][rng.random(10_000) < 0.15] = "NEW"
+    fired = [a for a in mon.process(events(0, live)) if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("c", "new_category")], [a.message for a in fired]
+    assert 20_000 <= fired[0].row < 20_500
+
+
+def test_a_tail_label_that_vanishes_is_named_whatever_the_batch_cuts():
+    """The most frequent label past the top stops: its group's alert names it, with any batch cuts and saved
+    states (before: the group's most frequent label in the batch that fired, a different one for each cut)."""
+    rng = np.random.default_rng(40)
+    names = np.array([f"P{k:03d}" for k in range(400)], dtype=object)
+    p = np.arange(1, 401) ** -1.0
+    p /= p.sum()
+    gone = names[16]
+
+    def events(start, n, vanish=False):
+        labels = rng.choice(names, n, p=p)
+        if vanish:
+            labels[labels == gone] = rng.choice(names[:16], int(np.sum(labels == gone)))
+        return Batch("m", np.array([f"e{i}" for i in range(start, start + n)], dtype=object),
+                     1.7e9 + np.arange(start, start + n) / 100.0, {"code": CategoricalArray.from_labels(list(labels))})
+
+    reference, change = events(0, 30_000), 20_000
+    stream = concat_batches([events(0, change), events(change, 30_000, vanish=True)])
+    runs = []
+    for cut in (1_000, 7_777, 60_000):
+        mon = Monitor(MonitorConfig())
+        mon.fit_reference(reference)
+        fired = []
+        for lo in range(0, len(stream), cut):
+            fired += [(lo + a.row, a.message) for a in mon.process(stream.slice(lo, min(lo + cut, len(stream))))
+                      if a.status == "firing" and a.detector == "mix" and "group" in a.message]
+            mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
+        runs.append(fired)
+    assert runs[0] and runs[0][0][0] >= change and "fell" in runs[0][0][1], runs[0]
+    assert f"(led by {gone!r})" in runs[0][0][1], runs[0][0][1]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_values_just_past_the_reference_s_largest_are_not_called_a_unit_change():
+    """A heavy-tailed amount (lognormal, sigma 1.5) gets 3 % of values at 1.2 to 3 times its reference's
+    largest: a change, found, but its ratio to the median (whatever it is) is no unit slip."""
+    rng = np.random.default_rng(41)
+    ref = rng.lognormal(3.0, 1.5, 20_000)
+    live = rng.lognormal(3.0, 1.5, 10_000)
+    spike = np.flatnonzero(rng.random(10_000) < 0.03)
+    spike = spike[spike >= 5_000]
+    live[spike] = ref.max() * rng.uniform(1.2, 3.0, len(spike))
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, ref, ["US"] * 20_000))
+    fired = [a for a in mon.process(batch(0, 10_000, live, ["US"] * 10_000)) if a.status == "firing"]
+    assert fired and fired[0].feature == "x"
+    causes = [a.incident["cause"] for a in mon.take_incidents("m") if a.incident]
+    assert causes and not any("units" in c for c in causes), causes

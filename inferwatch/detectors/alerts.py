@@ -216,6 +216,7 @@ class AlertPolicy:
             due = None
             if a.alert_id in opening:
                 if not (inc["open"] or a.event_time - inc["last"] <= self.config.incident_window_seconds):
+                    flush()  # (the record due to the incident this event closed is that incident's)
                     inc["id"] = hashlib.sha256(f"{self.model}\x1fincident\x1f{a.alert_id}".encode()).hexdigest()[:24]
                     inc["summary"], inc["records"] = summary_of(inc["id"], a.event_time), 0
                 reopened = not inc["open"] and inc.get("records", 0) > 0  # it had resolved: it fires again

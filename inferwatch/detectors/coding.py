@@ -32,10 +32,10 @@ from .kernels import bucket_table, encode_labels, encode_numeric, reference_edge
 from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS", "label_hash",
-           "label_hashes"]
+           "label_hashes", "clustered_novelty"]
 
 TAIL_GROUPS = 64  # "other known" groups of a categorical column with a long tail
-OPEN_NOVELTY = 0.5  # a column is open-ended when this share of its reference's second half has new labels
+OPEN_NOVELTY = 0.5  # a column is open-ended when this share of its events is expected to carry new labels
 
 
 @lru_cache(maxsize=64)
@@ -209,6 +209,14 @@ class CategoricalCodebook:
         """The known tail label of a :func:`label_hash`, if any."""
         return self._tail_by_hash.get(hashed)
 
+    @cached_property
+    def tail_members(self) -> dict[int, list[str]]:
+        """The known tail labels of each "other known" group code."""
+        out: dict[int, list[str]] = {}
+        for label in self.tail_shares:
+            out.setdefault(self.group_of(label), []).append(label)
+        return out
+
     @classmethod
     def from_reference(
         cls, column: CategoricalArray, max_top: int = 16, max_known: int = 10_000
@@ -219,12 +227,12 @@ class CategoricalCodebook:
         labels = [label for _, label in seen]
         present = int(counts.sum())
         singletons = float(np.count_nonzero(counts == 1) / present) if present else 0.0
-        novel = _new_in_second_half(column.codes)
-        # most events of the reference's second half with labels its first half never saw: new labels are
-        # the norm (ids, addresses), as with more labels than a vocabulary keeps
-        open_vocab = len(labels) > max_known or novel >= OPEN_NOVELTY
-        if novel > 2 * singletons:  # labels in runs are rarely seen once: the halves tell the rate then
-            singletons = novel
+        clustered = clustered_novelty(column.codes)
+        if clustered is not None:  # labels in runs or close together are rarely seen once: the halves tell
+            singletons = max(singletons, clustered)
+        # most events with labels never seen before: new labels are the norm (ids, addresses), as with more
+        # labels than a vocabulary keeps
+        open_vocab = len(labels) > max_known or singletons >= OPEN_NOVELTY
         tail = len(labels) - max_top
         groups = min(TAIL_GROUPS, tail // 2) if tail >= 16 else 1  # about two known labels a group, or more
         shares = ({label: -c / present for c, label in seen[max_top:]} if groups > 1 and not open_vocab else {})
@@ -277,20 +285,29 @@ class CategoricalCodebook:
 Codebook = NumericCodebook | CategoricalCodebook
 
 
-def _new_in_second_half(codes: np.ndarray) -> float:
-    """The share of the reference's second half whose labels its first half never saw (0 for fewer than 200
-    values). Labels that come in runs (a user's session, a batch job's key) are rarely seen once, so
-    Good-Turing's estimate (the share of labels seen once) says new labels are rare where most of a live
-    stream's may be new; this share says it.
+def clustered_novelty(codes: np.ndarray) -> float | None:
+    """The share of the reference's second half whose labels its first half never saw, when it is well above
+    what Good-Turing on the first half predicts for it (the first half's share of labels seen once, plus one
+    point): labels that come in runs or close together (a user's session, an address used a few times
+    within minutes) are rarely seen once, yet most of a live stream's may be new. None otherwise (an i.i.d.
+    column, however long its tail: Good-Turing on the whole reference is the better estimate then), or for
+    fewer than 200 values.
 
-    >>> _new_in_second_half(np.repeat(np.arange(400), 10))  # 400 labels, each ten times in a row
+    >>> clustered_novelty(np.repeat(np.arange(400), 10))  # 400 labels, each ten times in a row
     1.0
+    >>> clustered_novelty(np.random.default_rng(1).integers(0, 2000, 20_000)) is None  # i.i.d.: Good-Turing
+    True
     """
     present = codes[codes >= 0]
     half = len(present) // 2
     if half < 100:
-        return 0.0
-    return float(np.mean(~np.isin(present[half:], present[:half])))
+        return None
+    first = np.bincount(present[:half])
+    predicted = np.count_nonzero(first == 1) / half
+    seen = np.zeros(max(int(present.max()) + 1, len(first)), dtype=bool)
+    seen[: len(first)] = first > 0
+    observed = float(np.mean(~seen[present[half:]]))
+    return observed if observed > 2 * predicted + 0.01 else None
 
 
 def label_hash(label: str) -> int:

@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .coding import CategoricalCodebook, Codebook, NumericCodebook
+from .coding import CategoricalCodebook, Codebook, NumericCodebook, clustered_novelty
 from .kernels import bin_scores, lane_thresholds, tilt_table
 from .types import CategoricalArray
 
@@ -188,15 +188,18 @@ def build_lanes(
 
 def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> np.ndarray | None:
     """The reference's codes with the labels of its second half that its first half never saw coded
-    "unseen", as a live stream after the first half would code them; None for a column without new labels.
+    "unseen", as a live stream after the first half would code them, for a column whose new labels come
+    clustered (see :func:`~inferwatch.detectors.coding.clustered_novelty`); else None.
 
-    >>> column = CategoricalArray.from_labels(["a", "b", "a", "c"])
-    >>> book = CategoricalCodebook(("a", "b", "c"), frozenset("abc"), False)
-    >>> as_if_live(book, column, book.encode(column)).tolist()
-    [0, 1, 0, 4]
+    >>> labels = [x for k in range(40) for x in ["a"] * 30 + [f"u{k}"] * 10]  # a user's session now and then
+    >>> column = CategoricalArray.from_labels(labels)
+    >>> book = CategoricalCodebook.from_reference(column)
+    >>> live = as_if_live(book, column, book.encode(column))
+    >>> int((live[:800] == book.unseen_code).sum()), int((live[800:] == book.unseen_code).sum())
+    (0, 200)
     """
-    if not isinstance(book, CategoricalCodebook) or book.open_vocabulary:
-        return None
+    if not isinstance(book, CategoricalCodebook) or book.open_vocabulary or clustered_novelty(column.codes) is None:
+        return None  # (an i.i.d. column: its reference's codes tell how its new labels come)
     half = len(column.codes) // 2
     seen = np.zeros(len(column.categories) + 1, dtype=bool)
     seen[column.codes[:half]] = True

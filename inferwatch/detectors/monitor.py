@@ -204,7 +204,7 @@ class ColumnMonitor:
                 since = _change_point(self.lanes.table[run_codes[-len(values):], t.lane])
                 recent = values[since:][~np.isnan(values[since:])][-TAIL:]
                 if recent.size:
-                    return {"median": float(np.median(recent))}
+                    return {"median": float(np.median(recent)), **beyond}
             # the latest third of the detector's run (at least 8 values): a run often starts before the change,
             # its end is past it
             k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
@@ -283,20 +283,24 @@ class ColumnMonitor:
             code = int(self.lanes.target[t.lane])
             if t.action != "fire" or book.groups == 1 or not book.other_code <= code < book.unseen_code:
                 continue
-            risen = self._risen_label(column, codes, t, code) if book.tail_shares else None
-            if risen is not None:
-                self.group_names[code] = risen
+            if book.tail_shares:  # (without them, from a state saved before: the batch's most frequent one)
+                named = self._leading_label(column, codes, t, code)
+                if named is not None:
+                    self.group_names[code] = named
+                else:
+                    self.group_names.pop(code, None)
                 continue
             lookup = book.lookup(column)[:-1]
             members = np.flatnonzero((lookup == code) & (per_label[:-1] > 0))
             if members.size:
                 self.group_names[code] = column.categories[int(members[np.argmax(per_label[members])])]
 
-    def _risen_label(self, column: CategoricalArray, codes: np.ndarray, t: Transition, group: int) -> str | None:
-        """The group's label with the most Poisson evidence of a rise over its reference share, among the
-        run's last events (at most ``CODE_TAIL``, earlier batches' carried: the same name wherever batches
-        were cut) since its most likely change point."""
+    def _leading_label(self, column: CategoricalArray, codes: np.ndarray, t: Transition, group: int) -> str | None:
+        """The group's label with the most Poisson evidence of a move its lane's way (a rise over its
+        reference share, or a fall under it), among the run's last events (at most ``CODE_TAIL``, earlier
+        batches' carried: the same name wherever batches were cut) since its most likely change point."""
         assert isinstance(self.book, CategoricalCodebook) and self.lanes is not None
+        up = self.lanes.theta[t.lane] > 0
         hashes = np.concatenate([self.hash_tail, label_hashes(column, column.codes[: t.row + 1])])
         window = np.concatenate([self.code_tail, codes[: t.row + 1]])
         n = min(max(t.run_length, 1), CODE_TAIL, len(hashes))
@@ -304,15 +308,14 @@ class ColumnMonitor:
         since = _change_point(self.lanes.table[window, t.lane])
         hashes, window = hashes[since:], window[since:]
         members, counts = np.unique(hashes[window == group], return_counts=True)
+        seen = {self.book.tail_label(h): c for h, c in zip(members.tolist(), counts.tolist())}
         best, best_score = None, 0.0
-        for hashed, count in zip(members.tolist(), counts.tolist()):
-            label = self.book.tail_label(hashed)
-            if label is None:
-                continue
-            expected = len(window) * self.book.tail_shares[label]
-            score = count * math.log(count / expected) - (count - expected) if count > expected else 0.0
-            if score > best_score:
-                best, best_score = label, score
+        for label in self.book.tail_members.get(group, []):
+            count, expected = seen.get(label, 0), len(window) * self.book.tail_shares[label]
+            if (count > expected) == up and count != expected:
+                score = (count * math.log(count / expected) if count else 0.0) - (count - expected)
+                if score > best_score:
+                    best, best_score = label, score
         return best
 
     def watch(self, column: Column | None, n: int, start: int, at: np.ndarray | None = None,
@@ -343,7 +346,7 @@ class ColumnMonitor:
         estimate = (t.score / run + lanes.log_mgf[j]) / theta
         ref = lanes.ref_mean[j]
         same = (np.asarray(lanes.detectors) == det) & (np.sign(lanes.theta) == np.sign(theta))  # of its way
-        strongest = abs(theta) >= np.max(np.abs(lanes.theta[same]))
+        strongest = abs(theta) >= np.max(np.abs(lanes.theta[same])) and not (det == "missing" and theta < 0)
         severity = "critical" if strongest else "warning"
         span = f"over the last ~{run} events"
         context = self.context.get(j, {})
@@ -487,21 +490,30 @@ def _in_units(context: dict, book: Codebook) -> str | None:
 
 
 def _beyond_ratio(context: dict, book: Codebook) -> float | None:
-    """The latest values beyond the reference's range over its median, both positive."""
-    now, before = context.get("beyond"), getattr(book, "median", float("nan"))
-    return float(now / before) if now is not None and now > 0 and before > 0 else None
+    """The latest values beyond the reference's range over its median, both positive, for a column of
+    positive amounts (its least reference value not below 0: a ratio to a median near 0 says nothing)."""
+    now, before, edges = context.get("beyond"), getattr(book, "median", float("nan")), getattr(book, "edges", None)
+    if now is None or not now > 0 or not before > 0 or edges is None or not len(edges) or not edges[0] >= 0:
+        return None
+    return float(now / before)
 
 
 def _beyond_factor(context: dict, book: Codebook) -> float | None:
-    """:func:`_beyond_ratio` when it is near a power of ten (x10, x100, /1000: a unit slip on part of the
-    traffic, not a count that runs past its usual range); else None.
+    """:func:`_beyond_ratio` of a column of positive amounts when it is near a power of ten (x10, x100,
+    /1000: a unit slip on part of the traffic, not a count that runs past its usual range) and the values are
+    well clear of the reference's range (three times past it: not a spike just past its largest); else None.
 
     >>> book = NumericCodebook(np.array([1.0, 50.0]), 20.0)
     >>> _beyond_factor({"beyond": 1900.0}, book), _beyond_factor({"beyond": 340.0}, book)
     (95.0, None)
+    >>> _beyond_factor({"beyond": 200.0}, NumericCodebook(np.array([1.0, 150.0]), 2.0)) is None  # past 150, not far
+    True
     """
-    ratio = _beyond_ratio(context, book)
-    if ratio is None:
+    ratio, edges = _beyond_ratio(context, book), getattr(book, "edges", None)
+    if ratio is None or edges is None:
+        return None
+    beyond = context["beyond"]
+    if not (beyond >= 3 * edges[-1] or beyond * 3 <= edges[0]):  # well clear of the range: not a spike past it
         return None
     decades = math.log10(ratio)
     return ratio if abs(decades) >= 0.9 and abs(decades - round(decades)) <= 0.15 else None
