@@ -787,6 +787,10 @@ def test_a_wrong_type_that_keeps_coming_back_now_and_then_pages_a_few_times_not_
         fired += sum(f.action == "fire" for f in found)
         changes = TypeChanges.from_dict(changes.to_dict())
     assert len(rows) >= 15 and 1 <= fired <= 5, (len(rows), fired)
+    # another kind of wrong value is news at once: a NaN as usual, then every value a string
+    changes.observe({"price": (np.array([0]), "expected a number, got NaN")}, 2_000, 300_000)
+    found = changes.observe({"price": (np.arange(10_000), "expected a number, got a string")}, 10_000, 302_000)
+    assert ("fire", 0) in [(f.action, f.row) for f in found], found
 
 
 def test_the_examples_of_new_labels_are_from_the_detector_s_run_not_from_long_before():
@@ -798,9 +802,15 @@ def test_the_examples_of_new_labels_are_from_the_detector_s_run_not_from_long_be
     labels = np.array(rng.choice(["US", "DE", "FR"], 15_000, p=[0.6, 0.3, 0.1]), dtype=object)
     labels[3_000], labels[5_000] = "XK", "AQ"
     labels[10_000:][rng.random(5_000) < 0.05] = "BR"
-    fired = [a for a in mon.process(batch(0, 15_000, rng.normal(size=15_000), labels)) if a.status == "firing"]
-    assert [(a.feature, a.detector) for a in fired] == [("country", "new_category")]
-    assert "(e.g. 'BR')" in fired[0].message, fired[0].message
+    x, config, state = rng.normal(size=15_000), MonitorConfig(), mon.to_bytes()
+    for cut in (15_000, 10_050, 5_000):  # (a batch that begins inside the run carries the labels before it)
+        mon, fired = Monitor.from_bytes(state, config), []
+        for lo in range(0, 15_000, cut):
+            fired += [a for a in mon.process(batch(lo, min(cut, 15_000 - lo), x[lo:lo + cut], labels[lo:lo + cut]))
+                      if a.status == "firing"]
+            mon = Monitor.from_bytes(mon.to_bytes(), config)
+        assert [(a.feature, a.detector) for a in fired] == [("country", "new_category")]
+        assert "(e.g. 'BR')" in fired[0].message, (cut, fired[0].message)
 
 
 def test_a_new_label_flooding_an_i_i_d_long_tail_is_caught_at_once():
@@ -874,3 +884,14 @@ def test_values_just_past_the_reference_s_largest_are_not_called_a_unit_change()
     assert fired and fired[0].feature == "x"
     causes = [a.incident["cause"] for a in mon.take_incidents("m") if a.incident]
     assert causes and not any("units" in c for c in causes), causes
+
+
+def test_the_median_of_a_count_is_a_whole_number():
+    """A count's bins hold whole numbers: the median since a change is read as one, not interpolated inside
+    the bin of one value (before: "median 3.00 -> 3.71" where it was 3)."""
+    from inferwatch.detectors.coding import NumericCodebook
+
+    rng = np.random.default_rng(42)
+    book = NumericCodebook.from_reference(rng.poisson(3.0, 40_000).astype(float))
+    codes = book.encode(NumericArray(rng.poisson(3.4, 2_000).astype(float)))
+    assert book.quantile_of(codes, 0.5) == 3.0

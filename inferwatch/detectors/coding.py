@@ -21,6 +21,7 @@ them a function of per-block code counts, which are cheap and mergeable.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class NumericCodebook:
         >>> book = NumericCodebook(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), 2.0, (1.0, 3.0))
         >>> book.quantile_of(np.array([2, 2, 3, 3]), 0.5), book.quantile_of(np.array([5, 5]), 0.5)
         (2.0, None)
+        >>> book.quantile_of(np.array([3, 3, 4, 4]), 0.75)  # (whole numbers: the bin [3, 4) holds 3 only)
+        3.0
         """
         edges = self.edges
         present = codes[codes < self.missing_code]
@@ -93,8 +96,15 @@ class NumericCodebook:
         lo, hi = float(edges[k - 1]), float(edges[k])
         if not hi - lo <= 0.5 * (self.quartiles[1] - self.quartiles[0]):
             return None if hi != np.nextafter(lo, np.inf) else lo  # (a bin of one value is that value)
-        inside = cum[k] - cum[k - 1]
-        return lo + (hi - lo) * float((rank - cum[k - 1]) / inside)
+        inside = (rank - cum[k - 1]) / (cum[k] - cum[k - 1])
+        if self._whole:  # a bin of whole numbers holds lo, lo + 1, ...: [3, 4) holds 3 only
+            return lo + math.floor(float(inside) * (hi - lo))
+        return lo + (hi - lo) * float(inside)
+
+    @cached_property
+    def _whole(self) -> bool:
+        """Whether the reference's values were whole numbers (its cuts are, its top aside)."""
+        return bool(len(self.edges) > 1 and np.all(self.edges[:-1] == np.round(self.edges[:-1])))
 
     def encode(self, column: Column) -> np.ndarray:
         if not isinstance(column, NumericArray):

@@ -128,6 +128,7 @@ class ColumnMonitor:
         self.tail = np.empty(0)  # the column's last present values (numeric), carried between batches
         self.code_tail = np.empty(0, dtype=np.int64)  # its last ``CODE_TAIL`` codes, for the shares in the words
         self.unseen_tail: list[str] = []  # its latest labels never seen in the reference (categorical)
+        self.unseen_at: list[int] = []  # the model event of each
         self.hash_tail = np.empty(0, dtype=np.uint32)  # its last labels' hashes, beside code_tail (grouped columns)
 
     @property
@@ -157,17 +158,17 @@ class ColumnMonitor:
             self._name_groups(column, codes, moments, found)
         for t in found:
             if t.action == "fire":
-                self.context[t.lane] = self._context(column, codes, t)
-        self._carry(column, codes)
+                self.context[t.lane] = self._context(column, codes, t, start)
+        self._carry(column, codes, start)
         return found
 
-    def _context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
+    def _context(self, column: Column, codes: np.ndarray, t: Transition, start: int) -> dict:
         """What the events at and just before a firing row looked like: the median of the last present
         values (the latest third of the detector's run, at least 8 and at most ``TAIL``), or the latest labels
         never seen before; and, for a lane on one code, that code's share since the run's most likely change
         point. Earlier batches' events count too, so the words do not depend on where batches were cut."""
         out = self._share_since_change(codes, t)
-        out.update(self._values_context(column, codes, t))
+        out.update(self._values_context(column, codes, t, start))
         return out
 
     def _share_since_change(self, codes: np.ndarray, t: Transition) -> dict:
@@ -188,7 +189,7 @@ class ColumnMonitor:
             return {}
         return {"share": float(np.mean(on == int(lanes.target[t.lane]))), "events": int(part.size)}
 
-    def _values_context(self, column: Column, codes: np.ndarray, t: Transition) -> dict:
+    def _values_context(self, column: Column, codes: np.ndarray, t: Transition, start: int) -> dict:
         if isinstance(column, NumericArray):
             beyond = self._beyond_context(column, t)
             binned = self._binned_context(codes, t)
@@ -210,7 +211,8 @@ class ColumnMonitor:
             k = min(max(t.run_length // 3 + 1, 8), max(t.run_length, 1), TAIL)
             recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-k:]
             return {**({"median": float(np.median(recent))} if recent.size else {}), **beyond}
-        return {"examples": self._unseen_latest(column, codes[: t.row + 1], max(t.run_length, 1))}
+        return {"examples": [label for label, _ in self._unseen_latest(column, codes[: t.row + 1], start,
+                                                                        start + t.row + 1 - max(t.run_length, 1))]}
 
     def _beyond_context(self, column: NumericArray, t: Transition) -> dict:
         """``{"beyond": geometric mean}`` of the latest positive values (of the last ``TAIL`` present ones,
@@ -246,19 +248,23 @@ class ColumnMonitor:
         q1, q3 = book.quantile_of(part, 0.25), book.quantile_of(part, 0.75)
         return {"median": median, **({"iqr": q3 - q1} if q1 is not None and q3 is not None else {})}
 
-    def _unseen_latest(self, column: Column, codes: np.ndarray, run: int | None = None) -> list[str]:
-        """The latest (at most 3) labels never seen in the reference, among the last ``run`` events (a
-        detector's run: not a rare label from long before its change) or any."""
+    def _unseen_latest(self, column: Column, codes: np.ndarray, start: int, since: int = -1) -> list[tuple[str, int]]:
+        """The latest (at most 3) labels never seen in the reference, with the model event each came at, from
+        event ``since`` on (a detector's run: not a rare label from long before its change); ``codes`` are the
+        batch's from event ``start``, earlier batches' labels are carried."""
         if not isinstance(self.book, CategoricalCodebook) or self.book.open_vocabulary:
             return []
         assert isinstance(column, CategoricalArray)
-        first = 0 if run is None else max(len(codes) - run, 0)
+        first = max(since - start, 0)
         rows = first + np.flatnonzero(codes[first:] == self.book.unseen_code)[::-1][:64]  # latest first
-        labels = [column.categories[column.codes[r]] for r in rows.tolist()]
-        earlier = self.unseen_tail if run is None or run > len(codes) else []
-        return list(dict.fromkeys(labels + earlier))[:3]
+        found = [(column.categories[column.codes[r]], start + r) for r in rows.tolist()]
+        found += [(label, at) for label, at in zip(self.unseen_tail, self.unseen_at) if at >= since]
+        latest: dict[str, int] = {}
+        for label, at in found:  # (latest first)
+            latest.setdefault(label, at)
+        return list(latest.items())[:3]
 
-    def _carry(self, column: Column, codes: np.ndarray) -> None:
+    def _carry(self, column: Column, codes: np.ndarray, start: int) -> None:
         """Keep the last present values (numeric) or new labels (categorical), and the last codes, for the next
         batch's words."""
         self.code_tail = np.concatenate([self.code_tail, codes[-CODE_TAIL:]])[-CODE_TAIL:].astype(np.int64)
@@ -266,7 +272,8 @@ class ColumnMonitor:
             values = column.values
             self.tail = np.concatenate([self.tail, values[~np.isnan(values)][-TAIL:]])[-TAIL:]
         else:
-            self.unseen_tail = self._unseen_latest(column, codes)
+            latest = self._unseen_latest(column, codes, start)
+            self.unseen_tail, self.unseen_at = [label for label, _ in latest], [at for _, at in latest]
             if isinstance(self.book, CategoricalCodebook) and self.book.tail_shares:
                 assert isinstance(column, CategoricalArray)
                 last = label_hashes(column, column.codes[-CODE_TAIL:])
@@ -434,7 +441,7 @@ class ColumnMonitor:
             "name": self.name, "fixed": self._digest if blobs is not None else fixed,
             "state": self.state.to_dict() if self.state else None,
             "stats": self.stats.to_dict(),
-            "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail,
+            "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail, "unseen_at": self.unseen_at,
             "code_tail2": self.code_tail.astype("<i2").tobytes(),  # codes are under 600: two bytes each
             "hash_tail": self.hash_tail.astype("<u4").tobytes(),
         }
@@ -457,6 +464,7 @@ class ColumnMonitor:
         col._digest = digest or hashlib.blake2b(data, digest_size=16).hexdigest()
         col.tail = np.frombuffer(raw["tail"], dtype="<f8").astype(np.float64)
         col.unseen_tail = list(raw["unseen_tail"])
+        col.unseen_at = [int(at) for at in raw.get("unseen_at", [-1] * len(col.unseen_tail))]  # (before: unknown)
         col.code_tail = (np.frombuffer(raw["code_tail2"], dtype="<i2") if "code_tail2" in raw  # (0.2: none)
                          else np.frombuffer(raw.get("code_tail", b""), dtype="<i4")).astype(np.int64)
         col.hash_tail = np.frombuffer(raw.get("hash_tail", b""), dtype="<u4").astype(np.uint32)

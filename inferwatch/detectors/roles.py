@@ -66,6 +66,7 @@ __all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repea
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
+SESSION_EVENTS = 50  # the longest mean run of one id that is still a session (a sorted column has longer ones)
 TEXT_BYTES = 24  # mean label length (bytes) from which a column with spaces may be free text
 REPEAT_WINDOW = 4096  # an id seen among the column's last this many ids is a repeat
 REPEAT_LABELS = ("new", "repeat")
@@ -120,8 +121,10 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     spaced = float(sum(w for label, w in zip(labels, weights) if " " in label.strip()) / weights.sum())
     if mean_length >= TEXT_BYTES and spaced >= 0.5:
         return "text"
-    runs = 1 + int(np.count_nonzero(present[1:] != present[:-1]))  # an id logged on each event of a session
-    if len(seen) >= UNIQUE_SHARE * len(present) or (len(seen) >= MIN_VALUES and len(seen) >= UNIQUE_SHARE * runs):
+    # an id logged on each event of a session: its runs are short (a reference sorted by the column is not)
+    runs = 1 + int(np.count_nonzero(present[1:] != present[:-1]))
+    sessions = len(seen) >= MIN_VALUES and len(seen) >= UNIQUE_SHARE * runs and len(present) <= SESSION_EVENTS * runs
+    if len(seen) >= UNIQUE_SHARE * len(present) or sessions:
         return "identifier"
     return "categorical"
 

@@ -12,7 +12,8 @@ detector, calibrated on the baseline, watches how often they come); one
 that comes back after a long clean stretch is news again, and each time it
 does the column's quiet spell doubles: a value that keeps coming back now
 and then (a bare ``NaN`` every few thousand events) is how that column is,
-and pages a few times, not at each return.
+and pages a few times, not at each return. Another kind of wrong value (a
+string where ``NaN`` came now and then) is news at once.
 
 >>> import numpy as np
 >>> tc = TypeChanges()
@@ -44,12 +45,14 @@ class TypeChanges:
     """Open ``type_changed`` episodes per column: the model event of the last wrong value, and how many."""
 
     def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
-                 recent: dict[str, int] | None = None, quiet: dict[str, int] | None = None) -> None:
+                 recent: dict[str, int] | None = None, quiet: dict[str, int] | None = None,
+                 reasons: dict[str, str] | None = None) -> None:
         self.clear_after = clear_after
         self.quiet_after = 10 * clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
         self.recent: dict[str, int] = recent or {}  # column -> the event of its last wrong value
         self.quiet: dict[str, int] = quiet or {}  # column -> its quiet spell, once it came back after one
+        self.reasons: dict[str, str] = reasons or {}  # column -> what its last wrong value was
 
     def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
         """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
@@ -65,6 +68,10 @@ class TypeChanges:
                     out.append(self._clear(column, seen, start))
                     seen = None
                 before, self.recent[column] = self.recent.get(column), row
+                if self.reasons.get(column, why) != why:  # another kind of wrong value: news, whatever came before
+                    before = None
+                    self.quiet.pop(column, None)
+                self.reasons[column] = why
                 quiet = self.quiet.get(column, self.quiet_after)
                 if seen is None and before is not None and row - before <= quiet:  # not news
                     continue
@@ -95,11 +102,13 @@ class TypeChanges:
                        f"({count:,} of the wrong type in the episode)", kind="data_quality")
 
     def to_dict(self) -> dict:
-        return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent, "quiet": self.quiet}
+        return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent, "quiet": self.quiet,
+                "reasons": self.reasons}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> TypeChanges:
         raw = raw or {}
         return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
                    {k: int(at) for k, at in (raw.get("recent") or {}).items()},
-                   {k: int(q) for k, q in (raw.get("quiet") or {}).items()})
+                   {k: int(q) for k, q in (raw.get("quiet") or {}).items()},
+                   {k: str(why) for k, why in (raw.get("reasons") or {}).items()})
