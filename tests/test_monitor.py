@@ -669,17 +669,19 @@ def test_a_tail_group_of_one_frequent_label_keeps_its_share_and_a_group_of_label
     assert abs(p0[book.unseen_code] - 200 / n) < 0.1 * 200 / n
 
 
-def test_a_numeric_column_s_bins_beyond_its_reference_range_start_at_a_bound_of_a_zero_count():
-    """A sample's least and largest values leave about 1/n of the values beyond them: an empty bin there is
-    given 3/n (the 95 % bound of a zero count), not 0.5/n, so its strong lanes do not drift up on a long
-    stream that sees such values at their normal rate."""
+def test_the_bins_beyond_a_numeric_column_s_reference_range_get_only_the_strong_tilt():
+    """A sample's extremes leave a share of about Exp(1)/n outside them (1/n on average, 6.7/n one time in
+    800): the tilt of 4 on an empty bin's 0.5/n drifts up past 6.7/n, so a long stream of one column in 800
+    would page; the tilt of 7 drifts up only past 78/n, and still finds a unit slip at once."""
     from inferwatch.detectors.coding import NumericCodebook
-    from inferwatch.detectors.lanes import build_lanes
+    from inferwatch.detectors.lanes import build_lanes, calibrate
 
     values = np.random.default_rng(32).normal(size=20_000)
     book = NumericCodebook.from_reference(values)
-    _, _, p0 = build_lanes(book, book.encode(NumericArray(values)), ("mean", "shape"))
-    assert p0[0] * 20_000 > 2.5 and p0[len(book.edges)] * 20_000 > 2.5
+    codes = book.encode(NumericArray(values))
+    lanes = calibrate(*build_lanes(book, codes, ("mean", "shape")), codes, math.log(1e9), 16)
+    beyond = np.isin(lanes.target, [0, len(book.edges)])
+    assert beyond.any() and lanes.theta[beyond].min() >= 7.0, lanes.theta[beyond]
 
 
 def test_a_unit_slip_on_part_of_the_traffic_is_said_with_its_factor_and_called_a_unit_change():

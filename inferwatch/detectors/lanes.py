@@ -66,7 +66,10 @@ DEFAULT_THETAS = {
 # storm logged at 50) is found in about the information's time only by a tilt as strong as log(share / p0)
 EMPTY_BIN_TILTS = (4.0, 7.0)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
-BEYOND_ZERO_COUNT = 3.0  # reference events' worth of share given to an empty bin beyond its range (95 % bound)
+# beyond the reference's least and largest values only the strong tilt: a sample's extremes leave a share
+# of about Exp(1)/n outside them, and the tilt of 4 on an empty bin's 0.5/n drifts up past 6.7/n (a long
+# stream of a heavy-tailed column then pages); 7 drifts up only past 78/n, and is the tilt of a unit slip
+BEYOND_TILTS = (7.0,)
 
 
 @dataclass(frozen=True)
@@ -146,14 +149,6 @@ def build_lanes(
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
     p0 = (counts + 0.5) / (n + 0.5 * n_codes)
-    if isinstance(book, NumericCodebook) and len(book.edges):
-        # beyond the reference's least and largest values: a sample's extremes leave about 1/n of the values
-        # outside them, more than the 0.5/n of an empty bin; the share is set at the 95 % upper bound of a zero
-        # count (3/n), so a long stream that sees such values at their normal rate is not a change
-        for code in (0, len(book.edges)):
-            if counts[code] == 0:
-                p0[code] = BEYOND_ZERO_COUNT / n
-        p0 /= p0.sum()
     if isinstance(book, CategoricalCodebook) and not book.open_vocabulary and book.unseen_share > 0:
         # labels the reference never saw arrive at about the share of labels it saw once (Good-Turing), and
         # that share comes out of its rare labels, which the reference over-counts: each tail group's own
@@ -236,9 +231,13 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
             blocks.append(("scale", (-1,), "present"))
         if n_present >= 3 and "shape" in detectors:
             blocks.append(("shape", tuple(range(n_present)), "present"))
-            empty = tuple(int(k) for k in np.flatnonzero(counts[:n_present] == 0))
-            if empty:
-                blocks.append(("shape", empty, "present", EMPTY_BIN_TILTS))
+            empty = [int(k) for k in np.flatnonzero(counts[:n_present] == 0)]
+            inner = tuple(k for k in empty if 0 < k < n_present - 1)
+            beyond = tuple(k for k in empty if k in (0, n_present - 1))
+            if inner:
+                blocks.append(("shape", inner, "present", EMPTY_BIN_TILTS))
+            if beyond:
+                blocks.append(("shape", beyond, "present", BEYOND_TILTS))
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(book.n_codes, dtype=bool)

@@ -240,7 +240,7 @@ class ColumnMonitor:
             return {}
         window = np.concatenate([self.code_tail, codes[: t.row + 1]])[-min(max(t.run_length, 1), CODE_TAIL):]
         part = window[_change_point(lanes.table[window, t.lane]):]
-        if np.count_nonzero(part < book.missing_code) < 32:
+        if np.count_nonzero(part < book.missing_code) < 16:
             return {}
         median = book.quantile_of(part, 0.5)
         if median is None:
