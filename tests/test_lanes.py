@@ -11,7 +11,8 @@ from inferwatch.detectors.types import CategoricalArray, NumericArray
 
 
 def test_every_lane_is_an_exact_log_likelihood_ratio():
-    """E_p0[exp(llr)] = 1 on the lane's support: Lorden's bound applies."""
+    """E_p0[exp(llr)] = 1 on the lane's support: Lorden's bound applies (at most 1 for the strong lanes on
+    the bins beyond the reference's range, normalised on the bound of a zero count: a supermartingale)."""
     rng = np.random.default_rng(0)
     values = rng.lognormal(3, 1, 5000)
     values[rng.random(5000) < 0.03] = np.nan
@@ -24,7 +25,11 @@ def test_every_lane_is_an_exact_log_likelihood_ratio():
         if name != "missing":
             support[book.missing_code] = False
         q = p0 * support / (p0 * support).sum()
-        assert math.isclose(float(q @ np.exp(column)), 1.0, rel_tol=1e-9)
+        beyond = name == "shape" and column.max() >= 3.9 and int(np.argmax(column)) in (0, len(book.edges))
+        if beyond:
+            assert float(q @ np.exp(column)) <= 1.0 + 1e-9
+        else:
+            assert math.isclose(float(q @ np.exp(column)), 1.0, rel_tol=1e-9)
 
 
 def test_thresholds_grow_with_the_budget():
@@ -109,7 +114,7 @@ def test_a_few_percent_of_values_beyond_the_reference_are_found_by_strong_tilts_
     mon.fit_reference(batch(rng.poisson(2.0, 20_000).astype(float), 0))
     lanes = mon.models["m"].columns["n"].lanes
     top = mon.models["m"].columns["n"].book.n_codes - 2  # the bin above the largest value (the last is missing)
-    assert sorted(lanes.theta[(lanes.target == top)].tolist()) == [7.0]  # (4 drifts up on a heavy tail's max)
+    assert sorted(lanes.theta[(lanes.target == top)].tolist()) == [4.0, 7.0]
     x = rng.poisson(2.0, 5_000).astype(float)
     x[::20] = 50.0
     fired = [(a.detector, a.row) for a in mon.process(batch(x, 20_000)) if a.status == "firing"]

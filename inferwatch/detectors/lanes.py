@@ -66,10 +66,10 @@ DEFAULT_THETAS = {
 # storm logged at 50) is found in about the information's time only by a tilt as strong as log(share / p0)
 EMPTY_BIN_TILTS = (4.0, 7.0)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
-# beyond the reference's least and largest values only the strong tilt: a sample's extremes leave a share
-# of about Exp(1)/n outside them, and the tilt of 4 on an empty bin's 0.5/n drifts up past 6.7/n (a long
-# stream of a heavy-tailed column then pages); 7 drifts up only past 78/n, and is the tilt of a unit slip
-BEYOND_TILTS = (7.0,)
+# beyond the reference's least and largest values a sample's extremes leave a share of about Exp(1)/n: the
+# tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n (a long stream of a heavy-tailed column paged);
+# those lanes' tilts are normalised on 3/n (the 95 % bound of a zero count), the bins' other lanes keep p0
+BEYOND_ZERO_COUNT = 3.0
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,24 @@ def build_lanes(
             directions[row, :-1] = scores[which]
     table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
                                           layout.lane_spec)
+    beyond = _beyond_lanes(book, counts, layout)
+    if beyond.any():  # their tilts normalised on the bound of a zero count: a supermartingale under p0 still
+        sure = p0.copy()
+        sure[[0, n_codes - 2]] = np.maximum(p0[[0, n_codes - 2]], BEYOND_ZERO_COUNT / n)
+        t2, m2, r2 = tilt_table(sure / sure.sum(), directions, layout.supports, layout.spec_support, layout.theta,
+                                layout.lane_spec)
+        table[:, beyond], log_mgf[beyond], ref_mean[beyond] = t2[:, beyond], m2[beyond], r2[beyond]
     return list(layout.names), LaneRows(table, layout.theta, log_mgf, ref_mean, layout.target), p0
+
+
+def _beyond_lanes(book: Codebook, counts: np.ndarray, layout: _Layout) -> np.ndarray:
+    """The strong ``shape`` lanes (``EMPTY_BIN_TILTS``) on a numeric column's empty bins beyond its
+    reference's range (the weak one there stays on p0, which the reference cannot calibrate: it is dropped)."""
+    if not isinstance(book, NumericCodebook):
+        return np.zeros(len(layout.names), dtype=bool)
+    ends = [code for code in (0, book.n_codes - 2) if counts[code] == 0]
+    return ((np.asarray(layout.names) == "shape") & np.isin(layout.target, ends)
+            & (layout.theta >= min(EMPTY_BIN_TILTS)))
 
 
 def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> np.ndarray | None:
@@ -232,12 +249,8 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
         if n_present >= 3 and "shape" in detectors:
             blocks.append(("shape", tuple(range(n_present)), "present"))
             empty = [int(k) for k in np.flatnonzero(counts[:n_present] == 0)]
-            inner = tuple(k for k in empty if 0 < k < n_present - 1)
-            beyond = tuple(k for k in empty if k in (0, n_present - 1))
-            if inner:
-                blocks.append(("shape", inner, "present", EMPTY_BIN_TILTS))
-            if beyond:
-                blocks.append(("shape", beyond, "present", BEYOND_TILTS))
+            if empty:
+                blocks.append(("shape", tuple(empty), "present", EMPTY_BIN_TILTS))
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(book.n_codes, dtype=bool)
