@@ -672,8 +672,8 @@ def test_a_tail_group_of_one_frequent_label_keeps_its_share_and_a_group_of_label
 def test_the_lanes_beyond_a_numeric_column_s_reference_range_do_not_drift_up_at_its_extremes_normal_rate():
     """A sample's extremes leave a share of about Exp(1)/n outside them (1/n on average, more than 6.7/n one
     time in 800): the tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n, so a long stream of one
-    heavy-tailed column in 800 paged. Those lanes are normalised on 3/n (the 95 % bound of a zero count):
-    at 6.7/n they still drift down, and a unit slip is found as fast."""
+    heavy-tailed column in 800 paged. That lane is normalised on 3/n (the 95 % bound of a zero count): at
+    6.7/n every lane there drifts down (the tilt of 7 on p0 past 78/n only), and a unit slip is found as fast."""
     from inferwatch.detectors.coding import NumericCodebook
     from inferwatch.detectors.lanes import build_lanes, calibrate
 
