@@ -570,6 +570,19 @@ def test_values_near_the_float_limit_raise_no_warning():
     assert stats.count == 6 and stats.max == 3e300
 
 
+def _group_firings(reference: Batch, stream: Batch, cut: int) -> list[tuple[int, str]]:
+    """(row, message) of the ``mix`` firings on a tail group over ``stream`` cut into batches of ``cut``, the
+    state saved and read back after each."""
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(reference)
+    fired = []
+    for lo in range(0, len(stream), cut):
+        fired += [(lo + a.row, a.message) for a in mon.process(stream.slice(lo, min(lo + cut, len(stream))))
+                  if a.status == "firing" and a.detector == "mix" and "group" in a.message]
+        mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
+    return fired
+
+
 def test_a_tail_label_that_rises_is_named_not_its_group_s_most_frequent_label_whatever_the_batch_cuts():
     """A rare label of a 400-label Zipf column rises to 0.8 % of the events; its hash group also holds the
     most frequent label past the top, which does not move and stays the more frequent. The alert names the
@@ -593,16 +606,7 @@ def test_a_tail_label_that_rises_is_named_not_its_group_s_most_frequent_label_wh
 
     reference, change = events(0, 30_000), 20_000
     stream = concat_batches([events(0, change), events(change, 40_000, rise=0.008)])
-    runs = []
-    for cut in (1_000, 7_777, 60_000):
-        mon = Monitor(MonitorConfig())
-        mon.fit_reference(reference)
-        fired = []
-        for lo in range(0, len(stream), cut):
-            fired += [(lo + a.row, a.message) for a in mon.process(stream.slice(lo, min(lo + cut, len(stream))))
-                      if a.status == "firing" and a.detector == "mix"]
-            mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
-        runs.append(fired)
+    runs = [_group_firings(reference, stream, cut) for cut in (1_000, 7_777, 60_000)]
     for fired in runs:
         assert fired and fired[0][0] >= change, fired
         assert re.search(r"\((?:led by|mostly) '(\w+)'\)", fired[0][1]).group(1) == rare, fired[0][1]
@@ -864,16 +868,7 @@ def test_a_tail_label_that_vanishes_is_named_whatever_the_batch_cuts():
 
     reference, change = events(0, 30_000), 20_000
     stream = concat_batches([events(0, change), events(change, 30_000, vanish=True)])
-    runs = []
-    for cut in (1_000, 7_777, 60_000):
-        mon = Monitor(MonitorConfig())
-        mon.fit_reference(reference)
-        fired = []
-        for lo in range(0, len(stream), cut):
-            fired += [(lo + a.row, a.message) for a in mon.process(stream.slice(lo, min(lo + cut, len(stream))))
-                      if a.status == "firing" and a.detector == "mix" and "group" in a.message]
-            mon = Monitor.from_bytes(mon.to_bytes(), MonitorConfig())
-        runs.append(fired)
+    runs = [_group_firings(reference, stream, cut) for cut in (1_000, 7_777, 60_000)]
     assert runs[0] and runs[0][0][0] >= change and "fell" in runs[0][0][1], runs[0]
     assert f"(led by {gone!r})" in runs[0][0][1], runs[0][0][1]
     assert runs[0] == runs[1] == runs[2]
