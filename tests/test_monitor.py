@@ -696,6 +696,37 @@ def test_the_lanes_beyond_a_numeric_column_s_reference_range_do_not_drift_up_at_
         assert np.sum(p0 * np.exp(lanes.table[:, j])) <= 1 + 1e-9  # (still a supermartingale under p0)
 
 
+def _sessions(rng, n_sessions: int) -> np.ndarray:
+    """Amounts of user sessions: 5-40 events in a row within 2 % of the session's own amount."""
+    lengths = rng.integers(5, 41, n_sessions)
+    bases = np.repeat(rng.lognormal(3.2, 1.1, n_sessions), lengths)
+    return bases * (1 + 0.02 * rng.normal(size=bases.size))
+
+
+def test_a_session_of_values_beyond_the_range_is_normal_where_the_reference_s_extremes_come_in_sessions():
+    """A log of user sessions (each 5-40 events at near one amount): once in a few thousand sessions one
+    lies beyond the reference's range, 5-40 values in a row, and each paged (a strong tilt there gains about
+    4 nats a value). The reference shows how such values come: its halves' values beyond each other's range
+    come a session at a time, and the lanes beyond the range are calibrated on that. A unit slip of all the
+    traffic is still found within a session's length or two."""
+    rng = np.random.default_rng(34)
+    reference = _sessions(rng, 2_000)
+    mon = Monitor(MonitorConfig())
+    n = reference.size
+    mon.fit_reference(batch(0, n, reference, ["US"] * n))
+    quiet, beyond = [], 0
+    for _ in range(6):  # six more references' worth: sessions beyond the range, on both sides
+        live = _sessions(rng, 2_000)
+        quiet += [a for a in mon.process(batch(n, live.size, live, ["US"] * live.size)) if a.status == "firing"]
+        n += live.size
+        beyond += int(np.sum((live > reference.max()) | (live < reference.min())))
+    assert beyond >= 40  # (at least a few sessions' worth)
+    assert not quiet, [a.message for a in quiet]
+    live = _sessions(rng, 200) * 100
+    slipped = [a for a in mon.process(batch(n, live.size, live, ["US"] * live.size)) if a.status == "firing"]
+    assert slipped and slipped[0].feature == "x" and slipped[0].row < 60, [(a.row, a.message) for a in slipped]
+
+
 def test_a_unit_slip_on_part_of_the_traffic_is_said_with_its_factor_and_called_a_unit_change():
     """Amounts in cents on 8 % of the events: the median does not move, the values beyond the reference's
     range say x100, and the incident's cause is a unit change."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from .coding import CategoricalCodebook, Codebook, NumericCodebook, clustered_novelty
 from .kernels import bin_scores, lane_thresholds, tilt_table
-from .types import CategoricalArray
+from .types import CategoricalArray, Column, NumericArray
 
 __all__ = ["LaneTable", "LaneRows", "DETECTOR_KIND", "build_lanes", "calibrate", "as_if_live"]
 
@@ -199,10 +199,13 @@ def _beyond_lanes(book: Codebook, counts: np.ndarray, layout: _Layout) -> np.nda
             & (layout.theta >= min(EMPTY_BIN_TILTS)) & (layout.theta < max(EMPTY_BIN_TILTS)))
 
 
-def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> np.ndarray | None:
-    """The reference's codes with the labels of its second half that its first half never saw coded
-    "unseen", as a live stream after the first half would code them, for a column whose new labels come
-    clustered (see :func:`~inferwatch.detectors.coding.clustered_novelty`); else None.
+def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray | None:
+    """The reference's codes as a live stream after part of it would code them, where that differs; else
+    None. A categorical column whose new labels come clustered (see
+    :func:`~inferwatch.detectors.coding.clustered_novelty`): the labels of its second half that its first
+    half never saw are coded "unseen". A numeric column: each half's values beyond the other half's range are
+    coded beyond the reference's range, so the lanes there learn how such values come (alone in an i.i.d.
+    column; a whole session of near-equal values in a log of sessions).
 
     >>> labels = [x for k in range(40) for x in ["a"] * 30 + [f"u{k}"] * 10]  # a user's session now and then
     >>> column = CategoricalArray.from_labels(labels)
@@ -210,8 +213,18 @@ def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> n
     >>> live = as_if_live(book, column, book.encode(column))
     >>> int((live[:800] == book.unseen_code).sum()), int((live[800:] == book.unseen_code).sum())
     (0, 200)
+    >>> values = np.repeat(np.linspace(1.0, 2.0, 400), 10)  # 400 sessions of ten equal values, rising
+    >>> numbers = NumericArray(values)
+    >>> book = NumericCodebook.from_reference(values)
+    >>> live = as_if_live(book, numbers, book.encode(numbers))
+    >>> int((live == book.n_codes - 2).sum()), int((live == 0).sum())  # the second half is above the first
+    (2000, 2000)
     """
-    if not isinstance(book, CategoricalCodebook) or book.open_vocabulary or clustered_novelty(column.codes) is None:
+    if isinstance(book, NumericCodebook) and isinstance(column, NumericArray):
+        return _beyond_halves(book, column.values, codes)
+    if not isinstance(book, CategoricalCodebook) or not isinstance(column, CategoricalArray):
+        return None
+    if book.open_vocabulary or clustered_novelty(column.codes) is None:
         return None  # (an i.i.d. column: its reference's codes tell how its new labels come)
     half = len(column.codes) // 2
     seen = np.zeros(len(column.categories) + 1, dtype=bool)
@@ -222,6 +235,27 @@ def as_if_live(book: Codebook, column: CategoricalArray, codes: np.ndarray) -> n
     out = np.array(codes, copy=True)
     out[novel] = book.unseen_code
     return out
+
+
+def _beyond_halves(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """A numeric reference's codes with each half's values beyond the other half's range coded beyond the
+    whole reference's (below: code 0, above: the last present code), where the reference left that bin
+    empty; None if no value is."""
+    half = len(values) // 2
+    ends = [code for code in (0, book.n_codes - 2) if not np.any(codes == code)]
+    if half < 100 or len(book.edges) < 2 or not ends:
+        return None
+    out = np.array(codes, copy=True)
+    for this, other in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
+        theirs = values[other][~np.isnan(values[other])]
+        if not theirs.size:
+            return None
+        mine, coded = values[this], out[this]
+        if 0 in ends:
+            coded[mine < theirs.min()] = 0
+        if book.n_codes - 2 in ends:
+            coded[mine > theirs.max()] = book.n_codes - 2
+    return out if np.isin(out, ends).any() else None
 
 
 def _seen_once(book: CategoricalCodebook, present: float) -> np.ndarray | None:
@@ -331,17 +365,26 @@ def calibrate(
     live_codes: np.ndarray | None = None,
 ) -> LaneTable | None:
     """Thresholds for the lanes of one column; lanes that cannot be calibrated are dropped. ``live_codes``:
-    the reference's codes as a live stream would code them (see :func:`as_if_live`); the ``new_category``
-    lanes take the higher of the thresholds the two give, since the reference's own codes never hold a new
-    label and cannot show how new labels come (in runs, with sessions)."""
+    the reference's codes as a live stream would code them (see :func:`as_if_live`). The lanes on what the
+    reference's own codes never hold (a new label; a value beyond the range) take the higher of the
+    thresholds the two give, since the reference alone cannot show how such events come (in runs, with
+    sessions); beyond a numeric range, the higher of the two sides' for a tilt (how long a run of extreme
+    values lasts is the column's, not a side's)."""
     if rows is None or not len(rows):
         return None
     table = rows.table  # codes x lanes
     thresholds = lane_thresholds(table, p0, ref_codes, log_arl0, block)
-    new = np.flatnonzero(np.asarray(names) == "new_category")
-    if live_codes is not None and len(new):
-        live = lane_thresholds(np.ascontiguousarray(table[:, new]), p0, live_codes, log_arl0, block)
-        thresholds[new] = np.fmax(thresholds[new], live)
+    if live_codes is not None:
+        unheld = np.setdiff1d(live_codes, ref_codes)
+        names_ = np.asarray(names)
+        beyond = (names_ == "shape") & np.isin(rows.target, unheld)
+        pointed = np.flatnonzero((names_ == "new_category") | beyond)
+        if len(pointed):
+            live = lane_thresholds(np.ascontiguousarray(table[:, pointed]), p0, live_codes, log_arl0, block)
+            thresholds[pointed] = np.fmax(thresholds[pointed], live)
+        for tilt in np.unique(rows.theta[beyond]):
+            same = np.flatnonzero(beyond & (rows.theta == tilt) & ~np.isnan(thresholds))
+            thresholds[same] = thresholds[same].max(initial=-np.inf)
     keep = np.flatnonzero(~np.isnan(thresholds))
     if not len(keep):
         return None

@@ -976,7 +976,7 @@ class ModelMonitor:
         out = {}
         for name, (book, codes, names, rows, p0) in built.items():
             column = columns[name]
-            live = as_if_live(book, column, codes) if isinstance(column, CategoricalArray) else None
+            live = as_if_live(book, column, codes)
             lanes = calibrate(names, rows, p0, codes, log_arl0, self.block, live)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,
