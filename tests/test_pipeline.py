@@ -227,6 +227,27 @@ def test_integers_past_64_bits_lose_no_event(where):
     assert ("hash" in pipe.monitor.models["m"].columns) == (where == "features")
 
 
+def test_a_kind_of_wrong_value_the_reference_holds_is_how_the_column_is():
+    """A bare ``NaN`` now and then (a zero denominator), in the reference as in the stream: it opened a
+    ``type_changed`` episode each time it came back after a quiet spell (a few pages a day). The reference
+    holds it, so it is how the column is (its rate is the missing-value detector's); a string there is news."""
+    def event(i: int, ratio: str) -> bytes:
+        return (f'{{"event_id":"e{i}","model":"m","timestamp":{1793491200 + i / 10},'
+                f'"features":{{"ratio":{ratio},"n":{i % 5}}},"prediction":0.1}}').encode()
+
+    def lines(start: int, n: int) -> list[bytes]:
+        return [event(i, "NaN" if i % 15_000 == 7_000 else f"{1 + (i * 7919 % 1000) / 1000:.3f}")
+                for i in range(start, start + n)]
+
+    reference = lines(0, 40_000)
+    pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+    stream = lines(40_000, 100_000)
+    stream[-500] = event(139_500, '"unknown"')
+    result = pipe.step(stream)
+    typed = [(a.feature, a.row) for _, a in result.alerts if a.detector == "type_changed" and a.status == "firing"]
+    assert typed == [("ratio", 99_500)], typed
+
+
 def test_a_trickle_of_wrong_types_is_one_episode():
     """``"unknown"`` in 1 of 2,000 ``n_devices`` and a text "true" in 1 of 1,000 booleans, from the first event
     on: one episode each, not one each time a value comes after a short quiet spell (the missing-value

@@ -65,6 +65,9 @@ DEFAULT_THETAS = {
 # values): each such value is strong evidence, and a few percent of them (a sentinel, a unit slip, a retry
 # storm logged at 50) is found in about the information's time only by a tilt as strong as log(share / p0)
 EMPTY_BIN_TILTS = (4.0, 7.0)
+# beyond the reference's range, also the tilt of a unit slip on all the traffic: about log(1 / p0) per value
+# (about 10 nats for a reference of 20,000 events); the tilt of 7 took 4 values where the information took 2
+BEYOND_TILTS = (10.0,)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
 # beyond the reference's least and largest values a sample's extremes leave a share of about Exp(1)/n: the
 # tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n (a long stream of a heavy-tailed column paged);
@@ -286,6 +289,9 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
             empty = [int(k) for k in np.flatnonzero(counts[:n_present] == 0)]
             if empty:
                 blocks.append(("shape", tuple(empty), "present", EMPTY_BIN_TILTS))
+            ends = tuple(code for code in (0, n_present - 1) if counts[code] == 0)
+            if ends:
+                blocks.append(("shape", ends, "present", BEYOND_TILTS))
     else:
         assert isinstance(book, CategoricalCodebook)
         mix_support = np.zeros(book.n_codes, dtype=bool)

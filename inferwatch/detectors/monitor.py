@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -42,7 +42,7 @@ from .coding import CategoricalCodebook, Codebook, NumericCodebook, codebook_fro
 from .config import ModelConfig, MonitorConfig
 from .cusum import BlockCusum, LaneState, Transition
 from .kernels import text_hashes
-from .lanes import DETECTOR_KIND, LaneTable, as_if_live, build_lanes, calibrate
+from .lanes import DETECTOR_KIND, EMPTY_BIN_TILTS, LaneTable, as_if_live, build_lanes, calibrate
 from .roles import (
     DECIMALS_LABELS,
     REPEAT_LABELS,
@@ -354,6 +354,7 @@ class ColumnMonitor:
         ref = lanes.ref_mean[j]
         same = (np.asarray(lanes.detectors) == det) & (np.sign(lanes.theta) == np.sign(theta))  # of its way
         strongest = abs(theta) >= np.max(np.abs(lanes.theta[same])) and not (det == "missing" and theta < 0)
+        strongest |= det == "shape" and theta >= max(EMPTY_BIN_TILTS)  # (the tilt of a slip on all is beyond)
         severity = "critical" if strongest else "warning"
         span = f"over the last ~{run} events"
         context = self.context.get(j, {})
@@ -624,14 +625,16 @@ class ModelMonitor:
         """Columns seen but still taking their baseline: late columns, and the events' ids after a reference."""
         return {EVENT_REPEAT if name == EVENT_IDS else name for name in self.late}
 
-    def fit(self, reference: Batch) -> None:
-        """Take the baseline from reference events (the first ``max_reference_events``)."""
+    def fit(self, reference: Batch, invalid: Mapping[str, set[str]] | None = None) -> None:
+        """Take the baseline from reference events (the first ``max_reference_events``); ``invalid``: column ->
+        the kinds of wrong value the decoder found in it there (they are how the column is, not news)."""
         if len(reference) > self.config.max_reference_events:
             reference = reference.take(np.arange(self.config.max_reference_events))
         self._calibrate(reference, count_stats=False)
+        self.type_changes.baseline(dict(invalid or {}))
 
     def process(self, batch: Batch, rule_hits: np.ndarray | None = None,
-                invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
+                invalid: Mapping[str, tuple[np.ndarray, str | Sequence[str]]] | None = None) -> list[Alert]:
         """Alerts of one batch; ``rule_hits`` (rules x events) feeds the guardrail alerts; ``invalid``
         (column -> rows, what was wrong) the fields the decoder set to missing for their type."""
         if len(batch) == 0:
@@ -1119,12 +1122,12 @@ class Monitor:
             mon = self.models[name] = ModelMonitor(name, self.config.for_model(name))
         return mon
 
-    def fit_reference(self, reference: Batch) -> None:
+    def fit_reference(self, reference: Batch, invalid: Mapping[str, set[str]] | None = None) -> None:
         self.dirty.add(reference.model)
-        self.model(reference.model).fit(reference)
+        self.model(reference.model).fit(reference, invalid)
 
     def process(self, batch: Batch, rule_hits: np.ndarray | None = None,
-                invalid: dict[str, tuple[np.ndarray, str]] | None = None) -> list[Alert]:
+                invalid: Mapping[str, tuple[np.ndarray, str | Sequence[str]]] | None = None) -> list[Alert]:
         self.dirty.add(batch.model)
         return self.model(batch.model).process(batch, rule_hits, invalid)
 

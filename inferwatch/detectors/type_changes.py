@@ -13,7 +13,9 @@ that comes back after a long clean stretch is news again, and each time it
 does the column's quiet spell doubles: a value that keeps coming back now
 and then (a bare ``NaN`` every few thousand events) is how that column is,
 and pages a few times, not at each return. Another kind of wrong value (a
-string where ``NaN`` came now and then) is news at once.
+string where ``NaN`` came now and then) is news at once. A kind of wrong value
+the reference itself holds in a column (``baseline``) is how that column is:
+no episode at all (its rate is the missing-value detector's).
 
 >>> import numpy as np
 >>> tc = TypeChanges()
@@ -27,9 +29,15 @@ string where ``NaN`` came now and then) is news at once.
 []
 >>> [f.action for f in tc.observe({"amount": (np.array([4]), "expected a number, got a string")}, 10, 20_000)]
 ['fire']
+>>> tc = TypeChanges()
+>>> tc.baseline({"ratio": {"expected a number, got NaN"}})
+>>> tc.observe({"ratio": (np.array([2]), "expected a number, got NaN")}, 10, 0)
+[]
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -46,24 +54,37 @@ class TypeChanges:
 
     def __init__(self, clear_after: int = CLEAR_AFTER, last: dict | None = None,
                  recent: dict[str, int] | None = None, quiet: dict[str, int] | None = None,
-                 reasons: dict[str, str] | None = None) -> None:
+                 reasons: dict[str, str] | None = None, known: dict[str, set[str]] | None = None) -> None:
         self.clear_after = clear_after
         self.quiet_after = 10 * clear_after
         self.last: dict[str, list[int]] = last or {}  # column -> [event of the last wrong value, wrong values]
         self.recent: dict[str, int] = recent or {}  # column -> the event of its last wrong value
         self.quiet: dict[str, int] = quiet or {}  # column -> its quiet spell, once it came back after one
         self.reasons: dict[str, str] = reasons or {}  # column -> what its last wrong value was
+        self.known: dict[str, set[str]] = known or {}  # column -> the kinds of wrong value its reference held
 
-    def observe(self, invalid: dict[str, tuple[np.ndarray, str]], n: int, start: int) -> list[Finding]:
-        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid`` by column.
+    def baseline(self, known: dict[str, set[str]] | None) -> None:
+        """The kinds of wrong value each column's reference held: none of them opens an episode."""
+        self.known = {column: set(why) for column, why in (known or {}).items() if why}
+
+    def observe(self, invalid: Mapping[str, tuple[np.ndarray, str | Sequence[str]]], n: int,
+                start: int) -> list[Finding]:
+        """Findings of a batch of ``n`` events (the model's events ``start`` ...); ``invalid``: column -> (its
+        rows of a wrong value, what each was, or one reason for all).
 
         The same events give the same findings however they are cut into batches.
         """
         out = []
-        for column in sorted(set(self.last) | {c for c, (rows, _) in invalid.items() if len(rows)}):
-            rows, why = invalid.get(column, (np.empty(0, dtype=np.int64), ""))
+        news: dict[str, list[tuple[int, str]]] = {}
+        for column, (rows, whys) in invalid.items():
+            known = self.known.get(column, ())
+            each = [whys] * len(rows) if isinstance(whys, str) else whys
+            found = [(start + row, why) for row, why in zip(rows.tolist(), each) if why not in known]
+            if found:
+                news[column] = found
+        for column in sorted(set(self.last) | set(news)):
             seen = self.last.get(column)
-            for row in (start + rows).tolist():
+            for row, why in news.get(column, ()):
                 if seen is not None and row - seen[0] > self.clear_after:  # a gap: that episode ended
                     out.append(self._clear(column, seen, start))
                     seen = None
@@ -103,7 +124,7 @@ class TypeChanges:
 
     def to_dict(self) -> dict:
         return {"clear_after": self.clear_after, "last": self.last, "recent": self.recent, "quiet": self.quiet,
-                "reasons": self.reasons}
+                "reasons": self.reasons, "known": {column: sorted(why) for column, why in self.known.items()}}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> TypeChanges:
@@ -111,4 +132,5 @@ class TypeChanges:
         return cls(int(raw.get("clear_after", CLEAR_AFTER)), {k: list(v) for k, v in (raw.get("last") or {}).items()},
                    {k: int(at) for k, at in (raw.get("recent") or {}).items()},
                    {k: int(q) for k, q in (raw.get("quiet") or {}).items()},
-                   {k: str(why) for k, why in (raw.get("reasons") or {}).items()})
+                   {k: str(why) for k, why in (raw.get("reasons") or {}).items()},
+                   {k: {str(w) for w in why} for k, why in (raw.get("known") or {}).items()})

@@ -244,14 +244,18 @@ class Pipeline:
     def fit_reference(self, blocks: Iterable[Lines]) -> int:
         """Take each model's baseline from reference events; invalid lines are skipped. Returns the events used."""
         per_model: dict[str, list[Batch]] = defaultdict(list)
+        wrong: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # model -> column -> kinds
         first = 0
         for block in blocks:
             decoded = self._own_schemas(self.decoder.decode(block, first, repair=True), block, first, False)
-            for batch in decoded.batches:
+            for batch, rows in zip(decoded.batches, decoded.rows):
                 per_model[batch.model].append(batch)
+                for index in rows.tolist() if decoded.invalid else ():
+                    for column, why in decoded.invalid.get(index, ()):
+                        wrong[batch.model][column].add(why)
             first += len(block)
-        for _, parts in sorted(per_model.items()):
-            self.monitor.fit_reference(concat_batches(parts))
+        for model, parts in sorted(per_model.items()):
+            self.monitor.fit_reference(concat_batches(parts), wrong.get(model))
         self.reference_events = sum(len(b) for parts in per_model.values() for b in parts)
         self.reference_models = set(per_model)
         return self.reference_events
@@ -567,15 +571,18 @@ def _order(alert: Alert) -> str:
     return "\U0010ffff" if alert.kind == "incident" else alert.feature or ""
 
 
-def _invalid_rows(invalid: dict[int, list[tuple[str, str]]], rows: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
-    """Column -> (batch rows whose value was set missing for its type, what the first one was)."""
+def _invalid_rows(invalid: dict[int, list[tuple[str, str]]],
+                  rows: np.ndarray) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Column -> (batch rows whose value was set missing for its type, what each was)."""
     if not invalid:
         return {}
-    out: dict[str, tuple[list[int], str]] = {}
+    out: dict[str, tuple[list[int], list[str]]] = {}
     for row, index in enumerate(rows.tolist()):
         for column, why in invalid.get(index, ()):
-            out.setdefault(column, ([], why))[0].append(row)
-    return {column: (np.asarray(found, dtype=np.int64), why) for column, (found, why) in out.items()}
+            found, whys = out.setdefault(column, ([], []))
+            found.append(row)
+            whys.append(why)
+    return {column: (np.asarray(found, dtype=np.int64), whys) for column, (found, whys) in out.items()}
 
 
 def never_seen(config: MonitorConfig, models: Mapping[str, Any]) -> list[str]:
