@@ -164,14 +164,14 @@ def test_the_worker_posts_its_alerts_to_alertmanager_without_waiting_on_it(servi
 
     def unit_bug() -> list[dict]:
         return [a for _, b in receiver.got for a in orjson.loads(b)["alerts"]
-                if a["labels"].get("feature") == "amount" and a["labels"]["detector"] == "mean"]
+                if a["labels"].get("feature") == "amount" and a["labels"]["detector"] == "shape"]
 
     try:
         wait_until(lambda: unit_bug(), 240, "the unit bug's page")
     finally:
         worker.stop()
     live = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-alerts")]
-    mine = [a for a in live if a["feature"] == "amount" and a["detector"] == "mean" and a["status"] == "firing"]
+    mine = [a for a in live if a["feature"] == "amount" and a["detector"] == "shape" and a["status"] == "firing"]
     page = unit_bug()[0]
     assert page["labels"]["incident_id"] == mine[0]["incident_id"] and page["status"] == "firing"
     assert page["annotations"]["alert_id"] == mine[0]["alert_id"]

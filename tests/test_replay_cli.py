@@ -38,8 +38,8 @@ def test_demo_catches_the_unit_bug_and_the_new_country(demo):
     out, _ = demo
     alerts = alerts_of(out / "a.jsonl")
     first = {(a["feature"], a["detector"]): a for a in reversed(alerts) if a["status"] == "firing"}
-    unit = first[("amount", "mean")]
-    assert 0 <= unit["position"] - UNIT_BUG_LINE < 50
+    unit = first[("amount", "shape")]  # (values past the reference's range: found after a few)
+    assert 0 <= unit["position"] - UNIT_BUG_LINE < 50 and unit["severity"] == "critical"
     new = first[("country", "new_category")]
     assert 0 <= new["position"] - NEW_COUNTRY_LINE < 1000 and "'BR'" in new["message"]
     records = [a for a in alerts if a["kind"] == "incident"]
@@ -50,11 +50,11 @@ def test_demo_catches_the_unit_bug_and_the_new_country(demo):
     said = [(r["status"], r["message"].split(" on ")[0], r["incident"]["cause"]) for r in records]
     assert said == [("firing", "incident opened", "a data-quality failure upstream: amount"),
                     ("resolved", "incident resolved", "a data-quality failure upstream: amount"),
-                    ("firing", "incident reopened", "one upstream column changed units: amount (about x110)"),
-                    ("firing", "incident updated", "one upstream column changed units: amount (about x110)")]
+                    ("firing", "incident reopened", "one upstream column changed units: amount (about x115)"),
+                    ("firing", "incident updated", "one upstream column changed units: amount (about x115)")]
     last = records[-1]["incident"]
     assert last["columns"] == ["amount", "country"] and last["first"] == "amount" and not last["prediction_moved"]
-    assert "x110" in last["changes"][0]["message"] and records[-1]["position"] == new["position"]
+    assert "x115" in last["changes"][0]["message"] and records[-1]["position"] == new["position"]
     for a in alerts:
         assert set(a) >= {"alert_id", "status", "model", "feature", "kind", "detector", "severity", "score",
                           "threshold", "event_time", "position", "message"}

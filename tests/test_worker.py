@@ -165,7 +165,7 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     assert _metric(metrics, 'inferwatch_alerts_total{model="card-fraud",segment="",status="firing"}') == 4  # unit bug, new country, 2 type changes
     assert "inferwatch_batch_seconds_bucket" in metrics and "inferwatch_consumer_lag" in metrics
     # open episodes: the unit bug and the new country; the type changes resolved
-    assert _metric(metrics, 'inferwatch_open_alerts{detector="mean",feature="amount",model="card-fraud",segment=""}') == 1
+    assert _metric(metrics, 'inferwatch_open_alerts{detector="shape",feature="amount",model="card-fraud",segment=""}') == 1
     assert _metric(metrics, 'inferwatch_open_alerts{detector="type_changed",feature="amount",model="card-fraud",'
                             'segment=""}') is None
     assert sum(1 for line in metrics.splitlines() if line.startswith("inferwatch_open_alerts{")) == 2
@@ -184,7 +184,7 @@ def test_kcat_in_alerts_out_equals_file_replay(services, tmp_path):
     report = orjson.loads(status.stdout)
     assert report["partitions"][f"{topic}:0"]["lag"] == 0
     model = report["models"]["card-fraud"]
-    assert model["events"] == 30002 and ["amount", "mean"] in model["open_alerts"]
+    assert model["events"] == 30002 and ["amount", "shape"] in model["open_alerts"]
     assert model["columns"]["amount"]["detectors"]["mean"]["open"] is True
     assert all(a["position"]["topic"] == topic for a in live)
     dead = [orjson.loads(m) for m in kcat_consume(bootstrap, f"{topic}-dead")]

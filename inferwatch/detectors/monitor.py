@@ -217,7 +217,8 @@ class ColumnMonitor:
     def _beyond_context(self, column: NumericArray, t: Transition) -> dict:
         """``{"beyond": geometric mean}`` of the latest positive values (of the last ``TAIL`` present ones,
         earlier batches' carried) in the bin beyond the reference's range that a ``shape`` lane points at: a
-        unit slip on part of the traffic leaves the column's median where it was, those values say the factor."""
+        unit slip on part of the traffic leaves the column's median where it was, those values say the factor;
+        ``"bulk"``: their share of the run's last values (most: the whole column moved, the median says)."""
         book, lanes = self.book, self.lanes
         if not isinstance(book, NumericCodebook) or lanes is None or t.lane >= lanes.table.shape[1]:
             return {}
@@ -226,9 +227,12 @@ class ColumnMonitor:
             return {}
         upto = column.values[: t.row + 1]
         recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-TAIL:]
-        there = recent[recent < book.edges[0]] if target == 0 else recent[recent >= book.edges[-1]]
-        there = there[there > 0]  # (their geometric mean: a factor is read on a log scale)
-        return {"beyond": float(np.exp(np.mean(np.log(there))))} if there.size else {}
+        inside = recent < book.edges[0] if target == 0 else recent >= book.edges[-1]
+        there = recent[inside & (recent > 0)]  # (their geometric mean: a factor is read on a log scale)
+        if not there.size:
+            return {}
+        bulk = float(np.mean(inside[-min(max(t.run_length, 1), TAIL):]))  # their share of the run's last values
+        return {"beyond": float(np.exp(np.mean(np.log(there)))), "bulk": bulk}
 
     def _binned_context(self, codes: np.ndarray, t: Transition) -> dict:
         """``{"median", "iqr"}`` of the values since the run's most likely change point (its last ``CODE_TAIL``
@@ -510,19 +514,23 @@ def _beyond_ratio(context: dict, book: Codebook) -> float | None:
 def _beyond_factor(context: dict, book: Codebook) -> float | None:
     """:func:`_beyond_ratio` of a column of positive amounts when it is near a power of ten (x10, x100,
     /1000: a unit slip on part of the traffic, not a count that runs past its usual range) and the values are
-    well clear of the reference's range (three times past it: not a spike just past its largest); else None.
+    well clear of the reference's range (three times past it: not a spike just past its largest) or most of
+    the run's values (``bulk``: a slip on all the traffic, found after a few values); else None.
 
     >>> book = NumericCodebook(np.array([1.0, 50.0]), 20.0)
     >>> _beyond_factor({"beyond": 1900.0}, book), _beyond_factor({"beyond": 340.0}, book)
     (95.0, None)
     >>> _beyond_factor({"beyond": 200.0}, NumericCodebook(np.array([1.0, 150.0]), 2.0)) is None  # past 150, not far
     True
+    >>> _beyond_factor({"beyond": 200.0, "bulk": 0.8}, NumericCodebook(np.array([1.0, 150.0]), 2.0))  # most moved
+    100.0
     """
     ratio, edges = _beyond_ratio(context, book), getattr(book, "edges", None)
     if ratio is None or edges is None:
         return None
     beyond = context["beyond"]
-    if not (beyond >= 3 * edges[-1] or beyond * 3 <= edges[0]):  # well clear of the range: not a spike past it
+    clear = beyond >= 3 * edges[-1] or beyond * 3 <= edges[0]  # well clear of the range: not a spike past it,
+    if not (clear or context.get("bulk", 0.0) >= 0.5):  # or most of the run's values there: the column moved
         return None
     decades = math.log10(ratio)
     return ratio if abs(decades) >= 0.9 and abs(decades - round(decades)) <= 0.15 else None
