@@ -73,6 +73,10 @@ TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turin
 # tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n (a long stream of a heavy-tailed column paged);
 # that lane is normalised on 3/n (the 95 % bound of a zero count), the bins' other lanes keep p0
 BEYOND_ZERO_COUNT = 3.0
+BEYOND_FOLDS = 4  # the reference's parts whose ranges the others' values are measured beyond (see as_if_live)
+RUN_GAP = 64  # values beyond the range at most this many events apart are one run (a session, interleaved)
+CLUSTERED_RUN = 2.0  # a column whose values beyond the range come in runs this long on average: in sessions
+RUN_MARGIN = 2.0  # ... whose lanes there are at least this many times a run's evidence (a few runs seen, many to come)
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,11 @@ def build_lanes(
     ref_codes: np.ndarray,
     detectors: tuple[str, ...],
     thetas: dict[str, tuple[float, ...]] | None = None,
+    live_codes: np.ndarray | None = None,
 ) -> tuple[list[str], LaneRows | None, np.ndarray]:
-    """Uncalibrated lanes for a column: (detector names, their rows, smoothed p0); every tilt at once."""
+    """Uncalibrated lanes for a column: (detector names, their rows, smoothed p0); every tilt at once.
+    ``live_codes`` (see :func:`as_if_live`) say how long a numeric column's runs of values beyond its range
+    last: the bound of such a share grows with them (a sample of sessions holds fewer independent values)."""
     n_codes = book.n_codes
     counts = np.bincount(ref_codes, minlength=n_codes).astype(np.float64)
     n = max(len(ref_codes), 1)
@@ -181,34 +188,43 @@ def build_lanes(
             directions[row, :-1] = scores[which]
     table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
                                           layout.lane_spec)
-    beyond = _beyond_lanes(book, counts, layout)
-    if beyond.any():  # their tilts normalised on the bound of a zero count: a supermartingale under p0 still
+    middle, strong = _beyond_lanes(book, counts, layout)
+    run = _mean_run(live_codes, [0, n_codes - 2]) if live_codes is not None and strong.any() else 1.0
+    # the tilt of 4 normalised on the bound of a zero count, those of 7 and 10 on p0: a supermartingale under
+    # p0 still; where such values come in runs of ``run`` (sessions), each bound ``run`` times higher
+    for lanes, count in ((middle, BEYOND_ZERO_COUNT), (strong & ~middle, 0.0)):
+        bound = max(count, 0.5) * run / n
+        if not lanes.any() or (count == 0.0 and run <= 1.0):
+            continue
         sure = p0.copy()
-        sure[[0, n_codes - 2]] = np.maximum(p0[[0, n_codes - 2]], BEYOND_ZERO_COUNT / n)
+        sure[[0, n_codes - 2]] = np.maximum(p0[[0, n_codes - 2]], bound)
         t2, m2, r2 = tilt_table(sure / sure.sum(), directions, layout.supports, layout.spec_support, layout.theta,
                                 layout.lane_spec)
-        table[:, beyond], log_mgf[beyond], ref_mean[beyond] = t2[:, beyond], m2[beyond], r2[beyond]
+        table[:, lanes], log_mgf[lanes], ref_mean[lanes] = t2[:, lanes], m2[lanes], r2[lanes]
     return list(layout.names), LaneRows(table, layout.theta, log_mgf, ref_mean, layout.target), p0
 
 
-def _beyond_lanes(book: Codebook, counts: np.ndarray, layout: _Layout) -> np.ndarray:
-    """The ``shape`` lanes of the middle tilt (4) on a numeric column's empty bins beyond its reference's
-    range: the weak one there stays on p0 (the reference cannot calibrate it: it is dropped), the strongest
-    (7) too (it drifts up only past 78/n, and on 3/n a unit slip on part of the traffic took 1.5x longer)."""
+def _beyond_lanes(book: Codebook, counts: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The strong ``shape`` lanes (tilts 4 and up) on a numeric column's empty bins beyond its reference's
+    range, and among them those of the middle tilt (4), normalised on the bound of a zero count; the others
+    stay on p0 (the tilt of 7 drifts up only past 78/n, and on 3/n a unit slip on part of the traffic took 1.5x
+    longer); the weak one there stays on p0 too (the reference cannot calibrate it: it is dropped)."""
     if not isinstance(book, NumericCodebook):
-        return np.zeros(len(layout.names), dtype=bool)
+        none = np.zeros(len(layout.names), dtype=bool)
+        return none, none
     ends = [code for code in (0, book.n_codes - 2) if counts[code] == 0]
-    return ((np.asarray(layout.names) == "shape") & np.isin(layout.target, ends)
-            & (layout.theta >= min(EMPTY_BIN_TILTS)) & (layout.theta < max(EMPTY_BIN_TILTS)))
+    strong = (np.asarray(layout.names) == "shape") & np.isin(layout.target, ends) & (layout.theta >= 4.0)
+    return strong & (layout.theta < max(EMPTY_BIN_TILTS)), strong
 
 
 def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray | None:
     """The reference's codes as a live stream after part of it would code them, where that differs; else
     None. A categorical column whose new labels come clustered (see
     :func:`~inferwatch.detectors.coding.clustered_novelty`): the labels of its second half that its first
-    half never saw are coded "unseen". A numeric column: each half's values beyond the other half's range are
-    coded beyond the reference's range, so the lanes there learn how such values come (alone in an i.i.d.
-    column; a whole session of near-equal values in a log of sessions).
+    half never saw are coded "unseen". A numeric column: for each quarter of it, the other quarters' values
+    beyond its range are coded beyond the reference's range (the four copies end to end), so the lanes
+    there learn how such values come (alone in an i.i.d. column; a whole session of near-equal values in a
+    log of sessions).
 
     >>> labels = [x for k in range(40) for x in ["a"] * 30 + [f"u{k}"] * 10]  # a user's session now and then
     >>> column = CategoricalArray.from_labels(labels)
@@ -220,11 +236,11 @@ def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray 
     >>> numbers = NumericArray(values)
     >>> book = NumericCodebook.from_reference(values)
     >>> live = as_if_live(book, numbers, book.encode(numbers))
-    >>> int((live == book.n_codes - 2).sum()), int((live == 0).sum())  # the second half is above the first
-    (2000, 2000)
+    >>> len(live), int((live == book.n_codes - 2).sum()), int((live == 0).sum())  # the later above the earlier
+    (16000, 6000, 6000)
     """
     if isinstance(book, NumericCodebook) and isinstance(column, NumericArray):
-        return _beyond_halves(book, column.values, codes)
+        return _beyond_folds(book, column.values, codes)
     if not isinstance(book, CategoricalCodebook) or not isinstance(column, CategoricalArray):
         return None
     if book.open_vocabulary or clustered_novelty(column.codes) is None:
@@ -240,25 +256,55 @@ def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray 
     return out
 
 
-def _beyond_halves(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
-    """A numeric reference's codes with each half's values beyond the other half's range coded beyond the
-    whole reference's (below: code 0, above: the last present code), where the reference left that bin
-    empty; None if no value is."""
-    half = len(values) // 2
+def _beyond_folds(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """A numeric reference's codes, once per quarter of it, with the values of the other three quarters beyond
+    that quarter's range coded beyond the whole reference's (below: code 0, above: the last present code),
+    where the reference left that bin empty; the four end to end. None if no value is so coded. (Four
+    quarters, not two halves: a few such runs, not one, say how long they last.)"""
+    folds = np.array_split(np.arange(len(values)), BEYOND_FOLDS)
     ends = [code for code in (0, book.n_codes - 2) if not np.any(codes == code)]
-    if half < 100 or len(book.edges) < 2 or not ends:
+    if len(values) < 200 * BEYOND_FOLDS or len(book.edges) < 2 or not ends:
         return None
-    out = np.array(codes, copy=True)
-    for this, other in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
-        theirs = values[other][~np.isnan(values[other])]
-        if not theirs.size:
+    out = []
+    for fold in folds:
+        mine = values[fold]
+        mine = mine[~np.isnan(mine)]
+        if not mine.size:
             return None
-        mine, coded = values[this], out[this]
+        coded = np.array(codes, copy=True)
+        others = np.ones(len(values), dtype=bool)
+        others[fold] = False
         if 0 in ends:
-            coded[mine < theirs.min()] = 0
+            coded[others & (values < mine.min())] = 0
         if book.n_codes - 2 in ends:
-            coded[mine > theirs.max()] = book.n_codes - 2
-    return out if np.isin(out, ends).any() else None
+            coded[others & (values > mine.max())] = book.n_codes - 2
+        out.append(coded)
+    joined = np.concatenate(out)
+    return joined if np.isin(joined, ends).any() else None
+
+
+def _runs(at: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last + 1) of each run of positions ``at`` (sorted) at most ``RUN_GAP`` apart, of two or more."""
+    if len(at) < 2:
+        return []
+    breaks = np.flatnonzero(np.diff(at) > RUN_GAP)
+    starts, stops = np.r_[0, breaks + 1], np.r_[breaks, len(at) - 1]
+    return [(int(at[a]), int(at[b]) + 1) for a, b in zip(starts, stops) if b > a]
+
+
+def _mean_run(codes: np.ndarray, ends: list[int]) -> float:
+    """How many values a run of ``codes`` in ``ends`` holds on average (one alone is a run; 1 without any)."""
+    at = np.flatnonzero(np.isin(codes, ends))
+    return len(at) / (1 + int(np.count_nonzero(np.diff(at) > RUN_GAP))) if len(at) else 1.0
+
+
+def _run_evidence(llr: np.ndarray) -> float:
+    """The highest a CUSUM from 0 reaches over ``llr``."""
+    s, peak = 0.0, 0.0
+    for x in llr.tolist():
+        s = max(0.0, s + x)
+        peak = max(peak, s)
+    return peak
 
 
 def _seen_once(book: CategoricalCodebook, present: float) -> np.ndarray | None:
@@ -371,26 +417,35 @@ def calibrate(
     live_codes: np.ndarray | None = None,
 ) -> LaneTable | None:
     """Thresholds for the lanes of one column; lanes that cannot be calibrated are dropped. ``live_codes``:
-    the reference's codes as a live stream would code them (see :func:`as_if_live`). The lanes on what the
-    reference's own codes never hold (a new label; a value beyond the range) take the higher of the
-    thresholds the two give, since the reference alone cannot show how such events come (in runs, with
-    sessions); beyond a numeric range, the higher of the two sides' for a tilt (how long a run of extreme
-    values lasts is the column's, not a side's)."""
+    the reference's codes as a live stream would code them (see :func:`as_if_live`), since the reference's
+    own codes never hold a new label or a value beyond its range and cannot show how such events come (in
+    runs, with sessions). The ``new_category`` lanes take the higher of the thresholds the two give. Where
+    values beyond a numeric range come in runs (values at most ``RUN_GAP`` events apart, ``CLUSTERED_RUN``
+    of them or more on average), the lanes there take the higher of the thresholds the two codings give, and
+    are at least ``RUN_MARGIN`` times the evidence they reach over the longest run, the higher of the two
+    sides' for a tilt (how long a run of extreme values lasts is the column's, not a side's); isolated
+    values, as in an i.i.d. column, leave them as they were."""
     if rows is None or not len(rows):
         return None
     table = rows.table  # codes x lanes
     thresholds = lane_thresholds(table, p0, ref_codes, log_arl0, block)
     if live_codes is not None:
-        unheld = np.setdiff1d(live_codes, ref_codes)
         names_ = np.asarray(names)
-        beyond = (names_ == "shape") & np.isin(rows.target, unheld)
-        pointed = np.flatnonzero((names_ == "new_category") | beyond)
-        if len(pointed):
+        new = np.flatnonzero(names_ == "new_category")
+        if len(new):
+            live = lane_thresholds(np.ascontiguousarray(table[:, new]), p0, live_codes, log_arl0, block)
+            thresholds[new] = np.fmax(thresholds[new], live)
+        ends = [code for code in (0, table.shape[0] - 2) if not np.any(ref_codes == code)]  # (numeric: beyond)
+        beyond = (names_ == "shape") & np.isin(rows.target, ends)
+        if beyond.any() and _mean_run(live_codes, ends) >= CLUSTERED_RUN:
+            pointed = np.flatnonzero(beyond)  # as the lanes run over them, and the longest run, with room
             live = lane_thresholds(np.ascontiguousarray(table[:, pointed]), p0, live_codes, log_arl0, block)
             thresholds[pointed] = np.fmax(thresholds[pointed], live)
-        for tilt in np.unique(rows.theta[beyond]):
-            same = np.flatnonzero(beyond & (rows.theta == tilt) & ~np.isnan(thresholds))
-            thresholds[same] = thresholds[same].max(initial=-np.inf)
+            runs = _runs(np.flatnonzero(np.isin(live_codes, ends)))
+            for tilt in np.unique(rows.theta[beyond]):
+                same = np.flatnonzero(beyond & (rows.theta == tilt) & ~np.isnan(thresholds))
+                reached = max((_run_evidence(table[live_codes[a:b], j]) for j in same for a, b in runs), default=0.0)
+                thresholds[same] = max(thresholds[same].max(initial=-np.inf), RUN_MARGIN * reached)
     keep = np.flatnonzero(~np.isnan(thresholds))
     if not len(keep):
         return None

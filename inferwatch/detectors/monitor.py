@@ -969,7 +969,8 @@ class ModelMonitor:
         self.live_from = self.events
 
     def _build(self, columns: Mapping[str, Column], chosen: dict[str, str]) -> dict:
-        """name -> (codebook, reference codes, lane names, lane rows, p0) of every chosen column."""
+        """name -> (codebook, reference codes, lane names, lane rows, p0, the codes as if live) of every chosen
+        column (see :func:`~inferwatch.detectors.lanes.as_if_live`)."""
         cfg = self.config
         built = {}
         for name, kind in sorted(chosen.items()):
@@ -997,16 +998,16 @@ class ModelMonitor:
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
             codes = book.encode(column)
-            built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas))
+            live = as_if_live(book, column, codes)
+            built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas, live), live)
         return built
 
     def _monitors(self, built: dict, chosen: dict[str, str], columns: Mapping[str, Column], log_arl0: float,
                   count_stats: bool) -> dict[str, ColumnMonitor]:
         cfg = self.config
         out = {}
-        for name, (book, codes, names, rows, p0) in built.items():
+        for name, (book, codes, names, rows, p0, live) in built.items():
             column = columns[name]
-            live = as_if_live(book, column, codes)
             lanes = calibrate(names, rows, p0, codes, log_arl0, self.block, live)
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,

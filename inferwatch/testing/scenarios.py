@@ -34,6 +34,7 @@ from inferwatch.testing.synthetic import (
     WORDS,
     Columns,
     generate,
+    in_sessions,
     last_seen_at,
     log_columns,
     merchant_p,
@@ -140,6 +141,15 @@ def build(name: str, seed: int = 0) -> Scenario:
         logit = np.log(s.prediction / (1 - s.prediction))
         s.prediction[after] = 1 / (1 + np.exp(-(logit[after] + 0.5)))
         return Scenario(name, ref, s, c, "prediction", _const(_gauss_kl(0.5)))
+    if name.startswith("sessions"):  # a log of user sessions: values beyond the reference's range come in runs
+        ref = in_sessions(ref, seed=1100 + seed)
+        if name == "sessions_stationary":
+            return Scenario(name, ref, in_sessions(generate(200_000, seed=2000 + seed), seed=2100 + seed), None, None,
+                            None)
+        s = in_sessions(s, seed=3100 + seed)
+        if name == "sessions_unit_bug":  # (its bound is that of i.i.d. events: a session's values say less)
+            s.amount[after] = np.round(s.amount[after] * 100, 0)
+            return Scenario(name, ref, s, c, "amount", _const(_gauss_kl(math.log(100))))
     if name.startswith("log_"):
         return _log_scenario(name, seed)
     if name.startswith("lines_"):
@@ -318,6 +328,7 @@ def _retimed(lines: list[bytes], shift: np.ndarray) -> list[bytes]:
 
 SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "small_mean_shift", "large_mean_shift",
              "variance_change", "unit_bug", "rounding", "count_beyond_range", "gradual_drift", "categorical_mix", "new_category", "missing_spike", "prediction_drift",
+             "sessions_stationary", "sessions_unit_bug",
              "log_stationary", "log_stationary_1m", "log_tail_label_gains", "log_id_goes_missing", "log_ids_repeat",
              "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_price_in_another_currency",
              "log_segment_drift",
@@ -326,6 +337,9 @@ SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "
 
 
 SLOW = ("stationary_1m", "log_stationary_1m", "lines_stationary_warmup")  # in the benchmark's table, not in the test suite
+# not met yet, in the benchmark's table: a log of sessions still pages now and then on the mean of a column
+# (its reference's few session-made excursions do not bound the many of a long stream; RESULTS.md)
+NOT_MET = ("sessions_stationary",)
 
 
 def to_batch(cols: Columns, first: int = 0, model: str = "card-fraud") -> Batch:

@@ -67,6 +67,18 @@ def generate(n: int, seed: int, period: int | None = None, offset: int = 0) -> C
     return Columns(amount, age, country, device, tenure, n_tx, is_new, score_a, prediction)
 
 
+def in_sessions(cols: Columns, seed: int, mean_length: float = 14.0) -> Columns:
+    """The events as user sessions: runs of 5-50 events (about ``mean_length``) of one user, who keeps one
+    country and device and pays nearly one amount (within 2 %); the other columns stay as they were."""
+    rng = np.random.default_rng(seed)
+    n = len(cols)
+    lengths = np.clip(np.round(np.exp(rng.normal(np.log(mean_length), 0.6, n // 5 + 1))), 5, 50).astype(int)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)[:n]  # each event's session's first event
+    amount = np.round(cols.amount[first] * (1 + 0.02 * rng.normal(size=n)), 2)
+    return Columns(amount, cols.age, cols.country[first], cols.device[first], cols.tenure_days, cols.n_tx_24h,
+                   cols.is_new, cols.score_a, cols.prediction, cols.log)
+
+
 REGIONS = ("us", "eu", "apac")  # a tag: the segment of an event
 REGION_P = (0.6, 0.3, 0.1)
 MERCHANTS = 400  # levels of the Zipf-like merchant column
