@@ -190,6 +190,7 @@ def build_lanes(
                                           layout.lane_spec)
     middle, strong = _beyond_lanes(book, counts, layout)
     run = _mean_run(live_codes, [0, n_codes - 2]) if live_codes is not None and strong.any() else 1.0
+    run = run if run >= CLUSTERED_RUN else 1.0  # (isolated values, now and then two close: i.i.d.)
     # the tilt of 4 normalised on the bound of a zero count, those of 7 and 10 on p0: a supermartingale under
     # p0 still; where such values come in runs of ``run`` (sessions), each bound ``run`` times higher
     for lanes, count in ((middle, BEYOND_ZERO_COUNT), (strong & ~middle, 0.0)):
