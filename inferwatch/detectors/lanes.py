@@ -73,10 +73,11 @@ TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turin
 # tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n (a long stream of a heavy-tailed column paged);
 # that lane is normalised on 3/n (the 95 % bound of a zero count), the bins' other lanes keep p0
 BEYOND_ZERO_COUNT = 3.0
-BEYOND_FOLDS = 4  # the reference's parts whose ranges the others' values are measured beyond (see as_if_live)
+BEYOND_FOLDS = 2  # the reference's parts whose ranges the others' values are measured beyond (see as_if_live)
+RUN_LONGEST = 512  # a run beyond the other part's range longer than this: the parts differ (a trend), no session
 RUN_GAP = 64  # values beyond the range at most this many events apart are one run (a session, interleaved)
 CLUSTERED_RUN = 2.0  # a column whose values beyond the range come in runs this long on average: in sessions
-RUN_MARGIN = 2.0  # ... whose lanes there are at least this many times a run's evidence (a few runs seen, many to come)
+RUN_MARGIN = 3.0  # ... whose lanes there are at least this many times a run's evidence (a few runs seen, many to come)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ def build_lanes(
     table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
                                           layout.lane_spec)
     middle, strong = _beyond_lanes(book, counts, layout)
-    run = _mean_run(live_codes, [0, n_codes - 2]) if live_codes is not None and strong.any() else 1.0
+    empty = [code for code in (0, n_codes - 2) if counts[code] == 0]
+    run = _mean_run(live_codes, empty) if live_codes is not None and strong.any() else 1.0
     run = run if run >= CLUSTERED_RUN else 1.0  # (isolated values, now and then two close: i.i.d.)
     # the tilt of 4 normalised on the bound of a zero count, those of 7 and 10 on p0: a supermartingale under
     # p0 still; where such values come in runs of ``run`` (sessions), each bound ``run`` times higher
@@ -222,10 +224,10 @@ def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray 
     """The reference's codes as a live stream after part of it would code them, where that differs; else
     None. A categorical column whose new labels come clustered (see
     :func:`~inferwatch.detectors.coding.clustered_novelty`): the labels of its second half that its first
-    half never saw are coded "unseen". A numeric column: for each quarter of it, the other quarters' values
-    beyond its range are coded beyond the reference's range (the four copies end to end), so the lanes
-    there learn how such values come (alone in an i.i.d. column; a whole session of near-equal values in a
-    log of sessions).
+    half never saw are coded "unseen". A numeric column: for each half of it, the other half's values
+    beyond its range are coded beyond the reference's range (the two copies end to end), so the lanes there
+    learn how such values come (alone in an i.i.d. column; a whole session of near-equal values in a log of
+    sessions).
 
     >>> labels = [x for k in range(40) for x in ["a"] * 30 + [f"u{k}"] * 10]  # a user's session now and then
     >>> column = CategoricalArray.from_labels(labels)
@@ -233,12 +235,12 @@ def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray 
     >>> live = as_if_live(book, column, book.encode(column))
     >>> int((live[:800] == book.unseen_code).sum()), int((live[800:] == book.unseen_code).sum())
     (0, 200)
-    >>> values = np.repeat(np.linspace(1.0, 2.0, 400), 10)  # 400 sessions of ten equal values, rising
+    >>> values = np.repeat(np.random.default_rng(0).normal(size=400), 10)  # 400 sessions of ten equal values
     >>> numbers = NumericArray(values)
     >>> book = NumericCodebook.from_reference(values)
     >>> live = as_if_live(book, numbers, book.encode(numbers))
-    >>> len(live), int((live == book.n_codes - 2).sum()), int((live == 0).sum())  # the later above the earlier
-    (16000, 6000, 6000)
+    >>> len(live), int(np.isin(live, (0, book.n_codes - 2)).sum() % 10)  # whole sessions beyond a half's range
+    (8000, 0)
     """
     if isinstance(book, NumericCodebook) and isinstance(column, NumericArray):
         return _beyond_folds(book, column.values, codes)
@@ -258,10 +260,11 @@ def as_if_live(book: Codebook, column: Column, codes: np.ndarray) -> np.ndarray 
 
 
 def _beyond_folds(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
-    """A numeric reference's codes, once per quarter of it, with the values of the other three quarters beyond
-    that quarter's range coded beyond the whole reference's (below: code 0, above: the last present code),
-    where the reference left that bin empty; the four end to end. None if no value is so coded. (Four
-    quarters, not two halves: a few such runs, not one, say how long they last.)"""
+    """A numeric reference's codes, once per half of it, with the other half's values beyond that half's range
+    coded beyond the whole reference's (below: code 0, above: the last present code), where the reference left
+    that bin empty; the two end to end. Runs of such values longer than ``RUN_LONGEST`` events keep their
+    codes: the halves' ranges differ there (a trend, a cycle longer than the reference), which says nothing
+    of how extremes come. None if no value is so coded."""
     folds = np.array_split(np.arange(len(values)), BEYOND_FOLDS)
     ends = [code for code in (0, book.n_codes - 2) if not np.any(codes == code)]
     if len(values) < 200 * BEYOND_FOLDS or len(book.edges) < 2 or not ends:
@@ -279,6 +282,9 @@ def _beyond_folds(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) 
             coded[others & (values < mine.min())] = 0
         if book.n_codes - 2 in ends:
             coded[others & (values > mine.max())] = book.n_codes - 2
+        for first, stop in _runs(np.flatnonzero(np.isin(coded, ends))):
+            if stop - first > RUN_LONGEST:
+                coded[first:stop] = codes[first:stop]
         out.append(coded)
     joined = np.concatenate(out)
     return joined if np.isin(joined, ends).any() else None
@@ -300,12 +306,13 @@ def _mean_run(codes: np.ndarray, ends: list[int]) -> float:
 
 
 def _run_evidence(llr: np.ndarray) -> float:
-    """The highest a CUSUM from 0 reaches over ``llr``."""
-    s, peak = 0.0, 0.0
-    for x in llr.tolist():
-        s = max(0.0, s + x)
-        peak = max(peak, s)
-    return peak
+    """The highest a CUSUM from 0 reaches over ``llr``: its sums less their least (0 included) so far.
+
+    >>> _run_evidence(np.array([2.0, -1.0, 3.0, -5.0, 1.0]))
+    4.0
+    """
+    sums = np.cumsum(llr)
+    return float(max((sums - np.minimum.accumulate(np.minimum(sums, 0.0))).max(initial=0.0), 0.0))
 
 
 def _seen_once(book: CategoricalCodebook, present: float) -> np.ndarray | None:
