@@ -249,8 +249,10 @@ class Pipeline:
         for block in blocks:
             decoded = self._own_schemas(self.decoder.decode(block, first, repair=True), block, first, False)
             for batch, rows in zip(decoded.batches, decoded.rows):
+                before = sum(len(b) for b in per_model[batch.model])
                 per_model[batch.model].append(batch)
-                for index in rows.tolist() if decoded.invalid else ():
+                room = self.config.for_model(batch.model).max_reference_events - before  # (the baseline's rows)
+                for index in rows[:max(room, 0)].tolist() if decoded.invalid else ():
                     for column, why in decoded.invalid.get(index, ()):
                         wrong[batch.model][column].add(why)
             first += len(block)
