@@ -767,27 +767,6 @@ def test_a_full_bin_at_one_end_of_the_range_leaves_the_other_end_s_lanes_as_they
     assert below[1] == pytest.approx(below[0], abs=0.2), below
 
 
-def test_the_kind_of_wrong_value_a_warm_up_held_is_how_its_column_is_whatever_the_batches():
-    """Without a reference, a bare NaN in the warm-up opens an episode (nothing came before it), and NaNs
-    after it do not, each time one comes back; one right after the warm-up in the same batch does not make the
-    warm-up's kind (the same findings whatever the batches). A string there is still news."""
-    rng = np.random.default_rng(35)
-    n = 60_000
-    x = rng.normal(size=n)
-    wrong = {500: "got NaN", 2_100: "got NaN", 17_000: "got NaN", 33_000: "got NaN", 49_000: "got NaN",
-             55_000: "got a string"}
-    for cut in (n, 2_048, 1_000):
-        mon = Monitor(MonitorConfig.model_validate({"default": {"warmup_events": 2_000}}))
-        fired = []
-        for lo in range(0, n, cut):
-            rows = [r for r in sorted(wrong) if lo <= r < lo + cut]
-            invalid = {"x": (np.asarray(rows, dtype=np.int64) - lo, [wrong[r] for r in rows])} if rows else {}
-            part = batch(lo, min(cut, n - lo), x[lo:lo + cut], ["US"] * min(cut, n - lo))
-            fired += [lo + a.row for a in mon.process(part, invalid=invalid)
-                      if a.detector == "type_changed" and a.status == "firing"]
-        assert fired == [500, 55_000], (cut, fired)
-
-
 def test_a_unit_slip_on_part_of_the_traffic_is_said_with_its_factor_and_called_a_unit_change():
     """Amounts in cents on 8 % of the events: the median does not move, the values beyond the reference's
     range say x100, and the incident's cause is a unit change."""

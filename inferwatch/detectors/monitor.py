@@ -536,18 +536,6 @@ def _beyond_factor(context: dict, book: Codebook) -> float | None:
     return ratio if abs(decades) >= 0.9 and abs(decades - round(decades)) <= 0.15 else None
 
 
-def _rows_within(invalid: Mapping[str, tuple[np.ndarray, str | Sequence[str]]], lo: int,
-                 hi: int) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """``invalid`` (column -> rows, what each was) for the rows ``lo`` to ``hi``, counted from ``lo``."""
-    out = {}
-    for column, (rows, whys) in invalid.items():
-        each = [whys] * len(rows) if isinstance(whys, str) else list(whys)
-        keep = [(row - lo, why) for row, why in zip(rows.tolist(), each) if lo <= row < hi]
-        if keep:
-            out[column] = (np.asarray([row for row, _ in keep], dtype=np.int64), [why for _, why in keep])
-    return out
-
-
 def _ratio_words(ratio: float) -> str:
     return f"about x{_num(ratio)}" if ratio >= 1 else f"about /{_num(1 / ratio)}"
 
@@ -662,27 +650,20 @@ class ModelMonitor:
         findings: list[Finding] = []
         if rule_hits is not None and self.rule_rates.watched:
             findings += self.rule_rates.observe(rule_hits, self.events)
-        first, invalid = self.events, invalid or {}
+        findings += self.type_changes.observe(invalid or {}, len(batch), self.events)
         live: Batch | None = batch
         offset = 0
         if not self.calibrated:
             have = sum(len(b) for b in self.warmup)
             take = min(len(batch), self.config.warmup_events - have)
-            findings += self.type_changes.observe(_rows_within(invalid, 0, take), take, first)
             self.warmup.append(batch.slice(0, take))
             self.events += take
             if have + take >= self.config.warmup_events:
                 reference = concat_batches(self.warmup)
                 self.warmup = []
                 self._calibrate(reference, count_stats=True)
-                # the kind of wrong value each column's warm-up held (its last) is how that column is, as with
-                # a reference file; its first still opened an episode: nothing came before it to say so
-                self.type_changes.baseline({column: {why} for column, why in self.type_changes.reasons.items()})
             live = batch.slice(take, len(batch)) if take < len(batch) else None
             offset = take
-        if offset < len(batch):
-            findings += [replace(f, row=f.row + offset) for f in self.type_changes.observe(
-                _rows_within(invalid, offset, len(batch)), len(batch) - offset, first + offset)]
         if live is not None:
             findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
