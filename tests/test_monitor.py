@@ -767,6 +767,28 @@ def test_a_full_bin_at_one_end_of_the_range_leaves_the_other_end_s_lanes_as_they
     assert below[1] == pytest.approx(below[0], abs=0.2), below
 
 
+def test_a_sparse_column_of_many_labels_expects_its_new_labels_among_its_present_values():
+    """A coupon code, missing on 95 % of the events, a third of its codes seen once: Good-Turing's share of new
+    labels is a share of the present values. Taken as a share of all events it left 61 % for the missing
+    ones, and the column paged "share of missing values rose from 60.92% to about 98.46%" at once."""
+    rng = np.random.default_rng(38)
+
+    weights = np.arange(1, 3_001) ** -0.7
+
+    def coupons(n, first):  # 3,000 codes, a long tail
+        codes = rng.choice(3_000, n, p=weights / weights.sum())
+        return np.where(rng.random(n) < 0.95, None, np.array([f"C{c}" for c in codes], dtype=object))
+
+    def sparse_batch(start, n, labels):
+        return Batch("m", np.array([f"e{i}" for i in range(start, start + n)], dtype=object),
+                     1.7e9 + np.arange(start, start + n) / 100.0, {"coupon": CategoricalArray.from_labels(labels)})
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(sparse_batch(0, 40_000, coupons(40_000, 1_000)))
+    fired = [a for a in mon.process(sparse_batch(40_000, 100_000, coupons(100_000, 100_000))) if a.status == "firing"]
+    assert not fired, [a.message for a in fired]
+
+
 def test_a_unit_slip_on_part_of_the_traffic_is_said_with_its_factor_and_called_a_unit_change():
     """Amounts in cents on 8 % of the events: the median does not move, the values beyond the reference's
     range say x100, and the incident's cause is a unit change."""

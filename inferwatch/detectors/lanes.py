@@ -165,7 +165,8 @@ def build_lanes(
         # that share comes out of its rare labels, which the reference over-counts: each tail group's own
         # labels seen once (a group of frequent labels keeps its share), or all groups alike
         tail = slice(book.other_code, book.other_code + book.groups)
-        tail_mass, unseen = p0[tail].sum(), book.unseen_share
+        # (a share of the present values: of all events, a sparse column's missing ones aside)
+        tail_mass, unseen = p0[tail].sum(), book.unseen_share * (n - counts[book.missing_code]) / n
         once = _seen_once(book, n - counts[book.missing_code])
         if once is not None and once[0].sum() > 0:  # (Good-Turing: a label seen once is worth 2 N2 / N1 of a count)
             given = once[0] * (1.0 - min(2.0 * once[1].sum() / once[0].sum(), 1.0)) / (n + 0.5 * n_codes)
