@@ -185,7 +185,7 @@ class ColumnMonitor:
         run_codes = np.concatenate([self.code_tail, codes[: t.row + 1]])[-run:]
         part = run_codes[_change_point(lanes.table[run_codes, t.lane]):]
         on = part[lanes.table[part, t.lane] != 0.0]  # the lane's support (all codes, or the labels it knows)
-        if on.size < 8:
+        if on.size < SHARE_LEAST:
             return {}
         return {"share": float(np.mean(on == int(lanes.target[t.lane]))), "events": int(part.size)}
 
@@ -579,6 +579,7 @@ def _num(x: float) -> str:
 
 TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
 CODE_TAIL = 512  # codes a column carries between batches, for a share measured since a change point
+SHARE_LEAST = 3  # ... of at least this many events (a sudden whole change is found after two or three)
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
