@@ -789,6 +789,20 @@ def test_a_sparse_column_of_many_labels_expects_its_new_labels_among_its_present
     assert not fired, [a.message for a in fired]
 
 
+def test_a_unit_slip_on_all_the_traffic_found_beyond_the_range_is_called_a_unit_change():
+    """Cents from event 6,000 of a warm-up baseline: the lane beyond the range finds it first; the values past
+    the range are only those above its end (their ratio is not near a power of ten); most of the run's values
+    are there, so the median's ratio says the factor and the incident calls it a unit change."""
+    rng = np.random.default_rng(5)
+    amount = np.round(np.exp(rng.normal(3.0, 1.0, 8000)), 2)
+    amount[6000:] *= 100
+    mon = Monitor(MonitorConfig.model_validate({"default": {"warmup_events": 4000}}))
+    fired = [a for a in mon.process(batch(0, 8000, amount, ["FR"] * 8000)) if a.status == "firing"]
+    assert fired and fired[0].detector == "shape" and fired[0].row - 6000 < 10, [a.message for a in fired]
+    causes = [a.incident["cause"] for a in mon.take_incidents("m") if a.incident]
+    assert causes and causes[0].startswith("one upstream column changed units: x (about x"), causes
+
+
 def test_a_unit_slip_on_part_of_the_traffic_is_said_with_its_factor_and_called_a_unit_change():
     """Amounts in cents on 8 % of the events: the median does not move, the values beyond the reference's
     range say x100, and the incident's cause is a unit change."""

@@ -340,6 +340,8 @@ class ColumnMonitor:
             row = t.row if at is None else int(at[t.row])
             context = self.context.get(t.lane, {}) if t.action == "fire" else {}
             factor = _beyond_factor(context, self.book) if "beyond" in context else _factor(context, self.book)
+            if factor is None and context.get("bulk", 0.0) >= 0.5:  # most values moved past the range: the
+                factor = _factor(context, self.book)  # median's ratio (theirs is biased by where the range ends)
             out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
                                segment=segment, factor=factor))
         return out
