@@ -191,8 +191,7 @@ def build_lanes(
     table, log_mgf, ref_mean = tilt_table(p0, directions, layout.supports, layout.spec_support, layout.theta,
                                           layout.lane_spec)
     middle, strong = _beyond_lanes(book, counts, layout)
-    empty = [code for code in (0, n_codes - 2) if counts[code] == 0]
-    run = _mean_run(live_codes, empty) if live_codes is not None and strong.any() else 1.0
+    run = _mean_run(live_codes, _empty_ends(counts)) if live_codes is not None and strong.any() else 1.0
     run = run if run >= CLUSTERED_RUN else 1.0  # (isolated values, now and then two close: i.i.d.)
     # the tilt of 4 normalised on the bound of a zero count, those of 7 and 10 on p0: a supermartingale under
     # p0 still; where such values come in runs of ``run`` (sessions), each bound ``run`` times higher
@@ -216,8 +215,8 @@ def _beyond_lanes(book: Codebook, counts: np.ndarray, layout: _Layout) -> tuple[
     if not isinstance(book, NumericCodebook):
         none = np.zeros(len(layout.names), dtype=bool)
         return none, none
-    ends = [code for code in (0, book.n_codes - 2) if counts[code] == 0]
-    strong = (np.asarray(layout.names) == "shape") & np.isin(layout.target, ends) & (layout.theta >= 4.0)
+    strong = ((np.asarray(layout.names) == "shape") & np.isin(layout.target, _empty_ends(counts))
+              & (layout.theta >= min(EMPTY_BIN_TILTS)))
     return strong & (layout.theta < max(EMPTY_BIN_TILTS)), strong
 
 
@@ -267,7 +266,7 @@ def _beyond_folds(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) 
     codes: the halves' ranges differ there (a trend, a cycle longer than the reference), which says nothing
     of how extremes come. None if no value is so coded."""
     folds = np.array_split(np.arange(len(values)), BEYOND_FOLDS)
-    ends = [code for code in (0, book.n_codes - 2) if not np.any(codes == code)]
+    ends = _empty_ends(np.bincount(codes, minlength=book.n_codes))
     if len(values) < 200 * BEYOND_FOLDS or len(book.edges) < 2 or not ends:
         return None
     out = []
@@ -289,6 +288,12 @@ def _beyond_folds(book: NumericCodebook, values: np.ndarray, codes: np.ndarray) 
         out.append(coded)
     joined = np.concatenate(out)
     return joined if np.isin(joined, ends).any() else None
+
+
+def _empty_ends(counts: np.ndarray) -> list[int]:
+    """The codes below and above a numeric column's range (its first, and the last before missing) that the
+    reference's ``counts`` (one per code) leave empty."""
+    return [code for code in (0, len(counts) - 2) if counts[code] == 0]
 
 
 def _runs(at: np.ndarray) -> list[tuple[int, int]]:
@@ -344,7 +349,7 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
             empty = [int(k) for k in np.flatnonzero(counts[:n_present] == 0)]
             if empty:
                 blocks.append(("shape", tuple(empty), "present", EMPTY_BIN_TILTS))
-            ends = tuple(code for code in (0, n_present - 1) if counts[code] == 0)
+            ends = tuple(_empty_ends(counts))
             if ends:
                 blocks.append(("shape", ends, "present", BEYOND_TILTS))
     else:
@@ -444,7 +449,7 @@ def calibrate(
         if len(new):
             live = lane_thresholds(np.ascontiguousarray(table[:, new]), p0, live_codes, log_arl0, block)
             thresholds[new] = np.fmax(thresholds[new], live)
-        ends = [code for code in (0, table.shape[0] - 2) if not np.any(ref_codes == code)]  # (numeric: beyond)
+        ends = _empty_ends(np.bincount(ref_codes, minlength=table.shape[0]))  # (numeric: beyond the range)
         beyond = (names_ == "shape") & np.isin(rows.target, ends)
         if beyond.any() and _mean_run(live_codes, ends) >= CLUSTERED_RUN:
             pointed = np.flatnonzero(beyond)  # as the lanes run over them, and the longest run, with room
