@@ -451,3 +451,55 @@ def test_a_column_still_taking_its_baseline_is_not_said_never_seen():
     mon.fit_reference(events(0, 20_000))
     mon.process(events(20_000, 3_000, y=True))
     assert never_seen(config, mon.models) == ["column 'nothere' of model 'm'"]
+
+
+def _versioned_events(n: int, canary_share: float, start: int = 0, shift_from: int | None = None,
+                      version_of=None) -> list[bytes]:
+    """A model's events, a share of them from a canary version; from ``shift_from`` on the canary's score
+    is 0.3 higher (its inputs stay as they were)."""
+    import numpy as np
+
+    rng = np.random.default_rng(start)
+    out = []
+    for i in range(start, start + n):
+        canary = rng.random() < canary_share
+        score = float(rng.beta(2, 8)) + (0.3 if canary and shift_from is not None and i >= shift_from else 0.0)
+        version = (version_of or (lambda c: "2.0-canary" if c else "1.9"))(canary)
+        out.append(orjson.dumps({"event_id": f"e{i}", "model": "m", "model_version": version,
+                                 "timestamp": 1793491200 + i / 10, "features": {"x": float(rng.normal())},
+                                 "prediction": round(score, 4)}))
+    return out
+
+
+def test_a_canary_version_that_goes_wrong_is_found_on_its_own_traffic():
+    """A canary version on 8 % of the traffic whose score moves: the model as a whole barely moves, the
+    canary's own detectors (``model_version`` is a segment when the reference holds two versions) find it
+    and the alert names the version."""
+    reference = _versioned_events(20_000, 0.08)
+    stream = _versioned_events(12_000, 0.08, start=20_000, shift_from=22_000)
+    pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+    firing = [a for _, a in pipe.step(stream).alerts if a.status == "firing" and a.kind == "drift"]
+    assert firing, "the canary's drift was missed"
+    first = min(firing, key=lambda a: a.row)
+    assert first.feature == "prediction" and first.segment == {"model_version": "2.0-canary"}
+    assert first.row < 2_000 + 1_500  # its own bound is about 20.7 / KL(0.3 shift) canary events, ~100 of them
+
+
+def test_one_version_is_the_model_itself_and_odd_versions_lose_no_event():
+    """A reference of one version gives no version segment (it would be the model twice over); a version
+    that is a number, an object or missing is read as its text (or as missing), never a dead letter; and
+    ``version_segments: false`` turns the segments off."""
+    reference = _versioned_events(4_000, 0.5, version_of=lambda c: "1.9" if c else 7)  # a number: its text
+    reference[3] = reference[3].replace(b'"model_version":"1.9"', b'"model_version":{"a":1}')
+    reference[4] = reference[4].replace(b'"model_version":"1.9",', b"").replace(b'"model_version":7,', b"")
+    single = Pipeline.build(MonitorConfig(), reference[:1000], [_versioned_events(4_000, 0.0)])
+    assert single.monitor.models["m"].segment_monitors == {}
+    pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+    result = pipe.step(reference)
+    assert result.events == len(reference) and not result.dead
+    assert sorted(v for _, v in pipe.monitor.models["m"].segment_monitors) == ["1.9", "7"]
+    off = MonitorConfig.model_validate({"default": {"version_segments": False}})
+    two = _versioned_events(4_000, 0.5)
+    assert Pipeline.build(off, two[:1000], [two]).monitor.models["m"].segment_monitors == {}
+    assert sorted(v for _, v in Pipeline.build(MonitorConfig(), two[:1000], [two]).monitor.models["m"]
+                  .segment_monitors) == ["1.9", "2.0-canary"]

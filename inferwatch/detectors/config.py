@@ -181,6 +181,9 @@ class ModelConfig(_Strict):
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     monitor_unlisted: bool = True
     segments: list[str] = Field(default_factory=list)
+    # each model_version with a baseline of its own (the reference, or warm-up, holds two or more versions of at
+    # least 1,000 events each) is a segment too: a canary that goes wrong is found on its own traffic
+    version_segments: bool = True
     max_segment_values: int = Field(default=50, ge=1, le=10_000)
     warmup_events: int = Field(default=10_000, ge=200, le=10_000_000)
     max_reference_events: int = Field(default=200_000, ge=200, le=10_000_000)

@@ -584,6 +584,7 @@ CODE_TAIL = 512  # codes a column carries between batches, for a share measured 
 SHARE_LEAST = 3  # ... of at least this many events (a sudden whole change is found after two or three)
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
+VERSION = "model_version"  # the events' model_version: a segment when the baseline holds two or more
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
 REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
 # the events' own ids are watched as an id column is: ``event_id.repeat`` (a producer re-sending its events)
@@ -872,8 +873,14 @@ class ModelMonitor:
             seg.events += len(rows)
         return findings
 
+    def _segment_tags(self) -> list[str]:
+        """The tags segmented by: the config's ``segments``, and ``model_version`` (``version_segments``)."""
+        implicit = [VERSION] if self.config.version_segments and VERSION not in self.config.segments else []
+        return [*self.config.segments, *implicit]
+
     def _segment_stats(self, batch: Batch, columns: Mapping[str, Column], start: int) -> None:
-        for tag in self.config.segments:
+        versions = any(tag == VERSION for tag, _ in self.segment_monitors)  # (statistics where it has detectors)
+        for tag in [t for t in self._segment_tags() if t in self.config.segments or versions]:
             seg = batch.segments.get(tag)
             if seg is None:
                 continue
@@ -1011,12 +1018,14 @@ class ModelMonitor:
         """(tag, value) -> reference rows, for the values of each segment tag with a baseline of their own:
         at least ``SEGMENT_MIN_EVENTS`` rows, the most frequent first, at most ``max_segment_values`` a tag."""
         out = {}
-        for tag in self.config.segments:
+        for tag in self._segment_tags():
             seg = reference.segments.get(tag)
             if seg is None:
                 continue
             counts = np.bincount(seg.codes[seg.codes >= 0], minlength=len(seg.categories))
             order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] >= SEGMENT_MIN_EVENTS]
+            if tag not in self.config.segments and len(order) < 2:  # one version: it is the model itself
+                continue
             for code in order[: self.config.max_segment_values]:
                 out[(tag, seg.categories[code])] = np.flatnonzero(seg.codes == code)
         return out

@@ -42,6 +42,7 @@ __all__ = ["unwatched_fields", "Schema", "DeadLetter", "Decoded", "Decoder", "in
 SAFE_DEAD_LETTER_BYTES = 900_000
 
 Kind = str  # "numeric" | "categorical" | "boolean"
+VERSION = "model_version"  # the event's optional version: a segment of its model (ModelConfig.version_segments)
 ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
 _POLARS = {"numeric": pl.Float64, "categorical": pl.String, "boolean": pl.Boolean}
 
@@ -53,6 +54,7 @@ class Schema:
     features: dict[str, Kind]
     prediction: Union[Kind, dict[str, Kind], None] = None
     tags: tuple[str, ...] = ()
+    version: bool = False  # read the events' ``model_version`` as the segment of that name (see VERSION)
 
     def polars(self) -> dict[str, Any]:
         schema: dict[str, Any] = {
@@ -67,14 +69,17 @@ class Schema:
             schema["prediction"] = _POLARS[self.prediction]
         if self.tags:
             schema["tags"] = pl.Struct({t: pl.String for t in self.tags})
+        if self.version:
+            schema[VERSION] = pl.String  # (any JSON value is read as its text: a version is never a dead letter)
         return schema
 
     def to_dict(self) -> dict:
-        return {"features": dict(self.features), "prediction": self.prediction, "tags": list(self.tags)}
+        return {"features": dict(self.features), "prediction": self.prediction, "tags": list(self.tags),
+                "version": self.version}
 
     @classmethod
     def from_dict(cls, raw: dict) -> Schema:
-        return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]))
+        return cls(dict(raw["features"]), raw["prediction"], tuple(raw["tags"]), bool(raw.get("version", False)))
 
     def kinds(self) -> dict[str, Kind]:
         """Kind of every column: features (see :func:`feature_column`), then ``prediction`` or
@@ -610,7 +615,10 @@ class Decoder:
             outs += [(f"prediction.{k}", v, outputs.field(k), False) for k, v in pred.items()]
         elif pred is not None:
             outs.append(("prediction", pred, pl.col("prediction"), False))
-        return outs + [(t, "categorical", pl.col("tags").struct.field(t), True) for t in self.schema.tags]
+        tags = {t: pl.col("tags").struct.field(t) for t in self.schema.tags}
+        if self.schema.version:  # the event's own model_version, else a tag of that name
+            tags[VERSION] = pl.coalesce(pl.col(VERSION), tags[VERSION]) if VERSION in tags else pl.col(VERSION)
+        return outs + [(t, "categorical", source, True) for t, source in tags.items()]
 
     def _expressions(self) -> list[pl.Expr]:
         problem = (
@@ -1093,7 +1101,7 @@ def infer_schema(lines: list[bytes], config: MonitorConfig | None = None, tags: 
         pred_kind = declared.get("prediction") or _settle(prediction)
     else:
         pred_kind = scalar
-    return Schema(kinds, pred_kind, tuple(tags))
+    return Schema(kinds, pred_kind, tuple(tags), version=True)
 
 
 def _objects(lines: list[bytes]):

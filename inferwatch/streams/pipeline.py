@@ -415,7 +415,7 @@ class Pipeline:
                 outputs = {k: v for k, v in found.prediction.items() if k not in prediction}
                 prediction = {**prediction, **outputs} if outputs else prediction
             if features or prediction is not current.prediction:
-                self._adopt(model, Schema({**current.features, **features}, prediction, current.tags))
+                self._adopt(model, replace(current, features={**current.features, **features}, prediction=prediction))
 
     def _adopt(self, model: str, schema: Schema) -> None:
         """``model``'s events decoded by a schema of their own, with every field its rules name (a field its
@@ -426,7 +426,7 @@ class Pipeline:
         extra = {feature_of(n): known[n] for n in names
                  if n in known and not is_output(n) and feature_of(n) not in schema.features}
         if extra:
-            schema = Schema({**schema.features, **extra}, schema.prediction, schema.tags)
+            schema = replace(schema, features={**schema.features, **extra})
         self.own[model] = (schema, Decoder(schema, self.config.limits), Guards(self.config, schema, key))
 
     def decide(self, lines: Lines, first_index: int = 0, messages: bool = False) -> StepResult:

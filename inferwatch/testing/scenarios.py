@@ -260,6 +260,15 @@ def _lines_scenario(name: str, seed: int) -> Scenario:
         return Scenario(name, ref, s, change, "event_id.repeat",
                         _const(share * math.log(share / p0) + (1 - share) * math.log((1 - share) / (1 - p0))),
                         lines=(to_lines(ref) if usual else [], resent))
+    if name == "lines_canary_drift":  # 8 % of the traffic is a canary version; its score's logit moves by 1.0
+        share = 0.08
+        ref, s = generate(REF_N, seed=1000 + seed), generate(n, seed=3000 + seed)
+        canary = rng.random(n) < share
+        logit = np.log(s.prediction / (1 - s.prediction))
+        moved = canary & (np.arange(n) >= c)
+        s.prediction[moved] = 1 / (1 + np.exp(-(logit[moved] + 1.0)))
+        lines = (_versioned(to_lines(ref), rng.random(REF_N) < share), _versioned(to_lines(s, first_id=REF_N), canary))
+        return Scenario(name, ref, s, c, "prediction", _const(share * _gauss_kl(1.0)), lines=lines)
     if name == "lines_stationary_warmup":  # 500,000 real-log events, no reference: the baseline is the warm-up
         s = generate(500_000, seed=2000 + seed)
         s.log = log_columns(500_000, seed=6000 + seed)
@@ -275,6 +284,12 @@ def _named_outputs(lines: list[bytes]) -> list[bytes]:
         event["prediction"] = {"score": p, "label": "fraud" if p > 0.5 else "ok"}
         out.append(orjson.dumps(event))
     return out
+
+
+def _versioned(lines: list[bytes], canary: np.ndarray) -> list[bytes]:
+    """The lines with ``model_version`` "3.2.0" where ``canary`` says (the others keep "3.1.0")."""
+    return [line.replace(b'"model_version":"3.1.0"', b'"model_version":"3.2.0"') if on else line
+            for line, on in zip(lines, canary.tolist())]
 
 
 def _churn_lines(n: int, seed: int, fee_shift: float, change_at: int | None) -> list[bytes]:
@@ -333,7 +348,8 @@ SCENARIOS = ("stationary", "stationary_1m", "seasonal", "seasonal_half_phase", "
              "log_note_fills_in", "log_boolean_rate", "log_customers_seen_later", "log_price_in_another_currency",
              "log_segment_drift",
              "lines_named_output_drift", "lines_two_models",
-             "lines_out_of_order", "lines_events_resent", "lines_events_resent_reference", "lines_stationary_warmup")
+             "lines_out_of_order", "lines_events_resent", "lines_events_resent_reference", "lines_canary_drift",
+             "lines_stationary_warmup")
 
 
 SLOW = ("stationary_1m", "log_stationary_1m", "lines_stationary_warmup")  # in the benchmark's table, not in the test suite
