@@ -503,3 +503,26 @@ def test_one_version_is_the_model_itself_and_odd_versions_lose_no_event():
     assert Pipeline.build(off, two[:1000], [two]).monitor.models["m"].segment_monitors == {}
     assert sorted(v for _, v in Pipeline.build(MonitorConfig(), two[:1000], [two]).monitor.models["m"]
                   .segment_monitors) == ["1.9", "2.0-canary"]
+
+
+def test_a_version_first_seen_live_takes_a_baseline_of_its_own_whatever_the_cuts():
+    """A reference of one version, then a new one on 10 % of the traffic: its first 2,000 events are its
+    baseline (quietly), then it has detectors of its own, and its score moving is named by it; the same alerts
+    whatever the batch cuts, with the state saved and read back between batches."""
+    reference = _versioned_events(20_000, 0.0)
+    stream = _versioned_events(40_000, 0.1, start=20_000, shift_from=45_000,
+                               version_of=lambda c: "2.0" if c else "1.9")
+    runs = []
+    for cut in (40_000, 3_333):
+        pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+        alerts = []
+        for lo in range(0, len(stream), cut):
+            alerts += [(i, a.alert_id, a.status, a.segment) for i, a in pipe.step(stream[lo:lo + cut], lo).alerts]
+            pipe = Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig())
+        runs.append(alerts)
+        mon = pipe.monitor.models["m"]
+        assert set(mon.segment_monitors) == {("model_version", "2.0")} and not mon.late_versions
+    assert runs[0] == runs[1] and runs[0]
+    first = min(runs[0])[0]
+    assert 25_000 <= first < 25_000 + 2_000  # its shift starts at 25,000
+    assert (first, "firing", {"model_version": "2.0"}) in [(i, status, seg) for i, _, status, seg in runs[0]]

@@ -585,6 +585,8 @@ SHARE_LEAST = 3  # ... of at least this many events (a sudden whole change is fo
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 VERSION = "model_version"  # the events' model_version: a segment when the baseline holds two or more
+MAX_VERSION_WARMUPS = 4  # versions first seen after the baseline taking theirs at once (each holds its events)
+LATE_VERSION_EVENTS = 2_000  # ... from their first this many events (a segment of the baseline needs 1,000)
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
 REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
 # the events' own ids are watched as an id column is: ``event_id.repeat`` (a producer re-sending its events)
@@ -620,6 +622,8 @@ class ModelMonitor:
         self.roles: dict[str, str] = {}  # column -> identifier | text | numeric | categorical (see roles.py)
         self.type_changes = TypeChanges()
         self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
+        self.baseline_versions: set[str] | None = None  # versions the baseline held 1,000 times (None: not known)
+        self.late_versions: dict[str, list[Batch]] = {}  # any other version: its events until it has a baseline
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
         self.late_times: dict[str, list[np.ndarray]] = {}  # and their events' times
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
@@ -777,6 +781,7 @@ class ModelMonitor:
         for name, col in self.columns.items():
             findings += col.watch(columns.get(name), n, start)
         findings += self._segment_findings(batch, columns)
+        findings += self._late_versions(batch, columns)
         watched = set(self.columns)
         findings += self._late_columns(batch, columns)
         if set(self.columns) != watched:  # a late column got its baseline: what it is watched by, from here on
@@ -873,6 +878,47 @@ class ModelMonitor:
             seg.events += len(rows)
         return findings
 
+    def _late_versions(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
+        """A version the baseline held too few times for detectors of its own, or not at all (a new canary, a
+        rollout), when the baseline held versions: its first ``LATE_VERSION_EVENTS`` events are its baseline,
+        taken quietly, then it has detectors of its own; the rest of the batch is watched at once (batch cuts
+        change nothing). A version that was the whole baseline's stays the model itself."""
+        arr = batch.segments.get(VERSION)
+        if arr is None or not self.baseline_versions or VERSION not in self._segment_tags():
+            return []
+        findings: list[Finding] = []
+        for code in np.unique(arr.codes[arr.codes >= 0]).tolist():
+            value = arr.categories[code]
+            key = (VERSION, value)
+            if key in self.segment_monitors or value in self.baseline_versions:
+                continue
+            held = self.late_versions.get(value)
+            if held is None:
+                versions = sum(tag == VERSION for tag, _ in self.segment_monitors) + len(self.late_versions)
+                if len(self.late_versions) >= MAX_VERSION_WARMUPS or versions >= self.config.max_segment_values:
+                    continue
+                held = self.late_versions[value] = []
+            rows = np.flatnonzero(arr.codes == code)
+            need = LATE_VERSION_EVENTS - sum(len(b) for b in held)
+            part = batch.take(rows[:need])
+            held.append(Batch(self.model, part.event_ids, part.times,
+                              {name: columns[name].take(rows[:need]) for name in self.columns if name in columns}))
+            if len(rows) < need:
+                continue
+            baseline = concat_batches(held)
+            del self.late_versions[value]
+            chosen = {name: _kind(column) for name, column in baseline.columns.items()}
+            built = self._build(baseline.columns, chosen)
+            seg = self.segment_monitors[key] = SegmentMonitor(
+                self._monitors(built, chosen, baseline.columns, self.log_arl0, True), len(baseline))
+            rest = rows[need:]
+            for name, col in seg.columns.items() if rest.size else ():
+                values = columns.get(name)
+                findings += col.watch(values.take(rest) if values is not None else None, len(rest), seg.events, rest,
+                                      key)
+            seg.events += len(rest)
+        return findings
+
     def _segment_tags(self) -> list[str]:
         """The tags segmented by: the config's ``segments``, and ``model_version`` (``version_segments``)."""
         implicit = [VERSION] if self.config.version_segments and VERSION not in self.config.segments else []
@@ -957,6 +1003,12 @@ class ModelMonitor:
         self.segment_monitors = {
             key: SegmentMonitor(self._monitors(seg, chosen, part, log_arl0, count_stats), n if count_stats else 0)
             for key, (n, part, seg) in sorted(by_segment.items())}
+        versions = reference.segments.get(VERSION)
+        counts = (np.bincount(versions.codes[versions.codes >= 0], minlength=len(versions.categories))
+                  if versions is not None else np.zeros(0))
+        self.baseline_versions = {versions.categories[c] for c in np.flatnonzero(counts >= SEGMENT_MIN_EVENTS)
+                                  } if versions is not None else set()
+        self.late_versions = {}
         self.live_from = self.events
 
     def _build(self, columns: Mapping[str, Column], chosen: dict[str, str]) -> dict:
@@ -1080,6 +1132,9 @@ class ModelMonitor:
                                   "columns": [c.to_dict(blobs) for c in seg.columns.values()]}
                                  for (tag, value), seg in sorted(self.segment_monitors.items())],
             "warmup": _batch_to_dict(warm) if warm is not None else None,
+            "baseline_versions": sorted(self.baseline_versions) if self.baseline_versions is not None else None,
+            "late_versions": {value: _batch_to_dict(concat_batches(held)) for value, held in
+                              sorted(self.late_versions.items())},
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
         }
@@ -1122,6 +1177,9 @@ class ModelMonitor:
             for s in raw.get("segment_monitors") or []}
         mon.segments = {tag: {v: {c: stats_from_dict(s) for c, s in cols.items()} for v, cols in vals.items()}
                         for tag, vals in raw["segments"].items()}
+        versions = raw.get("baseline_versions")  # (a state saved before it: not known, no late versions)
+        mon.baseline_versions = set(versions) if versions is not None else None
+        mon.late_versions = {value: [_batch_from_dict(b)] for value, b in (raw.get("late_versions") or {}).items()}
         return mon
 
 
