@@ -1007,3 +1007,18 @@ def test_the_median_of_a_count_is_a_whole_number():
     book = NumericCodebook.from_reference(rng.poisson(3.0, 40_000).astype(float))
     codes = book.encode(NumericArray(rng.poisson(3.4, 2_000).astype(float)))
     assert book.quantile_of(codes, 0.5) == 3.0
+
+
+@pytest.mark.parametrize("stuck", [0.412873, None])
+def test_a_column_stuck_on_one_value_is_said_to_be(stuck):
+    """A score that becomes one constant (a model or a feed stuck: six decimals, inside its range) is found
+    by its bins and said to be stuck at that value; a shift of the same column is not called stuck."""
+    rng = np.random.default_rng(31)
+    countries = rng.choice(["US", "DE"], 60_000).astype(object)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, rng.normal(0, 1, 20_000), countries[:20_000]))
+    x = rng.normal(0, 1, 40_000)
+    x[20_000:] = stuck if stuck is not None else x[20_000:] + 1.0
+    fired = [a for a in mon.process(batch(0, 40_000, x, countries[20_000:])) if a.status == "firing"]
+    assert fired and fired[0].feature == "x" and fired[0].row >= 20_000
+    assert ("(stuck at 0.413: its last 24 values)" in fired[0].message) == (stuck is not None), fired[0].message

@@ -314,11 +314,18 @@ def test_redis_outage_pauses_the_worker_and_it_resumes_exactly(services, tmp_pat
     create_topic(bootstrap, topic, 1)
     app_id = unique("app")
     worker = Worker({**services, "REDIS_URL": redis.url}, topic, app_id, tmp_path)
+    lines = data.read_bytes().splitlines(keepends=True)
+    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    first.write_bytes(b"".join(lines[:10_000]))
+    rest.write_bytes(b"".join(lines[10_000:]))
     try:
-        kcat_produce(bootstrap, topic, data)
+        kcat_produce(bootstrap, topic, first)
         worker.start()
         wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: 10_000}), 240, "progress", 0.05)
         redis.stop()
+        kcat_produce(bootstrap, topic, rest)  # (the rest comes while Redis is down: the worker must wait for it)
+        wait_until(lambda: b"redis unavailable" in b"".join(p.read_bytes() for p in tmp_path.glob("worker-*.log")),
+                   120, "the worker to see the outage")
         assert worker.proc.poll() is None, "the worker must survive the outage"
         redis.start()
         wait_until(lambda: worker.alive() and offsets_done(redis.url, app_id, topic, {0: n}), 240, "the end of the topic")

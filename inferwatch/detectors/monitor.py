@@ -191,7 +191,7 @@ class ColumnMonitor:
 
     def _values_context(self, column: Column, codes: np.ndarray, t: Transition, start: int) -> dict:
         if isinstance(column, NumericArray):
-            beyond = self._beyond_context(column, t)
+            beyond = {**self._beyond_context(column, t), **self._stuck_context(column, t)}
             binned = self._binned_context(codes, t)
             if binned:
                 return {**binned, **beyond}
@@ -233,6 +233,25 @@ class ColumnMonitor:
             return {}
         bulk = float(np.mean(inside[-min(max(t.run_length, 1), TAIL):]))  # their share of the run's last values
         return {"beyond": float(np.exp(np.mean(np.log(there)))), "bulk": bulk}
+
+    def _stuck_context(self, column: NumericArray, t: Transition) -> dict:
+        """``{"stuck": value, "stuck_for": n}`` when the column's last ``n >= STUCK_LEAST`` present values
+        (earlier batches' carried, at most ``TAIL``) are all one value whose bin held less than ``STUCK_BIN`` of
+        the reference: a model or a feed stuck on a constant, said as such."""
+        lanes = self.lanes
+        if not isinstance(self.book, NumericCodebook) or lanes is None:
+            return {}
+        upto = column.values[: t.row + 1]
+        recent = np.concatenate([self.tail, upto[~np.isnan(upto)]])[-TAIL:]
+        if recent.size < STUCK_LEAST:
+            return {}
+        same = recent == recent[-1]
+        streak = recent.size if same.all() else recent.size - 1 - int(np.flatnonzero(~same)[-1])
+        code = int(self.book.encode(NumericArray(recent[-1:]))[0])
+        bins = np.flatnonzero((np.asarray(lanes.detectors) == "shape") & (lanes.target == code))
+        if streak < STUCK_LEAST or not bins.size or lanes.ref_mean[bins[0]] >= STUCK_BIN:
+            return {}
+        return {"stuck": float(recent[-1]), "stuck_for": int(streak)}
 
     def _binned_context(self, codes: np.ndarray, t: Transition) -> dict:
         """``{"median", "iqr"}`` of the values since the run's most likely change point (its last ``CODE_TAIL``
@@ -401,6 +420,9 @@ class ColumnMonitor:
             examples = context.get("examples")
             if det == "new_category" and examples:
                 text += f" (e.g. {', '.join(repr(u) for u in examples)})"
+        if "stuck" in context and det in ("mean", "scale", "shape"):
+            more = "+" if context["stuck_for"] >= TAIL else ""
+            text += f" (stuck at {_num(context['stuck'])}: its last {context['stuck_for']}{more} values)"
         return (f"{self.name}: {text}; evidence {t.score:.1f} crossed threshold {t.threshold:.1f}.", severity)
 
     def status(self) -> dict:
@@ -580,6 +602,8 @@ def _num(x: float) -> str:
 
 
 TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
+STUCK_LEAST = 12  # a column's last values all one value, whose bin held less than STUCK_BIN of the reference:
+STUCK_BIN = 0.3  # ... "stuck at" it (a model returning a constant, a feed repeating its last value)
 CODE_TAIL = 512  # codes a column carries between batches, for a share measured since a change point
 SHARE_LEAST = 3  # ... of at least this many events (a sudden whole change is found after two or three)
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
