@@ -526,3 +526,15 @@ def test_a_version_first_seen_live_takes_a_baseline_of_its_own_whatever_the_cuts
     first = min(runs[0])[0]
     assert 25_000 <= first < 25_000 + 2_000  # its shift starts at 25,000
     assert (first, "firing", {"model_version": "2.0"}) in [(i, status, seg) for i, _, status, seg in runs[0]]
+
+
+def test_states_saved_before_version_segments_stay_valid():
+    """``version_segments`` is not part of the config's fingerprint: a state saved before the setting existed
+    (it has no version segments) is read by the config of today, whatever the setting says."""
+    from inferwatch.streams.pipeline import config_fingerprint
+
+    off = MonitorConfig.model_validate({"default": {"version_segments": False}})
+    assert config_fingerprint(off) == config_fingerprint(MonitorConfig())
+    lines = _versioned_events(3_000, 0.5)
+    pipe = Pipeline.build(off, lines[:1000], [lines])
+    assert Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig()).monitor.models["m"].segment_monitors == {}

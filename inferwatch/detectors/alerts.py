@@ -7,7 +7,10 @@ alert, named by the detector that crossed first and lasting while any of
 them fires; ``missing``, ``new_category``, ``type_changed`` and each rule
 are causes of their own. ``cooldown_seconds`` of event time must pass clear
 before an episode resolves (a re-firing inside it continues the episode),
-and ``renotify_seconds`` repeats the firing alert while it lasts. Ids are a
+and ``renotify_seconds`` repeats the firing alert while it lasts. A segment's
+detector that fires while the whole model's episode of the same column and
+cause is open sends nothing (one cause, one alert: the whole model's says it);
+a change confined to a segment fires there first and is told. Ids are a
 hash of (model, column, detector, episode number, status, notice number):
 the same events always give the same ids, so downstream can de-duplicate.
 
@@ -100,6 +103,7 @@ class AlertPolicy:
     # the model's current incident: its id, the event time its last episode opened, its open episodes' keys
     incident: dict = field(default_factory=lambda: {"id": "", "last": float("-inf"), "open": []})
     _opened: dict = field(default_factory=dict, repr=False)  # this batch's opening alert ids -> rows
+    _trace: dict = field(default_factory=dict, repr=False)  # this batch's (row, open) of each episode key
     records: list = field(default_factory=list, repr=False)  # the last batch's incident records (see incidents.py)
 
     def open_alerts(self) -> list[tuple[str, ...]]:
@@ -121,10 +125,26 @@ class AlertPolicy:
             by_key.setdefault(key, []).append(f)
         keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
         out: list[Alert] = []
-        for key in sorted(keys):
+        whole = sorted(k for k in keys if k.count("\x1f") == 1)  # the whole model's first: a segment's need them
+        self._trace = {k: [(-1, self.episodes[k].open if k in self.episodes else False)] for k in whole}
+        for key in whole:
             out.extend(self._run_key(key, by_key.get(key, []), times, event_ids))
+        for key in sorted(keys - set(whole)):
+            whole_key = key.rsplit("\x1f", 1)[0]
+            found = [f for f in by_key.get(key, []) if f.action != "fire" or not self._open_at(whole_key, f.row)]
+            out.extend(self._run_key(key, found, times, event_ids))
         out.sort(key=lambda a: (a.row, a.feature or "", a.detector, a.status))
         return self._incidents(out)
+
+    def _open_at(self, key: str, row: int) -> bool:
+        """Whether the whole model's episode ``key`` is open at ``row`` of this batch (opened at or before it):
+        a segment's finding of the same cause then adds nothing a person needs (one cause, one alert)."""
+        state = False
+        for at, is_open in self._trace.get(key, [(-1, False)]):
+            if at > row:
+                break
+            state = is_open
+        return state
 
     def _run_key(self, key, findings, times, event_ids) -> list[Alert]:
         ep = self.episodes.setdefault(key, _Episode())
@@ -143,6 +163,7 @@ class AlertPolicy:
                     continue
                 ep.number += 1
                 ep.open, ep.notices, ep.notified_at, ep.started = True, 0, t, t
+                self._trace.setdefault(key, []).append((f.row, True))
                 ep.severity, ep.threshold, ep.kind = f.severity, f.threshold, f.kind
                 ep.first, ep.active, ep.fired = f.detector, [f.detector], [f.detector]
                 out.append(replace(self._alert(ep, column, detector, "firing", f.severity, f.score, f.threshold,
@@ -261,6 +282,8 @@ class AlertPolicy:
         out.append(self._alert(ep, column, detector, "resolved", "info", ep.clear_score, ep.clear_threshold,
                                row, times, event_ids, message))
         ep.open, ep.clear_pending = False, None
+        self._trace.setdefault(f"{column}\x1f{detector}" + (f"\x1f{ep.segment}" if ep.segment else ""), []).append(
+            (int(row), False))
 
     def _alert(self, ep, column, detector, status, severity, score, threshold, row, times, event_ids, message):
         notice = ep.notices if status == "firing" else 0

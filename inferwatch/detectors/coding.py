@@ -35,7 +35,7 @@ from .types import CategoricalArray, Column, NumericArray
 __all__ = ["NumericCodebook", "CategoricalCodebook", "Codebook", "codebook_from_dict", "TAIL_GROUPS", "label_hash",
            "label_hashes", "clustered_novelty"]
 
-TAIL_GROUPS = 128  # "other known" groups of a categorical column with a long tail
+TAIL_GROUPS = 64  # "other known" groups of a categorical column with a long tail
 OPEN_NOVELTY = 0.5  # a column is open-ended when this share of its events is expected to carry new labels
 
 
@@ -167,7 +167,7 @@ class CategoricalCodebook:
     >>> labels = ["a"] * 50 + [f"t{i % 150}" for i in range(300)]
     >>> book = CategoricalCodebook.from_reference(CategoricalArray.from_labels(labels))
     >>> book.groups, book.n_codes, book.code_of("a"), book.code_of("zz") == book.unseen_code
-    (67, 85, 0, True)
+    (64, 82, 0, True)
     """
 
     top: tuple[str, ...]

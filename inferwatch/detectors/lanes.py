@@ -68,9 +68,6 @@ EMPTY_BIN_TILTS = (4.0, 7.0)
 # beyond the reference's range, also the tilt of a unit slip on all the traffic: about log(1 / p0) per value
 # (about 10 nats for a reference of 20,000 events); the tilt of 7 took 4 values where the information took 2
 BEYOND_TILTS = (10.0,)
-# the tilt of a tail group of a long-tail categorical (a few labels past the top, 0.1-1 % of the events): a
-# label there that gains a few percent of the traffic is 10-40 times its share, about log(share / p0) a value
-TAIL_GAIN_TILTS = (3.0,)
 TAIL_KEPT = 0.25  # the least share of a categorical's tail mass that Good-Turing's discount leaves it
 # beyond the reference's least and largest values a sample's extremes leave a share of about Exp(1)/n: the
 # tilt of 4 on an empty bin's 0.5/n drifted up past 6.7/n (a long stream of a heavy-tailed column paged);
@@ -363,9 +360,6 @@ def _blocks(book: Codebook, counts: np.ndarray, detectors: tuple[str, ...]) -> t
         mix_support[groups] = (counts[groups] > 0) | book.open_vocabulary
         if "mix" in detectors and mix_support.sum() >= 2:
             blocks.append(("mix", tuple(np.flatnonzero(mix_support).tolist()), mix_support.tobytes()))
-            tail = [int(k) for k in np.flatnonzero(mix_support[groups]) + book.other_code]
-            if len(tail) >= 2 and not book.open_vocabulary:  # (an open vocabulary's groups churn: left as they were)
-                blocks.append(("mix", tuple(tail), mix_support.tobytes(), TAIL_GAIN_TILTS))
         if "new_category" in detectors and not book.open_vocabulary:
             blocks.append(("new_category", (book.unseen_code,), "all"))
     if "missing" in detectors:

@@ -75,6 +75,7 @@ def config_fingerprint(config: MonitorConfig) -> str:
         model.pop("labels", None)  # the label join's waits and the incidents' window decide no detection:
         model.get("alert_policy", {}).pop("incident_window_seconds", None)  # states kept before them stay valid
         model.get("alert_policy", {}).pop("resolve_fraction", None)  # nor when an episode closes (its default was 0.5)
+        model.pop("version_segments", None)  # a state says which segments it has; states saved before it stay valid
         # a saved model keeps the block size it was built with (its state says it), so the config's only
         # decides new models; the fingerprint holds the default of the states saved before they said it
         model["block_size"] = BLOCK_BEFORE_SAVED
