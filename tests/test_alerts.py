@@ -1,6 +1,7 @@
 """Alert policy: episodes, cool-down, re-notification, deterministic ids."""
 
 import numpy as np
+import pytest
 
 from inferwatch.detectors.alerts import AlertPolicy, Finding
 from inferwatch.detectors.config import AlertPolicyConfig
@@ -107,3 +108,40 @@ def test_a_rule_named_incident_keeps_its_episodes_across_a_restart():
                             Finding("", "incident", "fire", 5, 1.0, 1.0, "warning", "x")], times, ids)
     assert [a.status for a in later] == ["resolved", "firing"]
     assert later[1].alert_id != first[0].alert_id  # the second episode, not the first again
+
+
+def _policy_run(findings, cooldown=0.0, n=100, cut=100):
+    """The alerts (row, detector, status, segment) of ``findings`` over ``n`` rows cut into batches of ``cut``,
+    the policy saved and read back between batches."""
+    policy, out = AlertPolicy("m", AlertPolicyConfig(cooldown_seconds=cooldown)), []
+    times, ids = np.arange(n, dtype=float), np.array([f"e{i}" for i in range(n)], dtype=object)
+    for lo in range(0, n, cut):
+        part = [Finding(**{**vars(f), "row": f.row - lo}) for f in findings if lo <= f.row < lo + cut]
+        out += [(a.row + lo, a.detector, a.status, a.segment) for a in policy.apply(part, times[lo:lo + cut],
+                                                                                     ids[lo:lo + cut])
+                if a.kind != "incident"]
+        policy = AlertPolicy.from_dict("m", policy.config, policy.to_dict())
+    return out
+
+
+@pytest.mark.parametrize("cut", [100, 7, 33])
+def test_a_segment_fires_only_where_the_whole_model_does_not_say_it(cut):
+    """A segment's firing while the whole model's episode of the same cause is open is held, and told where
+    that episode resolves if the segment is still off (it cleared before: nothing); an episode the segment
+    opened first goes on as one, whatever fires after. The same alerts whatever the cuts."""
+    seg = ("model_version", "3.0")
+
+    def f(det, action, row, segment=None):
+        return Finding("p", det, action, row, 30.0, 25.0, "warning", f"p {det} {action}", segment=segment)
+
+    v = {"model_version": "3.0"}
+    held = [f("mean", "fire", 10), f("mean", "fire", 12, seg), f("mean", "clear", 30)]
+    assert _policy_run(held, cut=cut) == [(10, "mean", "firing", None), (30, "mean", "firing", v),
+                                          (30, "mean", "resolved", None)]
+    gone = [f("mean", "fire", 10), f("mean", "fire", 12, seg), f("mean", "clear", 20, seg), f("mean", "clear", 30)]
+    assert _policy_run(gone, cut=cut) == [(10, "mean", "firing", None), (30, "mean", "resolved", None)]
+    first = [f("mean", "fire", 10, seg), f("mean", "fire", 20), f("shape", "fire", 30, seg), f("mean", "clear", 40, seg)]
+    assert _policy_run(first, cut=cut) == [(10, "mean", "firing", v), (20, "mean", "firing", None)]
+    cooling = [f("mean", "fire", 10), f("mean", "clear", 30), f("mean", "fire", 35, seg)]
+    assert _policy_run(cooling, cooldown=10, cut=cut) == [(10, "mean", "firing", None), (40, "mean", "firing", v),
+                                                          (40, "mean", "resolved", None)]

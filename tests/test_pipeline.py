@@ -538,3 +538,40 @@ def test_states_saved_before_version_segments_stay_valid():
     lines = _versioned_events(3_000, 0.5)
     pipe = Pipeline.build(off, lines[:1000], [lines])
     assert Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig()).monitor.models["m"].segment_monitors == {}
+
+
+def test_late_versions_are_decided_in_event_order_and_one_offs_block_nothing():
+    """Five new versions at once, one-off versions that never fill a baseline, and a column that appears
+    while they take theirs: the same alerts whatever the batch cuts (state saved between batches), no alert
+    about the late column in a version's detectors, and the canary's shift named by its version."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    reference = _versioned_events(20_000, 0.0)
+
+    def event(i: int) -> bytes:
+        k = int(rng.integers(0, 12))
+        version = f"a{k}" if k < 5 else (f"test-{i // 300}" if k == 5 else "1.9")
+        score = float(rng.beta(2, 8)) + (0.3 if version == "a4" and i >= 50_000 else 0.0)
+        features = {"x": float(rng.normal()), **({"y": float(rng.normal())} if i >= 25_000 else {})}
+        return orjson.dumps({"event_id": f"e{i}", "model": "m", "model_version": version,
+                             "timestamp": 1793491200 + i / 10, "features": features, "prediction": round(score, 4)})
+
+    stream = [event(i) for i in range(20_000, 60_000)]  # (a4 has its baseline after ~24,000 of them)
+    runs = []
+    for cut in (40_000, 1_000, 777):
+        pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+        alerts = []
+        for lo in range(0, len(stream), cut):
+            alerts += [(i, a.alert_id, a.feature, a.status, a.segment) for i, a in pipe.step(stream[lo:lo + cut], lo).alerts
+                       if a.kind != "incident"]
+            pipe = Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig())
+        runs.append(alerts)
+    assert runs[0] == runs[1] == runs[2]
+    mon = pipe.monitor.models["m"]
+    assert {v for tag, v in mon.segment_monitors if tag == "model_version"} == {f"a{k}" for k in range(5)}
+    assert all("y" not in seg.columns for seg in mon.segment_monitors.values())
+    firing = [(i, feature, segment) for i, _, feature, status, segment in runs[0] if status == "firing"]
+    assert firing[0][1:] == ("y", None)  # the new column, said once for the model
+    assert [(f, s) for _, f, s in firing[1:2]] == [("prediction", {"model_version": "a4"})]
+    assert 30_000 <= firing[1][0] < 30_000 + 1_500

@@ -81,6 +81,7 @@ class _Episode:
     first: str = ""  # the detector that opened the episode: the alerts' detector
     active: list[str] = field(default_factory=list)  # detectors of the episode still firing
     fired: list[str] = field(default_factory=list)  # every detector that fired in the episode
+    held: dict | None = None  # a segment's firing held while the whole model's episode of its cause was open
 
 
 def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int,
@@ -123,16 +124,14 @@ class AlertPolicy:
         for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector, f.segment or ())):
             key = f"{f.column}\x1f{_group(f.detector)}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
             by_key.setdefault(key, []).append(f)
-        keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
+        keys = set(by_key) | {k for k, e in self.episodes.items() if e.open or e.held}
         out: list[Alert] = []
         whole = sorted(k for k in keys if k.count("\x1f") == 1)  # the whole model's first: a segment's need them
         self._trace = {k: [(-1, self.episodes[k].open if k in self.episodes else False)] for k in whole}
         for key in whole:
             out.extend(self._run_key(key, by_key.get(key, []), times, event_ids))
         for key in sorted(keys - set(whole)):
-            whole_key = key.rsplit("\x1f", 1)[0]
-            found = [f for f in by_key.get(key, []) if f.action != "fire" or not self._open_at(whole_key, f.row)]
-            out.extend(self._run_key(key, found, times, event_ids))
+            out.extend(self._run_key(key, by_key.get(key, []), times, event_ids, key.rsplit("\x1f", 1)[0]))
         out.sort(key=lambda a: (a.row, a.feature or "", a.detector, a.status))
         return self._incidents(out)
 
@@ -146,16 +145,33 @@ class AlertPolicy:
             state = is_open
         return state
 
-    def _run_key(self, key, findings, times, event_ids) -> list[Alert]:
+    def _run_key(self, key, findings, times, event_ids, whole: str | None = None) -> list[Alert]:
+        """One episode key's findings in row order; ``whole``: the whole model's key of a segment's (its
+        episode's openings and resolutions this batch are in :attr:`_trace`)."""
         ep = self.episodes.setdefault(key, _Episode())
         column, detector, *where = key.split("\x1f")
         ep.segment = where[0] if where else None  # "tag=value"
         out: list[Alert] = []
         cursor = 0
+        if whole is not None:  # where the whole model's episode resolves, a segment's held firing is told
+            released = [Finding(column, "", "release", row, 0.0, 0.0, "info", "")
+                        for row, is_open in self._trace.get(whole, [])[1:] if not is_open]
+            findings = sorted([*findings, *released], key=lambda f: (f.row, f.action == "release"))
         for f in findings:
             cursor = self._deadlines(ep, column, detector, cursor, f.row, times, event_ids, out)
             t = float(times[f.row])
-            if f.action == "fire":
+            if f.action == "release":
+                if ep.held is None or ep.open:
+                    continue
+                f, ep.held = Finding(**{**ep.held, "row": f.row}), None
+                f = replace(f, message=f"{f.message} (found while the whole model's alert was open)")
+            elif whole is not None and f.action == "fire" and not ep.open and self._open_at(whole, f.row):
+                ep.held = ep.held or {k: v for k, v in vars(f).items() if k != "segment"}
+                continue  # one cause, one alert: the whole model's says it, while it lasts
+            elif f.action == "clear" and ep.held is not None and ep.held["detector"] == f.detector:
+                ep.held = None  # back within bounds before the whole model's episode closed: nothing to tell
+                continue
+            if f.action in ("fire", "release"):
                 if ep.open:  # another detector of the same cause, or a re-firing while cooling down: same episode
                     ep.clear_pending = None
                     ep.active = sorted({*ep.active, f.detector})

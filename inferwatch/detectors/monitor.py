@@ -130,6 +130,7 @@ class ColumnMonitor:
         self.unseen_tail: list[str] = []  # its latest labels never seen in the reference (categorical)
         self.unseen_at: list[int] = []  # the model event of each
         self.hash_tail = np.empty(0, dtype=np.uint32)  # its last labels' hashes, beside code_tail (grouped columns)
+        self.ref_run = 0  # the longest run of one value in its baseline (numeric): a longer one now is "stuck"
 
     @property
     def kind(self) -> str:
@@ -235,9 +236,10 @@ class ColumnMonitor:
         return {"beyond": float(np.exp(np.mean(np.log(there)))), "bulk": bulk}
 
     def _stuck_context(self, column: NumericArray, t: Transition) -> dict:
-        """``{"stuck": value, "stuck_for": n}`` when the column's last ``n >= STUCK_LEAST`` present values
-        (earlier batches' carried, at most ``TAIL``) are all one value whose bin held less than ``STUCK_BIN`` of
-        the reference: a model or a feed stuck on a constant, said as such."""
+        """``{"stuck": value, "stuck_for": n}`` when the column's last ``n`` present values (earlier batches'
+        carried, at most ``TAIL``) are all one value, ``n`` at least ``STUCK_LEAST`` and twice the baseline's
+        longest run of one value (a per-session value comes in runs), in a bin that held less than
+        ``STUCK_BIN`` of the baseline (not a count's usual 0): a model or a feed stuck on a constant."""
         lanes = self.lanes
         if not isinstance(self.book, NumericCodebook) or lanes is None:
             return {}
@@ -249,7 +251,7 @@ class ColumnMonitor:
         streak = recent.size if same.all() else recent.size - 1 - int(np.flatnonzero(~same)[-1])
         code = int(self.book.encode(NumericArray(recent[-1:]))[0])
         bins = np.flatnonzero((np.asarray(lanes.detectors) == "shape") & (lanes.target == code))
-        if streak < STUCK_LEAST or not bins.size or lanes.ref_mean[bins[0]] >= STUCK_BIN:
+        if streak < max(STUCK_LEAST, 2 * self.ref_run + 1) or not bins.size or lanes.ref_mean[bins[0]] >= STUCK_BIN:
             return {}
         return {"stuck": float(recent[-1]), "stuck_for": int(streak)}
 
@@ -473,6 +475,7 @@ class ColumnMonitor:
             "tail": self.tail.astype("<f8").tobytes(), "unseen_tail": self.unseen_tail, "unseen_at": self.unseen_at,
             "code_tail2": self.code_tail.astype("<i2").tobytes(),  # codes are under 600: two bytes each
             "hash_tail": self.hash_tail.astype("<u4").tobytes(),
+            "ref_run": self.ref_run,
         }
 
     @classmethod
@@ -497,7 +500,21 @@ class ColumnMonitor:
         col.code_tail = (np.frombuffer(raw["code_tail2"], dtype="<i2") if "code_tail2" in raw  # (0.2: none)
                          else np.frombuffer(raw.get("code_tail", b""), dtype="<i4")).astype(np.int64)
         col.hash_tail = np.frombuffer(raw.get("hash_tail", b""), dtype="<u4").astype(np.uint32)
+        col.ref_run = int(raw.get("ref_run", 0))
         return col
+
+
+def _longest_run(values: np.ndarray) -> int:
+    """The longest run of one value among the present ``values``.
+
+    >>> _longest_run(np.array([1.0, 2.0, 2.0, np.nan, 2.0, 3.0]))
+    3
+    """
+    present = values[~np.isnan(values)]
+    if not present.size:
+        return 0
+    ends = np.flatnonzero(np.diff(present) != 0)
+    return int(np.max(np.diff(np.concatenate([[-1], ends, [present.size - 1]]))))
 
 
 def _change_point(llr: np.ndarray) -> int:
@@ -602,15 +619,15 @@ def _num(x: float) -> str:
 
 
 TAIL = 64  # present values a numeric column carries between batches, for the median in its messages
-STUCK_LEAST = 12  # a column's last values all one value, whose bin held less than STUCK_BIN of the reference:
-STUCK_BIN = 0.3  # ... "stuck at" it (a model returning a constant, a feed repeating its last value)
+STUCK_LEAST = 12  # a column's last values all one value, twice as many as its baseline's longest run of one
+STUCK_BIN = 0.1  # value, in a bin that held less than this of it: "stuck at" it (a model returning a constant)
 CODE_TAIL = 512  # codes a column carries between batches, for a share measured since a change point
 SHARE_LEAST = 3  # ... of at least this many events (a sudden whole change is found after two or three)
 NEW_COLUMN = "new_column"  # the detector name of a column first seen after the baseline
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 VERSION = "model_version"  # the events' model_version: a segment when the baseline holds two or more
-MAX_VERSION_WARMUPS = 4  # versions first seen after the baseline taking theirs at once (each holds its events)
-LATE_VERSION_EVENTS = 2_000  # ... from their first this many events (a segment of the baseline needs 1,000)
+LATE_VERSION_EVENTS = 2_000  # a version new to the baseline takes its own from its first this many events
+VERSION_IDLE_EVENTS = 50_000  # ... and starts over when unseen for this many events of its model
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
 REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
 # the events' own ids are watched as an id column is: ``event_id.repeat`` (a producer re-sending its events)
@@ -648,6 +665,8 @@ class ModelMonitor:
         self.segment_monitors: dict[tuple[str, str], SegmentMonitor] = {}  # (tag, value) -> its detectors
         self.baseline_versions: set[str] | None = None  # versions the baseline held 1,000 times (None: not known)
         self.late_versions: dict[str, list[Batch]] = {}  # any other version: its events until it has a baseline
+        self.version_seen: dict[str, int] = {}  # ... and the model event each was last seen at
+        self.baseline_columns: list[str] = []  # the columns of the baseline (a late version's are these)
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
         self.late_times: dict[str, list[np.ndarray]] = {}  # and their events' times
         self.log_arl0 = 0.0  # the lanes' budget, for the baselines of late columns
@@ -905,42 +924,60 @@ class ModelMonitor:
     def _late_versions(self, batch: Batch, columns: Mapping[str, Column]) -> list[Finding]:
         """A version the baseline held too few times for detectors of its own, or not at all (a new canary, a
         rollout), when the baseline held versions: its first ``LATE_VERSION_EVENTS`` events are its baseline,
-        taken quietly, then it has detectors of its own; the rest of the batch is watched at once (batch cuts
-        change nothing). A version that was the whole baseline's stays the model itself."""
+        taken quietly, then it has detectors of its own on the columns of the model's baseline; the rest of
+        the batch is watched at once. A version that was the whole baseline's stays the model itself. A
+        version unseen for ``VERSION_IDLE_EVENTS`` events starts its baseline over (its events are dropped),
+        and at most ``max_segment_values`` versions have detectors. Decided in event order: batch cuts change
+        nothing."""
         arr = batch.segments.get(VERSION)
         if arr is None or not self.baseline_versions or VERSION not in self._segment_tags():
             return []
-        findings: list[Finding] = []
+        plans = []
         for code in np.unique(arr.codes[arr.codes >= 0]).tolist():
             value = arr.categories[code]
-            key = (VERSION, value)
-            if key in self.segment_monitors or value in self.baseline_versions:
+            if value in self.baseline_versions or (VERSION, value) in self.segment_monitors:
                 continue
-            held = self.late_versions.get(value)
-            if held is None:
-                versions = sum(tag == VERSION for tag, _ in self.segment_monitors) + len(self.late_versions)
-                if len(self.late_versions) >= MAX_VERSION_WARMUPS or versions >= self.config.max_segment_values:
-                    continue
-                held = self.late_versions[value] = []
             rows = np.flatnonzero(arr.codes == code)
-            need = LATE_VERSION_EVENTS - sum(len(b) for b in held)
-            part = batch.take(rows[:need])
-            held.append(Batch(self.model, part.event_ids, part.times,
-                              {name: columns[name].take(rows[:need]) for name in self.columns if name in columns}))
-            if len(rows) < need:
+            held = self.late_versions.get(value, [])
+            last = self.version_seen.get(value, -VERSION_IDLE_EVENTS - 1)
+            at = self.events + rows
+            self.version_seen[value] = int(at[-1])
+            gaps = np.flatnonzero(np.diff(np.concatenate([[last], at])) > VERSION_IDLE_EVENTS)
+            have, first = sum(len(b) for b in held), 0
+            for gap in gaps.tolist():  # each long gap starts the baseline over, unless it was complete before
+                if have + gap - first >= LATE_VERSION_EVENTS:
+                    break
+                held, have, first = [], 0, gap
+            need = LATE_VERSION_EVENTS - have
+            plans.append((int(rows[first + need - 1]) if len(rows) - first >= need else len(batch), value, held,
+                          rows[first:first + need], rows[first + need:]))
+        findings: list[Finding] = []
+        for done_at, value, held, taken, rest in sorted(plans, key=lambda p: (p[0], p[1])):  # in event order
+            part = batch.take(taken)
+            names = self.baseline_columns
+            held = [*held, Batch(self.model, part.event_ids, part.times,
+                                 {name: columns[name].take(taken) for name in names if name in columns})]
+            self.late_versions[value] = held
+            if done_at >= len(batch):
+                continue
+            del self.late_versions[value], self.version_seen[value]
+            if sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values:
                 continue
             baseline = concat_batches(held)
-            del self.late_versions[value]
             chosen = {name: _kind(column) for name, column in baseline.columns.items()}
             built = self._build(baseline.columns, chosen)
+            key = (VERSION, value)
             seg = self.segment_monitors[key] = SegmentMonitor(
                 self._monitors(built, chosen, baseline.columns, self.log_arl0, True), len(baseline))
-            rest = rows[need:]
             for name, col in seg.columns.items() if rest.size else ():
                 values = columns.get(name)
                 findings += col.watch(values.take(rest) if values is not None else None, len(rest), seg.events, rest,
                                       key)
             seg.events += len(rest)
+        idle = [v for v, seen in self.version_seen.items() if self.events + len(batch) - seen > VERSION_IDLE_EVENTS]
+        for value in idle:  # (they would start over when seen again: their events need not wait)
+            self.late_versions.pop(value, None)
+            del self.version_seen[value]
         return findings
 
     def _segment_tags(self) -> list[str]:
@@ -1032,7 +1069,8 @@ class ModelMonitor:
                   if versions is not None else np.zeros(0))
         self.baseline_versions = {versions.categories[c] for c in np.flatnonzero(counts >= SEGMENT_MIN_EVENTS)
                                   } if versions is not None else set()
-        self.late_versions = {}
+        self.late_versions, self.version_seen = {}, {}
+        self.baseline_columns = sorted(self.columns)
         self.live_from = self.events
 
     def _build(self, columns: Mapping[str, Column], chosen: dict[str, str]) -> dict:
@@ -1079,6 +1117,8 @@ class ModelMonitor:
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,
                                 self.block, cfg.alert_policy.resolve_fraction)
+            if isinstance(column, NumericArray):
+                col.ref_run = _longest_run(column.values)
             if count_stats:  # warm-up events are events of the stream too
                 column = columns[name]
                 if isinstance(col.stats, NumericStats):
@@ -1159,6 +1199,8 @@ class ModelMonitor:
             "baseline_versions": sorted(self.baseline_versions) if self.baseline_versions is not None else None,
             "late_versions": {value: _batch_to_dict(concat_batches(held)) for value, held in
                               sorted(self.late_versions.items())},
+            "version_seen": dict(sorted(self.version_seen.items())),
+            "baseline_columns": self.baseline_columns,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
         }
@@ -1204,6 +1246,8 @@ class ModelMonitor:
         versions = raw.get("baseline_versions")  # (a state saved before it: not known, no late versions)
         mon.baseline_versions = set(versions) if versions is not None else None
         mon.late_versions = {value: [_batch_from_dict(b)] for value, b in (raw.get("late_versions") or {}).items()}
+        mon.version_seen = {value: int(at) for value, at in (raw.get("version_seen") or {}).items()}
+        mon.baseline_columns = list(raw.get("baseline_columns") or sorted(mon.columns))
         return mon
 
 
