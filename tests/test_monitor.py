@@ -1055,3 +1055,22 @@ def test_a_column_stuck_on_one_value_is_said_to_be(stuck):
     fired = [a for a in mon.process(batch(0, 40_000, x, countries[20_000:])) if a.status == "firing"]
     assert fired and fired[0].feature == "x" and fired[0].row >= 20_000
     assert ("(stuck at 0.413: its last 24 values)" in fired[0].message) == (stuck is not None), fired[0].message
+
+
+def test_stuck_is_said_past_the_baseline_s_runs_of_rare_values_only():
+    """Half of a column's baseline is 0 in long runs (a count, a default); its runs of 0 do not raise the bar
+    for a value of its rare bins: a score stuck at 20.1 is still said to be."""
+    rng = np.random.default_rng(12)
+    countries = rng.choice(["US", "DE"], 60_000).astype(object)
+
+    def values(n):
+        x = rng.gamma(4.0, 5.0, n)
+        x[(np.arange(n) // 25) % 2 == 0] = 0.0  # runs of 25 zeros
+        return x
+
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, values(20_000), countries[:20_000]))
+    x = values(40_000)
+    x[20_000:] = 20.123457
+    fired = [a for a in mon.process(batch(0, 40_000, x, countries[20_000:])) if a.status == "firing"]
+    assert fired and "(stuck at 20.1: its last" in fired[0].message, fired[0].message  # (3 significant digits)

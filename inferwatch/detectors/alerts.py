@@ -9,8 +9,9 @@ are causes of their own. ``cooldown_seconds`` of event time must pass clear
 before an episode resolves (a re-firing inside it continues the episode),
 and ``renotify_seconds`` repeats the firing alert while it lasts. A segment's
 detector that fires while the whole model's episode of the same column and
-cause is open sends nothing (one cause, one alert: the whole model's says it);
-a change confined to a segment fires there first and is told. Ids are a
+cause is open opens no episode (one cause, one alert: the whole model's says
+it; the segment's alert comes when its detector clears and fires again); a
+change confined to a segment fires there first and is told. Ids are a
 hash of (model, column, detector, episode number, status, notice number):
 the same events always give the same ids, so downstream can de-duplicate.
 
@@ -81,7 +82,6 @@ class _Episode:
     first: str = ""  # the detector that opened the episode: the alerts' detector
     active: list[str] = field(default_factory=list)  # detectors of the episode still firing
     fired: list[str] = field(default_factory=list)  # every detector that fired in the episode
-    held: dict | None = None  # a segment's firing held while the whole model's episode of its cause was open
 
 
 def alert_id(model: str, column: str | None, detector: str, episode: int, status: str, notice: int,
@@ -124,7 +124,7 @@ class AlertPolicy:
         for f in sorted(findings, key=lambda f: (f.row, f.column, f.detector, f.segment or ())):
             key = f"{f.column}\x1f{_group(f.detector)}" + (f"\x1f{f.segment[0]}={f.segment[1]}" if f.segment else "")
             by_key.setdefault(key, []).append(f)
-        keys = set(by_key) | {k for k, e in self.episodes.items() if e.open or e.held}
+        keys = set(by_key) | {k for k, e in self.episodes.items() if e.open}
         out: list[Alert] = []
         whole = sorted(k for k in keys if k.count("\x1f") == 1)  # the whole model's first: a segment's need them
         self._trace = {k: [(-1, self.episodes[k].open if k in self.episodes else False)] for k in whole}
@@ -147,31 +147,19 @@ class AlertPolicy:
 
     def _run_key(self, key, findings, times, event_ids, whole: str | None = None) -> list[Alert]:
         """One episode key's findings in row order; ``whole``: the whole model's key of a segment's (its
-        episode's openings and resolutions this batch are in :attr:`_trace`)."""
+        episode's openings and resolutions this batch are in :attr:`_trace`): a finding that would open the
+        segment's episode while that one is open is dropped."""
         ep = self.episodes.setdefault(key, _Episode())
         column, detector, *where = key.split("\x1f")
         ep.segment = where[0] if where else None  # "tag=value"
         out: list[Alert] = []
         cursor = 0
-        if whole is not None:  # where the whole model's episode resolves, a segment's held firing is told
-            released = [Finding(column, "", "release", row, 0.0, 0.0, "info", "")
-                        for row, is_open in self._trace.get(whole, [])[1:] if not is_open]
-            findings = sorted([*findings, *released], key=lambda f: (f.row, f.action == "release"))
         for f in findings:
             cursor = self._deadlines(ep, column, detector, cursor, f.row, times, event_ids, out)
             t = float(times[f.row])
-            if f.action == "release":
-                if ep.held is None or ep.open:
-                    continue
-                f, ep.held = Finding(**{**ep.held, "row": f.row}), None
-                f = replace(f, message=f"{f.message} (found while the whole model's alert was open)")
-            elif whole is not None and f.action == "fire" and not ep.open and self._open_at(whole, f.row):
-                ep.held = ep.held or {k: v for k, v in vars(f).items() if k != "segment"}
-                continue  # one cause, one alert: the whole model's says it, while it lasts
-            elif f.action == "clear" and ep.held is not None and ep.held["detector"] == f.detector:
-                ep.held = None  # back within bounds before the whole model's episode closed: nothing to tell
-                continue
-            if f.action in ("fire", "release"):
+            if whole is not None and f.action == "fire" and not ep.open and self._open_at(whole, f.row):
+                continue  # one cause, one alert: the whole model's episode of it is open and says it
+            if f.action == "fire":
                 if ep.open:  # another detector of the same cause, or a re-firing while cooling down: same episode
                     ep.clear_pending = None
                     ep.active = sorted({*ep.active, f.detector})

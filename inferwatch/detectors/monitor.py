@@ -504,17 +504,37 @@ class ColumnMonitor:
         return col
 
 
-def _longest_run(values: np.ndarray) -> int:
-    """The longest run of one value among the present ``values``.
+def _rows_by_code(codes: np.ndarray, missing: bool = False) -> list[tuple[int, np.ndarray]]:
+    """(code, its rows in order) of each code present, ascending (and -1, missing, first when ``missing``).
+
+    >>> [(c, r.tolist()) for c, r in _rows_by_code(np.array([2, 0, 2, -1, 0]))]
+    [(0, [1, 4]), (2, [0, 2])]
+    """
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if codes.size else order
+    bounds = [*starts.tolist(), codes.size]
+    return [(int(ordered[a]), order[a:b]) for a, b in zip(bounds, bounds[1:]) if missing or ordered[a] >= 0]
+
+
+def _longest_run(values: np.ndarray, rare: np.ndarray | None = None) -> int:
+    """The longest run of one value among the present ``values`` (runs of a value ``rare`` marks, if given).
 
     >>> _longest_run(np.array([1.0, 2.0, 2.0, np.nan, 2.0, 3.0]))
     3
+    >>> _longest_run(np.array([0.0, 0.0, 0.0, 5.0, 5.0]), rare=np.array([False, False, False, True, True]))
+    2
     """
-    present = values[~np.isnan(values)]
+    keep = ~np.isnan(values)
+    present = values[keep]
     if not present.size:
         return 0
     ends = np.flatnonzero(np.diff(present) != 0)
-    return int(np.max(np.diff(np.concatenate([[-1], ends, [present.size - 1]]))))
+    starts = np.concatenate([[0], ends + 1])
+    lengths = np.diff(np.concatenate([starts, [present.size]]))
+    if rare is not None:
+        lengths = lengths[rare[keep][starts]]
+    return int(lengths.max()) if lengths.size else 0
 
 
 def _change_point(llr: np.ndarray) -> int:
@@ -933,11 +953,13 @@ class ModelMonitor:
         if arr is None or not self.baseline_versions or VERSION not in self._segment_tags():
             return []
         plans = []
-        for code in np.unique(arr.codes[arr.codes >= 0]).tolist():
+        full = sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values
+        for code, rows in _rows_by_code(arr.codes):
             value = arr.categories[code]
             if value in self.baseline_versions or (VERSION, value) in self.segment_monitors:
                 continue
-            rows = np.flatnonzero(arr.codes == code)
+            if full and value not in self.late_versions:  # (no room for its detectors: no baseline taken)
+                continue
             held = self.late_versions.get(value, [])
             last = self.version_seen.get(value, -VERSION_IDLE_EVENTS - 1)
             at = self.events + rows
@@ -969,6 +991,9 @@ class ModelMonitor:
             key = (VERSION, value)
             seg = self.segment_monitors[key] = SegmentMonitor(
                 self._monitors(built, chosen, baseline.columns, self.log_arl0, True), len(baseline))
+            for col in seg.columns.values():  # its lanes' runs count its own events, as it watches them
+                if col.state is not None:
+                    col.state.run_start[:] = seg.events
             for name, col in seg.columns.items() if rest.size else ():
                 values = columns.get(name)
                 findings += col.watch(values.take(rest) if values is not None else None, len(rest), seg.events, rest,
@@ -986,17 +1011,18 @@ class ModelMonitor:
         return [*self.config.segments, *implicit]
 
     def _segment_stats(self, batch: Batch, columns: Mapping[str, Column], start: int) -> None:
-        versions = any(tag == VERSION for tag, _ in self.segment_monitors)  # (statistics where it has detectors)
+        versions = {value for tag, value in self.segment_monitors if tag == VERSION}
         for tag in [t for t in self._segment_tags() if t in self.config.segments or versions]:
             seg = batch.segments.get(tag)
             if seg is None:
                 continue
             per_value = self.segments.setdefault(tag, {})
-            for code in np.unique(seg.codes):
+            for code, rows in _rows_by_code(seg.codes, missing=True):
                 label = seg.categories[code] if code >= 0 else "(missing)"
+                if tag == VERSION and tag not in self.config.segments and label not in versions:
+                    continue  # (the statistics of the versions with detectors: a version per event costs nothing)
                 if label not in per_value and len(per_value) >= self.config.max_segment_values:
                     label = "(other)"
-                rows = np.flatnonzero(seg.codes == code)
                 stats = per_value.setdefault(label, {})
                 for name, col in self.columns.items():
                     values = columns.get(name)
@@ -1117,8 +1143,8 @@ class ModelMonitor:
             stats = NumericStats.empty() if chosen[name] == "numeric" else CategoricalStats.empty()
             col = ColumnMonitor(name, book, lanes, LaneState.fresh(lanes, self.events) if lanes else None, stats,
                                 self.block, cfg.alert_policy.resolve_fraction)
-            if isinstance(column, NumericArray):
-                col.ref_run = _longest_run(column.values)
+            if isinstance(column, NumericArray):  # (runs of values in the rare bins: a stuck value's kind)
+                col.ref_run = _longest_run(column.values, rare=np.asarray(p0)[codes] < STUCK_BIN)
             if count_stats:  # warm-up events are events of the stream too
                 column = columns[name]
                 if isinstance(col.stats, NumericStats):
