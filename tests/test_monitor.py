@@ -155,6 +155,10 @@ def test_segments_survive_a_warm_up_cut_into_batches_and_saved_midway():
         mon.process(batch(lo, min(700, 3000 - lo)))
         mon = Monitor.from_bytes(mon.to_bytes(), config)  # as a worker restarted after each batch would
     assert sorted(mon.models["m"].segment_monitors) == [("region", "eu"), ("region", "us")]
+    fresh = Monitor(config)
+    fresh.process(batch(0, 2400))  # the warm-up, no more: each segment's lanes count its own events from here
+    for seg in fresh.models["m"].segment_monitors.values():
+        assert all((col.state.run_start == seg.events).all() for col in seg.columns.values() if col.state is not None)
 
 
 @pytest.mark.parametrize("where", ["everywhere", "eu"])

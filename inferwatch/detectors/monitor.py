@@ -504,6 +504,13 @@ class ColumnMonitor:
         return col
 
 
+def _runs_from(segment: SegmentMonitor) -> None:
+    """A segment's lanes count their runs in its own events, as it watches them (not the model's)."""
+    for col in segment.columns.values():
+        if col.state is not None:
+            col.state.run_start[:] = segment.events
+
+
 def _rows_by_code(codes: np.ndarray, missing: bool = False) -> list[tuple[int, np.ndarray]]:
     """(code, its rows in order) of each code present, ascending (and -1, missing, first when ``missing``).
 
@@ -963,7 +970,6 @@ class ModelMonitor:
             held = self.late_versions.get(value, [])
             last = self.version_seen.get(value, -VERSION_IDLE_EVENTS - 1)
             at = self.events + rows
-            self.version_seen[value] = int(at[-1])
             gaps = np.flatnonzero(np.diff(np.concatenate([[last], at])) > VERSION_IDLE_EVENTS)
             have, first = sum(len(b) for b in held), 0
             for gap in gaps.tolist():  # each long gap starts the baseline over, unless it was complete before
@@ -972,9 +978,13 @@ class ModelMonitor:
                 held, have, first = [], 0, gap
             need = LATE_VERSION_EVENTS - have
             plans.append((int(rows[first + need - 1]) if len(rows) - first >= need else len(batch), value, held,
-                          rows[first:first + need], rows[first + need:]))
+                          rows[first:first + need], rows[first + need:], value not in self.late_versions, int(at[-1])))
         findings: list[Finding] = []
-        for done_at, value, held, taken, rest in sorted(plans, key=lambda p: (p[0], p[1])):  # in event order
+        full_from = len(batch)  # the row where the last room for a version's detectors was taken
+        for done_at, value, held, taken, rest, new, last_at in sorted(plans, key=lambda p: (p[0], p[1])):
+            if new and taken[0] > full_from:  # (in event order: no room for its detectors, no baseline taken)
+                continue
+            self.version_seen[value] = last_at
             part = batch.take(taken)
             names = self.baseline_columns
             held = [*held, Batch(self.model, part.event_ids, part.times,
@@ -991,9 +1001,9 @@ class ModelMonitor:
             key = (VERSION, value)
             seg = self.segment_monitors[key] = SegmentMonitor(
                 self._monitors(built, chosen, baseline.columns, self.log_arl0, True), len(baseline))
-            for col in seg.columns.values():  # its lanes' runs count its own events, as it watches them
-                if col.state is not None:
-                    col.state.run_start[:] = seg.events
+            _runs_from(seg)
+            if sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values:
+                full_from = min(full_from, done_at)
             for name, col in seg.columns.items() if rest.size else ():
                 values = columns.get(name)
                 findings += col.watch(values.take(rest) if values is not None else None, len(rest), seg.events, rest,
@@ -1090,6 +1100,8 @@ class ModelMonitor:
         self.segment_monitors = {
             key: SegmentMonitor(self._monitors(seg, chosen, part, log_arl0, count_stats), n if count_stats else 0)
             for key, (n, part, seg) in sorted(by_segment.items())}
+        for segment in self.segment_monitors.values():
+            _runs_from(segment)
         versions = reference.segments.get(VERSION)
         counts = (np.bincount(versions.codes[versions.codes >= 0], minlength=len(versions.categories))
                   if versions is not None else np.zeros(0))
