@@ -960,7 +960,7 @@ class ModelMonitor:
         if arr is None or not self.baseline_versions or VERSION not in self._segment_tags():
             return []
         plans = []
-        full = sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values
+        full = self._versions_full()
         for code, rows in _rows_by_code(arr.codes):
             value = arr.categories[code]
             if value in self.baseline_versions or (VERSION, value) in self.segment_monitors:
@@ -993,7 +993,7 @@ class ModelMonitor:
             if done_at >= len(batch):
                 continue
             del self.late_versions[value], self.version_seen[value]
-            if sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values:
+            if self._versions_full():
                 continue
             baseline = concat_batches(held)
             chosen = {name: _kind(column) for name, column in baseline.columns.items()}
@@ -1002,7 +1002,7 @@ class ModelMonitor:
             seg = self.segment_monitors[key] = SegmentMonitor(
                 self._monitors(built, chosen, baseline.columns, self.log_arl0, True), len(baseline))
             _runs_from(seg)
-            if sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values:
+            if self._versions_full():
                 full_from = min(full_from, done_at)
             for name, col in seg.columns.items() if rest.size else ():
                 values = columns.get(name)
@@ -1014,6 +1014,10 @@ class ModelMonitor:
             self.late_versions.pop(value, None)
             del self.version_seen[value]
         return findings
+
+    def _versions_full(self) -> bool:
+        """Whether ``max_segment_values`` versions have detectors of their own (no room for another)."""
+        return sum(tag == VERSION for tag, _ in self.segment_monitors) >= self.config.max_segment_values
 
     def _segment_tags(self) -> list[str]:
         """The tags segmented by: the config's ``segments``, and ``model_version`` (``version_segments``)."""

@@ -30,6 +30,7 @@ import orjson
 import polars as pl
 
 from ..detectors.config import Limits, MonitorConfig
+from ..detectors.monitor import VERSION
 from ..detectors.types import Batch, CategoricalArray, Column, NumericArray, TextArray
 from .lines import LineBlock
 from .timeparse import EARLIEST, LATEST, epoch_seconds, from_epoch, in_range, rfc3339_one, rfc3339_seconds
@@ -42,7 +43,6 @@ __all__ = ["unwatched_fields", "Schema", "DeadLetter", "Decoded", "Decoder", "in
 SAFE_DEAD_LETTER_BYTES = 900_000
 
 Kind = str  # "numeric" | "categorical" | "boolean"
-VERSION = "model_version"  # the event's optional version: a segment of its model (ModelConfig.version_segments)
 ENUM_LABELS = 4096  # categorical columns with at most this many labels in a batch are coded through an Enum
 _POLARS = {"numeric": pl.Float64, "categorical": pl.String, "boolean": pl.Boolean}
 
