@@ -8,7 +8,12 @@ median of ``--runs`` whole ``inferwatch replay`` processes (start-up
 included) and of whole ``python -c`` processes that only ``orjson.loads``
 every line; the ratio loop / replay (target: rich >= 0.5, plain >= 0.6).
 
-Usage: ``python benchmarks/log_speed.py [--events 500000] [--runs 3]``.
+``--floors`` adds two whole processes that do part of a replay's work: the
+start-up (importing what a replay imports, nothing read) and the reader
+(polars' ``read_ndjson`` of the whole file, nothing else): what a replay
+cannot do without, against the time the target leaves it.
+
+Usage: ``python benchmarks/log_speed.py [--events 500000] [--runs 3] [--floors]``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from inferwatch.testing.synthetic import generate, log_columns, rich_lines, to_l
 
 DATA = Path(__file__).resolve().parent / "data"
 LOOP = "import orjson,sys\nfor line in open(sys.argv[1], 'rb'):\n    orjson.loads(line)\n"
+START_UP = "import inferwatch.streams.cli, inferwatch.streams.replay"
+READER = "import polars,sys\npolars.read_ndjson(sys.argv[1])\n"
 
 
 def rich_events(n: int) -> list[bytes]:
@@ -56,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--floors", action="store_true", help="also time the start-up and the reader alone")
     args = parser.parse_args()
     exe = shutil.which("inferwatch") or sys.exit("inferwatch is not on the PATH: pip install -e . first")
     for name, path in files(args.events).items():
@@ -64,6 +72,11 @@ def main() -> None:
         target = 0.5 if name == "rich" else 0.6
         print(f"{name:5} {args.events:,} events: orjson loop {loop:.2f} s, inferwatch replay {replay:.2f} s; "
               f"ratio {loop / replay:.2f} (target >= {target})")
+        if args.floors:
+            start = median_seconds([sys.executable, "-c", START_UP], args.runs)
+            reader = median_seconds([sys.executable, "-c", READER, str(path)], args.runs)
+            print(f"      start-up alone {start:.2f} s, polars reader alone {reader:.2f} s: together "
+                  f"{start + reader:.2f} s against the {loop / target:.2f} s the target leaves a replay")
 
 
 if __name__ == "__main__":

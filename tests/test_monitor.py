@@ -882,6 +882,24 @@ def test_the_median_and_spread_in_the_words_are_those_since_the_change_not_of_th
     assert 12 < before < 15 and 1.5 < after / before < 2.6, fired[0].message
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_shift_found_after_thousands_of_events_is_said_by_its_whole_run_not_its_last_excursion(seed):
+    """A shift of 0.08 SD is found after thousands of events, longer than the codes a column carries: the
+    median in the words comes from the lane's estimate over the whole run (about the shift), not from the
+    last few hundred values, whose excursion made the crossing (they said two to four times the shift)."""
+    rng = np.random.default_rng(40 + seed)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, rng.normal(0.0, 1.0, 20_000), ["US"] * 20_000))
+    fired = []
+    for k in range(8):
+        live = rng.normal(0.08, 1.0, 10_000)
+        fired += [a for a in mon.process(batch(10_000 * k, 10_000, live, ["US"] * 10_000)) if a.status == "firing"]
+    said = re.search(r"median (-?[\d.]+) -> (-?[\d.]+) over the last ~(\d+) events", fired[0].message)
+    assert said and int(said.group(3)) > 512, fired[0].message
+    before, after = (float(g) for g in said.groups()[:2])
+    assert 0.05 < after - before < 0.13, fired[0].message  # (the shift: 0.08; before, 0.14 and 0.20)
+
+
 def test_a_daily_cycle_with_bursts_that_the_reference_holds_twice_stays_quiet():
     """A load that follows the day, and bursts of 100 events in one millisecond (0.3 % of the time steps):
     the nights' peaks of evidence vary with their bursts more than by a quarter, so a threshold of 1.25 times

@@ -170,7 +170,26 @@ class ColumnMonitor:
         point. Earlier batches' events count too, so the words do not depend on where batches were cut."""
         out = self._share_since_change(codes, t)
         out.update(self._values_context(column, codes, t, start))
+        moved = self._run_median(t)
+        if moved is not None:
+            out["median"] = moved
         return out
+
+    def _run_median(self, t: Transition) -> float | None:
+        """A ``mean`` lane's run longer than the codes carried (a weak change, found after thousands of
+        events): the reference median moved by the lane's estimate over the whole run, in the column's units
+        (near the median a normal score is the interquartile range over 1.349). The last values alone would
+        say the excursion that made the crossing: for a shift of 0.05 SD, a median moved by 0.12 to 0.27 SD."""
+        lanes, book = self.lanes, self.book
+        if (lanes is None or not isinstance(book, NumericCodebook) or t.run_length <= CODE_TAIL
+                or t.lane >= lanes.table.shape[1] or lanes.detectors[t.lane] != "mean"):
+            return None
+        j = t.lane
+        shift = (t.score / t.run_length + lanes.log_mgf[j]) / lanes.theta[j] - lanes.ref_mean[j]
+        iqr = book.quartiles[1] - book.quartiles[0]
+        if not (iqr > 0 and book.median == book.median):
+            return None
+        return float(book.median + shift * iqr / 1.349)
 
     def _share_since_change(self, codes: np.ndarray, t: Transition) -> dict:
         """``{"share", "events"}``: the share of the lane's code among the events since the run's most likely
