@@ -79,3 +79,41 @@ def test_a_key_goes_to_the_partition_javas_producer_picks(services):
     assert asyncio.run(run()) == 0
     placed = {v: p for p, values in kcat_consume_partitions(bootstrap, topic).items() for v in values}
     assert placed == {k: (murmur2(k) & 0x7FFFFFFF) % 4 for k in keys}
+
+
+def test_a_producer_whose_records_stall_is_replaced_and_they_are_sent_again(monkeypatch):
+    """No broker answers (a closed port): the records are never acknowledged nor handed back before their
+    timeout. Once they have not moved for ``STALL_SECONDS`` they are purged and sent again by a new producer,
+    over and over while the outage lasts, so a producer that lost its broker for good is never waited on for
+    ever (a worker once was, after a broker restart)."""
+    import socket
+
+    from inferwatch.streams import publish
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
+    monkeypatch.setattr(publish, "STALL_SECONDS", 1.0)
+    publisher = BatchPublisher(f"127.0.0.1:{port}")
+    made = []
+    started = publisher._started
+
+    def counted():
+        producer = started()
+        if not made or made[-1] is not producer:
+            made.append(producer)
+        return producer
+
+    monkeypatch.setattr(publisher, "_started", counted)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(publisher.deliver([("nowhere", None, [(None, b"x")] * 10)]))
+        for _ in range(200):
+            if len(made) >= 3:
+                break
+            await asyncio.wait([task], timeout=0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    assert len(made) >= 3, made

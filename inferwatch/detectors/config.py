@@ -52,7 +52,8 @@ class AlertPolicyConfig(_Strict):
     detector has stayed clear that long, so a flapping detector stays one
     episode. ``renotify_seconds`` re-sends a firing alert while an episode
     lasts (off by default). ``resolve_fraction`` is the share of its
-    threshold every lane must fall to before an episode can close.
+    threshold every lane must fall to before an episode can close, the lane
+    that fired having stayed there for as many events as the firing's run.
     ``incident_window_seconds``: an episode opening this long (event time)
     after the model's last one, with none open, starts a new incident.
     """

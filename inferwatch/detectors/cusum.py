@@ -12,13 +12,17 @@ model's first event, so the result does not depend on how the stream was
 cut into micro-batches.
 
 After a lane crosses, its value is capped at the threshold; a detector's
-episode closes at the first block end after the firing block where all of
-its lanes are at or below ``resolve_fraction`` of their thresholds.
+episode closes at a block end where all of its lanes are at or below
+``resolve_fraction`` of their thresholds, once the lane that fired has
+stayed there at every block end for as many events as the firing took to
+gather its evidence (its run; at least one block after the firing block). A strong change found in a few events clears
+a few events after it ends; a weak one found after thousands of events,
+whose evidence wanders near zero while it lasts, stays one episode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +44,9 @@ class LaneState:
     run_start: np.ndarray  # model event index where the current run began (S last 0)
     open: dict[str, bool]  # detector -> episode open
     opened_block: dict[str, int]  # detector -> block index of the firing
+    hold: dict[str, int] = field(default_factory=dict)  # detector -> calm block ends its episode needs to close
+    calm: dict[str, int] = field(default_factory=dict)  # detector -> calm block ends in a row, so far
+    fired: dict[str, int] = field(default_factory=dict)  # detector -> the lane that opened its episode
 
     @classmethod
     def fresh(cls, lanes: LaneTable, start: int = 0) -> LaneState:
@@ -47,7 +54,8 @@ class LaneState:
         n = len(lanes.detectors)
         names = lanes.detector_names()
         return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, start, dtype=np.int64),
-                   dict.fromkeys(names, False), dict.fromkeys(names, -1))
+                   dict.fromkeys(names, False), dict.fromkeys(names, -1), dict.fromkeys(names, 1),
+                   dict.fromkeys(names, 0), dict.fromkeys(names, -1))
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +65,9 @@ class LaneState:
             "run_start": self.run_start.tolist(),
             "open": dict(self.open),
             "opened_block": dict(self.opened_block),
+            "hold": dict(self.hold),
+            "calm": dict(self.calm),
+            "fired": dict(self.fired),
         }
 
     @classmethod
@@ -68,6 +79,10 @@ class LaneState:
             np.asarray(raw["run_start"], dtype=np.int64),
             {k: bool(v) for k, v in raw["open"].items()},
             {k: int(v) for k, v in raw["opened_block"].items()},
+            # (a state saved before the hold closed an episode at its first calm block end)
+            {k: int(raw.get("hold", {}).get(k, 1)) for k in raw["open"]},
+            {k: int(raw.get("calm", {}).get(k, 0)) for k in raw["open"]},
+            {k: int(raw.get("fired", {}).get(k, -1)) for k in raw["open"]},
         )
 
 
@@ -82,6 +97,17 @@ class Transition:
     score: float
     threshold: float
     run_length: int
+
+
+def _streaks(calm: np.ndarray, carried: int) -> np.ndarray:
+    """Per block end, how many calm ones in a row end there (``carried``: the streak before the first).
+
+    >>> _streaks(np.array([True, True, False, True]), 2).tolist()
+    [3, 4, 0, 1]
+    """
+    at = np.arange(len(calm))
+    last_loud = np.maximum.accumulate(np.where(calm, -1, at))
+    return np.where(calm, at - last_loud + np.where(last_loud < 0, carried, 0), 0)
 
 
 def _lanes_of(detectors: tuple[str, ...], name: str) -> np.ndarray:
@@ -190,20 +216,27 @@ class BlockCusum:
                         out.append(fired)
                         state.open[name] = True
                         state.opened_block[name] = first_block + j
+                        state.hold[name], state.calm[name] = max(1, -(-fired.run_length // B)), 0
+                        state.fired[name] = fired.lane
                     j += 1
                 else:
                     begin = max(j, state.opened_block[name] - first_block + 1, 0)
                     if begin >= closed:
                         break
-                    calm = np.flatnonzero((after[begin:, lanes] <= self.resolve_fraction * h[lanes]).all(axis=1))
-                    if calm.size == 0:
+                    calm = after[begin:closed, lanes] <= self.resolve_fraction * h[lanes]
+                    lane = state.fired.get(name, -1)  # (-1: a state saved before: every lane)
+                    mine = calm[:, list(lanes).index(lane)] if lane in lanes else calm.all(axis=1)
+                    streak = _streaks(mine, state.calm.get(name, 0))
+                    done = np.flatnonzero((streak >= state.hold.get(name, 1)) & calm.all(axis=1))
+                    if done.size == 0:
+                        state.calm[name] = int(streak[-1])
                         break
-                    j = begin + int(calm[0])
+                    j = begin + int(done[0])
                     ratio = after[j, lanes] / h[lanes]
                     lane = int(lanes[np.argmax(ratio)])
                     row = min(n, (j + 1) * B - r) - 1
                     out.append(Transition(name, "clear", row, lane, float(after[j, lane]), float(h[lane]), 0))
-                    state.open[name] = False
+                    state.open[name], state.calm[name] = False, 0
                     j += 1
         out.sort(key=lambda t: (t.row, t.detector))
         return out

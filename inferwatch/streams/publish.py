@@ -28,6 +28,10 @@ Send = tuple[str, "int | None", list[Record]]  # (topic, partition or None: chos
 
 MAX_RECORD_BYTES = 8 << 20  # the largest record the producer takes at all; the topic's own limit may be lower
 MESSAGE_TIMEOUT_MS = 120_000  # librdkafka retries an unacknowledged record this long, then hands it back to us
+# a producer whose unacknowledged records have not shrunk for this long (past their own timeout: it hands none
+# back) is wedged: its records are purged and sent again by a new one (a worker once waited on such a producer
+# for five minutes after a broker restart, the broker up and a new client delivering at once)
+STALL_SECONDS = MESSAGE_TIMEOUT_MS / 1000 + 30.0
 QUEUE_MESSAGES = 2_000_000  # records librdkafka may hold unacknowledged (a batch of dead letters fits)
 
 
@@ -41,7 +45,8 @@ def _transient(error) -> bool:
     """An error a later attempt may not meet: a broker away, a timeout, a leader moving, a topic being made."""
     return error.retriable() or error.code() in _codes(
         "_MSG_TIMED_OUT", "_TIMED_OUT", "_TIMED_OUT_QUEUE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "REQUEST_TIMED_OUT",
-        "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION")
+        "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION",
+        "_PURGE_QUEUE", "_PURGE_INFLIGHT")  # (a wedged producer's records, purged: a new one sends them)
 
 
 class BatchPublisher:
@@ -117,6 +122,7 @@ class BatchPublisher:
                     raise KafkaException(error)
             if outage is not None:
                 rounds.insert(0, (retry, alone))
+                await self._restart()  # a producer that lost its broker may not find it again: a new one will
                 await self._outage(outage, delay)
                 delay = min(delay * 2, 10.0)
         if any(records for _, _, records in sends):  # the broker acknowledged something: it is back
@@ -124,7 +130,8 @@ class BatchPublisher:
         return refused
 
     async def _round(self, sends: list[Send]) -> list:
-        """Queue every record, wait until librdkafka holds none; (topic, partition, record, error) per failure."""
+        """Queue every record, wait until librdkafka holds none (a wedged producer's are purged, see
+        ``STALL_SECONDS``); (topic, partition, record, error) per failure."""
         from confluent_kafka import KafkaException
 
         producer = self._started()
@@ -144,9 +151,24 @@ class BatchPublisher:
                     except KafkaException as exc:  # refused before sending: over message.max.bytes
                         failures.append((topic, partition, (key, value), exc.args[0]))
                         break
-        while await asyncio.to_thread(producer.flush, 1.0):
-            pass
+        loop = asyncio.get_running_loop()
+        least, since = None, loop.time()
+        while left := await asyncio.to_thread(producer.flush, 1.0):
+            if least is None or left < least:
+                least, since = left, loop.time()
+            elif loop.time() - since > STALL_SECONDS:
+                log.info("kafka: %d records unacknowledged for %.0f s: purged, to be sent again by a new producer",
+                         left, loop.time() - since)
+                producer.purge()  # each is handed back (failed(): _PURGE_QUEUE or _PURGE_INFLIGHT, transient)
+                await asyncio.to_thread(producer.flush, 1.0)
+                break
         return failures
+
+    async def _restart(self) -> None:
+        """Drop the producer (it holds nothing now: its round ended); the next round starts a new one. It is
+        destroyed in a thread: librdkafka joins its own threads there, not on the event loop."""
+        held, self.producer = [self.producer], None
+        await asyncio.to_thread(held.clear)
 
     async def _outage(self, error, delay: float) -> None:
         self.kafka.lost(error.str())
