@@ -313,6 +313,47 @@ def test_numbers_sent_as_text_are_watched_as_numbers():
     assert [f for f, _ in fired] == ["amount.value"] and change <= fired[0][1] < change + 20
 
 
+def _merchant_codes(rng, n, new_share=0.0):
+    """Merchant category codes sent as numbers: 200 four-digit codes, Zipf-like; ``new_share`` of the events
+    carry 6051, a code never seen before."""
+    codes = np.arange(1000.0, 9000.0, 40.0)
+    p = 1.0 / np.arange(1, len(codes) + 1) ** 1.1
+    out = rng.choice(codes, n, p=p / p.sum())
+    out[rng.random(n) < new_share] = 6051.0
+    return out
+
+
+def test_integer_codes_sent_as_numbers_are_watched_as_labels_and_a_new_code_is_named():
+    """``mcc`` holds 200 four-digit codes: as a number a new code (6051, 3 % of the traffic) lands inside a
+    bin its neighbours fill and was found after thousands of events or never; as labels (``mcc.code``) it is
+    a new category, named, within a few hundred. A steady stream of codes stays quiet."""
+    rng = np.random.default_rng(60)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, _merchant_codes(rng, 20_000), ["US"] * 20_000))
+    assert mon.models["m"].roles["x"] == "code"
+    quiet = [a for k in range(4) for a in mon.process(batch(10_000 * k, 10_000, _merchant_codes(rng, 10_000),
+                                                            ["US"] * 10_000))]
+    assert quiet == []
+    fired = [a for a in mon.process(batch(40_000, 10_000, _merchant_codes(rng, 10_000, 0.03), ["US"] * 10_000))
+             if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("x.code", "new_category")], fired
+    assert fired[0].row < 1_000 and "'6051'" in fired[0].message, fired[0].message
+
+
+def test_a_column_the_config_calls_categorical_keeps_its_numbers_as_labels():
+    """Codes sent as text (``"5411"``) read as numbers would be ``numeric_text``; ``type: categorical`` in
+    the config says they are labels: a new code is a new category of the column itself."""
+    rng = np.random.default_rng(61)
+    labels = lambda n, share=0.0: [str(int(v)) for v in _merchant_codes(rng, n, share)]  # noqa: E731
+    config = MonitorConfig.model_validate({"default": {"columns": {"country": {"type": "categorical"}}}})
+    mon = Monitor(config)
+    mon.fit_reference(batch(0, 20_000, rng.normal(size=20_000), labels(20_000)))
+    assert mon.models["m"].roles["country"] == "categorical"
+    fired = [a for a in mon.process(batch(0, 10_000, rng.normal(size=10_000), labels(10_000, 0.03)))
+             if a.status == "firing"]
+    assert [(a.feature, a.detector) for a in fired] == [("country", "new_category")], fired
+
+
 def test_grouped_thousands_are_numbers_but_a_state_saved_before_reads_them_as_it_did():
     """``"1,234.56"`` is a number of a ``numeric_text`` column taken now; a column whose role a state saved
     before this reading took (without ``grouped_numbers``) keeps reading such values as missing: its
@@ -916,6 +957,19 @@ def test_a_shift_found_after_thousands_of_events_is_said_by_its_whole_run_not_it
     assert said and int(said.group(3)) > 512, fired[0].message
     before, after = (float(g) for g in said.groups()[:2])
     assert 0.05 < after - before < 0.13, fired[0].message  # (the shift: 0.08; before, 0.14 and 0.20)
+
+
+def test_a_spread_that_widens_while_the_median_moves_says_both():
+    """The spread doubles and the median moves by half an SD: the spread's lane crosses first; its words say the
+    median moved too (before: only "interquartile range 2.71 -> 4.65", the shift unsaid)."""
+    rng = np.random.default_rng(0)
+    mon = Monitor(MonitorConfig())
+    mon.fit_reference(batch(0, 20_000, rng.normal(10.0, 2.0, 20_000), ["US"] * 20_000))
+    fired = [a for a in mon.process(batch(0, 10_000, rng.normal(11.0, 4.0, 10_000), ["US"] * 10_000))
+             if a.status == "firing"]
+    said = re.search(r"spread widened: .*; median ([\d.]+) -> ([\d.]+)", fired[0].message)
+    assert fired[0].detector == "scale" and said, fired[0].message
+    assert 10.3 < float(said.group(2)) < 13.0, fired[0].message
 
 
 def test_a_daily_cycle_with_bursts_that_the_reference_holds_twice_stays_quiet():

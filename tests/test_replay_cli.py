@@ -217,3 +217,18 @@ def test_the_command_line_keeps_freed_memory_before_polars_loads():
     mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={**clean, "_RJEM_MALLOC_CONF": "narenas:2", "MALLOC_TRIM_THRESHOLD_": "0"}).stdout.split()
     assert mine == ["False", "False", "narenas:2"]
+
+
+def test_a_reference_longer_than_the_baseline_takes_says_so(tmp_path):
+    """A reference of 3,000 events with ``max_reference_events: 2000``: the summary says the baseline took
+    the first 2,000 of them (it said nothing; the rest were silently unused). The demo's own reference fits."""
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("default: {max_reference_events: 2000}\n")
+    reference = tmp_path / "ref.jsonl"
+    reference.write_bytes(b"\n".join(REFERENCE.read_bytes().splitlines()[:3_000]) + b"\n")
+    res = replay("--file", STREAM, "--reference", reference, "--config", cfg, "--alerts-out", tmp_path / "a.jsonl")
+    said = [line for line in res.stderr.decode().splitlines() if "reference events as its baseline" in line]
+    assert res.returncode == 0 and said == ["inferwatch replay: 'card-fraud' took the first 2,000 of its 3,000 "
+                                            "reference events as its baseline (max_reference_events)"], said
+    res = replay("--file", STREAM, "--reference", REFERENCE, "--alerts-out", tmp_path / "b.jsonl")
+    assert "as its baseline" not in res.stderr.decode()

@@ -113,12 +113,14 @@ class ColumnConfig(_Strict):
     rate are watched), ``text`` (free text: the missing rate and the length),
     ``timestamp`` (epoch times: the missing rate and the age, event time -
     its time), ``numeric_text`` (numbers sent as text: the missing rate and
-    the numbers), ``categorical`` or ``numeric`` (watched by its kind).
+    the numbers), ``code`` (integers that name things, a merchant category
+    or a zip code: the missing rate and the codes as labels), ``categorical``
+    or ``numeric`` (watched by its kind).
     """
 
     type: Literal["numeric", "categorical", "boolean"] | None = None
     # None: inferred from the baseline
-    role: Literal["identifier", "text", "timestamp", "numeric_text", "categorical", "numeric"] | None = None
+    role: Literal["identifier", "text", "timestamp", "numeric_text", "code", "categorical", "numeric"] | None = None
     detectors: list[DetectorName] | None = None
     enabled: bool = True
 

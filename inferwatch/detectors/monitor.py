@@ -48,6 +48,7 @@ from .roles import (
     REPEAT_LABELS,
     REPEAT_WINDOW,
     ages,
+    code_labels,
     decimals,
     infer_role,
     repeat_flags,
@@ -63,7 +64,8 @@ from .types import Alert, Batch, CategoricalArray, Column, NumericArray, TextArr
 
 __all__ = ["Monitor", "ModelMonitor", "ColumnMonitor", "STATE_VERSION", "concat_columns", "concat_batches"]
 
-_DERIVED_BY = {"text": "length", "numeric_text": "value", "timestamp": "age"}  # role -> its derived column
+# role -> its derived column
+_DERIVED_BY = {"text": "length", "numeric_text": "value", "timestamp": "age", "code": "code"}
 STATE_VERSION = 7  # 2 lanes as bytes, 3 fixed parts encoded once, 4 roles, 5 tail groups, 6 segments, 7 per model
 BLOCK_BEFORE_SAVED = 32  # the block size of a model saved before states kept theirs (the default then)
 
@@ -420,6 +422,8 @@ class ColumnMonitor:
             factor = _factor(context, self.book)
             if factor is not None and (factor >= 2 or factor <= 0.5):  # a unit change widens it too: say so
                 text += f"; {_in_units(context, self.book)}"
+            elif _median_moved(context, self.book):  # a shift widens the spread about the old median: say it
+                text += f"; {_in_units(context, self.book)}"
         else:
             share, base = min(max(estimate, 0.0), 1.0), ref
             if "share" in context:  # measured since the most likely change point, not averaged over the run
@@ -587,6 +591,18 @@ def _in_units(context: dict, book: Codebook) -> str | None:
     if ratio is not None and (ratio >= 2 or ratio <= 0.5):
         text += f" (about x{_num(ratio)})" if ratio >= 2 else f" (about /{_num(1 / ratio)})"
     return text
+
+
+def _median_moved(context: dict, book: Codebook) -> bool:
+    """Whether the median moved by more than a quarter of the reference's interquartile range.
+
+    >>> book = NumericCodebook(np.array([1.0, 50.0]), 20.0, (10.0, 30.0))
+    >>> _median_moved({"median": 26.0}, book), _median_moved({"median": 22.0}, book), _median_moved({}, book)
+    (True, False, False)
+    """
+    now, before = context.get("median"), getattr(book, "median", float("nan"))
+    quartiles = getattr(book, "quartiles", (float("nan"),) * 2)
+    return now is not None and abs(now - before) > 0.25 * (quartiles[1] - quartiles[0])
 
 
 def _beyond_ratio(context: dict, book: Codebook) -> float | None:
@@ -779,6 +795,8 @@ class ModelMonitor:
         the config gives to values that are not times keeps the column's kind."""
         cc = self.config.columns.get(name)
         role = (cc.role if cc is not None and cc.role else None) or infer_role(name, column, times)
+        if cc is not None and cc.type == "categorical" and not cc.role and role in ("numeric_text", "code"):
+            role = "categorical"  # the config said these are labels (codes sent as numbers), not quantities
         if role == "timestamp":
             scale = time_scale(column, times)
             if scale is None:
@@ -787,6 +805,8 @@ class ModelMonitor:
                 self.time_scales[name] = scale
         if role == "numeric_text":
             self.grouped_numbers.add(name)
+        if role == "code" and not isinstance(column, NumericArray):
+            role = "categorical"  # (labels already)
         self.roles[name] = role
         return role
 
@@ -804,6 +824,8 @@ class ModelMonitor:
             return f"{name}.value", text_numbers(column, grouped=name in self.grouped_numbers)
         if role == "timestamp" and name in self.time_scales:
             return f"{name}.age", ages(column, times, self.time_scales[name])
+        if role == "code" and isinstance(column, NumericArray):
+            return f"{name}.code", code_labels(column)
         return None
 
     def _with_derived(self, columns: Mapping[str, Column], times: np.ndarray,
@@ -1151,7 +1173,7 @@ class ModelMonitor:
                 book = CategoricalCodebook(labels, frozenset(labels), False)
                 user = cfg.columns.get(name)  # (its detectors are categorical: the config checked them)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
-            elif role in ("identifier", "text", "timestamp", "numeric_text"):  # only its absence is news
+            elif role in ("identifier", "text", "timestamp", "numeric_text", "code"):  # only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
                 user = cfg.columns.get(name)
@@ -1163,6 +1185,9 @@ class ModelMonitor:
                     detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
+                base, _, suffix = name.rpartition(".")
+                if _DERIVED_BY.get(self.roles.get(base, "")) == suffix:
+                    detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             codes = book.encode(column)
             live = as_if_live(book, column, codes)
             built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas, live), live)

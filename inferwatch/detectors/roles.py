@@ -26,7 +26,13 @@ finite numbers, and at least 32 distinct ones) is ``numeric_text``: its
 missing rate, and its values as a numeric column ``<name>.value`` (a unit
 slip or a shift there is a drift, not a flood of new labels); one of
 integer, nearly unique values named like an id or climbing is an
-``identifier``. Any other column is watched by its kind; a ``numeric`` one also
+``identifier``. A numeric column of integers that name things rather than
+count them (a merchant category ``5411``, a zip code, an HTTP status: at
+least 32 distinct ones, each seen four times or more on average, spread
+thin over the span they cover, where a count or an age fills its range) is
+``code``: its missing rate, and its values as labels, a categorical column
+``<name>.code`` (a code never seen before is a new category, named; a
+"median" of codes says nothing). Any other column is watched by its kind; a ``numeric`` one also
 by its *decimals*, a categorical column ``<name>.decimals`` saying per value
 whether it is a whole number, has one or two decimals, or more (an upstream
 job that starts rounding, a cast to integers, a change of currency to one
@@ -61,8 +67,9 @@ import numpy as np
 from .kernels import window_repeats
 from .types import CategoricalArray, Column, NumericArray
 
-__all__ = ["infer_role", "text_lengths", "text_numbers", "label_numbers", "repeats", "repeat_flags", "time_scale",
-           "ages", "decimals", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS", "DECIMALS_LABELS"]
+__all__ = ["infer_role", "code_labels", "text_lengths", "text_numbers", "label_numbers", "repeats", "repeat_flags",
+           "time_scale", "ages", "decimals", "MIN_VALUES", "UNIQUE_SHARE", "REPEAT_WINDOW", "REPEAT_LABELS",
+           "DECIMALS_LABELS"]
 
 MIN_VALUES = 100  # present baseline values needed before a role other than the kind is inferred
 UNIQUE_SHARE = 0.9  # distinct labels over present values from which a column is an identifier
@@ -79,6 +86,8 @@ EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
 IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
 ISO_TEXT = 0.0  # the "unit" of a text column of ISO 8601 dates or times
 NUMBER_LEVELS = 32  # distinct numbers from which a text column of numbers is watched as numbers (fewer: codes)
+CODE_SPARSITY = 0.25  # distinct integers over the span they cover, up to which a numeric column holds codes
+CODE_REPEATS = 4.0  # ... each seen this many times on average (fewer: amounts in whole units, not codes)
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}($|[T ]\d{2}:\d{2})")
 
 
@@ -96,7 +105,7 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
         if ((_ID_NAME.search(name) or climbs) and np.all(values == np.round(values))
                 and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
             return "identifier"
-        return "numeric"
+        return "code" if _codes(values) else "numeric"
     assert isinstance(column, CategoricalArray)
     present = column.codes[column.codes >= 0]
     if len(present) < MIN_VALUES:
@@ -127,6 +136,42 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
     if len(seen) >= UNIQUE_SHARE * len(present) or sessions:
         return "identifier"
     return "categorical"
+
+
+def _codes(values: np.ndarray) -> bool:
+    """Whether present values are integer codes: ``NUMBER_LEVELS`` distinct ones or more, each seen
+    ``CODE_REPEATS`` times on average, at most ``CODE_SPARSITY`` of the integers their span covers.
+
+    >>> rng = np.random.default_rng(0)
+    >>> mcc = rng.choice(np.arange(1000.0, 9000.0, 37.0), 5000)
+    >>> _codes(mcc), _codes(rng.poisson(30.0, 5000).astype(float)), _codes(np.round(rng.lognormal(8, 2, 5000)))
+    (True, False, False)
+    """
+    if not np.all(values == np.round(values)):
+        return False
+    distinct = np.unique(values)
+    return bool(len(distinct) >= NUMBER_LEVELS and len(values) >= CODE_REPEATS * len(distinct)
+                and len(distinct) <= CODE_SPARSITY * (distinct[-1] - distinct[0] + 1))
+
+
+def code_labels(column: NumericArray) -> CategoricalArray:
+    """A numeric column of codes as labels, each its integer's text (``5411``, not ``5411.0``); missing stays
+    missing.
+
+    >>> col = code_labels(NumericArray(np.array([5411.0, np.nan, 742.0, 5411.0, 0.5])))
+    >>> [col.categories[c] if c >= 0 else None for c in col.codes]
+    ['5411', None, '742', '5411', '0.5']
+    """
+    values = column.values
+    present = ~np.isnan(values)
+    distinct, inverse = np.unique(values[present], return_inverse=True)
+    texts = [str(int(v)) if v == int(v) and abs(v) < 2.0 ** 53 else repr(float(v)) for v in distinct.tolist()]
+    order = sorted(range(len(texts)), key=texts.__getitem__)  # (labels sorted as text, as CategoricalArray keeps them)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = np.full(len(values), -1, dtype=np.int64)
+    codes[present] = rank[inverse]
+    return CategoricalArray(codes, tuple(texts[i] for i in order))
 
 
 def _climbs(values: np.ndarray) -> bool:

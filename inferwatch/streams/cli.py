@@ -152,6 +152,9 @@ def replay(
           f"{len(s.models)} model(s), {s.seconds:.2f}s, {s.rate:,.0f} events/s")
     if s.reasons:
         _line(f"inferwatch replay: dead letters by reason: {s.top_reasons(5)}")
+    for model, (took, held) in sorted(s.reference_cut.items()):
+        _line(f"inferwatch replay: {model!r} took the first {took:,} of its {held:,} reference events as its "
+              "baseline (max_reference_events)")
     if s.never_seen:
         shown = ", ".join(s.never_seen[:10]) + (f" and {len(s.never_seen) - 10} more" if len(s.never_seen) > 10 else "")
         _line(f"inferwatch replay: named in the config but never seen: {shown}")

@@ -201,6 +201,7 @@ class Pipeline:
         self.monitor = monitor if monitor is not None else Monitor(config)
         self.reference_events: int | None = None  # set by fit_reference
         self.reference_models: set[str] = set()
+        self.reference_cut: dict[str, tuple[int, int]] = {}  # model -> (events its baseline took, events given)
         self.own: dict[str, tuple[Schema, Decoder, Guards]] = {}  # models whose events do not fit ``schema``
         self.last_time = -np.inf  # the latest event time seen: an unreadable message's time
         self.stream = Monitor(config)  # the stream's own pseudo-model, STREAM_MODEL: its dead-letter rate
@@ -261,6 +262,10 @@ class Pipeline:
             self.monitor.fit_reference(concat_batches(parts), wrong.get(model))
         self.reference_events = sum(len(b) for parts in per_model.values() for b in parts)
         self.reference_models = set(per_model)
+        for model, parts in sorted(per_model.items()):  # the baseline takes the first max_reference_events
+            held, cap = sum(len(b) for b in parts), self.config.for_model(model).max_reference_events
+            if held > cap:
+                self.reference_cut[model] = (cap, held)
         return self.reference_events
 
     def never_seen(self) -> list[str]:

@@ -69,7 +69,7 @@ def starting_config(pipe: Pipeline) -> dict:
                 continue
             entry: dict = {"type": kinds[column]}
             role = mon.roles.get(column)
-            if role in ("identifier", "text", "timestamp", "numeric_text"):
+            if role in ("identifier", "text", "timestamp", "numeric_text", "code"):
                 entry["role"] = role
             elif col.lanes is not None:
                 entry["detectors"] = col.lanes.detector_names()

@@ -53,6 +53,7 @@ class ReplaySummary:
     seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)  # dead letters by reason (the error, details cut)
     reference_events: int | None = None  # valid reference events used (None: no reference)
+    reference_cut: dict = field(default_factory=dict)  # model -> (events its baseline took, events the reference held)
     reference_models: set[str] = field(default_factory=set)
     never_seen: list[str] = field(default_factory=list)  # models and columns the config names that never came
     labels: list[str] = field(default_factory=list)  # with labels: the join's counts and the estimates' calibration
@@ -290,6 +291,7 @@ def finish(summary: ReplaySummary, pipe: Pipeline, started: float) -> None:
     summary.seconds = time.perf_counter() - started
     summary.reference_events = pipe.reference_events
     summary.reference_models = set(pipe.reference_models)
+    summary.reference_cut = dict(pipe.reference_cut)
     summary.never_seen = pipe.never_seen()
     summary.unready = {name: (mon.events, pipe.config.for_model(name).warmup_events)
                        for name, mon in sorted(pipe.monitor.models.items()) if not mon.calibrated}
