@@ -14,8 +14,9 @@ cut into micro-batches.
 After a lane crosses, its value is capped at the threshold; a detector's
 episode closes at a block end where all of its lanes are at or below
 ``resolve_fraction`` of their thresholds, once the lane that fired has
-stayed there at every block end for as many events as the firing took to
-gather its evidence (its run; at least one block after the firing block). A strong change found in a few events clears
+stayed quiet (under ``QUIET`` of its threshold) at every block end for as
+many events as the firing took to gather its evidence (its run; at least
+one block after the firing block). A strong change found in a few events clears
 a few events after it ends; a weak one found after thousands of events,
 whose evidence wanders near zero while it lasts, stays one episode.
 """
@@ -32,6 +33,11 @@ from .lanes import LaneTable
 __all__ = ["LaneState", "Transition", "BlockCusum"]
 
 _EPS32 = float(np.finfo(np.float32).eps)
+# the share of its threshold a lane that fired must stay under, at every block end, for as long as its run before
+# its episode may close: a weak shift's evidence wanders up to the threshold while it lasts and keeps the episode
+# open; once it is over the lane stays well under half its threshold (at a tenth, the streak of a lane with no
+# change at all broke often: an episode of a 0.06 SD shift that had ended stayed open for a million events)
+QUIET = 0.5
 
 
 @dataclass
@@ -225,7 +231,8 @@ class BlockCusum:
                         break
                     calm = after[begin:closed, lanes] <= self.resolve_fraction * h[lanes]
                     lane = state.fired.get(name, -1)  # (-1: a state saved before: every lane)
-                    mine = calm[:, list(lanes).index(lane)] if lane in lanes else calm.all(axis=1)
+                    quiet = max(QUIET, self.resolve_fraction) * h[lane]
+                    mine = after[begin:closed, lane] <= quiet if lane in lanes else calm.all(axis=1)
                     streak = _streaks(mine, state.calm.get(name, 0))
                     done = np.flatnonzero((streak >= state.hold.get(name, 1)) & calm.all(axis=1))
                     if done.size == 0:

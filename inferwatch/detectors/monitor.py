@@ -172,22 +172,26 @@ class ColumnMonitor:
         point. Earlier batches' events count too, so the words do not depend on where batches were cut."""
         out = self._share_since_change(codes, t)
         out.update(self._values_context(column, codes, t, start))
-        moved = self._run_median(t)
+        moved = self._run_median(t, np.concatenate([self.code_tail, codes[: t.row + 1]])[-CODE_TAIL:])
         if moved is not None:
             out["median"] = moved
         return out
 
-    def _run_median(self, t: Transition) -> float | None:
+    def _run_median(self, t: Transition, latest: np.ndarray) -> float | None:
         """A ``mean`` lane's run longer than the codes carried (a weak change, found after thousands of
         events): the reference median moved by the lane's estimate over the whole run, in the column's units
         (near the median a normal score is the interquartile range over 1.349). The last values alone would
-        say the excursion that made the crossing: for a shift of 0.05 SD, a median moved by 0.12 to 0.27 SD."""
+        say the excursion that made the crossing: for a shift of 0.05 SD, a median moved by 0.12 to 0.27 SD.
+        A missing value adds nothing to the lane: the run's present share (that of its ``latest`` codes) counts."""
         lanes, book = self.lanes, self.book
         if (lanes is None or not isinstance(book, NumericCodebook) or t.run_length <= CODE_TAIL
                 or t.lane >= lanes.table.shape[1] or lanes.detectors[t.lane] != "mean"):
             return None
         j = t.lane
-        shift = (t.score / t.run_length + lanes.log_mgf[j]) / lanes.theta[j] - lanes.ref_mean[j]
+        present = float(np.mean(latest < book.missing_code)) if latest.size else 0.0
+        if present <= 0.0:
+            return None
+        shift = (t.score / (t.run_length * present) + lanes.log_mgf[j]) / lanes.theta[j] - lanes.ref_mean[j]
         iqr = book.quartiles[1] - book.quartiles[0]
         if not (iqr > 0 and book.median == book.median):
             return None
@@ -292,7 +296,8 @@ class ColumnMonitor:
         if median is None:
             return {}
         q1, q3 = book.quantile_of(part, 0.25), book.quantile_of(part, 0.75)
-        return {"median": median, **({"iqr": q3 - q1} if q1 is not None and q3 is not None else {})}
+        return {"median": median, "values": int(np.count_nonzero(part < book.missing_code)),
+                **({"iqr": q3 - q1} if q1 is not None and q3 is not None else {})}
 
     def _unseen_latest(self, column: Column, codes: np.ndarray, start: int, since: int = -1) -> list[tuple[str, int]]:
         """The latest (at most 3) labels never seen in the reference, with the model event each came at, from
@@ -594,15 +599,22 @@ def _in_units(context: dict, book: Codebook) -> str | None:
 
 
 def _median_moved(context: dict, book: Codebook) -> bool:
-    """Whether the median moved by more than a quarter of the reference's interquartile range.
+    """Whether the median (read from the reference's bins over ``values`` values) moved by more than a quarter
+    of the reference's interquartile range and by more than twice its own standard error (about 1.25 SD over
+    the root of the values; the SD read from the interquartile range now, else the reference's).
 
     >>> book = NumericCodebook(np.array([1.0, 50.0]), 20.0, (10.0, 30.0))
-    >>> _median_moved({"median": 26.0}, book), _median_moved({"median": 22.0}, book), _median_moved({}, book)
-    (True, False, False)
+    >>> _median_moved({"median": 26.0, "values": 400}, book), _median_moved({"median": 26.0, "values": 20}, book)
+    (True, False)
+    >>> _median_moved({"median": 22.0, "values": 400}, book), _median_moved({"median": 26.0}, book)
+    (False, False)
     """
-    now, before = context.get("median"), getattr(book, "median", float("nan"))
+    now, before, values = context.get("median"), getattr(book, "median", float("nan")), context.get("values", 0)
     quartiles = getattr(book, "quartiles", (float("nan"),) * 2)
-    return now is not None and abs(now - before) > 0.25 * (quartiles[1] - quartiles[0])
+    if now is None or values < 1:
+        return False
+    spread = context.get("iqr", quartiles[1] - quartiles[0]) / 1.349
+    return bool(abs(now - before) > max(0.25 * (quartiles[1] - quartiles[0]), 2.0 * 1.25 * spread / math.sqrt(values)))
 
 
 def _beyond_ratio(context: dict, book: Codebook) -> float | None:
@@ -1173,7 +1185,7 @@ class ModelMonitor:
                 book = CategoricalCodebook(labels, frozenset(labels), False)
                 user = cfg.columns.get(name)  # (its detectors are categorical: the config checked them)
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("mix",)
-            elif role in ("identifier", "text", "timestamp", "numeric_text", "code"):  # only its absence is news
+            elif role in ("identifier", "text", "timestamp", "numeric_text"):  # only its absence is news
                 book = (NumericCodebook(np.empty(0)) if isinstance(column, NumericArray)
                         else CategoricalCodebook((), frozenset(), True))
                 user = cfg.columns.get(name)

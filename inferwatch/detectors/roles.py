@@ -28,11 +28,12 @@ slip or a shift there is a drift, not a flood of new labels); one of
 integer, nearly unique values named like an id or climbing is an
 ``identifier``. A numeric column of integers that name things rather than
 count them (a merchant category ``5411``, a zip code, an HTTP status: at
-least 32 distinct ones, each seen four times or more on average, spread
-thin over the span they cover, where a count or an age fills its range) is
-``code``: its missing rate, and its values as labels, a categorical column
-``<name>.code`` (a code never seen before is a new category, named; a
-"median" of codes says nothing). Any other column is watched by its kind; a ``numeric`` one also
+least 32 distinct ones, each seen four times or more on average, thin even
+in the middle 80 % of the events, in steps of their common divisor, where a
+count, an age or an amount in whole units fills its range) is
+``code``: watched as a number, and its values as labels, a categorical column
+``<name>.code`` (a code never seen before is a new category, named), beside
+its numeric detectors. Any other column is watched by its kind; a ``numeric`` one also
 by its *decimals*, a categorical column ``<name>.decimals`` saying per value
 whether it is a whole number, has one or two decimals, or more (an upstream
 job that starts rounding, a cast to integers, a change of currency to one
@@ -86,8 +87,8 @@ EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
 IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
 ISO_TEXT = 0.0  # the "unit" of a text column of ISO 8601 dates or times
 NUMBER_LEVELS = 32  # distinct numbers from which a text column of numbers is watched as numbers (fewer: codes)
-CODE_SPARSITY = 0.25  # distinct integers over the span they cover, up to which a numeric column holds codes
-CODE_REPEATS = 4.0  # ... each seen this many times on average (fewer: amounts in whole units, not codes)
+CODE_SPARSITY = 0.1  # distinct values over the integers (in steps of their common divisor) that the middle 80 %
+CODE_REPEATS = 4.0  # of the events span, up to which a numeric column holds codes; each seen this often on average
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}($|[T ]\d{2}:\d{2})")
 
 
@@ -140,18 +141,26 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
 
 def _codes(values: np.ndarray) -> bool:
     """Whether present values are integer codes: ``NUMBER_LEVELS`` distinct ones or more, each seen
-    ``CODE_REPEATS`` times on average, at most ``CODE_SPARSITY`` of the integers their span covers.
+    ``CODE_REPEATS`` times on average, and thin even in the middle 80 % of the events: at most
+    ``CODE_SPARSITY`` of the integers there, counted in steps of the values' common divisor (amounts rounded
+    to 10 or to 1,000 fill their steps; a heavy tail's gaps are not the middle's).
 
     >>> rng = np.random.default_rng(0)
-    >>> mcc = rng.choice(np.arange(1000.0, 9000.0, 37.0), 5000)
-    >>> _codes(mcc), _codes(rng.poisson(30.0, 5000).astype(float)), _codes(np.round(rng.lognormal(8, 2, 5000)))
-    (True, False, False)
+    >>> mcc = rng.choice(np.array([4121, 4511, 4814, 5311, 5411, 5499, 5541, 5812, 5814, 5912, 5999, 7011]
+    ...                           + list(range(7200, 9000, 53)), dtype=float), 5000)
+    >>> amounts = np.round(rng.lognormal(3.0, 1.2, 5000))
+    >>> _codes(mcc), _codes(amounts), _codes(amounts * 10), _codes(rng.poisson(30.0, 5000).astype(float))
+    (True, False, False, False)
     """
-    if not np.all(values == np.round(values)):
+    if not (np.all(np.isfinite(values)) and np.all(values == np.round(values))) or np.abs(values).max() >= 2.0 ** 53:
         return False
     distinct = np.unique(values)
-    return bool(len(distinct) >= NUMBER_LEVELS and len(values) >= CODE_REPEATS * len(distinct)
-                and len(distinct) <= CODE_SPARSITY * (distinct[-1] - distinct[0] + 1))
+    if len(distinct) < NUMBER_LEVELS or len(values) < CODE_REPEATS * len(distinct):
+        return False
+    step = float(np.gcd.reduce(np.abs(distinct).astype(np.int64))) or 1.0
+    low, high = np.quantile(values, [0.1, 0.9])
+    middle = distinct[(distinct >= low) & (distinct <= high)]
+    return bool(len(middle) <= CODE_SPARSITY * ((high - low) / step + 1))
 
 
 def code_labels(column: NumericArray) -> CategoricalArray:
@@ -165,7 +174,8 @@ def code_labels(column: NumericArray) -> CategoricalArray:
     values = column.values
     present = ~np.isnan(values)
     distinct, inverse = np.unique(values[present], return_inverse=True)
-    texts = [str(int(v)) if v == int(v) and abs(v) < 2.0 ** 53 else repr(float(v)) for v in distinct.tolist()]
+    texts = [str(int(v)) if math.isfinite(v) and v == int(v) and abs(v) < 2.0 ** 53 else repr(float(v))
+             for v in distinct.tolist()]
     order = sorted(range(len(texts)), key=texts.__getitem__)  # (labels sorted as text, as CategoricalArray keeps them)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))

@@ -31,7 +31,8 @@ MESSAGE_TIMEOUT_MS = 120_000  # librdkafka retries an unacknowledged record this
 # a producer whose unacknowledged records have not shrunk for this long (past their own timeout: it hands none
 # back) is wedged: its records are purged and sent again by a new one (a worker once waited on such a producer
 # for five minutes after a broker restart, the broker up and a new client delivering at once)
-STALL_SECONDS = MESSAGE_TIMEOUT_MS / 1000 + 30.0
+STALL_SECONDS = MESSAGE_TIMEOUT_MS / 1000 + 60.0 + 30.0  # (+ a request's socket timeout, + a margin)
+PURGE_SECONDS = 30.0  # a purged producer's records are handed back within this, or are all sent again
 QUEUE_MESSAGES = 2_000_000  # records librdkafka may hold unacknowledged (a batch of dead letters fits)
 
 
@@ -101,7 +102,8 @@ class BatchPublisher:
         while rounds:
             todo, alone = rounds.pop(0)
             retry, outage = [], None
-            for topic, partition, record, error in await self._round(todo):
+            failures, used = await self._round(todo)
+            for topic, partition, record, error in failures:
                 if error.code() in too_large:
                     if not alone:
                         rounds.append(([(topic, partition, [record])], True))
@@ -122,16 +124,18 @@ class BatchPublisher:
                     raise KafkaException(error)
             if outage is not None:
                 rounds.insert(0, (retry, alone))
-                await self._restart()  # a producer that lost its broker may not find it again: a new one will
+                held = [used]  # (its last reference, for a thread to drop)
+                del used
+                await self._restart(held)  # a producer that lost its broker may not find it again: a new one will
                 await self._outage(outage, delay)
                 delay = min(delay * 2, 10.0)
         if any(records for _, _, records in sends):  # the broker acknowledged something: it is back
             self.kafka.back()
         return refused
 
-    async def _round(self, sends: list[Send]) -> list:
+    async def _round(self, sends: list[Send]) -> tuple[list, object]:
         """Queue every record, wait until librdkafka holds none (a wedged producer's are purged, see
-        ``STALL_SECONDS``); (topic, partition, record, error) per failure."""
+        ``STALL_SECONDS``); (topic, partition, record, error) per failure, and the producer used."""
         from confluent_kafka import KafkaException
 
         producer = self._started()
@@ -160,14 +164,23 @@ class BatchPublisher:
                 log.info("kafka: %d records unacknowledged for %.0f s: purged, to be sent again by a new producer",
                          left, loop.time() - since)
                 producer.purge()  # each is handed back (failed(): _PURGE_QUEUE or _PURGE_INFLIGHT, transient)
-                await asyncio.to_thread(producer.flush, 1.0)
-                break
-        return failures
+                deadline = loop.time() + PURGE_SECONDS
+                while await asyncio.to_thread(producer.flush, 1.0) and loop.time() < deadline:
+                    pass
+                if producer.flush(0):  # not all handed back: whether they were delivered is unknown, all go again
+                    from confluent_kafka import KafkaError
 
-    async def _restart(self) -> None:
-        """Drop the producer (it holds nothing now: its round ended); the next round starts a new one. It is
-        destroyed in a thread: librdkafka joins its own threads there, not on the event loop."""
-        held, self.producer = [self.producer], None
+                    failures[:] = [(topic, partition, record, KafkaError(KafkaError._PURGE_QUEUE))
+                                   for topic, partition, records in sends for record in records]
+                break
+        return failures, producer
+
+    async def _restart(self, held: list) -> None:
+        """Drop ``held[0]``, the producer of a round that failed, if it is still the one (concurrent rounds
+        share it: the first to fail replaces it, once); the next round starts a new one. It is destroyed in a
+        thread when ``held`` has its last reference (librdkafka joins its own threads there, not on the loop)."""
+        if self.producer is held[0]:
+            self.producer = None
         await asyncio.to_thread(held.clear)
 
     async def _outage(self, error, delay: float) -> None:
