@@ -483,7 +483,7 @@ def test_a_weak_shift_found_after_thousands_of_events_does_not_flap_and_its_hold
     """A shift of 0.06 SD for 100,000 events, found after 13,000: its evidence wanders near zero while it
     lasts. The episode closes only once the lane that fired has stayed quiet for as long as its run (before:
     resolved at 65,615, fired again at 95,065), and it does close once the shift is over (quiet counted
-    under half the threshold: under a tenth it stayed open for hundreds of thousands of events). A state saved
+    under a third of the threshold: under a tenth it stayed open for hundreds of thousands of events). A state saved
     while the episode is open continues identically."""
     rng = np.random.default_rng(52)
     mon = Monitor(MonitorConfig())

@@ -35,9 +35,10 @@ __all__ = ["LaneState", "Transition", "BlockCusum"]
 _EPS32 = float(np.finfo(np.float32).eps)
 # the share of its threshold a lane that fired must stay under, at every block end, for as long as its run before
 # its episode may close: a weak shift's evidence wanders up to the threshold while it lasts and keeps the episode
-# open; once it is over the lane stays well under half its threshold (at a tenth, the streak of a lane with no
-# change at all broke often: an episode of a 0.06 SD shift that had ended stayed open for a million events)
-QUIET = 0.5
+# open; once it is over the lane stays well under a third of it (at a tenth, the streak of a lane with no change
+# at all broke often: an episode of a 0.06 SD shift that had ended stayed open for a million events; at a half,
+# a shift of 0.04-0.06 SD that lasts flapped again on some seeds)
+QUIET = 0.3
 
 
 @dataclass

@@ -27,10 +27,11 @@ missing rate, and its values as a numeric column ``<name>.value`` (a unit
 slip or a shift there is a drift, not a flood of new labels); one of
 integer, nearly unique values named like an id or climbing is an
 ``identifier``. A numeric column of integers that name things rather than
-count them (a merchant category ``5411``, a zip code, an HTTP status: at
+count them (a merchant category ``5411``, a zip code: at
 least 32 distinct ones, each seen four times or more on average, thin even
-in the middle 80 % of the events, in steps of their common divisor, where a
-count, an age or an amount in whole units fills its range) is
+between the 1st and 99th percentiles of the events, in steps of the divisor
+95 % of them share, where a count, an age or an amount in whole units fills
+its range; not one named like an id, whose new values are the norm) is
 ``code``: watched as a number, and its values as labels, a categorical column
 ``<name>.code`` (a code never seen before is a new category, named), beside
 its numeric detectors. Any other column is watched by its kind; a ``numeric`` one also
@@ -87,8 +88,9 @@ EARLIEST_TIME = 631_152_000.0  # 1990-01-01: an epoch time before it is not one
 IN_RANGE_SHARE = 0.95  # share of a column's values that must read as epoch times for it to hold times
 ISO_TEXT = 0.0  # the "unit" of a text column of ISO 8601 dates or times
 NUMBER_LEVELS = 32  # distinct numbers from which a text column of numbers is watched as numbers (fewer: codes)
-CODE_SPARSITY = 0.1  # distinct values over the integers (in steps of their common divisor) that the middle 80 %
-CODE_REPEATS = 4.0  # of the events span, up to which a numeric column holds codes; each seen this often on average
+CODE_SPARSITY = 0.1  # distinct values over the integers (in steps of the divisor 95 % of the events share) that
+CODE_REPEATS = 4.0  # the 1st-99th percentiles span, up to which a numeric column holds codes; each seen this often
+CODE_STEPS = (1_000_000, 100_000, 10_000, 1_000, 500, 100, 50, 25, 10, 5, 2)  # (an amount rounded to one of these)
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}($|[T ]\d{2}:\d{2})")
 
 
@@ -106,7 +108,7 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
         if ((_ID_NAME.search(name) or climbs) and np.all(values == np.round(values))
                 and len(np.unique(values)) >= UNIQUE_SHARE * len(values)):
             return "identifier"
-        return "code" if _codes(values) else "numeric"
+        return "code" if not _ID_NAME.search(name) and _codes(values) else "numeric"
     assert isinstance(column, CategoricalArray)
     present = column.codes[column.codes >= 0]
     if len(present) < MIN_VALUES:
@@ -141,9 +143,10 @@ def infer_role(name: str, column: Column, times: np.ndarray | None = None) -> st
 
 def _codes(values: np.ndarray) -> bool:
     """Whether present values are integer codes: ``NUMBER_LEVELS`` distinct ones or more, each seen
-    ``CODE_REPEATS`` times on average, and thin even in the middle 80 % of the events: at most
-    ``CODE_SPARSITY`` of the integers there, counted in steps of the values' common divisor (amounts rounded
-    to 10 or to 1,000 fill their steps; a heavy tail's gaps are not the middle's).
+    ``CODE_REPEATS`` times on average, and thin between the 1st and 99th percentiles of the events: at most
+    ``CODE_SPARSITY`` of the integers there, counted in steps of the largest of ``CODE_STEPS`` that 95 % of the
+    events are multiples of (amounts rounded to 10 or to 1,000 fill their steps, a few stray exact values
+    aside; a heavy tail's gaps are past the 99th percentile).
 
     >>> rng = np.random.default_rng(0)
     >>> mcc = rng.choice(np.array([4121, 4511, 4814, 5311, 5411, 5499, 5541, 5812, 5814, 5912, 5999, 7011]
@@ -151,14 +154,19 @@ def _codes(values: np.ndarray) -> bool:
     >>> amounts = np.round(rng.lognormal(3.0, 1.2, 5000))
     >>> _codes(mcc), _codes(amounts), _codes(amounts * 10), _codes(rng.poisson(30.0, 5000).astype(float))
     (True, False, False, False)
+    >>> income = np.round(rng.lognormal(10.5, 0.5, 5000), -3)
+    >>> income[:50] += 7  # rounded to thousands, a few exact values among them
+    >>> users = rng.choice(rng.choice(np.arange(1e6), 500, replace=False), 5000)  # 500 users, ten events each
+    >>> _codes(income), infer_role("user_id", NumericArray(users)), infer_role("user", NumericArray(users))
+    (False, 'numeric', 'code')
     """
     if not (np.all(np.isfinite(values)) and np.all(values == np.round(values))) or np.abs(values).max() >= 2.0 ** 53:
         return False
     distinct = np.unique(values)
     if len(distinct) < NUMBER_LEVELS or len(values) < CODE_REPEATS * len(distinct):
         return False
-    step = float(np.gcd.reduce(np.abs(distinct).astype(np.int64))) or 1.0
-    low, high = np.quantile(values, [0.1, 0.9])
+    step = next((float(s) for s in CODE_STEPS if np.mean(values % s == 0) >= 0.95), 1.0)
+    low, high = np.quantile(values, [0.01, 0.99])
     middle = distinct[(distinct >= low) & (distinct <= high)]
     return bool(len(middle) <= CODE_SPARSITY * ((high - low) / step + 1))
 

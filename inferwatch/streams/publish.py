@@ -156,10 +156,11 @@ class BatchPublisher:
                         failures.append((topic, partition, (key, value), exc.args[0]))
                         break
         loop = asyncio.get_running_loop()
-        least, since = None, loop.time()
+        before, since = None, loop.time()
         while left := await asyncio.to_thread(producer.flush, 1.0):
-            if least is None or left < least:
-                least, since = left, loop.time()
+            fell, before = before is None or left < before, left  # (the queue is shared: any fall is progress)
+            if fell:
+                since = loop.time()
             elif loop.time() - since > STALL_SECONDS:
                 log.info("kafka: %d records unacknowledged for %.0f s: purged, to be sent again by a new producer",
                          left, loop.time() - since)
