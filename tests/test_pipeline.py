@@ -1,6 +1,7 @@
 """The pipeline step, and the worker's partition step over it: no Kafka, no Redis."""
 
 import io
+import re
 
 import numpy as np
 import orjson
@@ -575,3 +576,27 @@ def test_late_versions_are_decided_in_event_order_and_one_offs_block_nothing():
     assert firing[0][1:] == ("y", None)  # the new column, said once for the model
     assert [(f, s) for _, f, s in firing[1:2]] == [("prediction", {"model_version": "a4"})]
     assert 30_000 <= firing[1][0] < 30_000 + 1_500
+
+
+def test_a_drift_that_a_new_version_brings_says_when_it_came_whatever_the_cuts():
+    """A reference of version 1.9; at event 5,000 of the stream version 2.0 takes all the traffic and its
+    score is higher: the whole model's drift alert says the version came some events before it (a release
+    or a retrain is the likeliest cause); the same words whatever the batch cuts, the state saved between."""
+    reference = _versioned_events(20_000, 0.0)
+    stream = _versioned_events(15_000, 0.0, start=20_000, shift_from=25_000,
+                               version_of=lambda c: "1.9")
+    stream[5_000:] = [line.replace(b'"1.9"', b'"2.0"') for line in _versioned_events(
+        10_000, 1.0, start=25_000, shift_from=25_000, version_of=lambda c: "2.0")]
+    runs = []
+    for cut in (15_000, 2_999):
+        pipe = Pipeline.build(MonitorConfig(), reference[:1000], [reference])
+        said = []
+        for lo in range(0, len(stream), cut):
+            said += [(i, a.alert_id, a.message) for i, a in pipe.step(stream[lo:lo + cut], lo).alerts
+                     if a.status == "firing" and a.feature == "prediction" and a.segment is None]
+            pipe = Pipeline.from_bytes(pipe.to_bytes(), MonitorConfig())
+        runs.append(said)
+    assert runs[0] == runs[1] and runs[0], runs
+    row, _, message = runs[0][0]
+    words = re.search(r"model_version '2.0' first seen ([\d,]+) events before\.$", message)
+    assert 5_000 <= row < 6_000 and words and int(words.group(1).replace(",", "")) == row - 5_000, message

@@ -62,6 +62,7 @@ class Finding:
     kind: str | None = None  # default: the detector's kind (drift, data_quality)
     segment: tuple[str, str] | None = None  # (tag, value) when a segment's own detector found it
     factor: float | None = None  # a numeric column's median at the firing over its reference median
+    run: int = 0  # events the firing's evidence was gathered over (0: not said)
 
 
 @dataclass

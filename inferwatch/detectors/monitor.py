@@ -390,7 +390,7 @@ class ColumnMonitor:
             if factor is None and context.get("bulk", 0.0) >= 0.5:  # most values moved past the range: the
                 factor = _factor(context, self.book)  # median's ratio (theirs is biased by where the range ends)
             out.append(Finding(self.name, t.detector, t.action, row, t.score, t.threshold, severity, message,
-                               segment=segment, factor=factor))
+                               segment=segment, factor=factor, run=t.run_length))
         return out
 
     def describe(self, t: Transition) -> tuple[str, str]:
@@ -701,6 +701,9 @@ NEW_COLUMN = "new_column"  # the detector name of a column first seen after the 
 SEGMENT_MIN_EVENTS = 1000  # baseline events a segment value needs for detectors of its own
 VERSION = "model_version"  # the events' model_version: a segment when the baseline holds two or more
 LATE_VERSION_EVENTS = 2_000  # a version new to the baseline takes its own from its first this many events
+NEW_VERSIONS_KEPT = 16  # versions the baseline did not hold whose first event a model remembers (the latest)
+NEW_VERSIONS_MOST = 64  # past this many new versions (or a baseline of more), versions are not named at all
+NEW_VERSION_REACH = 500  # a drift found within this many events of a new version's first (or within its run) says so
 VERSION_IDLE_EVENTS = 50_000  # ... and starts over when unseen for this many events of its model
 # the tilts of an id column's repeat share: rare in a baseline, so strong tilts find a few percent fast
 REPEAT_THETAS: dict[str, tuple[float, ...]] = {"mix": (-1.0, 0.4, 1.0, 2.0, 4.0, 7.0)}
@@ -740,6 +743,11 @@ class ModelMonitor:
         self.baseline_versions: set[str] | None = None  # versions the baseline held 1,000 times (None: not known)
         self.late_versions: dict[str, list[Batch]] = {}  # any other version: its events until it has a baseline
         self.version_seen: dict[str, int] = {}  # ... and the model event each was last seen at
+        # the versions the baseline held (None: not told, or too many to be releases) and each later one's first
+        # model event (the latest NEW_VERSIONS_KEPT; how many came): a drift a new version's arrival explains says so
+        self.known_versions: set[str] | None = None
+        self.new_versions: dict[str, int] = {}
+        self.new_version_count = 0
         self.baseline_columns: list[str] = []  # the columns of the baseline (a late version's are these)
         self.late: dict[str, list[Column]] = {}  # a column first seen after the baseline: its values so far
         self.late_times: dict[str, list[np.ndarray]] = {}  # and their events' times
@@ -790,8 +798,48 @@ class ModelMonitor:
             live = batch.slice(take, len(batch)) if take < len(batch) else None
             offset = take
         if live is not None:
-            findings += [replace(f, row=f.row + offset) for f in self._live_findings(live)]
+            start = self.events
+            arrived = self._note_new_versions(live, start)
+            found = self._live_findings(live)
+            findings += [replace(f, row=f.row + offset) for f in self._versions_said(found, start, arrived)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
+
+    def _note_new_versions(self, live: Batch, start: int) -> bool:
+        """Note the first event of each ``model_version`` the baseline did not hold (the latest
+        ``NEW_VERSIONS_KEPT``); whether any is within reach of this batch."""
+        arr = live.segments.get(VERSION)
+        if arr is not None and self.known_versions is not None:
+            codes, first = np.unique(arr.codes, return_index=True)
+            new = [(arr.categories[c], int(i)) for c, i in zip(codes.tolist(), first.tolist())
+                   if c >= 0 and arr.categories[c] not in self.known_versions
+                   and arr.categories[c] not in self.new_versions]
+            self.new_version_count += len(new)
+            if self.new_version_count > NEW_VERSIONS_MOST:  # (an id sent as the version: nothing to say)
+                self.known_versions, self.new_versions = None, {}
+                return False
+            self.new_versions.update((value, start + i) for value, i in new)
+            self.new_versions = dict(sorted(self.new_versions.items(), key=lambda kv: kv[1])[-NEW_VERSIONS_KEPT:])
+        return any(at > start - VERSION_IDLE_EVENTS for at in self.new_versions.values())
+
+    def _versions_said(self, found: list[Finding], start: int, arrived: bool) -> list[Finding]:
+        """A whole-model drift that fired within its run (at least ``NEW_VERSION_REACH`` events) of a new
+        ``model_version``'s first event says so: a model released, retrained or rolled back is the likeliest
+        cause of a prediction that moved."""
+        if not arrived:
+            return found
+        out = []
+        for f in found:
+            kind = f.kind or DETECTOR_KIND.get(f.detector)
+            at = start + f.row
+            came = [(first, v) for v, first in self.new_versions.items()
+                    if f.action == "fire" and f.segment is None and kind == "drift"
+                    and at - max(f.run, NEW_VERSION_REACH) < first <= at]
+            if came:
+                first, value = max(came)
+                f = replace(f, message=f"{f.message[:-1]}; model_version {value!r} first seen {at - first:,} "
+                                       f"events before.")
+            out.append(f)
+        return out
 
     def _yield_event_repeat(self) -> None:
         """A column of the events named ``event_id.repeat`` arrived: it keeps its name, and the events' own ids
@@ -1165,6 +1213,9 @@ class ModelMonitor:
         self.baseline_versions = {versions.categories[c] for c in np.flatnonzero(counts >= SEGMENT_MIN_EVENTS)
                                   } if versions is not None else set()
         self.late_versions, self.version_seen = {}, {}
+        held = {versions.categories[c] for c in np.flatnonzero(counts)} if versions is not None else set()
+        self.known_versions = held if len(held) <= NEW_VERSIONS_MOST else None
+        self.new_versions, self.new_version_count = {}, 0
         self.baseline_columns = sorted(self.columns)
         self.live_from = self.events
 
@@ -1298,6 +1349,8 @@ class ModelMonitor:
             "late_versions": {value: _batch_to_dict(concat_batches(held)) for value, held in
                               sorted(self.late_versions.items())},
             "version_seen": dict(sorted(self.version_seen.items())),
+            "known_versions": sorted(self.known_versions) if self.known_versions is not None else None,
+            "new_versions": dict(sorted(self.new_versions.items())), "new_version_count": self.new_version_count,
             "baseline_columns": self.baseline_columns,
             "segments": {tag: {v: {c: s.to_dict() for c, s in cols.items()} for v, cols in vals.items()}
                          for tag, vals in self.segments.items()},
@@ -1345,6 +1398,10 @@ class ModelMonitor:
         mon.baseline_versions = set(versions) if versions is not None else None
         mon.late_versions = {value: [_batch_from_dict(b)] for value, b in (raw.get("late_versions") or {}).items()}
         mon.version_seen = {value: int(at) for value, at in (raw.get("version_seen") or {}).items()}
+        known = raw.get("known_versions")
+        mon.known_versions = set(known) if known is not None else None  # (a state saved before: not told)
+        mon.new_versions = {value: int(at) for value, at in (raw.get("new_versions") or {}).items()}
+        mon.new_version_count = int(raw.get("new_version_count", 0))
         mon.baseline_columns = list(raw.get("baseline_columns") or sorted(mon.columns))
         return mon
 
