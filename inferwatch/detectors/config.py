@@ -114,7 +114,7 @@ class ColumnConfig(_Strict):
     ``timestamp`` (epoch times: the missing rate and the age, event time -
     its time), ``numeric_text`` (numbers sent as text: the missing rate and
     the numbers), ``code`` (integers that name things, a merchant category
-    or a zip code: the missing rate and the codes as labels), ``categorical``
+    or a zip code: watched as numbers and as labels, ``<name>.code``), ``categorical``
     or ``numeric`` (watched by its kind).
     """
 

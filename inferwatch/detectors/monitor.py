@@ -799,14 +799,14 @@ class ModelMonitor:
             offset = take
         if live is not None:
             start = self.events
-            arrived = self._note_new_versions(live, start)
+            self._note_new_versions(live, start)
             found = self._live_findings(live)
-            findings += [replace(f, row=f.row + offset) for f in self._versions_said(found, start, arrived)]
+            findings += [replace(f, row=f.row + offset) for f in self._versions_said(found, start)]
         return self.policy.apply(findings, batch.times, batch.event_ids)
 
-    def _note_new_versions(self, live: Batch, start: int) -> bool:
+    def _note_new_versions(self, live: Batch, start: int) -> None:
         """Note the first event of each ``model_version`` the baseline did not hold (the latest
-        ``NEW_VERSIONS_KEPT``); whether any is within reach of this batch."""
+        ``NEW_VERSIONS_KEPT``)."""
         arr = live.segments.get(VERSION)
         if arr is not None and self.known_versions is not None:
             codes, first = np.unique(arr.codes, return_index=True)
@@ -816,24 +816,22 @@ class ModelMonitor:
             self.new_version_count += len(new)
             if self.new_version_count > NEW_VERSIONS_MOST:  # (an id sent as the version: nothing to say)
                 self.known_versions, self.new_versions = None, {}
-                return False
+                return
             self.new_versions.update((value, start + i) for value, i in new)
             self.new_versions = dict(sorted(self.new_versions.items(), key=lambda kv: kv[1])[-NEW_VERSIONS_KEPT:])
-        return any(at > start - VERSION_IDLE_EVENTS for at in self.new_versions.values())
 
-    def _versions_said(self, found: list[Finding], start: int, arrived: bool) -> list[Finding]:
+    def _versions_said(self, found: list[Finding], start: int) -> list[Finding]:
         """A whole-model drift that fired within its run (at least ``NEW_VERSION_REACH`` events) of a new
         ``model_version``'s first event says so: a model released, retrained or rolled back is the likeliest
         cause of a prediction that moved."""
-        if not arrived:
+        if not self.new_versions:
             return found
         out = []
         for f in found:
-            kind = f.kind or DETECTOR_KIND.get(f.detector)
             at = start + f.row
+            drift = f.action == "fire" and f.segment is None and (f.kind or DETECTOR_KIND.get(f.detector)) == "drift"
             came = [(first, v) for v, first in self.new_versions.items()
-                    if f.action == "fire" and f.segment is None and kind == "drift"
-                    and at - max(f.run, NEW_VERSION_REACH) < first <= at]
+                    if drift and at - max(f.run, NEW_VERSION_REACH) < first <= at]
             if came:
                 first, value = max(came)
                 f = replace(f, message=f"{f.message[:-1]}; model_version {value!r} first seen {at - first:,} "
@@ -1243,14 +1241,12 @@ class ModelMonitor:
                 detectors = tuple(user.detectors) if user is not None and user.detectors else ("missing",)
             elif isinstance(column, NumericArray):  # i.e. kind == "numeric"
                 book = NumericCodebook.from_reference(column.values, cfg.bins)
-                base, _, suffix = name.rpartition(".")
-                if _DERIVED_BY.get(self.roles.get(base, "")) == suffix:
-                    detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
             else:
                 book = CategoricalCodebook.from_reference(column, cfg.max_categories)
-                base, _, suffix = name.rpartition(".")
-                if _DERIVED_BY.get(self.roles.get(base, "")) == suffix:
-                    detectors = tuple(d for d in detectors if d != "missing")  # the column's own lane says it
+            base, _, suffix = name.rpartition(".")
+            derived = name not in self.roles and _DERIVED_BY.get(self.roles.get(base, "")) == suffix
+            if derived:  # a text's length, a number's code...: the column's own missing lane says it
+                detectors = tuple(d for d in detectors if d != "missing")
             codes = book.encode(column)
             live = as_if_live(book, column, codes)
             built[name] = (book, codes, *build_lanes(book, codes, detectors, thetas, live), live)
